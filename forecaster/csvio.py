@@ -1,0 +1,119 @@
+"""Reading and writing `ts,value` CSV traces, with errors that name the file and the line.
+
+Rules (documented in docs/forecasting.md):
+- a header row naming `ts` and `value` (other columns are ignored);
+- `ts` is ISO 8601 with a zone (`2015-07-13T13:00:00Z`); times without a zone are refused;
+- `value` is a number >= 0; an empty cell is a missing point (NaN);
+- rows strictly increasing in time on a regular grid: the interval is the most common spacing;
+  a hole that is a whole number of intervals becomes NaN points, anything else is an error.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecaster.series import Series
+from policies.errors import InputFileError
+
+
+def read_series_csv(path: str | Path) -> Series:
+    """Read a `ts,value` CSV into a regular Series; raise InputFileError naming file:line."""
+    p = Path(path)
+    try:
+        raw = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except FileNotFoundError:
+        raise InputFileError([f"{p}: file not found"]) from None
+    except pd.errors.EmptyDataError:
+        raise InputFileError([f"{p}: file is empty (expected a header `ts,value` and rows)"]) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise InputFileError([f"{p}: not a readable CSV: {exc}"]) from None
+    cols = [c.strip().lower() for c in raw.columns]
+    raw.columns = cols
+    missing = [c for c in ("ts", "value") if c not in cols]
+    if missing:
+        raise InputFileError(
+            [f"{p}:1: missing column(s) {', '.join(missing)} in header {','.join(cols)!s} "
+             f"(expected `ts,value`)"]
+        )
+    if len(raw) < 2:
+        raise InputFileError([f"{p}: needs at least 2 data rows, found {len(raw)}"])
+
+    def line(i: int) -> int:  # data row i -> file line (header is line 1)
+        return int(i) + 2
+
+    ts_text = raw["ts"].str.strip()
+    ts = pd.to_datetime(ts_text, utc=False, errors="coerce", format="ISO8601")
+    bad = ts.isna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputFileError([f"{p}:{line(i)}: ts {ts_text.iloc[i]!r} is not an ISO 8601 time"])
+    if getattr(ts.dt, "tz", None) is None:
+        raise InputFileError(
+            [f"{p}:2: ts {ts_text.iloc[0]!r} has no zone; write times like 2015-07-13T13:00:00Z"]
+        )
+    ts = ts.dt.tz_convert("UTC")
+
+    val_text = raw["value"].str.strip()
+    values = pd.to_numeric(val_text.replace("", np.nan), errors="coerce")
+    bad = values.isna() & (val_text != "") & ~val_text.str.lower().isin(["nan", "na", "null"])
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputFileError([f"{p}:{line(i)}: value {val_text.iloc[i]!r} is not a number"])
+    neg = values < 0
+    if neg.any():
+        i = int(np.flatnonzero(neg.to_numpy())[0])
+        raise InputFileError([f"{p}:{line(i)}: value {val_text.iloc[i]} is negative; demand counts are >= 0"])
+    inf = ~np.isfinite(values.fillna(0.0))
+    if inf.any():
+        i = int(np.flatnonzero(inf.to_numpy())[0])
+        raise InputFileError([f"{p}:{line(i)}: value {val_text.iloc[i]} is not finite"])
+
+    ns = ts.to_numpy().astype("datetime64[s]").astype("int64")
+    diffs = np.diff(ns)
+    nonpos = np.flatnonzero(diffs <= 0)
+    if nonpos.size:
+        i = int(nonpos[0]) + 1
+        raise InputFileError(
+            [f"{p}:{line(i)}: ts {ts_text.iloc[i]} is not after the previous row's "
+             f"{ts_text.iloc[i - 1]} (rows must be strictly increasing)"]
+        )
+    vals, counts = np.unique(diffs, return_counts=True)
+    step_s = int(vals[np.argmax(counts)])
+    off = np.flatnonzero(diffs % step_s != 0)
+    if off.size:
+        i = int(off[0]) + 1
+        raise InputFileError(
+            [f"{p}:{line(i)}: irregular interval: {ts_text.iloc[i - 1]} -> {ts_text.iloc[i]} is "
+             f"{diffs[i - 1]}s, not a multiple of the file's interval {step_s}s"]
+        )
+    s = pd.Series(values.to_numpy(dtype=float), index=pd.DatetimeIndex(ts), name="value")
+    full = pd.date_range(s.index[0], s.index[-1], freq=pd.Timedelta(seconds=step_s))
+    if len(full) != len(s):
+        s = s.reindex(full)
+    return Series(s, timedelta(seconds=step_s), name=str(p))
+
+
+def write_series_csv(series: Series, path: str | Path) -> None:
+    """Write `ts,value` (ISO 8601 UTC, `Z`); NaN as an empty cell."""
+    out = pd.DataFrame({"ts": series.index.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": series.values.to_numpy()})
+    out.to_csv(path, index=False, na_rep="", float_format=_float_format(series.values))
+
+
+def _float_format(values: pd.Series) -> str | None:
+    v = values.dropna().to_numpy()
+    if v.size and np.all(np.equal(np.mod(v, 1), 0)) and np.all(np.abs(v) < 2**53):
+        return "%.0f"
+    return None
+
+
+def interval_text(step: timedelta) -> str:
+    s = int(step.total_seconds())
+    if s % 3600 == 0:
+        return f"{s // 3600}h"
+    if s % 60 == 0:
+        return f"{s // 60}min"
+    return f"{s}s"

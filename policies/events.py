@@ -1,0 +1,154 @@
+"""The event calendar: sales, joint live events with partner platforms, and holidays.
+
+An event is the unit every other part of Ebbtide reasons about: the forecaster turns it into
+holiday windows, a pre-event ramp and a post-event decay (the ebb); the planner pre-scales before
+its ramp; the cost report bills per event. Times are ISO 8601 with a zone, kept in UTC.
+
+Shapes accepted for an events file: a mapping with a top-level `events:` list (the same entries a
+policy's `events:` holds), or a bare list of those entries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from policies.errors import InputFileError
+from policies.units import parse_duration, parse_time
+from policies.yamlio import format_validation_errors, load_yaml_with_lines
+
+EventKind = Literal["sale", "joint_live", "holiday"]
+
+
+class Event(BaseModel):
+    """One event in the calendar. `start` <= `peak` <= `end`, all with a zone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="Unique name, used in reports (e.g. `singles-day-2026`).")
+    kind: EventKind = Field(
+        description="`sale` (11.11, 618, Black Friday), `joint_live` (co-streaming or a joint event "
+        "with a partner platform), or `holiday`."
+    )
+    start: datetime = Field(
+        description="When the pre-event ramp starts (warm-up, pre-sale), ISO 8601 with zone. "
+        "Pre-scaling aims to have pods ready by this time."
+    )
+    peak: datetime = Field(description="When traffic peaks, ISO 8601 with zone.")
+    end: datetime = Field(
+        description="When the event itself ends, ISO 8601 with zone; the ebb (post-event decay) "
+        "starts here."
+    )
+    recurrence: Literal["yearly"] | None = Field(
+        default=None,
+        description="`yearly`: the event repeats on the same calendar dates every year "
+        "(Singles Day, 618); absent: a one-off event.",
+    )
+    ebb: timedelta | None = Field(
+        default=None,
+        description="Optional hint for the ebb's time constant (how long until the excess over "
+        "the peace state falls to 1/e), e.g. `36h`. Absent: learned from earlier events in the "
+        "history or chosen among candidates by the recent fit.",
+    )
+
+    @field_validator("start", "peak", "end", mode="before")
+    @classmethod
+    def _aware_time(cls, v):
+        return parse_time(v)
+
+    @field_validator("ebb", mode="before")
+    @classmethod
+    def _duration(cls, v):
+        if v is None:
+            return None
+        td = parse_duration(v)
+        if td <= timedelta(0):
+            raise ValueError("must be a positive duration, e.g. 36h")
+        return td
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Event":
+        if not (self.start <= self.peak <= self.end):
+            raise ValueError(
+                f"times must satisfy start <= peak <= end "
+                f"(start {self.start.isoformat()}, peak {self.peak.isoformat()}, end {self.end.isoformat()})"
+            )
+        if self.recurrence == "yearly" and self.end - self.start > timedelta(days=60):
+            raise ValueError("a yearly event must last at most 60 days from start to end")
+        return self
+
+    def occurrences(self, since: datetime, until: datetime) -> list["Event"]:
+        """This event's occurrences overlapping [since - 30d, until + 30d] (yearly ones shifted)."""
+        if self.recurrence != "yearly":
+            return [self]
+        out = []
+        pad = timedelta(days=30)
+        for year in range(since.year - 1, until.year + 2):
+            shift = year - self.peak.year
+            try:
+                occ = self.model_copy(
+                    update={
+                        "start": self.start.replace(year=self.start.year + shift),
+                        "peak": self.peak.replace(year=self.peak.year + shift),
+                        "end": self.end.replace(year=self.end.year + shift),
+                        "name": self.name if shift == 0 else f"{self.name}@{year}",
+                    }
+                )
+            except ValueError:  # 29 February in a non-leap year
+                continue
+            if occ.end >= since - pad and occ.start <= until + pad:
+                out.append(occ)
+        return out
+
+
+_EVENT_LIST = TypeAdapter(list[Event])
+
+
+def expand_events(events: list[Event] | tuple[Event, ...], since: datetime, until: datetime) -> list[Event]:
+    """All occurrences (yearly events repeated) touching the window, sorted by start."""
+    out: list[Event] = []
+    for ev in events:
+        out.extend(ev.occurrences(since, until))
+    return sorted(out, key=lambda e: e.start)
+
+
+def parse_events(data: object, file: str | Path, lines: dict, prefix: tuple = ()) -> list[Event]:
+    """Validate an `events:` list (already loaded from YAML); errors name file, line and field."""
+    try:
+        events = _EVENT_LIST.validate_python(data if data is not None else [])
+    except ValidationError as exc:
+        raise InputFileError(format_validation_errors(exc, file, lines, prefix)) from None
+    names: dict[str, int] = {}
+    problems = []
+    for i, ev in enumerate(events):
+        if ev.name in names:
+            line = lines.get(prefix + (i, "name"))
+            problems.append(
+                f"{file}:{line} {'.'.join(map(str, prefix)) or 'events'}[{i}].name: duplicate event "
+                f"name {ev.name!r} (also events[{names[ev.name]}])"
+            )
+        names[ev.name] = i
+    if problems:
+        raise InputFileError(problems)
+    return events
+
+
+def load_events_file(path: str | Path) -> list[Event]:
+    """Read an events file: a top-level `events:` list, or a bare list of events."""
+    data, lines = load_yaml_with_lines(path)
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - {"events", "apiVersion"})
+        if unknown:
+            raise InputFileError(
+                [f"{path}:{lines.get((unknown[0],))} {unknown[0]}: unknown top-level key; an events "
+                 f"file holds `events:` (a list)"]
+            )
+        if "events" not in data:
+            raise InputFileError([f"{path}:1 events: required top-level list is missing"])
+        return parse_events(data["events"], path, lines, ("events",))
+    if isinstance(data, list):
+        return parse_events(data, path, lines)
+    raise InputFileError([f"{path}:1: an events file holds a list of events or `events:` with one"])

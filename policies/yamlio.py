@@ -1,0 +1,130 @@
+"""YAML with line numbers, and pydantic errors told as `file:line path: message`.
+
+`load_yaml_with_lines` returns the plain data and a map from each path (a tuple of keys and
+list indexes) to the 1-based line where that value starts, so every validation error can name
+its line. `format_validation_errors` turns a pydantic ValidationError into those lines, all of
+them at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from policies.errors import InputFileError
+
+PathKey = tuple[str | int, ...]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (a silent override in a policy is a bug magnet)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None,
+                f"duplicate key {key!r} (first at line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+# Keep ISO times as strings: pydantic parses them and refuses missing zones, YAML's own
+# timestamp resolver would silently make naive datetimes.
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _line_map(node: yaml.Node | None, path: PathKey, out: dict[PathKey, int]) -> None:
+    if node is None:
+        return
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[path + (key,)] = key_node.start_mark.line + 1
+            _line_map(value_node, path + (key,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_map(item, path + (i,), out)
+
+
+def load_yaml_with_lines(path: str | Path, text: str | None = None) -> tuple[Any, dict[PathKey, int]]:
+    """Read a YAML file; return (data, {path: line}). Syntax errors name file and line."""
+    p = Path(path)
+    if text is None:
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputFileError([f"{p}: file not found"]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputFileError([f"{p}: cannot read: {exc}"]) from None
+    try:
+        node = yaml.compose(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise InputFileError([f"{p}{line}: invalid YAML: {exc.problem or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise InputFileError([f"{p}: invalid YAML: {exc}"]) from None
+    lines: dict[PathKey, int] = {}
+    _line_map(node, (), lines)
+    return data, lines
+
+
+def format_path(loc: PathKey) -> str:
+    """(`workloads`, 0, `scaling`, `max_replicas`) -> `workloads[0].scaling.max_replicas`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def line_for(lines: dict[PathKey, int], loc: PathKey) -> int | None:
+    """The line of the deepest known prefix of `loc` (a missing field points at its parent)."""
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def format_validation_errors(
+    exc: ValidationError, file: str | Path, lines: dict[PathKey, int], prefix: PathKey = ()
+) -> list[str]:
+    """One `file:line path: message` per pydantic error, in document order."""
+    problems: list[tuple[int, str]] = []
+    for err in exc.errors(include_url=False):
+        loc = prefix + tuple(p for p in err["loc"] if not _is_union_tag(p))
+        line = line_for(lines, loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (not in the schema; check spelling and indentation)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        msg = msg.removeprefix("Value error, ")
+        where = f"{file}:{line}" if line else f"{file}"
+        problems.append((line or 0, f"{where} {format_path(loc)}: {msg}"))
+    problems.sort(key=lambda t: t[0])
+    return [p for _, p in problems]
+
+
+def _is_union_tag(part: str | int) -> bool:
+    # pydantic adds the member type name to locations inside unions ("function-after[...]").
+    return isinstance(part, str) and ("[" in part and "]" in part and part[0].isalpha() and "(" not in part and part.split("[")[0] in {"function-after", "function-before", "function-wrap", "function-plain", "tagged-union", "union"})
