@@ -1,0 +1,180 @@
+"""Value types of planning: what the planner reads (observations, cluster state, its own memory)
+and what it decides (a Plan). All frozen; pure code passes them around, adapters fill them.
+
+A Plan is the unit of truth: logs, Kubernetes Events, dry-run output, /metrics and cost reports
+all read Plans. It holds the ordered list of steps that led from the raw demand to the final
+replicas and caps, each with the value before and after and a reason a person can read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from forecaster.series import Forecast
+
+
+@dataclass(frozen=True)
+class SliReading:
+    """The latest value of one quality SLI. `value None` = the query returned nothing."""
+
+    name: str
+    value: float | None
+    at: datetime | None  # sample time (UTC); None when no sample
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What was measured this tick: demand now (latest sample) and the quality SLIs.
+
+    `demand_at` is the sample time of `demand_now`; data older than the policy's max_staleness
+    counts as stale. `tier_viewers`: concurrent viewers per tier (bitrate planning), if known.
+    `weak_network_loss`: packet-loss ratio of weak-network viewers, if known.
+    """
+
+    demand_now: float | None
+    demand_at: datetime | None
+    slis: tuple[SliReading, ...] = ()
+    tier_viewers: tuple[tuple[str, float], ...] = ()
+    weak_network_loss: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """The cluster as read this tick. `replicas`: desired replicas (spec / scale subresource);
+    `ready_replicas`: ready pods; `hpa_min`/`hpa_max` when an HPA owns the workload;
+    `bitrate_caps`: tier -> rung currently written in the bitrate document (empty if none)."""
+
+    replicas: int
+    ready_replicas: int
+    hpa_min: int | None = None
+    hpa_max: int | None = None
+    bitrate_caps: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PlannerMemory:
+    """What the planner remembers between ticks (returned in each Plan, fed to the next).
+
+    `recommendations`: (time, replicas) recommended over the stabilisation window;
+    `last_scale_up_at`/`last_scale_down_at`: times of the last actions taken;
+    `guard_until`: the quality guard holds until this time.
+    """
+
+    recommendations: tuple[tuple[datetime, int], ...] = ()
+    last_scale_up_at: datetime | None = None
+    last_scale_down_at: datetime | None = None
+    guard_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PlanningState:
+    """Everything the planner knows of the past: the cluster as read now, and its own memory."""
+
+    cluster: WorkloadState
+    memory: PlannerMemory = PlannerMemory()
+
+
+@dataclass(frozen=True)
+class TrustedForecast:
+    """A forecast with its trust verdict (from the rolling backtest and the trust gate).
+
+    `forecast None` = forecasting failed or was not possible; with `trusted False` the planner
+    sizes reactively on current demand. `reasons` say why (for the Plan).
+    """
+
+    forecast: Forecast | None
+    trusted: bool
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a plan: `name` of the rule, value `before` and `after`, and why."""
+
+    name: str
+    before: object
+    after: object
+    reason: str
+
+
+@dataclass(frozen=True)
+class TierCap:
+    """Bitrate decision for one viewer tier: highest rung allowed, its kbps, the FEC profile."""
+
+    tier: str
+    rung: str
+    max_kbps: float
+    fec_profile: str = "standard"
+    egress_gbph: float | None = None  # estimated egress, GB per hour, when viewers are known
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The decision for one workload at one tick. Pure data; `inputs_digest` identifies inputs.
+
+    `apply_via`: `scale` (scale subresource) or `hpa_min_replicas` (an HPA owns the workload).
+    `target_replicas` is what is written (scale replicas, or the HPA's minReplicas).
+    `bitrate` is None when the policy plans no bitrate.
+    """
+
+    workload: str
+    now: datetime
+    current_replicas: int
+    target_replicas: int
+    apply_via: Literal["scale", "hpa_min_replicas"]
+    steps: tuple[Step, ...]
+    memory: PlannerMemory
+    forecast_trusted: bool
+    guard_active: bool
+    data_ok: bool
+    bitrate: tuple[TierCap, ...] | None = None
+    inputs_digest: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def replicas_change(self) -> int:
+        return self.target_replicas - self.current_replicas
+
+    @property
+    def reasons(self) -> list[str]:
+        return [s.reason for s in self.steps]
+
+    def to_json(self) -> dict:
+        """JSON-ready dict (audit log line, plans.jsonl)."""
+        d = asdict(self)
+        d["now"] = self.now.isoformat()
+        d["memory"] = {
+            "recommendations": [(t.isoformat(), r) for t, r in self.memory.recommendations],
+            "last_scale_up_at": _iso(self.memory.last_scale_up_at),
+            "last_scale_down_at": _iso(self.memory.last_scale_down_at),
+            "guard_until": _iso(self.memory.guard_until),
+        }
+        d["steps"] = [
+            {"step": s.name, "before": _plain(s.before), "after": _plain(s.after), "reason": s.reason}
+            for s in self.steps
+        ]
+        return d
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+def _plain(v: object) -> object:
+    if isinstance(v, (int, float, str, bool)) or v is None:
+        return v
+    if isinstance(v, datetime):
+        return v.isoformat()
+    return str(v)
+
+
+def digest(*parts: object) -> str:
+    """Stable short digest of the planner's inputs (equal inputs -> equal digest)."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
