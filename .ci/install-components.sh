@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real components the test suite runs against, when they are missing:
-#   - Prometheus + promtool (Debian package `prometheus`).
+#   - Prometheus + promtool (Debian package `prometheus`);
+#   - openssl (the TLS tests of the Prometheus adapter make a self-signed certificate).
 # Needs root (or passwordless sudo) for apt. Without it, nothing is installed and the tests
 # that need a component skip with a message saying so (under CI=true they fail instead).
 set -uo pipefail
@@ -13,15 +14,19 @@ as_root() {
   else return 99; fi
 }
 
-if have prometheus && have promtool; then
-  echo "components: prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') already installed"
+missing=()
+have prometheus && have promtool || missing+=(prometheus)
+have openssl || missing+=(openssl)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "components: prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') and openssl already installed"
 else
-  echo "components: installing prometheus (Debian package)"
+  echo "components: installing ${missing[*]} (Debian packages)"
   if as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-     && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; then
-    echo "components: prometheus installed"
+     && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    echo "components: ${missing[*]} installed"
   else
-    echo "components: could not install prometheus (need root for apt); its tests will skip" >&2
+    echo "components: could not install ${missing[*]} (need root for apt); their tests will skip" >&2
   fi
 fi
 exit 0

@@ -46,16 +46,19 @@ def read_series_csv(path: str | Path) -> Series:
         return int(i) + 2
 
     ts_text = raw["ts"].str.strip()
-    ts = pd.to_datetime(ts_text, utc=False, errors="coerce", format="ISO8601")
+    # utc=True: rows may carry different offsets (+08:00 and Z); rows without a zone are
+    # found by their text, since parsing with utc=True would silently read them as UTC.
+    ts = pd.to_datetime(ts_text, utc=True, errors="coerce", format="ISO8601")
     bad = ts.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputFileError([f"{p}:{line(i)}: ts {ts_text.iloc[i]!r} is not an ISO 8601 time"])
-    if getattr(ts.dt, "tz", None) is None:
+    zoned = ts_text.str.contains(r"[T ]\d{2}(?::?\d{2})*(?:\.\d+)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$", regex=True)
+    if not zoned.all():
+        i = int(np.flatnonzero(~zoned.to_numpy())[0])
         raise InputFileError(
-            [f"{p}:2: ts {ts_text.iloc[0]!r} has no zone; write times like 2015-07-13T13:00:00Z"]
+            [f"{p}:{line(i)}: ts {ts_text.iloc[i]!r} has no zone; write times like 2015-07-13T13:00:00Z"]
         )
-    ts = ts.dt.tz_convert("UTC")
 
     val_text = raw["value"].str.strip()
     values = pd.to_numeric(val_text.replace("", np.nan), errors="coerce")
@@ -72,7 +75,7 @@ def read_series_csv(path: str | Path) -> Series:
         i = int(np.flatnonzero(inf.to_numpy())[0])
         raise InputFileError([f"{p}:{line(i)}: value {val_text.iloc[i]} is not finite"])
 
-    ns = ts.to_numpy().astype("datetime64[s]").astype("int64")
+    ns = ts.dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype("int64")
     diffs = np.diff(ns)
     nonpos = np.flatnonzero(diffs <= 0)
     if nonpos.size:

@@ -44,3 +44,5 @@ def shared_data() -> Path:
         pytest.skip(f"real traces not found at {SHARED_DATA} (set EBBTIDE_SHARED_DATA); they are "
                     f"not shipped with the repo")
     return SHARED_DATA
+
+from support.prometheus import prometheus_factory  # noqa: E402,F401  (real Prometheus fixture)
