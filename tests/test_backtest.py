@@ -1,0 +1,223 @@
+"""Metrics, rolling-origin backtests and the trust gate (forecaster/backtest.py).
+
+Cases:
+- wape, under_forecast, over_forecast, smape, coverage on a small hand-computed example;
+- NaN actuals are ignored; a NaN forecast where an actual exists raises; lengths must match;
+- edge cases: zero total demand (0.0 when perfect, inf otherwise), no actuals at all (NaN),
+  smape's 0/0 terms count 0; Metrics.to_dict makes non-finite values None;
+- properties: wape == under + over when upper == yhat; smape in [0, 2]; coverage in [0, 1];
+- evaluate() aligns actuals to the forecast's index and ignores missing actuals;
+- rolling_origin with a last-value model on a ramp: per-origin and pooled WAPE equal the
+  closed-form values; origins with too little training data are skipped with a reason; an
+  origin between grid points is rounded up to the grid; last_origins tiles the series' end;
+- forecast_at_cutoff trains before the (grid-rounded) cutoff, scores where actuals exist and
+  gives no metrics past the data; a horizon shorter than a step is refused;
+- judge_trust: too little history, WAPE over the bound, under-forecast over the bound, no
+  scored origin (all untrusted with reasons naming the figures); a trusted verdict says why.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from forecaster.backtest import (
+    BacktestResult,
+    Metrics,
+    OriginResult,
+    TrustPolicy,
+    align_origin,
+    forecast_at_cutoff,
+    coverage,
+    evaluate,
+    judge_trust,
+    last_origins,
+    over_forecast,
+    rolling_origin,
+    smape,
+    under_forecast,
+    wape,
+)
+from forecaster.series import Forecast, Series
+
+H = timedelta(hours=1)
+T0 = pd.Timestamp("2026-03-02T00:00:00Z")
+nan = float("nan")
+
+
+def series(values, step=H) -> Series:
+    idx = pd.date_range(T0, periods=len(values), freq=pd.Timedelta(step))
+    return Series(pd.Series(np.asarray(values, dtype=float), index=idx), step, "test")
+
+
+A = [10.0, 20.0, 0.0, 30.0]
+F = [12.0, 15.0, 0.0, 30.0]
+U = [15.0, 18.0, 1.0, 40.0]
+
+
+def test_metrics_hand_computed():
+    assert wape(A, F) == pytest.approx(7 / 60)
+    assert under_forecast(A, U) == pytest.approx(2 / 60)
+    assert over_forecast(A, U) == pytest.approx(16 / 60)
+    assert coverage(A, U) == pytest.approx(0.75)
+    assert smape(A, F) == pytest.approx((4 / 22 + 10 / 35 + 0 + 0) / 4)
+    m = Metrics.of(A, F, U)
+    assert (m.n_points, m.actual_total) == (4, 60.0)
+    assert m.wape == pytest.approx(7 / 60) and m.coverage == pytest.approx(0.75)
+
+
+def test_nan_actuals_ignored_nan_forecast_refused():
+    a = [10.0, nan, 20.0]
+    f = [12.0, 1e9, 15.0]
+    assert wape(a, f) == pytest.approx(7 / 30)
+    assert Metrics.of(a, f, f).n_points == 2
+    with pytest.raises(ValueError, match="NaN"):
+        wape([1.0, 2.0], [1.0, nan])
+    with pytest.raises(ValueError, match="3 points"):
+        wape([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_edge_cases_zero_demand_and_no_actuals():
+    assert wape([0.0, 0.0], [0.0, 0.0]) == 0.0
+    assert wape([0.0, 0.0], [0.0, 1.0]) == math.inf
+    assert under_forecast([0.0], [5.0]) == 0.0
+    assert over_forecast([0.0], [5.0]) == math.inf
+    assert smape([0.0, 0.0], [0.0, 3.0]) == pytest.approx(1.0)  # 0/0 -> 0, then 2*3/3 = 2
+    for fn in (wape, under_forecast, over_forecast, smape, coverage):
+        assert math.isnan(fn([nan, nan], [1.0, 2.0]))
+    d = Metrics.of([0.0, nan], [1.0, 1.0], [1.0, 1.0]).to_dict()
+    assert d["wape"] is None and d["over_forecast"] is None and d["n_points"] == 1
+    assert d["coverage"] == 1.0
+
+
+@given(
+    st.lists(st.tuples(st.floats(0, 1e6), st.floats(0, 1e6)), min_size=1, max_size=50).filter(
+        lambda xs: sum(a for a, _ in xs) > 0
+    )
+)
+def test_metric_properties(pairs):
+    a = np.array([p[0] for p in pairs])
+    f = np.array([p[1] for p in pairs])
+    assert wape(a, f) == pytest.approx(under_forecast(a, f) + over_forecast(a, f), rel=1e-9, abs=1e-12)
+    assert 0.0 <= smape(a, f) <= 2.0
+    assert 0.0 <= coverage(a, f) <= 1.0
+    assert under_forecast(a, np.maximum(f, a)) == 0.0
+    assert coverage(a, np.maximum(f, a)) == 1.0
+
+
+def test_evaluate_aligns_on_forecast_index():
+    actual = series([1.0, 2.0, 3.0, 4.0, nan, 6.0])
+    idx = actual.index[3:].append(pd.DatetimeIndex([actual.end + pd.Timedelta(H)]))  # 4, nan, 6, (none)
+    frame = pd.DataFrame({"yhat": [5.0, 0.0, 6.0, 9.0], "yhat_lower": 0.0, "yhat_upper": [5.0, 0.0, 5.0, 9.0]},
+                         index=idx)
+    m = evaluate(actual, Forecast(frame, "test"))
+    assert m.n_points == 2
+    assert m.wape == pytest.approx(1 / 10)
+    assert m.under_forecast == pytest.approx(1 / 10)
+    assert m.coverage == pytest.approx(0.5)
+
+
+class LastValue:
+    """Forecasts the last training value; upper = last + 1. Counts its fits."""
+
+    name = "last_value"
+
+    def fit(self, history: Series) -> "LastValue":
+        self.last = float(history.values.dropna().iloc[-1])
+        self.end = history.end
+        self.train_len = len(history)
+        return self
+
+    def predict(self, index: pd.DatetimeIndex) -> Forecast:
+        n = len(index)
+        frame = pd.DataFrame({"yhat": [self.last] * n, "yhat_lower": [self.last] * n,
+                              "yhat_upper": [self.last + 1] * n}, index=index)
+        return Forecast(frame, self.name)
+
+
+def test_rolling_origin_on_a_ramp_matches_closed_form():
+    s = series(np.arange(100, dtype=float))  # y_t = t
+    h = 4
+    origins = [T0 + pd.Timedelta(hours=k) for k in (50, 70, 90)]
+    res = rolling_origin(s, LastValue, origins, h * H, min_train=10 * H)
+    assert res.model == "last_value"
+    assert [o.train_points for o in res.origins] == [50, 70, 90]
+    for o, k in zip(res.origins, (50, 70, 90)):
+        # forecast k-1 for actuals k..k+h-1: errors 1..h, demand h*k + h(h-1)/2
+        assert o.metrics.wape == pytest.approx((h * (h + 1) / 2) / (h * k + h * (h - 1) / 2))
+        assert o.forecast.index[0] == T0 + pd.Timedelta(hours=k)
+    total_err = 3 * h * (h + 1) / 2
+    total_demand = sum(h * k + h * (h - 1) / 2 for k in (50, 70, 90))
+    assert res.pooled.wape == pytest.approx(total_err / total_demand)
+    assert res.pooled.n_points == 3 * h
+    # upper = last + 1 covers only the first point of each horizon
+    assert res.pooled.coverage == pytest.approx(1 / h)
+    assert res.fit_s_median >= 0
+
+
+def test_rolling_origin_skips_and_rounds_to_grid():
+    s = series(np.arange(48, dtype=float))
+    origins = [T0 + pd.Timedelta(hours=5), T0 + pd.Timedelta(hours=30, minutes=20),
+               T0 + pd.Timedelta(hours=60)]
+    res = rolling_origin(s, LastValue, origins, 3 * H, min_train=12 * H)
+    assert len(res.origins) == 1
+    assert res.origins[0].origin == T0 + pd.Timedelta(hours=31)
+    assert res.origins[0].train_points == 31
+    assert any("5h of training data, need 12h" in r for r in res.skipped)
+    assert any("no actuals" in r for r in res.skipped)
+
+
+def test_last_origins_tile_the_end():
+    s = series(np.zeros(48))
+    got = last_origins(s, 6 * H, 3)
+    assert got == [T0 + pd.Timedelta(hours=h) for h in (30, 36, 42)]
+
+
+def result_with(wape_value: float, under_value: float, n_origins: int = 3) -> BacktestResult:
+    m = Metrics(n_points=10, actual_total=100.0, wape=wape_value, smape=0.1,
+                under_forecast=under_value, over_forecast=0.1, coverage=0.9)
+    fc = LastValue().fit(series([1.0])).predict(pd.DatetimeIndex([T0 + H]))
+    return BacktestResult("m", H, tuple(OriginResult(T0, 10, 0.0, m, fc) for _ in range(n_origins)), m)
+
+
+def test_judge_trust_reasons():
+    policy = TrustPolicy(max_wape=0.4, min_history=timedelta(days=7), max_under=0.05)
+    v = judge_trust(result_with(0.62, 0.01), timedelta(days=10), policy)
+    assert not v.trusted and v.reasons == ("WAPE 0.62 above bound 0.40 over 3 origin(s)",)
+
+    v = judge_trust(result_with(0.2, 0.01), timedelta(days=2), policy)
+    assert not v.trusted and v.reasons == ("only 2d of history, need 7d",)
+
+    v = judge_trust(result_with(0.2, 0.08), timedelta(days=8), policy)
+    assert not v.trusted and "under-forecast 0.08 of demand above bound 0.05" in v.reasons[0]
+
+    v = judge_trust(result_with(math.inf, 0.0), timedelta(days=8), policy)
+    assert not v.trusted and "WAPE inf" in v.reasons[0]
+
+    empty = BacktestResult("m", H, (), Metrics.of([], [], []), ("origin x: no actuals in the horizon",))
+    v = judge_trust(empty, timedelta(days=8), policy)
+    assert not v.trusted and "0 backtest origin(s)" in v.reasons[0] and "no actuals" in v.reasons[0]
+
+    v = judge_trust(result_with(0.2, 0.01), timedelta(days=8), policy)
+    assert v.trusted and v.reasons == ("WAPE 0.20 within bound 0.40 over 3 origin(s), "
+                                       "under-forecast 0.01 within 0.05",)
+
+
+def test_forecast_at_cutoff_and_align_origin():
+    s = series(np.arange(30, dtype=float))
+    assert align_origin(s, T0 + pd.Timedelta(minutes=90)) == T0 + pd.Timedelta(hours=2)
+    assert align_origin(s, T0 + pd.Timedelta(hours=2)) == T0 + pd.Timedelta(hours=2)
+    run = forecast_at_cutoff(s, LastValue(), T0 + pd.Timedelta(minutes=601), 3 * H)
+    assert run.model == "last_value" and run.train_points == 11
+    np.testing.assert_array_equal(run.forecast.yhat.to_numpy(), [10.0, 10.0, 10.0])
+    assert run.metrics.wape == pytest.approx((1 + 2 + 3) / (11 + 12 + 13))
+    past_end = forecast_at_cutoff(s, LastValue(), s.end + pd.Timedelta(H), 3 * H)
+    assert past_end.metrics is None and len(past_end.forecast.index) == 3
+    with pytest.raises(ValueError, match="shorter than the series step"):
+        forecast_at_cutoff(s, LastValue(), T0 + pd.Timedelta(hours=5), timedelta(minutes=30))

@@ -1,0 +1,184 @@
+"""`ebbtide backtest` (scaler/cli/backtest.py), called through scaler.cli.main.
+
+Cases (bad input: exit 2, one `error:` message naming file and line, or the flag):
+- missing `value` column; an unparsable value line; an irregular interval; a missing file;
+- --cutoff before the data, long after it, or without a zone; --horizon unparsable or shorter
+  than the file's interval; too little history before the cutoff;
+- an events file with an error names the events file and its line;
+- end to end (slow): a small synthetic hourly CSV with a sale: --json lists Ebbtide first and
+  every baseline with metrics and fit seconds, --forecast-out writes ts,yhat,yhat_lower,
+  yhat_upper on the file's grid for the horizon; a cutoff at the end of the data says there are
+  no actuals and gives null metrics; the table output names every model.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+
+from forecaster.csvio import write_series_csv
+from forecaster.synthetic import SaleSpec, generate
+from scaler.cli import main
+
+
+def hourly_csv(path, hours: int = 72, start="2026-03-01T00:00:00Z"):
+    idx = pd.date_range(start, periods=hours, freq="1h")
+    lines = ["ts,value"] + [f"{t:%Y-%m-%dT%H:%M:%SZ},{100 + i % 24}" for i, t in enumerate(idx)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["backtest", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_error(capsys, argv, *fragments):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2, (out, err)
+    assert err.startswith("error: "), err
+    assert "Traceback" not in err
+    for f in fragments:
+        assert f in err, err
+
+
+def test_missing_column(tmp_path, capsys):
+    f = tmp_path / "t.csv"
+    f.write_text("ts,count\n2026-03-01T00:00:00Z,1\n2026-03-01T01:00:00Z,2\n")
+    assert_error(capsys, ["--csv", str(f), "--cutoff", "2026-03-01T01:00:00Z", "--horizon", "1h"],
+                 f"{f}:1: missing column(s) value")
+
+
+def test_unparsable_line(tmp_path, capsys):
+    f = hourly_csv(tmp_path / "t.csv")
+    lines = f.read_text().splitlines()
+    lines[5] = lines[5].split(",")[0] + ",lots"
+    f.write_text("\n".join(lines) + "\n")
+    assert_error(capsys, ["--csv", str(f), "--cutoff", "2026-03-02T12:00:00Z", "--horizon", "6h"],
+                 f"{f}:6: value 'lots' is not a number")
+
+
+def test_irregular_interval(tmp_path, capsys):
+    f = hourly_csv(tmp_path / "t.csv")
+    lines = f.read_text().splitlines()
+    lines[10] = lines[10].replace(":00:00Z", ":20:00Z")
+    f.write_text("\n".join(lines) + "\n")
+    assert_error(capsys, ["--csv", str(f), "--cutoff", "2026-03-02T12:00:00Z", "--horizon", "6h"],
+                 f"{f}:11: irregular interval", "4800s")
+
+
+def test_missing_file(tmp_path, capsys):
+    assert_error(capsys, ["--csv", str(tmp_path / "nope.csv"), "--cutoff", "2026-03-02T12:00:00Z",
+                          "--horizon", "6h"], "nope.csv: file not found")
+
+
+@pytest.mark.parametrize(
+    "cutoff, fragment",
+    [
+        ("2026-02-01T00:00:00Z", "--cutoff 2026-02-01T00:00:00+00:00 is outside the data in"),
+        ("2026-03-09T00:00:00Z", "is outside the data in"),
+        ("2026-03-02T12:00:00", "--cutoff: time has no zone"),
+        ("yesterday", "--cutoff: not an ISO 8601 time"),
+    ],
+)
+def test_bad_cutoff(tmp_path, capsys, cutoff, fragment):
+    f = hourly_csv(tmp_path / "t.csv")
+    assert_error(capsys, ["--csv", str(f), "--cutoff", cutoff, "--horizon", "6h"], fragment)
+
+
+@pytest.mark.parametrize(
+    "horizon, fragment",
+    [("six hours", "--horizon: not a duration: 'six hours'"),
+     ("0s", "--horizon: must be positive"),
+     ("30m", "--horizon 30m is shorter than the interval of")],
+)
+def test_bad_horizon(tmp_path, capsys, horizon, fragment):
+    f = hourly_csv(tmp_path / "t.csv")
+    assert_error(capsys, ["--csv", str(f), "--cutoff", "2026-03-02T12:00:00Z", "--horizon", horizon],
+                 fragment)
+
+
+def test_too_little_history(tmp_path, capsys):
+    f = hourly_csv(tmp_path / "t.csv")
+    assert_error(capsys, ["--csv", str(f), "--cutoff", "2026-03-01T05:00:00Z", "--horizon", "6h"],
+                 f"{f}: only 5h of data before the cutoff 2026-03-01T05:00:00+00:00, need at least 1d")
+
+
+def test_bad_events_file(tmp_path, capsys):
+    f = hourly_csv(tmp_path / "t.csv")
+    ev = tmp_path / "events.yaml"
+    ev.write_text("events:\n  - name: sale\n    kind: sale\n    start: 2026-03-02T00:00:00Z\n"
+                  "    peak: 2026-03-01T00:00:00Z\n    end: 2026-03-03T00:00:00Z\n")
+    assert_error(capsys, ["--csv", str(f), "--cutoff", "2026-03-02T12:00:00Z", "--horizon", "6h",
+                          "--events", str(ev)], f"{ev}:2", "start <= peak <= end")
+
+
+@pytest.fixture(scope="module")
+def sale_trace(tmp_path_factory):
+    """12 days of hourly synthetic traffic with a sale on day 8, as a CSV and an events file."""
+    d = tmp_path_factory.mktemp("bt")
+    start = datetime(2026, 5, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+    tr = generate(start, 12, timedelta(hours=1), seed=21,
+                  sale=SaleSpec(name="mid-year", day=8, ramp=timedelta(days=1)))
+    csv = d / "traffic.csv"
+    write_series_csv(tr.series, csv)
+    ev = tr.events[0]
+    events = d / "events.yaml"
+    events.write_text(f"- name: {ev.name}\n  kind: sale\n  start: {ev.start.isoformat()}\n"
+                      f"  peak: {ev.peak.isoformat()}\n  end: {ev.end.isoformat()}\n")
+    return tr, csv, events
+
+
+@pytest.mark.slow
+def test_end_to_end_json_and_forecast_out(sale_trace, tmp_path, capsys):
+    tr, csv, events = sale_trace
+    cutoff = pd.Timestamp(tr.events[0].end).ceil("1h") + pd.Timedelta(hours=12)
+    out = tmp_path / "fc.csv"
+    code, stdout, err = run_cli(capsys, "--csv", str(csv), "--cutoff", cutoff.isoformat(),
+                                "--horizon", "36h", "--events", str(events),
+                                "--forecast-out", str(out), "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    names = list(report["models"])
+    assert names[0] == "ebbtide"
+    assert {"seasonal_naive_day", "seasonal_naive_week", "holt_winters", "prophet"} <= set(names)
+    assert report["cutoff"] == cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert report["interval"] == "1h" and report["horizon"] == "1d12h"
+    assert report["forecast_points"] == 36 and report["actual_points"] == 36
+    assert report["events"] == ["mid-year"] and report["note"] is None
+    for name, m in report["models"].items():
+        assert m["error"] is None, (name, m["error"])
+        assert m["fit_s"] >= 0
+        x = m["metrics"]
+        assert x["n_points"] == 36
+        assert 0 <= x["coverage"] <= 1 and x["wape"] >= 0
+    fc = pd.read_csv(out)
+    assert list(fc.columns) == ["ts", "yhat", "yhat_lower", "yhat_upper"]
+    assert len(fc) == 36
+    ts = pd.to_datetime(fc["ts"], utc=True)
+    assert ts.iloc[0] == cutoff and (ts.diff().dropna() == pd.Timedelta(hours=1)).all()
+    assert (fc["yhat_lower"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["yhat_upper"]).all()
+    assert (fc["yhat_lower"] >= 0).all()
+
+
+@pytest.mark.slow
+def test_end_to_end_without_actuals_and_table(sale_trace, capsys):
+    tr, csv, _ = sale_trace
+    cutoff = tr.series.end + pd.Timedelta(hours=1)
+    code, stdout, err = run_cli(capsys, "--csv", str(csv), "--cutoff", cutoff.isoformat(),
+                                "--horizon", "12h", "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["actual_points"] == 0
+    assert "no actuals" in report["note"]
+    assert all(m["metrics"] is None for m in report["models"].values())
+
+    code, stdout, err = run_cli(capsys, "--csv", str(csv), "--cutoff", cutoff.isoformat(), "--horizon", "12h")
+    assert code == 0, err
+    for name in ("ebbtide", "holt_winters", "prophet", "no actuals"):
+        assert name in stdout
