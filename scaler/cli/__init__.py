@@ -16,6 +16,8 @@ from policies.errors import EbbtideError
 COMMANDS: dict[str, str] = {
     "demo": "scaler.cli.demo",
     "backtest": "scaler.cli.backtest",
+    "policy": "scaler.cli.policy",
+    "replay": "scaler.cli.replay",
 }
 
 
