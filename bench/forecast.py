@@ -1,0 +1,289 @@
+"""Forecast benchmark on the real traces in ../shared/data: Ebbtide against every baseline.
+
+For each trace, the model is cut at (or just after) each event and forecasts 7 days (or what is
+left of the trace). Events are declared below as a person would put them in a calendar from the
+data README (name, kind, ramp start, peak, end), not fitted to the data. A few cuts far from any
+event check that Ebbtide is no worse than the baselines in ordinary weeks.
+
+    .venv/bin/python bench/forecast.py                # rich tables
+    .venv/bin/python bench/forecast.py --json         # one JSON document on stdout
+    .venv/bin/python bench/forecast.py --only nasa    # traces whose file name contains "nasa"
+
+Columns: WAPE of yhat; under/over = demand above / capacity unused with capacity sized to
+yhat_upper (shares of demand); cov = share of points with actual <= yhat_upper; fit s = median
+fit seconds over `--repeats` fits (repeats only when one fit is under a second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from forecaster.backtest import evaluate  # noqa: E402
+from forecaster.comparison import baseline_models  # noqa: E402
+from forecaster.csvio import read_series_csv  # noqa: E402
+from forecaster.model import EbbtideForecaster, ModelSettings  # noqa: E402
+from forecaster.series import Series  # noqa: E402
+from policies.events import Event  # noqa: E402
+
+DATA = Path(os.environ.get("EBBTIDE_SHARED_DATA", REPO.parent / "shared" / "data"))
+HORIZON = timedelta(days=7)
+D = pd.Timedelta(days=1)
+
+
+def ev(name, kind, start, peak, end, **kw) -> Event:
+    return Event(name=name, kind=kind, start=start, peak=peak, end=end, **kw)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One trace with its calendar and the cuts to evaluate (label, cut time, has a clear ebb)."""
+
+    file: str
+    events: tuple[Event, ...]
+    cuts: tuple[tuple[str, pd.Timestamp, bool], ...]
+    calendar_tz: str = "UTC"
+    country: str | None = None
+    notes: str = ""
+
+
+def _cuts(label: str, at: str, ebb: bool, offsets=(0, 1, 2)) -> tuple[tuple[str, pd.Timestamp, bool], ...]:
+    t = pd.Timestamp(at)
+    return tuple((f"{label} {'+%dd' % k if k else 'at peak'}", t + k * D, ebb) for k in offsets)
+
+
+# The calendars: what the data README says happened, as round calendar times.
+NASA_EVENTS = (ev("sts70-launch", "joint_live", "1995-07-13T08:00:00Z", "1995-07-13T13:41:00Z",
+                  "1995-07-13T16:00:00Z"),)
+AAPL_EVENTS = (ev("apple-event", "joint_live", "2015-03-09T15:00:00Z", "2015-03-09T17:00:00Z",
+                  "2015-03-09T19:00:00Z"),)
+MELB_EVENTS = (
+    ev("christmas", "holiday", "2015-12-25T00:00:00+11:00", "2015-12-25T12:00:00+11:00",
+       "2015-12-26T00:00:00+11:00"),
+    ev("boxing-day-sales", "sale", "2015-12-26T07:00:00+11:00", "2015-12-26T13:00:00+11:00",
+       "2015-12-26T21:00:00+11:00"),
+    ev("new-year", "holiday", "2016-01-01T00:00:00+11:00", "2016-01-01T12:00:00+11:00",
+       "2016-01-02T00:00:00+11:00"),
+)
+NYC_EVENTS = (
+    ev("thanksgiving", "holiday", "2014-11-27T00:00:00-05:00", "2014-11-27T12:00:00-05:00",
+       "2014-11-28T00:00:00-05:00"),
+    ev("black-friday", "sale", "2014-11-28T06:00:00-05:00", "2014-11-28T14:00:00-05:00",
+       "2014-11-28T22:00:00-05:00"),
+    ev("christmas", "holiday", "2014-12-25T00:00:00-05:00", "2014-12-25T12:00:00-05:00",
+       "2014-12-26T00:00:00-05:00"),
+    ev("new-year", "holiday", "2015-01-01T00:00:00-05:00", "2015-01-01T12:00:00-05:00",
+       "2015-01-02T00:00:00-05:00"),
+)
+UCI_EVENTS = (
+    ev("easter", "holiday", "2011-04-22T00:00:00+01:00", "2011-04-24T12:00:00+01:00",
+       "2011-04-26T00:00:00+01:00"),
+)
+
+CASES = (
+    Case("nasa_jul95_hourly.csv", NASA_EVENTS, _cuts("STS-70", "1995-07-13T14:00:00Z", True)),
+    Case("nasa_jul95_5min.csv", NASA_EVENTS, _cuts("STS-70", "1995-07-13T13:45:00Z", True)),
+    Case("nab_twitter_aapl_hourly.csv", AAPL_EVENTS,
+         _cuts("Apple event", "2015-03-09T18:00:00Z", True)
+         + (("quiet 04-01", pd.Timestamp("2015-04-01T00:00:00Z"), False),)),
+    Case("nab_twitter_aapl_5min.csv", AAPL_EVENTS, _cuts("Apple event", "2015-03-09T18:00:00Z", True)),
+    Case("melbourne_bourke_st_pedestrians_hourly.csv", MELB_EVENTS,
+         _cuts("Boxing Day", "2015-12-26T02:00:00Z", True)
+         + (("quiet 2016-05-02", pd.Timestamp("2016-05-02T00:00:00Z"), False),),
+         calendar_tz="Australia/Melbourne"),
+    Case("nab_nyc_taxi_passengers_hourly.csv", NYC_EVENTS,
+         _cuts("Thanksgiving", "2014-11-27T17:00:00Z", False)
+         + _cuts("Christmas", "2014-12-25T17:00:00Z", False, offsets=(0, 1))
+         + (("quiet 2014-10-06", pd.Timestamp("2014-10-06T04:00:00Z"), False),),
+         calendar_tz="America/New_York"),
+    Case("uci_online_retail_lineitems_hourly.csv", UCI_EVENTS,
+         (("Easter +1d", pd.Timestamp("2011-04-26T23:00:00Z"), False),
+          ("quiet 2011-06-06", pd.Timestamp("2011-06-06T00:00:00Z"), False)),
+         calendar_tz="Europe/London"),
+)
+
+
+@dataclass
+class Row:
+    trace: str
+    cut: str
+    cut_ts: str
+    clear_ebb: bool
+    horizon_h: float
+    models: dict[str, dict] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def best_baseline(self) -> tuple[str, float]:
+        cands = [(k, v["wape"]) for k, v in self.models.items() if k != "ebbtide" and v["wape"] is not None]
+        return min(cands, key=lambda kv: kv[1]) if cands else ("-", math.nan)
+
+
+def _timed_fit(make, history: Series, repeats: int):
+    times, model = [], None
+    for i in range(max(1, repeats)):
+        model = make()
+        t0 = time.perf_counter()
+        model.fit(history)
+        times.append(time.perf_counter() - t0)
+        if times[0] >= 1.0:  # not cheap: one fit is enough
+            break
+    return model, float(np.median(times))
+
+
+def run_case(case: Case, repeats: int, log) -> list[Row]:
+    series = read_series_csv(DATA / case.file)
+    settings = ModelSettings(calendar_tz=case.calendar_tz, country_holidays=case.country)
+    rows = []
+    for label, cut, clear in case.cuts:
+        on_grid = series.index[series.index >= cut]
+        cut = on_grid[0]  # some traces sit off the round clock (e.g. hh:57:53): snap to the grid
+        history = series.before(cut)
+        index = series.future_index(HORIZON, cut)
+        index = index[index <= series.end]
+        row = Row(case.file, label, cut.isoformat(), clear, len(index) * series.step / timedelta(hours=1))
+        makers = [("ebbtide", lambda: EbbtideForecaster(case.events, settings))]
+        for i, b in enumerate(baseline_models(series.step)):
+            makers.append((b.name, (lambda i=i: baseline_models(series.step)[i])))
+        for name, make in makers:
+            log(f"  {case.file} | {label} | {name} ...")
+            try:
+                model, fit_s = _timed_fit(make, history, repeats)
+                fc = model.predict(index)
+            except Exception as exc:  # a baseline failing is a result, not a crash of the bench
+                row.models[name] = {"error": f"{type(exc).__name__}: {exc}", "wape": None}
+                continue
+            m = evaluate(series, fc).to_dict()
+            m["fit_s"] = fit_s
+            row.models[name] = m
+            if name == "ebbtide":
+                row.notes = fc.notes
+        rows.append(row)
+    return rows
+
+
+def _pct(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{100 * x:.0f}%"
+
+
+def render(rows: list[Row]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=200)
+    names = []
+    for r in rows:
+        for k in r.models:
+            if k not in names:
+                names.append(k)
+    summary = Table(title="Ebbtide vs best baseline (WAPE of yhat; coverage of yhat_upper)")
+    for col in ("trace", "cut", "ebb", "h", "ebbtide WAPE", "under", "over", "cov", "best baseline",
+                "its WAPE", "its cov", "ratio", "fit s"):
+        summary.add_column(col, justify="right" if col not in ("trace", "cut", "best baseline") else "left")
+    for r in rows:
+        e = r.models.get("ebbtide", {})
+        bname, bw = r.best_baseline()
+        ratio = (e.get("wape") / bw) if e.get("wape") is not None and bw and math.isfinite(bw) else math.nan
+        summary.add_row(r.trace.replace(".csv", ""), r.cut, "yes" if r.clear_ebb else "", f"{r.horizon_h:.0f}",
+                        _pct(e.get("wape")), _pct(e.get("under_forecast")), _pct(e.get("over_forecast")),
+                        _pct(e.get("coverage")), bname, _pct(bw), _pct(r.models.get(bname, {}).get("coverage")),
+                        f"{ratio:.2f}" if math.isfinite(ratio) else "-", f"{e.get('fit_s', math.nan):.2f}")
+    console.print(summary)
+
+    detail = Table(title="Every model: WAPE / under / over / coverage of yhat_upper / fit s")
+    detail.add_column("trace")
+    detail.add_column("cut")
+    for n in names:
+        detail.add_column(n, justify="right")
+    for r in rows:
+        cells = []
+        for n in names:
+            m = r.models.get(n)
+            if not m:
+                cells.append("")
+            elif "error" in m:
+                cells.append("error")
+            else:
+                cells.append(f"{_pct(m['wape'])} / {_pct(m['under_forecast'])} / {_pct(m['over_forecast'])}"
+                             f" / {_pct(m['coverage'])} / {m['fit_s']:.2f}s")
+        detail.add_row(r.trace.replace(".csv", ""), r.cut, *cells)
+    console.print(detail)
+
+    ebb = [r for r in rows if r.clear_ebb]
+    other = [r for r in rows if not r.clear_ebb]
+
+    def ratios(rs):
+        out = []
+        for r in rs:
+            bname, bw = r.best_baseline()
+            ew = r.models.get("ebbtide", {}).get("wape")
+            if ew is not None and bw and math.isfinite(bw):
+                out.append(ew / bw)
+        return out
+
+    covs = [r.models["ebbtide"]["coverage"] for r in rows if r.models.get("ebbtide", {}).get("coverage") is not None]
+    console.print(
+        f"clear-ebb cuts: median ratio {np.median(ratios(ebb)):.2f} (target <= 0.5), "
+        f"{sum(x <= 0.5 for x in ratios(ebb))}/{len(ebb)} at or below 0.5\n"
+        f"other cuts: median ratio {np.median(ratios(other)):.2f} (target <= 1), "
+        f"{sum(x <= 1.0 for x in ratios(other))}/{len(other)} at or below 1\n"
+        f"ebbtide coverage of yhat_upper: median {np.median(covs):.2f}, "
+        f"{sum(c >= 0.9 for c in covs)}/{len(covs)} cuts >= 0.90")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    p.add_argument("--only", default="", help="run only traces whose file name contains this")
+    p.add_argument("--repeats", type=int, default=3, help="fits per model for the median fit time")
+    p.add_argument("--notes", action="store_true", help="print Ebbtide's notes for each cut")
+    args = p.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"bench/forecast.py: real traces not found at {DATA} (set EBBTIDE_SHARED_DATA); "
+              f"nothing to benchmark", file=sys.stderr)
+        return 0
+    log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    rows: list[Row] = []
+    for case in CASES:
+        if args.only and args.only not in case.file:
+            continue
+        if not (DATA / case.file).exists():
+            log(f"skipping {case.file}: not in {DATA}")
+            continue
+        rows.extend(run_case(case, args.repeats, log))
+    if args.json:
+        out = []
+        for r in rows:
+            bname, bw = r.best_baseline()
+            ew = r.models.get("ebbtide", {}).get("wape")
+            out.append({"trace": r.trace, "cut": r.cut, "cut_ts": r.cut_ts, "clear_ebb": r.clear_ebb,
+                        "horizon_h": r.horizon_h, "models": r.models, "best_baseline": bname,
+                        "ratio_to_best": (ew / bw) if ew is not None and bw and math.isfinite(bw) else None,
+                        "ebbtide_notes": list(r.notes)})
+        json.dump(out, sys.stdout, indent=1)
+        print()
+        return 0
+    render(rows)
+    if args.notes:
+        for r in rows:
+            print(f"\n{r.trace} | {r.cut}")
+            for n in r.notes:
+                print(f"  - {n}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

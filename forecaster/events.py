@@ -1,0 +1,197 @@
+"""Event calendar -> forecasting features: holiday windows, pre-event ramp, inside, ebb decay.
+
+Pure (no Prophet import, no clock). Every feature is evaluated on a grid of tz-aware timestamps
+that are left-labelled: the value at `ts` covers [ts, ts + step), and the feature is taken at the
+interval's midpoint `ts + step/2` (so a 1-hour bucket starting at the peak hour counts as half an
+hour into it). Event times carry zones; everything is compared in UTC, so an event written as
+`2026-11-11T20:00:00+08:00` lines up with the grid point `2026-11-11T12:00:00Z`.
+
+Features for one event occurrence (start <= peak <= end, times in hours from the midpoint `t`):
+
+- ramp(t)   = (t - start) / (peak - start) on [start, peak), else 0          (0 -> 1 before peak)
+- inside(t) = 1 on [start, end), else 0                                       (the event itself)
+- decay(t)  = exp(-(t - end) / tau) for t >= end, else 0                      (the ebb, 1 at end)
+- shape(t)  = ramp on [start, peak), 1 on [peak, end), decay(t) for t >= end  (one curve, 0..1)
+
+`shape` ties the ebb's amplitude to the event's height: with one coefficient, a model that has
+seen the ramp and the peak also knows how high the ebb starts, even when cut at the peak.
+
+DESIGN.md: day-level holiday dummies over a long event absorb the spike and leave the decay
+nothing to learn, so sale and joint_live events are hour-level regressors here; only
+`holiday`-kind events (and national holidays) become Prophet holiday windows (whole local
+calendar days in a chosen zone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from policies.events import Event, expand_events
+
+HOUR_S = 3600.0
+REGRESSOR_KINDS = ("sale", "joint_live")
+
+
+def _midpoints_s(grid: pd.DatetimeIndex, step: timedelta) -> np.ndarray:
+    """Interval midpoints of a tz-aware grid, as UTC epoch seconds (float)."""
+    if not isinstance(grid, pd.DatetimeIndex) or grid.tz is None:
+        raise ValueError("event features need a tz-aware DatetimeIndex (UTC or any zone)")
+    epoch = grid.tz_convert("UTC").as_unit("ns").asi8.astype(np.float64) / 1e9
+    return epoch + step.total_seconds() / 2.0
+
+
+def _epoch_s(t: datetime) -> float:
+    return pd.Timestamp(t).tz_convert("UTC").timestamp()
+
+
+def ramp(grid: pd.DatetimeIndex, event: Event, step: timedelta = timedelta(0)) -> np.ndarray:
+    """Pre-event ramp: 0 before `start`, linear to 1 at `peak`, 0 from `peak` on (unitless)."""
+    t = _midpoints_s(grid, step)
+    s, p = _epoch_s(event.start), _epoch_s(event.peak)
+    out = np.zeros_like(t)
+    if p > s:
+        m = (t >= s) & (t < p)
+        out[m] = (t[m] - s) / (p - s)
+    return out
+
+
+def inside(grid: pd.DatetimeIndex, event: Event, step: timedelta = timedelta(0)) -> np.ndarray:
+    """1 inside [start, end) (ramp included), else 0."""
+    t = _midpoints_s(grid, step)
+    return ((t >= _epoch_s(event.start)) & (t < _epoch_s(event.end))).astype(float)
+
+
+def decay(grid: pd.DatetimeIndex, event: Event, tau: timedelta, step: timedelta = timedelta(0)) -> np.ndarray:
+    """The ebb: exp(-(t - end) / tau) for t >= end, else 0. `tau` is the time constant (1/e)."""
+    if tau <= timedelta(0):
+        raise ValueError(f"tau must be positive, got {tau}")
+    t = _midpoints_s(grid, step)
+    e = _epoch_s(event.end)
+    out = np.zeros_like(t)
+    m = t >= e
+    out[m] = np.exp(-(t[m] - e) / tau.total_seconds())
+    return out
+
+
+def shape(grid: pd.DatetimeIndex, event: Event, tau: timedelta, step: timedelta = timedelta(0)) -> np.ndarray:
+    """Ramp, then 1 from peak to end, then the decay: the whole event as one 0..1 curve."""
+    t = _midpoints_s(grid, step)
+    p, e = _epoch_s(event.peak), _epoch_s(event.end)
+    out = ramp(grid, event, step)
+    out[(t >= p) & (t < e)] = 1.0
+    return out + decay(grid, event, tau, step)
+
+
+def regressor_events(events: Iterable[Event], since: datetime, until: datetime) -> list[Event]:
+    """Occurrences of sale/joint_live events (yearly ones repeated) that touch [since, until]."""
+    occ = expand_events(tuple(e for e in events if e.kind in REGRESSOR_KINDS), since, until)
+    return [e for e in occ if e.start <= until]
+
+
+def base_name(occurrence_name: str) -> str:
+    """The calendar name of an occurrence (`singles-day@2025` -> `singles-day`)."""
+    return occurrence_name.split("@")[0]
+
+
+def event_features(
+    grid: pd.DatetimeIndex,
+    events: Sequence[Event],
+    tau_by_event: dict[str, timedelta],
+    step: timedelta = timedelta(0),
+) -> pd.DataFrame:
+    """Hour-level regressors per sale/joint_live event: `<name>:shape` and `<name>:inside`,
+    indexed like `grid`. Occurrences of one yearly event share its columns (summed), so what an
+    earlier year taught applies to the next. `tau_by_event` maps the calendar name (without
+    `@year`) -> tau. Holiday-kind events are skipped (see `holidays_frame`).
+    """
+    cols: dict[str, np.ndarray] = {}
+    for ev in events:
+        if ev.kind not in REGRESSOR_KINDS:
+            continue
+        name = base_name(ev.name)
+        if name not in tau_by_event:
+            raise KeyError(f"no ebb time constant given for event {name!r}")
+        for suffix, values in (("shape", shape(grid, ev, tau_by_event[name], step)),
+                               ("inside", inside(grid, ev, step))):
+            key = f"{name}:{suffix}"
+            cols[key] = cols[key] + values if key in cols else values
+    return pd.DataFrame(cols, index=grid)
+
+
+def in_or_after(grid: pd.DatetimeIndex, events: Sequence[Event], after: timedelta,
+                step: timedelta = timedelta(0)) -> np.ndarray:
+    """Mask of grid points within [start, end + after) of any of `events` (event-affected time)."""
+    t = _midpoints_s(grid, step)
+    m = np.zeros(t.shape, dtype=bool)
+    for ev in events:
+        m |= (t >= _epoch_s(ev.start)) & (t < _epoch_s(ev.end) + after.total_seconds())
+    return m
+
+
+def ebb_windows(grid: pd.DatetimeIndex, events: Sequence[Event], span: timedelta,
+                step: timedelta = timedelta(0)) -> np.ndarray:
+    """Mask of grid points in [end, end + span) of any of `events`: where the ebb is observed."""
+    t = _midpoints_s(grid, step)
+    m = np.zeros(t.shape, dtype=bool)
+    for ev in events:
+        e = _epoch_s(ev.end)
+        m |= (t >= e) & (t < e + span.total_seconds())
+    return m
+
+
+def tau_grid(shortest: timedelta, longest: timedelta, count: int) -> tuple[timedelta, ...]:
+    """`count` time constants spaced geometrically from `shortest` to `longest` (inclusive),
+    rounded to whole minutes. A geometric grid: a 2x error in tau matters equally at any scale.
+    """
+    if count < 1 or shortest <= timedelta(0) or longest < shortest:
+        raise ValueError("tau_grid needs 0 < shortest <= longest and count >= 1")
+    if count == 1:
+        return (shortest,)
+    vals = np.geomspace(shortest.total_seconds(), longest.total_seconds(), count)
+    return tuple(timedelta(minutes=round(v / 60.0)) for v in vals)
+
+
+def holidays_frame(
+    events: Iterable[Event],
+    since: datetime,
+    until: datetime,
+    tz: str = "UTC",
+    country: str | None = None,
+) -> pd.DataFrame:
+    """Prophet `holidays` frame (columns holiday, ds, lower_window, upper_window) for
+    holiday-kind events and, with `country` (ISO code such as "CN", "US"), that country's public
+    holidays from the `holidays` package, for the years touching [since, until].
+
+    `ds` are local calendar dates in `tz` (naive midnight), the zone the model's `ds` must be in
+    for Prophet to match them. A holiday event covers the local dates from its start to its end:
+    `ds` is the start date and `upper_window` the number of further days (lower_window 0).
+    """
+    zone = ZoneInfo(tz)
+    rows = []
+    for ev in expand_events(tuple(e for e in events if e.kind == "holiday"), since, until):
+        d0 = ev.start.astimezone(zone).date()
+        # The end is exclusive: an event ending exactly at local midnight does not cover that day.
+        end_local = ev.end.astimezone(zone)
+        d1 = (end_local - timedelta(microseconds=1)).date() if ev.end > ev.start else d0
+        rows.append((ev.name.split("@")[0], pd.Timestamp(d0), 0, max(0, (d1 - d0).days)))
+    if country:
+        import holidays as holidays_lib  # the `holidays` package: pure data, no I/O
+
+        years = range(since.year, until.year + 1)
+        try:
+            cal = holidays_lib.country_holidays(country, years=years)
+        except NotImplementedError:
+            raise ValueError(f"unknown holiday country code {country!r} (the `holidays` package has no such "
+                             f"country; use an ISO 3166 code such as CN, US, DE)") from None
+        for day, name in sorted(cal.items()):
+            rows.append((f"{country}:{name}", pd.Timestamp(day), 0, 0))
+    frame = pd.DataFrame(rows, columns=["holiday", "ds", "lower_window", "upper_window"])
+    lo = pd.Timestamp(since.astimezone(zone).date()) - pd.Timedelta(days=400)
+    hi = pd.Timestamp(until.astimezone(zone).date()) + pd.Timedelta(days=400)
+    frame = frame[(frame["ds"] >= lo) & (frame["ds"] <= hi)]
+    return frame.sort_values(["ds", "holiday"]).reset_index(drop=True)

@@ -1,0 +1,658 @@
+"""Ebbtide's event-aware forecaster (and the plain-Prophet baseline): the ONE Prophet import.
+
+The model, in the transformed space z = log1p(y / s) (forecaster.transforms), on a fit grid:
+
+    z(t) = level + daily(t) + weekly(t) + holidays(t)
+           + sum_e [ a_e * shape_e(t; tau_e) + b_e * inside_e(t) ] + noise
+
+with a flat trend (a linear trend extrapolates a spike upwards; DESIGN.md), Fourier daily and
+weekly seasonality switched on explicitly, Prophet holiday windows only for holiday-kind events
+and national holidays, and hour-level event regressors for sales and joint live events
+(forecaster.events): `shape` is ramp -> 1 -> exp(-(t - end)/tau), so the ebb's height is tied to
+the peak the model has seen; `inside` lets the plateau differ from the peak.
+
+tau (the ebb time constant) is not learnable from a few hours of tail. Each event's `ebb` hint is
+used when given; otherwise one Prophet fit per candidate of a geometric grid, scored on the
+observed ebb windows of the history (earlier events in the lookback, and the tail of the latest
+one). Candidates whose score is within noise of the best (paired difference of absolute errors
+within two standard errors of 0) stay "plausible": the forecast is the best one, the interval spans all plausible ones (so
+it widens when they disagree; with no ebb seen yet it spans the whole grid).
+
+Intervals are calibrated, not Prophet's own: residuals in z on the requested grid, from the
+in-sample fit and from a holdout (the last `holdout` of history, refitted without it), give
+conformal quantiles; the band is [min_c zhat_c + q_lo, max_c zhat_c + q_hi] mapped back.
+With no event in or near the history, the holdout also decides between this Prophet model, the
+seasonal naive (a week, or a day with less history) and their average: the lowest holdout WAPE
+wins, and `notes` say which.
+
+Fine data is fitted on a coarser grid (mean per bucket, in the series' own units) so that four
+weeks of 1-minute data fit in seconds; predictions are interpolated back (in z, between bucket
+centres) and multiplied by the within-bucket profile learnt from the history.
+
+Time: Prophet refuses tz-aware `ds`, so `ds` is the UTC grid converted to `calendar_tz` (default
+UTC) with the zone dropped. Event regressors are computed from the tz-aware UTC grid, so they are
+exact whatever `calendar_tz` is; `calendar_tz` only decides on which local dates holiday windows
+fall and in which clock daily seasonality lives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecaster import events as evf
+from forecaster.series import Forecast, Series
+from forecaster.transforms import Log1pScaled
+from policies.events import Event
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
+
+# Fit-grid steps tried from fine to coarse; never coarser than an hour (daily shape must survive).
+_FIT_STEPS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=10),
+              timedelta(minutes=15), timedelta(minutes=30), HOUR)
+
+
+def _prophet_class():
+    """Import Prophet quietly: no 'Importing plotly failed', no cmdstanpy chatter."""
+    logging.getLogger("prophet.plot").disabled = True
+    logging.getLogger("prophet").setLevel(logging.WARNING)
+    import cmdstanpy
+
+    cmdstanpy.disable_logging()
+    from prophet import Prophet
+
+    return Prophet
+
+
+@contextlib.contextmanager
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="prophet")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*Pandas4Warning.*")
+        yield
+
+
+def _default_taus() -> tuple[timedelta, ...]:
+    return evf.tau_grid(timedelta(hours=2), timedelta(hours=128), 7)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How EbbtideForecaster fits. Every default is generic (no trace was tuned for)."""
+
+    upper_quantile: float = 0.9
+    """Quantile yhat_upper stands for; capacity is sized to yhat_upper."""
+    lower_quantile: float = 0.1
+    """Quantile yhat_lower stands for."""
+    seed: int = 0
+    """Seed passed to Stan's optimizer (and to Prophet's sampler when uncertainty_samples > 0)."""
+    fit_step: timedelta | None = None
+    """Grid the model is fitted on. None: the finest of 1/5/10/15/30/60 min (multiple of the
+    series step) giving at most `max_fit_points` points over the lookback."""
+    max_fit_points: int = 2000
+    """Budget of fit-grid points for the automatic fit_step (Prophet's cost grows with it)."""
+    lookback: timedelta = timedelta(days=35)
+    """History used for fitting (the most recent part). 5 weeks: 4+ weekly cycles."""
+    daily_fourier_order: int = 8
+    """Fourier order of the daily seasonality (always on when the history spans >= 2 days)."""
+    weekly_fourier_order: int = 3
+    """Fourier order of the weekly seasonality (always on from 7 days of history, one full
+    cycle; Prophet's automatic rule needs more than 14 days)."""
+    calendar_tz: str = "UTC"
+    """Zone of Prophet's `ds`: local dates for holiday windows and the clock of daily
+    seasonality. Event regressors are exact in any zone."""
+    country_holidays: str | None = None
+    """ISO country code (e.g. "CN", "US") whose public holidays become holiday windows."""
+    tau_candidates: tuple[timedelta, ...] = field(default_factory=_default_taus)
+    """Ebb time constants to choose among (geometric: 2h .. 128h, 7 values)."""
+    ebb_span: timedelta = timedelta(days=7)
+    """How long after an event's end its observed ebb scores the tau candidates."""
+    holdout: timedelta = timedelta(days=7)
+    """Recent history held out (refit without it) to calibrate intervals and to compare with the
+    seasonal naive; at most a quarter of the history."""
+    horizon_hint: timedelta = timedelta(days=7)
+    """How far ahead predictions are expected; events starting within it are modelled."""
+    uncertainty_samples: int = 0
+    """Prophet's simulated intervals (slow). 0: intervals come only from calibrated residuals
+    (the default); > 0: the wider of the two is used."""
+    changepoint_prior_scale: float = 0.05
+    """Unused with the flat trend; kept for the plain-Prophet baseline and future trend modes."""
+    init: dict[str, Any] | None = None
+    """Warm start: `params` of an earlier fit (Stan's init); ignored if its shape differs."""
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.lower_quantile < self.upper_quantile < 1.0):
+            raise ValueError(f"quantiles must satisfy 0 < lower ({self.lower_quantile}) < upper "
+                             f"({self.upper_quantile}) < 1")
+        if not self.tau_candidates or any(t <= timedelta(0) for t in self.tau_candidates):
+            raise ValueError("tau_candidates must be a non-empty list of positive durations")
+
+
+# --------------------------------------------------------------------------- grid helpers
+
+def choose_fit_step(step: timedelta, span: timedelta, max_points: int) -> timedelta:
+    """The finest fit step (a whole multiple of `step`, from 1 min to 1 h) with at most
+    `max_points` buckets over `span`; `step` itself when it is already an hour or coarser."""
+    if step >= HOUR:
+        return step
+    for cand in _FIT_STEPS:
+        if cand < step or (cand % step) != timedelta(0):
+            continue
+        if span / cand <= max_points:
+            return cand
+    return HOUR if HOUR % step == timedelta(0) else step
+
+
+def _bucket_starts(index: pd.DatetimeIndex, fit_step: timedelta) -> pd.DatetimeIndex:
+    return index.tz_convert("UTC").floor(pd.Timedelta(fit_step))
+
+
+def aggregate_to_grid(values: pd.Series, fit_step: timedelta) -> pd.Series:
+    """Mean of `values` per `fit_step` bucket (buckets aligned to the UTC epoch), in the
+    series' own units (a rate per original step). NaN points are ignored; an all-NaN bucket is
+    NaN. Index: bucket starts (tz-aware UTC)."""
+    starts = _bucket_starts(values.index, fit_step)
+    out = values.groupby(starts).mean()
+    full = pd.date_range(out.index[0], out.index[-1], freq=pd.Timedelta(fit_step))
+    return out.reindex(full)
+
+
+def _conformal(resid: np.ndarray, q: float) -> float:
+    """Split-conformal quantile of residuals: level ceil((n+1) q)/n (upper side), or
+    floor((n+1) q)/n for low q; with too few residuals the extreme one."""
+    r = np.sort(resid[np.isfinite(resid)])
+    n = r.size
+    if n == 0:
+        return 0.0
+    if q >= 0.5:
+        k = math.ceil((n + 1) * q)
+        return float(r[min(k, n) - 1])
+    k = math.floor((n + 1) * q)
+    return float(r[max(k, 1) - 1])
+
+
+def _pooled_quantile(r_in: np.ndarray, r_hold: np.ndarray, q: float) -> float:
+    """Quantile of in-sample and holdout residuals pooled with equal total weight per set (the
+    few holdout residuals are the honest out-of-sample ones; the many in-sample ones are stable),
+    with the split-conformal finite-sample correction on the holdout side."""
+    if r_hold.size == 0:
+        return _conformal(r_in, q)
+    a, b = r_in[np.isfinite(r_in)], r_hold[np.isfinite(r_hold)]
+    vals = np.concatenate([a, b])
+    w = np.concatenate([np.full(a.size, 0.5 / max(a.size, 1)), np.full(b.size, 0.5 / max(b.size, 1))])
+    order = np.argsort(vals, kind="stable")
+    vals, cw = vals[order], np.cumsum(w[order])
+    level = q + (1 - q) / (b.size + 1) if q >= 0.5 else q - q / (b.size + 1)
+    i = int(np.searchsorted(cw, level * cw[-1], side="left"))
+    return float(vals[min(i, vals.size - 1)])
+
+
+def _not_worse(err: np.ndarray, best_err: np.ndarray) -> bool:
+    """Paired check on the same points: is mean(err - best_err) within two standard errors of
+    0? Then the data cannot tell this candidate from the best one."""
+    d = err - best_err
+    if d.size < 2:
+        return True
+    se = float(np.std(d, ddof=1)) / math.sqrt(d.size)
+    return float(np.mean(d)) <= 2.0 * se
+
+
+def _wape(y: np.ndarray, yhat: np.ndarray) -> float:
+    m = np.isfinite(y) & np.isfinite(yhat)
+    den = np.abs(y[m]).sum()
+    return float(np.abs(y[m] - yhat[m]).sum() / den) if den > 0 else math.inf
+
+
+def _fmt(td: timedelta) -> str:
+    s = td.total_seconds()
+    if s % 3600 == 0:
+        return f"{int(s // 3600)}h"
+    if s % 60 == 0:
+        return f"{int(s // 60)}min"
+    return f"{s:g}s"
+
+
+# --------------------------------------------------------------------------- the model
+
+@dataclass
+class _Fitted:
+    """One fitted Prophet model on the fit grid, with its event time constants."""
+
+    prophet: Any
+    taus: dict[str, timedelta]
+    columns: tuple[str, ...]
+
+
+class EbbtideForecaster:
+    """Event-aware Prophet forecaster of demand (see the module docstring for the model).
+
+    `fit(history, init=None)` returns self; `predict(index)` may be called any number of times
+    after one fit, for any tz-aware timestamps after the history (normally on its grid).
+    Forecasts are >= 0 with yhat_lower <= yhat <= yhat_upper; equal inputs give equal outputs.
+    """
+
+    name = "ebbtide"
+
+    def __init__(self, events: tuple[Event, ...] | list[Event] = (), settings: ModelSettings | None = None):
+        self.events = tuple(events)
+        self.settings = settings or ModelSettings()
+        self._fitted_ok = False
+
+    # ---------------------------------------------------------------- public API
+    @property
+    def params(self) -> dict[str, Any]:
+        """Stan parameters of the chosen fit (k, m, delta, sigma_obs, beta): pass them back as
+        `fit(history, init=...)` or `ModelSettings(init=...)` to warm-start the next refit."""
+        self._need_fit()
+        p = self._best.prophet.params
+        return {k: (np.asarray(p[k])[0].tolist() if np.asarray(p[k]).ndim > 1 else float(np.asarray(p[k])[0]))
+                for k in ("k", "m", "delta", "sigma_obs", "beta")}
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        self._need_fit()
+        return tuple(self._notes)
+
+    @property
+    def chosen_tau(self) -> dict[str, timedelta]:
+        """Ebb time constant per modelled event (calendar name)."""
+        self._need_fit()
+        return dict(self._best.taus)
+
+    def fit(self, history: Series, init: dict[str, Any] | None = None) -> "EbbtideForecaster":
+        s = self.settings
+        init = init if init is not None else s.init
+        values = history.values.astype(float)
+        values = values[values.index > history.end - s.lookback]
+        if not np.isfinite(values.to_numpy()).any():
+            raise ValueError(f"ebbtide: history {history.name!r} has no observed values in the last "
+                             f"{_fmt(s.lookback)}")
+        self._step = history.step
+        self._last = history.end
+        span = history.end - values.index[0] + history.step
+        self._fit_step = s.fit_step or choose_fit_step(history.step, span, s.max_fit_points)
+        if self._fit_step % history.step != timedelta(0):
+            raise ValueError(f"ebbtide: fit_step {_fmt(self._fit_step)} is not a multiple of the series "
+                             f"step {_fmt(history.step)}")
+        notes: list[str] = []
+        self._tf = Log1pScaled.fit(values.to_numpy())
+        coarse = aggregate_to_grid(values, self._fit_step)
+        self._profile = self._within_bucket_profile(values, coarse)
+        notes.append(f"transform {self._tf.describe()}; fit grid {_fmt(self._fit_step)} "
+                     f"({int(coarse.notna().sum())} points over {_fmt(span)})"
+                     + (f", mapped back to {_fmt(history.step)}" if self._fit_step != history.step else ""))
+
+        hist_start = values.index[0].to_pydatetime()
+        hist_end = history.end.to_pydatetime()
+        self._occ = evf.regressor_events(self.events, hist_start - s.ebb_span, hist_end + s.horizon_hint)
+        self._occ = [e for e in self._occ if e.end + s.ebb_span > hist_start]
+        self._holidays = evf.holidays_frame(self.events, hist_start, hist_end + s.horizon_hint,
+                                            tz=s.calendar_tz, country=s.country_holidays)
+        self._span_days = span / DAY
+        self._coarse = coarse
+
+        # Which events have a fixed tau (hint) and which share the candidate one.
+        names = sorted({evf.base_name(e.name) for e in self._occ})
+        hinted = {evf.base_name(e.name): e.ebb for e in self.events if e.ebb is not None}
+        free = [n for n in names if n not in hinted]
+        free_occ = [e for e in self._occ if evf.base_name(e.name) in free]
+        self._peak_excess = {k: max(v, 0.0) for k, v in self._estimate_peak_excess(coarse).items()}
+        z = self._tf.forward(coarse.to_numpy())
+        observed = np.isfinite(z)
+
+        candidates: list[timedelta | None] = list(s.tau_candidates) if free else [None]
+        fits: dict[timedelta | None, _Fitted] = {}
+        losses: dict[timedelta | None, float] = {}
+        abs_err: dict[timedelta | None, np.ndarray] = {}
+        ebb_mask = evf.ebb_windows(coarse.index, free_occ, s.ebb_span, self._fit_step) & observed
+        n_ebb = int(ebb_mask.sum())
+        for tau in candidates:
+            taus = {n: hinted.get(n) or tau for n in names}
+            f = self._fit_prophet(coarse.index, z, taus, init)
+            fits[tau] = f
+            if tau is not None and n_ebb:
+                zin = self._predict_z(f, coarse.index)
+                abs_err[tau] = np.abs(z[ebb_mask] - zin[ebb_mask])
+                losses[tau] = float(np.mean(abs_err[tau]))
+        if free and n_ebb:
+            best_tau = min(candidates, key=lambda t: (losses[t], t))
+            plausible = [t for t in candidates if _not_worse(abs_err[t], abs_err[best_tau])]
+            notes.append(
+                f"ebb tau for {', '.join(free)}: {_fmt(best_tau)} (best fit over {n_ebb} observed ebb "
+                f"points; plausible {', '.join(_fmt(t) for t in plausible)}; mean |z error| "
+                + ", ".join(f"{_fmt(t)}={losses[t]:.3f}" for t in candidates) + ")")
+        elif free:
+            best_tau = candidates[len(candidates) // 2]
+            plausible = list(candidates)
+            notes.append(f"ebb tau for {', '.join(free)}: no ebb observed yet; centre {_fmt(best_tau)}, "
+                         f"interval spans all candidates {', '.join(_fmt(t) for t in candidates)}")
+        else:
+            best_tau, plausible = None, [None]
+        for n in names:
+            if n in hinted:
+                notes.append(f"ebb tau for {n}: {_fmt(hinted[n])} (from the event's `ebb` hint)")
+        for n in names:
+            col = f"{n}:shape"
+            if col not in fits[best_tau].columns:
+                notes.append(f"event {n} has no occurrence in the history: its size cannot be learnt "
+                             f"from data (no effect forecast)")
+        if not names:
+            notes.append("no sale/joint_live event in or near the history: seasonal model only")
+        self._best = fits[best_tau]
+        self._plausible = [fits[t] for t in plausible]
+
+        # Calibration (and, with no event around, the choice against the seasonal naive).
+        self._mode = "prophet"
+        self._calibrate(history, values, coarse, z, best_tau, names, hinted, init, notes)
+        self._notes = notes
+        self._fitted_ok = True
+        return self
+
+    def predict(self, index: pd.DatetimeIndex) -> Forecast:
+        self._need_fit()
+        if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+            raise ValueError("ebbtide: predict needs a tz-aware DatetimeIndex")
+        idx = index.tz_convert("UTC")
+        zs = [self._fine_z(f, idx) for f in self._plausible]
+        z_best = self._fine_z(self._best, idx)
+        z_hi = np.max(zs, axis=0) + self._q_hi
+        z_lo = np.min(zs, axis=0) + self._q_lo
+        prof = self._profile_at(idx)
+        yhat = self._tf.inverse(z_best) * prof
+        upper = self._tf.inverse(z_hi) * prof
+        lower = self._tf.inverse(z_lo) * prof
+        if self.settings.uncertainty_samples > 0:
+            pu, pl = self._prophet_interval(idx)
+            upper = np.maximum(upper, pu * prof)
+            lower = np.minimum(lower, pl * prof)
+        if self._mode != "prophet":
+            naive = self._naive.predict(idx)
+            ny = naive.yhat.to_numpy()
+            shift_hi = np.maximum(upper - yhat, 0.0)
+            shift_lo = np.maximum(yhat - lower, 0.0)
+            yhat = ny if self._mode == "naive" else 0.5 * (yhat + ny)
+            upper = self._tf.inverse(self._tf.forward(yhat) + self._q_hi_mode) if self._q_hi_mode is not None else yhat + shift_hi
+            lower = self._tf.inverse(self._tf.forward(yhat) + self._q_lo_mode) if self._q_lo_mode is not None else yhat - shift_lo
+        yhat = np.clip(yhat, 0.0, None)
+        upper = np.maximum(upper, yhat)
+        lower = np.clip(np.minimum(lower, yhat), 0.0, None)
+        frame = pd.DataFrame({"yhat": yhat, "yhat_lower": lower, "yhat_upper": upper}, index=idx)
+        return Forecast(frame, model=self.name, upper_quantile=self.settings.upper_quantile,
+                        lower_quantile=self.settings.lower_quantile, notes=tuple(self._notes))
+
+    # ---------------------------------------------------------------- internals
+    def _need_fit(self) -> None:
+        if not getattr(self, "_fitted_ok", False):
+            raise RuntimeError("ebbtide: call fit(history) before predict/params")
+
+    def _features(self, grid: pd.DatetimeIndex, taus: dict[str, timedelta]) -> pd.DataFrame:
+        feats = evf.event_features(grid, self._occ, taus, self._fit_step)
+        # In z (a log) a multiplicative excess y = base * (1 + K * shape) is log1p(K * shape), not
+        # proportional to shape: with K the observed peak ratio, the regressor keeps the ebb's
+        # exp(-t/tau) shape in y, so tau means the same as in the calendar (normalised to 0..1).
+        for name, k in self._peak_excess.items():
+            col = f"{name}:shape"
+            if col in feats and k > 0.05:
+                feats[col] = np.log1p(k * feats[col].to_numpy()) / np.log1p(k)
+        return feats
+
+    def _estimate_peak_excess(self, coarse: pd.Series) -> dict[str, float]:
+        """K per event: (highest bucket inside an observed occurrence) / (median of the history
+        outside all events) - 1, at least 0. Events never observed get 0 (plain shape)."""
+        out: dict[str, float] = {}
+        v = coarse.to_numpy()
+        outside = ~evf.in_or_after(coarse.index, self._occ, timedelta(0), self._fit_step) & np.isfinite(v)
+        base = float(np.median(v[outside])) if outside.any() else float(np.nanmedian(v))
+        for e in self._occ:
+            name = evf.base_name(e.name)
+            m = evf.in_or_after(coarse.index, [e], timedelta(0), self._fit_step) & np.isfinite(v)
+            if m.any() and base > 0:
+                out[name] = max(out.get(name, 0.0), float(np.max(v[m])) / base - 1.0)
+        return out
+
+    def _frame(self, grid: pd.DatetimeIndex, taus: dict[str, timedelta], columns) -> pd.DataFrame:
+        ds = grid.tz_convert(self.settings.calendar_tz).tz_localize(None)
+        df = pd.DataFrame({"ds": ds})
+        feats = self._features(grid, taus) if taus else pd.DataFrame(index=grid)
+        for c in columns:
+            df[c] = feats[c].to_numpy() if c in feats else 0.0
+        return df
+
+    def _new_prophet(self, span_days: float):
+        Prophet = _prophet_class()
+        s = self.settings
+        m = Prophet(
+            growth="flat",
+            yearly_seasonality=False, weekly_seasonality=False, daily_seasonality=False,
+            holidays=self._holidays if len(self._holidays) else None,
+            uncertainty_samples=s.uncertainty_samples,
+            interval_width=s.upper_quantile - s.lower_quantile,
+        )
+        if span_days >= 2:
+            m.add_seasonality("daily", period=1, fourier_order=s.daily_fourier_order)
+        if span_days >= 7:
+            m.add_seasonality("weekly", period=7, fourier_order=s.weekly_fourier_order)
+        return m
+
+    def _fit_prophet(self, grid: pd.DatetimeIndex, z: np.ndarray, taus: dict[str, timedelta],
+                     init: dict[str, Any] | None, span_days: float | None = None) -> _Fitted:
+        feats = self._features(grid, taus) if taus else pd.DataFrame(index=grid)
+        ok = np.isfinite(z)
+        # A regressor that is zero over the observed history has nothing to learn: leave it out.
+        columns = tuple(c for c in feats.columns if np.abs(feats[c].to_numpy()[ok]).max(initial=0.0) > 1e-6)
+        df = pd.DataFrame({"ds": grid.tz_convert(self.settings.calendar_tz).tz_localize(None)})
+        for c in columns:
+            df[c] = feats[c].to_numpy()
+        df["y"] = z
+        df = df[ok].reset_index(drop=True)
+        if len(df) < 2:
+            raise ValueError("ebbtide: fewer than 2 observed points on the fit grid; need more history")
+        m = self._new_prophet(self._span_days if span_days is None else span_days)
+        for c in columns:
+            m.add_regressor(c, standardize=False)
+        kwargs: dict[str, Any] = {"seed": self.settings.seed}
+        with _quiet():
+            if init:
+                try:
+                    m.fit(df, init=init, **kwargs)
+                    return _Fitted(m, dict(taus), columns)
+                except Exception:  # shape mismatch with the warm start: refit cold
+                    m = self._new_prophet(self._span_days if span_days is None else span_days)
+                    for c in columns:
+                        m.add_regressor(c, standardize=False)
+            m.fit(df, **kwargs)
+        return _Fitted(m, dict(taus), columns)
+
+    def _predict_z(self, f: _Fitted, grid: pd.DatetimeIndex) -> np.ndarray:
+        df = self._frame(grid, f.taus, f.columns)
+        with _quiet():
+            out = f.prophet.predict(df)
+        return out["yhat"].to_numpy()
+
+    def _coarse_grid_for(self, idx: pd.DatetimeIndex) -> pd.DatetimeIndex:
+        fs = pd.Timedelta(self._fit_step)
+        first = idx.min().floor(fs) - fs
+        last = idx.max().floor(fs) + fs
+        return pd.date_range(first, last, freq=fs)
+
+    def _fine_z(self, f: _Fitted, idx: pd.DatetimeIndex) -> np.ndarray:
+        """Predicted z on `idx`: on the fit grid, interpolated between bucket centres."""
+        if self._fit_step == self._step and len(idx) and (idx.floor(pd.Timedelta(self._step)) == idx).all():
+            return self._predict_z(f, idx)
+        grid = self._coarse_grid_for(idx)
+        zc = self._predict_z(f, grid)
+        centres = grid.as_unit("ns").asi8 / 1e9 + self._fit_step.total_seconds() / 2
+        mids = idx.as_unit("ns").asi8 / 1e9 + self._step.total_seconds() / 2
+        return np.interp(mids, centres, zc)
+
+    def _within_bucket_profile(self, values: pd.Series, coarse: pd.Series) -> np.ndarray:
+        """Mean ratio value / bucket mean per position inside a bucket (normalised to mean 1)."""
+        k = int(self._fit_step / self._step)
+        if k <= 1:
+            return np.ones(1)
+        starts = _bucket_starts(values.index, self._fit_step)
+        pos = ((values.index - starts) / pd.Timedelta(self._step)).astype(int)
+        bucket_mean = coarse.reindex(starts).to_numpy()
+        v = values.to_numpy()
+        ok = np.isfinite(v) & np.isfinite(bucket_mean)
+        num = np.bincount(pos[ok], weights=v[ok], minlength=k)
+        den = np.bincount(pos[ok], weights=bucket_mean[ok], minlength=k)
+        prof = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
+        return prof / prof.mean() if prof.mean() > 0 else np.ones(k)
+
+    def _profile_at(self, idx: pd.DatetimeIndex) -> np.ndarray:
+        if self._profile.size <= 1:
+            return np.ones(len(idx))
+        starts = _bucket_starts(idx, self._fit_step)
+        pos = ((idx - starts) / pd.Timedelta(self._step)).astype(int).to_numpy()
+        return self._profile[np.clip(pos, 0, self._profile.size - 1)]
+
+    def _fine_yhat(self, f: _Fitted, idx: pd.DatetimeIndex) -> np.ndarray:
+        return self._tf.inverse(self._fine_z(f, idx)) * self._profile_at(idx)
+
+    def _calibrate(self, history: Series, values: pd.Series, coarse: pd.Series, z: np.ndarray,
+                   best_tau, names, hinted, init, notes: list[str]) -> None:
+        s = self.settings
+        u, lq = s.upper_quantile, s.lower_quantile
+        obs = values.dropna()
+        y_obs = obs.to_numpy()
+        # In-sample residuals on the requested grid (in z).
+        r_in = self._tf.forward(y_obs) - self._tf.forward(self._fine_yhat(self._best, obs.index))
+        self._q_hi_mode = self._q_lo_mode = None
+
+        n_hold_coarse = int(min(s.holdout, (history.end - values.index[0]) / 4) / self._fit_step)
+        hold = n_hold_coarse * self._fit_step
+        r_hold = np.array([])
+        if n_hold_coarse >= 1 and coarse.notna().sum() > n_hold_coarse + 2:
+            cut = coarse.index[-n_hold_coarse]
+            train = coarse.index < cut
+            taus = {n: hinted.get(n) or best_tau for n in names}
+            try:
+                f_hold = self._fit_prophet(coarse.index[train], z[train], taus, init,
+                                           span_days=(cut - coarse.index[0]) / pd.Timedelta(days=1))
+            except ValueError:
+                f_hold = None
+            if f_hold is not None:
+                test = obs[obs.index >= cut]
+                yh = self._fine_yhat(f_hold, test.index)
+                # Holdout points inside an event whose peak the holdout fit never saw say nothing
+                # about this model's error (it could not know the event's size): skip them.
+                keep = np.ones(len(test), dtype=bool)
+                for e in self._occ:
+                    if pd.Timestamp(e.peak) >= cut:
+                        keep &= ~evf.in_or_after(test.index, [e], s.ebb_span, self._step)
+                r_hold = (self._tf.forward(test.to_numpy()) - self._tf.forward(yh))[keep]
+                if not names and len(test) and history.step <= DAY:
+                    self._choose_vs_naive(history, cut, test, yh, notes)
+        self._q_hi = max(_pooled_quantile(r_in, r_hold, u), 0.0)
+        self._q_lo = min(_pooled_quantile(r_in, r_hold, lq), 0.0)
+        notes.append(
+            f"interval: conformal quantiles of z residuals ({r_in.size} in-sample, {r_hold.size} holdout "
+            f"over the last {_fmt(hold)}): +{self._q_hi:.3f} / {self._q_lo:.3f}"
+            + (f", spread over {len(self._plausible)} plausible tau" if len(self._plausible) > 1 else ""))
+
+    def _choose_vs_naive(self, history: Series, cut: pd.Timestamp, test: pd.Series, yh: np.ndarray,
+                         notes: list[str]) -> None:
+        """No event around: pick prophet, seasonal naive or their average by holdout WAPE."""
+        from forecaster.baselines import SeasonalNaive
+
+        train_hist = history.before(cut)
+        season = WEEK if (train_hist.end - train_hist.start) >= 2 * WEEK else DAY
+        if (season / history.step) < 2 or len(train_hist) < season / history.step:
+            return
+        try:
+            naive = SeasonalNaive(season).fit(train_hist)
+            ny = naive.predict(test.index).yhat.to_numpy()
+        except ValueError:
+            return
+        y = test.to_numpy()
+        scores = {"prophet": _wape(y, yh), "naive": _wape(y, ny), "blend": _wape(y, 0.5 * (yh + ny))}
+        mode = min(scores, key=lambda k: (scores[k], k != "prophet"))
+        label = f"seasonal naive ({_fmt(season)})"
+        notes.append("holdout WAPE: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+                     + f" -> {'prophet' if mode == 'prophet' else (label if mode == 'naive' else 'average of prophet and ' + label)}")
+        if mode == "prophet":
+            return
+        self._mode = mode
+        self._naive = SeasonalNaive(season).fit(history)
+        comb = ny if mode == "naive" else 0.5 * (yh + ny)
+        r = self._tf.forward(y) - self._tf.forward(comb)
+        self._q_hi_mode = max(_conformal(r, self.settings.upper_quantile), 0.0)
+        self._q_lo_mode = min(_conformal(r, self.settings.lower_quantile), 0.0)
+
+    def _prophet_interval(self, idx: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+        grid = self._coarse_grid_for(idx)
+        df = self._frame(grid, self._best.taus, self._best.columns)
+        np.random.seed(self.settings.seed)
+        with _quiet():
+            out = self._best.prophet.predict(df)
+        centres = grid.as_unit("ns").asi8 / 1e9 + self._fit_step.total_seconds() / 2
+        mids = idx.as_unit("ns").asi8 / 1e9 + self._step.total_seconds() / 2
+        up = np.interp(mids, centres, out["yhat_upper"].to_numpy())
+        lo = np.interp(mids, centres, out["yhat_lower"].to_numpy())
+        return self._tf.inverse(up), self._tf.inverse(lo)
+
+
+class PlainProphetForecaster:
+    """Baseline: default Prophet on raw values (linear trend, daily + weekly seasonality on, no
+    events, no transform), Prophet's own intervals at the given quantiles. This is what the
+    event-aware model is measured against."""
+
+    name = "prophet"
+
+    def __init__(self, upper_quantile: float = 0.9, lower_quantile: float = 0.1, seed: int = 0,
+                 uncertainty_samples: int = 300):
+        if not (0.0 < lower_quantile < upper_quantile < 1.0):
+            raise ValueError("quantiles must satisfy 0 < lower < upper < 1")
+        self.upper_quantile = upper_quantile
+        self.lower_quantile = lower_quantile
+        self.seed = seed
+        self.uncertainty_samples = uncertainty_samples
+        self._m = None
+
+    def fit(self, history: Series) -> "PlainProphetForecaster":
+        Prophet = _prophet_class()
+        v = history.values.dropna()
+        if len(v) < 2:
+            raise ValueError(f"prophet: history {history.name!r} has fewer than 2 observed points")
+        span_days = (history.end - history.start) / pd.Timedelta(days=1)
+        # Prophet's symmetric interval_width; the quantiles used are (1 -+ width) / 2.
+        width = self.upper_quantile - self.lower_quantile
+        m = Prophet(daily_seasonality=span_days >= 2, weekly_seasonality=span_days >= 14 - 1e-9,
+                    yearly_seasonality=False, interval_width=width,
+                    uncertainty_samples=self.uncertainty_samples)
+        df = pd.DataFrame({"ds": v.index.tz_convert("UTC").tz_localize(None), "y": v.to_numpy()})
+        with _quiet():
+            m.fit(df, seed=self.seed)
+        self._m = m
+        return self
+
+    def predict(self, index: pd.DatetimeIndex) -> Forecast:
+        if self._m is None:
+            raise RuntimeError("prophet: call fit(history) before predict")
+        idx = index.tz_convert("UTC")
+        np.random.seed(self.seed)  # Prophet samples its intervals from numpy's global generator
+        with _quiet():
+            out = self._m.predict(pd.DataFrame({"ds": idx.tz_localize(None)}))
+        yhat = np.clip(out["yhat"].to_numpy(), 0.0, None)
+        # With uncertainty_samples=0 Prophet returns no interval: the bounds collapse onto yhat.
+        upper = np.maximum(out["yhat_upper"].to_numpy(), yhat) if "yhat_upper" in out else yhat
+        lower = (np.clip(np.minimum(out["yhat_lower"].to_numpy(), yhat), 0.0, None)
+                 if "yhat_lower" in out else yhat)
+        frame = pd.DataFrame({"yhat": yhat, "yhat_lower": lower, "yhat_upper": upper}, index=idx)
+        width = self.upper_quantile - self.lower_quantile
+        return Forecast(frame, model=self.name, upper_quantile=0.5 + width / 2,
+                        lower_quantile=0.5 - width / 2,
+                        notes=("plain Prophet: raw values, linear trend, daily+weekly seasonality, no events",))

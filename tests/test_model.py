@@ -1,0 +1,210 @@
+"""EbbtideForecaster and its helpers (forecaster.model), on small synthetic series made inline.
+
+Cases (fast):
+- choose_fit_step: finest grid within the point budget, multiples of the step only, hour cap
+- aggregate_to_grid: 1-minute counts -> hourly means by hand, NaN ignored, empty bucket NaN
+- split-conformal quantile by hand
+- ModelSettings refuses bad quantiles; predict before fit is an error
+Cases (slow, seeded Prophet fits):
+- determinism: two fits on equal input give equal forecasts, predict repeatable
+- sale-and-decay: cut one day after the sale, the ebb is forecast within 15% WAPE of the truth,
+  a tau near the true one is chosen and noted, the forecast is far better than plain Prophet
+- calibration: yhat_upper covers >= 85% of held-out noisy points (target quantile 0.9)
+- cut at the peak: interval spans the candidates (upper >= yhat, wide), still bounded
+- fit grid for 1-minute input: fitted hourly, forecast returned on the 1-minute grid, following
+  the daily cycle; a non-UTC predict index yields the same instants in UTC
+- no event: behaves like a seasonal model (at least as good as the seasonal naive of a week)
+- warm start: params round-trip into fit(init=...) with the same forecast (within tolerance)
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.model import (
+    EbbtideForecaster,
+    ModelSettings,
+    PlainProphetForecaster,
+    _conformal,
+    aggregate_to_grid,
+    choose_fit_step,
+)
+from forecaster.series import Series
+from policies.events import Event
+
+H = timedelta(hours=1)
+MIN = timedelta(minutes=1)
+START = pd.Timestamp("2026-10-01T00:00:00Z")
+SALE_PEAK = START + pd.Timedelta(days=21, hours=12)
+TAU_TRUE_H = 16.0
+
+
+def truth(index: pd.DatetimeIndex, with_sale: bool = True) -> np.ndarray:
+    """Noise-free demand: 100 with a daily cycle (x0.5 .. x1.5), a sale 8x above it from ramp
+    (6 h) to end (4 h after the peak), then an excess decaying with tau 16 h."""
+    hours = np.asarray((index - START) / pd.Timedelta(hours=1), dtype=float)
+    daily = 1.0 + 0.5 * np.sin(2 * np.pi * ((hours % 24) - 6) / 24)
+    base = 100.0 * daily
+    if not with_sale:
+        return base
+    t = (index - SALE_PEAK) / pd.Timedelta(hours=1)
+    t = np.asarray(t, dtype=float)
+    excess = np.where((t >= -6) & (t < 0), (t + 6) / 6, 0.0)
+    excess = np.where((t >= 0) & (t < 4), 1.0, excess)
+    excess = np.where(t >= 4, np.exp(-(t - 4) / TAU_TRUE_H), excess)
+    return base * (1.0 + 7.0 * excess)
+
+
+def noisy(index, seed=1, with_sale=True) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mu = truth(index, with_sale)
+    return mu * np.exp(rng.normal(0.0, 0.08, size=mu.size))
+
+
+SALE = Event(name="flash-sale", kind="sale", start=(SALE_PEAK - pd.Timedelta(hours=6)).isoformat(),
+             peak=SALE_PEAK.isoformat(), end=(SALE_PEAK + pd.Timedelta(hours=4)).isoformat())
+
+
+def hourly_series(days: float, seed=1, with_sale=True) -> tuple[Series, pd.DatetimeIndex]:
+    full = pd.date_range(START, periods=int(days * 24) + 24 * 7, freq="1h")
+    y = noisy(full, seed, with_sale)
+    all_s = Series(pd.Series(y, index=full), H, "synthetic")
+    return all_s, full
+
+
+def wape(y, f):
+    return float(np.abs(y - f).sum() / np.abs(y).sum())
+
+
+# --------------------------------------------------------------------------- fast
+
+def test_choose_fit_step():
+    assert choose_fit_step(MIN, timedelta(days=28), 2000) == timedelta(minutes=30)  # 1344 points
+    assert choose_fit_step(MIN, timedelta(days=28), 700) == H  # 672 points
+    assert choose_fit_step(MIN, timedelta(days=1), 2000) == MIN  # 1440 points
+    assert choose_fit_step(timedelta(minutes=5), timedelta(days=28), 3000) == timedelta(minutes=15)
+    assert choose_fit_step(timedelta(minutes=7), timedelta(days=28), 100) == timedelta(minutes=7)  # no multiple
+    assert choose_fit_step(H, timedelta(days=400), 10) == H
+    assert choose_fit_step(MIN, timedelta(days=400), 10) == H  # never coarser than an hour
+
+
+def test_aggregate_to_grid_hand_values():
+    idx = pd.date_range("2026-01-01T00:58:00Z", periods=6, freq="1min")  # 00:58 .. 01:03
+    v = pd.Series([1.0, 3.0, 10.0, np.nan, 20.0, 30.0], index=idx)
+    out = aggregate_to_grid(v, H)
+    assert list(out.index) == [pd.Timestamp("2026-01-01T00:00:00Z"), pd.Timestamp("2026-01-01T01:00:00Z")]
+    np.testing.assert_allclose(out.to_numpy(), [2.0, 20.0])
+    gap = pd.Series([1.0, 5.0], index=pd.DatetimeIndex([pd.Timestamp("2026-01-01T00:10:00Z"),
+                                                         pd.Timestamp("2026-01-01T02:10:00Z")]))
+    out2 = aggregate_to_grid(gap, H)
+    assert np.isnan(out2.iloc[1]) and out2.iloc[2] == 5.0
+
+
+def test_conformal_quantile_by_hand():
+    r = np.arange(1.0, 11.0)  # 1..10
+    assert _conformal(r, 0.9) == 10.0  # ceil(11 * 0.9) = 10th smallest
+    assert _conformal(r, 0.5) == 6.0  # ceil(5.5) = 6th
+    assert _conformal(r, 0.1) == 1.0  # floor(1.1) = 1st
+
+
+def test_settings_and_unfitted_errors():
+    with pytest.raises(ValueError):
+        ModelSettings(upper_quantile=0.5, lower_quantile=0.6)
+    with pytest.raises(RuntimeError):
+        EbbtideForecaster().predict(pd.date_range(START, periods=2, freq="1h"))
+
+
+# --------------------------------------------------------------------------- slow (Prophet)
+
+@pytest.fixture(scope="module")
+def ebb_case():
+    """Fitted once: cut one day after the sale's end, forecast the next 3 days."""
+    all_s, full = hourly_series(26)
+    cut = SALE_PEAK + pd.Timedelta(hours=4 + 24)
+    hist = all_s.before(cut)
+    model = EbbtideForecaster([SALE]).fit(hist)
+    idx = hist.future_index(timedelta(days=3))
+    return model, hist, idx, all_s
+
+
+@pytest.mark.slow
+def test_deterministic(ebb_case):
+    model, hist, idx, _ = ebb_case
+    again = EbbtideForecaster([SALE]).fit(hist)
+    pd.testing.assert_frame_equal(model.predict(idx).frame, again.predict(idx).frame)
+    pd.testing.assert_frame_equal(model.predict(idx).frame, model.predict(idx).frame)
+
+
+@pytest.mark.slow
+def test_decay_learned(ebb_case):
+    model, hist, idx, _ = ebb_case
+    f = model.predict(idx)
+    assert wape(truth(idx), f.yhat.to_numpy()) < 0.15
+    tau_h = model.chosen_tau["flash-sale"] / H
+    assert 8 <= tau_h <= 32  # within a factor 2 of the true 16 h
+    assert any("ebb tau for flash-sale" in n for n in f.notes)
+    assert (f.yhat_lower <= f.yhat).all() and (f.yhat <= f.yhat_upper).all() and (f.yhat_lower >= 0).all()
+    plain = PlainProphetForecaster(uncertainty_samples=0).fit(hist).predict(idx)
+    assert wape(truth(idx), f.yhat.to_numpy()) < 0.5 * wape(truth(idx), plain.yhat.to_numpy())
+
+
+@pytest.mark.slow
+def test_upper_covers_held_out_points(ebb_case):
+    model, hist, idx, all_s = ebb_case
+    f = model.predict(idx)
+    actual = all_s.values.reindex(idx).to_numpy()
+    assert np.mean(actual <= f.yhat_upper.to_numpy()) >= 0.85
+
+
+@pytest.mark.slow
+def test_cut_at_peak_spans_candidates():
+    all_s, _ = hourly_series(26)
+    hist = all_s.before(SALE_PEAK + pd.Timedelta(hours=1))
+    model = EbbtideForecaster([SALE]).fit(hist)
+    idx = hist.future_index(timedelta(days=3))
+    f = model.predict(idx)
+    assert any("no ebb observed yet" in n for n in f.notes)
+    actual = all_s.values.reindex(idx).to_numpy()
+    assert np.mean(actual <= f.yhat_upper.to_numpy()) >= 0.85
+    assert np.isfinite(f.yhat_upper).all() and f.yhat_upper.max() < 50 * np.nanmax(hist.values)
+
+
+@pytest.mark.slow
+def test_one_minute_input_fits_on_coarse_grid():
+    idx = pd.date_range(START, periods=6 * 24 * 60, freq="1min")
+    y = noisy(idx, seed=3, with_sale=False)
+    s = Series(pd.Series(y, index=idx), MIN, "one-minute")
+    hist = s.before(START + pd.Timedelta(days=5))
+    model = EbbtideForecaster(settings=ModelSettings(max_fit_points=200)).fit(hist)
+    assert model._fit_step == H
+    future = hist.future_index(timedelta(days=1))
+    f = model.predict(future.tz_convert("America/New_York"))
+    assert len(f.frame) == 24 * 60 and f.index.equals(future)
+    assert any("fit grid 1h" in n and "mapped back to 1min" in n for n in f.notes)
+    assert wape(truth(future, with_sale=False), f.yhat.to_numpy()) < 0.1
+
+
+@pytest.mark.slow
+def test_no_event_at_least_as_good_as_weekly_naive():
+    from forecaster.baselines import SeasonalNaive
+
+    all_s, _ = hourly_series(28, seed=5, with_sale=False)
+    hist = all_s.before(START + pd.Timedelta(days=28))
+    idx = hist.future_index(timedelta(days=7))
+    f = EbbtideForecaster().fit(hist).predict(idx)
+    n = SeasonalNaive(timedelta(days=7)).fit(hist).predict(idx)
+    actual = all_s.values.reindex(idx).to_numpy()
+    assert wape(actual, f.yhat.to_numpy()) <= wape(actual, n.yhat.to_numpy()) + 1e-9
+
+
+@pytest.mark.slow
+def test_warm_start_round_trip(ebb_case):
+    model, hist, idx, _ = ebb_case
+    params = model.params
+    assert set(params) == {"k", "m", "delta", "sigma_obs", "beta"}
+    warm = EbbtideForecaster([SALE]).fit(hist, init=params)
+    np.testing.assert_allclose(warm.predict(idx).yhat, model.predict(idx).yhat, rtol=0.02)
