@@ -40,6 +40,7 @@ class Observation:
     slis: tuple[SliReading, ...] = ()
     tier_viewers: tuple[tuple[str, float], ...] = ()
     weak_network_loss: float | None = None
+    lookback_peak: float | None = None  # highest demand over the forecast lookback (bitrate `traffic_below`)
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,18 @@ class PlannerMemory:
 
     `recommendations`: (time, replicas) recommended over the stabilisation window;
     `last_scale_up_at`/`last_scale_down_at`: times of the last actions taken;
-    `guard_until`: the quality guard holds until this time.
+    `guard_until`: the quality guard holds until this time;
+    `guard_actions`: the `on_breach` actions the held guard applies (freeze_scale_in, ...);
+    `last_demand`: the last demand sample that passed the data checks (demand units), the
+    reference against which an absurd jump is recognised.
     """
 
     recommendations: tuple[tuple[datetime, int], ...] = ()
     last_scale_up_at: datetime | None = None
     last_scale_down_at: datetime | None = None
     guard_until: datetime | None = None
+    guard_actions: tuple[str, ...] = ()
+    last_demand: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,8 @@ class TierCap:
     max_kbps: float
     fec_profile: str = "standard"
     egress_gbph: float | None = None  # estimated egress, GB per hour, when viewers are known
+    weak_network_rung: str | None = None  # cap for weak-network viewers of the tier, when the profile applies
+    weak_network_kbps: float | None = None  # kbit/s of weak_network_rung
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,8 @@ class Plan:
             "last_scale_up_at": _iso(self.memory.last_scale_up_at),
             "last_scale_down_at": _iso(self.memory.last_scale_down_at),
             "guard_until": _iso(self.memory.guard_until),
+            "guard_actions": list(self.memory.guard_actions),
+            "last_demand": self.memory.last_demand,
         }
         d["steps"] = [
             {"step": s.name, "before": _plain(s.before), "after": _plain(s.after), "reason": s.reason}

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "backtest": "scaler.cli.backtest",
     "policy": "scaler.cli.policy",
     "replay": "scaler.cli.replay",
+    "run": "scaler.cli.run",
 }
 
 
@@ -48,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `ebbtide ... | head`: the reader went away; not an error of ours.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

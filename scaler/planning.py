@@ -1,0 +1,403 @@
+"""The planner: forecast + quality + policy + cluster state + now -> Plan. Pure: no clock, no I/O.
+
+`plan()` runs a flat list of named steps (see docs/planner.md for a worked example). Each step
+appends a `Step(name, before, after, reason)` to the plan:
+
+1. `demand` (trusted forecast) — the highest forecast `yhat_upper` (the forecast is made at the
+   workload's `scaling.quantile`) over the lead window [now, now + pod_startup + one tick], and
+   never below the demand observed now: capacity is ready when demand arrives, and scale-up never
+   waits on the forecast. `reactive` instead (forecast untrusted, absent or
+   unusable) — the demand observed now, like an HPA; with no usable demand either, hold.
+2. `headroom` — replicas = ceil(demand x (1 + headroom) / per_replica).
+3. `event` — pre-scaling. Trusted forecast: from pod_startup + one tick before an event's ramp
+   `start` until its `peak`, size for the highest forecast over [max(now, start), peak] (the
+   forecast carries the event effect), so pods are ready when the ramp arrives and are not given
+   back during it. Forecast not usable: within pod_startup + one tick either side of an event
+   start, never scale in (hold at least the replicas running).
+4. `clamp` — into [min_replicas, max_replicas], and under the HPA's maxReplicas when an HPA owns
+   the workload (its minReplicas is then at least 1). The result is this tick's recommendation
+   (kept in memory for stabilisation).
+5. `step_limit` — at most max(1, floor(current x max_scale_down_fraction)) pods fewer per tick.
+6. `stabilization` — scale down only to the highest recommendation within the window;
+   `cooldown` — no scale-down within scale_down_cooldown of any action; within scale_up_cooldown
+   of the last scale-up, scale up only as far as the demand observed now needs.
+7. `quality_guard` — an SLI in breach, an SLI reading missing/stale, or demand data
+   missing/stale/absurd (see scaler.safety.check_demand) activates the guard: no scale-in
+   (freeze_scale_in), bitrate caps back to the ladder top (restore_bitrate), and, on a live
+   breach whose on_breach has scale_up, one step up (the scale-down step size) at most once per
+   max(pod_startup, scale_up_cooldown). A breach holds the guard for the SLI's `hold`.
+8. `limits` — the hard limits again: nothing above max or below min, whatever a guard wanted.
+Then the bitrate steps (`bitrate:rules`, `bitrate:<tier>`, scaler.bitrate) when the policy
+plans bitrate.
+
+Every step after sizing only moves a scale-down back towards the current count (or into the
+hard limits): the safest action wins, and scale-up is never delayed by a scale-down rule.
+
+HPA-owned workloads (`workload.hpa` set, or an HPA read from the cluster: `hpa_min` not None):
+`apply_via` is `hpa_min_replicas`, the "current" count is the HPA's minReplicas (what Ebbtide
+writes), and the freeze floor of the guard is the replicas the HPA runs, so a freeze really keeps
+every pod. Otherwise `apply_via` is `scale` and the current count is the scale subresource's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from forecaster.series import Forecast
+from policies.events import Event, expand_events
+from policies.schema import Policy, Workload
+from policies.units import format_duration
+from scaler.bitrate import EBB_WINDOW, BitrateContext, plan_bitrate
+from scaler.plans import (
+    Observation,
+    Plan,
+    PlannerMemory,
+    PlanningState,
+    Step,
+    TierCap,
+    TrustedForecast,
+    digest,
+)
+from scaler.safety import (
+    apply_guard,
+    check_demand,
+    check_slis,
+    clamp,
+    cooldowns,
+    fmt,
+    guard_state,
+    limit_scale_down,
+    prune_recommendations,
+    replicas_for,
+    scale_step,
+    stabilise,
+)
+
+
+# --------------------------------------------------------------------------- forecast access
+@dataclass(frozen=True)
+class _ForecastView:
+    """A forecast as numpy arrays for fast window maxima (the replay calls plan() every tick)."""
+
+    ts_ns: np.ndarray
+    step_ns: int
+    yhat: np.ndarray
+    upper: np.ndarray
+
+    def max_of(self, values: np.ndarray, start: datetime, end: datetime) -> float | None:
+        """Highest finite value of the points whose interval [ts, ts + step) meets [start, end]."""
+        s, e = _ns(start), _ns(end)
+        lo = int(np.searchsorted(self.ts_ns, s, side="right")) - 1
+        if lo < 0 or self.ts_ns[lo] + self.step_ns <= s:
+            lo += 1  # the point before `start` does not cover it
+        hi = int(np.searchsorted(self.ts_ns, e, side="right"))
+        if hi <= lo:
+            return None
+        window = values[lo:hi]
+        window = window[np.isfinite(window)]
+        return float(window.max()) if window.size else None
+
+
+def _ns(t: datetime) -> int:
+    return pd.Timestamp(t).value
+
+
+def _view(forecast: Forecast | None) -> tuple[_ForecastView | None, str]:
+    """Arrays of a usable forecast, or None and why not (absent, empty, infinite or negative)."""
+    if forecast is None:
+        return None, "no forecast"
+    frame = forecast.frame
+    if len(frame) == 0:
+        return None, "forecast is empty"
+    upper = frame["yhat_upper"].to_numpy(dtype=float)
+    yhat = frame["yhat"].to_numpy(dtype=float)
+    if np.isinf(upper).any() or (upper < 0).any() or np.isinf(yhat).any() or (yhat < 0).any():
+        return None, "forecast holds infinite or negative values"
+    ts = _index_ns(forecast.index)
+    step_ns = int(np.median(np.diff(ts))) if ts.size > 1 else 0
+    return _ForecastView(ts, step_ns, yhat, upper), ""
+
+
+def _forecast_digest(tf: TrustedForecast) -> object:
+    """A JSON-able identity of the forecast: a hash of its frame's bytes plus its metadata."""
+    if tf.forecast is None:
+        return [None, tf.trusted, list(tf.reasons)]
+    f = tf.forecast
+    h = hashlib.sha256(_index_ns(f.index).tobytes())
+    for col in ("yhat", "yhat_lower", "yhat_upper"):
+        h.update(np.ascontiguousarray(f.frame[col].to_numpy(dtype=float)).tobytes())
+    return [h.hexdigest(), f.model, f.upper_quantile, f.lower_quantile, list(f.notes), tf.trusted, list(tf.reasons)]
+
+
+def _index_ns(index: pd.DatetimeIndex) -> np.ndarray:
+    """Timestamps as int64 nanoseconds, whatever the index's unit."""
+    return (index if index.unit == "ns" else index.as_unit("ns")).asi8
+
+
+# --------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class _EventContext:
+    ramps: tuple[Event, ...]  # start - lead <= now < peak
+    near_start: tuple[Event, ...]  # |now - start| <= lead
+    ebb_since: datetime | None  # latest end within EBB_WINDOW, when no event is active or imminent
+
+
+def _event_context(events: list[Event], now: datetime, lead: timedelta) -> _EventContext:
+    ramps = tuple(e for e in events if e.start - lead <= now < e.peak)
+    near = tuple(e for e in events if abs(now - e.start) <= lead)
+    active = any(e.start - lead <= now < e.end for e in events)
+    ends = [e.end for e in events if e.end <= now < e.end + EBB_WINDOW]
+    return _EventContext(ramps, near, None if active or not ends else max(ends))
+
+
+# --------------------------------------------------------------------------- the planner
+def plan(
+    forecast: TrustedForecast,
+    quality: Observation,
+    workload: Workload,
+    policy: Policy,
+    state: PlanningState,
+    now: datetime,
+) -> Plan:
+    """Plan one tick for one workload. Pure and deterministic: equal inputs give equal plans.
+
+    `now` must carry a zone. Returns a Plan whose `memory` is to be passed back in the next
+    tick's `state.memory`. Invariants: min <= target <= max (and <= the HPA's maxReplicas);
+    target >= current while the guard freezes scale-in; a scale-down is at most
+    max(1, floor(current x max_scale_down_fraction)) pods.
+    """
+    if now.tzinfo is None:
+        raise ValueError("plan(): now must carry a zone (UTC)")
+    sc = workload.scaling
+    per = workload.demand.per_replica
+    tick = policy.schedule.tick
+    lead = workload.pod_startup + tick
+    cluster, mem = state.cluster, state.memory
+    hpa_owned = workload.hpa is not None or cluster.hpa_min is not None
+    running = cluster.replicas
+    current = cluster.hpa_min if hpa_owned and cluster.hpa_min is not None else running
+    freeze_floor = max(current, running) if hpa_owned else current
+    steps: list[Step] = []
+    notes: list[str] = []
+
+    # ---- data checks (they feed sizing and the guard)
+    view, view_problem = _view(forecast.forecast)
+    fc_now = view.max_of(view.upper, now, now) if view is not None else None
+    demand = check_demand(
+        quality.demand_now, quality.demand_at, now, policy.prometheus.max_staleness,
+        (fc_now, mem.last_demand, running * per, per),
+    )
+    slis = check_slis(workload.quality, quality.slis, now, policy.prometheus.max_staleness)
+    guard = guard_state(slis, demand, now, mem.guard_until, mem.guard_actions)
+
+    distrust = list(forecast.reasons) if not forecast.trusted else []
+    if not forecast.trusted and not distrust:
+        distrust.append("forecast not trusted")
+    usable = forecast.trusted and view is not None
+    if forecast.trusted and view is None:
+        distrust.append(view_problem)
+    if forecast.forecast is not None and not math.isclose(forecast.forecast.upper_quantile, sc.quantile):
+        notes.append(
+            f"forecast upper bound is q{forecast.forecast.upper_quantile:g}, policy asks q{sc.quantile:g}"
+        )
+
+    # ---- 1. demand over the lead window (or reactive sizing)
+    fc_demand = view.max_of(view.upper, now, now + lead) if usable else None
+    if usable and fc_demand is None:
+        usable = False
+        distrust.append(f"forecast has no point in [now, now + {format_duration(lead)}]")
+    observed = fmt(demand.value) if demand.ok else f"unusable: {demand.problem}"
+    sized: float | None
+    if usable:
+        sized = max(fc_demand, demand.value) if demand.ok else fc_demand
+        steps.append(Step(
+            "demand", fc_demand, sized,
+            f"sized for demand {fmt(sized)}: highest forecast yhat_upper (q{sc.quantile:g}) over the next "
+            f"{format_duration(lead)} (pod start-up {format_duration(workload.pod_startup)} + one tick) is "
+            f"{fmt(fc_demand)}, observed now {observed}",
+        ))
+    elif demand.ok:
+        sized = demand.value
+        steps.append(Step(
+            "reactive", None, sized,
+            f"reactive sizing on demand observed now {fmt(sized)}: {'; '.join(distrust)}",
+        ))
+    else:
+        sized = None
+        steps.append(Step(
+            "reactive", None, None,
+            f"holding {current}: {'; '.join(distrust)}, and demand now is {observed}",
+        ))
+
+    # ---- 2. headroom
+    if sized is None:
+        x = current
+        steps.append(Step("headroom", None, x, f"no demand to size for: kept {x}"))
+    else:
+        x = replicas_for(sized, sc.headroom, per)
+        steps.append(Step(
+            "headroom", sized, x,
+            f"ceil({fmt(sized)} x (1 + {fmt(sc.headroom)}) / {fmt(per)} per replica) = {x} replicas",
+        ))
+
+    # ---- 3. events
+    events = expand_events(policy.events, now - EBB_WINDOW, now + workload.forecast.horizon)
+    ev = _event_context(events, now, lead)
+    x = _event_step(x, ev, usable, view, now, sc.headroom, per, freeze_floor, lead, steps)
+
+    # ---- 4. clamp to the limits
+    lo, hi, limits = _limits(workload, cluster.hpa_max, hpa_owned)
+    x, st = clamp(x, lo, hi, limits)
+    steps.append(st)
+    recommendation = x
+    window = prune_recommendations(mem.recommendations + ((now, recommendation),), now, sc.stabilization)
+
+    # ---- 5. scale-down step limit
+    x, st = limit_scale_down(x, current, sc.max_scale_down_fraction)
+    steps.append(st)
+
+    # ---- 6. stabilisation and cooldowns
+    x, st = stabilise(x, current, window, sc.stabilization)
+    steps.append(st)
+    needed_now = min(max(replicas_for(demand.value, sc.headroom, per), lo), hi) if demand.ok else None
+    x, st = cooldowns(
+        x, current, now, mem.last_scale_up_at, mem.last_scale_down_at,
+        sc.scale_down_cooldown, sc.scale_up_cooldown, needed_now,
+    )
+    steps.append(st)
+
+    # ---- 7. quality guard
+    settle = max(workload.pod_startup, sc.scale_up_cooldown)
+    may_step_up = mem.last_scale_up_at is None or now - mem.last_scale_up_at >= settle
+    x, st = apply_guard(x, current, freeze_floor, guard, scale_step(current, sc.max_scale_down_fraction), may_step_up)
+    steps.append(st)
+
+    # ---- 8. hard limits last
+    x, st = clamp(x, lo, hi, limits)
+    steps.append(Step("limits", st.before, st.after, st.reason))
+
+    # ---- bitrate
+    caps: tuple[TierCap, ...] | None = None
+    if policy.bitrate is not None:
+        peak_candidates = [quality.lookback_peak, demand.value if demand.ok else None]
+        if usable:
+            peak_candidates.append(float(np.nanmax(view.yhat)) if np.isfinite(view.yhat).any() else None)
+        peaks = [p for p in peak_candidates if p is not None and math.isfinite(p)]
+        ctx = BitrateContext(
+            tick=tick,
+            peak_demand=max(peaks) if peaks else None,
+            demand_now=demand.value if demand.ok else None,
+            ebb_since=ev.ebb_since,
+        )
+        caps, bsteps = plan_bitrate(
+            policy.bitrate, forecast.forecast if usable else None, quality, now, cluster.bitrate_caps,
+            "restore_bitrate" in guard.actions, ctx, allow_cuts=not guard.active,
+        )
+        steps.extend(bsteps)
+
+    if not forecast.trusted or not usable:
+        notes.extend(distrust)
+    if forecast.forecast is not None:
+        notes.extend(forecast.forecast.notes)
+
+    memory = PlannerMemory(
+        recommendations=window,
+        last_scale_up_at=now if x > current else mem.last_scale_up_at,
+        last_scale_down_at=now if x < current else mem.last_scale_down_at,
+        guard_until=guard.until,
+        guard_actions=guard.held_actions,
+        last_demand=demand.value if demand.ok else mem.last_demand,
+    )
+    return Plan(
+        workload=workload.name,
+        now=now,
+        current_replicas=current,
+        target_replicas=x,
+        apply_via="hpa_min_replicas" if hpa_owned else "scale",
+        steps=tuple(steps),
+        memory=memory,
+        forecast_trusted=usable,
+        guard_active=guard.active,
+        data_ok=demand.ok and slis.data_ok,
+        bitrate=caps,
+        inputs_digest=digest(
+            _forecast_digest(forecast), asdict(quality), workload.model_dump(mode="json"),
+            policy.model_dump(mode="json", by_alias=True), asdict(state), now.isoformat(),
+        ),
+        notes=tuple(notes),
+    )
+
+
+def _limits(workload: Workload, hpa_max: int | None, hpa_owned: bool) -> tuple[int, int, str]:
+    """[lo, hi] and their description. With an HPA: hi <= its maxReplicas, lo >= 1 (an HPA's
+    minReplicas cannot be 0); if the HPA's max is below the policy's min, the HPA's max wins
+    (a minReplicas above maxReplicas would be refused by the API server)."""
+    sc = workload.scaling
+    lo, hi = sc.min_replicas, sc.max_replicas
+    text = f"min_replicas {lo}, max_replicas {hi}"
+    if hpa_owned:
+        if lo < 1:
+            lo = 1
+            text += ", HPA minReplicas >= 1"
+        if hpa_max is not None and hpa_max < hi:
+            hi = hpa_max
+            text += f", HPA maxReplicas {hpa_max}"
+    if lo > hi:
+        text += f"; min {lo} above max {hi}: max wins"
+        lo = hi
+    return lo, hi, text
+
+
+def _event_step(
+    x: int,
+    ev: _EventContext,
+    usable: bool,
+    view: _ForecastView | None,
+    now: datetime,
+    headroom: float,
+    per: float,
+    freeze_floor: int,
+    lead: timedelta,
+    steps: list[Step],
+) -> int:
+    """Step 3: pre-scale for an event's ramp (trusted forecast) or hold near its start (not)."""
+    uncovered = ""
+    if usable and ev.ramps:
+        best: tuple[float, Event] | None = None
+        for e in ev.ramps:
+            m = view.max_of(view.upper, max(now, e.start), e.peak)  # type: ignore[union-attr]
+            if m is not None and (best is None or m > best[0]):
+                best = (m, e)
+        if best is not None:
+            need = replicas_for(best[0], headroom, per)
+            e = best[1]
+            if need > x:
+                steps.append(Step(
+                    "event", x, need,
+                    f"pre-scaled from {x} to {need} for event {e.name}: ramp from {e.start.isoformat()} "
+                    f"to peak {e.peak.isoformat()}, highest forecast {fmt(best[0])} in it",
+                ))
+                return need
+            steps.append(Step("event", x, x, f"{x} already covers the forecast ramp of event {e.name}"))
+            return x
+        uncovered = f"the forecast does not reach into the ramp of event {', '.join(e.name for e in ev.ramps)}"
+    if ev.near_start and (uncovered or not usable):
+        e = ev.near_start[0]
+        why = uncovered or "without a trusted forecast"
+        if x < freeze_floor:
+            steps.append(Step(
+                "event", x, freeze_floor,
+                f"kept {freeze_floor}: no scale-in within {format_duration(lead)} of the start of event "
+                f"{e.name} ({e.start.isoformat()}), {why}",
+            ))
+            return freeze_floor
+        steps.append(Step("event", x, x, f"event {e.name} starts within {format_duration(lead)}; {x} does not scale in"))
+        return x
+    steps.append(Step("event", x, x, uncovered or "no event ramp within the lead time"))
+    return x

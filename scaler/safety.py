@@ -1,0 +1,355 @@
+"""The planner's safety steps: small pure functions, each taking a replica count and returning
+the adjusted count with a `Step` that says what it did and why (nomad-autoscaler style:
+"capped count from 12 to 10 to stay within limits").
+
+Every step is pure (no clock: `now` is an argument) and, apart from sizing, only ever moves a
+scale-down back towards the current count or a count back inside the hard limits. That is what
+makes "safest action wins" hold however the steps are composed: each scale-down restriction is a
+floor `max(x, floor)` applied only when `x < current`, so their order does not change the result.
+
+Data checks live here as well: `check_demand` (missing, stale, absurd demand) and `check_slis`
+(quality SLIs in breach, missing or stale). Their verdicts drive the quality guard.
+
+Units: replica counts are pods; demand is in the workload's demand unit (the unit of
+`demand.query`, e.g. concurrent viewers); `per_replica` is demand one pod serves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from policies.schema import QualitySli
+from policies.units import format_duration
+from scaler.plans import SliReading, Step
+
+#: A demand sample more than this many times above every reference level (the forecast now, the
+#: last good sample, what the running pods serve, one pod's worth) is taken for a broken
+#: exporter or a unit change, not traffic: it is not used for sizing and blocks scale-in.
+ABSURD_JUMP_FACTOR = 100.0
+
+#: Guard actions a data problem (missing, stale or absurd data) always implies.
+DATA_GUARD_ACTIONS: tuple[str, ...] = ("freeze_scale_in", "restore_bitrate")
+
+_ACTION_ORDER = ("freeze_scale_in", "restore_bitrate", "scale_up")
+
+
+def fmt(x: float) -> str:
+    """A number as people read it in a reason: `950`, `1045.5`, `0.02`."""
+    if x is None:
+        return "none"
+    if math.isfinite(x) and float(x).is_integer():
+        return str(int(x))
+    return f"{x:.4g}"
+
+
+def replicas_for(demand: float, headroom: float, per_replica: float) -> int:
+    """Pods needed for `demand` with `headroom` (fraction) on top: ceil(demand*(1+h)/per_replica).
+
+    Rounded to 9 decimals before the ceiling, so binary noise (1000 * 1.1 / 100 =
+    11.000000000000002) does not buy a pod. Never negative.
+    """
+    exact = demand * (1.0 + headroom) / per_replica
+    return max(0, math.ceil(round(exact, 9)))
+
+
+def scale_step(current: int, fraction: float) -> int:
+    """Largest scale-down per tick, pods: max(1, floor(current * fraction)).
+
+    The guard's breach scale-up uses the same size, so a breach undoes one step of scale-in.
+    """
+    return max(1, math.floor(round(current * fraction, 9)))
+
+
+# --------------------------------------------------------------------------- data checks
+@dataclass(frozen=True)
+class DemandCheck:
+    """Verdict on this tick's demand sample. `ok` False: missing, stale, or absurd (`problem`)."""
+
+    value: float | None
+    ok: bool
+    problem: str = ""
+
+
+def check_demand(
+    value: float | None,
+    at: datetime | None,
+    now: datetime,
+    max_staleness: timedelta,
+    references: Iterable[float | None],
+) -> DemandCheck:
+    """Is the demand sample usable for sizing?
+
+    Missing: no value or no sample time. Stale: sampled more than `max_staleness` before `now`
+    (a sample from the future beyond the same tolerance counts as stale too: a clock problem).
+    Absurd: NaN, infinite, negative, or above ABSURD_JUMP_FACTOR times the largest positive
+    reference level (callers pass the forecast level now, the last good sample, the capacity of
+    the running pods and one pod's worth, so "absurd" means far beyond everything known).
+    """
+    if value is None or at is None:
+        return DemandCheck(None, False, "demand data missing (the query returned no sample)")
+    age = now - at
+    if age > max_staleness or -age > max_staleness:
+        return DemandCheck(
+            None, False,
+            f"demand data stale (sample from {at.isoformat()}, older than max_staleness "
+            f"{format_duration(max_staleness)})",
+        )
+    v = float(value)
+    if math.isnan(v) or math.isinf(v) or v < 0:
+        return DemandCheck(None, False, f"demand data absurd ({v}: NaN, infinite or negative)")
+    refs = [float(r) for r in references if r is not None and math.isfinite(r) and r > 0]
+    if refs and v > ABSURD_JUMP_FACTOR * max(refs):
+        return DemandCheck(
+            None, False,
+            f"demand data absurd ({fmt(v)} is over {fmt(ABSURD_JUMP_FACTOR)}x every known level, "
+            f"highest {fmt(max(refs))})",
+        )
+    return DemandCheck(v, True)
+
+
+@dataclass(frozen=True)
+class QualityCheck:
+    """Verdict on the quality SLIs this tick.
+
+    `breaches`: (sli name, reason) of SLIs in breach; `data_problems`: reasons for SLIs whose
+    reading is missing or stale; `actions`: union of the breaching SLIs' on_breach actions;
+    `hold`: longest `hold` among breaching SLIs (the guard lasts that long after the breach).
+    """
+
+    breaches: tuple[tuple[str, str], ...] = ()
+    data_problems: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    hold: timedelta = timedelta(0)
+
+    @property
+    def data_ok(self) -> bool:
+        return not self.data_problems
+
+
+def check_slis(
+    slis: Sequence[QualitySli], readings: Sequence[SliReading], now: datetime, max_staleness: timedelta
+) -> QualityCheck:
+    """Compare each configured SLI with its latest reading (matched by name).
+
+    A reading that is absent, None, NaN, without a sample time, or older than `max_staleness` is
+    a data problem (the guard treats it like a breach of freeze + restore, without a hold).
+    Breach: value above (breach_when=above) or below (below) the threshold; equal is no breach.
+    """
+    by_name = {r.name: r for r in readings}
+    breaches: list[tuple[str, str]] = []
+    problems: list[str] = []
+    actions: set[str] = set()
+    hold = timedelta(0)
+    for sli in slis:
+        r = by_name.get(sli.name)
+        if r is None or r.value is None or r.at is None or math.isnan(r.value):
+            problems.append(f"SLI {sli.name} missing")
+            continue
+        if now - r.at > max_staleness:
+            problems.append(
+                f"SLI {sli.name} stale (sample from {r.at.isoformat()}, older than "
+                f"{format_duration(max_staleness)})"
+            )
+            continue
+        above = r.value > sli.threshold
+        below = r.value < sli.threshold
+        if (sli.breach_when == "above" and above) or (sli.breach_when == "below" and below):
+            breaches.append(
+                (sli.name, f"SLI {sli.name} in breach ({fmt(r.value)} {sli.breach_when} {fmt(sli.threshold)})")
+            )
+            actions.update(sli.on_breach)
+            hold = max(hold, sli.hold)
+    return QualityCheck(tuple(breaches), tuple(problems), _ordered(actions), hold)
+
+
+def _ordered(actions: Iterable[str]) -> tuple[str, ...]:
+    s = set(actions)
+    return tuple(a for a in _ACTION_ORDER if a in s)
+
+
+# --------------------------------------------------------------------------- the guard's state
+@dataclass(frozen=True)
+class GuardState:
+    """The quality guard this tick: whether it is active, what it does, until when it holds.
+
+    `actions` ⊆ {freeze_scale_in, restore_bitrate, scale_up}; `live_breach` True when an SLI is in
+    breach right now (scale_up acts only then, not during the hold); `until`/`held_actions` go to
+    the planner's memory; `reasons` explain it.
+    """
+
+    active: bool
+    actions: tuple[str, ...]
+    live_breach: bool
+    until: datetime | None
+    held_actions: tuple[str, ...]
+    reasons: tuple[str, ...] = field(default=())
+
+
+def guard_state(
+    quality: QualityCheck,
+    demand: DemandCheck,
+    now: datetime,
+    guard_until: datetime | None,
+    held_actions: Sequence[str],
+) -> GuardState:
+    """Combine live breaches, data problems and the held guard from memory.
+
+    A breach starts (or extends) the hold: until = max(previous until, now + hold). A data
+    problem guards this tick only (freeze + restore), with no hold: when data comes back the
+    planner trusts it again. The hold keeps the actions of the breaches that set it.
+    """
+    reasons: list[str] = [r for _, r in quality.breaches]
+    actions: set[str] = set(quality.actions)
+    holding = guard_until is not None and guard_until > now
+    until = guard_until if holding else None
+    kept = set(held_actions) if holding else set()
+    if quality.breaches:
+        new_until = now + quality.hold
+        until = max(until, new_until) if until is not None else new_until
+        kept |= set(quality.actions)
+    if holding and not quality.breaches:
+        reasons.append(f"guard held until {guard_until.isoformat()} after the last breach")
+    actions |= kept
+    problems = list(quality.data_problems) + ([demand.problem] if not demand.ok else [])
+    if problems:
+        actions |= set(DATA_GUARD_ACTIONS)
+        reasons.extend(problems)
+    if until is not None and until <= now:
+        until = None
+    return GuardState(
+        active=bool(actions),
+        actions=_ordered(actions),
+        live_breach=bool(quality.breaches),
+        until=until,
+        held_actions=_ordered(kept) if until is not None else (),
+        reasons=tuple(reasons),
+    )
+
+
+# --------------------------------------------------------------------------- replica steps
+def clamp(x: int, lo: int, hi: int, limits: str) -> tuple[int, Step]:
+    """Bring `x` into [lo, hi]; `limits` says where the bounds come from (for the reason)."""
+    if x > hi:
+        return hi, Step("clamp", x, hi, f"capped count from {x} to {hi} to stay within limits ({limits})")
+    if x < lo:
+        return lo, Step("clamp", x, lo, f"raised count from {x} to {lo} to stay within limits ({limits})")
+    return x, Step("clamp", x, x, f"{x} is within limits ({limits})")
+
+
+def limit_scale_down(x: int, current: int, fraction: float) -> tuple[int, Step]:
+    """At most max(1, floor(current * fraction)) pods fewer than `current` per tick."""
+    if x >= current:
+        return x, Step("step_limit", x, x, "no scale-down to limit")
+    step = scale_step(current, fraction)
+    if current - x <= step:
+        return x, Step("step_limit", x, x, f"scale-down of {current - x} is within the step limit of {step}")
+    y = current - step
+    return y, Step(
+        "step_limit", x, y,
+        f"limited scale-down from {current} to {y} (at most {step} pods per tick, "
+        f"max_scale_down_fraction {fmt(fraction)})",
+    )
+
+
+def prune_recommendations(
+    recommendations: Iterable[tuple[datetime, int]], now: datetime, window: timedelta
+) -> tuple[tuple[datetime, int], ...]:
+    """Recommendations made within the stabilisation window (now - window, now], oldest first."""
+    return tuple((t, r) for t, r in recommendations if now - window < t <= now or t == now)
+
+
+def stabilise(
+    x: int, current: int, window_recommendations: Sequence[tuple[datetime, int]], window: timedelta
+) -> tuple[int, Step]:
+    """Scale down only to the highest recommendation in the window (HPA's stabilisation).
+
+    `window_recommendations` includes this tick's recommendation. Only restricts scale-down:
+    the result is max(x, min(current, highest)).
+    """
+    if x >= current or not window_recommendations:
+        return x, Step("stabilization", x, x, "no scale-down to stabilise")
+    highest = max(r for _, r in window_recommendations)
+    y = max(x, min(current, highest))
+    if y == x:
+        return x, Step(
+            "stabilization", x, x,
+            f"{x} is the highest recommendation of the last {format_duration(window)}",
+        )
+    return y, Step(
+        "stabilization", x, y,
+        f"held scale-down at {y}: highest recommendation of the last {format_duration(window)} "
+        f"(stabilisation)",
+    )
+
+
+def cooldowns(
+    x: int,
+    current: int,
+    now: datetime,
+    last_scale_up_at: datetime | None,
+    last_scale_down_at: datetime | None,
+    scale_down_cooldown: timedelta,
+    scale_up_cooldown: timedelta,
+    needed_now: int | None,
+) -> tuple[int, Step]:
+    """Cooldowns. Scale-down waits `scale_down_cooldown` after ANY action (up or down).
+
+    Scale-up waits `scale_up_cooldown` after the last scale-up, but only the part driven by the
+    forecast: the pods `needed_now` for the demand observed right now are never delayed
+    (scale-up never waits), so during the cooldown x becomes max(current, min(x, needed_now)).
+    """
+    if x < current:
+        last = max((t for t in (last_scale_up_at, last_scale_down_at) if t is not None), default=None)
+        if last is not None and now - last < scale_down_cooldown:
+            left = scale_down_cooldown - (now - last)
+            return current, Step(
+                "cooldown", x, current,
+                f"kept {current}: scale-down cooldown of {format_duration(scale_down_cooldown)} after the "
+                f"last action at {last.isoformat()} ({format_duration(left)} left)",
+            )
+        return x, Step("cooldown", x, x, "no cooldown in force")
+    if x > current and last_scale_up_at is not None and now - last_scale_up_at < scale_up_cooldown:
+        allowed = max(current, min(x, needed_now if needed_now is not None else current))
+        if allowed == x:
+            return x, Step("cooldown", x, x, "scale-up covers demand observed now: not delayed by the cooldown")
+        return allowed, Step(
+            "cooldown", x, allowed,
+            f"scale-up cooldown of {format_duration(scale_up_cooldown)} after {last_scale_up_at.isoformat()}: "
+            f"scaled up only to {allowed}, what the demand observed now needs",
+        )
+    return x, Step("cooldown", x, x, "no cooldown in force")
+
+
+def apply_guard(
+    x: int,
+    current: int,
+    freeze_floor: int,
+    guard: GuardState,
+    step_up: int,
+    may_step_up: bool,
+) -> tuple[int, Step]:
+    """The quality guard on replicas.
+
+    freeze_scale_in: no fewer than `freeze_floor` (the current count; with an HPA, the pods it
+    runs). scale_up (live breach only, when `may_step_up`): at least current + `step_up`.
+    """
+    if not guard.active:
+        return x, Step("quality_guard", x, x, "quality SLIs within thresholds and data fresh")
+    why = "; ".join(guard.reasons) or "quality guard active"
+    y = x
+    did: list[str] = []
+    if "freeze_scale_in" in guard.actions and y < freeze_floor:
+        y = freeze_floor
+        did.append(f"blocked scale-in, kept {y}")
+    if "scale_up" in guard.actions and guard.live_breach:
+        if may_step_up and y < current + step_up:
+            y = current + step_up
+            did.append(f"scaled up one step (+{step_up}) to {y}")
+        elif not may_step_up:
+            did.append("breach scale-up waits for the last scale-up's pods to start")
+    if not did:
+        did.append(f"{x} already satisfies the guard")
+    return y, Step("quality_guard", x, y, f"{'; '.join(did)}: {why}")

@@ -1,0 +1,399 @@
+"""The planner end to end, with hand-computed plans (per_replica 100, headroom 0.1, tick 1m,
+pod start-up 60s, so the lead window is 2 minutes).
+
+Cases:
+- sizing: forecast quantile over the lead window (a jump inside it counts, one after it does
+  not); observed demand above the forecast wins; headroom rounding (1000 x 1.1 / 100 = 11).
+- clamp to min/max with nomad-style reasons; step limit; stabilisation window; scale-down and
+  scale-up cooldowns (the demand observed now is never delayed).
+- quality guard: breach freezes scale-in and holds for `hold`; expiry; scale_up on breach, once
+  per pod start-up; stale, missing and absurd demand; missing SLI reading.
+- untrusted forecast: reactive sizing with the trust reasons; no demand -> hold; a forecast that
+  ends before now is not used.
+- events: pre-scaling before a ramp, not too early, during the ramp; hold near an event start
+  without a trusted forecast.
+- HPA-owned workloads: minReplicas written, HPA max honoured, minReplicas >= 1, freeze at the
+  replicas the HPA runs.
+- memory carried between ticks; equal inputs -> equal plans and digest; JSON output; bitrate in
+  the plan (guard restores it; after_event rules only in an ebb); `now` without a zone refused.
+- the worked example of docs/planner.md, step by step.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from planner_helpers import (
+    MIN, NOW, flat, forecast, obs, policy, sli, state, step, trusted, untrusted, workload,
+)
+from scaler.planning import plan
+from scaler.plans import PlannerMemory, SliReading
+
+
+def run(fc, observed, wl=None, current=8, memory=None, now=NOW, pol=None, **state_kw):
+    wl = wl or workload()
+    pol = pol or policy(wl)
+    return plan(fc, observed, wl, pol, state(current, memory=memory, **state_kw), now)
+
+
+# --------------------------------------------------------------------------- sizing
+def test_scale_up_to_forecast_quantile_with_headroom():
+    p = run(trusted(flat(950)), obs(800), current=8)
+    # 950 x 1.1 / 100 = 10.45 -> 11
+    assert p.target_replicas == 11
+    assert p.apply_via == "scale"
+    assert step(p, "demand").after == 950
+    assert step(p, "headroom").after == 11
+    assert "950" in step(p, "demand").reason and "2m" in step(p, "demand").reason
+    assert p.memory.last_scale_up_at == NOW and p.memory.last_scale_down_at is None
+    assert p.memory.recommendations == ((NOW, 11),)
+    assert p.memory.last_demand == 800
+    assert p.forecast_trusted and p.data_ok and not p.guard_active
+
+
+def test_jump_inside_lead_window_counts_but_not_after_it():
+    inside = [500, 500, 1500] + [500] * 60  # 1500 at now + 2m: inside [now, now + 60s + 1m]
+    after = [500, 500, 500, 1500] + [500] * 60  # 1500 at now + 3m: outside
+    assert run(trusted(forecast(inside)), obs(400), current=8).target_replicas == 17  # 1650/100
+    # 550/100 -> 6, but one tick may remove at most max(1, floor(8 x 0.1)) = 1 pod
+    p = run(trusted(forecast(after)), obs(400), current=8)
+    assert step(p, "headroom").after == 6
+    assert p.target_replicas == 7
+
+
+def test_observed_demand_above_forecast_wins():
+    p = run(trusted(flat(500)), obs(1200), current=8)
+    assert step(p, "demand").after == 1200
+    assert p.target_replicas == 14  # 1320 / 100
+
+
+def test_headroom_rounding_does_not_buy_a_pod():
+    assert run(trusted(flat(1000)), obs(0), current=11).target_replicas == 11
+
+
+# --------------------------------------------------------------------------- limits and pacing
+def test_clamp_to_max_and_min():
+    p = run(trusted(flat(5000)), obs(100), current=40)
+    assert p.target_replicas == 50
+    assert step(p, "clamp").reason == (
+        "capped count from 55 to 50 to stay within limits (min_replicas 1, max_replicas 50)"
+    )
+    p = run(trusted(flat(0)), obs(0), wl=workload(min_replicas=2), current=2)
+    assert step(p, "clamp").before == 0 and p.target_replicas == 2
+
+
+@pytest.mark.parametrize(("fraction", "expected"), [(0.1, 36), (0.25, 30), (0.0, 39)])
+def test_scale_down_step_limit(fraction, expected):
+    p = run(trusted(flat(1000)), obs(900), wl=workload(max_scale_down_fraction=fraction), current=40)
+    assert step(p, "clamp").after == 11
+    assert p.target_replicas == expected
+    assert p.memory.last_scale_down_at == NOW
+    assert p.memory.recommendations == ((NOW, 11),)
+
+
+def test_stabilisation_holds_at_highest_recent_recommendation():
+    mem = PlannerMemory(recommendations=((NOW - 6 * MIN, 45), (NOW - 4 * MIN, 25), (NOW - 2 * MIN, 30)))
+    p = run(trusted(flat(1000)), obs(900), wl=workload(max_scale_down_fraction=0.5), current=40, memory=mem)
+    assert step(p, "step_limit").after == 20
+    assert step(p, "stabilization").after == 30  # 45 is older than the 5m window
+    assert p.target_replicas == 30
+    assert p.memory.recommendations == ((NOW - 4 * MIN, 25), (NOW - 2 * MIN, 30), (NOW, 11))
+
+
+def test_scale_down_cooldown_after_any_action():
+    recent = PlannerMemory(last_scale_up_at=NOW - 5 * MIN)
+    p = run(trusted(flat(1000)), obs(900), current=40, memory=recent)
+    assert p.target_replicas == 40
+    assert "cooldown" in step(p, "cooldown").reason and "5m left" in step(p, "cooldown").reason
+    assert p.memory.last_scale_up_at == recent.last_scale_up_at  # no action taken
+    older = PlannerMemory(last_scale_down_at=NOW - 10 * MIN)
+    assert run(trusted(flat(1000)), obs(900), current=40, memory=older).target_replicas == 36
+
+
+def test_scale_up_cooldown_never_delays_demand_observed_now():
+    wl = workload(scale_up_cooldown="10m")
+    mem = PlannerMemory(last_scale_up_at=NOW - 2 * MIN)
+    # forecast wants 22, demand now needs ceil(990/100) = 10: the cooldown allows only 10
+    p = run(trusted(flat(2000)), obs(900), wl=wl, current=8, memory=mem)
+    assert step(p, "cooldown").before == 22 and p.target_replicas == 10
+    # demand now fits 8 pods: the forecast-driven scale-up waits
+    assert run(trusted(flat(2000)), obs(700), wl=wl, current=8, memory=mem).target_replicas == 8
+    # the scale-DOWN cooldown never touches a scale-up
+    down = PlannerMemory(last_scale_down_at=NOW - MIN)
+    assert run(trusted(flat(2000)), obs(700), current=8, memory=down).target_replicas == 22
+
+
+# --------------------------------------------------------------------------- quality guard
+def test_breach_freezes_scale_in_and_holds():
+    wl = workload(quality=[sli(threshold=0.02, hold="15m")])
+    p = run(trusted(flat(1000)), obs(900, slis={"rebuffering": 0.05}), wl=wl, current=40)
+    assert p.target_replicas == 40 and p.guard_active
+    assert "rebuffering in breach" in step(p, "quality_guard").reason
+    assert p.memory.guard_until == NOW + 15 * MIN
+    assert p.memory.guard_actions == ("freeze_scale_in", "restore_bitrate")
+    # five minutes later the SLI is fine, but the guard holds
+    later = NOW + 5 * MIN
+    p2 = run(trusted(flat(1000, start=later)), obs(900, at=later, slis={"rebuffering": 0.01}, sli_at=later),
+             wl=wl, current=40, memory=p.memory, now=later)
+    assert p2.target_replicas == 40 and p2.guard_active
+    assert "held until" in step(p2, "quality_guard").reason
+    # after the hold, scale-in resumes (one step)
+    end = NOW + 16 * MIN
+    p3 = run(trusted(flat(1000, start=end)), obs(900, at=end, slis={"rebuffering": 0.01}, sli_at=end),
+             wl=wl, current=40, memory=p2.memory, now=end)
+    assert not p3.guard_active and p3.target_replicas == 36
+    assert p3.memory.guard_until is None
+
+
+def test_breach_below_threshold_direction():
+    wl = workload(quality=[sli("hd-share", threshold=0.6, breach_when="below")])
+    assert run(trusted(flat(1000)), obs(900, slis={"hd-share": 0.5}), wl=wl, current=40).target_replicas == 40
+    assert run(trusted(flat(1000)), obs(900, slis={"hd-share": 0.7}), wl=wl, current=40).target_replicas == 36
+
+
+def test_breach_scale_up_one_step_once_per_pod_startup():
+    wl = workload(quality=[sli(on_breach=["freeze_scale_in", "restore_bitrate", "scale_up"])])
+    p = run(trusted(flat(500)), obs(400, slis={"rebuffering": 0.05}), wl=wl, current=40)
+    assert p.target_replicas == 44  # one step = max(1, floor(40 x 0.1)) = 4
+    assert p.memory.last_scale_up_at == NOW
+    # 30 s later the new pods are still starting (pod start-up 60s): no further step
+    t = NOW + timedelta(seconds=30)
+    p2 = run(trusted(flat(500, start=t - MIN)), obs(400, at=t, slis={"rebuffering": 0.05}, sli_at=t),
+             wl=wl, current=44, memory=p.memory, now=t)
+    assert p2.target_replicas == 44
+    assert "waits" in step(p2, "quality_guard").reason
+
+
+def test_stale_and_missing_demand_freeze_scale_in():
+    stale = run(trusted(flat(1000)), obs(900, at=NOW - 10 * MIN), current=40)
+    assert stale.target_replicas == 40 and not stale.data_ok and stale.guard_active
+    assert "stale" in step(stale, "quality_guard").reason
+    missing = run(trusted(flat(1000)), obs(None, at=None), current=40)
+    assert missing.target_replicas == 40 and "missing" in step(missing, "quality_guard").reason
+    # a stale demand sample is not remembered as the last good level
+    assert stale.memory.last_demand is None
+    # ...but the trusted forecast still scales up
+    assert run(trusted(flat(2000)), obs(900, at=NOW - 10 * MIN), current=8).target_replicas == 22
+
+
+def test_missing_sli_reading_freezes_scale_in():
+    wl = workload(quality=[sli()])
+    p = run(trusted(flat(1000)), obs(900), wl=wl, current=40)
+    assert p.target_replicas == 40 and not p.data_ok
+    assert "SLI rebuffering missing" in step(p, "quality_guard").reason
+    # no hold for data problems: the guard is not remembered
+    assert p.memory.guard_until is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -5.0, 200_000.0])
+def test_absurd_demand_is_not_used_and_freezes(value):
+    # references: forecast 900, last good sample 800, 10 pods x 100 = 1000 -> absurd above 100 000
+    mem = PlannerMemory(last_demand=800)
+    p = run(trusted(flat(900)), obs(value), current=10, memory=mem)
+    assert not p.data_ok and "absurd" in step(p, "quality_guard").reason
+    assert step(p, "demand").after == 900
+    assert p.target_replicas == 10
+    assert p.memory.last_demand == 800
+
+
+def test_large_but_plausible_jump_is_believed():
+    p = run(trusted(flat(900)), obs(50_000), current=10, memory=PlannerMemory(last_demand=800))
+    assert p.data_ok and p.target_replicas == 50
+
+
+# --------------------------------------------------------------------------- untrusted forecast
+def test_untrusted_forecast_sizes_reactively():
+    p = run(untrusted(flat(5000)), obs(950), current=8)
+    assert p.target_replicas == 11
+    s = step(p, "reactive")
+    assert "WAPE 0.52" in s.reason and s.after == 950
+    assert not p.forecast_trusted and p.notes == ("rolling WAPE 0.52 above trust bound 0.35",)
+    assert run(untrusted(None, "too little history"), obs(950), current=8).target_replicas == 11
+
+
+def test_untrusted_without_demand_holds():
+    p = run(untrusted(None), obs(None, at=None), current=17)
+    assert p.target_replicas == 17
+    assert "holding 17" in step(p, "reactive").reason
+    assert p.replicas_change == 0
+
+
+def test_forecast_ending_before_now_is_not_used():
+    old = flat(5000, hours=1, start=NOW - timedelta(hours=2))
+    p = run(trusted(old), obs(950), current=8)
+    assert not p.forecast_trusted and p.target_replicas == 11
+    assert "no point" in step(p, "reactive").reason
+
+
+# --------------------------------------------------------------------------- events
+EVENT = {"name": "flash-sale", "kind": "sale", "start": (NOW + timedelta(seconds=90)).isoformat(),
+         "peak": (NOW + timedelta(hours=1)).isoformat(), "end": (NOW + timedelta(hours=3)).isoformat()}
+
+
+def _ramp_forecast():
+    """500 until now + 2m, then a linear ramp to 3000 at now + 60m, then 3000."""
+    minutes = np.arange(24 * 60)
+    values = np.where(minutes <= 2, 500.0, np.minimum(3000.0, 500 + (minutes - 2) * 2500 / 58))
+    return forecast(values)
+
+
+def test_pre_scales_before_event_ramp():
+    wl = workload()
+    with_event = policy(wl, events=[EVENT])
+    p = run(trusted(_ramp_forecast()), obs(450), wl=wl, current=6, pol=with_event)
+    assert step(p, "headroom").after == 6  # the lead window only sees 543
+    assert step(p, "event").after == 33  # 3000 x 1.1 / 100
+    assert p.target_replicas == 33
+    assert "flash-sale" in step(p, "event").reason
+    # without the calendar entry, only the lead window counts
+    assert run(trusted(_ramp_forecast()), obs(450), wl=wl, current=6).target_replicas == 6
+
+
+def test_no_pre_scaling_long_before_the_ramp_and_kept_during_it():
+    wl = workload()
+    far = dict(EVENT, start=(NOW + 10 * MIN).isoformat())
+    p = run(trusted(flat(500)), obs(450), wl=wl, current=6, pol=policy(wl, events=[far]))
+    assert p.target_replicas == 6 and step(p, "event").after == 6
+    # 20 minutes into the ramp, the forecast still peaks at 3000 by the event's peak
+    t = NOW + 20 * MIN
+    p = run(trusted(_ramp_forecast()), obs(1200, at=t), wl=wl, current=33, now=t,
+            pol=policy(wl, events=[EVENT]))
+    assert p.target_replicas == 33
+
+
+def test_untrusted_forecast_holds_near_event_start():
+    wl = workload()
+    pol = policy(wl, events=[EVENT])
+    p = run(untrusted(None), obs(500), wl=wl, current=20, pol=pol)
+    assert step(p, "event").after == 20 and p.target_replicas == 20
+    # away from any event start, reactive scale-in proceeds (one step)
+    assert run(untrusted(None), obs(500), wl=wl, current=20).target_replicas == 18
+
+
+# --------------------------------------------------------------------------- HPA
+def test_hpa_owned_moves_min_replicas():
+    wl = workload(hpa="edge-hpa")
+    p = run(trusted(flat(2000)), obs(900), wl=wl, current=12, hpa_min=5, hpa_max=60)
+    assert p.apply_via == "hpa_min_replicas"
+    assert p.current_replicas == 5 and p.target_replicas == 22
+    capped = run(trusted(flat(5000)), obs(900), wl=wl, current=12, hpa_min=5, hpa_max=30)
+    assert capped.target_replicas == 30 and "HPA maxReplicas 30" in step(capped, "clamp").reason
+
+
+def test_hpa_detected_from_cluster_and_min_at_least_one():
+    wl = workload(min_replicas=0)
+    p = run(trusted(flat(0)), obs(0), wl=wl, current=1, hpa_min=1, hpa_max=10)
+    assert p.apply_via == "hpa_min_replicas" and p.target_replicas == 1
+    assert run(trusted(flat(0)), obs(0), wl=wl, current=1).target_replicas == 0
+
+
+def test_hpa_guard_freezes_at_running_replicas():
+    wl = workload(hpa="edge-hpa", quality=[sli()])
+    p = run(trusted(flat(500)), obs(400, slis={"rebuffering": 0.05}), wl=wl, current=14, hpa_min=10, hpa_max=40)
+    assert p.target_replicas == 14  # minReplicas raised to the 14 pods the HPA runs
+
+
+# --------------------------------------------------------------------------- plan as data
+def test_equal_inputs_equal_plans_and_digest():
+    wl = workload(quality=[sli()])
+    a = run(trusted(flat(950)), obs(800, slis={"rebuffering": 0.01}), wl=wl, current=8)
+    b = run(trusted(flat(950)), obs(800, slis={"rebuffering": 0.01}), wl=wl, current=8)
+    assert a == b and len(a.inputs_digest) == 16
+    c = run(trusted(flat(950)), obs(801, slis={"rebuffering": 0.01}), wl=wl, current=8)
+    assert c.inputs_digest != a.inputs_digest
+    d = run(trusted(flat(951)), obs(800, slis={"rebuffering": 0.01}), wl=wl, current=8)
+    assert d.inputs_digest != a.inputs_digest
+
+
+def test_plan_to_json_round_trips_through_json():
+    p = run(trusted(flat(950)), obs(800), current=8)
+    d = json.loads(json.dumps(p.to_json()))
+    assert d["target_replicas"] == 11
+    assert [s["step"] for s in d["steps"]] == [
+        "demand", "headroom", "event", "clamp", "step_limit", "stabilization", "cooldown",
+        "quality_guard", "limits",
+    ]
+    assert d["memory"]["last_demand"] == 800
+
+
+BITRATE = {
+    "ladder": [{"name": "1080p", "kbps": 4500}, {"name": "720p", "kbps": 2500},
+               {"name": "480p", "kbps": 1200}],
+    "tiers": [{"name": "core", "hd_floor": "720p"}, {"name": "edge", "hd_floor": "480p"}],
+    "rules": [{"name": "always", "caps": {"core": "480p", "edge": "480p"}}],
+}
+
+
+def test_plan_carries_bitrate_and_guard_restores_it():
+    wl = workload(quality=[sli()])
+    pol = policy(wl, bitrate=BITRATE)
+    caps = {"core": "720p", "edge": "720p"}
+    fine = run(trusted(flat(950)), obs(800, slis={"rebuffering": 0.01}), wl=wl, pol=pol, caps=caps)
+    assert {c.tier: c.rung for c in fine.bitrate} == {"core": "720p", "edge": "480p"}
+    assert step(fine, "bitrate:edge").after == "480p"
+    breach = run(trusted(flat(950)), obs(800, slis={"rebuffering": 0.05}), wl=wl, pol=pol, caps=caps)
+    assert {c.tier: c.rung for c in breach.bitrate} == {"core": "1080p", "edge": "1080p"}
+    stale_sli = obs(800, slis={"rebuffering": 0.01}, sli_at=NOW - 10 * MIN)
+    assert {c.rung for c in run(trusted(flat(950)), stale_sli, wl=wl, pol=pol, caps=caps).bitrate} == {"1080p"}
+    assert run(trusted(flat(950)), obs(800), pol=policy(workload())).bitrate is None
+
+
+def test_sli_reading_without_value_is_missing():
+    wl = workload(quality=[sli()])
+    o = obs(900)
+    o = type(o)(o.demand_now, o.demand_at, (SliReading("rebuffering", None, None),))
+    assert run(trusted(flat(1000)), o, wl=wl, current=40).target_replicas == 40
+
+
+def test_worked_example_in_docs():
+    """docs/planner.md walks through exactly this plan; keep both in step."""
+    wl = workload(max_scale_down_fraction=0.5, quality=[sli(threshold=0.02)])
+    fc = forecast([900, 950, 1000] + [700] * 60)
+    mem = PlannerMemory(recommendations=((NOW - 6 * MIN, 45), (NOW - 4 * MIN, 25), (NOW - 2 * MIN, 30)),
+                        last_scale_down_at=NOW - 12 * MIN)
+    p = run(trusted(fc), obs(880, slis={"rebuffering": 0.011}), wl=wl, current=40, memory=mem)
+    assert [(s.name, s.before, s.after) for s in p.steps] == [
+        ("demand", 1000, 1000), ("headroom", 1000, 11), ("event", 11, 11), ("clamp", 11, 11),
+        ("step_limit", 11, 20), ("stabilization", 20, 30), ("cooldown", 30, 30),
+        ("quality_guard", 30, 30), ("limits", 30, 30),
+    ]
+    assert step(p, "step_limit").reason == (
+        "limited scale-down from 40 to 20 (at most 20 pods per tick, max_scale_down_fraction 0.5)"
+    )
+    assert p.target_replicas == 30 and p.replicas_change == -10
+    assert p.memory.recommendations == ((NOW - 4 * MIN, 25), (NOW - 2 * MIN, 30), (NOW, 11))
+    assert p.memory.last_scale_down_at == NOW and p.memory.last_demand == 880
+
+
+def test_after_event_bitrate_rule_only_in_the_ebb():
+    ebb_rule = dict(BITRATE, rules=[{"name": "ebb", "after_event": True, "caps": {"edge": "480p"}}])
+    ended = {"name": "singles-day", "kind": "sale", "start": (NOW - timedelta(days=3)).isoformat(),
+             "peak": (NOW - timedelta(days=2, hours=12)).isoformat(), "end": (NOW - timedelta(days=2)).isoformat()}
+    wl = workload()
+    caps = {"core": "720p", "edge": "720p"}
+    p = run(trusted(flat(950)), obs(800), wl=wl, pol=policy(wl, events=[ended], bitrate=ebb_rule), caps=caps)
+    assert {c.tier: c.rung for c in p.bitrate}["edge"] == "480p"
+    # a second event about to start ends the ebb: no cut, and the edge tier is restored
+    p = run(trusted(flat(950)), obs(800), wl=wl, pol=policy(wl, events=[ended, EVENT], bitrate=ebb_rule), caps=caps)
+    assert {c.tier: c.rung for c in p.bitrate}["edge"] == "1080p"
+    # more than 14 days after the end: no cut
+    old = dict(ended, start=(NOW - timedelta(days=20)).isoformat(), peak=(NOW - timedelta(days=19)).isoformat(),
+               end=(NOW - timedelta(days=15)).isoformat())
+    p = run(trusted(flat(950)), obs(800), wl=wl, pol=policy(wl, events=[old], bitrate=ebb_rule), caps=caps)
+    assert {c.tier: c.rung for c in p.bitrate}["edge"] == "1080p"
+
+
+def test_now_without_zone_is_refused():
+    with pytest.raises(ValueError, match="zone"):
+        run(trusted(flat(950)), obs(800), now=NOW.replace(tzinfo=None))
+
+
+def test_forecast_index_unit_does_not_matter():
+    fc = forecast([500, 500, 1500] + [500] * 60)
+    micro = type(fc)(fc.frame.set_axis(fc.frame.index.as_unit("us")), model="test")
+    assert run(trusted(micro), obs(400), current=8).target_replicas == 17
+    assert run(trusted(fc), obs(400), current=8).target_replicas == 17

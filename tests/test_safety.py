@@ -1,0 +1,160 @@
+"""The safety steps one by one (scaler.safety), hand-computed.
+
+Cases:
+- replicas_for: ceiling with headroom, binary noise not rounded up, zero demand.
+- scale_step: at least one pod, floor of the fraction.
+- check_demand: fresh, missing, stale, from the future, NaN/inf/negative, 100x jump judged
+  against the largest reference, no reference -> accepted.
+- check_slis: above/below, equal is no breach, missing/None/NaN/stale readings, union of
+  actions, longest hold.
+- guard_state: breach starts the hold, a later breach extends it, the hold expires, data
+  problems guard without a hold, held actions kept.
+- clamp, limit_scale_down, stabilise, cooldowns, apply_guard: values and reasons.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from planner_helpers import MIN, NOW
+from policies.schema import QualitySli
+from scaler.plans import SliReading
+from scaler.safety import (
+    DemandCheck, GuardState, QualityCheck, apply_guard, check_demand, check_slis, clamp, cooldowns,
+    guard_state, limit_scale_down, prune_recommendations, replicas_for, scale_step, stabilise,
+)
+
+STALE = timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(("demand", "headroom", "per", "expected"), [
+    (950, 0.1, 100, 11), (1000, 0.1, 100, 11), (1001, 0.1, 100, 12), (0, 0.5, 100, 0),
+    (300, 0.0, 100, 3), (301, 0.0, 100, 4), (10, 0.15, 3, 4),
+])
+def test_replicas_for(demand, headroom, per, expected):
+    assert replicas_for(demand, headroom, per) == expected
+
+
+@pytest.mark.parametrize(("current", "fraction", "expected"), [(40, 0.1, 4), (9, 0.1, 1), (0, 0.5, 1), (10, 1.0, 10)])
+def test_scale_step(current, fraction, expected):
+    assert scale_step(current, fraction) == expected
+
+
+def test_check_demand_fresh_missing_stale_future():
+    assert check_demand(10.0, NOW - MIN, NOW, STALE, [100]) == DemandCheck(10.0, True)
+    assert check_demand(10.0, NOW - STALE, NOW, STALE, []).ok  # exactly max_staleness old is fresh
+    assert "missing" in check_demand(None, None, NOW, STALE, []).problem
+    assert "missing" in check_demand(3.0, None, NOW, STALE, []).problem
+    assert "stale" in check_demand(3.0, NOW - 6 * MIN, NOW, STALE, []).problem
+    assert "stale" in check_demand(3.0, NOW + 6 * MIN, NOW, STALE, []).problem
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), -0.5])
+def test_check_demand_non_finite_or_negative(value):
+    c = check_demand(value, NOW, NOW, STALE, [100])
+    assert not c.ok and c.value is None and "absurd" in c.problem
+
+
+def test_check_demand_jump_against_largest_reference():
+    # largest positive reference is 50: absurd above 5000
+    assert check_demand(5000.0, NOW, NOW, STALE, [None, 0, 50, 20, float("nan")]).ok
+    c = check_demand(5000.1, NOW, NOW, STALE, [None, 0, 50, 20])
+    assert not c.ok and "highest 50" in c.problem
+    assert check_demand(1e12, NOW, NOW, STALE, [None, 0]).ok  # nothing to judge a jump against
+
+
+def _sli(name="rebuffering", threshold=0.02, **kw) -> QualitySli:
+    return QualitySli(name=name, query="q", threshold=threshold, **kw)
+
+
+def test_check_slis_breach_directions_and_equality():
+    slis = [_sli(), _sli("hd-share", 0.6, breach_when="below", on_breach=["scale_up"], hold="30m")]
+    ok = check_slis(slis, [SliReading("rebuffering", 0.02, NOW), SliReading("hd-share", 0.6, NOW)], NOW, STALE)
+    assert ok == QualityCheck()
+    both = check_slis(slis, [SliReading("rebuffering", 0.03, NOW), SliReading("hd-share", 0.5, NOW)], NOW, STALE)
+    assert [n for n, _ in both.breaches] == ["rebuffering", "hd-share"]
+    assert both.actions == ("freeze_scale_in", "restore_bitrate", "scale_up")
+    assert both.hold == timedelta(minutes=30)
+    assert both.data_ok
+
+
+def test_check_slis_missing_and_stale_readings():
+    slis = [_sli("a"), _sli("b"), _sli("c"), _sli("d")]
+    readings = [SliReading("b", None, NOW), SliReading("c", float("nan"), NOW), SliReading("d", 0.0, NOW - 6 * MIN)]
+    q = check_slis(slis, readings, NOW, STALE)
+    assert not q.breaches and not q.data_ok
+    assert q.data_problems[:3] == ("SLI a missing", "SLI b missing", "SLI c missing")
+    assert "SLI d stale" in q.data_problems[3]
+
+
+def test_guard_state_hold_starts_extends_and_expires():
+    breach = QualityCheck((("r", "SLI r in breach"),), (), ("freeze_scale_in",), timedelta(minutes=15))
+    fine = DemandCheck(1.0, True)
+    g = guard_state(breach, fine, NOW, None, ())
+    assert g.active and g.live_breach and g.until == NOW + 15 * MIN and g.held_actions == ("freeze_scale_in",)
+    # no breach, within the hold: still active, same actions, same end
+    g2 = guard_state(QualityCheck(), fine, NOW + 5 * MIN, g.until, g.held_actions)
+    assert g2.active and not g2.live_breach and g2.until == NOW + 15 * MIN and g2.actions == ("freeze_scale_in",)
+    # a new breach extends it
+    g3 = guard_state(breach, fine, NOW + 10 * MIN, g.until, g.held_actions)
+    assert g3.until == NOW + 25 * MIN
+    # after the hold: inactive and forgotten
+    g4 = guard_state(QualityCheck(), fine, NOW + 15 * MIN, g.until, g.held_actions)
+    assert not g4.active and g4.until is None and g4.held_actions == ()
+
+
+def test_guard_state_data_problem_guards_without_hold():
+    g = guard_state(QualityCheck(), DemandCheck(None, False, "demand data stale"), NOW, None, ())
+    assert g.active and g.actions == ("freeze_scale_in", "restore_bitrate")
+    assert g.until is None and "demand data stale" in g.reasons
+
+
+def test_clamp_reasons():
+    assert clamp(12, 1, 10, "limits")[1].reason == "capped count from 12 to 10 to stay within limits (limits)"
+    assert clamp(0, 2, 10, "l")[0] == 2
+    assert clamp(5, 2, 10, "l")[0] == 5
+
+
+def test_limit_scale_down():
+    assert limit_scale_down(11, 40, 0.1)[0] == 36
+    assert limit_scale_down(38, 40, 0.1)[0] == 38
+    assert limit_scale_down(1, 5, 0.1)[0] == 4  # at least one pod per tick
+    assert limit_scale_down(50, 40, 0.1)[0] == 50  # scale-up untouched
+
+
+def test_prune_and_stabilise():
+    recs = ((NOW - 6 * MIN, 45), (NOW - 5 * MIN, 44), (NOW - 4 * MIN, 25), (NOW, 11))
+    window = prune_recommendations(recs, NOW, 5 * MIN)
+    assert window == ((NOW - 4 * MIN, 25), (NOW, 11))
+    assert prune_recommendations(recs, NOW, timedelta(0)) == ((NOW, 11),)
+    assert stabilise(11, 40, window, 5 * MIN)[0] == 25
+    assert stabilise(11, 20, window, 5 * MIN)[0] == 20  # never above current
+    assert stabilise(30, 20, window, 5 * MIN)[0] == 30  # scale-up untouched
+
+
+def test_cooldowns():
+    ten = timedelta(minutes=10)
+    assert cooldowns(30, 40, NOW, NOW - 9 * MIN, None, ten, timedelta(0), None)[0] == 40
+    assert cooldowns(30, 40, NOW, None, NOW - 10 * MIN, ten, timedelta(0), None)[0] == 30
+    assert cooldowns(30, 40, NOW, None, None, ten, timedelta(0), None)[0] == 30
+    # scale-up cooldown: only up to what demand now needs, never below current
+    assert cooldowns(60, 40, NOW, NOW - MIN, None, ten, ten, 50)[0] == 50
+    assert cooldowns(60, 40, NOW, NOW - MIN, None, ten, ten, 30)[0] == 40
+    assert cooldowns(60, 40, NOW, NOW - MIN, None, ten, ten, None)[0] == 40
+    assert cooldowns(60, 40, NOW, NOW - MIN, None, ten, timedelta(0), None)[0] == 60
+
+
+def test_apply_guard():
+    off = GuardState(False, (), False, None, ())
+    assert apply_guard(30, 40, 40, off, 4, True)[0] == 30
+    freeze = GuardState(True, ("freeze_scale_in",), True, None, ())
+    assert apply_guard(30, 40, 40, freeze, 4, True)[0] == 40
+    assert apply_guard(30, 40, 45, freeze, 4, True)[0] == 45  # HPA: the pods it runs
+    up = GuardState(True, ("freeze_scale_in", "scale_up"), True, None, ())
+    assert apply_guard(30, 40, 40, up, 4, True)[0] == 44
+    assert apply_guard(50, 40, 40, up, 4, True)[0] == 50
+    assert apply_guard(30, 40, 40, up, 4, False)[0] == 40
+    held = GuardState(True, ("freeze_scale_in", "scale_up"), False, NOW, ())
+    assert apply_guard(30, 40, 40, held, 4, True)[0] == 40  # scale_up only on a live breach
