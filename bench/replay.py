@@ -1,0 +1,187 @@
+"""Replay benchmark: Ebbtide vs a plain HPA vs war-state capacity on the real traces.
+
+    .venv/bin/python bench/replay.py [--data DIR] [--trace NAME ...] [--jobs N] [--json]
+                                     [--from-json FILE]
+
+For each trace in ../shared/data (skipped, with a message, when absent), the reference policy's
+first workload (policies/examples/reference.yaml) is replayed from 7 days before the declared
+event to 14 days after its end (clipped to the trace), and the three strategies are compared
+over the weeks after the event: replica-hours and their ratio to war state and to the HPA,
+demand above ready capacity (%) and its ratio to the HPA, scaling actions, and wall time.
+
+One rule scales the policy to every trace, with nothing tuned per file:
+- per_replica = median(trace) / 10 (the median demand needs ~10 replicas);
+- max_replicas = max(the policy's, ceil(2 x max(trace) / per_replica)) (never clamps a peak);
+- the policy's events are replaced by the trace's event, declared as a person would from the
+  data README (the event's local calendar day, peak at the README's time or midday), and its
+  country holidays by the trace's country; bitrate planning is left out (the traces are not
+  viewer counts). Everything else is the reference policy as written.
+
+Issue targets, over the weeks after each event: Ebbtide replica-hours <= 0.5x war state and
+<= 1.1x the HPA's, with under-provisioned demand <= 0.64x the HPA's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+DATA = Path(os.environ.get("EBBTIDE_SHARED_DATA", REPO.parent / "shared" / "data"))
+POLICY = REPO / "policies" / "examples" / "reference.yaml"
+BEFORE = timedelta(days=7)
+AFTER = timedelta(days=14)
+TARGETS = {"vs_war": 0.5, "vs_hpa": 1.1, "under_vs_hpa": 0.64}
+
+
+@dataclass(frozen=True)
+class Trace:
+    name: str
+    file: str
+    country: str
+    event: dict
+
+
+TRACES = (
+    Trace("nasa", "nasa_jul95_hourly.csv", "US",
+          {"name": "sts-70-launch", "kind": "joint_live", "start": "1995-07-13T00:00:00-04:00",
+           "peak": "1995-07-13T13:41:00Z", "end": "1995-07-14T00:00:00-04:00"}),
+    Trace("aapl", "nab_twitter_aapl_hourly.csv", "US",
+          {"name": "apple-event", "kind": "joint_live", "start": "2015-03-09T00:00:00-04:00",
+           "peak": "2015-03-09T17:00:00Z", "end": "2015-03-10T00:00:00-04:00"}),
+    Trace("melbourne", "melbourne_bourke_st_pedestrians_hourly.csv", "AU",
+          {"name": "boxing-day", "kind": "sale", "start": "2015-12-26T00:00:00+11:00",
+           "peak": "2015-12-26T12:00:00+11:00", "end": "2015-12-27T00:00:00+11:00"}),
+    Trace("nyc-taxi", "nab_nyc_taxi_passengers_hourly.csv", "US",
+          {"name": "thanksgiving", "kind": "holiday", "start": "2014-11-27T00:00:00-05:00",
+           "peak": "2014-11-27T12:00:00-05:00", "end": "2014-11-28T00:00:00-05:00"}),
+)
+
+
+def scaled_policy(policy, series, country: str):
+    """The reference policy's first workload, scaled to the trace by the one rule above."""
+    wl = policy.workloads[0]
+    med = float(series.values.median())
+    per_replica = med / 10.0
+    top = float(series.values.max())
+    max_replicas = max(wl.scaling.max_replicas, math.ceil(2 * top / per_replica))
+    wl = wl.model_copy(update={
+        "demand": wl.demand.model_copy(update={"per_replica": per_replica}),
+        "scaling": wl.scaling.model_copy(update={"max_replicas": max_replicas}),
+        "forecast": wl.forecast.model_copy(update={"country_holidays": country}),
+    })
+    return policy.model_copy(update={"workloads": [wl], "events": [], "bitrate": None})
+
+
+def run_trace(trace: Trace, data: Path) -> dict:
+    from forecaster.csvio import read_series_csv
+    from policies.events import Event
+    from policies.loading import load_policy
+    from scaler.replay import ReplayOptions, replay
+
+    series = read_series_csv(data / trace.file)
+    event = Event.model_validate(trace.event)
+    policy = scaled_policy(load_policy(POLICY), series, trace.country)
+    r = replay(series, policy, extra_events=[event], start=event.start - BEFORE, end=event.end + AFTER,
+               options=ReplayOptions(window_after=AFTER))
+    d = r.to_dict()
+    w = next(x for x in d["windows"] if x["event"] == event.name)
+    s = w["strategies"]
+    eb, hpa, war = s["ebbtide"], s["hpa"], s["static"]
+    ratio = lambda a, b: (a / b) if b else (0.0 if not a else math.inf)  # noqa: E731
+    return {
+        "trace": trace.name, "file": trace.file, "event": event.name,
+        "per_replica": policy.workloads[0].demand.per_replica,
+        "window": [w["start"], w["end"]],
+        "strategies": s,
+        "ebbtide_vs_war": ratio(eb["replica_hours"], war["replica_hours"]),
+        "ebbtide_vs_hpa": ratio(eb["replica_hours"], hpa["replica_hours"]),
+        "under_vs_hpa": ratio(eb["under_provisioned_share"], hpa["under_provisioned_share"]),
+        "simulation": d["simulation"],
+        "whole_replay": d["strategies"],
+    }
+
+
+def _fmt_ratio(x: float) -> str:
+    return "inf" if x == math.inf else f"{x:.2f}x"
+
+
+def print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 130)
+    table = Table(title=f"weeks after each event (event end + {AFTER.days} d)", header_style="bold")
+    for col in ("trace", "strategy", "replica-h", "vs war", "vs HPA", "under %", "under vs HPA",
+                "under min", "actions", "wall s"):
+        table.add_column(col, justify="left" if col in ("trace", "strategy") else "right", no_wrap=True)
+    for row in rows:
+        s = row["strategies"]
+        for name, label in (("ebbtide", "ebbtide"), ("hpa", "hpa"), ("static", "war state")):
+            x = s[name]
+            table.add_row(
+                row["trace"] if name == "ebbtide" else "", label, f"{x['replica_hours']:.0f}",
+                _fmt_ratio(x["replica_hours"] / s["static"]["replica_hours"]),
+                _fmt_ratio(x["replica_hours"] / s["hpa"]["replica_hours"]),
+                f"{100 * x['under_provisioned_share']:.3f}",
+                _fmt_ratio(x["under_provisioned_share"] / s["hpa"]["under_provisioned_share"])
+                if s["hpa"]["under_provisioned_share"] else "-",
+                f"{x['under_provisioned_minutes']:.0f}", str(x["scaling_actions"]),
+                f"{row['simulation']['wall_s']:.0f}" if name == "ebbtide" else "")
+    console.print(table)
+    for row in rows:
+        ok = [row["ebbtide_vs_war"] <= TARGETS["vs_war"], row["ebbtide_vs_hpa"] <= TARGETS["vs_hpa"],
+              row["under_vs_hpa"] <= TARGETS["under_vs_hpa"]]
+        sim = row["simulation"]
+        console.print(f"{row['trace']}: targets vs war {'met' if ok[0] else 'MISSED'}, vs HPA "
+                      f"{'met' if ok[1] else 'MISSED'}, under-provisioning {'met' if ok[2] else 'MISSED'}; "
+                      f"{sim['refits']} refits (median fit {sim['fit_s_median']} s), forecast trusted on "
+                      f"{100 * (sim['trusted_tick_share'] or 0):.0f}% of ticks")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="folder of the real traces (../shared/data)")
+    ap.add_argument("--trace", action="append", choices=[t.name for t in TRACES], help="only these traces")
+    ap.add_argument("--jobs", type=int, default=1, help="traces replayed in parallel (processes). Default 1")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ap.add_argument("--from-json", type=Path, metavar="FILE", help="print the table of an earlier --json run")
+    args = ap.parse_args(argv)
+    if args.from_json:
+        print_table(json.loads(args.from_json.read_text())["traces"])
+        return 0
+    if not args.data.is_dir():
+        print(f"skipped: real traces not found at {args.data} (set EBBTIDE_SHARED_DATA)", file=sys.stderr)
+        return 0
+    todo = []
+    for t in TRACES:
+        if args.trace and t.name not in args.trace:
+            continue
+        if not (args.data / t.file).is_file():
+            print(f"skipped {t.name}: {args.data / t.file} not found", file=sys.stderr)
+            continue
+        todo.append(t)
+    if args.jobs > 1:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            rows = list(pool.map(run_trace, todo, [args.data] * len(todo)))
+    else:
+        rows = [run_trace(t, args.data) for t in todo]
+    if args.json:
+        json.dump({"targets": TARGETS, "after_days": AFTER.days, "traces": rows}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""`ebbtide replay`: Ebbtide, a plain HPA and the war-state baseline through a recorded trace.
+
+    ebbtide replay --csv FILE --policy POLICY.yaml [--workload NAME] [--events EVENTS.yaml]
+                   [--start ISO] [--end ISO] [--timeline-out OUT.csv] [--json]
+
+The trace's value is the workload's demand (the unit of `demand.per_replica`). The same
+forecaster and planner as production run in simulated time (tick and refit interval from the
+policy) on a simulated cluster where new pods are ready after `pod_startup`; see docs/replay.md.
+OUT.csv: `ts,demand,replicas_ebbtide,replicas_hpa,replicas_static,ready_ebbtide,ready_hpa,
+ready_static[,cap_<tier>_kbps...],forecast_trusted`, one row per trace interval (time-weighted
+means). `--json` prints the summary per strategy, per post-event window, and the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from policies.errors import EbbtideError
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "replay",
+        help="simulate Ebbtide, an HPA and war-state capacity over a ts,value trace",
+        description=__doc__.split("\n\n", 1)[0],
+    )
+    p.add_argument("--csv", required=True, metavar="FILE", help="`ts,value` CSV; value = demand")
+    p.add_argument("--policy", required=True, metavar="POLICY.yaml", help="Ebbtide policy")
+    p.add_argument("--workload", metavar="NAME", help="workload of the policy to replay (default: the first)")
+    p.add_argument("--events", metavar="EVENTS.yaml", help="more events, added to the policy's")
+    p.add_argument("--start", metavar="ISO", help="start of the simulated range (default: the trace's start); "
+                   "earlier rows still serve as history")
+    p.add_argument("--end", metavar="ISO", help="end of the simulated range (default: the trace's end)")
+    p.add_argument("--timeline-out", metavar="OUT.csv", help="write the timeline CSV")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    return p
+
+
+def run(args) -> int:
+    from forecaster.csvio import read_series_csv
+    from policies.events import load_events_file
+    from policies.loading import load_policy
+    from policies.units import parse_time
+    from scaler.replay import replay
+
+    times = {}
+    for flag in ("start", "end"):
+        text = getattr(args, flag)
+        if text is not None:
+            try:
+                times[flag] = parse_time(text)
+            except ValueError as exc:
+                raise EbbtideError(f"--{flag}: {exc}") from None
+    if "start" in times and "end" in times and times["end"] <= times["start"]:
+        raise EbbtideError(f"--end {args.end} must be after --start {args.start}")
+    policy = load_policy(args.policy)
+    series = read_series_csv(args.csv)
+    events = load_events_file(args.events) if args.events else []
+    if args.timeline_out and not Path(args.timeline_out).resolve().parent.is_dir():
+        raise EbbtideError(f"--timeline-out {args.timeline_out}: folder does not exist")
+
+    show_progress = not args.json and sys.stderr.isatty()
+    if show_progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        progress = Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
+        with progress:
+            task = progress.add_task("replay", total=1.0)
+            result = replay(series, policy, args.workload, extra_events=events, start=times.get("start"),
+                            end=times.get("end"), on_progress=lambda f: progress.update(task, completed=f))
+    else:
+        result = replay(series, policy, args.workload, extra_events=events, start=times.get("start"),
+                        end=times.get("end"))
+
+    if args.timeline_out:
+        try:
+            result.timeline.to_csv(args.timeline_out, index=False, float_format="%.6g")
+        except OSError as exc:
+            raise EbbtideError(f"--timeline-out {args.timeline_out}: cannot write: {exc}") from None
+    report = {"file": str(args.csv), "policy": str(args.policy), **result.to_dict()}
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_tables(report)
+    return 0
+
+
+def print_tables(report: dict) -> None:
+    """The summary as rich tables: the whole range, then each post-event window."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    sim = report["simulation"]
+    console.print(f"[bold]{report['file']}[/] workload [bold]{report['workload']}[/]: "
+                  f"{report['start']} .. {report['end']}, {sim['ticks']} ticks, {sim['refits']} refits, "
+                  f"forecast trusted on {100 * (sim['trusted_tick_share'] or 0):.0f}% of ticks, "
+                  f"wall {sim['wall_s']:.1f} s")
+    sections = [("whole replay", report["strategies"])]
+    sections += [(f"after {w['event']} ({w['start']} .. {w['end']})", w["strategies"]) for w in report["windows"]]
+    for title, strategies in sections:
+        table = Table(title=title, show_header=True, header_style="bold")
+        for col in ("strategy", "replica-h", "vs war", "vs HPA", f"cost {report['currency']}",
+                    "under %", "under vs HPA", "under min", "actions"):
+            table.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
+        war, hpa = strategies["static"], strategies["hpa"]
+        for name, label in (("ebbtide", "ebbtide"), ("hpa", "hpa"), ("static", "war state")):
+            s = strategies[name]
+            table.add_row(label, f"{s['replica_hours']:.1f}", _ratio(s["replica_hours"], war["replica_hours"]),
+                          _ratio(s["replica_hours"], hpa["replica_hours"]), f"{s['compute_cost']:.2f}",
+                          _pct(s["under_provisioned_share"]),
+                          _ratio(s["under_provisioned_share"], hpa["under_provisioned_share"]),
+                          f"{s['under_provisioned_minutes']:.1f}", str(s["scaling_actions"]))
+        console.print(table)
+    for note in report["notes"]:
+        console.print(f"note: {note}")
+
+
+def _ratio(a, b) -> str:
+    if a is None or b is None:
+        return "-"
+    if b == 0:
+        return "-" if a == 0 else "inf"
+    return f"{a / b:.2f}x"
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.3f}%"

@@ -1,0 +1,181 @@
+"""Ebbtide's forecast in simulated time: refit on the policy's interval, predict from the cached
+model between refits, and judge trust from how the forecasts it actually issued did.
+
+No leakage: at simulated time `now` the model sees only history points whose interval is over
+at `data_until` (= now - metric lag): ts + step <= data_until. Every refit predicts the
+horizon plus one refit interval once; each tick slices that frame (predict is not called per
+tick).
+
+Trust (a cheap rolling check, re-judged at each refit): the forecasts issued by earlier refits
+are scored, as issued, against what happened over the last `trust_window` (WAPE, pooled), and
+`forecaster.backtest.judge_trust` applies the policy's trust_bound and min_history. Before any
+issued forecast can be scored, one rolling-origin backtest (a single origin `trust_window` ago)
+bootstraps the verdict.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from forecaster.backtest import BacktestResult, Metrics, OriginResult, TrustPolicy, judge_trust, rolling_origin
+from forecaster.series import Forecast, Forecaster, Series
+from policies.errors import EbbtideError
+from policies.events import Event
+from policies.schema import Workload
+from policies.units import format_duration
+from scaler.plans import TrustedForecast
+
+ModelFactory = Callable[[], Forecaster]
+
+
+def forecast_history(trace: Series, forecast_step: timedelta) -> Series:
+    """The trace at the resolution the controller would query: the policy's forecast step when it
+    is a whole multiple of the trace's interval (mean per bucket, complete buckets only), else
+    the trace's own interval (a trace cannot be made finer)."""
+    ratio = forecast_step / trace.step
+    if forecast_step <= trace.step or abs(ratio - round(ratio)) > 1e-9:
+        return trace
+    n = int(round(ratio))
+    step = pd.Timedelta(forecast_step)
+    epoch = pd.Timestamp(0, tz="UTC")
+    bucket = epoch + ((trace.index - epoch) // step) * step
+    g = trace.values.groupby(bucket)
+    means = g.mean()
+    complete = g.size() == n
+    means[~complete] = np.nan
+    full = pd.date_range(means.index[0], means.index[-1], freq=step)
+    return Series(means.reindex(full), forecast_step, trace.name)
+
+
+@dataclass
+class ForecastStats:
+    """What forecasting cost and said over a replay (wall seconds, counts)."""
+
+    refits: int = 0
+    fit_s: list[float] = field(default_factory=list)
+    predict_s: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    trusted_refits: int = 0
+
+
+class ReplayForecaster:
+    """The forecasting half of Ebbtide's controller, for one workload, in simulated time."""
+
+    def __init__(self, history: Series, workload: Workload, make_model: ModelFactory,
+                 trust_window: timedelta = timedelta(days=1)):
+        self.history = history
+        self.settings = workload.forecast
+        self.make_model = make_model
+        self.trust_window = trust_window
+        self.trust_policy = TrustPolicy(max_wape=self.settings.trust_bound, min_history=self.settings.min_history)
+        self.stats = ForecastStats()
+        self._idx_ns = history.index.as_unit("ns").asi8
+        self._step = pd.Timedelta(history.step)
+        self._issued: list[tuple[pd.Timestamp, Forecast]] = []  # (first forecast point, forecast)
+        self._frame: pd.DataFrame | None = None
+        self._current: Forecast | None = None
+        self._verdict: TrustedForecast = TrustedForecast(None, False, ("no forecast yet",))
+        self._last_fit: datetime | None = None
+        self._params: dict | None = None
+
+    # ------------------------------------------------------------------ public
+    def at(self, now: datetime, data_until: datetime) -> TrustedForecast:
+        """The trusted forecast the controller has at `now` (refits when due)."""
+        if self._last_fit is None or now - self._last_fit >= self.settings.refit_interval:
+            self._refit(now, data_until)
+        if self._current is None or self._frame is None:
+            return self._verdict
+        now_ts = pd.Timestamp(now)
+        frame = self._frame
+        # Buckets not over yet (ts + step > now) and starting within the horizon.
+        lo = frame.index.searchsorted(now_ts - self._step, side="right")
+        hi = frame.index.searchsorted(now_ts + pd.Timedelta(self.settings.horizon), side="left")
+        sliced = frame.iloc[lo:hi]
+        if sliced.empty:
+            return TrustedForecast(None, False, ("forecast horizon exhausted",))
+        fc = Forecast(sliced, self._current.model, self._current.upper_quantile,
+                      self._current.lower_quantile, self._current.notes)
+        return TrustedForecast(fc, self._verdict.trusted, self._verdict.reasons)
+
+    # ------------------------------------------------------------------ refit
+    def visible(self, data_until: datetime) -> Series:
+        """History the controller may see at `data_until`: lookback, complete intervals only."""
+        until = pd.Timestamp(data_until)
+        hi = int(np.searchsorted(self._idx_ns, (until - self._step).value, side="right"))
+        lo = int(np.searchsorted(self._idx_ns, (until - pd.Timedelta(self.settings.lookback)).value, side="left"))
+        return Series(self.history.values.iloc[lo:hi], self.history.step, self.history.name)
+
+    def _refit(self, now: datetime, data_until: datetime) -> None:
+        self._last_fit = now
+        hist = self.visible(data_until)
+        span = self.history.step * int(hist.values.notna().sum())
+        if span < self.settings.min_history:
+            self._current, self._frame = None, None
+            self._verdict = TrustedForecast(None, False, (
+                f"only {format_duration(span)} of history, need {format_duration(self.settings.min_history)}; "
+                f"sizing reactively",))
+            return
+        verdict_reasons: tuple[str, ...]
+        trusted: bool
+        verdict = self._judge(hist, span)
+        trusted, verdict_reasons = verdict.trusted, verdict.reasons
+        model = self.make_model()
+        t0 = time.perf_counter()
+        try:
+            model.fit(hist)
+        except (EbbtideError, ValueError, RuntimeError) as exc:
+            self.stats.failures.append(f"{pd.Timestamp(now).isoformat()}: fit failed: {exc}")
+            self._current, self._frame = None, None
+            self._verdict = TrustedForecast(None, False, (f"forecast failed: {exc}",))
+            return
+        self.stats.fit_s.append(time.perf_counter() - t0)
+        self.stats.refits += 1
+        index = hist.future_index(self.settings.horizon + self.settings.refit_interval,
+                                  start=hist.end + self._step)
+        t0 = time.perf_counter()
+        fc = model.predict(index)
+        self.stats.predict_s.append(time.perf_counter() - t0)
+        self._current, self._frame = fc, fc.frame
+        self._issued.append((index[0], fc))
+        self._issued = [(o, f) for o, f in self._issued
+                        if f.index[-1] >= pd.Timestamp(now) - pd.Timedelta(self.trust_window)]
+        self.stats.trusted_refits += int(trusted)
+        self._verdict = TrustedForecast(fc, trusted, verdict_reasons)
+
+    def _judge(self, hist: Series, span: timedelta):
+        """Score the forecasts issued earlier over the last trust window, as issued."""
+        end = hist.end + self._step  # first point not yet observed
+        start = end - pd.Timedelta(self.trust_window)
+        origins: list[OriginResult] = []
+        a_all, f_all, u_all = [], [], []
+        for i, (origin, fc) in enumerate(self._issued):
+            upto = self._issued[i + 1][0] if i + 1 < len(self._issued) else end
+            lo, hi = max(origin, start), min(upto, end)
+            if lo >= hi:
+                continue
+            seg = fc.frame[(fc.index >= lo) & (fc.index < hi)]
+            actual = hist.values.reindex(seg.index).to_numpy(dtype=float)
+            if seg.empty or np.isnan(actual).all():
+                continue
+            yhat, upper = seg["yhat"].to_numpy(dtype=float), seg["yhat_upper"].to_numpy(dtype=float)
+            origins.append(OriginResult(origin, 0, math.nan, Metrics.of(actual, yhat, upper),
+                                        Forecast(seg, fc.model, fc.upper_quantile, fc.lower_quantile)))
+            a_all.append(actual)
+            f_all.append(yhat)
+            u_all.append(upper)
+        if origins:
+            cat = np.concatenate
+            result = BacktestResult(origins[0].forecast.model, self.settings.horizon, tuple(origins),
+                                    Metrics.of(cat(a_all), cat(f_all), cat(u_all)))
+        else:
+            # No track record yet: one rolling-origin backtest over the last trust window.
+            min_train = max(self.settings.min_history - pd.Timedelta(self.trust_window), self._step)
+            result = rolling_origin(hist, self.make_model, [start], pd.Timedelta(self.trust_window), min_train)
+        return judge_trust(result, span, self.trust_policy)

@@ -1,0 +1,462 @@
+"""The replay: Ebbtide, a plain HPA and the war-state baseline, side by side, over one trace.
+
+Simulated time advances in fixed steps of `dt` = gcd(HPA sync, policy tick, trace interval)
+(15 s in practice). At each step, in this order: Ebbtide ticks (every policy.schedule.tick),
+the HPAs sync (every 15 s), then the step is recorded: demand (the trace, step-held: the value
+at `ts` holds over [ts, ts + interval)), and per strategy the pods that exist and the pods
+ready. Everything measured (replica-hours, demand above ready capacity, actions) is integrated
+over these steps.
+
+All three strategies start warm, from the same pods: what the HPA would hold for the demand at
+the start, all ready. The controllers see demand `metric_lag` late (both the HPA and Ebbtide).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+
+from forecaster.series import Forecaster, Series
+from policies.errors import EbbtideError
+from policies.events import Event, expand_events
+from policies.schema import Policy, QualitySli, Workload
+from scaler.bitrate import egress_gb_per_hour
+from scaler.plans import Observation, Plan, PlannerMemory, PlanningState, SliReading, TrustedForecast, WorkloadState
+from scaler.replay.cluster import SimulatedCluster
+from scaler.replay.forecasting import ForecastStats, ReplayForecaster, forecast_history
+from scaler.replay.hpa import HpaReplay, HpaSettings
+from scaler.replay.warstate import HOLD_AFTER, WarWindow, war_floor, war_windows
+
+STRATEGIES = ("ebbtide", "hpa", "static")
+Planner = Callable[..., Plan]
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """Knobs of the simulation itself (not of the policy)."""
+
+    hpa: HpaSettings = HpaSettings()
+    """The baseline HPA (also the HPA Ebbtide moves when the workload has one)."""
+    war_hold_after: timedelta = HOLD_AFTER
+    """War state is held this long after each event's end. Default 7 days."""
+    window_after: timedelta = timedelta(days=14)
+    """Per-event figures cover [event end, event end + this) (clipped to the replay). Default 14 d."""
+    trust_window: timedelta = timedelta(days=1)
+    """Issued forecasts are scored over this much recent history to judge trust. Default 1 d."""
+
+
+@dataclass(frozen=True)
+class StrategySummary:
+    """One strategy over one time range. Units in the names; shares are of total demand."""
+
+    replica_hours: float
+    compute_cost: float
+    under_provisioned_share: float
+    under_provisioned_minutes: float
+    scaling_actions: int
+    peak_replicas: int
+    mean_replicas: float
+    egress_gb: dict[str, float] | None = None
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        for k in ("replica_hours", "compute_cost", "under_provisioned_minutes", "mean_replicas"):
+            d[k] = round(d[k], 3)
+        d["under_provisioned_share"] = _finite(round(self.under_provisioned_share, 6))
+        if self.egress_gb is not None:
+            d["egress_gb"] = {k: round(v, 3) for k, v in self.egress_gb.items()}
+        return d
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """Figures for the weeks after one event: [start, end) = [event end, + window_after)."""
+
+    event: str
+    start: datetime
+    end: datetime
+    strategies: dict[str, StrategySummary]
+
+    def to_dict(self) -> dict:
+        return {"event": self.event, "start": _iso(self.start), "end": _iso(self.end),
+                "strategies": {k: v.to_dict() for k, v in self.strategies.items()}}
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """A replay's outcome: totals per strategy, per-event windows, the timeline, and costs of
+    the simulation itself (wall seconds, refits)."""
+
+    workload: str
+    start: datetime
+    end: datetime
+    currency: str
+    strategies: dict[str, StrategySummary]
+    windows: tuple[WindowSummary, ...]
+    war_windows: tuple[WarWindow, ...]
+    timeline: pd.DataFrame
+    wall_s: float
+    ticks: int
+    trusted_ticks: int
+    forecast: ForecastStats
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        fs = self.forecast
+        return {
+            "workload": self.workload,
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "currency": self.currency,
+            "strategies": {k: v.to_dict() for k, v in self.strategies.items()},
+            "windows": [w.to_dict() for w in self.windows],
+            "war_state": [{"event": w.event, "hold_from": _iso(w.hold_from), "hold_until": _iso(w.hold_until),
+                           "replicas": w.replicas, "peak_demand": w.peak_demand} for w in self.war_windows],
+            "simulation": {
+                "wall_s": round(self.wall_s, 2),
+                "ticks": self.ticks,
+                "trusted_tick_share": round(self.trusted_ticks / self.ticks, 4) if self.ticks else None,
+                "refits": fs.refits,
+                "fit_s_median": round(float(np.median(fs.fit_s)), 3) if fs.fit_s else None,
+                "fit_s_total": round(float(np.sum(fs.fit_s)), 2),
+                "predict_s_median": round(float(np.median(fs.predict_s)), 4) if fs.predict_s else None,
+                "forecast_failures": len(fs.failures),
+            },
+            "notes": list(self.notes),
+        }
+
+
+def _iso(t: datetime) -> str:
+    return pd.Timestamp(t).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+# --------------------------------------------------------------------------- inputs
+def merged_events(policy: Policy, extra: Sequence[Event]) -> list[Event]:
+    """The policy's events plus `extra` (an --events file); a name in both is an error."""
+    names = {e.name for e in policy.events}
+    clash = sorted(e.name for e in extra if e.name in names)
+    if clash:
+        raise EbbtideError(f"event name(s) {', '.join(clash)} are both in the policy and in the events file")
+    return list(policy.events) + list(extra)
+
+
+def healthy_slis(slis: Sequence[QualitySli], at: datetime) -> tuple[SliReading, ...]:
+    """Synthetic SLI readings on the healthy side of each threshold (a trace has no quality data)."""
+    out = []
+    for s in slis:
+        t = s.threshold
+        if s.breach_when == "above":
+            v = t / 2 if t > 0 else t - 1
+        else:
+            v = t * 2 if t > 0 else t + 1
+        out.append(SliReading(s.name, float(v), at))
+    return tuple(out)
+
+
+def hpa_steady_replicas(demand: float, per_replica: float, settings: HpaSettings, lo: int, hi: int) -> int:
+    """Replicas an HPA settles on for constant `demand`: ceil(demand / (per_replica x target))."""
+    if not math.isfinite(demand):
+        return lo
+    need = math.ceil(demand / (per_replica * settings.target_utilisation) - 1e-9)
+    return int(min(max(need, lo), hi))
+
+
+def _default_planner() -> Planner:
+    from scaler.planning import plan  # imported late: written alongside, and heavy
+
+    return plan
+
+
+def default_model_factory(workload: Workload, events: Sequence[Event]) -> Callable[[], Forecaster]:
+    """EbbtideForecaster with the policy's quantile, lookback, horizon and holidays."""
+    from forecaster.model import EbbtideForecaster, ModelSettings
+
+    fs = workload.forecast
+    settings = ModelSettings(
+        upper_quantile=workload.scaling.quantile,
+        lookback=fs.lookback,
+        horizon_hint=fs.horizon + fs.refit_interval,
+        country_holidays=fs.country_holidays,
+    )
+    evs = tuple(events)
+    return lambda: EbbtideForecaster(events=evs, settings=settings)
+
+
+# --------------------------------------------------------------------------- the replay
+def replay(
+    trace: Series,
+    policy: Policy,
+    workload_name: str | None = None,
+    *,
+    extra_events: Sequence[Event] = (),
+    start: datetime | None = None,
+    end: datetime | None = None,
+    options: ReplayOptions = ReplayOptions(),
+    make_model: Callable[[], Forecaster] | None = None,
+    planner: Planner | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> ReplayResult:
+    """Replay `trace` (value = demand, in the unit of per_replica) under `policy`'s workload.
+
+    `start`/`end` bound the simulated range (default: the whole trace); the forecaster may use
+    trace data before `start` as history. `make_model`/`planner` replace EbbtideForecaster and
+    scaler.planning.plan (tests). `on_progress(fraction)` is called about every simulated hour.
+    """
+    wall0 = time.perf_counter()
+    workload = _pick_workload(policy, workload_name)
+    events = merged_events(policy, extra_events)
+    policy = policy.model_copy(update={"events": events})
+    planner = planner or _default_planner()
+    make_model = make_model or default_model_factory(workload, events)
+    hs = options.hpa
+
+    step_s = int(trace.step_s)
+    tick_s = _whole_s(policy.schedule.tick, "schedule.tick")
+    sync_s = _whole_s(timedelta(seconds=hs.sync_s), "HPA sync period")
+    dt = math.gcd(math.gcd(step_s, tick_s), sync_s)
+    trace_t0 = int(trace.start.timestamp())
+    trace_end_s = int(trace.end.timestamp()) + step_s
+    t_start = trace_t0 if start is None else _to_s(start)
+    t_end = trace_end_s if end is None else min(_to_s(end), trace_end_s)
+    t_start = max(t_start, trace_t0)
+    t_start = trace_t0 + ((t_start - trace_t0) // step_s) * step_s  # align to the trace grid
+    if t_end - t_start < step_s:
+        raise EbbtideError(f"replay range {_iso(_dt(t_start))} .. {_iso(_dt(t_end))} holds less than one "
+                           f"trace interval ({trace.name})")
+    n = (t_end - t_start) // dt
+    values = trace.values.to_numpy(dtype=float)
+
+    def demand_at(t_s: float) -> float:
+        i = int((t_s - trace_t0) // step_s)
+        return float(values[i]) if 0 <= i < len(values) else math.nan
+
+    per_replica = workload.demand.per_replica
+    lo, hi = workload.scaling.min_replicas, workload.scaling.max_replicas
+    hpa_min = max(1, lo)
+    startup_s = workload.pod_startup.total_seconds()
+    lag_s = hs.metric_lag_s
+    init = hpa_steady_replicas(demand_at(t_start), per_replica, hs, hpa_min, hi)
+    clusters = {k: SimulatedCluster(init, startup_s, t_start) for k in STRATEGIES}
+    hpas = {k: HpaReplay(hs, per_replica, hi) for k in STRATEGIES}
+
+    span_events = expand_events(events, _dt(t_start) - timedelta(days=30), _dt(t_end))
+    wars = war_windows(span_events, trace, per_replica=per_replica, headroom=workload.scaling.headroom,
+                       min_replicas=hpa_min, max_replicas=hi, pod_startup=workload.pod_startup,
+                       hold_after=options.war_hold_after)
+
+    fc = ReplayForecaster(forecast_history(trace, workload.forecast.step), workload, make_model,
+                          options.trust_window)
+    memory = PlannerMemory()
+    via_hpa = workload.hpa is not None
+    ebb_hpa_min = hpa_min
+    caps: tuple = ()
+    bitrate = policy.bitrate
+    tiers = [t.name for t in bitrate.tiers] if bitrate else []
+    shares = {t.name: t.share for t in bitrate.tiers} if bitrate else {}
+    egress_known = bool(bitrate) and all(v is not None for v in shares.values())
+    top_kbps = bitrate.ladder[0].kbps if bitrate else 0.0
+    cap_kbps = {t: top_kbps for t in tiers}
+
+    desired = np.zeros((3, n), dtype=np.int32)
+    ready = np.zeros((3, n), dtype=np.int32)
+    demand = np.empty(n, dtype=float)
+    cap_arr = np.zeros((len(tiers), n), dtype=float)
+    trusted_arr = np.zeros(n, dtype=bool)
+    ticks = trusted_ticks = 0
+    trusted_now = False
+    progress_every = max(1, 3600 // dt)
+
+    for k in range(n):
+        t = t_start + k * dt
+        since = t - t_start
+        if since % tick_s == 0:
+            now = _dt(t)
+            seen_at = _dt(t - lag_s)
+            seen = demand_at(t - lag_s)
+            tf = fc.at(now, seen_at)
+            c = clusters["ebbtide"]
+            state = PlanningState(
+                cluster=WorkloadState(replicas=c.replicas, ready_replicas=c.ready(t),
+                                      hpa_min=ebb_hpa_min if via_hpa else None, hpa_max=hi if via_hpa else None,
+                                      bitrate_caps=caps),
+                memory=memory,
+            )
+            tier_viewers = (tuple((name, seen * share) for name, share in shares.items())
+                            if egress_known and math.isfinite(seen) else ())
+            obs = Observation(demand_now=seen if math.isfinite(seen) else None,
+                              demand_at=seen_at if math.isfinite(seen) else None,
+                              slis=healthy_slis(workload.quality, seen_at), tier_viewers=tier_viewers)
+            p = planner(tf, obs, workload, policy, state, now)
+            memory = p.memory
+            ticks += 1
+            trusted_now = bool(p.forecast_trusted)
+            trusted_ticks += int(trusted_now)
+            if p.apply_via == "hpa_min_replicas":
+                via_hpa = True
+                ebb_hpa_min = max(1, p.target_replicas)
+            else:
+                c.scale(p.target_replicas, t)
+            if p.bitrate is not None:
+                caps = tuple((tc.tier, tc.rung) for tc in p.bitrate)
+                cap_kbps.update({tc.tier: tc.max_kbps for tc in p.bitrate})
+        if since % sync_s == 0:
+            seen = demand_at(t - lag_s)
+            now_dt = None
+            for name in STRATEGIES:
+                if name == "ebbtide" and not via_hpa:
+                    continue
+                if name == "static":
+                    now_dt = now_dt or _dt(t)
+                    floor = war_floor(wars, now_dt, hpa_min)
+                elif name == "ebbtide":
+                    floor = ebb_hpa_min
+                else:
+                    floor = hpa_min
+                c = clusters[name]
+                target = hpas[name].sync(t, seen, c.replicas, c.ready(t), floor)
+                c.scale(target, t)
+        demand[k] = demand_at(t)
+        for i, name in enumerate(STRATEGIES):
+            c = clusters[name]
+            desired[i, k] = c.replicas
+            ready[i, k] = c.ready(t)
+        for j, tier in enumerate(tiers):
+            cap_arr[j, k] = cap_kbps[tier]
+        trusted_arr[k] = trusted_now
+        if on_progress is not None and k % progress_every == 0:
+            on_progress(k / n)
+    if on_progress is not None:
+        on_progress(1.0)
+
+    rec = _Recording(t_start, dt, demand, desired, ready, cap_arr, tiers, shares if egress_known else None,
+                     top_kbps, per_replica, _price_per_replica_hour(policy, workload))
+    strategies = rec.summarise(0, n)
+    windows = []
+    for ev in span_events:
+        w0 = max(_to_s(ev.end), t_start)
+        w1 = min(_to_s(ev.end + options.window_after), t_end)
+        if w1 - w0 < dt or _to_s(ev.end) < t_start:
+            continue
+        k0, k1 = (w0 - t_start) // dt, (w1 - t_start) // dt
+        windows.append(WindowSummary(ev.name, _dt(t_start + k0 * dt), _dt(t_start + k1 * dt),
+                                     rec.summarise(int(k0), int(k1))))
+    timeline = rec.timeline(trace_t0, step_s, trusted_arr)
+    notes = list(fc.stats.failures[:5])
+    if not egress_known and bitrate:
+        notes.append("egress not estimated: give every bitrate tier a `share` (viewers per tier)")
+    return ReplayResult(
+        workload=workload.name, start=_dt(t_start), end=_dt(t_start + n * dt), currency=policy.cost.currency,
+        strategies=strategies, windows=tuple(windows), war_windows=tuple(wars), timeline=timeline,
+        wall_s=time.perf_counter() - wall0, ticks=ticks, trusted_ticks=trusted_ticks, forecast=fc.stats,
+        notes=tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------- accounting
+@dataclass
+class _Recording:
+    t_start: int
+    dt: int
+    demand: np.ndarray
+    desired: np.ndarray
+    ready: np.ndarray
+    cap_kbps: np.ndarray
+    tiers: list[str]
+    shares: dict[str, float] | None
+    top_kbps: float
+    per_replica: float
+    price_per_replica_hour: float
+
+    def summarise(self, k0: int, k1: int) -> dict[str, StrategySummary]:
+        h = self.dt / 3600.0
+        d = self.demand[k0:k1]
+        known = np.isfinite(d)
+        d0 = np.where(known, d, 0.0)
+        total = float(d0.sum())
+        out = {}
+        for i, name in enumerate(STRATEGIES):
+            des = self.desired[i, k0:k1]
+            shortfall = np.maximum(d0 - self.ready[i, k0:k1] * self.per_replica, 0.0)
+            rh = float(des.sum()) * h
+            actions = int(np.count_nonzero(np.diff(self.desired[i, max(k0 - 1, 0):k1])))
+            egress = None
+            if self.shares is not None:
+                egress = {}
+                for j, tier in enumerate(self.tiers):
+                    kbps = self.cap_kbps[j, k0:k1] if name == "ebbtide" else self.top_kbps
+                    egress[tier] = float(np.sum(egress_gb_per_hour(d0 * self.shares[tier], kbps)) * h)
+            out[name] = StrategySummary(
+                replica_hours=rh,
+                compute_cost=rh * self.price_per_replica_hour,
+                under_provisioned_share=float(shortfall.sum() / total) if total > 0 else (
+                    0.0 if shortfall.sum() == 0 else math.inf),
+                under_provisioned_minutes=float(np.count_nonzero(shortfall > 1e-9)) * self.dt / 60.0,
+                scaling_actions=actions,
+                peak_replicas=int(des.max()) if des.size else 0,
+                mean_replicas=float(des.mean()) if des.size else 0.0,
+                egress_gb=egress,
+            )
+        return out
+
+    def timeline(self, trace_t0: int, step_s: int, trusted: np.ndarray) -> pd.DataFrame:
+        """One row per trace interval: the trace's demand, and per strategy the time-weighted
+        mean of pods existing (`replicas_*`) and ready (`ready_*`) over the interval."""
+        n = self.demand.size
+        t = self.t_start + np.arange(n, dtype=np.int64) * self.dt
+        bucket = (t - trace_t0) // step_s
+        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+        counts = np.diff(np.r_[starts, n])
+
+        def mean(a: np.ndarray) -> np.ndarray:
+            return np.round(np.add.reduceat(a.astype(float), starts) / counts, 3)
+
+        ts = pd.to_datetime(trace_t0 + bucket[starts] * step_s, unit="s", utc=True)
+        cols: dict[str, object] = {"ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "demand": self.demand[starts]}
+        for i, name in enumerate(STRATEGIES):
+            cols[f"replicas_{name}"] = mean(self.desired[i])
+        for i, name in enumerate(STRATEGIES):
+            cols[f"ready_{name}"] = mean(self.ready[i])
+        for j, tier in enumerate(self.tiers):
+            cols[f"cap_{tier}_kbps"] = mean(self.cap_kbps[j])
+        cols["forecast_trusted"] = mean(trusted)
+        return pd.DataFrame(cols)
+
+
+def _price_per_replica_hour(policy: Policy, workload: Workload) -> float:
+    r, c = workload.resources, policy.cost
+    return r.cpu_cores * c.cpu_core_hour + r.memory_gib * c.memory_gib_hour
+
+
+def _pick_workload(policy: Policy, name: str | None) -> Workload:
+    if name is None:
+        return policy.workloads[0]
+    try:
+        return policy.workload(name)
+    except KeyError:
+        known = ", ".join(w.name for w in policy.workloads)
+        raise EbbtideError(f"unknown workload {name!r}; the policy has: {known}") from None
+
+
+def _whole_s(td: timedelta, what: str) -> int:
+    s = td.total_seconds()
+    if s <= 0 or abs(s - round(s)) > 1e-9:
+        raise EbbtideError(f"{what} must be a positive whole number of seconds for the replay, got {s}s")
+    return int(round(s))
+
+
+def _to_s(t: datetime) -> int:
+    return int(math.floor(pd.Timestamp(t).timestamp()))
+
+
+def _dt(t_s: float) -> datetime:
+    return datetime.fromtimestamp(t_s, tz=timezone.utc)
