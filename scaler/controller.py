@@ -1,0 +1,720 @@
+"""One controller tick: read metrics, forecast, read the cluster, plan, apply, record.
+
+The tick is a flat list of named steps per workload (DESIGN.md "The flow of one tick"):
+
+    now = clock.now()                                   # read once, passed down
+    for workload in policy.workloads:
+        history     = read_history(...)                 # Prometheus range, lookback at forecast.step
+        observation = observe(...)                      # demand now, SLIs, tier viewers, weak-network loss
+        refit_if_due(...)                               # only with fit=True (--once); the loop refits apart
+        forecast    = forecasters.forecast(...)         # cached model sliced at now, with its trust verdict
+        state       = cluster.read(...)                 # replicas, HPA, bitrate document
+        plan        = planner(forecast, observation, workload, policy, state, now)   # PURE
+        result      = cluster.apply(plan, ..., dry_run) # followers and dry-run: no write
+        record(plan)                                    # audit log line, /metrics
+
+Small interfaces, so tests use fakes: `Clock`, `MetricsSource` (forecaster.history), `Cluster`,
+`ForecasterCache`. `LiveForecasterCache` is the production cache: one fitted model per workload,
+refitted every `forecast.refit_interval` (warm-started from the previous fit's parameters when
+the model offers them), each refit predicting the horizon plus one refit interval once; between
+refits a tick only slices that frame.
+
+Failure rules (each is logged, counted in ebbtide_errors_total{kind}, and written in the audit
+line's `problems`):
+- Prometheus unreachable, slow or empty: the observation carries no demand (or no SLI reading),
+  so the planner's guard holds: no scale-in, no bitrate cut; scale-up on a cached trusted forecast
+  is still allowed. After the first connection-level failure (no HTTP status) in a tick the
+  remaining queries of that tick are skipped rather than each waiting for its own timeout.
+- Forecast failure (fit raises, too little history, no data): reactive sizing
+  (`TrustedForecast(None, False, reasons)`); a failed fit is retried after `FIT_RETRY`.
+- Cluster read fails: no plan for that workload this tick (nothing is known to plan from).
+- Apply fails (after the adapter's own retries): reported; the next tick plans again.
+
+Bitrate caps are one document per cluster, planned with the policy's first workload only
+(`bitrate_scope`); the other workloads plan replicas.
+
+A workload's planner memory (stabilisation window, cooldown times, guard hold) is kept between
+ticks in the Controller, keyed by workload name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from forecaster.backtest import (
+    BacktestResult,
+    Metrics,
+    OriginResult,
+    TrustPolicy,
+    judge_trust,
+    observed_span,
+    rolling_origin,
+)
+from forecaster.history import InstantValue, MetricsError, MetricsSource
+from forecaster.series import Forecast, Forecaster, Series
+from policies.errors import EbbtideError
+from policies.events import Event
+from policies.schema import BitrateTarget, Policy, Workload
+from policies.units import format_duration
+from scaler.metrics import ControllerMetrics
+from scaler.plans import Observation, Plan, PlannerMemory, PlanningState, SliReading, TrustedForecast, WorkloadState
+
+log = logging.getLogger("ebbtide.controller")
+
+#: After a failed fit, the next attempt waits this long (or the refit interval, if shorter).
+FIT_RETRY = timedelta(minutes=15)
+#: Longest window over which issued forecasts are scored against what happened (trust check).
+TRUST_WINDOW = timedelta(days=1)
+
+Planner = Callable[[TrustedForecast, Observation, Workload, Policy, PlanningState, datetime], Plan]
+ModelFactory = Callable[[Workload, Sequence[Event]], Callable[[], Forecaster]]
+
+
+# --------------------------------------------------------------------------- interfaces
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current time, tz-aware UTC."""
+        ...
+
+
+class SystemClock:
+    """The wall clock in UTC, to the whole second (Prometheus works in whole seconds)."""
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class ShiftedClock:
+    """A clock that read `start` when it was made and runs at wall speed from there (UTC, whole
+    seconds): what-if runs and tests against stored history (`ebbtide run --at`)."""
+
+    def __init__(self, start: datetime):
+        if start.tzinfo is None:
+            raise ValueError(f"the start time must carry a zone, got {start.isoformat()}")
+        self._start = start.astimezone(timezone.utc)
+        self._t0 = time.monotonic()
+
+    def now(self) -> datetime:
+        return (self._start + timedelta(seconds=time.monotonic() - self._t0)).replace(microsecond=0)
+
+
+class Cluster(Protocol):
+    """The Kubernetes side (scaler.kube.KubeCluster in production)."""
+
+    def read(self, workload: Workload, bitrate_target: BitrateTarget | None) -> WorkloadState: ...
+
+    def apply(self, plan: Plan, workload: Workload, bitrate_target: BitrateTarget | None,
+              dry_run: bool, *, state: WorkloadState | None = None) -> Any:
+        """Make the cluster match `plan` (dry_run: record the writes, send none). Returns an
+        ApplyResult-like object: `ok`, `error`, `changed`, `writes`. May raise EbbtideError."""
+        ...
+
+
+class ForecasterCache(Protocol):
+    """Fitted forecasters per workload. `due` says whether `refit` should run now; `refit` fits on
+    `history` (never raises: failures become an untrusted verdict and a RefitOutcome with ok
+    False); `forecast` is cheap (no fit) and returns the verdict sliced at `now`."""
+
+    def due(self, workload: Workload, events: Sequence[Event], now: datetime) -> bool: ...
+
+    def refit(self, workload: Workload, events: Sequence[Event], history: Series, now: datetime) -> "RefitOutcome": ...
+
+    def forecast(self, workload: Workload, now: datetime) -> TrustedForecast: ...
+
+
+@dataclass(frozen=True)
+class RefitOutcome:
+    """What one refit did: `ok` False when it failed (message says why); `fit_s` wall seconds."""
+
+    workload: str
+    ok: bool
+    message: str
+    fit_s: float = 0.0
+    trusted: bool = False
+
+
+# --------------------------------------------------------------------------- forecaster cache
+def default_model_factory(workload: Workload, events: Sequence[Event]) -> Callable[[], Forecaster]:
+    """EbbtideForecaster configured from the workload (the replay's factory: one way to do it)."""
+    from scaler.replay.runner import default_model_factory as factory
+
+    return factory(workload, events)
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """One workload's cache entry (immutable: replaced whole, so readers need no lock)."""
+
+    key: str                      # digest of the workload's settings and the events
+    attempted_at: datetime        # last refit attempt
+    ok: bool                      # last attempt produced a forecast
+    verdict: TrustedForecast      # forecast over [first point, + horizon + refit_interval)
+    params: dict | None = None    # warm start for the next fit
+    issued: tuple[Forecast, ...] = ()  # earlier forecasts, scored against what happened
+
+
+def _settings_key(workload: Workload, events: Sequence[Event]) -> str:
+    doc = {"w": workload.model_dump(mode="json"), "e": [e.model_dump(mode="json") for e in events]}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class LiveForecasterCache:
+    """ForecasterCache for the running controller.
+
+    Refit due: no fit yet, the workload's settings or the events changed (policy reload), the
+    last fit is `forecast.refit_interval` old, or a failed fit is min(FIT_RETRY, refit_interval)
+    old. Trust, judged at each refit (cheap): the forecasts this cache issued earlier are scored,
+    as issued, against the history over the last min(horizon, TRUST_WINDOW) (pooled WAPE);
+    before any can be scored, one rolling-origin backtest at that window's start bootstraps the
+    verdict (one extra fit). `forecaster.backtest.judge_trust` applies `trust_bound` and
+    `min_history`. Thread-safe: a refit (scheduler thread) replaces an entry whole.
+    """
+
+    def __init__(self, model_factory: ModelFactory = default_model_factory):
+        self._factory = model_factory
+        self._entries: dict[str, _Fitted] = {}
+        self._lock = threading.Lock()
+
+    def due(self, workload: Workload, events: Sequence[Event], now: datetime) -> bool:
+        e = self._entries.get(workload.name)
+        if e is None or e.key != _settings_key(workload, events):
+            return True
+        every = workload.forecast.refit_interval if e.ok else min(FIT_RETRY, workload.forecast.refit_interval)
+        return now - e.attempted_at >= every
+
+    def forget_except(self, names: set[str]) -> None:
+        """Drop entries of workloads no longer in the policy."""
+        with self._lock:
+            for name in set(self._entries) - names:
+                del self._entries[name]
+
+    def refit(self, workload: Workload, events: Sequence[Event], history: Series, now: datetime) -> RefitOutcome:
+        fs = workload.forecast
+        key = _settings_key(workload, events)
+        prev = self._entries.get(workload.name)
+        prev = prev if prev is not None and prev.key == key else None
+        span = observed_span(history)
+        if span < fs.min_history:
+            why = (f"only {format_duration(span)} of history, need {format_duration(fs.min_history)}; "
+                   "sizing reactively")
+            self._store(workload.name, _Fitted(key, now, True, TrustedForecast(None, False, (why,))))
+            return RefitOutcome(workload.name, True, why)
+        make_model = self._factory(workload, events)
+        step = pd.Timedelta(history.step)
+        window = min(fs.horizon, TRUST_WINDOW)
+        t0 = time.perf_counter()
+        try:
+            verdict = self._judge(history, make_model, prev.issued if prev else (), window, span, fs)
+            model = make_model()
+            fit = model.fit
+            if prev is not None and prev.params is not None and "init" in inspect.signature(fit).parameters:
+                fit(history, init=prev.params)  # type: ignore[call-arg]
+            else:
+                fit(history)
+            index = history.future_index(fs.horizon + fs.refit_interval, start=history.end + step)
+            fc = model.predict(index)
+        except (EbbtideError, ValueError, RuntimeError, ArithmeticError, KeyError) as exc:
+            why = f"forecast failed: {exc}; sizing reactively"
+            self._store(workload.name, _Fitted(key, now, False, TrustedForecast(None, False, (why,)),
+                                               prev.params if prev else None, prev.issued if prev else ()))
+            return RefitOutcome(workload.name, False, why, time.perf_counter() - t0)
+        fit_s = time.perf_counter() - t0
+        params = None
+        try:
+            params = getattr(model, "params", None)
+        except (RuntimeError, AttributeError, KeyError):
+            params = None
+        cutoff = pd.Timestamp(now) - pd.Timedelta(window) - pd.Timedelta(fs.horizon + fs.refit_interval)
+        issued = tuple(f for f in (prev.issued if prev else ()) if f.index[-1] >= cutoff) + (fc,)
+        self._store(workload.name, _Fitted(key, now, True, TrustedForecast(fc, verdict.trusted, verdict.reasons),
+                                           params if isinstance(params, dict) else None, issued[-8:]))
+        return RefitOutcome(workload.name, True, "; ".join(verdict.reasons), fit_s, verdict.trusted)
+
+    def forecast(self, workload: Workload, now: datetime) -> TrustedForecast:
+        e = self._entries.get(workload.name)
+        if e is None:
+            return TrustedForecast(None, False, ("no forecast yet: the model has not been fitted",))
+        fc = e.verdict.forecast
+        if fc is None:
+            return e.verdict
+        step = pd.Timedelta(fc.index[1] - fc.index[0]) if len(fc.index) > 1 else pd.Timedelta(workload.forecast.step)
+        now_ts = pd.Timestamp(now)
+        lo = fc.index.searchsorted(now_ts - step, side="right")  # buckets not over yet
+        hi = fc.index.searchsorted(now_ts + pd.Timedelta(workload.forecast.horizon), side="left")
+        sliced = fc.frame.iloc[lo:hi]
+        if sliced.empty:
+            return TrustedForecast(None, False, (f"forecast from {e.attempted_at.isoformat()} has no point "
+                                                 "at or after now (refit overdue)",))
+        return TrustedForecast(Forecast(sliced, fc.model, fc.upper_quantile, fc.lower_quantile, fc.notes),
+                               e.verdict.trusted, e.verdict.reasons)
+
+    def _store(self, name: str, entry: _Fitted) -> None:
+        with self._lock:
+            self._entries[name] = entry
+
+    @staticmethod
+    def _judge(history: Series, make_model: Callable[[], Forecaster], issued: Sequence[Forecast],
+               window: timedelta, span: timedelta, fs) -> Any:
+        """Trust verdict: earlier issued forecasts vs what happened, else one rolling origin."""
+        step = pd.Timedelta(history.step)
+        end = history.end + step
+        start = end - pd.Timedelta(window)
+        origins: list[OriginResult] = []
+        a_all, f_all, u_all = [], [], []
+        for i, fc in enumerate(issued):
+            upto = issued[i + 1].index[0] if i + 1 < len(issued) else end
+            lo, hi = max(fc.index[0], start), min(upto, end)
+            seg = fc.frame[(fc.index >= lo) & (fc.index < hi)]
+            if seg.empty:
+                continue
+            actual = history.values.reindex(seg.index).to_numpy(dtype=float)
+            if np.isnan(actual).all():
+                continue
+            yhat, upper = seg["yhat"].to_numpy(dtype=float), seg["yhat_upper"].to_numpy(dtype=float)
+            origins.append(OriginResult(fc.index[0], 0, math.nan, Metrics.of(actual, yhat, upper),
+                                        Forecast(seg, fc.model, fc.upper_quantile, fc.lower_quantile)))
+            a_all.append(actual)
+            f_all.append(yhat)
+            u_all.append(upper)
+        policy = TrustPolicy(max_wape=fs.trust_bound, min_history=fs.min_history)
+        if origins:
+            cat = np.concatenate
+            result = BacktestResult(origins[0].forecast.model, window, tuple(origins),
+                                    Metrics.of(cat(a_all), cat(f_all), cat(u_all)))
+        else:
+            min_train = max(fs.min_history - window, history.step)
+            result = rolling_origin(history, make_model, [start], window, min_train)
+        return judge_trust(result, span, policy)
+
+
+# --------------------------------------------------------------------------- audit log
+class AuditLog:
+    """One JSON line per plan: `Plan.to_json()` plus what was done with it.
+
+    Fields added to the plan's own: `kind` ("plan"), `dry_run`, `leader`, `applied` (the
+    adapter's result, as JSON), `problems` (what went wrong this tick for the workload),
+    `reasons` (the steps' reasons in order). Written to a stream (default stdout) or appended to
+    a file; each line is flushed.
+    """
+
+    def __init__(self, target: str | Path | IO[str] | None = None):
+        self._lock = threading.Lock()
+        if target is None or target == "-":
+            self._stream, self._own = sys.stdout, False
+        elif isinstance(target, (str, Path)):
+            self._stream, self._own = open(target, "a", encoding="utf-8"), True  # noqa: SIM115 (closed in close)
+        else:
+            self._stream, self._own = target, False
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, sort_keys=False, default=_json_default, ensure_ascii=False)
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self._stream.close()
+
+
+def _json_default(v: object) -> object:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, timedelta):
+        return format_duration(v)
+    if hasattr(v, "to_json"):
+        return v.to_json()
+    if is_dataclass(v) and not isinstance(v, type):
+        return asdict(v)
+    if isinstance(v, (set, frozenset, tuple)):
+        return list(v)
+    return str(v)
+
+
+def describe_apply(result: Any) -> Any:
+    """The adapter's apply result as plain JSON data (whatever shape it has)."""
+    if result is None:
+        return None
+    if hasattr(result, "to_json"):
+        return result.to_json()
+    if is_dataclass(result) and not isinstance(result, type):
+        return json.loads(json.dumps(asdict(result), default=_json_default))
+    return str(result)
+
+
+def apply_failure(result: Any) -> str | None:
+    """The adapter's failure message when its result says `ok` False, else None."""
+    if getattr(result, "ok", True) is False:
+        return str(getattr(result, "error", None) or "the adapter reported a failure")
+    return None
+
+
+def apply_wrote(result: Any) -> bool:
+    """Did the adapter change the cluster? Reads `wrote`, `changed` or a non-empty `writes`/`calls`."""
+    if getattr(result, "ok", True) is False:
+        return False
+    for name in ("wrote", "changed"):
+        v = getattr(result, name, None)
+        if isinstance(v, bool):
+            return v
+    for name in ("writes", "calls", "patches"):
+        v = getattr(result, name, None)
+        if v is not None and not callable(v):
+            try:
+                return len(v) > 0
+            except TypeError:
+                return bool(v)
+    return False
+
+
+# --------------------------------------------------------------------------- one tick
+@dataclass(frozen=True)
+class WorkloadOutcome:
+    """One workload's tick. `plan` None when no plan could be made (`error` says why).
+    `held`: demand or SLI data was missing/stale, so the planner held (no scale-in, no cut).
+    `problems`: everything that went wrong, reported but not fatal."""
+
+    workload: str
+    plan: Plan | None
+    held: bool
+    problems: tuple[str, ...] = ()
+    applied: Any = None
+    wrote: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """A whole tick: `ok` when every workload got a plan and its apply did not fail."""
+
+    now: datetime
+    dry_run: bool
+    leader: bool
+    outcomes: tuple[WorkloadOutcome, ...]
+    duration_s: float
+    refits: tuple[RefitOutcome, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(o.error is None for o in self.outcomes)
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        return tuple(o.workload for o in self.outcomes if o.held)
+
+    def summary(self) -> str:
+        parts = []
+        for o in self.outcomes:
+            if o.plan is None:
+                parts.append(f"{o.workload}: no plan ({o.error})")
+                continue
+            p = o.plan
+            what = f"{p.current_replicas}->{p.target_replicas}" if p.replicas_change else f"hold {p.current_replicas}"
+            flags = [f for f, on in (("held: data missing/stale", o.held), ("guard", p.guard_active and not o.held),
+                                     ("reactive", not p.forecast_trusted), ("wrote", o.wrote),
+                                     (f"apply failed: {o.error}", o.error is not None)) if on]
+            parts.append(f"{o.workload}: {what}" + (f" ({', '.join(flags)})" if flags else ""))
+        mode = "dry-run" if self.dry_run else "live"
+        role = "leader" if self.leader else "follower"
+        return f"tick {self.now.isoformat()} [{mode}, {role}, {self.duration_s:.2f}s]: " + "; ".join(parts)
+
+
+class _Queries:
+    """The Prometheus queries of one tick: memoised, counted, and cut short once the server is
+    unreachable (a connection-level failure, no HTTP status), so a dead or slow server costs one
+    timeout per tick, not one per query."""
+
+    def __init__(self, source: MetricsSource, metrics: ControllerMetrics | None):
+        self._source = source
+        self._metrics = metrics
+        self._memo: dict[tuple, Any] = {}
+        self.down: str | None = None
+
+    def _run(self, key: tuple, call: Callable[[], Any]) -> tuple[Any, str | None]:
+        if key in self._memo:
+            return self._memo[key]
+        if self.down is not None:
+            out: tuple[Any, str | None] = (None, f"query {key[1]!r} skipped: {self.down}")
+        else:
+            try:
+                out = (call(), None)
+            except MetricsError as exc:
+                if self._metrics is not None:
+                    self._metrics.prometheus_error()
+                if _unreachable(exc):
+                    self.down = f"Prometheus unreachable this tick ({exc})"
+                out = (None, str(exc))
+        self._memo[key] = out
+        return out
+
+    def range(self, query: str, start: datetime, end: datetime, step: timedelta) -> tuple[Series | None, str | None]:
+        return self._run(("range", query, start, end, step), lambda: self._source.range(query, start, end, step))
+
+    def instant(self, query: str, at: datetime) -> tuple[InstantValue | None, str | None]:
+        return self._run(("instant", query, at), lambda: self._source.instant(query, at))
+
+
+#: Words of forecaster.history's connection-level reasons (no HTTP answer, or a gateway error).
+_UNREACHABLE_WORDS = ("timed out", "connection refused", "cannot connect", "host name not found", "TLS error")
+
+
+def _unreachable(exc: MetricsError) -> bool:
+    """The server (not the query) failed: no answer, or a 502/503/504 from it or a proxy."""
+    if exc.status is not None:
+        return exc.status in (502, 503, 504)
+    return any(w in str(exc) for w in _UNREACHABLE_WORDS)
+
+
+def history_window(now: datetime, lookback: timedelta, step: timedelta) -> tuple[datetime, datetime]:
+    """(start, end) of the history range, on the UTC epoch grid of `step`: `end` is the last
+    bucket already over at `now` (Series are left-labelled: the point at ts covers
+    [ts, ts + step)), so the forecast's first point is the bucket containing `now`;
+    start = end - lookback (rounded down to whole steps).
+
+    Example: now 12:03, step 5m -> end 11:55 (the bucket [11:55, 12:00)); the forecast starts 12:00.
+    """
+    step_s = int(step.total_seconds())
+    if step_s <= 0 or step.total_seconds() != step_s:
+        raise ValueError(f"forecast step must be a whole number of seconds, got {step}")
+    end_s = (int(now.timestamp()) // step_s) * step_s - step_s
+    end = datetime.fromtimestamp(end_s, tz=timezone.utc)
+    lookback_s = (int(lookback.total_seconds()) // step_s) * step_s
+    return end - timedelta(seconds=lookback_s), end
+
+
+def _finite_or_none(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+def bitrate_scope(policy: Policy, index: int) -> Policy:
+    """The policy as workload `index` plans with: bitrate caps are ONE document per cluster,
+    planned with the policy's first workload (the one whose demand drives the cap rules); the
+    others plan replicas only. Planning the document once per workload would move the caps
+    `step_rungs` per workload per tick (each plan starting from the caps the previous one wrote)."""
+    if index == 0 or policy.bitrate is None:
+        return policy
+    return policy.model_copy(update={"bitrate": None})
+
+
+class Controller:
+    """Runs ticks. Stateless across ticks except the planner memory per workload.
+
+    `metrics` and `audit` are optional (tests); `planner` defaults to scaler.planning.plan.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        source: MetricsSource,
+        cluster: Cluster,
+        forecasters: ForecasterCache,
+        *,
+        metrics: ControllerMetrics | None = None,
+        audit: AuditLog | None = None,
+        planner: Planner | None = None,
+    ):
+        self.clock = clock
+        self.source = source
+        self.cluster = cluster
+        self.forecasters = forecasters
+        self.metrics = metrics
+        self.audit = audit
+        if planner is None:
+            from scaler.planning import plan as planner
+        self.planner = planner
+        self.memory: dict[str, PlannerMemory] = {}
+
+    # ------------------------------------------------------------------ entry points
+    def tick(self, policy: Policy, *, dry_run: bool, leader: bool = True, fit: bool = False) -> TickReport:
+        """One tick over every workload. `dry_run`: plan and record, write nothing (the adapter
+        is still called with dry_run=True, so it can say what it would do). `leader` False (a
+        follower) forces dry_run. `fit`: refit due models inline (--once); the loop refits apart."""
+        t0 = time.perf_counter()
+        now = self.clock.now()
+        effective_dry_run = dry_run or not leader
+        queries = _Queries(self.source, self.metrics)
+        outcomes = []
+        refits = []
+        for i, workload in enumerate(policy.workloads):
+            outcome, refit = self._tick_workload(bitrate_scope(policy, i), workload, now, effective_dry_run,
+                                                 leader, fit, queries)
+            outcomes.append(outcome)
+            if refit is not None:
+                refits.append(refit)
+        self._forget_removed(policy)
+        duration_s = time.perf_counter() - t0
+        if self.metrics is not None:
+            self.metrics.tick_duration.observe(duration_s)
+            self.metrics.last_tick.set(time.time())
+        report = TickReport(now, effective_dry_run, leader, tuple(outcomes), duration_s, tuple(refits))
+        log.info("%s", report.summary())
+        return report
+
+    def refit_due(self, policy: Policy) -> list[RefitOutcome]:
+        """Refit every workload whose model is due (the loop's refit job). Reads its own history."""
+        now = self.clock.now()
+        queries = _Queries(self.source, self.metrics)
+        out = []
+        for workload in policy.workloads:
+            if not self.forecasters.due(workload, policy.events, now):
+                continue
+            history, problem = self._read_history(workload, now, queries)
+            if history is None:
+                log.warning("refit of %s skipped: %s", workload.name, problem)
+                continue
+            out.append(self._refit(workload, policy.events, history, now))
+        return out
+
+    # ------------------------------------------------------------------ the steps
+    def _tick_workload(self, policy: Policy, w: Workload, now: datetime, dry_run: bool, leader: bool,
+                       fit: bool, queries: _Queries) -> tuple[WorkloadOutcome, RefitOutcome | None]:
+        problems: list[str] = []
+        history, problem = self._read_history(w, now, queries)
+        if problem:
+            problems.append(problem)
+        observation = self._observe(policy, w, now, history, queries, problems)
+        refit = None
+        if fit and history is not None and self.forecasters.due(w, policy.events, now):
+            refit = self._refit(w, policy.events, history, now)
+            if not refit.ok:
+                problems.append(refit.message)
+        forecast = self.forecasters.forecast(w, now)
+        bitrate_target = policy.bitrate.target if policy.bitrate is not None else None
+        try:
+            state = self.cluster.read(w, bitrate_target)
+        except EbbtideError as exc:
+            return self._failed(w, now, "cluster_read", f"cannot read the cluster: {exc}", problems), refit
+        memory = self.memory.get(w.name, PlannerMemory())
+        try:
+            plan = self.planner(forecast, observation, w, policy, PlanningState(state, memory), now)
+        except (EbbtideError, ValueError, ArithmeticError) as exc:
+            return self._failed(w, now, "plan", f"planning failed: {exc}", problems), refit
+        error = None
+        applied = None
+        try:
+            applied = self.cluster.apply(plan, w, bitrate_target, dry_run, state=state)
+            failure = apply_failure(applied)
+        except EbbtideError as exc:
+            failure = str(exc)
+        if failure is None:
+            # Remember the plan only when it took effect (or would have, in dry-run), so a failed
+            # write does not start cooldowns for an action that never happened.
+            self.memory[w.name] = plan.memory
+        else:
+            error = f"apply failed: {failure}"
+            problems.append(error)
+            if self.metrics is not None:
+                self.metrics.error("apply")
+        wrote = (not dry_run) and error is None and apply_wrote(applied)
+        outcome = WorkloadOutcome(w.name, plan, held=not plan.data_ok, problems=tuple(problems),
+                                  applied=applied, wrote=wrote, error=error)
+        self._record(policy, w, plan, forecast, outcome, dry_run, leader)
+        return outcome, refit
+
+    def _read_history(self, w: Workload, now: datetime, queries: _Queries) -> tuple[Series | None, str | None]:
+        start, end = history_window(now, w.forecast.lookback, w.forecast.step)
+        series, problem = queries.range(w.demand.query, start, end, w.forecast.step)
+        if series is None:
+            return None, f"demand history unavailable: {problem}"
+        if not series.values.notna().any():
+            return None, (f"demand query {w.demand.query!r} returned no data over the last "
+                          f"{format_duration(w.forecast.lookback)}")
+        return series, None
+
+    def _observe(self, policy: Policy, w: Workload, now: datetime, history: Series | None,
+                 queries: _Queries, problems: list[str]) -> Observation:
+        """Demand now, SLIs, tier viewers and weak-network loss. Anything missing stays None: the
+        planner's guard then holds (no scale-in, no bitrate cut)."""
+        demand, problem = queries.instant(w.demand.query, now)
+        if problem:
+            problems.append(f"demand now unavailable: {problem}")
+        elif demand is None:
+            problems.append(f"demand query {w.demand.query!r} returned no current sample")
+        slis = []
+        for q in w.quality:
+            v, problem = queries.instant(q.query, now)
+            if problem:
+                problems.append(f"SLI {q.name} unavailable: {problem}")
+            slis.append(SliReading(q.name, _finite_or_none(v.value) if v else None, v.timestamp if v else None))
+        tier_viewers: list[tuple[str, float]] = []
+        loss = None
+        if policy.bitrate is not None:
+            for tier in policy.bitrate.tiers:
+                if tier.viewers_query:
+                    v, _ = queries.instant(tier.viewers_query, now)
+                    if v is not None and _finite_or_none(v.value) is not None:
+                        tier_viewers.append((tier.name, v.value))
+            wn = policy.bitrate.weak_network
+            if wn is not None and wn.loss_query:
+                v, _ = queries.instant(wn.loss_query, now)
+                loss = _finite_or_none(v.value) if v else None
+        peak = None
+        if history is not None:
+            peak = _finite_or_none(float(np.nanmax(history.values.to_numpy(dtype=float))))
+        return Observation(
+            demand_now=_finite_or_none(demand.value) if demand else None,
+            demand_at=demand.timestamp if demand else None,
+            slis=tuple(slis),
+            tier_viewers=tuple(tier_viewers),
+            weak_network_loss=loss,
+            lookback_peak=peak,
+        )
+
+    def _refit(self, w: Workload, events: Sequence[Event], history: Series, now: datetime) -> RefitOutcome:
+        outcome = self.forecasters.refit(w, events, history, now)
+        if outcome.ok:
+            log.info("refit %s in %.1fs: %s", w.name, outcome.fit_s, outcome.message)
+        else:
+            log.warning("refit %s failed: %s", w.name, outcome.message)
+            if self.metrics is not None:
+                self.metrics.error("forecast")
+        return outcome
+
+    def _failed(self, w: Workload, now: datetime, kind: str, message: str, problems: list[str]) -> WorkloadOutcome:
+        log.error("%s: %s", w.name, message)
+        if self.metrics is not None:
+            self.metrics.error(kind)
+        outcome = WorkloadOutcome(w.name, None, held=True, problems=tuple(problems) + (message,), error=message)
+        if self.audit is not None:
+            self.audit.write({"kind": "error", "workload": w.name, "now": now.isoformat(),
+                              "error": message, "problems": list(problems)})
+        return outcome
+
+    def _record(self, policy: Policy, w: Workload, plan: Plan, forecast: TrustedForecast,
+                outcome: WorkloadOutcome, dry_run: bool, leader: bool) -> None:
+        for p in outcome.problems:
+            log.warning("%s: %s", w.name, p)
+        if self.metrics is not None:
+            fc_now = None
+            fc = forecast.forecast
+            if fc is not None and len(fc.index):
+                fc_now = (float(fc.yhat.iloc[0]), float(fc.yhat_upper.iloc[0]))
+            self.metrics.record_plan(plan, w.scaling.max_replicas, policy.schedule.tick, fc_now, outcome.wrote)
+        if self.audit is not None:
+            record = {"kind": "plan", **plan.to_json(), "dry_run": dry_run, "leader": leader,
+                      "applied": describe_apply(outcome.applied), "wrote": outcome.wrote,
+                      "error": outcome.error, "problems": list(outcome.problems), "reasons": plan.reasons}
+            self.audit.write(record)
+
+    def _forget_removed(self, policy: Policy) -> None:
+        names = {w.name for w in policy.workloads}
+        for name in set(self.memory) - names:
+            del self.memory[name]
+        forget = getattr(self.forecasters, "forget_except", None)
+        if forget is not None:
+            forget(names)

@@ -1,0 +1,330 @@
+"""The running controller: schedules, policy hot reload, leader election, clean shutdown.
+
+Jobs (APScheduler 3.x BackgroundScheduler, two worker threads, every job max_instances=1 and
+coalesce=True: a late or overrunning job never piles up, it runs once when it can):
+
+- `tick`   every `schedule.tick` of the policy: Controller.tick (no fit inside: fits are slow).
+- `refit`  every `schedule.tick` too, but it only fits the workloads whose model is due
+           (each workload's own `forecast.refit_interval`), so ticks keep their pace while a
+           Prophet fit runs. Until a workload's first fit ends its plans are reactive (said so).
+- `reload` every `reload_interval` (5 s): re-reads the policy file when its mtime or size
+           changed; a file that does not validate keeps the last good policy, logs every problem
+           and counts ebbtide_policy_reload_errors_total. A new tick length reschedules `tick`.
+- `leader` every `renew_interval` (5 s) with leader election on: acquire or renew the Lease.
+           The tick asks once more right before it runs; a follower plans and serves metrics but
+           its apply runs with dry_run=True.
+
+SIGTERM/SIGINT set a stop event: the scheduler stops taking jobs, waits for the running ones,
+the Lease is released when the elector offers `release()`, and `run()` returns 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from policies.errors import EbbtideError, InputFileError
+from policies.loading import LoadedPolicy, read_policy
+from policies.schema import Policy, PrometheusSettings
+from scaler.controller import Controller, TickReport
+from scaler.metrics import ControllerMetrics, Health
+
+log = logging.getLogger("ebbtide.loop")
+
+#: How often the policy file is checked for changes, seconds.
+RELOAD_INTERVAL_S = 5.0
+#: How often the Lease is acquired or renewed, seconds (well under a usual 15 s lease).
+RENEW_INTERVAL_S = 5.0
+
+
+class LeaderElector(Protocol):
+    """scaler.kube.LeaderElector's contract: True while this replica holds the Lease."""
+
+    def try_acquire_or_renew(self, now: datetime) -> bool: ...
+
+
+class AlwaysLeader:
+    """Leader election off: this replica is the only writer."""
+
+    def try_acquire_or_renew(self, now: datetime) -> bool:
+        return True
+
+
+# --------------------------------------------------------------------------- policy store
+class PolicyStore:
+    """The policy in force, reloaded from its file when the file changes.
+
+    The first load raises (InputFileError: nothing to fall back on). Later reloads never raise:
+    a bad file keeps the last good policy; the problems go to the log and `last_error`, and
+    ebbtide_policy_reload_errors_total counts the refusal (once per change of the file, not per
+    poll). A file whose validated content is unchanged (digest equal: comments, key order)
+    does not count as a change.
+    """
+
+    def __init__(self, path: str | Path, metrics: ControllerMetrics | None = None):
+        self.path = Path(path)
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._stat = self._stat_key()
+        self._loaded = read_policy(self.path)
+        self.last_error: str | None = None
+        self.reloads = 0
+        for w in self._loaded.warnings:
+            log.warning("policy: %s", w)
+
+    @property
+    def loaded(self) -> LoadedPolicy:
+        return self._loaded
+
+    def current(self) -> Policy:
+        return self._loaded.policy
+
+    def _stat_key(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def poll(self) -> bool:
+        """Reload if the file changed; True when a different valid policy is now in force."""
+        key = self._stat_key()
+        if key == self._stat:
+            return False
+        self._stat = key
+        try:
+            loaded = read_policy(self.path)
+        except InputFileError as exc:
+            return self._refuse("\n".join(exc.problems))
+        except (EbbtideError, OSError) as exc:
+            return self._refuse(f"{self.path}: {exc}")
+        self.last_error = None
+        if loaded.digest == self._loaded.digest:
+            return False
+        with self._lock:
+            self._loaded = loaded
+            self.reloads += 1
+        log.info("policy %s reloaded (digest %s)", self.path, loaded.digest[:12])
+        for w in loaded.warnings:
+            log.warning("policy: %s", w)
+        return True
+
+    def _refuse(self, why: str) -> bool:
+        self.last_error = why
+        if self.metrics is not None:
+            self.metrics.policy_reload_error()
+        log.error("policy reload refused, keeping the last good policy (digest %s):\n%s",
+                  self._loaded.digest[:12], why)
+        return False
+
+
+# --------------------------------------------------------------------------- Prometheus source
+def prometheus_source(settings: PrometheusSettings, url: str | None = None):
+    """A PrometheusSource from the policy's `prometheus` settings; `url` overrides settings.url.
+
+    Token and password files are read here (at start-up and on every policy reload). Raises
+    EbbtideError naming the file when one cannot be read.
+    """
+    from forecaster.history import PrometheusSource
+
+    def read(path: str, what: str) -> str:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise EbbtideError(f"prometheus.{what}: cannot read {path}: {exc.strerror or exc}") from None
+
+    token = read(settings.bearer_token_file, "bearer_token_file") if settings.bearer_token_file else None
+    basic = None
+    if settings.basic_auth is not None:
+        basic = (settings.basic_auth.username, read(settings.basic_auth.password_file, "basic_auth.password_file"))
+    return PrometheusSource(
+        url or settings.url,
+        timeout_s=settings.timeout.total_seconds(),
+        bearer_token=token,
+        basic_auth=basic,
+        ca_bundle=settings.ca_file,
+        insecure_skip_verify=settings.insecure_skip_verify,
+    )
+
+
+def resolve_prometheus_url(policy: Policy, flag: str | None, env: dict[str, str] | None = None) -> str:
+    """`--prometheus-url`, else $EBBTIDE_PROMETHEUS_URL, else the policy's prometheus.url."""
+    env = os.environ if env is None else env
+    return flag or env.get("EBBTIDE_PROMETHEUS_URL") or policy.prometheus.url
+
+
+# --------------------------------------------------------------------------- the loop
+class ControllerLoop:
+    """Wires the store, the controller, the elector, metrics and health into scheduled jobs.
+
+    `dry_run` (the --dry-run flag) is or-ed with the policy's `dry_run`. `on_policy_change(policy)`
+    runs after a successful reload (the CLI rebuilds the Prometheus source there).
+    """
+
+    def __init__(
+        self,
+        store: PolicyStore,
+        controller: Controller,
+        *,
+        metrics: ControllerMetrics,
+        health: Health,
+        elector: LeaderElector | None = None,
+        dry_run: bool = False,
+        reload_interval_s: float = RELOAD_INTERVAL_S,
+        renew_interval_s: float = RENEW_INTERVAL_S,
+        on_policy_change: Callable[[Policy], None] | None = None,
+        now: Callable[[], datetime] | None = None,
+    ):
+        self.store = store
+        self.controller = controller
+        self.metrics = metrics
+        self.health = health
+        self.elector = elector or AlwaysLeader()
+        self.dry_run = dry_run
+        self.reload_interval_s = reload_interval_s
+        self.renew_interval_s = renew_interval_s
+        self.on_policy_change = on_policy_change
+        self._now = now or controller.clock.now
+        self.is_leader = False
+        self.stop_event = threading.Event()
+        self.last_report: TickReport | None = None
+        self._scheduler: Any = None
+        self._tick_s = store.current().schedule.tick.total_seconds()
+        health.policy_loaded = True
+        health.wedged_after_s = self._wedged_after(self._tick_s)
+
+    @staticmethod
+    def _wedged_after(tick_s: float) -> float:
+        # Three missed ticks plus time for one slow Prometheus answer and API retries.
+        return 3 * tick_s + 120.0
+
+    # ------------------------------------------------------------------ jobs
+    def leader_job(self) -> bool:
+        """Acquire or renew the Lease; any failure makes this replica a follower (no writes)."""
+        try:
+            leader = bool(self.elector.try_acquire_or_renew(self._now()))
+        except Exception as exc:  # noqa: BLE001 (any failure of the elector must mean "not leader")
+            log.warning("leader election failed, acting as follower: %s", exc)
+            self.metrics.error("leader")
+            leader = False
+        if leader != self.is_leader:
+            log.info("leadership %s", "acquired: this replica writes" if leader else
+                     "not held: planning only (dry-run)")
+        self.is_leader = leader
+        self.metrics.leader.set(1 if leader else 0)
+        return leader
+
+    def tick_job(self) -> TickReport | None:
+        """One tick; never raises (a failing tick is logged and counted, the next one runs)."""
+        self.health.progress()
+        try:
+            leader = self.leader_job()
+            policy = self.store.current()
+            report = self.controller.tick(policy, dry_run=self.dry_run or policy.dry_run, leader=leader)
+        except Exception:  # noqa: BLE001 (the loop must survive a bug in one tick; it is logged)
+            log.exception("tick failed")
+            self.metrics.error("tick")
+            self.health.progress()
+            return None
+        self.last_report = report
+        self.health.tick_done()
+        return report
+
+    def refit_job(self) -> None:
+        try:
+            self.controller.refit_due(self.store.current())
+        except Exception:  # noqa: BLE001 (a failing refit must not stop the schedule)
+            log.exception("refit failed")
+            self.metrics.error("forecast")
+
+    def reload_job(self) -> bool:
+        if not self.store.poll():
+            return False
+        policy = self.store.current()
+        if self.on_policy_change is not None:
+            try:
+                self.on_policy_change(policy)
+            except EbbtideError as exc:
+                log.error("policy change not fully applied: %s", exc)
+                self.metrics.policy_reload_error()
+        tick_s = policy.schedule.tick.total_seconds()
+        if tick_s != self._tick_s:
+            self._tick_s = tick_s
+            self.health.wedged_after_s = self._wedged_after(tick_s)
+            if self._scheduler is not None:
+                for job_id in ("tick", "refit"):
+                    self._scheduler.reschedule_job(job_id, trigger="interval", seconds=tick_s)
+            log.info("tick interval now %ss", tick_s)
+        return True
+
+    # ------------------------------------------------------------------ running
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the loop cleanly (main thread only; elsewhere a no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum, frame):  # noqa: ARG001
+            log.info("received %s: stopping after the running jobs", signal.Signals(signum).name)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def start(self) -> None:
+        """Start the scheduler (background threads); the first tick and refit run at once."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        sched = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=2)},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+            timezone=timezone.utc,
+        )
+        first = datetime.now(timezone.utc)
+        sched.add_job(self.refit_job, "interval", seconds=self._tick_s, id="refit", next_run_time=first)
+        sched.add_job(self.tick_job, "interval", seconds=self._tick_s, id="tick", next_run_time=first)
+        sched.add_job(self.reload_job, "interval", seconds=self.reload_interval_s, id="reload")
+        if not isinstance(self.elector, AlwaysLeader):
+            sched.add_job(self.leader_job, "interval", seconds=self.renew_interval_s, id="leader")
+        self._scheduler = sched
+        self.metrics.up.set(1)
+        sched.start()
+
+    def stop(self) -> None:
+        """Stop the scheduler (waiting for running jobs) and release the Lease if held."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        release = getattr(self.elector, "release", None)
+        if self.is_leader and callable(release):
+            try:
+                release(self._now())
+            except Exception as exc:  # noqa: BLE001 (shutting down: report, do not fail)
+                log.warning("could not release the Lease: %s", exc)
+        self.is_leader = False
+        self.metrics.leader.set(0)
+        self.metrics.up.set(0)
+
+    def run(self, max_runtime_s: float | None = None) -> int:
+        """Run until SIGTERM/SIGINT (or `stop_event`, or `max_runtime_s`); return 0."""
+        self.install_signal_handlers()
+        self.start()
+        deadline = None if max_runtime_s is None else time.monotonic() + max_runtime_s
+        try:
+            while not self.stop_event.is_set():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self.stop_event.wait(1.0 if left is None else min(1.0, left))
+        finally:
+            self.stop()
+        log.info("stopped")
+        return 0
+

@@ -1,0 +1,226 @@
+"""The controller's own metrics and health endpoints (prometheus-client, one registry per process).
+
+`ControllerMetrics` owns a private `CollectorRegistry` (so tests can build several without the
+"duplicated timeseries" error of the global one) and the metric families below; the controller
+and the loop call its small `record_*` methods. `serve_http(metrics, health, host, port)` starts a
+threaded HTTP server answering:
+
+- `/metrics`  the registry in the Prometheus text format;
+- `/healthz`  200 while the process is alive and the loop is not wedged (the last tick started
+  or ended within `Health.wedged_after_s`), else 503 with the reason;
+- `/readyz`   200 once a policy is loaded and at least one tick has completed, else 503.
+
+Metrics (units in names; labels in braces):
+
+    ebbtide_up                                   1 while the controller runs
+    ebbtide_leader                               1 when this replica holds the Lease (writes)
+    ebbtide_planned_replicas{workload}           target replicas of the last plan, pods
+    ebbtide_current_replicas{workload}           replicas read from the cluster, pods
+    ebbtide_forecast_demand{workload,quantile}   forecast demand at now (quantile: yhat, upper), demand units
+    ebbtide_forecast_trusted{workload}           1 when the last plan used a trusted forecast
+    ebbtide_quality_guard_active{workload}       1 while the quality guard holds scale-in
+    ebbtide_data_ok{workload}                    1 when demand and every SLI were fresh this tick
+    ebbtide_bitrate_cap_kbps{tier}               kbps cap of the tier in the last plan
+    ebbtide_estimated_savings_replica_hours_total{workload}
+                                                 (max replicas - planned) x tick length, replica-hours,
+                                                 summed over ticks: capacity not held against the peak setting
+    ebbtide_errors_total{kind}                   errors by kind: prometheus, forecast, cluster_read,
+                                                 apply, plan, policy_reload, tick
+    ebbtide_prometheus_errors_total              failed Prometheus queries
+    ebbtide_policy_reload_errors_total           policy reloads refused (the last good policy stays)
+    ebbtide_tick_duration_seconds                histogram of tick wall time, seconds
+    ebbtide_last_tick_timestamp_seconds          Unix time the last tick ended
+    ebbtide_writes_total{workload}               plans that changed the cluster (not dry-run)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from scaler.plans import Plan
+
+#: Error kinds counted in ebbtide_errors_total (label values are fixed: bounded cardinality).
+ERROR_KINDS = ("prometheus", "forecast", "cluster_read", "apply", "plan", "policy_reload", "tick", "leader")
+
+#: Tick duration buckets, seconds (a tick is a few Prometheus queries and API calls; a tick
+#: that includes a Prophet fit takes seconds to a minute).
+TICK_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class ControllerMetrics:
+    """Every metric family of the controller, on its own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.up = Gauge("ebbtide_up", "1 while the Ebbtide controller runs.", registry=r)
+        self.leader = Gauge("ebbtide_leader", "1 when this replica holds the leader Lease and writes.",
+                            registry=r)
+        self.planned_replicas = Gauge("ebbtide_planned_replicas", "Target replicas of the last plan, pods.",
+                                      ["workload"], registry=r)
+        self.current_replicas = Gauge("ebbtide_current_replicas", "Replicas read from the cluster "
+                                      "(HPA minReplicas when an HPA owns the workload), pods.",
+                                      ["workload"], registry=r)
+        self.forecast_demand = Gauge("ebbtide_forecast_demand", "Forecast demand at the tick, in the demand "
+                                     "query's unit; quantile=yhat (median) or upper (sizing bound).",
+                                     ["workload", "quantile"], registry=r)
+        self.forecast_trusted = Gauge("ebbtide_forecast_trusted", "1 when the last plan used a trusted "
+                                      "forecast, 0 when it sized reactively.", ["workload"], registry=r)
+        self.guard_active = Gauge("ebbtide_quality_guard_active", "1 while the quality guard blocks "
+                                  "scale-in and bitrate cuts.", ["workload"], registry=r)
+        self.data_ok = Gauge("ebbtide_data_ok", "1 when demand and every quality SLI were fresh this tick.",
+                             ["workload"], registry=r)
+        self.bitrate_cap_kbps = Gauge("ebbtide_bitrate_cap_kbps", "Bitrate cap of the tier in the last "
+                                      "plan, kbit/s.", ["tier"], registry=r)
+        self.savings = Counter("ebbtide_estimated_savings_replica_hours", "Replica-hours not held against "
+                               "max_replicas: (max - planned) x tick length, summed over ticks.",
+                               ["workload"], registry=r)
+        self.errors = Counter("ebbtide_errors", "Errors by kind.", ["kind"], registry=r)
+        self.prometheus_errors = Counter("ebbtide_prometheus_errors", "Failed Prometheus queries.",
+                                         registry=r)
+        self.policy_reload_errors = Counter("ebbtide_policy_reload_errors", "Policy reloads refused; the "
+                                            "last good policy stays in force.", registry=r)
+        self.tick_duration = Histogram("ebbtide_tick_duration_seconds", "Wall time of one tick, seconds.",
+                                       buckets=TICK_BUCKETS_S, registry=r)
+        self.last_tick = Gauge("ebbtide_last_tick_timestamp_seconds", "Unix time the last tick ended.",
+                               registry=r)
+        self.writes = Counter("ebbtide_writes", "Plans that changed the cluster (not dry-run).",
+                              ["workload"], registry=r)
+        for kind in ERROR_KINDS:  # export zeros, so rate() and alerts work from the start
+            self.errors.labels(kind=kind)
+
+    # ------------------------------------------------------------------ recording
+    def error(self, kind: str) -> None:
+        """Count one error of `kind` (one of ERROR_KINDS)."""
+        self.errors.labels(kind=kind).inc()
+
+    def prometheus_error(self) -> None:
+        self.prometheus_errors.inc()
+        self.error("prometheus")
+
+    def policy_reload_error(self) -> None:
+        self.policy_reload_errors.inc()
+        self.error("policy_reload")
+
+    def record_plan(self, plan: Plan, max_replicas: int, tick: timedelta,
+                    forecast_now: tuple[float, float] | None, wrote: bool) -> None:
+        """Gauges of one workload's plan. `forecast_now`: (yhat, yhat_upper) at the tick, if any;
+        `max_replicas`: the policy's ceiling, the reference of the savings estimate."""
+        w = plan.workload
+        self.planned_replicas.labels(workload=w).set(plan.target_replicas)
+        self.current_replicas.labels(workload=w).set(plan.current_replicas)
+        self.forecast_trusted.labels(workload=w).set(1 if plan.forecast_trusted else 0)
+        self.guard_active.labels(workload=w).set(1 if plan.guard_active else 0)
+        self.data_ok.labels(workload=w).set(1 if plan.data_ok else 0)
+        if forecast_now is not None:
+            self.forecast_demand.labels(workload=w, quantile="yhat").set(forecast_now[0])
+            self.forecast_demand.labels(workload=w, quantile="upper").set(forecast_now[1])
+        for cap in plan.bitrate or ():
+            self.bitrate_cap_kbps.labels(tier=cap.tier).set(cap.max_kbps)
+        saved = max(0, max_replicas - plan.target_replicas) * tick.total_seconds() / 3600.0
+        self.savings.labels(workload=w).inc(saved)
+        if wrote:
+            self.writes.labels(workload=w).inc()
+
+    def text(self) -> str:
+        """The registry in the Prometheus text format (what /metrics serves)."""
+        return generate_latest(self.registry).decode("utf-8")
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        """Current value of one sample (tests, status lines); None when absent."""
+        return self.registry.get_sample_value(name, labels or {})
+
+
+@dataclass
+class Health:
+    """Liveness and readiness, updated by the loop (thread-safe: plain attribute writes).
+
+    `wedged_after_s`: /healthz fails when no tick has started or ended for this long (seconds)
+    while the loop runs; the loop sets it to a few tick lengths plus the fit allowance.
+    """
+
+    wedged_after_s: float = 300.0
+    policy_loaded: bool = False
+    ticks_done: int = 0
+    last_progress_monotonic: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
+
+    def progress(self) -> None:
+        """The loop moved (a tick started or ended)."""
+        self.last_progress_monotonic = self.clock()
+
+    def tick_done(self) -> None:
+        self.ticks_done += 1
+        self.progress()
+
+    def healthy(self) -> tuple[bool, str]:
+        idle_s = self.clock() - self.last_progress_monotonic
+        if idle_s > self.wedged_after_s:
+            return False, f"loop wedged: no tick progress for {idle_s:.0f}s (limit {self.wedged_after_s:.0f}s)"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.policy_loaded:
+            return False, "no policy loaded"
+        if self.ticks_done < 1:
+            return False, "no tick completed yet"
+        return True, "ok"
+
+
+class MetricsServer:
+    """The HTTP server of /metrics, /healthz and /readyz, in a daemon thread."""
+
+    def __init__(self, metrics: ControllerMetrics, health: Health, host: str = "0.0.0.0", port: int = 8080):
+        handler = _handler(metrics, health)
+        self._httpd = ThreadingHTTPServer((host, port), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="ebbtide-metrics", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0: a free one)."""
+        return self._httpd.server_address[1]
+
+    def start(self) -> "MetricsServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def _handler(metrics: ControllerMetrics, health: Health) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                ok, why = health.healthy()
+                self._send(200 if ok else 503, (why + "\n").encode())
+            elif path == "/readyz":
+                ok, why = health.ready()
+                self._send(200 if ok else 503, (why + "\n").encode())
+            else:
+                self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
+
+        def _send(self, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's name)
+            pass  # probes every few seconds would drown the controller's own log
+
+    return Handler

@@ -1,0 +1,235 @@
+"""One controller tick with fakes (no Prophet, no Prometheus, no Kubernetes).
+
+Cases:
+- history window: the last complete bucket before now, on the epoch grid of the step;
+- a trusted forecast -> the hand-computed plan (10 -> 37) -> exactly one apply, live; the audit
+  line carries the plan, its reasons and the apply result; gauges and write counter set;
+- --dry-run / policy dry_run: apply called with dry_run=True, the cluster unchanged, no write counted;
+- Prometheus down for every query: 0 scale-downs over 5 ticks, the tick holds and says so,
+  one query per tick (the rest skipped), ebbtide_prometheus_errors_total counts them;
+- Prometheus lost mid-run after a scale-down: no further scale-down while it is down;
+- `ebbtide run --once` against a closed Prometheus port: exit 0, held, no scale-down, reported;
+- forecast failure -> reactive sizing (hand-computed 33), error counted, retry only after FIT_RETRY;
+- too little history -> reactive, no fit at all;
+- a forecast whose rolling check misses (WAPE 0.50 > 0.35) -> not trusted, reactive;
+- refits on the workload's own interval, warm-started with the previous fit's params;
+- cluster read failure -> no plan, no apply, report not ok; apply failure -> reported, memory kept.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+import controller_fakes as f
+from forecaster.history import StaticMetricsSource
+from scaler.controller import FIT_RETRY, AuditLog, Controller, LiveForecasterCache, history_window
+from scaler.metrics import ControllerMetrics
+
+
+def controller(source, cluster, *, model=f.ConstantModel, models=None, clock=None):
+    metrics = ControllerMetrics()
+    buf = io.StringIO()
+    c = Controller(clock or f.Clock(), source, cluster, LiveForecasterCache(f.factory_of(model, models)),
+                   metrics=metrics, audit=AuditLog(buf))
+    return c, metrics, buf
+
+
+def audit_lines(buf: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in buf.getvalue().splitlines()]
+
+
+def test_history_window_ends_with_the_last_complete_bucket():
+    now = datetime(2026, 11, 20, 12, 3, 17, tzinfo=timezone.utc)
+    start, end = history_window(now, timedelta(days=1), timedelta(minutes=5))
+    assert end == datetime(2026, 11, 20, 11, 55, tzinfo=timezone.utc)
+    assert start == datetime(2026, 11, 19, 11, 55, tzinfo=timezone.utc)
+
+
+def test_trusted_forecast_gives_the_hand_computed_plan_and_one_live_apply():
+    cluster = f.FakeCluster({"edge": 10})
+    c, metrics, buf = controller(f.flat_source(3000), cluster)
+    report = c.tick(f.make_policy(), dry_run=False, fit=True)
+    # Forecast upper = 1.1 x 3000 = 3300 (> observed 3000); ceil(3300 x 1.1 / 100) = ceil(36.3) = 37.
+    assert cluster.applies == [("edge", 37, False)]
+    assert cluster.replicas["edge"] == 37
+    out = report.outcomes[0]
+    assert report.ok and not out.held and out.wrote
+    assert out.plan.forecast_trusted and out.plan.steps[0].name == "demand"
+    (line,) = audit_lines(buf)
+    assert line["kind"] == "plan" and line["workload"] == "edge"
+    assert (line["current_replicas"], line["target_replicas"], line["dry_run"]) == (10, 37, False)
+    assert line["reasons"][1] == "ceil(3300 x (1 + 0.1) / 100 per replica) = 37 replicas"
+    assert line["applied"]["changed"] is True and line["wrote"] is True
+    assert metrics.value("ebbtide_planned_replicas", {"workload": "edge"}) == 37
+    assert metrics.value("ebbtide_current_replicas", {"workload": "edge"}) == 10
+    assert metrics.value("ebbtide_forecast_trusted", {"workload": "edge"}) == 1
+    assert metrics.value("ebbtide_forecast_demand", {"workload": "edge", "quantile": "upper"}) == pytest.approx(3300)
+    assert metrics.value("ebbtide_writes_total", {"workload": "edge"}) == 1
+    # Savings: (50 max - 37 planned) x 1 min = 13/60 replica-hours.
+    assert metrics.value("ebbtide_estimated_savings_replica_hours_total", {"workload": "edge"}) == pytest.approx(13 / 60)
+
+
+@pytest.mark.parametrize("flag, in_policy", [(True, False), (False, True)])
+def test_dry_run_calls_apply_with_dry_run_and_writes_nothing(flag, in_policy):
+    cluster = f.FakeCluster({"edge": 10})
+    c, metrics, buf = controller(f.flat_source(3000), cluster)
+    policy = f.make_policy(dry_run=in_policy)
+    report = c.tick(policy, dry_run=flag or policy.dry_run, fit=True)
+    assert cluster.applies == [("edge", 37, True)]
+    assert cluster.replicas["edge"] == 10
+    assert not report.outcomes[0].wrote
+    assert metrics.value("ebbtide_writes_total", {"workload": "edge"}) is None
+    assert audit_lines(buf)[0]["dry_run"] is True
+
+
+def test_prometheus_down_holds_every_tick_with_zero_scale_downs():
+    cluster = f.FakeCluster({"edge": 20})
+    source = f.DownSource()
+    clock = f.Clock()
+    c, metrics, buf = controller(source, cluster, clock=clock)
+    policy = f.make_policy()
+    for _ in range(5):
+        report = c.tick(policy, dry_run=False, fit=True)
+        clock.advance(timedelta(minutes=1))
+        out = report.outcomes[0]
+        assert out.held and out.plan.guard_active and not out.plan.data_ok
+        assert any("connection refused" in p for p in out.problems)
+        assert any("skipped" in p for p in out.problems)
+    scale_downs = [a for a in cluster.applies if a[1] < 20]
+    assert scale_downs == []
+    assert cluster.replicas["edge"] == 20
+    assert source.calls == 5  # one query per tick; the others were skipped
+    assert metrics.value("ebbtide_prometheus_errors_total") == 5
+    assert metrics.value("ebbtide_quality_guard_active", {"workload": "edge"}) == 1
+    assert metrics.value("ebbtide_data_ok", {"workload": "edge"}) == 0
+    assert all("quality_guard" in [s["step"] for s in line["steps"]] for line in audit_lines(buf))
+
+
+def test_prometheus_lost_mid_run_stops_scale_downs():
+    cluster = f.FakeCluster({"edge": 40})
+    source = f.SwitchableSource(f.flat_source(1000, end=f.NOW + timedelta(hours=1)))
+    clock = f.Clock()
+    c, _, _ = controller(source, cluster, clock=clock)
+    policy = f.make_policy()
+    c.tick(policy, dry_run=False, fit=True)
+    assert cluster.replicas["edge"] == 36  # 10% step limit: 40 - 4 (sized 1100 x 1.1 / 100 -> 13)
+    source.down = True
+    before = len(cluster.applies)
+    for _ in range(5):
+        clock.advance(timedelta(minutes=1))
+        c.tick(policy, dry_run=False, fit=True)
+    downs = [a for a in cluster.applies[before:] if a[1] < 36]
+    assert downs == [] and cluster.replicas["edge"] == 36
+    assert source.failed == 5
+
+
+def test_run_once_with_prometheus_unreachable_exits_0_and_holds(tmp_path, monkeypatch, capsys):
+    from support.prometheus import free_port
+
+    import scaler.cli.run as run_cli
+    from scaler.cli import main
+
+    cluster = f.FakeCluster({"edge": 20})
+    monkeypatch.setattr(run_cli, "_cluster", lambda args: cluster)
+    monkeypatch.delenv("EBBTIDE_PROMETHEUS_URL", raising=False)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f.policy_yaml())
+    code = main(["run", "--policy", str(policy), "--once", "--at", f.NOW.isoformat(),
+                 "--prometheus-url", f"http://127.0.0.1:{free_port()}"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    (line,) = [json.loads(x) for x in out.splitlines()]
+    assert line["target_replicas"] >= line["current_replicas"] == 20
+    assert line["data_ok"] is False and line["guard_active"] is True
+    assert "connection refused" in err and "held" in err
+    assert [a for a in cluster.applies if a[1] < 20] == []
+
+
+def test_forecast_failure_falls_back_to_reactive_and_retries_later():
+    cluster = f.FakeCluster({"edge": 10})
+    clock = f.Clock()
+    made = []
+    c, metrics, _ = controller(f.flat_source(3000, end=f.NOW + timedelta(hours=1)), cluster,
+                               model=f.FailingModel, models=made, clock=clock)
+    policy = f.make_policy()
+    report = c.tick(policy, dry_run=False, fit=True)
+    plan = report.outcomes[0].plan
+    assert not plan.forecast_trusted and plan.steps[0].name == "reactive"
+    assert "forecast failed: Stan optimizer failed to converge" in plan.steps[0].reason
+    assert plan.target_replicas == 33  # ceil(3000 x 1.1 / 100)
+    assert report.ok  # reactive sizing is a completed tick
+    assert metrics.value("ebbtide_errors_total", {"kind": "forecast"}) == 1
+    n_made = len(made)
+    clock.advance(FIT_RETRY - timedelta(minutes=1))
+    c.tick(policy, dry_run=False, fit=True)
+    assert len(made) == n_made  # not retried before FIT_RETRY
+    clock.advance(timedelta(minutes=1))
+    c.tick(policy, dry_run=False, fit=True)
+    assert len(made) > n_made
+    assert metrics.value("ebbtide_errors_total", {"kind": "forecast"}) == 2
+
+
+def test_too_little_history_is_reactive_without_fitting():
+    made = []
+    c, _, _ = controller(f.flat_source(3000, days=2), f.FakeCluster({"edge": 10}), models=made)
+    plan = c.tick(f.make_policy(), dry_run=False, fit=True).outcomes[0].plan
+    assert made == []
+    assert plan.steps[0].name == "reactive"
+    assert "only 2d of history, need 7d" in plan.steps[0].reason
+
+
+def test_a_forecast_that_missed_recent_demand_is_not_trusted():
+    n = int(timedelta(days=8) / f.STEP) + 1
+    values = np.full(n, 3000.0)
+    values[-72:] = 6000.0  # the last 6 h (the trust window = horizon 6h) doubled
+    source = StaticMetricsSource({f.DEMAND_Q: f.series(values), f.SLI_Q: f.series(np.full(n, 0.005))})
+    plan = controller(source, f.FakeCluster({"edge": 10}))[0].tick(f.make_policy(), dry_run=False, fit=True) \
+        .outcomes[0].plan
+    # The bootstrap origin 6 h back forecast 3000 for actuals of 6000: WAPE = 3000/6000 = 0.50.
+    assert not plan.forecast_trusted
+    assert "WAPE 0.50 above bound 0.35" in plan.steps[0].reason
+
+
+def test_refits_on_the_workloads_interval_with_warm_start():
+    made = []
+    clock = f.Clock()
+    c, _, _ = controller(f.flat_source(3000, end=f.NOW + timedelta(hours=7)), f.FakeCluster({"edge": 10}),
+                         models=made, clock=clock)
+    policy = f.make_policy()
+    c.tick(policy, dry_run=False, fit=True)
+    first = len(made)  # the bootstrap backtest model and the served model
+    clock.advance(timedelta(hours=5, minutes=59))
+    c.tick(policy, dry_run=False, fit=True)
+    assert len(made) == first
+    clock.advance(timedelta(minutes=1))
+    c.tick(policy, dry_run=False, fit=True)
+    assert len(made) > first
+    assert made[-1].init_seen == {"level": pytest.approx(3000.0)}
+
+
+def test_cluster_read_failure_gives_no_plan_and_no_apply():
+    cluster = f.FakeCluster({"edge": 10}, fail_read=True)
+    c, metrics, buf = controller(f.flat_source(3000), cluster)
+    report = c.tick(f.make_policy(), dry_run=False, fit=True)
+    assert not report.ok and report.outcomes[0].plan is None
+    assert "cannot read the cluster" in report.outcomes[0].error
+    assert cluster.applies == []
+    assert metrics.value("ebbtide_errors_total", {"kind": "cluster_read"}) == 1
+    assert audit_lines(buf)[0]["kind"] == "error"
+
+
+def test_apply_failure_is_reported_and_does_not_advance_memory():
+    cluster = f.FakeCluster({"edge": 10}, fail_apply=True)
+    c, metrics, buf = controller(f.flat_source(3000), cluster)
+    report = c.tick(f.make_policy(), dry_run=False, fit=True)
+    out = report.outcomes[0]
+    assert not report.ok and out.error == "apply failed: HTTP 500 after 4 attempts"
+    assert not out.wrote
+    assert "edge" not in c.memory
+    assert metrics.value("ebbtide_errors_total", {"kind": "apply"}) == 1
+    assert audit_lines(buf)[0]["error"] == "apply failed: HTTP 500 after 4 attempts"

@@ -1,0 +1,262 @@
+"""The running loop: policy hot reload, leader election wiring, scheduler, signals, /metrics.
+
+Cases:
+- policy reload: a malformed file keeps the last good policy, counts one reload error per change
+  of the file (not per poll) and says why; the fixed file is taken; a comment-only edit is no reload;
+- the loop ticks with the old policy while the file is broken;
+- two loops, one Lease: exactly one writer; the follower's applies are dry-run; when the leader
+  releases the Lease, the other takes over (an in-memory Lease, and the real LeaderElector and
+  KubeCluster on the kmock emulator); an elector that raises makes a follower;
+- a tick that raises (a bug) is logged and counted, the loop goes on;
+- the APScheduler loop ticks on the policy's interval and picks up a new tick length on reload;
+- SIGTERM stops `run()` cleanly (returns 0, ebbtide_up 0, Lease released);
+- /metrics, /healthz (503 when wedged) and /readyz (503 before the first tick).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+import pytest
+
+import controller_fakes as f
+from support.kube import kube_env  # noqa: F401 (fixture)
+from scaler.controller import Controller, LiveForecasterCache
+from scaler.loop import ControllerLoop, PolicyStore
+from scaler.metrics import ControllerMetrics, Health, MetricsServer
+
+
+def write(path, text):
+    path.write_text(text)
+    # Make the change visible even when the file system's mtime granularity is coarse.
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def make_loop(tmp_path, *, cluster=None, elector=None, clock=None, tick="1m", metrics=None):
+    policy_file = tmp_path / "policy.yaml"
+    if not policy_file.exists():
+        policy_file.write_text(f.policy_yaml(tick=tick))
+    metrics = metrics or ControllerMetrics()
+    store = PolicyStore(policy_file, metrics)
+    clock = clock or f.Clock()
+    controller = Controller(clock, f.flat_source(3000, end=f.NOW + timedelta(hours=2)),
+                            cluster or f.FakeCluster({"edge": 10}),
+                            LiveForecasterCache(f.factory_of(f.ConstantModel)), metrics=metrics)
+    loop = ControllerLoop(store, controller, metrics=metrics, health=Health(), elector=elector, now=clock.now)
+    return loop, store, metrics, policy_file
+
+
+def test_malformed_policy_keeps_the_last_good_one_and_counts_the_error(tmp_path, caplog):
+    loop, store, metrics, path = make_loop(tmp_path)
+    good = store.loaded.digest
+    write(path, f.policy_yaml(max_replicas=0))  # max_replicas must be >= 1 and >= min_replicas
+    assert store.poll() is False
+    assert store.loaded.digest == good
+    assert "max_replicas" in store.last_error and "policy.yaml:" in store.last_error
+    assert metrics.value("ebbtide_policy_reload_errors_total") == 1
+    assert "keeping the last good policy" in caplog.text
+    assert store.poll() is False  # same broken file: not counted again
+    assert metrics.value("ebbtide_policy_reload_errors_total") == 1
+    write(path, "apiVersion: ebbtide/v1\nworkloads: [")  # YAML syntax error
+    assert store.poll() is False
+    assert metrics.value("ebbtide_policy_reload_errors_total") == 2
+    write(path, f.policy_yaml(max_replicas=80))
+    assert store.poll() is True
+    assert store.current().workloads[0].scaling.max_replicas == 80 and store.last_error is None
+    write(path, "# a comment changes nothing\n" + f.policy_yaml(max_replicas=80))
+    assert store.poll() is False and store.reloads == 1
+
+
+def test_the_loop_ticks_on_the_old_policy_while_the_file_is_broken(tmp_path):
+    cluster = f.FakeCluster({"edge": 10})
+    loop, store, metrics, path = make_loop(tmp_path, cluster=cluster)
+    write(path, f.policy_yaml(per_replica=-5))
+    assert loop.reload_job() is False
+    loop.refit_job()  # the loop fits apart from ticks
+    report = loop.tick_job()
+    assert report is not None and report.ok
+    assert cluster.applies[-1][1] == 37  # sized with per_replica 100, the last good value
+    assert metrics.value("ebbtide_errors_total", {"kind": "policy_reload"}) == 1
+
+
+def test_two_loops_one_lease_one_writer(tmp_path):
+    lease = f.SharedLease(duration=timedelta(seconds=15))
+    cluster = f.FakeCluster({"edge": 10})
+    clock = f.Clock()
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_dir.mkdir()
+    b_dir.mkdir()
+    a, *_ = make_loop(a_dir, cluster=cluster, elector=f.LeaseElector(lease, "pod-a"), clock=clock)
+    b, _, b_metrics, _ = make_loop(b_dir, cluster=cluster, elector=f.LeaseElector(lease, "pod-b"), clock=clock)
+    for _ in range(4):
+        a.tick_job()
+        b.tick_job()
+        clock.advance(timedelta(seconds=10))
+    live = [x for x in cluster.applies if not x[2]]
+    dry = [x for x in cluster.applies if x[2]]
+    assert len(cluster.applies) == 8
+    assert len(live) == 4 and len(dry) == 4  # a wrote every tick, b only planned
+    assert (a.is_leader, b.is_leader) == (True, False)
+    assert b_metrics.value("ebbtide_leader") == 0
+    a.stop()  # releases the Lease
+    n = len(cluster.applies)
+    b.tick_job()
+    assert b.is_leader and cluster.applies[n][2] is False
+    assert b_metrics.value("ebbtide_leader") == 1
+
+
+class RecordingCluster:
+    """A real KubeCluster that also records (identity, dry_run) of each apply."""
+
+    def __init__(self, inner, identity, log):
+        self.inner, self.identity, self.log = inner, identity, log
+
+    def read(self, workload, bitrate_target):
+        return self.inner.read(workload, bitrate_target)
+
+    def apply(self, plan, workload, bitrate_target, dry_run, *, state=None):
+        self.log.append((self.identity, dry_run))
+        return self.inner.apply(plan, workload, bitrate_target, dry_run, state=state)
+
+
+@pytest.mark.slow
+def test_two_loops_one_kmock_lease_one_writer(tmp_path, kube_env):
+    from scaler.kube import LeaderElector
+    from support.kube import deployment
+
+    kube_env.server.seed(deployment("live", "edge", replicas=10, ready=10))
+    clock = f.Clock()
+    log: list = []
+    loops = {}
+    for who in ("pod-a", "pod-b"):
+        d = tmp_path / who
+        d.mkdir()
+        kc = kube_env.cluster(identity=who)
+        elector = LeaderElector(kc, "live", "ebbtide", who, lease_duration_s=15)
+        loops[who] = make_loop(d, cluster=RecordingCluster(kc, who, log), elector=elector, clock=clock)[0]
+    for _ in range(3):
+        for who in ("pod-a", "pod-b"):
+            loops[who].tick_job()
+        clock.advance(timedelta(seconds=5))
+    assert [d for who, d in log if who == "pod-a"] == [False] * 3
+    assert [d for who, d in log if who == "pod-b"] == [True] * 3
+    assert kube_env.server.get("Lease", "live", "ebbtide")["spec"]["holderIdentity"] == "pod-a"
+    assert kube_env.server.get("Deployment", "live", "edge")["spec"]["replicas"] == 33  # reactive: 3000 x 1.1 / 100
+    lease_writers = {w.body.get("spec", {}).get("holderIdentity") for w in kube_env.transport.writes()
+                     if "/leases" in w.path}
+    assert lease_writers == {"pod-a"}
+    loops["pod-a"].stop()  # releases the Lease
+    loops["pod-b"].tick_job()
+    assert log[-1] == ("pod-b", False)
+    assert kube_env.server.get("Lease", "live", "ebbtide")["spec"]["holderIdentity"] == "pod-b"
+
+
+def test_an_elector_that_raises_makes_a_follower(tmp_path):
+    class Broken:
+        def try_acquire_or_renew(self, now):
+            raise ConnectionError("apiserver unreachable")
+
+    cluster = f.FakeCluster({"edge": 10})
+    loop, _, metrics, _ = make_loop(tmp_path, cluster=cluster, elector=Broken())
+    loop.tick_job()
+    assert cluster.applies == [("edge", 33, True)]  # reactive (no fit yet): ceil(3000 x 1.1 / 100)
+    assert metrics.value("ebbtide_errors_total", {"kind": "leader"}) == 1
+
+
+def test_a_tick_that_raises_is_counted_and_the_loop_goes_on(tmp_path, caplog):
+    loop, _, metrics, _ = make_loop(tmp_path)
+    real_tick = loop.controller.tick
+    loop.controller.tick = lambda *a, **k: 1 / 0
+    assert loop.tick_job() is None
+    assert metrics.value("ebbtide_errors_total", {"kind": "tick"}) == 1
+    assert "ZeroDivisionError" in caplog.text
+    loop.controller.tick = real_tick
+    assert loop.tick_job() is not None and loop.health.ticks_done == 1
+
+
+def wait_for(cond, timeout_s=20.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_scheduler_ticks_and_reschedules_on_a_new_tick_length(tmp_path):
+    loop, store, metrics, path = make_loop(tmp_path, tick="1s")
+    loop.reload_interval_s = 0.2
+    loop.start()
+    try:
+        assert wait_for(lambda: loop.health.ticks_done >= 2)
+        assert metrics.value("ebbtide_up") == 1
+        write(path, f.policy_yaml(tick="2s"))
+        assert wait_for(lambda: store.reloads == 1)
+        job = loop._scheduler.get_job("tick")
+        assert job.trigger.interval == timedelta(seconds=2)
+        assert job.max_instances == 1 and job.coalesce is True
+    finally:
+        loop.stop()
+    assert metrics.value("ebbtide_up") == 0
+
+
+def test_sigterm_stops_run_cleanly_and_releases_the_lease(tmp_path):
+    lease = f.SharedLease()
+    loop, *_ = make_loop(tmp_path, tick="1s", elector=f.LeaseElector(lease, "pod-a"))
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def terminate_after_first_tick():
+        wait_for(lambda: loop.health.ticks_done >= 1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    t = threading.Thread(target=terminate_after_first_tick, daemon=True)
+    t.start()
+    try:
+        assert loop.run(max_runtime_s=30) == 0
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    t.join(5)
+    assert loop.health.ticks_done >= 1
+    assert lease.holder is None
+    assert loop.metrics.value("ebbtide_up") == 0
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_metrics_health_and_readiness_endpoints():
+    now = [1000.0]
+    metrics = ControllerMetrics()
+    health = Health(wedged_after_s=180, clock=lambda: now[0])
+    health.progress()
+    server = MetricsServer(metrics, health, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        metrics.up.set(1)
+        status, body = get(base + "/metrics")
+        assert status == 200 and "ebbtide_up 1.0" in body and 'ebbtide_errors_total{kind="apply"} 0.0' in body
+        assert get(base + "/readyz") == (503, "no policy loaded\n")
+        health.policy_loaded = True
+        assert get(base + "/readyz") == (503, "no tick completed yet\n")
+        health.tick_done()
+        assert get(base + "/readyz") == (200, "ok\n")
+        assert get(base + "/healthz") == (200, "ok\n")
+        now[0] += 181
+        status, body = get(base + "/healthz")
+        assert status == 503 and "wedged" in body
+        assert get(base + "/nope")[0] == 404
+    finally:
+        server.stop()
