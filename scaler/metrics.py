@@ -8,7 +8,9 @@ threaded HTTP server answering:
 - `/metrics`  the registry in the Prometheus text format;
 - `/healthz`  200 while the process is alive and the loop is not wedged (the last tick started
   or ended within `Health.wedged_after_s`), else 503 with the reason;
-- `/readyz`   200 once a policy is loaded and at least one tick has completed, else 503.
+- `/readyz`   200 once a policy is loaded and at least one tick has completed (planning done),
+  else 503. Followers are ready too: readiness never depends on holding the Lease, so with two
+  replicas and a PodDisruptionBudget a rolling update never waits for the follower to lead.
 
 Metrics (units in names; labels in braces):
 
@@ -16,6 +18,8 @@ Metrics (units in names; labels in braces):
     ebbtide_leader                               1 when this replica holds the Lease (writes)
     ebbtide_planned_replicas{workload}           target replicas of the last plan, pods
     ebbtide_current_replicas{workload}           replicas read from the cluster, pods
+    ebbtide_observed_demand{workload}            the demand sample the tick planned with (instant query
+                                                 at now), demand units; absent while the tick had none
     ebbtide_forecast_demand{workload,quantile}   forecast demand at now (quantile: yhat, upper), demand units
     ebbtide_forecast_trusted{workload}           1 when the last plan used a trusted forecast
     ebbtide_quality_guard_active{workload}       1 while the quality guard holds scale-in
@@ -35,6 +39,7 @@ Metrics (units in names; labels in braces):
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,6 +73,9 @@ class ControllerMetrics:
         self.current_replicas = Gauge("ebbtide_current_replicas", "Replicas read from the cluster "
                                       "(HPA minReplicas when an HPA owns the workload), pods.",
                                       ["workload"], registry=r)
+        self.observed_demand = Gauge("ebbtide_observed_demand", "Demand sample the last tick planned with "
+                                     "(instant query at the tick), in the demand query's unit; absent while "
+                                     "the tick had none.", ["workload"], registry=r)
         self.forecast_demand = Gauge("ebbtide_forecast_demand", "Forecast demand at the tick, in the demand "
                                      "query's unit; quantile=yhat (median) or upper (sizing bound).",
                                      ["workload", "quantile"], registry=r)
@@ -110,10 +118,17 @@ class ControllerMetrics:
         self.error("policy_reload")
 
     def record_plan(self, plan: Plan, max_replicas: int, tick: timedelta,
-                    forecast_now: tuple[float, float] | None, wrote: bool) -> None:
+                    forecast_now: tuple[float, float] | None, wrote: bool,
+                    observed_demand: float | None = None) -> None:
         """Gauges of one workload's plan. `forecast_now`: (yhat, yhat_upper) at the tick, if any;
-        `max_replicas`: the policy's ceiling, the reference of the savings estimate."""
+        `max_replicas`: the policy's ceiling, the reference of the savings estimate;
+        `observed_demand`: the demand sample the tick used (demand units), None when it had none
+        (the series is then removed, so a graph shows a gap rather than a stale value)."""
         w = plan.workload
+        if observed_demand is not None and math.isfinite(observed_demand):
+            self.observed_demand.labels(workload=w).set(observed_demand)
+        else:
+            self.observed_demand.remove(w)  # a no-op when never set
         self.planned_replicas.labels(workload=w).set(plan.target_replicas)
         self.current_replicas.labels(workload=w).set(plan.current_replicas)
         self.forecast_trusted.labels(workload=w).set(1 if plan.forecast_trusted else 0)

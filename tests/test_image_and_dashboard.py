@@ -8,7 +8,7 @@ Cases, image:
 - The final stage runs as a numeric non-root USER equal to the chart's runAsUser/runAsGroup.
 - ENTRYPOINT is the console script of pyproject's [project.scripts]; CMD is `run --policy` with the
   path the chart mounts, and the CLI parser accepts it.
-- EXPOSE equals the chart's `port` and `ebbtide run`'s default --metrics-port.
+- EXPOSE equals the chart's `port` and `ebbtide run`'s default --http-port.
 - TMPDIR, HOME and MPLCONFIGDIR point under /tmp in the image and in the chart's pod, where the
   chart mounts an emptyDir (read-only root filesystem otherwise).
 - OCI labels are present; the version label equals pyproject's version and the chart's appVersion.
@@ -24,8 +24,8 @@ Cases, dashboard:
 - The JSON parses; schemaVersion >= 36; a `datasource` variable of type prometheus; `job`,
   `workload` and `tier` variables from label_values; unique panel ids; every panel and target uses
   `${datasource}`; unique refIds per panel; panels inside the 24-column grid and not overlapping.
-- It shows what operators need: forecast, planned/current replicas, bitrate caps, savings, quality
-  guard, trust, tick duration, errors, leader.
+- It shows what operators need: observed vs forecast demand (one panel), planned/current replicas,
+  bitrate caps, savings, quality guard, trust, tick duration, errors, leader.
 - Every expression (variables substituted) passes `promtool check rules` as a recording rule.
 - Every metric name in a query or a variable exists in scaler/metrics.py's registry, every label
   in a matcher or `by` clause exists on those metrics (or is a scrape target label).
@@ -263,13 +263,11 @@ def test_entrypoint_is_the_console_script_and_cmd_the_charts_args() -> None:
 
 
 def test_exposed_port_matches_chart_and_controller_default() -> None:
-    if "EBBTIDE_METRICS_PORT" in os.environ:
-        pytest.skip("EBBTIDE_METRICS_PORT is set in this environment: the CLI default is overridden")
-    from scaler.cli import build_parser
+    from scaler.cli.run import parse_settings
 
     exposed = [int(p.split("/")[0]) for v in _final("EXPOSE") for p in v.split()]
     values = _chart_values()
-    default_port = build_parser().parse_args(["run", "--policy", "p.yaml"]).metrics_port
+    default_port = parse_settings(["run", "--policy", "p.yaml"], env={}).http_port
     assert exposed == [values["port"]] == [default_port] == [8080]
     assert _golden_container()["ports"][0]["containerPort"] == values["port"]
 
@@ -549,7 +547,8 @@ def _record_tick(metrics: Any, now: datetime, i: int) -> None:
                     steps=(), memory=PlannerMemory(), forecast_trusted=(i + k) % 7 != 0,
                     guard_active=(i // 5) % 2 == 1, data_ok=True, bitrate=caps)
         metrics.record_plan(plan, max_replicas=30, tick=timedelta(minutes=1),
-                            forecast_now=(500.0 + 10 * i, 650.0 + 10 * i), wrote=i % 3 == 0)
+                            forecast_now=(500.0 + 10 * i, 650.0 + 10 * i), wrote=i % 3 == 0,
+                            observed_demand=480.0 + 12 * i)
     metrics.tick_duration.observe(0.2 + 0.05 * (i % 4))
     metrics.last_tick.set(now.timestamp())
     metrics.up.set(1)
@@ -593,7 +592,7 @@ def test_dashboard_structure() -> None:
 
 def test_dashboard_shows_what_operators_need() -> None:
     used = {name for _, e in _exprs() for name, _ in _selectors(e)[0]}
-    needed = {"ebbtide_forecast_demand", "ebbtide_planned_replicas", "ebbtide_current_replicas",
+    needed = {"ebbtide_forecast_demand", "ebbtide_observed_demand", "ebbtide_planned_replicas", "ebbtide_current_replicas",
               "ebbtide_bitrate_cap_kbps", "ebbtide_estimated_savings_replica_hours_total",
               "ebbtide_quality_guard_active", "ebbtide_forecast_trusted", "ebbtide_tick_duration_seconds_bucket",
               "ebbtide_errors_total", "ebbtide_leader", "ebbtide_up", "ebbtide_prometheus_errors_total",
@@ -601,6 +600,11 @@ def test_dashboard_shows_what_operators_need() -> None:
     assert needed <= used, f"no panel shows {sorted(needed - used)}"
     quantiles = {m for _, e in _exprs() for m in re.findall(r'quantile="(\w+)"', e)}
     assert quantiles == {"yhat", "upper"}
+    # Observed and forecast demand on one panel (same unit, same axis): under-coverage is visible.
+    demand_panels = [p for p in _query_panels()
+                     if {"ebbtide_observed_demand", "ebbtide_forecast_demand"}
+                     <= {n for t in p["targets"] for n, _ in _selectors(t["expr"])[0]}]
+    assert len(demand_panels) == 1, "one panel must show observed vs forecast demand"
 
 
 def test_dashboard_expressions_pass_promtool(tmp_path: Path) -> None:

@@ -8,8 +8,10 @@ Cases:
   (one rung, rule `midday`), ingest untouched (its SLI is in breach: the guard holds); every
   body sent validates against the Kubernetes 1.30 schemas; one audit line per workload;
 - `--dry-run` makes zero writes (and still plans the same targets);
-- Prometheus killed mid-run (loop mode, 2 s ticks): after the kill, 0 scale-downs over the
-  following ticks (counted and printed), the ticks hold and say so; SIGTERM ends the run (0).
+- Prometheus killed mid-run (loop mode, 2 s ticks, leader election configured through the
+  chart's EBBTIDE_* variables): after the kill, 0 scale-downs over the following ticks (counted
+  and printed), the ticks hold and say so; every plan was made as the Lease holder; SIGTERM ends
+  the run (0) and releases the Lease.
 """
 
 from __future__ import annotations
@@ -199,11 +201,17 @@ def test_prometheus_killed_mid_run_makes_zero_scale_downs(prometheus_factory, ku
             time.sleep(0.1)
         os.kill(os.getpid(), signal.SIGTERM)
 
+    # Leader election on, configured the way the Helm chart does it: environment variables only.
+    for name, value in {"EBBTIDE_LEADER_ELECT": "true", "EBBTIDE_LEASE_NAMESPACE": "live",
+                        "EBBTIDE_LEASE_NAME": "ebbtide", "EBBTIDE_IDENTITY": "ebbtide-0",
+                        "EBBTIDE_LEASE_DURATION": "15s", "EBBTIDE_LEASE_RETRY_PERIOD": "1s",
+                        "EBBTIDE_LOG_LEVEL": "info"}.items():
+        monkeypatch.setenv(name, value)
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     t = threading.Thread(target=chaos, daemon=True)
     t.start()
     try:
-        code, lines = run_cli(monkeypatch, tmp_path, kube_env, server.url, "--metrics-port", "0")
+        code, lines = run_cli(monkeypatch, tmp_path, kube_env, server.url, "--http-port", "0")
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -235,6 +243,11 @@ def test_prometheus_killed_mid_run_makes_zero_scale_downs(prometheus_factory, ku
     assert len(held_after_kill) >= 6 and ingest_untouched(kube_env)
     assert all("unreachable" in " ".join(x["problems"]) or "refused" in " ".join(x["problems"])
                for x in held_after_kill)
+    # It wrote as the Lease holder, and released the Lease on SIGTERM.
+    assert all(x["leader"] for x in lines)
+    holders = [w.body["spec"].get("holderIdentity") for w in kube_env.transport.writes() if "/leases" in w.path]
+    assert holders[0] == "ebbtide-0" and holders[-1] is None
+    assert kube_env.server.get("Lease", "live", "ebbtide")["spec"].get("holderIdentity") is None
 
 
 def ingest_untouched(env) -> bool:

@@ -1,19 +1,25 @@
 """`ebbtide run`: the controller.
 
     ebbtide run --policy POLICY.yaml [--once] [--dry-run] [--kubeconfig PATH] [--context NAME]
-                [--prometheus-url URL] [--metrics-port 8080] [--audit-log FILE]
+                [--prometheus-url URL] [--http-port 8080] [--audit-log FILE]
                 [--leader-elect --lease-name NAME --lease-namespace NS --identity ID]
 
 Every tick: read demand and quality SLIs from Prometheus, forecast, read the cluster, plan,
 apply (or only record, with --dry-run or `dry_run: true` in the policy), and write one JSON
 audit line per plan (stdout, or --audit-log FILE). Logs go to stderr. See docs/controller.md.
 
+Every flag has an environment fallback: `--lease-name` <- EBBTIDE_LEASE_NAME, and so on
+(EBBTIDE_ + the flag's name in capitals, dashes as underscores; `ENV_VARS` lists them). A flag
+on the command line wins over its variable; switches read `true`/`false` (`--no-leader-elect`
+turns an inherited EBBTIDE_LEADER_ELECT=true off); durations read `15s`, `1m30s`. The Helm chart
+configures the controller through these variables (charts/ebbtide/README.md).
+
 The Prometheus URL is the policy's `prometheus.url`; `--prometheus-url` or the environment
 variable EBBTIDE_PROMETHEUS_URL override it. `--once` runs one tick, fit included, and exits 0
 when the tick completed, even when it held state because data was missing (that is reported, not
 an error); 1 when a workload could not be read or its apply failed; 2 for input errors.
 Without --once the controller runs until SIGTERM/SIGINT, serving /metrics, /healthz and /readyz
-on --metrics-port, reloading the policy file when it changes.
+on --http-port, reloading the policy file when it changes.
 """
 
 from __future__ import annotations
@@ -23,8 +29,33 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from policies.errors import EbbtideError
+
+#: Prefix of every flag's environment fallback.
+ENV_PREFIX = "EBBTIDE_"
+
+#: Log levels accepted by --log-level / EBBTIDE_LOG_LEVEL, in any case (`info`, `INFO`).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+#: Where a pod's service account names its namespace (default of --lease-namespace in a pod).
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def env_var(dest: str) -> str:
+    """The environment fallback of the flag whose argparse dest is `dest` (`lease_name` ->
+    `EBBTIDE_LEASE_NAME`)."""
+    return ENV_PREFIX + dest.upper()
+
+
+#: argparse dest of every flag -> its environment variable (the chart sets a subset of these).
+ENV_VARS: dict[str, str] = {d: env_var(d) for d in (
+    "policy", "once", "dry_run", "kubeconfig", "context", "prometheus_url", "http_port", "http_host",
+    "audit_log", "leader_elect", "lease_name", "lease_namespace", "lease_duration", "lease_retry_period",
+    "identity", "at", "log_level")}
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -32,58 +63,207 @@ def register(subparsers) -> argparse.ArgumentParser:
         "run",
         help="run the controller (one tick with --once)",
         description=__doc__.split("\n\n", 1)[0],
+        epilog="Every flag falls back to EBBTIDE_<FLAG> in the environment (e.g. EBBTIDE_LEASE_NAME).",
     )
-    p.add_argument("--policy", required=True, metavar="POLICY.yaml", help="Ebbtide policy (reloaded on change)")
-    p.add_argument("--once", action="store_true", help="run one tick (fit included) and exit")
-    p.add_argument("--dry-run", action="store_true", help="plan and record, write nothing (also `dry_run: true` "
+    flag = argparse.BooleanOptionalAction
+    # Every default is None: settings_from_args fills in the environment variable, then the default.
+    p.add_argument("--policy", metavar="POLICY.yaml", help="Ebbtide policy (reloaded on change; required)")
+    p.add_argument("--once", action=flag, help="run one tick (fit included) and exit")
+    p.add_argument("--dry-run", action=flag, help="plan and record, write nothing (also `dry_run: true` "
                    "in the policy)")
     p.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: in-cluster service account, "
                    "else $KUBECONFIG or ~/.kube/config)")
     p.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current one)")
-    p.add_argument("--prometheus-url", metavar="URL", help="override the policy's prometheus.url (also "
-                   "$EBBTIDE_PROMETHEUS_URL)")
-    p.add_argument("--metrics-port", type=int, default=int(os.environ.get("EBBTIDE_METRICS_PORT", 8080)),
-                   metavar="PORT", help="port of /metrics, /healthz, /readyz (default 8080; 0: any free port; "
-                   "not served with --once)")
-    p.add_argument("--metrics-host", default="0.0.0.0", metavar="HOST", help="address to serve on (default 0.0.0.0)")
-    p.add_argument("--audit-log", default="-", metavar="FILE", help="append one JSON line per plan to FILE "
+    p.add_argument("--prometheus-url", metavar="URL", help="override the policy's prometheus.url")
+    p.add_argument("--http-port", metavar="PORT", help="port of /metrics, /healthz, /readyz (default 8080; "
+                   "0: any free port; not served with --once)")
+    p.add_argument("--http-host", metavar="HOST", help="address to serve on (default 0.0.0.0)")
+    p.add_argument("--audit-log", metavar="FILE", help="append one JSON line per plan to FILE "
                    "(default -: stdout)")
-    p.add_argument("--leader-elect", action="store_true", help="Lease-based leader election: only the leader "
+    p.add_argument("--leader-elect", action=flag, help="Lease-based leader election: only the leader "
                    "writes, followers plan in dry-run")
-    p.add_argument("--lease-name", default="ebbtide", metavar="NAME", help="Lease name (default ebbtide)")
-    p.add_argument("--lease-namespace", default=None, metavar="NS",
-                   help="Lease namespace (default $POD_NAMESPACE, else the service account's, else default)")
-    p.add_argument("--lease-duration", type=int, default=15, metavar="SECONDS", help="Lease duration (default 15)")
-    p.add_argument("--identity", default=None, metavar="ID", help="this replica's name in the Lease (default "
-                   "$POD_NAME, else the host name)")
+    p.add_argument("--lease-name", metavar="NAME", help="Lease name (default ebbtide)")
+    p.add_argument("--lease-namespace", metavar="NS",
+                   help="Lease namespace (default: the pod's service account's, else default)")
+    p.add_argument("--lease-duration", metavar="DURATION", help="how long a Lease holds without renewal "
+                   "(whole seconds, default 15s); followers take over after it")
+    p.add_argument("--lease-retry-period", metavar="DURATION", help="how often the Lease is acquired or "
+                   "renewed (default 5s; shorter than --lease-duration)")
+    p.add_argument("--identity", metavar="ID", help="this replica's name in the Lease (default: the host "
+                   "name, which is the pod name in a pod)")
     p.add_argument("--at", metavar="ISO", help="pretend the clock reads ISO at start and runs on from there "
                    "(what-if runs and tests against stored history; never for a live cluster)")
-    p.add_argument("--log-level", default=os.environ.get("EBBTIDE_LOG_LEVEL", "INFO"),
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (default INFO)")
+    p.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning or error, any case (default info)")
     return p
 
 
-_SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+# --------------------------------------------------------------------------- effective settings
+@dataclass(frozen=True)
+class RunSettings:
+    """What `ebbtide run` does, from flags, then EBBTIDE_* variables, then defaults.
+
+    Built by `settings_from_args` without side effects other than reading the service account's
+    namespace file (only when no Lease namespace is given), so the chart's wiring is testable.
+    """
+
+    policy: str
+    """Policy file path."""
+    once: bool = False
+    """One tick (fit included), then exit."""
+    dry_run: bool = False
+    """Plan and record, write nothing (or-ed with the policy's `dry_run`)."""
+    kubeconfig: str | None = None
+    """kubeconfig path; None: in-cluster, else $KUBECONFIG or ~/.kube/config."""
+    context: str | None = None
+    """kubeconfig context; None: the current one."""
+    prometheus_url: str | None = None
+    """Overrides the policy's prometheus.url; None: the policy's."""
+    http_port: int = 8080
+    """Port of /metrics, /healthz, /readyz (0: any free port)."""
+    http_host: str = "0.0.0.0"
+    """Address the HTTP server binds."""
+    audit_log: str = "-"
+    """Audit log file; `-`: stdout."""
+    leader_elect: bool = False
+    """Lease-based leader election: only the holder writes."""
+    lease_name: str = "ebbtide"
+    """Name of the Lease."""
+    lease_namespace: str = "default"
+    """Namespace of the Lease."""
+    lease_duration_s: int = 15
+    """leaseDurationSeconds written to the Lease, whole seconds >= 1."""
+    lease_retry_period_s: float = 5.0
+    """Seconds between acquire/renew attempts (< lease_duration_s)."""
+    identity: str = ""
+    """This replica's holder identity in the Lease."""
+    at: datetime | None = None
+    """Start time of a shifted clock (what-if runs); None: the wall clock."""
+    log_level: str = "INFO"
+    """One of LOG_LEVELS."""
 
 
-def _lease_namespace(flag: str | None) -> str:
-    if flag:
-        return flag
-    if os.environ.get("POD_NAMESPACE"):
-        return os.environ["POD_NAMESPACE"]
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> RunSettings:
+    """The effective settings: each flag given on the command line, else its EBBTIDE_* variable
+    in `env` (empty counts as unset), else the default. Raises EbbtideError naming the flag or
+    the variable for a value that does not parse, and for a missing policy."""
+    from policies.units import parse_duration, parse_time
+
+    def raw(dest: str) -> tuple[object | None, str]:
+        value = getattr(args, dest, None)
+        if value is not None:
+            return value, "--" + dest.replace("_", "-")
+        text = env.get(ENV_VARS[dest], "").strip()
+        return (text or None), ENV_VARS[dest]
+
+    def text(dest: str, default: str | None) -> str | None:
+        value, _ = raw(dest)
+        return default if value is None else str(value)
+
+    def switch(dest: str) -> bool:
+        value, where = raw(dest)
+        if value is None or isinstance(value, bool):
+            return bool(value)
+        word = str(value).lower()
+        if word not in _TRUE | _FALSE:
+            raise EbbtideError(f"{where}: {value!r} is not true or false")
+        return word in _TRUE
+
+    def seconds(dest: str, default_s: float) -> tuple[float, str]:
+        value, where = raw(dest)
+        if value is None:
+            return default_s, where
+        try:
+            return parse_duration(str(value)).total_seconds(), where
+        except ValueError as exc:
+            raise EbbtideError(f"{where}: {exc}") from None
+
+    policy = text("policy", None)
+    if not policy:
+        raise EbbtideError(f"--policy (or {ENV_VARS['policy']}) is required: the policy file to run")
+
+    port_value, port_where = raw("http_port")
     try:
-        with open(_SA_NAMESPACE, encoding="utf-8") as f:
+        http_port = 8080 if port_value is None else int(str(port_value))
+    except ValueError:
+        raise EbbtideError(f"{port_where}: {port_value!r} is not a port number") from None
+    if not 0 <= http_port <= 65535:
+        raise EbbtideError(f"{port_where}: {http_port} is not a port number (0-65535; 0: any free port)")
+
+    level_value, level_where = raw("log_level")
+    log_level = "INFO" if level_value is None else str(level_value).upper()
+    if log_level == "WARN":
+        log_level = "WARNING"
+    if log_level not in LOG_LEVELS:
+        raise EbbtideError(f"{level_where}: {level_value!r} is not a log level "
+                           f"({', '.join(v.lower() for v in LOG_LEVELS)}; any case)")
+
+    lease_s, lease_where = seconds("lease_duration", 15.0)
+    if lease_s < 1 or lease_s != int(lease_s):
+        raise EbbtideError(f"{lease_where}: the Lease's duration is whole seconds >= 1 "
+                           f"(leaseDurationSeconds), got {lease_s:g}s")
+    retry_s, retry_where = seconds("lease_retry_period", 5.0)
+    leader_elect = switch("leader_elect")
+    if leader_elect and not 0 < retry_s < lease_s:
+        raise EbbtideError(f"{retry_where}: {retry_s:g}s must be above 0 and shorter than the lease duration "
+                           f"({lease_s:g}s), or the Lease expires between renewals")
+
+    at_value, at_where = raw("at")
+    at = None
+    if at_value is not None:
+        try:
+            at = parse_time(str(at_value))
+        except ValueError as exc:
+            raise EbbtideError(f"{at_where}: {exc}") from None
+
+    return RunSettings(
+        policy=policy,
+        once=switch("once"),
+        dry_run=switch("dry_run"),
+        kubeconfig=text("kubeconfig", None),
+        context=text("context", None),
+        prometheus_url=text("prometheus_url", None),
+        http_port=http_port,
+        http_host=text("http_host", "0.0.0.0") or "0.0.0.0",
+        audit_log=text("audit_log", "-") or "-",
+        leader_elect=leader_elect,
+        lease_name=text("lease_name", "ebbtide") or "ebbtide",
+        lease_namespace=text("lease_namespace", None) or _service_account_namespace(),
+        lease_duration_s=int(lease_s),
+        lease_retry_period_s=retry_s,
+        identity=text("identity", None) or socket.gethostname(),
+        at=at,
+        log_level=log_level,
+    )
+
+
+def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> RunSettings:
+    """Settings of `ebbtide <argv>` (argv starts with `run`, as a container's args do) under `env`."""
+    from scaler.cli import build_parser
+
+    args = build_parser().parse_args(list(argv))
+    if args.command != "run":
+        raise EbbtideError(f"not an `ebbtide run` command line: {' '.join(argv)}")
+    return settings_from_args(args, env)
+
+
+def _service_account_namespace() -> str:
+    try:
+        with open(SA_NAMESPACE_FILE, encoding="utf-8") as f:
             return f.read().strip() or "default"
     except OSError:
         return "default"
 
 
-def _cluster(args):
+def _cluster(settings: RunSettings):
     from scaler.kube import KubeCluster, KubeError
 
-    identity = args.identity or os.environ.get("POD_NAME") or socket.gethostname()
-    if args.kubeconfig or args.context:
-        return KubeCluster.from_kubeconfig(args.kubeconfig, args.context, identity=identity)
+    identity = settings.identity
+    if settings.kubeconfig or settings.context:
+        return KubeCluster.from_kubeconfig(settings.kubeconfig, settings.context, identity=identity)
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         return KubeCluster.in_cluster(identity=identity)
     try:
@@ -93,45 +273,43 @@ def _cluster(args):
 
 
 def run(args) -> int:
-    from policies.units import parse_time
     from scaler.controller import AuditLog, Controller, LiveForecasterCache, ShiftedClock, SystemClock
     from scaler.loop import ControllerLoop, PolicyStore, prometheus_source, resolve_prometheus_url
     from scaler.metrics import ControllerMetrics, Health, MetricsServer
 
-    logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
+    s = settings_from_args(args, os.environ)
+    logging.basicConfig(level=getattr(logging, s.log_level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    clock = SystemClock()
-    if args.at:
-        try:
-            clock = ShiftedClock(parse_time(args.at))
-        except ValueError as exc:
-            raise EbbtideError(f"--at: {exc}") from None
+    clock = SystemClock() if s.at is None else ShiftedClock(s.at)
 
     metrics = ControllerMetrics()
-    store = PolicyStore(args.policy, metrics)
+    store = PolicyStore(s.policy, metrics)
     for w in store.loaded.warnings:
         print(f"warning: {w}", file=sys.stderr)
     policy = store.current()
-    url = resolve_prometheus_url(policy, args.prometheus_url)
+    url = resolve_prometheus_url(policy, s.prometheus_url, env={})
     source = prometheus_source(policy.prometheus, url)
-    cluster = _cluster(args)
-    audit = AuditLog(args.audit_log)
+    cluster = _cluster(s)
+    audit = AuditLog(s.audit_log)
     controller = Controller(clock, source, cluster, LiveForecasterCache(), metrics=metrics, audit=audit)
-    dry_run = args.dry_run or policy.dry_run
-    identity = args.identity or os.environ.get("POD_NAME") or socket.gethostname()
-    logging.getLogger("ebbtide").info(
-        "ebbtide run: policy %s (digest %s), prometheus %s, %s, %s", args.policy, store.loaded.digest[:12],
-        source.display_url, "dry-run" if dry_run else "live", f"identity {identity}")
+    dry_run = s.dry_run or policy.dry_run
+    log = logging.getLogger("ebbtide")
+    log.info("ebbtide run: policy %s (digest %s), prometheus %s, %s, identity %s", s.policy,
+             store.loaded.digest[:12], source.display_url, "dry-run" if dry_run else "live", s.identity)
 
     elector = None
-    if args.leader_elect:
+    if s.leader_elect:
         from scaler.kube import LeaderElector
 
-        elector = LeaderElector(cluster, _lease_namespace(args.lease_namespace), args.lease_name, identity,
-                                lease_duration_s=args.lease_duration)
+        elector = LeaderElector(cluster, s.lease_namespace, s.lease_name, s.identity,
+                                lease_duration_s=s.lease_duration_s)
+        log.info("leader election on: Lease %s/%s, duration %ds, renewed every %gs", s.lease_namespace,
+                 s.lease_name, s.lease_duration_s, s.lease_retry_period_s)
+    else:
+        log.info("leader election off: this replica writes (run one replica only)")
 
     try:
-        if args.once:
+        if s.once:
             leader = True
             if elector is not None:
                 leader = elector.try_acquire_or_renew(clock.now())
@@ -147,23 +325,21 @@ def run(args) -> int:
 
         def rebuild_source(new_policy) -> None:
             controller.source = prometheus_source(
-                new_policy.prometheus, resolve_prometheus_url(new_policy, args.prometheus_url))
+                new_policy.prometheus, resolve_prometheus_url(new_policy, s.prometheus_url, env={}))
 
         loop = ControllerLoop(store, controller, metrics=metrics, health=health, elector=elector,
-                              dry_run=args.dry_run, on_policy_change=rebuild_source, now=clock.now)
+                              dry_run=s.dry_run, renew_interval_s=s.lease_retry_period_s,
+                              on_policy_change=rebuild_source, now=clock.now)
         server = None
-        if args.metrics_port is not None and args.metrics_port >= 0:
-            try:
-                server = MetricsServer(metrics, health, args.metrics_host, args.metrics_port).start()
-            except OSError as exc:
-                raise EbbtideError(f"--metrics-port {args.metrics_port}: cannot listen on "
-                                   f"{args.metrics_host}: {exc.strerror or exc}") from None
-            logging.getLogger("ebbtide").info("serving /metrics, /healthz, /readyz on %s:%d",
-                                              args.metrics_host, server.port)
+        try:
+            server = MetricsServer(metrics, health, s.http_host, s.http_port).start()
+        except OSError as exc:
+            raise EbbtideError(f"--http-port {s.http_port}: cannot listen on "
+                               f"{s.http_host}: {exc.strerror or exc}") from None
+        log.info("serving /metrics, /healthz, /readyz on %s:%d", s.http_host, server.port)
         try:
             return loop.run()
         finally:
-            if server is not None:
-                server.stop()
+            server.stop()
     finally:
         audit.close()
