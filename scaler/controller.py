@@ -515,6 +515,8 @@ class Controller:
     """Runs ticks. Stateless across ticks except the planner memory per workload.
 
     `metrics` and `audit` are optional (tests); `planner` defaults to scaler.planning.plan.
+    `query_concurrency` > 1: a tick's queries run first on a thread pool with at most that many
+    in flight (scaler.fitting.prefetch_tick_queries); 1 keeps them sequential.
     """
 
     def __init__(
@@ -527,8 +529,10 @@ class Controller:
         metrics: ControllerMetrics | None = None,
         audit: AuditLog | None = None,
         planner: Planner | None = None,
+        query_concurrency: int = 1,
     ):
         self.clock = clock
+        self.query_concurrency = query_concurrency
         self.source = source
         self.cluster = cluster
         self.forecasters = forecasters
@@ -548,8 +552,16 @@ class Controller:
         now = self.clock.now()
         effective_dry_run = dry_run or not leader
         queries = _Queries(self.source, self.metrics)
+        if self.query_concurrency > 1:
+            from scaler.fitting import prefetch_tick_queries
+
+            prefetch_tick_queries(queries, policy, now, self.query_concurrency)
         outcomes = []
         refits = []
+        batch = getattr(self.forecasters, "refit_due_batch", None)
+        if fit and callable(batch):  # a parallel engine (scaler.fitting) fits every due model at once first
+            refits.extend(batch(policy, now, lambda w: self._read_history(w, now, queries), self.metrics))
+            fit = False
         for i, workload in enumerate(policy.workloads):
             outcome, refit = self._tick_workload(bitrate_scope(policy, i), workload, now, effective_dry_run,
                                                  leader, fit, queries)
@@ -569,6 +581,9 @@ class Controller:
         """Refit every workload whose model is due (the loop's refit job). Reads its own history."""
         now = self.clock.now()
         queries = _Queries(self.source, self.metrics)
+        batch = getattr(self.forecasters, "refit_due_batch", None)
+        if callable(batch):  # a parallel engine (scaler.fitting): bounded concurrent reads and fits
+            return batch(policy, now, lambda w: self._read_history(w, now, queries), self.metrics)
         out = []
         for workload in policy.workloads:
             if not self.forecasters.due(workload, policy.events, now):
@@ -623,7 +638,7 @@ class Controller:
         wrote = (not dry_run) and error is None and apply_wrote(applied)
         outcome = WorkloadOutcome(w.name, plan, held=not plan.data_ok, problems=tuple(problems),
                                   applied=applied, wrote=wrote, error=error)
-        self._record(policy, w, plan, forecast, outcome, dry_run, leader)
+        self._record(policy, w, plan, forecast, outcome, dry_run, leader, observation.demand_now)
         return outcome, refit
 
     def _read_history(self, w: Workload, now: datetime, queries: _Queries) -> tuple[Series | None, str | None]:
@@ -696,7 +711,7 @@ class Controller:
         return outcome
 
     def _record(self, policy: Policy, w: Workload, plan: Plan, forecast: TrustedForecast,
-                outcome: WorkloadOutcome, dry_run: bool, leader: bool) -> None:
+                outcome: WorkloadOutcome, dry_run: bool, leader: bool, observed_demand: float | None) -> None:
         for p in outcome.problems:
             log.warning("%s: %s", w.name, p)
         if self.metrics is not None:
@@ -704,7 +719,8 @@ class Controller:
             fc = forecast.forecast
             if fc is not None and len(fc.index):
                 fc_now = (float(fc.yhat.iloc[0]), float(fc.yhat_upper.iloc[0]))
-            self.metrics.record_plan(plan, w.scaling.max_replicas, policy.schedule.tick, fc_now, outcome.wrote)
+            self.metrics.record_plan(plan, w.scaling.max_replicas, policy.schedule.tick, fc_now, outcome.wrote,
+                                     observed_demand=observed_demand)
         if self.audit is not None:
             record = {"kind": "plan", **plan.to_json(), "dry_run": dry_run, "leader": leader,
                       "applied": describe_apply(outcome.applied), "wrote": outcome.wrote,
