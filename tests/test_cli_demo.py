@@ -1,13 +1,21 @@
 """`ebbtide demo` (scaler/cli/demo.py), called through scaler.cli.main.
 
 Cases:
-- (slow) an hourly demo into a temp folder exits 0 and writes forecast.csv (Ebbtide's
-  ts,yhat,yhat_lower,yhat_upper for 7 days, plus actual and each baseline), a PNG plot, and a
-  traffic.csv + events.yaml that `ebbtide backtest` reads back; the terminal shows both tables;
+- (slow) the complete demo into a temp folder exits 0 and writes report.html (charts inline,
+  headline, totals equal to costs.csv's sums), costs.csv (three strategies, local days),
+  costs_by_event.csv, plans.jsonl (Plan.to_json lines in time order, each a change of replicas
+  or caps), and a traffic.csv + events.yaml that `ebbtide backtest` reads back; the terminal
+  shows the cost table and the headline;
 - a bad --step is an error for people (exit 2).
 """
 
 from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import defaultdict
+from decimal import Decimal
 
 import pandas as pd
 import pytest
@@ -18,21 +26,37 @@ from scaler.cli import main
 
 
 @pytest.mark.slow
-def test_demo_writes_outputs(tmp_path, capsys):
+def test_demo_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--step", "1h"]) == 0
+    assert main(["demo", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
-    assert "day by day" in stdout and "All models" in stdout and "holt_winters" in stdout
-    fc = pd.read_csv(out / "forecast.csv")
-    assert list(fc.columns[:5]) == ["ts", "yhat", "yhat_lower", "yhat_upper", "actual"]
-    assert {"seasonal_naive_day_yhat", "holt_winters_upper", "prophet_yhat"} <= set(fc.columns)
-    assert len(fc) == 7 * 24 and fc["actual"].notna().all()
-    assert (fc["yhat_lower"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["yhat_upper"]).all()
-    assert (out / "forecast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "What each strategy cost" in stdout and "The Singles Day ebb (" in stdout
+
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    with open(out / "costs.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        sums[r["strategy"]] += Decimal(r["total_cost"])
+    assert set(sums) == {"ebbtide", "hpa", "static"}
+    assert {r["controller_kind"] for r in rows} == {"Deployment", "CDN", "Transcoding"}
+    html = (out / "report.html").read_text(encoding="utf-8")
+    totals = dict(re.findall(r'data-strategy="(\w+)" data-component="total" data-value="([-\d.]+)"', html))
+    assert {k: Decimal(v) for k, v in totals.items()} == dict(sums)
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == 4
+    assert "ebbtide demo --out" in html
+    assert (out / "costs_by_event.csv").is_file()
+
+    plans = [json.loads(line) for line in (out / "plans.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(plans) > 10 and all(p["workload"] == "edge" for p in plans)
+    times = [pd.Timestamp(p["now"]) for p in plans]
+    assert times == sorted(times)
+    keys = [(p["target_replicas"], [(c["tier"], c["rung"]) for c in p["bitrate"] or []]) for p in plans]
+    assert all(a != b for a, b in zip(keys, keys[1:]))  # one line per change
+
     trace = read_series_csv(out / "traffic.csv")
     events = load_events_file(out / "events.yaml")
     assert [e.name for e in events] == ["brand-day-joint-live", "singles-day"]
-    assert pd.Timestamp(events[-1].end) < pd.Timestamp(fc["ts"].iloc[0]) <= trace.end
+    assert pd.Timestamp(events[-1].end) < trace.end
 
 
 def test_demo_bad_step(tmp_path, capsys):

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "policy": "scaler.cli.policy",
     "replay": "scaler.cli.replay",
     "run": "scaler.cli.run",
+    "report": "scaler.cli.report",
 }
 
 

@@ -1,22 +1,28 @@
-"""`ebbtide demo [--out DIR]`: the ebb after a big sale, forecast on synthetic traffic.
+"""`ebbtide demo [--out DIR]`: a sale and its ebb, end to end, in simulated time.
 
-No network, no cluster: seeded synthetic live-stream traffic (a joint live event two weeks
-before a Singles-Day-style sale, then the weeks after), Ebbtide's event-aware forecaster fitted
-one day after the sale, compared with the baselines; a table on the terminal and, in DIR:
+No network, no cluster. Seeded synthetic live-stream traffic (concurrent viewers: a joint live
+event two weeks before a Singles-Day-style sale, then the weeks after) drives the replay
+simulator with the reference policy's viewer-serving workload (`edge`) and its bitrate section:
+Ebbtide's real forecaster (refitted every 24 simulated hours on hourly history), its real
+planner and bitrate rules on every 5-minute tick, a simulated cluster with pod start-up, side
+by side with plain autoscaling (a faithful HPA) and peak capacity kept for a week after the sale.
+Viewers per tier come from the tiers' shares. Then everything is costed and reported. In DIR:
 
-- forecast.png   history, actuals and every model's forecast, Ebbtide's band shaded;
-- forecast.csv   `ts,yhat,yhat_lower,yhat_upper` (Ebbtide) plus `actual` and each baseline's
-                 `<model>_yhat`, `<model>_upper`;
-- traffic.csv, events.yaml   the generated trace and its calendar, ready for
-                 `ebbtide backtest --csv DIR/traffic.csv --events DIR/events.yaml ...`.
+- report.html        the finance report (one self-contained file, charts inline);
+- costs.csv          one line per local day, strategy and cost object (OpenCost-like columns);
+- costs_by_event.csv the same per event window (the event, and the 14 days after it);
+- plans.jsonl        every plan that changed the replicas or bitrate caps (Plan.to_json);
+- traffic.csv, events.yaml   the generated trace and its calendar (`ebbtide backtest` reads them).
 
-The demo is a list of stages (scenario -> forecast -> outputs), each a function taking the
-previous stage's result, so planner, replay and cost stages can be appended.
+The demo is a list of stages (scenario -> replay -> report -> outputs), each a function taking
+the previous stage's result.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,17 +30,33 @@ from pathlib import Path
 DEMO_START = "2026-10-14T00:00:00+08:00"
 """Local midnight the trace starts at (a Wednesday); the sale peaks 28 local days later (11.11)."""
 DEMO_ZONE = "Asia/Shanghai"
-DEMO_DAYS = 38
-"""4 weeks before the sale, the sale, and a week of ebb after the cut (plus slack)."""
-CUT_AFTER_EVENT = timedelta(days=1)
-"""Forecast origin: this long after the sale ends (the situation DESIGN.md measures)."""
-HORIZON = timedelta(days=7)
+DEMO_DAYS = 44
+"""4 weeks of history before the sale (the forecaster's lookback), the sale, 14 days of ebb, slack."""
+BASE_VIEWERS = 80_000.0
+"""Mean concurrent viewers of a normal weekday: a mid-size platform (peak ~1.4 M at the sale)."""
+DEMO_WORKLOAD = "edge"
+"""The reference policy's viewer-serving workload (demand = concurrent viewers)."""
+REPLAY_BEFORE = timedelta(days=2)
+"""The simulated range starts this long before the sale's ramp: normal days, then the war."""
+EBB_DAYS = 14
+TICK = timedelta(minutes=5)
+"""Planning interval in the demo (the reference policy plans every minute; 5 minutes keeps the
+demo under 3 minutes on 2 cores, and matches the trace's interval)."""
+FORECAST_STEP = timedelta(hours=1)
+REFIT_INTERVAL = timedelta(hours=24)
+"""Forecast resolution and refit interval in the demo: hourly history fits in ~1.5 s; a refit
+every 24 simulated hours is ~20 fits over the replay (production refits every 6 h)."""
+EGRESS_BILLING = "daily_peak_bandwidth"
+"""CDN billing in the demo: each day's peak bandwidth, as many live-streaming CDN contracts in
+China bill (the reference policy shows monthly_p95; docs/reports.md compares them)."""
+TRANSCODED_STREAMS = 400.0
+"""Live rooms transcoded at once in the demo (rungs produced per stream follow the bitrate caps)."""
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "demo",
-        help="forecast the ebb after a sale on synthetic traffic (no cluster, no network)",
+        help="a sale and its ebb end to end on synthetic traffic: replay, costs, report (no cluster, no network)",
         description=__doc__.split("\n\n", 1)[0],
     )
     p.add_argument("--out", default="out/demo", metavar="DIR", help="output folder (default: out/demo)")
@@ -46,25 +68,76 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 @dataclass(frozen=True)
 class Scenario:
-    """Stage 1: the traffic, its calendar, and where the forecast starts."""
+    """Stage 1: the traffic, its calendar, the demo policy and the simulated range."""
 
     trace: object  # forecaster.synthetic.SyntheticTrace
-    cut: object  # pd.Timestamp, UTC, on the trace's grid
-    horizon: timedelta
+    policy: object  # policies.schema.Policy
+    start: datetime
+    end: datetime
+
+    @property
+    def sale(self):
+        return self.trace.events[-1]
 
 
 @dataclass(frozen=True)
-class ForecastStage:
-    """Stage 2: every model fitted before the cut; Ebbtide's run first."""
+class ReplayStage:
+    """Stage 2: the replay and what the recording planner kept."""
 
-    runs: list  # list[forecaster.backtest.ModelRun]
-    failures: dict[str, str]
+    result: object  # scaler.replay.ReplayResult
+    recorder: object  # scaler.reporting.RecordingPlanner
+
+
+def reference_policy_path() -> Path:
+    """The reference policy shipped with the package (policies/examples/reference.yaml)."""
+    from importlib.resources import files
+
+    return Path(str(files("policies") / "examples" / "reference.yaml"))
+
+
+def demo_policy(events) -> object:
+    """The reference policy, reduced to the viewer-serving workload, with the demo's tick,
+    forecast step and refit interval, and the synthetic trace's calendar."""
+    from policies.loading import load_policy
+
+    policy = load_policy(reference_policy_path())
+    w = policy.workload(DEMO_WORKLOAD)
+    w = w.model_copy(update={"forecast": w.forecast.model_copy(update={"step": FORECAST_STEP,
+                                                                      "refit_interval": REFIT_INTERVAL})})
+    return policy.model_copy(update={"events": list(events), "workloads": [w],
+                                     "schedule": policy.schedule.model_copy(update={"tick": TICK}),
+                                     "cost": policy.cost.model_copy(update={"egress_billing": EGRESS_BILLING})})
+
+
+class LookbackPeak:
+    """Wraps a planner to fill `Observation.lookback_peak` as the live controller does (highest
+    demand over the forecast lookback, as seen at the tick), which the bitrate rules with
+    `traffic_below` need; scaler.replay does not fill it yet."""
+
+    def __init__(self, planner, trace, lookback: timedelta):
+        import numpy as np
+
+        self.planner = planner
+        self._ns = trace.index.as_unit("ns").asi8
+        self._values = trace.values.to_numpy(dtype=float)
+        self._lookback_ns = int(lookback.total_seconds() * 1e9)
+        self._np = np
+
+    def __call__(self, forecast, observation, workload, policy, state, now):
+        import dataclasses
+
+        import pandas as pd
+
+        if observation.lookback_peak is None and observation.demand_at is not None:
+            until = pd.Timestamp(observation.demand_at).value
+            lo, hi = self._np.searchsorted(self._ns, [until - self._lookback_ns, until], side="right")
+            window = self._values[lo:hi]
+            if self._np.isfinite(window).any():
+                observation = dataclasses.replace(observation, lookback_peak=float(self._np.nanmax(window)))
+        return self.planner(forecast, observation, workload, policy, state, now)
 
 
 def build_scenario(seed: int, step: timedelta) -> Scenario:
-    import pandas as pd
-
-    from forecaster.backtest import align_origin
     from forecaster.synthetic import SaleSpec, generate
     from policies.units import parse_time
 
@@ -75,157 +148,104 @@ def build_scenario(seed: int, step: timedelta) -> Scenario:
                  ebb_tau=timedelta(hours=36), peace_ratio=1.05),
         SaleSpec(name="singles-day", day=28),
     )
-    trace = generate(start, DEMO_DAYS, step, seed, sales, zone=DEMO_ZONE)
-    main_event = trace.events[-1]
-    cut = align_origin(trace.series, pd.Timestamp(main_event.end + CUT_AFTER_EVENT).ceil("1h"))
-    return Scenario(trace, cut, HORIZON)
+    trace = generate(start, DEMO_DAYS, step, seed, sales, base_level=BASE_VIEWERS, zone=DEMO_ZONE)
+    sale = trace.events[-1]
+    return Scenario(trace, demo_policy(trace.events), sale.start - REPLAY_BEFORE,
+                    sale.end + timedelta(days=EBB_DAYS))
 
 
-def run_forecasts(scenario: Scenario) -> ForecastStage:
-    from scaler.cli.backtest import compare_models
+def run_replay(scenario: Scenario, on_progress=None) -> ReplayStage:
+    from scaler.replay import replay
+    from scaler.reporting import RecordingPlanner
 
-    comparison = compare_models(scenario.trace.series, list(scenario.trace.events),
-                                scenario.cut, scenario.horizon)
-    return ForecastStage(list(comparison.runs), comparison.failures)
-
-
-def daily_rows(scenario: Scenario, stage: ForecastStage):
-    """Per local day of the horizon: actual and Ebbtide's mean and max, demand above upper."""
-    import numpy as np
-    import pandas as pd
-
-    fc = stage.runs[0].forecast
-    actual = scenario.trace.series.values.reindex(fc.index)
-    frame = pd.DataFrame({"actual": actual, "yhat": fc.yhat, "upper": fc.yhat_upper})
-    frame["above"] = np.clip(frame["actual"] - frame["upper"], 0.0, None)
-    local_day = frame.index.tz_convert(scenario.trace.zone).date
-    rows = []
-    for day, g in frame.groupby(local_day):
-        rows.append({
-            "day": str(day),
-            "actual_mean": float(g["actual"].mean()),
-            "yhat_mean": float(g["yhat"].mean()),
-            "upper_mean": float(g["upper"].mean()),
-            "actual_max": float(g["actual"].max()),
-            "upper_max": float(g["upper"].max()),
-            "above_share": float(g["above"].sum() / g["actual"].sum()) if g["actual"].sum() > 0 else 0.0,
-        })
-    return rows
+    recorder = RecordingPlanner()
+    lookback = scenario.policy.workload(DEMO_WORKLOAD).forecast.lookback
+    result = replay(scenario.trace.series, scenario.policy, DEMO_WORKLOAD, start=scenario.start,
+                    end=scenario.end, planner=LookbackPeak(recorder, scenario.trace.series, lookback),
+                    on_progress=on_progress)
+    return ReplayStage(result, recorder)
 
 
-def write_outputs(out: Path, scenario: Scenario, stage: ForecastStage) -> dict[str, Path]:
-    """forecast.csv, forecast.png, traffic.csv, events.yaml in `out`; returns name -> path."""
+def build_report(scenario: Scenario, stage: ReplayStage, command: str):
+    from scaler.reporting import build_report as build, from_replay
+
+    tr = scenario.trace
+    source = (f"simulated replay on synthetic traffic ({tr.series.name}, {int(tr.series.step_s // 60)}-minute "
+              f"interval, ~{BASE_VIEWERS:,.0f} viewers on a normal day); Ebbtide's real forecaster and planner")
+    inp = from_replay(stage.result, scenario.policy, recorder=stage.recorder, zone=DEMO_ZONE,
+                      transcoded_streams=TRANSCODED_STREAMS, focus_event=scenario.sale.name, source=source,
+                      command=command)
+    return build(inp)
+
+
+def write_outputs(out: Path, scenario: Scenario, stage: ReplayStage, report) -> dict[str, Path]:
+    """report.html, costs.csv, costs_by_event.csv, plans.jsonl, traffic.csv, events.yaml."""
     import yaml
 
     from forecaster.csvio import write_series_csv
     from policies.errors import EbbtideError
+    from scaler.reporting import write_report
 
+    files = write_report(report, out)
+    paths = {"report.html": files.html, "costs.csv": files.csv}
+    if files.events_csv is not None:
+        paths["costs_by_event.csv"] = files.events_csv
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        plans = out / "plans.jsonl"
+        with plans.open("w", encoding="utf-8") as f:
+            for p in stage.recorder.changed_plans():
+                f.write(json.dumps(p.to_json(), default=str, sort_keys=True) + "\n")
+        paths["plans.jsonl"] = plans
+        paths["traffic.csv"] = out / "traffic.csv"
+        write_series_csv(scenario.trace.series, paths["traffic.csv"])
+        events = [{k: (v.isoformat() if isinstance(v, datetime) else v)
+                   for k, v in e.model_dump(exclude_none=True).items()} for e in scenario.trace.events]
+        paths["events.yaml"] = out / "events.yaml"
+        paths["events.yaml"].write_text(yaml.safe_dump({"events": events}, sort_keys=False), encoding="utf-8")
     except OSError as exc:
-        raise EbbtideError(f"--out {out}: cannot create folder: {exc}") from None
-    paths = {name: out / name for name in ("forecast.csv", "forecast.png", "traffic.csv", "events.yaml")}
-    fc = stage.runs[0].forecast
-    table = fc.to_csv_frame()
-    table["actual"] = scenario.trace.series.values.reindex(fc.index).to_numpy()
-    for r in stage.runs[1:]:
-        table[f"{r.model}_yhat"] = r.forecast.yhat.to_numpy()
-        table[f"{r.model}_upper"] = r.forecast.yhat_upper.to_numpy()
-    table.to_csv(paths["forecast.csv"], index=False, float_format="%.6g")
-    write_series_csv(scenario.trace.series, paths["traffic.csv"])
-    events = [{k: (v.isoformat() if isinstance(v, datetime) else v)
-               for k, v in e.model_dump(exclude_none=True).items()} for e in scenario.trace.events]
-    paths["events.yaml"].write_text(yaml.safe_dump({"events": events}, sort_keys=False), encoding="utf-8")
-    plot_forecast(paths["forecast.png"], scenario, stage)
+        raise EbbtideError(f"--out {out}: cannot write: {exc}") from None
     return paths
 
 
-def plot_forecast(path: Path, scenario: Scenario, stage: ForecastStage) -> None:
-    """History (10 days before the cut), actuals and forecasts, in local time; Agg, no display."""
+def print_summary(console, scenario: Scenario, stage: ReplayStage, report, paths: dict[str, Path]) -> None:
     import pandas as pd
-    from matplotlib.figure import Figure
-
-    zone = scenario.trace.zone
-    s = scenario.trace.series.values
-    view = s[(s.index >= scenario.cut - pd.Timedelta(days=10))
-             & (s.index < scenario.cut + pd.Timedelta(scenario.horizon))]
-    fig = Figure(figsize=(12, 5.5), dpi=110)
-    ax = fig.add_subplot(1, 1, 1)
-    local = lambda idx: idx.tz_convert(zone).tz_localize(None)  # noqa: E731
-    ax.plot(local(view.index), view.to_numpy(), color="0.35", lw=0.7, label="actual viewers")
-    ebb = stage.runs[0].forecast
-    ax.fill_between(local(ebb.index), ebb.yhat_lower.to_numpy(), ebb.yhat_upper.to_numpy(),
-                    color="tab:blue", alpha=0.2,
-                    label=f"ebbtide {ebb.lower_quantile:.0%}-{ebb.upper_quantile:.0%} band")
-    ax.plot(local(ebb.index), ebb.yhat.to_numpy(), color="tab:blue", lw=1.4, label="ebbtide forecast")
-    colors = ["tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
-    for r, c in zip(stage.runs[1:], colors):
-        ax.plot(local(r.forecast.index), r.forecast.yhat.to_numpy(), color=c, lw=0.9, ls="--",
-                label=r.model)
-    lo, hi = view.index[0], view.index[-1]
-    for e in scenario.trace.events:
-        if e.end >= lo and e.start <= hi:
-            ax.axvspan(local(pd.DatetimeIndex([max(pd.Timestamp(e.start), lo)]))[0],
-                       local(pd.DatetimeIndex([min(pd.Timestamp(e.end), hi)]))[0],
-                       color="gold", alpha=0.15, label=f"event: {e.name}")
-    ax.set_xlim(local(pd.DatetimeIndex([lo]))[0], local(pd.DatetimeIndex([hi]))[0])
-    ax.axvline(local(pd.DatetimeIndex([scenario.cut]))[0], color="k", lw=1, ls=":")
-    ax.set_title(f"The ebb after {scenario.trace.events[-1].name}: forecast from "
-                 f"{scenario.cut.tz_convert(zone):%Y-%m-%d %H:%M} ({zone})")
-    ax.set_ylabel("concurrent viewers")
-    ax.set_ylim(0, float(view.max()) * 1.05)
-    ax.legend(loc="upper right", fontsize=8)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path)
-
-
-def print_summary(scenario: Scenario, stage: ForecastStage, paths: dict[str, Path]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    import pandas as pd
+    from scaler.reporting import format_money, strategy_label
+    from scaler.reporting.model import savings_sentence
 
-    from scaler.cli.backtest import METRICS_LEGEND
-
-    console = Console()
-    tr = scenario.trace
-    ev = tr.events[-1]
+    tr, res = scenario.trace, stage.result
+    sim = res.to_dict()["simulation"]
     console.print(
-        f"[bold]Synthetic live-stream traffic[/]: {len(tr.series)} points of "
-        f"{int(tr.series.step_s // 60)} min, {tr.series.start:%Y-%m-%d} .. {tr.series.end:%Y-%m-%d} UTC; "
-        f"events: {', '.join(e.name for e in tr.events)}"
-    )
-    console.print(f"{ev.name} peaked {pd.Timestamp(ev.peak).tz_convert(tr.zone):%m-%d %H:%M} "
-                  f"local; forecast from {scenario.cut.tz_convert(tr.zone):%m-%d %H:%M} for "
-                  f"{scenario.horizon.days} days")
-    days = Table(title="Ebbtide, day by day (local days; thousands of viewers)", header_style="bold")
-    for col in ("day", "actual avg", "forecast avg", "upper avg", "actual max", "upper max",
-                "above upper"):
-        days.add_column(col, justify="right", no_wrap=True)
-    k = (lambda v: f"{v / 1000:,.1f}")  # noqa: E731
-    for r in daily_rows(scenario, stage):
-        days.add_row(r["day"][5:], k(r["actual_mean"]), k(r["yhat_mean"]), k(r["upper_mean"]),
-                     k(r["actual_max"]), k(r["upper_max"]), f"{100 * r['above_share']:.1f}%")
-    console.print(days)
-    models = Table(title=f"All models over the {scenario.horizon.days}-day horizon", header_style="bold")
-    for col in ("model", "WAPE", "under", "over", "coverage", "fit s"):
-        models.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
-    for r in stage.runs:
-        m = r.metrics
-        models.add_row(r.model, f"{100 * m.wape:.1f}%", f"{100 * m.under_forecast:.1f}%",
-                       f"{100 * m.over_forecast:.1f}%", f"{100 * m.coverage:.1f}%", f"{r.fit_s:.1f}")
-    for name, err in stage.failures.items():
-        models.add_row(name, f"[red]failed: {err}[/]", "", "", "", "")
-    console.print(models)
-    console.print(METRICS_LEGEND, style="dim")
-    for n in stage.runs[0].forecast.notes:
-        console.print(f"  ebbtide: {n}")
+        f"[bold]Synthetic live-stream traffic[/]: {len(tr.series)} points of {int(tr.series.step_s // 60)} min; "
+        f"events: {', '.join(e.name for e in tr.events)}; {scenario.sale.name} peaked "
+        f"{pd.Timestamp(scenario.sale.peak).tz_convert(tr.zone):%Y-%m-%d %H:%M} ({tr.zone})")
+    console.print(f"Replayed {DEMO_WORKLOAD} from {pd.Timestamp(res.start).tz_convert(tr.zone):%m-%d %H:%M} to "
+                  f"{pd.Timestamp(res.end).tz_convert(tr.zone):%m-%d %H:%M}: {sim['ticks']} ticks, "
+                  f"{sim['refits']} forecaster refits, forecast trusted on "
+                  f"{100 * (sim['trusted_tick_share'] or 0):.0f}% of ticks, {sim['wall_s']:.0f} s")
+    cur = report.currency
+    table = Table(title="What each strategy cost (whole replay)", header_style="bold")
+    for col in ("strategy", "server-hours", "compute", "CDN egress", "transcoding", "total", "demand unserved"):
+        table.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
+    totals = report.totals()
+    for s in report.input.strategies:
+        c, q = totals[s], report.quality[s]
+        table.add_row(strategy_label(s), f"{q.pod_hours:,.0f}", format_money(c.compute, cur),
+                      format_money(c.egress, cur), format_money(c.transcoding, cur), format_money(c.total, cur),
+                      "-" if q.unserved_share is None else f"{100 * q.unserved_share:.3f}%")
+    console.print(table)
+    console.print(f"[bold]{report.headline.text}[/]")
+    for b in report.baselines:
+        console.print(savings_sentence(report.savings_daily[b]), style="dim")
     for name, p in paths.items():
         console.print(f"wrote {p}")
 
 
 def run(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     from policies.errors import EbbtideError
     from policies.units import parse_duration
 
@@ -235,8 +255,21 @@ def run(args) -> int:
         raise EbbtideError(f"--step: {exc}") from None
     if step <= timedelta(0) or timedelta(days=1) % step != timedelta(0):
         raise EbbtideError(f"--step: {args.step!r} must divide a day (1m, 5m, 15m, 1h)")
-    scenario = build_scenario(args.seed, step)
-    stage = run_forecasts(scenario)
-    paths = write_outputs(Path(args.out), scenario, stage)
-    print_summary(scenario, stage, paths)
+    out = Path(args.out)
+    command = f"ebbtide demo --out {args.out} --seed {args.seed} --step {args.step}"
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(file=sys.stderr))
+    with progress:
+        t_gen = progress.add_task("synthetic traffic", total=1.0)
+        t_rep = progress.add_task("replay (forecast + plan)", total=1.0)
+        t_rep_report = progress.add_task("costs and report", total=2.0)
+        scenario = build_scenario(args.seed, step)
+        progress.update(t_gen, completed=1.0)
+        stage = run_replay(scenario, on_progress=lambda f: progress.update(t_rep, completed=f))
+        report = build_report(scenario, stage, command)
+        progress.update(t_rep_report, completed=1.0)
+        paths = write_outputs(out, scenario, stage, report)
+        progress.update(t_rep_report, completed=2.0)
+    print_summary(console, scenario, stage, report, paths)
     return 0

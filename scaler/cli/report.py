@@ -1,0 +1,233 @@
+"""`ebbtide report`: the finance report (report.html + costs.csv) from a replay or from live history.
+
+    ebbtide report --policy POLICY.yaml --out DIR  SOURCE  [RANGE] [options]
+
+SOURCE, one of:
+  --csv FILE               replay a `ts,value` demand trace now (as `ebbtide replay`), then report
+  --timeline FILE          a replay timeline (`ebbtide replay --timeline-out FILE`); add
+                           --replay-json FILE (`ebbtide replay --json > FILE`) for its workload and notes
+  --prometheus [--prometheus-url URL]
+                           live history: what ran from kube-state-metrics and Ebbtide's metrics,
+                           baselines replayed over the same demand (URL: flag, $EBBTIDE_PROMETHEUS_URL,
+                           or the policy's prometheus.url)
+RANGE: --start ISO --end ISO, or --event NAME (its last occurrence: event start to end + 14 days).
+Writes DIR/report.html, DIR/costs.csv (and DIR/costs_by_event.csv). See docs/reports.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from datetime import datetime, timedelta, timezone
+
+from policies.errors import EbbtideError
+
+EVENT_LOOKBACK = timedelta(days=400)
+"""--event NAME finds the event's last occurrence that started within this long before now."""
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "report",
+        help="finance report (report.html, costs.csv) from a replay or from Prometheus history",
+        description=__doc__.split("\n\n", 1)[0],
+        epilog=__doc__.split("\n\n", 2)[1] if "\n\n" in __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--policy", required=True, metavar="POLICY.yaml", help="Ebbtide policy (prices, workloads, events)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder: report.html, costs.csv")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--csv", metavar="FILE", help="`ts,value` demand trace to replay")
+    src.add_argument("--timeline", metavar="FILE", help="replay timeline CSV (ebbtide replay --timeline-out)")
+    src.add_argument("--prometheus", action="store_true", help="read live history from Prometheus")
+    p.add_argument("--replay-json", metavar="FILE", help="with --timeline: the JSON of `ebbtide replay --json`")
+    p.add_argument("--prometheus-url", metavar="URL", help="with --prometheus: overrides the policy's URL")
+    p.add_argument("--workload", metavar="NAME", help="workload of the policy (default: the first)")
+    p.add_argument("--events", metavar="EVENTS.yaml", help="more events, added to the policy's")
+    p.add_argument("--start", metavar="ISO", help="start of the report range")
+    p.add_argument("--end", metavar="ISO", help="end of the report range")
+    p.add_argument("--event", metavar="NAME", help="report on this event: its start to its end + 14 days")
+    p.add_argument("--zone", default="UTC", metavar="ZONE", help="IANA zone the report's days are counted in "
+                   "(default: UTC)")
+    p.add_argument("--billing-zone", default="UTC", metavar="ZONE", help="zone of the CDN contract's billing "
+                   "days and months (default: UTC)")
+    p.add_argument("--transcoded-streams", type=float, metavar="N", help="live streams transcoded at once "
+                   "(costs transcoding; default: not costed)")
+    p.add_argument("--compute-realised", action="store_true", help="node scale-down is in place: count compute "
+                   "savings as realised money, not potential")
+    p.add_argument("--step", default="5m", metavar="DURATION", help="with --prometheus: resolution (default 5m)")
+    return p
+
+
+def _times(args) -> dict[str, datetime]:
+    from policies.units import parse_time
+
+    out = {}
+    for flag in ("start", "end"):
+        text = getattr(args, flag)
+        if text is not None:
+            try:
+                out[flag] = parse_time(text)
+            except ValueError as exc:
+                raise EbbtideError(f"--{flag}: {exc}") from None
+    if "start" in out and "end" in out and out["end"] <= out["start"]:
+        raise EbbtideError(f"--end {args.end} must be after --start {args.start}")
+    if args.event and out:
+        raise EbbtideError("--event sets the range itself: give either --event or --start/--end")
+    return out
+
+
+def event_range(events, name: str, now: datetime, after: timedelta) -> tuple[datetime, datetime]:
+    """The last occurrence of event `name` that started before `now` (within EVENT_LOOKBACK):
+    (its start, its end + `after`). Pure: `now` is passed in."""
+    from policies.events import expand_events
+
+    known = sorted({e.name for e in events})
+    if name not in known:
+        raise EbbtideError(f"--event {name!r}: no such event; the calendar has: {', '.join(known) or 'none'}")
+    occ = [e for e in expand_events([e for e in events if e.name == name], now - EVENT_LOOKBACK, now)
+           if e.start <= now]
+    if not occ:
+        raise EbbtideError(f"--event {name!r}: no occurrence started in the {EVENT_LOOKBACK.days} days before now")
+    last = max(occ, key=lambda e: e.start)
+    return last.start, last.end + after
+
+
+def _zone(name: str, flag: str) -> str:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise EbbtideError(f"{flag}: unknown IANA time zone {name!r} (e.g. UTC, Asia/Shanghai)") from None
+    return name
+
+
+def _progress(enabled: bool):
+    """A rich progress bar on stderr (a no-op context and callback when not a terminal)."""
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext(), None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                        TimeElapsedColumn(), TimeRemainingColumn(), transient=True, console=Console(file=sys.stderr))
+    task = progress.add_task("replay", total=1.0)
+    return progress, lambda f: progress.update(task, completed=f)
+
+
+def run(args) -> int:
+    import json
+
+    import pandas as pd
+
+    from policies.events import load_events_file
+    from policies.loading import load_policy
+    from policies.units import parse_duration
+    from scaler.reporting import EBB_AFTER, RecordingPlanner, build_report, from_prometheus, from_replay, write_report
+
+    times = _times(args)
+    zone = _zone(args.zone, "--zone")
+    billing_zone = _zone(args.billing_zone, "--billing-zone")
+    if args.replay_json and not args.timeline:
+        raise EbbtideError("--replay-json needs --timeline FILE: the JSON holds the summary, the timeline the "
+                           "numbers (write it with `ebbtide replay --timeline-out FILE`)")
+    if args.prometheus_url and not args.prometheus:
+        raise EbbtideError("--prometheus-url needs --prometheus")
+    if args.transcoded_streams is not None and args.transcoded_streams < 0:
+        raise EbbtideError("--transcoded-streams must be >= 0")
+    policy = load_policy(args.policy)
+    extra = load_events_file(args.events) if args.events else []
+    calendar = list(policy.events) + [e for e in extra if e.name not in {p.name for p in policy.events}]
+    if args.workload is not None:
+        try:
+            policy.workload(args.workload)
+        except KeyError:
+            raise EbbtideError(f"unknown workload {args.workload!r}; the policy has: "
+                               f"{', '.join(w.name for w in policy.workloads)}") from None
+    if args.event:
+        now = datetime.now(timezone.utc)  # read once; everything below is given `now`
+        times["start"], times["end"] = event_range(calendar, args.event, times.get("end", now), EBB_AFTER)
+    command = "ebbtide report " + _reconstruct(args)
+    common = dict(zone=zone, billing_zone=billing_zone, compute_realised=args.compute_realised,
+                  transcoded_streams=args.transcoded_streams, focus_event=args.event, command=command)
+    show = sys.stderr.isatty()
+
+    if args.csv:
+        from forecaster.csvio import read_series_csv
+        from scaler.replay import replay
+
+        series = read_series_csv(args.csv)
+        recorder = RecordingPlanner()
+        ctx, cb = _progress(show)
+        with ctx:
+            result = replay(series, policy, args.workload, extra_events=extra, start=times.get("start"),
+                            end=times.get("end"), planner=recorder, on_progress=cb)
+        inp = from_replay(result, policy, extra_events=extra, recorder=recorder,
+                          source=f"simulated replay of {args.csv} (demand trace) with Ebbtide's forecaster and "
+                                 f"planner", **common)
+    elif args.timeline:
+        from types import SimpleNamespace
+
+        try:
+            frame = pd.read_csv(args.timeline)
+        except (OSError, ValueError) as exc:
+            raise EbbtideError(f"--timeline {args.timeline}: cannot read: {exc}") from None
+        summary: dict = {}
+        if args.replay_json:
+            try:
+                with open(args.replay_json, encoding="utf-8") as f:
+                    summary = json.load(f)
+            except (OSError, ValueError) as exc:
+                raise EbbtideError(f"--replay-json {args.replay_json}: cannot read: {exc}") from None
+        name = args.workload or summary.get("workload") or policy.workloads[0].name
+        ts = pd.to_datetime(frame.get("ts"), utc=True) if "ts" in frame.columns else None
+        if ts is not None and times:
+            mask = pd.Series(True, index=frame.index)
+            if "start" in times:
+                mask &= ts >= pd.Timestamp(times["start"])
+            if "end" in times:
+                mask &= ts < pd.Timestamp(times["end"])
+            frame = frame[mask.to_numpy()]
+        result = SimpleNamespace(workload=name, timeline=frame, notes=tuple(summary.get("notes", ())))
+        inp = from_replay(result, policy, extra_events=extra,
+                          source=f"replay timeline {args.timeline} (simulated with Ebbtide's forecaster and planner)",
+                          **common)
+    else:
+        from scaler.loop import prometheus_source, resolve_prometheus_url
+
+        if "start" not in times or "end" not in times:
+            raise EbbtideError("--prometheus needs a range: --start ISO --end ISO, or --event NAME")
+        try:
+            step = parse_duration(args.step)
+        except ValueError as exc:
+            raise EbbtideError(f"--step: {exc}") from None
+        source = prometheus_source(policy.prometheus, resolve_prometheus_url(policy, args.prometheus_url))
+        ctx, cb = _progress(show)
+        with ctx:
+            inp = from_prometheus(source, policy, args.workload, times["start"], times["end"], step=step,
+                                  extra_events=extra, on_progress=cb, **common)
+    report = build_report(inp)
+    files = write_report(report, args.out)
+    print(report.headline.text)
+    for p in (files.html, files.csv, files.events_csv):
+        if p is not None:
+            print(f"wrote {p}")
+    return 0
+
+
+def _reconstruct(args) -> str:
+    """The command line from parsed arguments (when called in-process, e.g. from tests)."""
+    parts = []
+    for flag in ("policy", "out", "csv", "timeline", "replay_json", "prometheus_url", "workload", "events",
+                 "start", "end", "event", "zone", "billing_zone", "transcoded_streams", "step"):
+        v = getattr(args, flag, None)
+        if v is not None and not (flag in ("zone", "billing_zone") and v == "UTC") and not (flag == "step" and v == "5m"):
+            parts.append(f"--{flag.replace('_', '-')} {shlex.quote(str(v))}")
+    for flag in ("prometheus", "compute_realised"):
+        if getattr(args, flag, False):
+            parts.append(f"--{flag.replace('_', '-')}")
+    return " ".join(parts)

@@ -1,0 +1,465 @@
+"""The numbers of a finance report, from one timeline (what ran, and the counterfactuals).
+
+Pure: no clock, no files. `build_report(ReportInput) -> Report` costs every strategy of the
+timeline with `scaler.costing` by local day and by event window (the event itself, and its ebb:
+event end to + 14 days), subtracts the baselines (savings), and adds what a finance reader needs
+next to money: demand left unserved, quality-guard interventions and forecast accuracy.
+
+Conventions:
+- `strategies[0]` is what ran (`ebbtide` in a replay, `actual` from Prometheus history); the
+  others are counterfactual baselines (`hpa`: plain autoscaling, `static`: peak capacity kept).
+- Egress is costed when viewers per bitrate tier are known: the strategy that ran at its tier
+  caps (`caps_kbps`), every baseline at the ladder's top rung (no caps). Transcoding is costed
+  when the number of transcoded streams is known: rungs produced = ladder rungs at or below the
+  highest cap (baselines: every rung).
+- Money is `Decimal`; totals are sums of rounded lines (docs/cost-model.md section 4), so the
+  HTML's totals and the CSV's sums are the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from forecaster.backtest import Metrics
+from policies.errors import EbbtideError
+from policies.events import Event
+from policies.schema import Bitrate, Cost, Workload
+from scaler.costing import (
+    ComponentCosts,
+    CostBreakdown,
+    EgressTimeline,
+    ReplicaTimeline,
+    Savings,
+    TranscodingTimeline,
+    cost_breakdown,
+    rungs_produced,
+    savings,
+)
+from scaler.plans import Plan
+
+EBB_AFTER = timedelta(days=14)
+"""The ebb of an event: [event end, end + 14 days), as in the replay's post-event windows."""
+
+STRATEGY_LABELS = {
+    "ebbtide": "Ebbtide",
+    "actual": "What ran (measured)",
+    "hpa": "Plain autoscaling (HPA)",
+    "static": "Peak capacity kept",
+}
+"""Plain-language names of strategies, for readers who do not know Kubernetes."""
+
+
+BASELINE_PHRASES = {"hpa": "plain autoscaling (HPA)", "static": "keeping peak capacity"}
+"""How a sentence names a baseline: "saved $X against keeping peak capacity"."""
+
+
+def strategy_label(name: str) -> str:
+    return STRATEGY_LABELS.get(name, name)
+
+
+def baseline_phrase(name: str) -> str:
+    return BASELINE_PHRASES.get(name, strategy_label(name))
+
+
+def event_label(name: str) -> str:
+    """`singles-day` -> `Singles Day` (calendar names are slugs)."""
+    return " ".join(w if w.isdigit() else w.capitalize() for w in name.replace("_", "-").split("-") if w)
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    """`$12,345.67` for USD, `-$5.00`; other currencies as `EUR 12,345.67`."""
+    sign = "-" if amount < 0 else ""
+    text = f"{abs(amount):,.2f}"
+    return f"{sign}${text}" if currency == "USD" else f"{sign}{currency} {text}"
+
+
+# --------------------------------------------------------------------------- plans
+@dataclass(frozen=True)
+class PlanStats:
+    """What the controller decided, counted over its plans.
+
+    `ticks`: plans made; `changes`: plans whose target replicas or bitrate caps differ from the
+    previous plan's; `guard_ticks`: plans made while the quality guard was active;
+    `guard_interventions`: plans in which the guard changed the replica count (its step's
+    `after` differs from `before`); `trusted_ticks`: plans made with a trusted forecast.
+    """
+
+    ticks: int = 0
+    changes: int = 0
+    guard_ticks: int = 0
+    guard_interventions: int = 0
+    trusted_ticks: int = 0
+
+    @classmethod
+    def of(cls, plans: Sequence[Plan]) -> "PlanStats":
+        changes = guard_ticks = interventions = trusted = 0
+        prev: tuple | None = None
+        for p in plans:
+            key = (p.target_replicas, tuple((c.tier, c.rung) for c in p.bitrate or ()))
+            changes += int(prev is not None and key != prev)
+            prev = key
+            guard_ticks += int(p.guard_active)
+            interventions += int(any(s.name == "quality_guard" and s.before != s.after for s in p.steps))
+            trusted += int(p.forecast_trusted)
+        return cls(len(plans), changes, guard_ticks, interventions, trusted)
+
+    @property
+    def trusted_share(self) -> float | None:
+        return self.trusted_ticks / self.ticks if self.ticks else None
+
+
+# --------------------------------------------------------------------------- input
+@dataclass(frozen=True)
+class ReportInput:
+    """Everything a report is computed from.
+
+    `timeline`: one row per interval (value held over [ts[i], ts[i+1]), the last one for one
+    more interval, or until `end`): `ts` (UTC), `demand` (the workload's demand unit),
+    `replicas_<strategy>` (pods, time-weighted means) for every strategy, optionally
+    `ready_<strategy>` (ready pods, for demand left unserved).
+    `tier_viewers`: concurrent viewers per bitrate tier (columns = tier names), row-aligned
+    with the timeline; `caps_kbps`: the tier caps of `strategies[0]` (kbit/s), row-aligned.
+    `forecast`: `yhat`, `yhat_lower`, `yhat_upper` row-aligned (the forecast the controller
+    held at each interval), NaN where none. `events`: event occurrences (expanded) to cost.
+    `zone`: the zone report days are counted in; `billing_zone`: the CDN contract's.
+    `source` says where the numbers come from; `command` reproduces them.
+    """
+
+    workload: Workload
+    cost: Cost
+    timeline: pd.DataFrame
+    strategies: tuple[str, ...]
+    events: tuple[Event, ...] = ()
+    bitrate: Bitrate | None = None
+    tier_viewers: pd.DataFrame | None = None
+    caps_kbps: pd.DataFrame | None = None
+    forecast: pd.DataFrame | None = None
+    plan_stats: PlanStats | None = None
+    zone: str = "UTC"
+    billing_zone: str = "UTC"
+    compute_realised: bool = False
+    transcoded_streams: float | None = None
+    focus_event: str | None = None
+    ebb_after: timedelta = EBB_AFTER
+    end: datetime | None = None
+    source: str = ""
+    command: str = ""
+    notes: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- output
+@dataclass(frozen=True)
+class Window:
+    """A report window: an event itself (`kind` "event") or its ebb ("ebb"), clipped to the data."""
+
+    name: str
+    event: str
+    kind: str
+    start: datetime
+    end: datetime
+    clipped: bool = False
+
+    @property
+    def label(self) -> str:
+        what = "the event itself" if self.kind == "event" else "the ebb after it"
+        return f"{event_label(self.event)}: {what}{' (part in the report)' if self.clipped else ''}"
+
+
+@dataclass(frozen=True)
+class QualityFigures:
+    """Demand left unserved by one strategy: demand above ready capacity (ready pods x
+    per_replica), integrated over the timeline's intervals, as a share of all demand, and the
+    minutes with any shortfall. `pod_hours`: pods x hours paid for; `peak_pods`: highest mean."""
+
+    pod_hours: float
+    peak_pods: float
+    unserved_share: float | None
+    unserved_minutes: float | None
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Forecast accuracy over one range: the forecasts as held by the controller against what came."""
+
+    label: str
+    metrics: Metrics
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The report's first sentence and the figures in it (money, exact)."""
+
+    text: str
+    window: Window | None
+    ran: Decimal
+    baselines: dict[str, Decimal]
+    saved: dict[str, Decimal]
+    saved_pct: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class Report:
+    """A computed report. `daily[s]`, `windowed[s]`: cost lines of strategy `s` by local day
+    and by event window; `savings_*[b]`: strategies[0] against baseline `b`."""
+
+    input: ReportInput
+    start: datetime
+    end: datetime
+    step: timedelta
+    windows: tuple[Window, ...]
+    daily: dict[str, CostBreakdown]
+    windowed: dict[str, CostBreakdown]
+    savings_daily: dict[str, Savings]
+    savings_windowed: dict[str, Savings]
+    quality: dict[str, QualityFigures]
+    accuracy: tuple[Accuracy, ...]
+    headline: Headline
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ran(self) -> str:
+        return self.input.strategies[0]
+
+    @property
+    def baselines(self) -> tuple[str, ...]:
+        return self.input.strategies[1:]
+
+    @property
+    def currency(self) -> str:
+        return self.input.cost.currency
+
+    def totals(self) -> dict[str, ComponentCosts]:
+        """Whole-range cost per strategy (sum of the daily lines = the CSV's sums)."""
+        return {s: b.total() for s, b in self.daily.items()}
+
+    def rows(self) -> list[dict[str, object]]:
+        """costs.csv: the daily lines of every strategy (no window rows: the days partition the
+        range, so a spreadsheet's column sums are the report's totals)."""
+        return [r for s in self.input.strategies for r in self.daily[s].rows()]
+
+    def window_rows(self) -> list[dict[str, object]]:
+        """costs_by_event.csv: one line per event window, strategy and cost object (windows overlap
+        the days and each other: do not add them to the daily rows)."""
+        return [r for s in self.input.strategies if s in self.windowed for r in self.windowed[s].rows()]
+
+
+# --------------------------------------------------------------------------- building
+def _timeline_index(frame: pd.DataFrame) -> pd.DatetimeIndex:
+    if "ts" not in frame.columns:
+        raise EbbtideError(f"report timeline has no `ts` column (columns: {', '.join(map(str, frame.columns))})")
+    idx = pd.DatetimeIndex(pd.to_datetime(frame["ts"], utc=True))
+    if len(idx) < 2 and frame is not None:
+        raise EbbtideError("report timeline needs at least two intervals")
+    return idx
+
+
+def _aligned(frame: pd.DataFrame | None, n: int, what: str) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    if len(frame) != n:
+        raise EbbtideError(f"report: {what} has {len(frame)} rows for a timeline of {n}")
+    return frame.reset_index(drop=True)
+
+
+def event_windows(events: Sequence[Event], start: datetime, end: datetime,
+                  ebb_after: timedelta = EBB_AFTER) -> list[Window]:
+    """For each event occurrence overlapping [start, end): the event [start, end) and its ebb
+    [end, end + ebb_after), each clipped to [start, end) and dropped when empty."""
+    out: list[Window] = []
+    seen: set[str] = set()
+    t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
+    for e in sorted(events, key=lambda e: e.start):
+        for kind, a0, b0 in (("event", e.start, e.end), ("ebb", e.end, e.end + ebb_after)):
+            a, b = max(pd.Timestamp(a0), t0), min(pd.Timestamp(b0), t1)
+            if b <= a:
+                continue
+            name = f"{e.name} {kind}"
+            if name in seen:  # a recurring event seen twice: tell the occurrences apart
+                name = f"{name} {a.tz_convert('UTC'):%Y-%m-%d}"
+            seen.add(name)
+            clipped = a != pd.Timestamp(a0) or b != pd.Timestamp(b0)
+            out.append(Window(name, e.name, kind, a.to_pydatetime(), b.to_pydatetime(), clipped))
+    return out
+
+
+def _quality(frame: pd.DataFrame, strategy: str, per_replica: float, dt_h: np.ndarray) -> QualityFigures:
+    pods = frame[f"replicas_{strategy}"].to_numpy(float)
+    pod_hours = float(np.nansum(pods * dt_h))
+    peak = float(np.nanmax(pods)) if np.isfinite(pods).any() else math.nan
+    ready_col = f"ready_{strategy}"
+    if ready_col not in frame.columns:
+        return QualityFigures(pod_hours, peak, None, None)
+    demand = frame["demand"].to_numpy(float)
+    known = np.isfinite(demand) & np.isfinite(frame[ready_col].to_numpy(float))
+    short = np.where(known, np.maximum(demand - frame[ready_col].to_numpy(float) * per_replica, 0.0), 0.0)
+    served = float(np.sum(np.where(known, demand, 0.0) * dt_h))
+    share = float(np.sum(short * dt_h) / served) if served > 0 else None
+    minutes = float(np.sum(np.where(short > 1e-9, dt_h, 0.0)) * 60.0)
+    return QualityFigures(pod_hours, peak, share, minutes)
+
+
+def _accuracy(idx: pd.DatetimeIndex, demand: np.ndarray, forecast: pd.DataFrame | None,
+              windows: Sequence[Window]) -> tuple[Accuracy, ...]:
+    if forecast is None or not {"yhat", "yhat_upper"} <= set(forecast.columns):
+        return ()
+    yhat, upper = forecast["yhat"].to_numpy(float), forecast["yhat_upper"].to_numpy(float)
+    has = np.isfinite(yhat) & np.isfinite(upper)
+    if not has.any():
+        return ()
+    out = []
+    ranges = [("whole report (where a forecast was held)", idx[0], idx[-1] + (idx[-1] - idx[-2]))]
+    ranges += [(w.label, pd.Timestamp(w.start), pd.Timestamp(w.end)) for w in windows]
+    for label, a, b in ranges:
+        m = has & (idx >= a) & (idx < b)
+        if m.sum() == 0:
+            continue
+        out.append(Accuracy(label, Metrics.of(demand[m], yhat[m], upper[m])))
+    return tuple(out)
+
+
+def _pct(part: Decimal, whole: Decimal) -> float | None:
+    return float(part / whole * 100) if whole != 0 else None
+
+
+def _headline(report_windows: Sequence[Window], windowed: Mapping[str, CostBreakdown],
+              daily: Mapping[str, CostBreakdown], strategies: Sequence[str], currency: str,
+              focus_event: str | None, start: datetime, end: datetime, zone: str) -> Headline:
+    ebbs = [w for w in report_windows if w.kind == "ebb" and (focus_event is None or w.event == focus_event)]
+    window = ebbs[-1] if ebbs else None
+    if window is not None:
+        totals = {s: windowed[s].by_period()[window.name].total for s in strategies}
+        local = lambda t: pd.Timestamp(t).tz_convert(zone)  # noqa: E731
+        last_day = local(window.end) - pd.Timedelta(seconds=1)
+        subject = (f"The {event_label(window.event)} ebb ({local(window.start):%b %-d} to "
+                   f"{last_day:%b %-d, %Y})")
+    else:
+        totals = {s: daily[s].total().total for s in strategies}
+        local = lambda t: pd.Timestamp(t).tz_convert(zone)  # noqa: E731
+        subject = f"The period {local(start):%b %-d} to {local(end) - pd.Timedelta(seconds=1):%b %-d, %Y}"
+    ran, baselines = strategies[0], strategies[1:]
+    m = lambda d: format_money(d, currency)  # noqa: E731
+    who = "with Ebbtide" if ran == "ebbtide" else ""
+    parts = [f"{subject} cost {m(totals[ran])}{' ' + who if who else ''}"]
+    phrases = {"static": "keeping peak capacity would have cost", "hpa": "plain autoscaling"}
+    for b in baselines:
+        parts.append(f"{phrases.get(b, strategy_label(b) + ' would have cost')} {m(totals[b])}")
+    saved = {b: totals[b] - totals[ran] for b in baselines}
+    pct = {b: _pct(saved[b], totals[b]) for b in baselines}
+    verdicts = []
+    names = {"static": "peak capacity", "hpa": "plain autoscaling"}
+    for b in baselines:
+        p, name = pct[b], names.get(b, strategy_label(b))
+        share = f" ({abs(p):.1f}%)" if p is not None else ""
+        if saved[b] >= 0:
+            verdicts.append(f"saved {m(saved[b])}{share} against {name}")
+        else:
+            verdicts.append(f"cost {m(-saved[b])}{share} more than {name}")
+    text = "; ".join(parts)
+    if verdicts:
+        text += "; " + " and ".join(verdicts)
+    text += "."
+    return Headline(text, window, totals[ran], {b: totals[b] for b in baselines}, saved, pct)
+
+
+def build_report(inp: ReportInput) -> Report:
+    """Cost every strategy of `inp` by day and by event window, with savings and context."""
+    if not inp.strategies:
+        raise EbbtideError("report: no strategies given")
+    frame = inp.timeline.reset_index(drop=True)
+    idx = _timeline_index(frame)
+    missing = [s for s in inp.strategies if f"replicas_{s}" not in frame.columns]
+    if missing:
+        raise EbbtideError(f"report timeline has no replicas for {', '.join(missing)} "
+                           f"(columns: {', '.join(map(str, frame.columns))})")
+    n = len(frame)
+    viewers = _aligned(inp.tier_viewers, n, "tier viewers")
+    caps = _aligned(inp.caps_kbps, n, "bitrate caps")
+    forecast = _aligned(inp.forecast, n, "forecast")
+    step = (idx[-1] - idx[-2]).to_pytimedelta()
+    end = pd.Timestamp(inp.end) if inp.end is not None else idx[-1] + pd.Timedelta(step)
+    edges = idx.append(pd.DatetimeIndex([end]))
+    dt_h = np.diff(edges.as_unit("ns").asi8) / 3.6e12
+    notes = list(inp.notes)
+
+    egress_for: dict[str, list[EgressTimeline]] = {s: [] for s in inp.strategies}
+    transcoding_for: dict[str, list[TranscodingTimeline]] = {s: [] for s in inp.strategies}
+    bitrate = inp.bitrate
+    if bitrate is not None and viewers is not None:
+        tiers = [t.name for t in bitrate.tiers]
+        absent = [t for t in tiers if t not in viewers.columns]
+        if absent:
+            raise EbbtideError(f"report: no viewers for bitrate tier(s) {', '.join(absent)}")
+        top = float(bitrate.ladder[0].kbps)
+        ladder = [float(r.kbps) for r in bitrate.ladder]
+        for s in inp.strategies:
+            if s == inp.strategies[0] and caps is not None:
+                kbps = {t: caps[t].to_numpy(float) if t in caps.columns else top for t in tiers}
+            else:
+                kbps = {t: top for t in tiers}
+            egress_for[s].append(EgressTimeline(idx, {t: (viewers[t].to_numpy(float), kbps[t]) for t in tiers},
+                                                end=end.to_pydatetime(), name="cdn"))
+            if inp.transcoded_streams is not None:
+                rungs = rungs_produced(ladder, kbps)
+                transcoding_for[s].append(TranscodingTimeline(idx, inp.transcoded_streams,
+                                                              rungs if rungs.size == n else float(rungs[0]),
+                                                              end=end.to_pydatetime()))
+        if caps is None:
+            notes.append("bitrate caps unknown: egress of what ran is costed at the ladder's top rung")
+    elif bitrate is not None:
+        notes.append("CDN egress not costed: viewers per bitrate tier are unknown (give every tier a `share`, "
+                     "or record the tiers' viewers_query in Prometheus)")
+    if inp.transcoded_streams is None:
+        notes.append("transcoding not costed: the number of transcoded streams is not set (cost.transcoded_streams)")
+
+    def breakdown(s: str, by) -> CostBreakdown:
+        rep = ReplicaTimeline.for_workload(inp.workload, idx, frame[f"replicas_{s}"].to_numpy(float),
+                                           end=end.to_pydatetime())
+        return cost_breakdown(s, inp.cost, replicas=[rep], egress=egress_for[s], transcoding=transcoding_for[s],
+                              by=by, zone=inp.zone, billing_zone=inp.billing_zone)
+
+    daily = {s: breakdown(s, "day") for s in inp.strategies}
+    windows = event_windows(inp.events, idx[0].to_pydatetime(), end.to_pydatetime(), inp.ebb_after)
+    if inp.focus_event is not None and not any(w.event == inp.focus_event for w in windows):
+        raise EbbtideError(f"report: event {inp.focus_event!r} does not overlap the data "
+                           f"({idx[0]:%Y-%m-%d} .. {end:%Y-%m-%d})")
+    by = [(w.name, w.start, w.end) for w in windows]
+    windowed = {s: breakdown(s, by) for s in inp.strategies} if by else {}
+    ran = inp.strategies[0]
+    sav_d = {b: savings(daily[ran], daily[b], compute_realised=inp.compute_realised) for b in inp.strategies[1:]}
+    sav_w = ({b: savings(windowed[ran], windowed[b], compute_realised=inp.compute_realised)
+              for b in inp.strategies[1:]} if windowed else {})
+    per_replica = float(inp.workload.demand.per_replica)
+    quality = {s: _quality(frame, s, per_replica, dt_h) for s in inp.strategies}
+    accuracy = _accuracy(idx, frame["demand"].to_numpy(float), forecast, windows)
+    headline = _headline(windows, windowed, daily, inp.strategies, inp.cost.currency, inp.focus_event,
+                         idx[0].to_pydatetime(), end.to_pydatetime(), inp.zone)
+    for b in daily.values():
+        notes.extend(n for n in b.notes if n not in notes)
+    return Report(inp, idx[0].to_pydatetime(), end.to_pydatetime(), step, tuple(windows), daily, windowed,
+                  sav_d, sav_w, quality, accuracy, headline, tuple(notes))
+
+
+def savings_sentence(sv: Savings) -> str:
+    """A Savings in words, money formatted, saying which part is already money and which is not."""
+    cur = sv.currency
+    m = lambda d: format_money(d, cur)  # noqa: E731
+    t = sv.total
+    base = baseline_phrase(sv.baseline_strategy)
+    ran = strategy_label(sv.actual_strategy)
+    outcome = f"saved {m(t.total)}" if t.total >= 0 else f"cost {m(-t.total)} more"
+    usage = t.egress + t.transcoding
+    def part(amount: Decimal, what: str) -> str:
+        return f"saved {m(amount)} on {what}" if amount >= 0 else f"cost {m(-amount)} more on {what}"
+
+    text = (f"Against {base}, {ran} {outcome}: it {part(usage, 'CDN egress and transcoding')} (real money: billed "
+            f"by use) and {part(t.compute, 'compute')} ({sv.compute_status}).")
+    if not sv.compute_realised:
+        text += " Compute savings become money only when the freed machines are released."
+    return text

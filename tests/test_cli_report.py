@@ -1,0 +1,171 @@
+"""`ebbtide report` (scaler/cli/report.py), called through scaler.cli.main.
+
+Cases:
+- --timeline (a replay timeline CSV) + --replay-json: exit 0, report.html and costs.csv
+  written, the CSV's per-strategy sums equal the HTML's totals, the headline (the policy's
+  singles-day ebb, in local days) is printed, the JSON's notes are shown, and the
+  reproduce command in the HTML names the inputs;
+- --start/--end cut the timeline: only the days inside are costed;
+- errors for people (exit 2): --replay-json without --timeline, an unknown --event, --prometheus
+  without a range, a bad --zone;
+- event_range: the last occurrence of a yearly event before `now`, to its end + 14 days;
+- (prometheus, real server) --prometheus over backfilled kube-state-metrics and demand: what ran
+  is costed from kube_deployment_spec_replicas (hand-computed compute cost), the baselines are
+  replayed from the same demand, the quality-guard minutes from Ebbtide's metric are noted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from policies.events import Event
+from scaler.cli import main
+from scaler.cli.report import event_range
+from support.prometheus import MetricSeries
+
+REFERENCE = Path(__file__).resolve().parents[1] / "policies" / "examples" / "reference.yaml"
+T0 = datetime(2026, 11, 12, tzinfo=timezone.utc)
+
+
+def csv_sums(path: Path) -> dict[str, Decimal]:
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    with open(path, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            sums[r["strategy"]] += Decimal(r["total_cost"])
+    return dict(sums)
+
+
+def html_totals(path: Path) -> dict[str, Decimal]:
+    import re
+
+    html = path.read_text(encoding="utf-8")
+    return {s: Decimal(v) for s, v in
+            re.findall(r'data-strategy="(\w+)" data-component="total" data-value="([-\d.]+)"', html)}
+
+
+@pytest.fixture()
+def timeline(tmp_path) -> Path:
+    n = 3 * 24
+    ts = pd.date_range(T0, periods=n, freq="1h")
+    frame = pd.DataFrame({"ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "demand": 20000.0,
+                          "replicas_ebbtide": 9.0, "replicas_hpa": 10.0, "replicas_static": 40.0,
+                          "ready_ebbtide": 9.0, "ready_hpa": 10.0, "ready_static": 40.0,
+                          "cap_core_kbps": 3000.0, "cap_silent_kbps": 1200.0, "cap_edge_kbps": 700.0,
+                          "forecast_trusted": 1.0})
+    path = tmp_path / "timeline.csv"
+    frame.to_csv(path, index=False)
+    (tmp_path / "replay.json").write_text(json.dumps({"workload": "edge", "notes": ["a replay note"]}))
+    return path
+
+
+def test_report_from_a_replay_timeline(timeline, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["report", "--timeline", str(timeline), "--replay-json", str(tmp_path / "replay.json"),
+               "--policy", str(REFERENCE), "--out", str(out), "--zone", "Asia/Shanghai"])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    assert (out / "report.html").is_file() and (out / "costs.csv").is_file()
+    sums = csv_sums(out / "costs.csv")
+    assert set(sums) == {"ebbtide", "hpa", "static"}
+    assert html_totals(out / "report.html") == sums
+    assert sums["static"] > sums["hpa"] > sums["ebbtide"]
+    # the reference policy's singles-day ends 2026-11-12 00:00+08:00: its ebb is in the range
+    assert printed.startswith("The Singles Day ebb (Nov 12 to Nov 15, 2026) cost ")  # days in Asia/Shanghai
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "a replay note" in html
+    assert f"--timeline {timeline}" in html and "--zone Asia/Shanghai" in html
+
+
+def test_start_and_end_cut_the_timeline(timeline, tmp_path, capsys):
+    out = tmp_path / "cut"
+    assert main(["report", "--timeline", str(timeline), "--policy", str(REFERENCE), "--out", str(out),
+                 "--start", "2026-11-13T00:00:00Z", "--end", "2026-11-14T00:00:00Z"]) == 0
+    with open(out / "costs.csv", newline="", encoding="utf-8") as f:
+        assert {r["date"] for r in csv.DictReader(f)} == {"2026-11-13"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--replay-json", "x.json", "--csv", "t.csv"], "--replay-json needs --timeline FILE"),
+    (["--timeline", "t.csv", "--event", "no-such-sale"], "--event 'no-such-sale': no such event"),
+    (["--prometheus"], "--prometheus needs a range"),
+    (["--timeline", "t.csv", "--zone", "Mars/Olympus"], "--zone: unknown IANA time zone 'Mars/Olympus'"),
+])
+def test_errors_for_people(argv, message, tmp_path, capsys):
+    assert main(["report", "--policy", str(REFERENCE), "--out", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_event_range_is_the_last_occurrence_to_end_plus_14_days():
+    sale = Event(name="singles-day", kind="sale", start=datetime(2025, 11, 10, 12, tzinfo=timezone.utc),
+                 peak=datetime(2025, 11, 10, 16, tzinfo=timezone.utc),
+                 end=datetime(2025, 11, 11, 16, tzinfo=timezone.utc), recurrence="yearly")
+    start, end = event_range([sale], "singles-day", datetime(2026, 12, 1, tzinfo=timezone.utc), timedelta(days=14))
+    assert start == datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
+    assert end == datetime(2026, 11, 25, 16, tzinfo=timezone.utc)
+
+
+# --------------------------------------------------------------------------- Prometheus
+POLICY = """\
+apiVersion: ebbtide/v1
+workloads:
+  - name: edge
+    target: {kind: Deployment, namespace: live, name: edge}
+    demand: {query: sum(edge_concurrent_viewers), per_replica: 2500}
+    pod_startup: 45s
+    resources: {cpu_cores: 4, memory_gib: 8}
+    scaling: {min_replicas: 2, max_replicas: 100}
+cost: {currency: USD, cpu_core_hour: 0.03, memory_gib_hour: 0.005, egress_billing: per_gb}
+"""
+
+
+@pytest.mark.prometheus
+@pytest.mark.xdist_group("prometheus-report")
+def test_report_from_prometheus_history(prometheus_factory, tmp_path, capsys):
+    step = 300
+    start_s = int(T0.timestamp()) - 2 * 86400
+    n = 2 * 86400 // step  # two days of history at 5 minutes
+    ts = [float(start_s + i * step) for i in range(n)]
+    hour = (np.arange(n) * step / 3600.0) % 24
+    viewers = 20000 + 15000 * np.sin(2 * np.pi * hour / 24)
+    replicas = np.where(np.arange(n) < n // 2, 12.0, 6.0)  # 12 pods on day 1, 6 on day 2
+    guard = np.where((np.arange(n) >= 10) & (np.arange(n) < 13), 1.0, 0.0)  # 15 minutes
+    series = [
+        MetricSeries("edge_concurrent_viewers", {"pod": "a"}, ts, list(viewers)),
+        MetricSeries("kube_deployment_spec_replicas", {"namespace": "live", "deployment": "edge"}, ts,
+                     list(replicas)),
+        MetricSeries("kube_deployment_status_replicas_ready", {"namespace": "live", "deployment": "edge"}, ts,
+                     list(replicas)),
+        MetricSeries("ebbtide_quality_guard_active", {"workload": "edge"}, ts, list(guard)),
+    ]
+    server = prometheus_factory(series, name="report")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    out = tmp_path / "out"
+    start = datetime.fromtimestamp(start_s, tz=timezone.utc)
+    end = start + timedelta(days=2)
+    rc = main(["report", "--prometheus", "--prometheus-url", server.url, "--policy", str(policy), "--out", str(out),
+               "--start", start.isoformat(), "--end", end.isoformat()])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    with open(out / "costs.csv", newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["strategy"] == "actual"]
+    # day 1: 12 pods x 24 h, day 2: 6 pods x 24 h; x (4 cores x 0.03 + 8 GiB x 0.005) = 0.16/pod-h
+    q = lambda x: Decimal(x).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)  # noqa: E731
+    assert [(r["date"], Decimal(r["cpu_cost"]), Decimal(r["ram_cost"])) for r in rows] == [
+        ("2026-11-10", q(Decimal("12") * 24 * 4 * Decimal("0.03")), q(Decimal("12") * 24 * 8 * Decimal("0.005"))),
+        ("2026-11-11", q(Decimal("6") * 24 * 4 * Decimal("0.03")), q(Decimal("6") * 24 * 8 * Decimal("0.005"))),
+    ]
+    sums = csv_sums(out / "costs.csv")
+    assert set(sums) == {"actual", "hpa", "static"} and html_totals(out / "report.html") == sums
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "quality guard was active for 15 minutes in 1 stretch" in html
+    assert "history in Prometheus" in html

@@ -1,0 +1,323 @@
+"""Finance reports (scaler/reporting): numbers, CSV, HTML.
+
+Cases (a two-day hand-made timeline of the reference policy's `edge` workload, per-GB egress):
+- compute per strategy and day equals the hand computation (pods x 24 h x (cores x price +
+  GiB x price), rounded once per line); egress likewise (viewers x kbps x seconds / 8e6 GB);
+- costs.csv has exactly CSV_COLUMNS, one row per strategy, day and cost object, and its column
+  sums equal the report's totals per strategy;
+- report.html parsed back (html.parser): every chart is an <img> with a decodable base64 PNG,
+  no external resource is referenced, the headline holds the ebb's costs, the totals cells
+  equal the CSV's sums, the glossary, the honest compute note and the reproduce command are there;
+- headline wording: savings and their percentage against each baseline; a strategy that cost
+  more is said to cost more;
+- event windows: the event and its ebb, clipped to the data and flagged; an unknown --event-style
+  focus is an error for people;
+- PlanStats counts changes, guard ticks, guard interventions and trusted ticks of a plan list;
+- RecordingPlanner records plans and the forecast held at each tick, averaged onto a timeline;
+- compute savings are called potential unless realised, in the sentence and the HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.series import Forecast
+from policies.errors import EbbtideError
+from policies.events import Event
+from policies.loading import load_policy
+from scaler.costing import CSV_COLUMNS
+from scaler.plans import Plan, PlannerMemory, Step, TrustedForecast
+from scaler.reporting import (
+    PlanStats,
+    RecordingPlanner,
+    ReportInput,
+    build_report,
+    event_windows,
+    format_money,
+    render_html,
+    write_report,
+)
+from scaler.reporting.model import savings_sentence
+
+REFERENCE = Path(__file__).resolve().parents[1] / "policies" / "examples" / "reference.yaml"
+T0 = datetime(2026, 11, 12, tzinfo=timezone.utc)
+HOURS = 48
+PODS = {"ebbtide": 2.0, "hpa": 3.0, "static": 5.0}
+VIEWERS = 1000.0
+CAP_KBPS = {"core": 3000.0, "silent": 1200.0, "edge": 700.0}
+
+
+def money(x) -> Decimal:
+    return Decimal(str(x)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+@pytest.fixture(scope="module")
+def policy():
+    p = load_policy(REFERENCE)
+    return p.model_copy(update={"cost": p.cost.model_copy(update={"egress_billing": "per_gb"})})
+
+
+def make_input(policy, *, pods=PODS, events=(), compute_realised=False, focus=None, cap_kbps=CAP_KBPS) -> ReportInput:
+    ts = pd.date_range(T0, periods=HOURS, freq="1h")
+    frame = pd.DataFrame({"ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "demand": VIEWERS})
+    for s, n in pods.items():
+        frame[f"replicas_{s}"] = n
+        frame[f"ready_{s}"] = n
+    frame.loc[0, "ready_hpa"] = 0.0  # one hour with 1000 viewers and no ready server
+    shares = {t.name: t.share for t in policy.bitrate.tiers}
+    viewers = pd.DataFrame({t: np.full(HOURS, VIEWERS * s) for t, s in shares.items()})
+    caps = pd.DataFrame({t: np.full(HOURS, k) for t, k in cap_kbps.items()})
+    fc = pd.DataFrame({"yhat": np.full(HOURS, 900.0), "yhat_lower": 800.0, "yhat_upper": 1100.0})
+    return ReportInput(workload=policy.workload("edge"), cost=policy.cost, timeline=frame,
+                       strategies=tuple(pods), events=tuple(events), bitrate=policy.bitrate, tier_viewers=viewers,
+                       caps_kbps=caps, forecast=fc, zone="UTC", compute_realised=compute_realised,
+                       focus_event=focus, source="hand-made test timeline", command="ebbtide report --test")
+
+
+SALE = Event(name="singles-day", kind="sale", start=T0 - timedelta(days=1), peak=T0 - timedelta(hours=12),
+             end=T0 + timedelta(hours=6))
+
+
+# --------------------------------------------------------------------------- numbers
+def test_daily_compute_and_egress_match_hand_computation(policy):
+    report = build_report(make_input(policy))
+    res, cost = policy.workload("edge").resources, policy.cost
+    per_pod_hour = (Decimal(str(res.cpu_cores)) * Decimal(str(cost.cpu_core_hour)),
+                    Decimal(str(res.memory_gib)) * Decimal(str(cost.memory_gib_hour)))
+    top = policy.bitrate.ladder[0].kbps
+    for s, n in PODS.items():
+        lines = report.daily[s].by_period()
+        assert list(lines) == ["2026-11-12", "2026-11-13"]
+        cpu = money(Decimal(str(n)) * 24 * per_pod_hour[0])
+        ram = money(Decimal(str(n)) * 24 * per_pod_hour[1])
+        # GB/day = sum over tiers viewers x kbps x 86400 s / 8 / 1e6
+        kbps_viewers = sum(VIEWERS * t.share * (CAP_KBPS[t.name] if s == "ebbtide" else top)
+                           for t in policy.bitrate.tiers)
+        gb = Decimal(str(kbps_viewers)) * 86400 / 8 / 10**6
+        egress = money(gb * Decimal(str(cost.egress_per_gb)))
+        for day in lines.values():
+            assert (day.cpu, day.ram, day.egress) == (cpu, ram, egress)
+        assert report.totals()[s].total == 2 * (cpu + ram + egress)
+    # the 3 tiers at their caps: 300x3000 + 450x1200 + 250x700 = 1,615,000 kbps -> 17,442 GB/day
+    cdn = [r for r in report.daily["ebbtide"].rows() if r["controller_kind"] == "CDN"]
+    assert [r["egress_gb"] for r in cdn] == [Decimal("17442.000000")] * 2
+
+
+def test_demand_left_unserved_and_pod_hours(policy):
+    report = build_report(make_input(policy))
+    q = report.quality
+    assert q["ebbtide"].pod_hours == pytest.approx(2 * 48)
+    assert q["ebbtide"].unserved_share == 0.0
+    # hpa: one hour of 1000 viewers without a ready server, out of 48 h x 1000
+    assert q["hpa"].unserved_share == pytest.approx(1 / 48)
+    assert q["hpa"].unserved_minutes == pytest.approx(60)
+
+
+def test_forecast_accuracy_from_the_held_forecast(policy):
+    report = build_report(make_input(policy, events=[SALE]))
+    whole = report.accuracy[0].metrics
+    assert whole.n_points == HOURS
+    assert whole.wape == pytest.approx(0.1)  # |1000 - 900| / 1000
+    assert whole.coverage == pytest.approx(1.0)  # 1000 <= 1100 everywhere
+
+
+# --------------------------------------------------------------------------- headline
+def test_headline_states_ebb_costs_and_savings(policy):
+    report = build_report(make_input(policy, events=[SALE]))
+    h = report.headline
+    ebb = report.windows[-1]
+    assert ebb.kind == "ebb" and ebb.clipped  # 14 days after the end, clipped to the 2 days of data
+    assert (pd.Timestamp(ebb.start), pd.Timestamp(ebb.end)) == (pd.Timestamp(SALE.end), pd.Timestamp(T0) + pd.Timedelta(hours=48))
+    ran = report.windowed["ebbtide"].by_period()[ebb.name].total
+    static = report.windowed["static"].by_period()[ebb.name].total
+    hpa = report.windowed["hpa"].by_period()[ebb.name].total
+    assert h.ran == ran and h.saved["static"] == static - ran and h.saved["hpa"] == hpa - ran
+    assert h.text.startswith(f"The Singles Day ebb (Nov 12 to Nov 13, 2026) cost {format_money(ran, 'USD')}")
+    assert f"keeping peak capacity would have cost {format_money(static, 'USD')}" in h.text
+    assert f"plain autoscaling {format_money(hpa, 'USD')}" in h.text
+    pct = float((static - ran) / static * 100)
+    assert f"saved {format_money(static - ran, 'USD')} ({pct:.1f}%) against peak capacity" in h.text
+
+
+def test_headline_says_cost_more_when_it_did(policy):
+    uncapped = {t: 6000.0 for t in CAP_KBPS}  # same egress: only compute differs
+    report = build_report(make_input(policy, pods={"ebbtide": 4.0, "hpa": 3.0}, events=[SALE], cap_kbps=uncapped))
+    text = report.headline.text
+    saved = report.headline.saved["hpa"]
+    assert saved < 0
+    assert f"cost {format_money(-saved, 'USD')} (" in text and "more than plain autoscaling." in text
+
+
+def test_headline_without_events_covers_the_whole_period(policy):
+    report = build_report(make_input(policy))
+    assert report.headline.window is None
+    assert report.headline.text.startswith("The period Nov 12 to Nov 13, 2026 cost ")
+    assert report.headline.ran == report.totals()["ebbtide"].total
+
+
+def test_event_windows_are_clipped_and_unknown_focus_is_an_error(policy):
+    end = T0 + timedelta(hours=48)
+    ws = event_windows([SALE], T0, end)
+    assert [(w.name, w.kind, w.clipped) for w in ws] == [("singles-day event", "event", True),
+                                                         ("singles-day ebb", "ebb", True)]
+    assert pd.Timestamp(ws[0].start) == pd.Timestamp(T0) and pd.Timestamp(ws[0].end) == pd.Timestamp(SALE.end)
+    later = Event(name="later", kind="sale", start=end + timedelta(days=1), peak=end + timedelta(days=1, hours=1),
+                  end=end + timedelta(days=2))
+    assert event_windows([later], T0, end) == []
+    with pytest.raises(EbbtideError, match="event 'later' does not overlap"):
+        build_report(make_input(policy, events=[later], focus="later"))
+
+
+def test_savings_sentence_potential_or_realised(policy):
+    potential = build_report(make_input(policy, events=[SALE]))
+    realised = build_report(make_input(policy, events=[SALE], compute_realised=True))
+    s = savings_sentence(potential.savings_daily["static"])
+    assert "(potential)" in s and "become money only when" in s
+    assert "(realised)" in savings_sentence(realised.savings_daily["static"])
+    assert "So the compute part of the savings below is <em>potential</em>" in render_html(potential, charts=[])
+    assert "compute savings count as\nrealised" in render_html(realised, charts=[])
+
+
+# --------------------------------------------------------------------------- CSV and HTML
+class _Parsed(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs: list[dict] = []
+        self.cells: dict[tuple[str, str], str] = {}
+        self.ids: dict[str, str] = {}
+        self.external: list[str] = []
+        self._stack: list[tuple[str, dict]] = []
+        self._text: defaultdict[str, list[str]] = defaultdict(list)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a)
+        for k in ("src", "href"):
+            if k in a and not a[k].startswith("data:") and not a[k].startswith("#"):
+                self.external.append(a[k])
+        if tag in ("script", "link", "iframe"):
+            self.external.append(tag)
+        if "data-strategy" in a:
+            self.cells[(a["data-strategy"], a["data-component"])] = a["data-value"]
+        self._stack.append((tag, a))
+
+    def handle_endtag(self, tag):
+        while self._stack:
+            t, a = self._stack.pop()
+            if t == tag:
+                break
+
+    def handle_data(self, data):
+        for _, a in self._stack:
+            if "id" in a:
+                self._text[a["id"]].append(data)
+
+    def text(self, id_: str) -> str:
+        return " ".join("".join(self._text[id_]).split())
+
+
+def test_csv_and_html_agree(policy, tmp_path):
+    report = build_report(make_input(policy, events=[SALE]))
+    files = write_report(report, tmp_path)
+    with open(files.csv, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        assert tuple(reader.fieldnames) == CSV_COLUMNS
+    # 3 strategies x 2 days x (edge Deployment, CDN, no transcoding)
+    assert len(rows) == 3 * 2 * 2
+    assert {(r["namespace"], r["controller_kind"], r["controller"]) for r in rows} == {
+        ("live", "Deployment", "edge"), ("", "CDN", "cdn")}
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    for r in rows:
+        parts = sum(Decimal(r[k]) for k in ("cpu_cost", "ram_cost", "egress_cost", "transcoding_cost"))
+        assert Decimal(r["total_cost"]) == parts
+        sums[r["strategy"]] += Decimal(r["total_cost"])
+    parsed = _Parsed()
+    parsed.feed(files.html.read_text(encoding="utf-8"))
+    for s in PODS:
+        assert sums[s] == report.totals()[s].total
+        assert Decimal(parsed.cells[(s, "total")]) == sums[s]
+    with open(files.events_csv, newline="", encoding="utf-8") as f:
+        windows = {r["window"] for r in csv.DictReader(f)}
+    assert windows == {"singles-day event", "singles-day ebb"}
+
+    assert parsed.imgs and len(parsed.imgs) >= 4  # cost, demand, servers, bitrate caps
+    for img in parsed.imgs:
+        assert img["src"].startswith("data:image/png;base64,")
+        png = base64.b64decode(img["src"].split(",", 1)[1])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+        assert img.get("alt")
+    assert parsed.external == []  # one self-contained file
+    assert parsed.text("headline") == report.headline.text
+    assert format_money(report.headline.ran, "USD") in parsed.text("headline")
+    assert parsed.text("command") == "ebbtide report --test"
+    html = files.html.read_text(encoding="utf-8")
+    for words in ("Glossary", "Server savings become money only when machines are released",
+                  "How the numbers were computed", "Demand left unserved"):
+        assert words in html
+
+
+def test_inputs_of_the_wrong_length_are_errors_for_people(policy):
+    inp = make_input(policy)
+    bad = ReportInput(**{**inp.__dict__, "caps_kbps": inp.caps_kbps.iloc[:5]})
+    with pytest.raises(EbbtideError, match="bitrate caps has 5 rows for a timeline of 48"):
+        build_report(bad)
+    missing = ReportInput(**{**inp.__dict__, "strategies": ("ebbtide", "keda")})
+    with pytest.raises(EbbtideError, match="no replicas for keda"):
+        build_report(missing)
+
+
+# --------------------------------------------------------------------------- plans
+def _plan(now, target, *, guard=False, guard_step=(3, 3), trusted=True, caps=None):
+    from scaler.plans import TierCap
+
+    bitrate = tuple(TierCap(t, r, 0.0) for t, r in caps) if caps else None
+    return Plan("edge", now, 3, target, "scale", (Step("quality_guard", *guard_step, "why"),), PlannerMemory(),
+                trusted, guard, True, bitrate)
+
+
+def test_plan_stats_count_changes_guard_and_trust():
+    plans = [
+        _plan(T0, 3),
+        _plan(T0, 3),  # no change
+        _plan(T0, 4, guard=True, guard_step=(2, 4)),  # change; guard active and intervened
+        _plan(T0, 4, guard=True, trusted=False),  # guard active, no intervention
+        _plan(T0, 4, caps=[("edge", "480p")]),  # bitrate change
+    ]
+    assert PlanStats.of(plans) == PlanStats(ticks=5, changes=2, guard_ticks=2, guard_interventions=1,
+                                            trusted_ticks=4)
+
+
+def test_recording_planner_keeps_plans_and_the_forecast_held():
+    idx = pd.date_range(T0, periods=4, freq="30min")
+    frame = pd.DataFrame({"yhat": [10.0, 20, 30, 40], "yhat_lower": [5.0, 15, 25, 35],
+                          "yhat_upper": [12.0, 24, 36, 48]}, index=idx)
+    calls = []
+
+    def planner(tf, obs, workload, policy, state, now):
+        calls.append(now)
+        return _plan(now, 3 + len(calls) // 2)
+
+    rec = RecordingPlanner(planner)
+    for k in range(4):  # ticks every 30 min; the held forecast's first bucket is the tick's
+        now = T0 + timedelta(minutes=30 * k)
+        fc = Forecast(frame.iloc[k:], "test")
+        rec(TrustedForecast(fc, True), None, None, None, None, now)
+    rec(TrustedForecast(None, False), None, None, None, None, T0 + timedelta(hours=2))
+    assert len(rec.plans) == 5 and calls[-1] == T0 + timedelta(hours=2)
+    assert [p.target_replicas for p in rec.changed_plans()] == [3, 4, 5]
+    held = rec.forecast_on(pd.date_range(T0, periods=3, freq="1h"))
+    assert held["yhat"].tolist()[:2] == [15.0, 35.0]  # mean of the two ticks in each hour
+    assert held["yhat_upper"].tolist()[:2] == [18.0, 42.0]
+    assert np.isnan(held["yhat"].iloc[2])  # the tick at 02:00 held no forecast
