@@ -219,7 +219,7 @@ class LiveForecasterCache:
         window = min(fs.horizon, TRUST_WINDOW)
         t0 = time.perf_counter()
         try:
-            verdict = self._judge(history, make_model, prev.issued if prev else (), window, span, fs)
+            verdict = self.judge_issued(history, make_model, prev.issued if prev else (), window, span, fs)
             model = make_model()
             fit = model.fit
             if prev is not None and prev.params is not None and "init" in inspect.signature(fit).parameters:
@@ -268,9 +268,13 @@ class LiveForecasterCache:
             self._entries[name] = entry
 
     @staticmethod
-    def _judge(history: Series, make_model: Callable[[], Forecaster], issued: Sequence[Forecast],
-               window: timedelta, span: timedelta, fs) -> Any:
-        """Trust verdict: earlier issued forecasts vs what happened, else one rolling origin."""
+    def judge_issued(history: Series, make_model: Callable[[], Forecaster], issued: Sequence[Forecast],
+                     window: timedelta, span: timedelta, fs) -> Any:
+        """Trust verdict (forecaster.backtest.judge_trust) of a workload whose forecast settings
+        are `fs`: the forecasts issued earlier (oldest first), each scored as issued until the next
+        one starts, against `history` over its last `window`; when none overlaps it, one
+        rolling-origin backtest at the window's start (one extra fit of `make_model()`). `span`:
+        the history's observed span. Pure; also run by scaler.fitting in worker processes."""
         step = pd.Timedelta(history.step)
         end = history.end + step
         start = end - pd.Timedelta(window)

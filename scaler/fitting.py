@@ -240,8 +240,8 @@ def run_fit_job(job: FitJob) -> FitResult:
     warm = False
     t0 = time.perf_counter()
     try:
-        verdict = LiveForecasterCache._judge(history, make_model, [c.to_forecast() for c in prev_issued],
-                                             window, span, fs)
+        verdict = LiveForecasterCache.judge_issued(history, make_model, [c.to_forecast() for c in prev_issued],
+                                                   window, span, fs)
         model = make_model()
         fit = model.fit
         if job.init is not None and "init" in inspect.signature(fit).parameters:
@@ -469,9 +469,9 @@ class DaskExecutor:
 def make_executor(kind: str, *, workers: int | None = None, scheduler: str | None = None) -> FitExecutor:
     """`kind` is one of EXECUTORS: "local" (processes, the default), "dask" (`scheduler`
     address, or a LocalCluster of `workers`), "inline" (this process, sequential)."""
+    if scheduler and kind != "dask":
+        raise EbbtideError(f"--scheduler is for --executor dask, not {kind}")
     if kind == "local":
-        if scheduler:
-            raise EbbtideError("--scheduler is for --executor dask")
         return ProcessExecutor(workers)
     if kind == "dask":
         return DaskExecutor(scheduler, workers)

@@ -23,8 +23,10 @@ Cases:
 - The container's args and env of each render (fieldRefs and Secret keys resolved as the kubelet
   would), parsed by `ebbtide run`'s own settings code (scaler.cli.run.parse_settings): leader
   election on with the release's Lease name and namespace, the pod name as identity, the port,
-  log level (`info` in any case), dry-run; the chart sets no EBBTIDE_* variable the controller
-  does not read. Lease durations the controller refuses (`15us`) or does not have
+  log level (`info` in any case), dry-run, the fitting engine (executor, Dask scheduler, fit
+  workers) and Prometheus query concurrency; the chart sets no EBBTIDE_* variable the controller
+  does not read. A Dask executor without a scheduler, or a scheduler with another executor, fails
+  at install. Lease durations the controller refuses (`15us`) or does not have
   (`renewDeadline`) fail at install.
 - The rendered policy loads with policies.loading (the controller's own loader), and its
   credential file paths point at files the Secret volume really mounts.
@@ -371,13 +373,32 @@ def test_controller_reads_the_settings_the_chart_sets(helm: Helm, variant: str) 
         assert (s.lease_duration_s, s.lease_retry_period_s) == (15, 2.0)
         assert (s.http_port, s.log_level, s.dry_run, s.once) == (8080, "INFO", True, False)
         assert values["logLevel"] == "info" and s.prometheus_url is None
+        assert (s.executor, s.scheduler, s.fit_workers, s.query_concurrency) == ("local", None, 2, 8)
+        assert (values["fitting"]["executor"], values["fitting"]["workers"]) == ("local", 2)
+        assert values["prometheus"]["queryConcurrency"] == 8
     elif variant == "all-on":
         assert s.leader_elect is True and (s.lease_name, s.lease_namespace) == ("ebbtide-leader", NAMESPACE)
         assert (s.lease_duration_s, s.lease_retry_period_s) == (20, 3.0)
         assert (s.http_port, s.log_level, s.dry_run, s.once) == (9090, "DEBUG", False, True)
         assert s.prometheus_url == "https://prometheus.example.com:9091"
+        assert (s.executor, s.scheduler, s.fit_workers, s.query_concurrency) == \
+            ("dask", "tcp://dask-scheduler.dask.svc:8786", 4, 16)
     else:
         assert s.leader_elect is False and s.dry_run is True
+        assert (s.executor, s.scheduler) == ("local", None)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--set", "fitting.executor=dask"), "fitting.scheduler: the Dask scheduler address is required"),
+    (("--set", "fitting.scheduler=tcp://d:8786"), "fitting.scheduler: only used with fitting.executor=dask"),
+    (("--set", "fitting.executor=threads"), "/fitting/executor"),
+    (("--set", "fitting.workers=0"), "/fitting/workers"),
+    (("--set", "prometheus.queryConcurrency=0"), "/prometheus/queryConcurrency"),
+], ids=["dask-without-scheduler", "scheduler-without-dask", "unknown-executor", "no-workers", "no-queries"])
+def test_fitting_settings_the_controller_refuses_are_refused_at_install(helm: Helm, args: tuple[str, ...],
+                                                                        message: str) -> None:
+    out = helm.run("template", RELEASE, str(CHART), *args)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
 
 
 def test_lease_durations_the_controller_refuses_are_refused_at_install(helm: Helm) -> None:

@@ -19,7 +19,9 @@ Cases:
 - ProcessExecutor: same entries as inline (slow: spawns workers), and a worker that dies gives a
   failed outcome, after which the pool is replaced and fits again;
 - Controller integration: refit_due and tick(fit=True) go through refit_due_batch; no fit job
-  runs during a tick with cached models.
+  runs during a tick with cached models;
+- forecaster_cache (what `ebbtide run` builds): each bad value raises an error naming its flag,
+  including a scheduler with an executor other than dask.
 """
 
 from __future__ import annotations
@@ -399,6 +401,7 @@ def test_forecaster_cache_flags_are_checked_with_their_names():
     assert isinstance(forecaster_cache().executor, ProcessExecutor)
     assert isinstance(forecaster_cache("dask", scheduler="tcp://s:8786").executor, DaskExecutor)
     for kw, flag in (({"fit_workers": 0}, "--fit-workers"), ({"query_concurrency": 0}, "--query-concurrency"),
-                     ({"scheduler": "tcp://s:8786"}, "--scheduler"), ({"executor": "spark"}, "--executor")):
+                     ({"scheduler": "tcp://s:8786"}, "--scheduler"), ({"executor": "spark"}, "--executor"),
+                     ({"executor": "inline", "scheduler": "tcp://s:8786"}, "--scheduler is for --executor dask")):
         with pytest.raises(EbbtideError, match=flag):
             forecaster_cache(**kw)

@@ -3,6 +3,8 @@
     ebbtide run --policy POLICY.yaml [--once] [--dry-run] [--kubeconfig PATH] [--context NAME]
                 [--prometheus-url URL] [--http-port 8080] [--audit-log FILE]
                 [--leader-elect --lease-name NAME --lease-namespace NS --identity ID]
+                [--executor {local,dask,inline}] [--scheduler ADDRESS] [--fit-workers N]
+                [--query-concurrency N]
 
 Every tick: read demand and quality SLIs from Prometheus, forecast, read the cluster, plan,
 apply (or only record, with --dry-run or `dry_run: true` in the policy), and write one JSON
@@ -18,6 +20,9 @@ The Prometheus URL is the policy's `prometheus.url`; `--prometheus-url` or the e
 variable EBBTIDE_PROMETHEUS_URL override it. `--once` runs one tick, fit included, and exits 0
 when the tick completed, even when it held state because data was missing (that is reported, not
 an error); 1 when a workload could not be read or its apply failed; 2 for input errors.
+Model fits run on the parallel fitting engine (scaler/fitting.py, docs/scale.md): `--executor
+local` (worker processes, the default), `dask` (a Dask scheduler at `--scheduler`) or `inline`
+(this process, one fit at a time); every executor gives the same forecasts.
 Without --once the controller runs until SIGTERM/SIGINT, serving /metrics, /healthz and /readyz
 on --http-port, reloading the policy file when it changes.
 """
@@ -55,7 +60,7 @@ def env_var(dest: str) -> str:
 ENV_VARS: dict[str, str] = {d: env_var(d) for d in (
     "policy", "once", "dry_run", "kubeconfig", "context", "prometheus_url", "http_port", "http_host",
     "audit_log", "leader_elect", "lease_name", "lease_namespace", "lease_duration", "lease_retry_period",
-    "identity", "at", "log_level")}
+    "identity", "at", "log_level", "executor", "scheduler", "fit_workers", "query_concurrency")}
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -94,6 +99,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--at", metavar="ISO", help="pretend the clock reads ISO at start and runs on from there "
                    "(what-if runs and tests against stored history; never for a live cluster)")
     p.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning or error, any case (default info)")
+    p.add_argument("--executor", metavar="{local,dask,inline}", help="where model fits run: local worker "
+                   "processes (default), a Dask cluster (needs --scheduler), or inline in this process")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://dask-scheduler:8786 "
+                   "(--executor dask only, and required by it)")
+    p.add_argument("--fit-workers", metavar="N", help="fit worker processes of --executor local "
+                   "(default min(2, CPUs)); inline fits one at a time, a Dask cluster has its own workers")
+    p.add_argument("--query-concurrency", metavar="N", help="Prometheus queries in flight at once "
+                   "(tick prefetch and history reads; default 8; 1: one at a time)")
     return p
 
 
@@ -140,6 +153,15 @@ class RunSettings:
     """Start time of a shifted clock (what-if runs); None: the wall clock."""
     log_level: str = "INFO"
     """One of LOG_LEVELS."""
+    executor: str = "local"
+    """Where fits run: one of scaler.fitting.EXECUTORS (`local` processes, `dask`, `inline`)."""
+    scheduler: str | None = None
+    """Dask scheduler address (set exactly when executor is `dask`)."""
+    fit_workers: int | None = None
+    """Fit worker processes (>= 1) of the local executor; None: min(2, CPUs). Ignored by `inline`;
+    with `dask` the cluster's own worker count wins once connected."""
+    query_concurrency: int = 8
+    """Prometheus queries in flight at once (>= 1; 1: sequential), scaler.fitting.DEFAULT_QUERY_CONCURRENCY."""
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -211,6 +233,41 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> RunS
         raise EbbtideError(f"{retry_where}: {retry_s:g}s must be above 0 and shorter than the lease duration "
                            f"({lease_s:g}s), or the Lease expires between renewals")
 
+    def count(dest: str, default: int | None, what: str) -> int | None:
+        value, where = raw(dest)
+        if value is None:
+            return default
+        try:
+            n = int(str(value))
+        except ValueError:
+            raise EbbtideError(f"{where}: {value!r} is not a whole number ({what})") from None
+        if n < 1:
+            raise EbbtideError(f"{where}: must be >= 1 ({what}), got {n}")
+        return n
+
+    from scaler.fitting import DEFAULT_QUERY_CONCURRENCY, EXECUTORS
+
+    executor_value, executor_where = raw("executor")
+    executor = "local" if executor_value is None else str(executor_value).strip().lower()
+    if executor not in EXECUTORS:
+        raise EbbtideError(f"{executor_where}: {executor_value!r} is not an executor "
+                           f"(one of {', '.join(EXECUTORS)})")
+    scheduler_value, scheduler_where = raw("scheduler")
+    scheduler = None if scheduler_value is None else (str(scheduler_value).strip() or None)  # "": none
+    if scheduler is not None and executor != "dask":
+        given = "the default" if executor_value is None else f"from {executor_where}"
+        raise EbbtideError(f"{scheduler_where}: a Dask scheduler address is only used with --executor dask "
+                           f"(the executor is {executor!r}, {given})")
+    if executor == "dask" and scheduler is None:
+        raise EbbtideError(f"{executor_where}: the dask executor needs --scheduler (or {ENV_VARS['scheduler']}), "
+                           "the address of a running Dask scheduler, e.g. tcp://dask-scheduler:8786; "
+                           "for fits on this machine use the local executor")
+    if scheduler is not None and any(c.isspace() for c in scheduler):
+        raise EbbtideError(f"{scheduler_where}: {scheduler!r} is not a scheduler address "
+                           "(e.g. tcp://dask-scheduler:8786)")
+    fit_workers = count("fit_workers", None, "fit worker processes")
+    query_concurrency = count("query_concurrency", DEFAULT_QUERY_CONCURRENCY, "Prometheus queries in flight")
+
     at_value, at_where = raw("at")
     at = None
     if at_value is not None:
@@ -237,6 +294,10 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> RunS
         identity=text("identity", None) or socket.gethostname(),
         at=at,
         log_level=log_level,
+        executor=executor,
+        scheduler=scheduler,
+        fit_workers=fit_workers,
+        query_concurrency=query_concurrency,
     )
 
 
@@ -273,7 +334,8 @@ def _cluster(settings: RunSettings):
 
 
 def run(args) -> int:
-    from scaler.controller import AuditLog, Controller, LiveForecasterCache, ShiftedClock, SystemClock
+    from scaler.controller import AuditLog, Controller, ShiftedClock, SystemClock
+    from scaler.fitting import forecaster_cache
     from scaler.loop import ControllerLoop, PolicyStore, prometheus_source, resolve_prometheus_url
     from scaler.metrics import ControllerMetrics, Health, MetricsServer
 
@@ -290,12 +352,19 @@ def run(args) -> int:
     url = resolve_prometheus_url(policy, s.prometheus_url, env={})
     source = prometheus_source(policy.prometheus, url)
     cluster = _cluster(s)
+    # Nothing is started here: the pool or the Dask connection opens at the first refit.
+    cache = forecaster_cache(s.executor, scheduler=s.scheduler, fit_workers=s.fit_workers,
+                             query_concurrency=s.query_concurrency)
     audit = AuditLog(s.audit_log)
-    controller = Controller(clock, source, cluster, LiveForecasterCache(), metrics=metrics, audit=audit)
+    controller = Controller(clock, source, cluster, cache, metrics=metrics, audit=audit,
+                            query_concurrency=s.query_concurrency)
     dry_run = s.dry_run or policy.dry_run
     log = logging.getLogger("ebbtide")
     log.info("ebbtide run: policy %s (digest %s), prometheus %s, %s, identity %s", s.policy,
              store.loaded.digest[:12], source.display_url, "dry-run" if dry_run else "live", s.identity)
+    where = {"local": f"{cache.executor.workers} worker processes", "dask": f"the Dask scheduler at {s.scheduler}",
+             "inline": "this process, one at a time"}[s.executor]
+    log.info("fits on the %s executor (%s); %d Prometheus queries in flight", s.executor, where, s.query_concurrency)
 
     elector = None
     if s.leader_elect:
@@ -342,4 +411,7 @@ def run(args) -> int:
         finally:
             server.stop()
     finally:
-        audit.close()
+        try:
+            cache.close()  # stops the worker pool / disconnects from Dask
+        finally:
+            audit.close()
