@@ -228,6 +228,11 @@ class ControllerLoop:
             leader = self.leader_job()
             policy = self.store.current()
             report = self.controller.tick(policy, dry_run=self.dry_run or policy.dry_run, leader=leader)
+        except EbbtideError as exc:  # an input or dependency problem: say it, no traceback
+            log.error("tick failed: %s", exc)
+            self.metrics.error("tick")
+            self.health.progress()
+            return None
         except Exception:  # noqa: BLE001 (the loop must survive a bug in one tick; it is logged)
             log.exception("tick failed")
             self.metrics.error("tick")
@@ -240,6 +245,9 @@ class ControllerLoop:
     def refit_job(self) -> None:
         try:
             self.controller.refit_due(self.store.current())
+        except EbbtideError as exc:  # e.g. an unreachable Dask scheduler: a message, not a traceback
+            log.error("refit failed: %s", exc)
+            self.metrics.error("forecast")
         except Exception:  # noqa: BLE001 (a failing refit must not stop the schedule)
             log.exception("refit failed")
             self.metrics.error("forecast")
