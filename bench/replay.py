@@ -1,11 +1,15 @@
 """Replay benchmark: Ebbtide vs a plain HPA vs war-state capacity on the real traces.
 
     .venv/bin/python bench/replay.py [--data DIR] [--trace NAME ...] [--jobs N] [--json]
+                                     [--workload NAME] [--after DAYS] [--explain]
                                      [--from-json FILE]
 
-For each trace in ../shared/data (skipped, with a message, when absent), the reference policy's
-first workload (policies/examples/reference.yaml) is replayed from 7 days before the declared
-event to 14 days after its end (clipped to the trace), and the three strategies are compared
+For each trace in ../shared/data (skipped, with a message, when absent), one workload of the
+reference policy (policies/examples/reference.yaml; default `edge`, the viewer-serving tier:
+the traces count requests, visitors and passengers, i.e. demand served per request, not
+long-lived streams; `--workload ingest|transcode|api` replays another) is replayed from 7 days
+before the declared event to 14 days after its end (`--after`; clipped to the trace), and the
+three strategies are compared
 over the weeks after the event: replica-hours and their ratio to war state and to the HPA,
 demand above ready capacity (%) and its ratio to the HPA, scaling actions, and wall time.
 
@@ -40,6 +44,7 @@ DATA = Path(os.environ.get("EBBTIDE_SHARED_DATA", REPO.parent / "shared" / "data
 POLICY = REPO / "policies" / "examples" / "reference.yaml"
 BEFORE = timedelta(days=7)
 AFTER = timedelta(days=14)
+WORKLOAD = "edge"
 TARGETS = {"vs_war": 0.5, "vs_hpa": 1.1, "under_vs_hpa": 0.64}
 
 
@@ -67,9 +72,9 @@ TRACES = (
 )
 
 
-def scaled_policy(policy, series, country: str):
-    """The reference policy's first workload, scaled to the trace by the one rule above."""
-    wl = policy.workloads[0]
+def scaled_policy(policy, series, country: str, workload: str = WORKLOAD):
+    """The reference policy's `workload`, scaled to the trace by the one rule above."""
+    wl = policy.workload(workload)
     med = float(series.values.median())
     per_replica = med / 10.0
     top = float(series.values.max())
@@ -82,7 +87,7 @@ def scaled_policy(policy, series, country: str):
     return policy.model_copy(update={"workloads": [wl], "events": [], "bitrate": None})
 
 
-def run_trace(trace: Trace, data: Path) -> dict:
+def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER) -> dict:
     from forecaster.csvio import read_series_csv
     from policies.events import Event
     from policies.loading import load_policy
@@ -90,22 +95,24 @@ def run_trace(trace: Trace, data: Path) -> dict:
 
     series = read_series_csv(data / trace.file)
     event = Event.model_validate(trace.event)
-    policy = scaled_policy(load_policy(POLICY), series, trace.country)
-    r = replay(series, policy, extra_events=[event], start=event.start - BEFORE, end=event.end + AFTER,
-               options=ReplayOptions(window_after=AFTER))
+    policy = scaled_policy(load_policy(POLICY), series, trace.country, workload)
+    r = replay(series, policy, extra_events=[event], start=event.start - BEFORE, end=event.end + after,
+               options=ReplayOptions(window_after=after))
     d = r.to_dict()
     w = next(x for x in d["windows"] if x["event"] == event.name)
     s = w["strategies"]
     eb, hpa, war = s["ebbtide"], s["hpa"], s["static"]
     ratio = lambda a, b: (a / b) if b else (0.0 if not a else math.inf)  # noqa: E731
     return {
-        "trace": trace.name, "file": trace.file, "event": event.name,
+        "trace": trace.name, "file": trace.file, "event": event.name, "workload": workload,
+        "after_days": after / timedelta(days=1),
         "per_replica": policy.workloads[0].demand.per_replica,
         "window": [w["start"], w["end"]],
         "strategies": s,
         "ebbtide_vs_war": ratio(eb["replica_hours"], war["replica_hours"]),
         "ebbtide_vs_hpa": ratio(eb["replica_hours"], hpa["replica_hours"]),
         "under_vs_hpa": ratio(eb["under_provisioned_share"], hpa["under_provisioned_share"]),
+        "explain": w.get("explain", {}),
         "simulation": d["simulation"],
         "whole_replay": d["strategies"],
     }
@@ -120,7 +127,9 @@ def print_table(rows: list[dict]) -> None:
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 130)
-    table = Table(title=f"weeks after each event (event end + {AFTER.days} d)", header_style="bold")
+    days = rows[0].get("after_days", AFTER.days) if rows else AFTER.days
+    wl = rows[0].get("workload", "ingest") if rows else WORKLOAD
+    table = Table(title=f"workload {wl}: weeks after each event (event end + {days:g} d)", header_style="bold")
     for col in ("trace", "strategy", "replica-h", "vs war", "vs HPA", "under %", "under vs HPA",
                 "under min", "actions", "wall s"):
         table.add_column(col, justify="left" if col in ("trace", "strategy") else "right", no_wrap=True)
@@ -148,16 +157,32 @@ def print_table(rows: list[dict]) -> None:
                       f"{100 * (sim['trusted_tick_share'] or 0):.0f}% of ticks")
 
 
+def print_explain(rows: list[dict]) -> None:
+    """Where Ebbtide's replica-hours went in each post-event window (see scaler/replay/explain.py)."""
+    from scaler.replay.explain import format_explain
+
+    for row in rows:
+        print(format_explain(f"{row['trace']} ({row.get('workload', '?')})", row.get("explain") or {}))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     ap.add_argument("--data", type=Path, default=DATA, help="folder of the real traces (../shared/data)")
     ap.add_argument("--trace", action="append", choices=[t.name for t in TRACES], help="only these traces")
     ap.add_argument("--jobs", type=int, default=1, help="traces replayed in parallel (processes). Default 1")
+    ap.add_argument("--workload", default=WORKLOAD, help=f"reference workload to replay. Default {WORKLOAD}")
+    ap.add_argument("--after", type=float, default=AFTER.days, metavar="DAYS",
+                    help=f"days after the event's end that are replayed and measured. Default {AFTER.days}")
+    ap.add_argument("--explain", action="store_true",
+                    help="also print where Ebbtide's replica-hours go (scaler/replay/explain.py)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--from-json", type=Path, metavar="FILE", help="print the table of an earlier --json run")
     args = ap.parse_args(argv)
     if args.from_json:
-        print_table(json.loads(args.from_json.read_text())["traces"])
+        rows = json.loads(args.from_json.read_text())["traces"]
+        print_table(rows)
+        if args.explain:
+            print_explain(rows)
         return 0
     if not args.data.is_dir():
         print(f"skipped: real traces not found at {args.data} (set EBBTIDE_SHARED_DATA)", file=sys.stderr)
@@ -170,16 +195,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped {t.name}: {args.data / t.file} not found", file=sys.stderr)
             continue
         todo.append(t)
+    after = timedelta(days=args.after)
+    n = len(todo)
     if args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            rows = list(pool.map(run_trace, todo, [args.data] * len(todo)))
+            rows = list(pool.map(run_trace, todo, [args.data] * n, [args.workload] * n, [after] * n))
     else:
-        rows = [run_trace(t, args.data) for t in todo]
+        rows = [run_trace(t, args.data, args.workload, after) for t in todo]
     if args.json:
-        json.dump({"targets": TARGETS, "after_days": AFTER.days, "traces": rows}, sys.stdout, indent=2)
+        json.dump({"targets": TARGETS, "after_days": args.after, "workload": args.workload, "traces": rows},
+                  sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print_table(rows)
+        if args.explain:
+            print_explain(rows)
     return 0
 
 

@@ -226,11 +226,14 @@ class Scaling(Strict):
     max_replicas: int = Field(ge=1, description="Ceiling on replicas, pods (required; >= min_replicas).")
     quantile: float = Field(
         default=0.9, ge=0.5, le=0.995,
-        description="Forecast quantile capacity is sized to (the forecast's yhat_upper), 0.5-0.995.",
+        description="Forecast quantile (the forecast's yhat_upper) for capacity bought before demand is seen: the "
+        "growth expected over the lead window and event pre-scaling; the level observed now is not inflated by "
+        "it. 0.5-0.995.",
     )
     headroom: float = Field(
         default=0.15, ge=0.0, le=2.0,
-        description="Extra capacity above the sized demand, as a fraction (0.15 = +15%), 0-2.",
+        description="Extra capacity above the sized demand, as a fraction (0.15 = +15%), 0-2: guards against "
+        "per-replica capacity error and demand moving between observations (an HPA's 0.8 target is +25%).",
     )
     max_scale_down_fraction: Fraction = Field(
         default=0.1,
@@ -238,7 +241,8 @@ class Scaling(Strict):
     )
     scale_down_cooldown: Duration = Field(
         default=timedelta(minutes=10),
-        description="Minimum time after any scaling action before the next scale-down.",
+        description="Minimum time after the last scale-up before a scale-down (no flapping); consecutive "
+        "scale-downs are paced by max_scale_down_fraction and stabilization instead.",
     )
     scale_up_cooldown: Duration = Field(
         default=timedelta(0), description="Minimum time between scale-ups (0s: never delay a scale-up)."

@@ -41,9 +41,13 @@ every pod. Otherwise `apply_via` is `scale` and the current count is the scale s
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
+import json
 import math
-from dataclasses import asdict, dataclass
+import weakref
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -69,6 +73,7 @@ from scaler.safety import (
     check_demand,
     check_slis,
     clamp,
+    anchored_growth,
     cooldowns,
     fmt,
     guard_state,
@@ -108,31 +113,78 @@ def _ns(t: datetime) -> int:
     return pd.Timestamp(t).value
 
 
-def _view(forecast: Forecast | None) -> tuple[_ForecastView | None, str]:
-    """Arrays of a usable forecast, or None and why not (absent, empty, infinite or negative)."""
-    if forecast is None:
-        return None, "no forecast"
+_COLUMNS = ("yhat", "yhat_lower", "yhat_upper")
+
+
+def _arrays(forecast: Forecast) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps ns, float array of shape (3, n): yhat, yhat_lower, yhat_upper)."""
     frame = forecast.frame
-    if len(frame) == 0:
+    values = np.stack([frame[c].to_numpy(dtype=float) for c in _COLUMNS]) if len(frame) else np.empty((3, 0))
+    return _index_ns(forecast.index), values
+
+
+def _view(arrays: tuple[np.ndarray, np.ndarray] | None) -> tuple[_ForecastView | None, str]:
+    """Arrays of a usable forecast, or None and why not (absent, empty, infinite or negative)."""
+    if arrays is None:
+        return None, "no forecast"
+    ts, values = arrays
+    if ts.size == 0:
         return None, "forecast is empty"
-    upper = frame["yhat_upper"].to_numpy(dtype=float)
-    yhat = frame["yhat"].to_numpy(dtype=float)
+    yhat, upper = values[0], values[2]
     if np.isinf(upper).any() or (upper < 0).any() or np.isinf(yhat).any() or (yhat < 0).any():
         return None, "forecast holds infinite or negative values"
-    ts = _index_ns(forecast.index)
     step_ns = int(np.median(np.diff(ts))) if ts.size > 1 else 0
     return _ForecastView(ts, step_ns, yhat, upper), ""
 
 
-def _forecast_digest(tf: TrustedForecast) -> object:
+def _forecast_digest(tf: TrustedForecast, arrays: tuple[np.ndarray, np.ndarray] | None) -> object:
     """A JSON-able identity of the forecast: a hash of its frame's bytes plus its metadata."""
-    if tf.forecast is None:
+    if tf.forecast is None or arrays is None:
         return [None, tf.trusted, list(tf.reasons)]
     f = tf.forecast
-    h = hashlib.sha256(_index_ns(f.index).tobytes())
-    for col in ("yhat", "yhat_lower", "yhat_upper"):
-        h.update(np.ascontiguousarray(f.frame[col].to_numpy(dtype=float)).tobytes())
+    h = hashlib.sha256(arrays[0].tobytes())
+    h.update(arrays[1].tobytes())
     return [h.hexdigest(), f.model, f.upper_quantile, f.lower_quantile, list(f.notes), tf.trusted, list(tf.reasons)]
+
+
+# --------------------------------------------------------------------------- inputs digest
+# Policies and workloads are frozen pydantic models: their canonical JSON is hashed once per
+# object (keyed by id, dropped when the object is collected, the weakref guarding id reuse),
+# not on every tick. The value dataclasses (observation, state) are turned into plain JSON
+# values by a shallow walk, without dataclasses.asdict's deep copies.
+_MODEL_DIGESTS: dict[int, tuple[weakref.ref, str]] = {}
+
+
+def _model_digest(model: Policy | Workload) -> str:
+    """SHA-256 of the model's canonical JSON (as policies.loading.policy_digest), cached per object."""
+    key = id(model)
+    hit = _MODEL_DIGESTS.get(key)
+    if hit is not None and hit[0]() is model:
+        return hit[1]
+    canonical = json.dumps(model.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    value = hashlib.sha256(canonical.encode()).hexdigest()
+    try:
+        ref = weakref.ref(model, lambda _r, k=key: _MODEL_DIGESTS.pop(k, None))
+    except TypeError:  # not weak-referenceable: do not cache
+        return value
+    _MODEL_DIGESTS[key] = (ref, value)
+    return value
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _plain(x: object) -> object:
+    """A dataclass value as JSON-able data (fields in order; tuples as lists; datetimes as text)."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return [_plain(getattr(x, name)) for name in _field_names(type(x))]
+    if isinstance(x, (tuple, list)):
+        return [_plain(v) for v in x]
+    if isinstance(x, datetime):
+        return x.isoformat()
+    return x
 
 
 def _index_ns(index: pd.DatetimeIndex) -> np.ndarray:
@@ -187,7 +239,8 @@ def plan(
     notes: list[str] = []
 
     # ---- data checks (they feed sizing and the guard)
-    view, view_problem = _view(forecast.forecast)
+    arrays = _arrays(forecast.forecast) if forecast.forecast is not None else None
+    view, view_problem = _view(arrays)
     fc_now = view.max_of(view.upper, now, now) if view is not None else None
     demand = check_demand(
         quality.demand_now, quality.demand_at, now, policy.prometheus.max_staleness,
@@ -214,13 +267,26 @@ def plan(
         distrust.append(f"forecast has no point in [now, now + {format_duration(lead)}]")
     observed = fmt(demand.value) if demand.ok else f"unusable: {demand.problem}"
     sized: float | None
-    if usable:
-        sized = max(fc_demand, demand.value) if demand.ok else fc_demand
+    if usable and demand.ok:
+        # Anchored on the observation: the forecast's level error is already resolved by the
+        # demand observed, so only the growth it expects over the lead window is added.
+        fc_obs = view.max_of(view.upper, quality.demand_at, quality.demand_at)
+        base = fc_obs if fc_obs is not None else fc_now
+        growth = anchored_growth(fc_demand, base, per)
+        sized = demand.value * growth
+        steps.append(Step(
+            "demand", fc_demand, sized,
+            f"sized for demand {fmt(sized)}: observed {fmt(demand.value)} x expected growth {growth:.3g} "
+            f"over the next {format_duration(lead)} (pod start-up {format_duration(workload.pod_startup)} + "
+            f"one tick): forecast yhat_upper (q{sc.quantile:g}) peaks at {fmt(fc_demand)} there, "
+            f"{fmt(base)} when demand was observed",
+        ))
+    elif usable:
+        sized = fc_demand
         steps.append(Step(
             "demand", fc_demand, sized,
             f"sized for demand {fmt(sized)}: highest forecast yhat_upper (q{sc.quantile:g}) over the next "
-            f"{format_duration(lead)} (pod start-up {format_duration(workload.pod_startup)} + one tick) is "
-            f"{fmt(fc_demand)}, observed now {observed}",
+            f"{format_duration(lead)}; demand observed now is {observed}",
         ))
     elif demand.ok:
         sized = demand.value
@@ -327,8 +393,8 @@ def plan(
         data_ok=demand.ok and slis.data_ok,
         bitrate=caps,
         inputs_digest=digest(
-            _forecast_digest(forecast), asdict(quality), workload.model_dump(mode="json"),
-            policy.model_dump(mode="json", by_alias=True), asdict(state), now.isoformat(),
+            _forecast_digest(forecast, arrays), _plain(quality), _model_digest(workload),
+            _model_digest(policy), _plain(state), now.isoformat(),
         ),
         notes=tuple(notes),
     )

@@ -55,6 +55,19 @@ def replicas_for(demand: float, headroom: float, per_replica: float) -> int:
     return max(0, math.ceil(round(exact, 9)))
 
 
+def anchored_growth(forecast_ahead: float, forecast_at_observation: float | None, per_replica: float) -> float:
+    """Growth the forecast expects from the observation to the lead window, as a factor >= 1.
+
+    (forecast_ahead + per_replica) / (forecast_at_observation + per_replica), at least 1: the
+    demand observed, times this, is what capacity is sized to. One pod's worth is added to both
+    levels so that a forecast near zero (a night, a shutdown) cannot turn noise into a huge
+    factor. Without a forecast level at the observation (None, not finite): 1.
+    """
+    if forecast_at_observation is None or not math.isfinite(forecast_at_observation):
+        return 1.0
+    return max(1.0, (forecast_ahead + per_replica) / (forecast_at_observation + per_replica))
+
+
 def scale_step(current: int, fraction: float) -> int:
     """Largest scale-down per tick, pods: max(1, floor(current * fraction)).
 
@@ -295,20 +308,23 @@ def cooldowns(
     scale_up_cooldown: timedelta,
     needed_now: int | None,
 ) -> tuple[int, Step]:
-    """Cooldowns. Scale-down waits `scale_down_cooldown` after ANY action (up or down).
+    """Cooldowns. Scale-down waits `scale_down_cooldown` after the last scale-UP (no flapping:
+    pods just added are not given back at once); consecutive scale-downs are paced by the step
+    limit and the stabilisation window instead, so following demand down is not slowed to one
+    step per cooldown. `last_scale_down_at` is accepted for the reason text only.
 
     Scale-up waits `scale_up_cooldown` after the last scale-up, but only the part driven by the
     forecast: the pods `needed_now` for the demand observed right now are never delayed
     (scale-up never waits), so during the cooldown x becomes max(current, min(x, needed_now)).
     """
     if x < current:
-        last = max((t for t in (last_scale_up_at, last_scale_down_at) if t is not None), default=None)
+        last = last_scale_up_at
         if last is not None and now - last < scale_down_cooldown:
             left = scale_down_cooldown - (now - last)
             return current, Step(
                 "cooldown", x, current,
                 f"kept {current}: scale-down cooldown of {format_duration(scale_down_cooldown)} after the "
-                f"last action at {last.isoformat()} ({format_duration(left)} left)",
+                f"last scale-up at {last.isoformat()} ({format_duration(left)} left)",
             )
         return x, Step("cooldown", x, x, "no cooldown in force")
     if x > current and last_scale_up_at is not None and now - last_scale_up_at < scale_up_cooldown:

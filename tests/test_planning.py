@@ -2,10 +2,13 @@
 pod start-up 60s, so the lead window is 2 minutes).
 
 Cases:
-- sizing: forecast quantile over the lead window (a jump inside it counts, one after it does
-  not); observed demand above the forecast wins; headroom rounding (1000 x 1.1 / 100 = 11).
-- clamp to min/max with nomad-style reasons; step limit; stabilisation window; scale-down and
-  scale-up cooldowns (the demand observed now is never delayed).
+- sizing: observed demand times the growth the forecast quantile expects over the lead window
+  (a jump inside it counts, one after it does not); a forecast level above the observation buys
+  nothing; untrusted forecast: no growth; missing demand: the forecast level; observed demand
+  above the forecast wins; headroom rounding (1000 x 1.1 / 100 = 11).
+- clamp to min/max with nomad-style reasons; step limit; stabilisation window; scale-down
+  cooldown after a scale-up only; scale-up cooldown (the demand observed now is never delayed).
+- the inputs digest of equal policies held in different objects is equal.
 - quality guard: breach freezes scale-in and holds for `hold`; expiry; scale_up on breach, once
   per pod start-up; stale, missing and absurd demand; missing SLI reading.
 - untrusted forecast: reactive sizing with the trust reasons; no demand -> hold; a forecast that
@@ -41,14 +44,15 @@ def run(fc, observed, wl=None, current=8, memory=None, now=NOW, pol=None, **stat
 
 
 # --------------------------------------------------------------------------- sizing
-def test_scale_up_to_forecast_quantile_with_headroom():
-    p = run(trusted(flat(950)), obs(800), current=8)
-    # 950 x 1.1 / 100 = 10.45 -> 11
+def test_scale_up_for_observed_demand_times_forecast_growth():
+    p = run(trusted(forecast([800, 900, 1000] + [1000] * 60)), obs(800), current=8)
+    # growth over the lead window (1000 + 100) / (800 + 100); 800 x 1.222 = 977.8; x 1.1 / 100 = 10.76 -> 11
     assert p.target_replicas == 11
     assert p.apply_via == "scale"
-    assert step(p, "demand").after == 950
+    assert step(p, "demand").before == 1000
+    assert step(p, "demand").after == pytest.approx(800 * 1100 / 900)
     assert step(p, "headroom").after == 11
-    assert "950" in step(p, "demand").reason and "2m" in step(p, "demand").reason
+    assert "1000" in step(p, "demand").reason and "2m" in step(p, "demand").reason
     assert p.memory.last_scale_up_at == NOW and p.memory.last_scale_down_at is None
     assert p.memory.recommendations == ((NOW, 11),)
     assert p.memory.last_demand == 800
@@ -58,11 +62,25 @@ def test_scale_up_to_forecast_quantile_with_headroom():
 def test_jump_inside_lead_window_counts_but_not_after_it():
     inside = [500, 500, 1500] + [500] * 60  # 1500 at now + 2m: inside [now, now + 60s + 1m]
     after = [500, 500, 500, 1500] + [500] * 60  # 1500 at now + 3m: outside
-    assert run(trusted(forecast(inside)), obs(400), current=8).target_replicas == 17  # 1650/100
-    # 550/100 -> 6, but one tick may remove at most max(1, floor(8 x 0.1)) = 1 pod
+    # growth (1500 + 100) / (500 + 100) = 2.667: 400 x 2.667 x 1.1 / 100 = 11.7 -> 12
+    assert run(trusted(forecast(inside)), obs(400), current=8).target_replicas == 12
+    # no growth: 400 x 1.1 / 100 -> 5, but one tick may remove at most max(1, floor(8 x 0.1)) = 1 pod
     p = run(trusted(forecast(after)), obs(400), current=8)
-    assert step(p, "headroom").after == 6
+    assert step(p, "headroom").after == 5
     assert p.target_replicas == 7
+
+
+def test_forecast_level_above_observed_demand_buys_nothing():
+    # the observation settles the level: a forecast 20% above it adds no pods
+    p = run(trusted(flat(1200)), obs(1000), current=8)
+    assert step(p, "demand").after == 1000 and p.target_replicas == 11
+
+
+def test_untrusted_forecast_growth_is_not_used_and_missing_demand_uses_the_forecast():
+    fc = forecast([500, 500, 1500] + [500] * 60)
+    assert run(untrusted(fc), obs(400), current=8).target_replicas == 7  # reactive: 5, one step down
+    p = run(trusted(fc), obs(None), current=8)
+    assert step(p, "demand").after == 1500 and p.target_replicas == 17  # guard: no scale-in; 1650/100
 
 
 def test_observed_demand_above_forecast_wins():
@@ -72,12 +90,12 @@ def test_observed_demand_above_forecast_wins():
 
 
 def test_headroom_rounding_does_not_buy_a_pod():
-    assert run(trusted(flat(1000)), obs(0), current=11).target_replicas == 11
+    assert run(trusted(flat(1000)), obs(1000), current=11).target_replicas == 11
 
 
 # --------------------------------------------------------------------------- limits and pacing
 def test_clamp_to_max_and_min():
-    p = run(trusted(flat(5000)), obs(100), current=40)
+    p = run(trusted(flat(5000)), obs(5000), current=40)
     assert p.target_replicas == 50
     assert step(p, "clamp").reason == (
         "capped count from 55 to 50 to stay within limits (min_replicas 1, max_replicas 50)"
@@ -88,7 +106,7 @@ def test_clamp_to_max_and_min():
 
 @pytest.mark.parametrize(("fraction", "expected"), [(0.1, 36), (0.25, 30), (0.0, 39)])
 def test_scale_down_step_limit(fraction, expected):
-    p = run(trusted(flat(1000)), obs(900), wl=workload(max_scale_down_fraction=fraction), current=40)
+    p = run(trusted(flat(1000)), obs(1000), wl=workload(max_scale_down_fraction=fraction), current=40)
     assert step(p, "clamp").after == 11
     assert p.target_replicas == expected
     assert p.memory.last_scale_down_at == NOW
@@ -97,14 +115,14 @@ def test_scale_down_step_limit(fraction, expected):
 
 def test_stabilisation_holds_at_highest_recent_recommendation():
     mem = PlannerMemory(recommendations=((NOW - 6 * MIN, 45), (NOW - 4 * MIN, 25), (NOW - 2 * MIN, 30)))
-    p = run(trusted(flat(1000)), obs(900), wl=workload(max_scale_down_fraction=0.5), current=40, memory=mem)
+    p = run(trusted(flat(1000)), obs(1000), wl=workload(max_scale_down_fraction=0.5), current=40, memory=mem)
     assert step(p, "step_limit").after == 20
     assert step(p, "stabilization").after == 30  # 45 is older than the 5m window
     assert p.target_replicas == 30
     assert p.memory.recommendations == ((NOW - 4 * MIN, 25), (NOW - 2 * MIN, 30), (NOW, 11))
 
 
-def test_scale_down_cooldown_after_any_action():
+def test_scale_down_cooldown_after_a_scale_up_only():
     recent = PlannerMemory(last_scale_up_at=NOW - 5 * MIN)
     p = run(trusted(flat(1000)), obs(900), current=40, memory=recent)
     assert p.target_replicas == 40
@@ -112,19 +130,24 @@ def test_scale_down_cooldown_after_any_action():
     assert p.memory.last_scale_up_at == recent.last_scale_up_at  # no action taken
     older = PlannerMemory(last_scale_down_at=NOW - 10 * MIN)
     assert run(trusted(flat(1000)), obs(900), current=40, memory=older).target_replicas == 36
+    # a scale-down a minute ago does not hold the next step down
+    just_down = PlannerMemory(last_scale_down_at=NOW - MIN, last_scale_up_at=NOW - 11 * MIN)
+    assert run(trusted(flat(1000)), obs(900), current=40, memory=just_down).target_replicas == 36
 
 
 def test_scale_up_cooldown_never_delays_demand_observed_now():
     wl = workload(scale_up_cooldown="10m")
     mem = PlannerMemory(last_scale_up_at=NOW - 2 * MIN)
-    # forecast wants 22, demand now needs ceil(990/100) = 10: the cooldown allows only 10
-    p = run(trusted(flat(2000)), obs(900), wl=wl, current=8, memory=mem)
-    assert step(p, "cooldown").before == 22 and p.target_replicas == 10
+    # observed a minute ago at forecast 900; 2000 ahead: growth 2100 / 1000 = 2.1
+    rising = trusted(forecast([900] + [2000] * 100, start=NOW - MIN))
+    # forecast wants ceil(900 x 2.1 x 1.1 / 100) = 21, demand now needs ceil(990/100) = 10: only 10
+    p = run(rising, obs(900, at=NOW - MIN), wl=wl, current=8, memory=mem)
+    assert step(p, "cooldown").before == 21 and p.target_replicas == 10
     # demand now fits 8 pods: the forecast-driven scale-up waits
-    assert run(trusted(flat(2000)), obs(700), wl=wl, current=8, memory=mem).target_replicas == 8
-    # the scale-DOWN cooldown never touches a scale-up
+    assert run(rising, obs(700, at=NOW - MIN), wl=wl, current=8, memory=mem).target_replicas == 8
+    # the scale-DOWN cooldown never touches a scale-up: ceil(700 x 2.1 x 1.1 / 100) = 17
     down = PlannerMemory(last_scale_down_at=NOW - MIN)
-    assert run(trusted(flat(2000)), obs(700), current=8, memory=down).target_replicas == 22
+    assert run(rising, obs(700, at=NOW - MIN), current=8, memory=down).target_replicas == 17
 
 
 # --------------------------------------------------------------------------- quality guard
@@ -245,18 +268,18 @@ def test_pre_scales_before_event_ramp():
     wl = workload()
     with_event = policy(wl, events=[EVENT])
     p = run(trusted(_ramp_forecast()), obs(450), wl=wl, current=6, pol=with_event)
-    assert step(p, "headroom").after == 6  # the lead window only sees 543
+    assert step(p, "headroom").after == 5  # no growth in the lead window: 450 x 1.1 / 100 -> 5
     assert step(p, "event").after == 33  # 3000 x 1.1 / 100
     assert p.target_replicas == 33
     assert "flash-sale" in step(p, "event").reason
-    # without the calendar entry, only the lead window counts
-    assert run(trusted(_ramp_forecast()), obs(450), wl=wl, current=6).target_replicas == 6
+    # without the calendar entry, only the lead window counts (one step down to 5)
+    assert run(trusted(_ramp_forecast()), obs(450), wl=wl, current=6).target_replicas == 5
 
 
 def test_no_pre_scaling_long_before_the_ramp_and_kept_during_it():
     wl = workload()
     far = dict(EVENT, start=(NOW + 10 * MIN).isoformat())
-    p = run(trusted(flat(500)), obs(450), wl=wl, current=6, pol=policy(wl, events=[far]))
+    p = run(trusted(flat(500)), obs(500), wl=wl, current=6, pol=policy(wl, events=[far]))
     assert p.target_replicas == 6 and step(p, "event").after == 6
     # 20 minutes into the ramp, the forecast still peaks at 3000 by the event's peak
     t = NOW + 20 * MIN
@@ -277,10 +300,10 @@ def test_untrusted_forecast_holds_near_event_start():
 # --------------------------------------------------------------------------- HPA
 def test_hpa_owned_moves_min_replicas():
     wl = workload(hpa="edge-hpa")
-    p = run(trusted(flat(2000)), obs(900), wl=wl, current=12, hpa_min=5, hpa_max=60)
+    p = run(trusted(flat(2000)), obs(2000), wl=wl, current=12, hpa_min=5, hpa_max=60)
     assert p.apply_via == "hpa_min_replicas"
     assert p.current_replicas == 5 and p.target_replicas == 22
-    capped = run(trusted(flat(5000)), obs(900), wl=wl, current=12, hpa_min=5, hpa_max=30)
+    capped = run(trusted(flat(5000)), obs(5000), wl=wl, current=12, hpa_min=5, hpa_max=30)
     assert capped.target_replicas == 30 and "HPA maxReplicas 30" in step(capped, "clamp").reason
 
 
@@ -309,15 +332,26 @@ def test_equal_inputs_equal_plans_and_digest():
     assert d.inputs_digest != a.inputs_digest
 
 
+def test_digest_is_equal_for_equal_policies_in_different_objects_and_changes_with_them():
+    wl = workload()
+    a = run(trusted(flat(950)), obs(950), wl=wl, pol=policy(wl))
+    b = run(trusted(flat(950)), obs(950), wl=workload(), pol=policy(workload()))
+    assert a.inputs_digest == b.inputs_digest
+    pol = policy(wl)
+    changed = pol.model_copy(update={"dry_run": not pol.dry_run})
+    assert run(trusted(flat(950)), obs(950), wl=wl, pol=changed).inputs_digest != a.inputs_digest
+    assert run(trusted(flat(950)), obs(950), wl=workload(headroom=0.2), pol=pol).inputs_digest != a.inputs_digest
+
+
 def test_plan_to_json_round_trips_through_json():
-    p = run(trusted(flat(950)), obs(800), current=8)
+    p = run(trusted(flat(950)), obs(950), current=8)
     d = json.loads(json.dumps(p.to_json()))
     assert d["target_replicas"] == 11
     assert [s["step"] for s in d["steps"]] == [
         "demand", "headroom", "event", "clamp", "step_limit", "stabilization", "cooldown",
         "quality_guard", "limits",
     ]
-    assert d["memory"]["last_demand"] == 800
+    assert d["memory"]["last_demand"] == 950
 
 
 BITRATE = {
@@ -356,8 +390,11 @@ def test_worked_example_in_docs():
     mem = PlannerMemory(recommendations=((NOW - 6 * MIN, 45), (NOW - 4 * MIN, 25), (NOW - 2 * MIN, 30)),
                         last_scale_down_at=NOW - 12 * MIN)
     p = run(trusted(fc), obs(880, slis={"rebuffering": 0.011}), wl=wl, current=40, memory=mem)
-    assert [(s.name, s.before, s.after) for s in p.steps] == [
-        ("demand", 1000, 1000), ("headroom", 1000, 11), ("event", 11, 11), ("clamp", 11, 11),
+    # growth (1000 + 100) / (900 + 100) = 1.1 on the 880 observed: 968
+    assert step(p, "demand").before == 1000 and step(p, "demand").after == pytest.approx(968)
+    assert step(p, "headroom").after == 11  # ceil(968 x 1.1 / 100) = ceil(10.648)
+    assert [(s.name, s.before, s.after) for s in p.steps][2:] == [
+        ("event", 11, 11), ("clamp", 11, 11),
         ("step_limit", 11, 20), ("stabilization", 20, 30), ("cooldown", 30, 30),
         ("quality_guard", 30, 30), ("limits", 30, 30),
     ]
@@ -395,5 +432,5 @@ def test_now_without_zone_is_refused():
 def test_forecast_index_unit_does_not_matter():
     fc = forecast([500, 500, 1500] + [500] * 60)
     micro = type(fc)(fc.frame.set_axis(fc.frame.index.as_unit("us")), model="test")
-    assert run(trusted(micro), obs(400), current=8).target_replicas == 17
-    assert run(trusted(fc), obs(400), current=8).target_replicas == 17
+    assert run(trusted(micro), obs(400), current=8).target_replicas == 12
+    assert run(trusted(fc), obs(400), current=8).target_replicas == 12

@@ -4,10 +4,11 @@ Cases:
 - a short synthetic sale with a fast fake forecaster and the real planner: every strategy stays
   within [min, max], ready <= replicas, the timeline's means add up to the summary's
   replica-hours, the war state costs at least the HPA, the post-event window starts at the
-  event's end, the forecast is used (trusted ticks), and the result is JSON-serialisable;
+  event's end, the forecast is used (trusted ticks), the explain breakdown adds up to the
+  window's replica-hours, and the result is JSON-serialisable;
 - no leakage: a spy model records what each fit saw; every history ends before now - metric lag
   (complete intervals only), and every forecast handed to the planner starts at the interval
-  holding `now`;
+  holding the newest observation (now - metric lag);
 - the real EbbtideForecaster over the last two days of a synthetic trace (slow);
 - CLI: a bad CSV, an unknown workload and a bad policy exit 2 with a clear `error:` line;
   --timeline-out writes the documented columns (bitrate caps included when the policy plans
@@ -98,6 +99,11 @@ def test_end_to_end_with_fake_forecaster():
     assert r.trusted_ticks > 0 and r.forecast.refits > 0
     [w] = r.windows
     assert w.start == tr.events[0].end and w.end == r.end
+    # the explain breakdown adds up to the replica-hours Ebbtide wrote over the window
+    ex = w.explain
+    assert sum(ex["parts_replica_hours"].values()) == pytest.approx(ex["replica_hours"], abs=1.0)
+    assert ex["replica_hours"] == pytest.approx(w.strategies["ebbtide"].replica_hours, rel=0.02)
+    assert 0 <= ex["trusted_tick_share"] <= 1
     json.dumps(r.to_dict())
 
 
@@ -126,7 +132,10 @@ def test_no_leakage_spy_model():
     step = pd.Timedelta(tr.series.step)
     for _, now, first in (e for e in log if e[0] == "plan"):
         if first is not None:
-            assert first <= pd.Timestamp(now) < first + step
+            # the slice starts at the point holding the newest observation (now - lag): the
+            # planner compares the observation with the forecast for its time
+            seen = pd.Timestamp(now) - lag
+            assert first <= seen < first + step
 
 
 @pytest.mark.slow

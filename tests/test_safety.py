@@ -138,6 +138,9 @@ def test_cooldowns():
     ten = timedelta(minutes=10)
     assert cooldowns(30, 40, NOW, NOW - 9 * MIN, None, ten, timedelta(0), None)[0] == 40
     assert cooldowns(30, 40, NOW, None, NOW - 10 * MIN, ten, timedelta(0), None)[0] == 30
+    # a recent scale-DOWN does not hold the next one (the step limit paces descents)
+    assert cooldowns(30, 40, NOW, None, NOW - MIN, ten, timedelta(0), None)[0] == 30
+    assert cooldowns(30, 40, NOW, NOW - 11 * MIN, NOW - MIN, ten, timedelta(0), None)[0] == 30
     assert cooldowns(30, 40, NOW, None, None, ten, timedelta(0), None)[0] == 30
     # scale-up cooldown: only up to what demand now needs, never below current
     assert cooldowns(60, 40, NOW, NOW - MIN, None, ten, ten, 50)[0] == 50

@@ -94,8 +94,10 @@ class ReplayForecaster:
             return self._verdict
         now_ts = pd.Timestamp(now)
         frame = self._frame
-        # Buckets not over yet (ts + step > now) and starting within the horizon.
-        lo = frame.index.searchsorted(now_ts - self._step, side="right")
+        # Buckets not over yet at the newest observation (ts + step > data_until: the planner
+        # compares the observation with the forecast for its time) up to the horizon.
+        seen_ts = min(now_ts, pd.Timestamp(data_until))
+        lo = frame.index.searchsorted(seen_ts - self._step, side="right")
         hi = frame.index.searchsorted(now_ts + pd.Timedelta(self.settings.horizon), side="left")
         sliced = frame.iloc[lo:hi]
         if sliced.empty:

@@ -29,6 +29,7 @@ from policies.schema import Policy, QualitySli, Workload
 from scaler.bitrate import egress_gb_per_hour
 from scaler.plans import Observation, Plan, PlannerMemory, PlanningState, SliReading, TrustedForecast, WorkloadState
 from scaler.replay.cluster import SimulatedCluster
+from scaler.replay.explain import TickLog, explain
 from scaler.replay.forecasting import ForecastStats, ReplayForecaster, forecast_history
 from scaler.replay.hpa import HpaReplay, HpaSettings
 from scaler.replay.warstate import HOLD_AFTER, WarWindow, war_floor, war_windows
@@ -82,10 +83,13 @@ class WindowSummary:
     start: datetime
     end: datetime
     strategies: dict[str, StrategySummary]
+    explain: dict = field(default_factory=dict)
+    """Where Ebbtide's replica-hours went (scaler.replay.explain.explain), in replica-hours."""
 
     def to_dict(self) -> dict:
         return {"event": self.event, "start": _iso(self.start), "end": _iso(self.end),
-                "strategies": {k: v.to_dict() for k, v in self.strategies.items()}}
+                "strategies": {k: v.to_dict() for k, v in self.strategies.items()},
+                "explain": self.explain}
 
 
 @dataclass(frozen=True)
@@ -274,6 +278,7 @@ def replay(
     trusted_arr = np.zeros(n, dtype=bool)
     ticks = trusted_ticks = 0
     trusted_now = False
+    log = TickLog()
     progress_every = max(1, 3600 // dt)
 
     for k in range(n):
@@ -298,6 +303,10 @@ def replay(
                               slis=healthy_slis(workload.quality, seen_at), tier_viewers=tier_viewers)
             p = planner(tf, obs, workload, policy, state, now)
             memory = p.memory
+            f0 = tf.forecast.frame if tf.forecast is not None and len(tf.forecast.frame) else None
+            log.add(t, p, obs.demand_now, workload.scaling.headroom, per_replica,
+                    float(f0["yhat"].iat[0]) if f0 is not None else None,
+                    float(f0["yhat_upper"].iat[0]) if f0 is not None else None)
             ticks += 1
             trusted_now = bool(p.forecast_trusted)
             trusted_ticks += int(trusted_now)
@@ -341,6 +350,13 @@ def replay(
     rec = _Recording(t_start, dt, demand, desired, ready, cap_arr, tiers, shares if egress_known else None,
                      top_kbps, per_replica, _price_per_replica_hour(policy, workload))
     strategies = rec.summarise(0, n)
+    def capacity_and_demand(strategy: str, a_s: int, b_s: int) -> tuple[float, float]:
+        i = STRATEGIES.index(strategy)
+        k0, k1 = (a_s - t_start) // dt, (b_s - t_start) // dt
+        d = demand[k0:k1]
+        d = np.where(np.isfinite(d), d, 0.0)
+        return float(ready[i, k0:k1].sum()) * per_replica, float(d.sum())
+
     windows = []
     for ev in span_events:
         w0 = max(_to_s(ev.end), t_start)
@@ -349,7 +365,9 @@ def replay(
             continue
         k0, k1 = (w0 - t_start) // dt, (w1 - t_start) // dt
         windows.append(WindowSummary(ev.name, _dt(t_start + k0 * dt), _dt(t_start + k1 * dt),
-                                     rec.summarise(int(k0), int(k1))))
+                                     rec.summarise(int(k0), int(k1)),
+                                     explain(log, t_start + k0 * dt, t_start + k1 * dt, tick_s, demand_at,
+                                             per_replica, capacity_and_demand)))
     timeline = rec.timeline(trace_t0, step_s, trusted_arr)
     notes = list(fc.stats.failures[:5])
     if not egress_known and bitrate:
