@@ -12,6 +12,13 @@ Features for one event occurrence (start <= peak <= end, times in hours from the
 - inside(t) = 1 on [start, end), else 0                                       (the event itself)
 - decay(t)  = exp(-(t - end) / tau) for t >= end, else 0                      (the ebb, 1 at end)
 - shape(t)  = ramp on [start, peak), 1 on [peak, end), decay(t) for t >= end  (one curve, 0..1)
+- settle(t) = 1 - decay(t) for t >= end, else 0                               (new peace level)
+
+`settle` is the optional move to a new peace level after the event: DOMAIN.md says some of the
+event's viewers stay as regulars, so the ebb may not return to the old level but to a raised (or
+lowered) floor, reached with the ebb's own time constant (0 at the end, 1 once the ebb is over).
+It is 0 at the end on purpose: a step there would compete with the ebb's starting height and,
+learnt from a few hours of tail, extrapolate a local misfit forever.
 
 `shape` ties the ebb's amplitude to the event's height: with one coefficient, a model that has
 seen the ramp and the peak also knows how high the ebb starts, even when cut at the peak.
@@ -87,6 +94,15 @@ def shape(grid: pd.DatetimeIndex, event: Event, tau: timedelta, step: timedelta 
     return out + decay(grid, event, tau, step)
 
 
+def settle(grid: pd.DatetimeIndex, event: Event, tau: timedelta, step: timedelta = timedelta(0)) -> np.ndarray:
+    """The move to the new peace level: 1 - exp(-(t - end)/tau) for t >= end, else 0 (0 -> 1)."""
+    t = _midpoints_s(grid, step)
+    out = np.zeros_like(t)
+    m = t >= _epoch_s(event.end)
+    out[m] = 1.0 - decay(grid, event, tau, step)[m]
+    return out
+
+
 def regressor_events(events: Iterable[Event], since: datetime, until: datetime) -> list[Event]:
     """Occurrences of sale/joint_live events (yearly ones repeated) that touch [since, until]."""
     occ = expand_events(tuple(e for e in events if e.kind in REGRESSOR_KINDS), since, until)
@@ -103,11 +119,16 @@ def event_features(
     events: Sequence[Event],
     tau_by_event: dict[str, timedelta],
     step: timedelta = timedelta(0),
+    with_settle: bool = False,
+    with_tail: bool = False,
 ) -> pd.DataFrame:
     """Hour-level regressors per sale/joint_live event: `<name>:shape` and `<name>:inside`,
-    indexed like `grid`. Occurrences of one yearly event share its columns (summed), so what an
-    earlier year taught applies to the next. `tau_by_event` maps the calendar name (without
-    `@year`) -> tau. Holiday-kind events are skipped (see `holidays_frame`).
+    indexed like `grid`; with `with_tail` also `<name>:tail` (the decay alone, 0 before the end:
+    lets the ebb's starting height differ from the peak-tied one once the tail is observed) and
+    with `with_settle` `<name>:settle` (the move to a new peace level), in that order.
+    Occurrences of one yearly event share its columns (summed), so what an earlier year taught
+    applies to the next. `tau_by_event` maps the calendar name (without `@year`) -> tau.
+    Holiday-kind events are skipped (see `holidays_frame`).
     """
     cols: dict[str, np.ndarray] = {}
     for ev in events:
@@ -116,8 +137,13 @@ def event_features(
         name = base_name(ev.name)
         if name not in tau_by_event:
             raise KeyError(f"no ebb time constant given for event {name!r}")
-        for suffix, values in (("shape", shape(grid, ev, tau_by_event[name], step)),
-                               ("inside", inside(grid, ev, step))):
+        tau = tau_by_event[name]
+        parts = [("shape", shape(grid, ev, tau, step)), ("inside", inside(grid, ev, step))]
+        if with_tail:
+            parts.append(("tail", decay(grid, ev, tau, step)))
+        if with_settle:
+            parts.append(("settle", settle(grid, ev, tau, step)))
+        for suffix, values in parts:
             key = f"{name}:{suffix}"
             cols[key] = cols[key] + values if key in cols else values
     return pd.DataFrame(cols, index=grid)

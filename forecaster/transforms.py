@@ -32,11 +32,15 @@ class Log1pScaled:
             raise ValueError(f"scale must be a positive finite number, got {self.scale}")
 
     @classmethod
-    def fit(cls, y: np.ndarray) -> "Log1pScaled":
-        """Scale = median of the finite positive values of `y`; 1.0 if there are none."""
+    def fit(cls, y: np.ndarray, fraction: float = 1.0) -> "Log1pScaled":
+        """Scale = `fraction` x the median of the finite positive values of `y` (1.0 if there
+        are none). A fraction below 1 makes z closer to log(y) over the usual range (so a
+        daily cycle that scales with the level stays additive in z) while zeros still map to 0."""
+        if not (np.isfinite(fraction) and fraction > 0):
+            raise ValueError(f"fraction must be a positive finite number, got {fraction}")
         v = np.asarray(y, dtype=float)
         v = v[np.isfinite(v) & (v > 0)]
-        return cls(float(np.median(v)) if v.size else 1.0)
+        return cls(fraction * float(np.median(v)) if v.size else 1.0)
 
     def forward(self, y: np.ndarray) -> np.ndarray:
         """y (>= 0; negatives are clipped to 0, NaN stays NaN) -> z."""

@@ -5,6 +5,8 @@ Cases:
 - inside: 1 on [start, end)
 - decay: exp(-(t - end)/tau) at known offsets (1/e after one tau, 1/e^2 after two), 0 before end
 - shape: ramp, plateau 1 from peak to end, then the decay
+- settle: 0 before the end, 1 - exp(-(t - end)/tau) after (hand values)
+- optional columns: `tail` and `settle` only when asked for, in a fixed order
 - zones: an event written in +08:00 lines up with the UTC grid; a non-UTC grid gives equal values
 - yearly recurrence: next year's occurrence shares the event's column (value 1 at next peak)
 - a missing tau is an error naming the event
@@ -67,6 +69,25 @@ def test_decay_known_offsets():
     assert d[8] == pytest.approx(math.exp(-1))  # one tau after the end
     assert d[10] == pytest.approx(math.exp(-2))
     assert d[7] == pytest.approx(math.exp(-0.5))
+
+
+def test_settle_hand_values():
+    st = evf.settle(grid(), sale(), tau=timedelta(hours=2))
+    assert st[:6].tolist() == [0.0] * 6  # before the end (06:00)
+    assert st[6] == pytest.approx(0.0)
+    assert st[8] == pytest.approx(1 - math.exp(-1))  # one tau after the end
+    assert st[10] == pytest.approx(1 - math.exp(-2))
+    # with a 1 h step the midpoint of the 06:00 bucket is half an hour after the end
+    assert evf.settle(grid(), sale(), timedelta(hours=2), step=H)[6] == pytest.approx(1 - math.exp(-0.25))
+
+
+def test_optional_tail_and_settle_columns():
+    g, taus = grid(), {"s": timedelta(hours=2)}
+    assert list(evf.event_features(g, [sale()], taus).columns) == ["s:shape", "s:inside"]
+    f = evf.event_features(g, [sale()], taus, with_settle=True, with_tail=True)
+    assert list(f.columns) == ["s:shape", "s:inside", "s:tail", "s:settle"]
+    np.testing.assert_allclose(f["s:tail"], evf.decay(g, sale(), timedelta(hours=2)))
+    np.testing.assert_allclose(f["s:tail"] + f["s:settle"], (np.arange(12) >= 6).astype(float))
 
 
 def test_decay_refuses_non_positive_tau():

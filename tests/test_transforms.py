@@ -2,6 +2,7 @@
 
 Cases:
 - scale = median of positive values (zeros and NaN ignored), 1.0 without positives
+- fraction: scale = fraction x that median; a non-positive fraction is refused
 - forward/inverse hand values: y = scale -> log 2, y = 3*scale -> log 4, 0 -> 0
 - exact round trip for any y >= 0 (hypothesis), NaN kept
 - negatives clipped: forward(-1) = 0, inverse(z < 0) = 0
@@ -51,3 +52,11 @@ def test_nan_kept_and_negatives_clipped():
 def test_bad_scale_refused(bad):
     with pytest.raises(ValueError):
         Log1pScaled(bad)
+
+
+def test_fraction_of_median():
+    assert Log1pScaled.fit(np.array([0.0, 1.0, 2.0, 3.0, 100.0]), fraction=0.1).scale == pytest.approx(0.25)
+    assert Log1pScaled.fit(np.array([0.0, np.nan]), fraction=0.1).scale == 1.0
+    for bad in (0.0, -1.0, math.inf):
+        with pytest.raises(ValueError):
+            Log1pScaled.fit(np.array([1.0]), fraction=bad)
