@@ -2,7 +2,7 @@
 
 Cases:
 - history window: the last complete bucket before now, on the epoch grid of the step;
-- a trusted forecast -> the hand-computed plan (10 -> 37) -> exactly one apply, live; the audit
+- a trusted forecast -> the hand-computed plan (10 -> 33) -> exactly one apply, live; the audit
   line carries the plan, its reasons and the apply result; gauges and write counter set;
 - --dry-run / policy dry_run: apply called with dry_run=True, the cluster unchanged, no write counted;
 - Prometheus down for every query: 0 scale-downs over 5 ticks, the tick holds and says so,
@@ -13,7 +13,13 @@ Cases:
 - too little history -> reactive, no fit at all;
 - a forecast whose rolling check misses (WAPE 0.50 > 0.35) -> not trusted, reactive;
 - refits on the workload's own interval, warm-started with the previous fit's params;
-- cluster read failure -> no plan, no apply, report not ok; apply failure -> reported, memory kept.
+- cluster read failure -> no plan, no apply, report not ok; apply failure -> reported, memory kept;
+- observed demand: ebbtide_observed_demand is the sample the tick planned with, absent while
+  Prometheus is down;
+- [slow] Kubernetes API faults through Controller.tick on the kmock emulator (real KubeCluster):
+  409, 429 (Retry-After) and 500 on the scale patch and a 500-after-commit on the bitrate
+  ConfigMap are retried and the final state is the plan's; a ConfigMap failing for good rolls
+  the replicas back (nothing partial), the error is reported and counted (figures printed).
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ import pytest
 
 import controller_fakes as f
 from forecaster.history import StaticMetricsSource
+from policies.loading import load_policy_text
 from scaler.controller import FIT_RETRY, AuditLog, Controller, LiveForecasterCache, history_window
 from scaler.metrics import ControllerMetrics
+from support.kube import kube_env  # noqa: F401 (fixture)
 
 
 def controller(source, cluster, *, model=f.ConstantModel, models=None, clock=None):
@@ -54,24 +62,26 @@ def test_trusted_forecast_gives_the_hand_computed_plan_and_one_live_apply():
     cluster = f.FakeCluster({"edge": 10})
     c, metrics, buf = controller(f.flat_source(3000), cluster)
     report = c.tick(f.make_policy(), dry_run=False, fit=True)
-    # Forecast upper = 1.1 x 3000 = 3300 (> observed 3000); ceil(3300 x 1.1 / 100) = ceil(36.3) = 37.
-    assert cluster.applies == [("edge", 37, False)]
-    assert cluster.replicas["edge"] == 37
+    # The forecast is flat (upper 3300 now and over the lead window), so the expected growth is 1:
+    # sized demand = observed 3000 x 1; ceil(3000 x 1.1 / 100) = 33.
+    assert cluster.applies == [("edge", 33, False)]
+    assert cluster.replicas["edge"] == 33
     out = report.outcomes[0]
     assert report.ok and not out.held and out.wrote
     assert out.plan.forecast_trusted and out.plan.steps[0].name == "demand"
     (line,) = audit_lines(buf)
     assert line["kind"] == "plan" and line["workload"] == "edge"
-    assert (line["current_replicas"], line["target_replicas"], line["dry_run"]) == (10, 37, False)
-    assert line["reasons"][1] == "ceil(3300 x (1 + 0.1) / 100 per replica) = 37 replicas"
+    assert (line["current_replicas"], line["target_replicas"], line["dry_run"]) == (10, 33, False)
+    assert line["reasons"][0].startswith("sized for demand 3000: observed 3000 x expected growth 1")
+    assert line["reasons"][1] == "ceil(3000 x (1 + 0.1) / 100 per replica) = 33 replicas"
     assert line["applied"]["changed"] is True and line["wrote"] is True
-    assert metrics.value("ebbtide_planned_replicas", {"workload": "edge"}) == 37
+    assert metrics.value("ebbtide_planned_replicas", {"workload": "edge"}) == 33
     assert metrics.value("ebbtide_current_replicas", {"workload": "edge"}) == 10
     assert metrics.value("ebbtide_forecast_trusted", {"workload": "edge"}) == 1
     assert metrics.value("ebbtide_forecast_demand", {"workload": "edge", "quantile": "upper"}) == pytest.approx(3300)
     assert metrics.value("ebbtide_writes_total", {"workload": "edge"}) == 1
-    # Savings: (50 max - 37 planned) x 1 min = 13/60 replica-hours.
-    assert metrics.value("ebbtide_estimated_savings_replica_hours_total", {"workload": "edge"}) == pytest.approx(13 / 60)
+    # Savings: (50 max - 33 planned) x 1 min = 17/60 replica-hours.
+    assert metrics.value("ebbtide_estimated_savings_replica_hours_total", {"workload": "edge"}) == pytest.approx(17 / 60)
 
 
 @pytest.mark.parametrize("flag, in_policy", [(True, False), (False, True)])
@@ -80,7 +90,7 @@ def test_dry_run_calls_apply_with_dry_run_and_writes_nothing(flag, in_policy):
     c, metrics, buf = controller(f.flat_source(3000), cluster)
     policy = f.make_policy(dry_run=in_policy)
     report = c.tick(policy, dry_run=flag or policy.dry_run, fit=True)
-    assert cluster.applies == [("edge", 37, True)]
+    assert cluster.applies == [("edge", 33, True)]
     assert cluster.replicas["edge"] == 10
     assert not report.outcomes[0].wrote
     assert metrics.value("ebbtide_writes_total", {"workload": "edge"}) is None
@@ -114,10 +124,11 @@ def test_prometheus_lost_mid_run_stops_scale_downs():
     cluster = f.FakeCluster({"edge": 40})
     source = f.SwitchableSource(f.flat_source(1000, end=f.NOW + timedelta(hours=1)))
     clock = f.Clock()
-    c, _, _ = controller(source, cluster, clock=clock)
+    c, metrics, _ = controller(source, cluster, clock=clock)
     policy = f.make_policy()
     c.tick(policy, dry_run=False, fit=True)
     assert cluster.replicas["edge"] == 36  # 10% step limit: 40 - 4 (sized 1100 x 1.1 / 100 -> 13)
+    assert metrics.value("ebbtide_observed_demand", {"workload": "edge"}) == 1000  # the sample planned with
     source.down = True
     before = len(cluster.applies)
     for _ in range(5):
@@ -126,6 +137,7 @@ def test_prometheus_lost_mid_run_stops_scale_downs():
     downs = [a for a in cluster.applies[before:] if a[1] < 36]
     assert downs == [] and cluster.replicas["edge"] == 36
     assert source.failed == 5
+    assert metrics.value("ebbtide_observed_demand", {"workload": "edge"}) is None  # no sample: a gap, not stale
 
 
 def test_run_once_with_prometheus_unreachable_exits_0_and_holds(tmp_path, monkeypatch, capsys):
@@ -233,3 +245,77 @@ def test_apply_failure_is_reported_and_does_not_advance_memory():
     assert "edge" not in c.memory
     assert metrics.value("ebbtide_errors_total", {"kind": "apply"}) == 1
     assert audit_lines(buf)[0]["error"] == "apply failed: HTTP 500 after 4 attempts"
+
+
+# --------------------------------------------------------------------------- Kubernetes faults through the tick
+BITRATE = """\
+bitrate:
+  ladder: [{name: 1080p, kbps: 6000}, {name: 720p, kbps: 3000}, {name: 480p, kbps: 1200}]
+  tiers: [{name: core, hd_floor: 720p, share: 0.3}, {name: edge, hd_floor: 480p, share: 0.7}]
+  rules: [{name: midday, hours: "10:00-14:00", timezone: UTC, caps: {edge: 480p}}]
+  step_rungs: 1
+  target: {namespace: live, name: ebbtide-bitrate, key: policy.json, format: json}
+"""
+
+
+def _seed_edge(env) -> None:
+    from support.kube import configmap, deployment
+
+    env.server.seed(deployment("live", "edge", replicas=10, ready=10),
+                    configmap("live", "ebbtide-bitrate", {"policy.json": json.dumps(
+                        {"tiers": {"core": {"max_rung": "1080p"}, "edge": {"max_rung": "1080p"}}})}))
+
+
+def _edge_cap(env) -> str:
+    doc = json.loads(env.server.get("ConfigMap", "live", "ebbtide-bitrate")["data"]["policy.json"])
+    return doc["tiers"]["edge"]["max_rung"]
+
+
+@pytest.mark.slow
+def test_api_faults_through_the_tick_are_retried_and_never_partial(kube_env, capsys):
+    from scaler.kube import RetryPolicy
+
+    policy = load_policy_text(f.policy_yaml() + BITRATE)
+    _seed_edge(kube_env)
+    t = kube_env.transport
+
+    # Transient: 409, 429 and 500 on the scale patch (4 calls, within 5 attempts), and a 500 answered
+    # after the ConfigMap patch landed (re-sent: merge patches are idempotent).
+    c, metrics, buf = controller(f.flat_source(3000), kube_env.cluster())
+    t.fail("PATCH", r"/deployments/edge/scale$", 409)
+    t.fail("PATCH", r"/deployments/edge/scale$", 429, retry_after=2)
+    t.fail("PATCH", r"/deployments/edge/scale$", 500)
+    t.fail("PATCH", r"/configmaps/ebbtide-bitrate$", 500, after=True)
+    report = c.tick(policy, dry_run=False, fit=True)
+    out = report.outcomes[0]
+    plan_cap = {cap.tier: cap.rung for cap in out.plan.bitrate}["edge"]
+    replicas = kube_env.server.get("Deployment", "live", "edge")["spec"]["replicas"]
+    injected = [r.status for r in t.writes() if r.injected]
+    retries = len(kube_env.sleeps)
+    assert report.ok and out.wrote and out.error is None
+    assert out.plan.target_replicas > 10 and replicas == out.plan.target_replicas  # 3000/100 per replica
+    assert plan_cap == "720p" and _edge_cap(kube_env) == plan_cap  # one rung down (step_rungs 1)
+    assert sorted(injected) == [409, 429, 500, 500] and retries == 4 and 2.0 in kube_env.sleeps  # Retry-After
+    assert metrics.value("ebbtide_errors_total", {"kind": "apply"}) == 0
+    assert audit_lines(buf)[0]["applied"]["ok"] is True
+
+    # For good: the ConfigMap refuses every attempt -> the replicas are rolled back, the caps stay.
+    _seed_edge(kube_env)
+    t.clear()
+    c2, metrics2, buf2 = controller(f.flat_source(3000), kube_env.cluster(retry=RetryPolicy(attempts=3)))
+    t.fail("PATCH", r"/configmaps/ebbtide-bitrate$", 500, times=3)
+    report2 = c2.tick(policy, dry_run=False, fit=True)
+    out2 = report2.outcomes[0]
+    rolled_back_to = kube_env.server.get("Deployment", "live", "edge")["spec"]["replicas"]
+    scale_bodies = [r.body["spec"]["replicas"] for r in t.writes() if r.path.endswith("/scale")]
+    assert not report2.ok and "gave up after 3 attempts" in out2.error and not out2.wrote
+    assert scale_bodies == [out2.plan.target_replicas, 10] and rolled_back_to == 10  # out, then back
+    assert _edge_cap(kube_env) == "1080p"
+    assert "edge" not in c2.memory  # the failed action starts no cooldown
+    assert metrics2.value("ebbtide_errors_total", {"kind": "apply"}) == 1
+    assert audit_lines(buf2)[0]["error"] == out2.error
+    with capsys.disabled():
+        print(f"\n[kube faults through Controller.tick] injected {injected}: {retries} retries, final replicas "
+              f"{replicas} = plan {out.plan.target_replicas}, edge cap 1080p -> {plan_cap} as planned; ConfigMap "
+              f"failing for good: replicas {out2.plan.target_replicas} -> rolled back to {rolled_back_to}, "
+              f"caps untouched, apply error reported (nothing partial)")

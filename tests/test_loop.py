@@ -2,11 +2,15 @@
 
 Cases:
 - policy reload: a malformed file keeps the last good policy, counts one reload error per change
-  of the file (not per poll) and says why; the fixed file is taken; a comment-only edit is no reload;
+  of the file (not per poll) and says why in one ERROR log line (figures printed); the fixed file
+  is taken; a comment-only edit is no reload;
 - the loop ticks with the old policy while the file is broken;
 - two loops, one Lease: exactly one writer; the follower's applies are dry-run; when the leader
   releases the Lease, the other takes over (an in-memory Lease, and the real LeaderElector and
-  KubeCluster on the kmock emulator); an elector that raises makes a follower;
+  KubeCluster on the kmock emulator, where demand rises every round and the writes per controller
+  are counted and printed: the leader writes every tick, the follower never); an elector that
+  raises makes a follower;
+- a follower is ready (/readyz 200) after its first tick, without ever leading;
 - a tick that raises (a bug) is logged and counted, the loop goes on;
 - the APScheduler loop ticks on the policy's interval and picks up a new tick length on reload;
 - SIGTERM stops `run()` cleanly (returns 0, ebbtide_up 0, Lease released);
@@ -53,7 +57,7 @@ def make_loop(tmp_path, *, cluster=None, elector=None, clock=None, tick="1m", me
     return loop, store, metrics, policy_file
 
 
-def test_malformed_policy_keeps_the_last_good_one_and_counts_the_error(tmp_path, caplog):
+def test_malformed_policy_keeps_the_last_good_one_and_counts_the_error(tmp_path, caplog, capsys):
     loop, store, metrics, path = make_loop(tmp_path)
     good = store.loaded.digest
     write(path, f.policy_yaml(max_replicas=0))  # max_replicas must be >= 1 and >= min_replicas
@@ -61,7 +65,15 @@ def test_malformed_policy_keeps_the_last_good_one_and_counts_the_error(tmp_path,
     assert store.loaded.digest == good
     assert "max_replicas" in store.last_error and "policy.yaml:" in store.last_error
     assert metrics.value("ebbtide_policy_reload_errors_total") == 1
-    assert "keeping the last good policy" in caplog.text
+    assert metrics.value("ebbtide_errors_total", {"kind": "policy_reload"}) == 1
+    refusals = [r for r in caplog.records
+                if r.levelname == "ERROR" and "keeping the last good policy" in r.getMessage()]
+    assert len(refusals) == 1 and "max_replicas" in refusals[0].getMessage()
+    with capsys.disabled():
+        print(f"\n[malformed policy on reload] policy in force: digest {store.loaded.digest[:12]} (the old one: "
+              f"{store.loaded.digest == good}); ebbtide_policy_reload_errors_total "
+              f"{metrics.value('ebbtide_policy_reload_errors_total'):g}; log: {len(refusals)} ERROR line naming "
+              f"{os.path.basename(store.last_error.splitlines()[0].split(' ', 1)[0])}")
     assert store.poll() is False  # same broken file: not counted again
     assert metrics.value("ebbtide_policy_reload_errors_total") == 1
     write(path, "apiVersion: ebbtide/v1\nworkloads: [")  # YAML syntax error
@@ -82,7 +94,7 @@ def test_the_loop_ticks_on_the_old_policy_while_the_file_is_broken(tmp_path):
     loop.refit_job()  # the loop fits apart from ticks
     report = loop.tick_job()
     assert report is not None and report.ok
-    assert cluster.applies[-1][1] == 37  # sized with per_replica 100, the last good value
+    assert cluster.applies[-1][1] == 33  # ceil(3000 x 1.1 / 100): per_replica 100, the last good value
     assert metrics.value("ebbtide_errors_total", {"kind": "policy_reload"}) == 1
 
 
@@ -112,8 +124,34 @@ def test_two_loops_one_lease_one_writer(tmp_path):
     assert b_metrics.value("ebbtide_leader") == 1
 
 
+def test_a_follower_is_ready_after_its_first_tick(tmp_path):
+    """With 2 replicas and a PDB a follower that never became ready would stall rolling updates:
+    ready = policy loaded and one tick planned, whether this replica leads or not."""
+    lease = f.SharedLease(duration=timedelta(seconds=15))
+    clock = f.Clock()
+    loops = {}
+    for who in ("pod-a", "pod-b"):
+        d = tmp_path / who
+        d.mkdir()
+        loops[who] = make_loop(d, cluster=f.FakeCluster({"edge": 10}), elector=f.LeaseElector(lease, who),
+                               clock=clock)[0]
+    follower = loops["pod-b"]
+    server = MetricsServer(follower.metrics, follower.health, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/readyz"
+        assert get(url) == (503, "no tick completed yet\n")
+        loops["pod-a"].tick_job()
+        report = follower.tick_job()
+        assert report is not None and not report.leader and report.dry_run  # a follower: planned, wrote nothing
+        assert (loops["pod-a"].is_leader, follower.is_leader) == (True, False)
+        assert get(url) == (200, "ok\n")
+        assert follower.metrics.value("ebbtide_leader") == 0
+    finally:
+        server.stop()
+
+
 class RecordingCluster:
-    """A real KubeCluster that also records (identity, dry_run) of each apply."""
+    """A real KubeCluster that also records (identity, dry_run, wrote) of each apply."""
 
     def __init__(self, inner, identity, log):
         self.inner, self.identity, self.log = inner, identity, log
@@ -122,17 +160,31 @@ class RecordingCluster:
         return self.inner.read(workload, bitrate_target)
 
     def apply(self, plan, workload, bitrate_target, dry_run, *, state=None):
-        self.log.append((self.identity, dry_run))
-        return self.inner.apply(plan, workload, bitrate_target, dry_run, state=state)
+        result = self.inner.apply(plan, workload, bitrate_target, dry_run, state=state)
+        self.log.append((self.identity, dry_run, result.ok and result.changed and not dry_run))
+        return result
+
+
+def rising_source(rounds: int, step: timedelta):
+    """Demand 3000 now, +200 every `step` for `rounds` steps (8 days of history before): every
+    round of ticks sizes more replicas (below max_replicas 50), so every leader tick has something to write."""
+    from forecaster.history import StaticMetricsSource
+
+    n_past = int(timedelta(days=8) / step)
+    values = [3000.0] * n_past + [3000.0 + 200 * k for k in range(rounds + 1)]
+    end = f.NOW + rounds * step
+    return StaticMetricsSource({f.DEMAND_Q: f.series(values, end=end, step=step, name=f.DEMAND_Q),
+                                f.SLI_Q: f.series([0.005] * len(values), end=end, step=step, name=f.SLI_Q)})
 
 
 @pytest.mark.slow
-def test_two_loops_one_kmock_lease_one_writer(tmp_path, kube_env):
+def test_two_loops_one_kmock_lease_one_writer(tmp_path, kube_env, capsys):
     from scaler.kube import LeaderElector
     from support.kube import deployment
 
     kube_env.server.seed(deployment("live", "edge", replicas=10, ready=10))
     clock = f.Clock()
+    rounds, step = 6, timedelta(minutes=5)
     log: list = []
     loops = {}
     for who in ("pod-a", "pod-b"):
@@ -141,20 +193,30 @@ def test_two_loops_one_kmock_lease_one_writer(tmp_path, kube_env):
         kc = kube_env.cluster(identity=who)
         elector = LeaderElector(kc, "live", "ebbtide", who, lease_duration_s=15)
         loops[who] = make_loop(d, cluster=RecordingCluster(kc, who, log), elector=elector, clock=clock)[0]
-    for _ in range(3):
+        loops[who].controller.source = rising_source(rounds, step)
+    planned = []
+    for _ in range(rounds):
         for who in ("pod-a", "pod-b"):
-            loops[who].tick_job()
-        clock.advance(timedelta(seconds=5))
-    assert [d for who, d in log if who == "pod-a"] == [False] * 3
-    assert [d for who, d in log if who == "pod-b"] == [True] * 3
+            report = loops[who].tick_job()
+            planned.append((who, report.outcomes[0].plan.target_replicas))
+        clock.advance(step)
+    writes = {who: sum(wrote for w, _, wrote in log if w == who) for who in ("pod-a", "pod-b")}
+    assert [d for who, d, _ in log if who == "pod-a"] == [False] * rounds
+    assert [d for who, d, _ in log if who == "pod-b"] == [True] * rounds
+    assert writes == {"pod-a": rounds, "pod-b": 0}  # demand rose every round: the leader wrote every tick
     assert kube_env.server.get("Lease", "live", "ebbtide")["spec"]["holderIdentity"] == "pod-a"
-    assert kube_env.server.get("Deployment", "live", "edge")["spec"]["replicas"] == 33  # reactive: 3000 x 1.1 / 100
+    assert kube_env.server.get("Deployment", "live", "edge")["spec"]["replicas"] == planned[-2][1]  # pod-a's last
+    scale_writes = [w for w in kube_env.transport.writes() if w.path.endswith("/scale")]
+    assert len(scale_writes) == rounds
     lease_writers = {w.body.get("spec", {}).get("holderIdentity") for w in kube_env.transport.writes()
                      if "/leases" in w.path}
     assert lease_writers == {"pod-a"}
+    with capsys.disabled():
+        print(f"\n[two controllers, one kmock Lease] writes over {rounds} ticks each: pod-a {writes['pod-a']}, "
+              f"pod-b {writes['pod-b']} (pod-b planned {rounds} times in dry-run); Lease written only by pod-a")
     loops["pod-a"].stop()  # releases the Lease
     loops["pod-b"].tick_job()
-    assert log[-1] == ("pod-b", False)
+    assert log[-1][:2] == ("pod-b", False)
     assert kube_env.server.get("Lease", "live", "ebbtide")["spec"]["holderIdentity"] == "pod-b"
 
 
