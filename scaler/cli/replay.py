@@ -43,19 +43,10 @@ def run(args) -> int:
     from forecaster.csvio import read_series_csv
     from policies.events import load_events_file
     from policies.loading import load_policy
-    from policies.units import parse_time
+    from scaler.cli.common import parse_time_range
     from scaler.replay import replay
 
-    times = {}
-    for flag in ("start", "end"):
-        text = getattr(args, flag)
-        if text is not None:
-            try:
-                times[flag] = parse_time(text)
-            except ValueError as exc:
-                raise EbbtideError(f"--{flag}: {exc}") from None
-    if "start" in times and "end" in times and times["end"] <= times["start"]:
-        raise EbbtideError(f"--end {args.end} must be after --start {args.start}")
+    times = parse_time_range(args)
     policy = load_policy(args.policy)
     series = read_series_csv(args.csv)
     events = load_events_file(args.events) if args.events else []

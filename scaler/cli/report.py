@@ -61,18 +61,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _times(args) -> dict[str, datetime]:
-    from policies.units import parse_time
+    from scaler.cli.common import parse_time_range
 
-    out = {}
-    for flag in ("start", "end"):
-        text = getattr(args, flag)
-        if text is not None:
-            try:
-                out[flag] = parse_time(text)
-            except ValueError as exc:
-                raise EbbtideError(f"--{flag}: {exc}") from None
-    if "start" in out and "end" in out and out["end"] <= out["start"]:
-        raise EbbtideError(f"--end {args.end} must be after --start {args.start}")
+    out = parse_time_range(args)
     if args.event and out:
         raise EbbtideError("--event sets the range itself: give either --event or --start/--end")
     return out

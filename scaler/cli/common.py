@@ -1,0 +1,26 @@
+"""Helpers shared by several subcommands (argument checks that must read the same everywhere)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from policies.errors import EbbtideError
+from policies.units import parse_time
+
+
+def parse_time_range(args) -> dict[str, datetime]:
+    """`--start` / `--end` as aware UTC datetimes (only those given), end after start.
+
+    Errors name the flag: `--start: time has no zone: '2026-11-11T00:00' (add Z or +08:00)`.
+    """
+    out: dict[str, datetime] = {}
+    for flag in ("start", "end"):
+        text = getattr(args, flag)
+        if text is not None:
+            try:
+                out[flag] = parse_time(text)
+            except ValueError as exc:
+                raise EbbtideError(f"--{flag}: {exc}") from None
+    if "start" in out and "end" in out and out["end"] <= out["start"]:
+        raise EbbtideError(f"--end {args.end} must be after --start {args.start}")
+    return out
