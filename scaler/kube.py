@@ -253,6 +253,7 @@ class _Seen:
     bitrate_tiers: dict[str, dict[str, Any]] | None = None  # None: document not read
     configmap_exists: bool | None = None
     uid: str | None = None
+    guard_active: bool = False  # the last applied plan's guard: a guard that starts gets its Event
 
 
 class KubeCluster:
@@ -446,7 +447,13 @@ class KubeCluster:
         except KubeError as exc:
             return ApplyResult(plan.workload, False, dry_run, True, (), False, str(exc), (),
                                self.api_calls - calls_before)
-        if replicas is None and bitrate is None:
+        # A quality guard that starts is news for ops even when it changes nothing (it holds a
+        # scale-in): it gets its Warning Event. A guard already active, with nothing to change,
+        # makes no call at all.
+        guard_starts = plan.guard_active and not seen.guard_active
+        if not dry_run:
+            seen.guard_active = plan.guard_active
+        if replicas is None and bitrate is None and not guard_starts:
             return ApplyResult(plan.workload, True, dry_run, False, notes=tuple(notes),
                                api_calls=self.api_calls - calls_before)
 
@@ -485,7 +492,8 @@ class KubeCluster:
         if not dry_run and bitrate is not None and bitrate_target is not None:
             seen.bitrate_tiers = {c.tier: _cap_fields(c) for c in plan.bitrate or ()}
             seen.configmap_exists = True
-        return ApplyResult(plan.workload, True, dry_run, True, tuple(writes), False, None, tuple(notes),
+        changed = replicas is not None or bitrate is not None  # a guard Event alone changes nothing
+        return ApplyResult(plan.workload, True, dry_run, changed, tuple(writes), False, None, tuple(notes),
                            self.api_calls - calls_before)
 
     # ---- what changes

@@ -27,9 +27,13 @@ Cases:
   time) and a whole lease duration of unchanged observation; release frees it at once.
 - from_kubeconfig against the emulator; a missing kubeconfig is a KubeError.
 - with the real planner: its plan applies, and the next tick's equal plan makes no call.
+- a quality guard that starts gets one Warning Event even when nothing else changes; while it
+  holds, equal plans make no call; a new breach later gets a new Event.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import json
 import random
@@ -288,7 +292,8 @@ def test_zero_calls_when_plan_equals_state(kube_env, via):
         kube_env.server.seed(hpa(NS, "web-hpa", "Deployment", "web", 3, 10))
     cluster = kube_env.cluster()
     wl = make_workload()
-    cluster.apply(make_plan(4, 4, caps=CAPS_720), wl, TARGET_JSON, state=cluster.read(wl, TARGET_JSON))
+    # The first apply starts the guard (its Event); the identical plan after it must be silent.
+    cluster.apply(make_plan(4, 4, caps=CAPS_720, guard=True), wl, TARGET_JSON, state=cluster.read(wl, TARGET_JSON))
     state = cluster.read(wl, TARGET_JSON)
     current = state.replicas if via == "scale" else state.hpa_min
     kube_env.transport.clear()
@@ -298,6 +303,28 @@ def test_zero_calls_when_plan_equals_state(kube_env, via):
                            state=state)
     assert (result.ok, result.changed, result.api_calls, result.writes) == (True, False, 0, ())
     assert kube_env.transport.requests == [] and cluster.api_calls == calls_before
+
+
+def test_a_guard_that_starts_gets_one_event_even_when_nothing_changes(kube_env):
+    kube_env.server.seed(deployment(NS, "web", 4, 4), configmap(NS, CM, {"policy.json": doc_text({})}))
+    cluster = kube_env.cluster()
+    wl = make_workload()
+    cluster.apply(make_plan(4, 4, caps=CAPS_720), wl, TARGET_JSON, state=cluster.read(wl, TARGET_JSON))
+    state = cluster.read(wl, TARGET_JSON)
+
+    started = cluster.apply(make_plan(4, 4, caps=CAPS_720, guard=True), wl, TARGET_JSON, state=state)
+    assert started.ok and not started.changed
+    assert [(w.verb, w.purpose) for w in started.writes] == [("create", "event")]
+    event = started.writes[0].body
+    assert (event["reason"], event["type"]) == ("EbbtideGuard", "Warning")
+    assert "rebuffering 0.05 > 0.02: no scale-in" in event["message"]
+
+    held = cluster.apply(make_plan(4, 4, caps=CAPS_720, guard=True), wl, TARGET_JSON, state=state)
+    assert (held.writes, held.api_calls) == ((), 0)
+    cluster.apply(make_plan(4, 4, caps=CAPS_720), wl, TARGET_JSON, state=state)  # guard ends: silent
+    later = dataclasses.replace(make_plan(4, 4, caps=CAPS_720, guard=True), now=NOW + timedelta(minutes=5))
+    again = cluster.apply(later, wl, TARGET_JSON, state=state)  # a new breach: a new Event
+    assert [w.purpose for w in again.writes] == ["event"]
 
 
 # --------------------------------------------------------------------------- dry run
