@@ -289,55 +289,253 @@ def rolling_origin(
     return BacktestResult(name, horizon, tuple(results), pooled, tuple(skipped))
 
 
+def anchored_growth_factors(upper_ahead, upper_at_observation, per_unit: float) -> np.ndarray:
+    """The planner's expected growth (docs/planner.md, step 1), elementwise, as factors >= 1:
+    max(1, (upper_ahead + per_unit) / (upper_at_observation + per_unit)).
+
+    `per_unit` (demand one pod serves, >= 0) on both sides keeps a forecast near zero from
+    turning noise into a huge factor. A non-finite level or a non-positive denominator gives 1.
+    `scaler.safety.anchored_growth` is the scalar form of this function.
+    """
+    ua = np.asarray(upper_ahead, dtype=float)
+    uo = np.asarray(upper_at_observation, dtype=float)
+    den = uo + per_unit
+    ok = np.isfinite(ua) & np.isfinite(uo) & (den > 0)
+    with np.errstate(over="ignore"):  # a subnormal level with per_unit 0: an infinite factor
+        ratio = np.divide(ua + per_unit, den, out=np.ones_like(den), where=ok)
+    return np.maximum(1.0, ratio)
+
+
+def pinball_loss(actual, capacity, quantile: float) -> float:
+    """Quantile (pinball) loss of sizing `capacity` for `actual`, as a share of demand:
+    sum(q x max(a - c, 0) + (1 - q) x max(c - a, 0)) / sum a. A unit of demand left unserved
+    weighs q, a unit of capacity unused 1 - q: the trade the upper quantile q stands for.
+    Same edge cases as the other ratio metrics (module doc)."""
+    a, c = _pairs(actual, capacity, "pinball_loss")
+    loss = quantile * np.clip(a - c, 0.0, None) + (1.0 - quantile) * np.clip(c - a, 0.0, None)
+    return _share(float(loss.sum()), float(a.sum()), a.size)
+
+
+@dataclass(frozen=True)
+class GrowthMetrics:
+    """How sizing on the observation x the forecast's expected growth did, one forecast step ahead.
+
+    For each pair of consecutive grid points (i-1, i) of one issued forecast with both actuals:
+    the observation is a[i-1], the sizing `a[i-1] x anchored_growth_factors(U[i], U[i-1],
+    per_unit)` (U = yhat_upper), and the realised demand a[i]. "Reactive" is the observation
+    alone (growth 1), what the planner does without a trusted forecast. Ratios are shares of the
+    realised demand; `loss_*` are pinball losses at `quantile` (the forecast's upper quantile).
+    """
+
+    n_points: int
+    quantile: float
+    loss_forecast: float
+    loss_reactive: float
+    under_forecast: float
+    """Demand above the growth-sized level: sum max(a[i] - sized, 0) / sum a[i]."""
+    under_reactive: float
+    """Demand above the observation: sum max(a[i] - a[i-1], 0) / sum a[i]."""
+    extra: float
+    """Demand the growth added to the observation: sum (sized - a[i-1]) / sum a[i]."""
+
+    @property
+    def no_worse(self) -> bool:
+        """The growth scored no worse than reactive sizing (pinball loss; NaN -> False)."""
+        return bool(self.loss_forecast <= self.loss_reactive + 1e-12)
+
+    @property
+    def better(self) -> bool:
+        """The growth scored strictly better than reactive sizing."""
+        return bool(self.loss_forecast < self.loss_reactive - 1e-12)
+
+
+def growth_metrics(segments: Sequence[tuple[np.ndarray, np.ndarray]], per_unit: float,
+                   quantile: float) -> GrowthMetrics:
+    """GrowthMetrics pooled over `segments`: (actual, yhat_upper) arrays aligned on consecutive
+    grid points of one issued forecast each (pairs never span two segments). Pairs with a NaN
+    actual or a non-finite upper are left out."""
+    obs, real, sized = [], [], []
+    for actual, upper in segments:
+        a = np.asarray(actual, dtype=float).ravel()
+        u = np.asarray(upper, dtype=float).ravel()
+        if a.shape != u.shape:
+            raise ValueError(f"growth_metrics: actual has {a.size} points, upper {u.size}")
+        if a.size < 2:
+            continue
+        keep = ~np.isnan(a[:-1]) & ~np.isnan(a[1:]) & np.isfinite(u[:-1]) & np.isfinite(u[1:])
+        o = a[:-1][keep]
+        obs.append(o)
+        real.append(a[1:][keep])
+        g = anchored_growth_factors(u[1:][keep], u[:-1][keep], per_unit)
+        sized.append(np.multiply(o, g, out=np.zeros_like(o), where=o != 0.0))  # nothing observed: nothing to grow
+    cat = (lambda xs: np.concatenate(xs) if xs else np.empty(0))
+    o, r, s = cat(obs), cat(real), cat(sized)
+    total, n = float(r.sum()), int(r.size)
+    return GrowthMetrics(
+        n_points=n, quantile=quantile,
+        loss_forecast=pinball_loss(r, s, quantile), loss_reactive=pinball_loss(r, o, quantile),
+        under_forecast=_share(float(np.clip(r - s, 0.0, None).sum()), total, n),
+        under_reactive=_share(float(np.clip(r - o, 0.0, None).sum()), total, n),
+        extra=_share(float((s - o).sum()), total, n),
+    )
+
+
 @dataclass(frozen=True)
 class TrustPolicy:
     """When a workload's forecast may drive scaling (otherwise: reactive sizing, said so)."""
 
     max_wape: float = 0.4
-    """Pooled backtest WAPE above this (a share: 0.4 = 40%) -> not trusted."""
+    """Pooled backtest WAPE above this (a share: 0.4 = 40%) -> the level is not trusted."""
     min_history: timedelta = timedelta(days=7)
     """Less history than this -> not trusted (daily and weekly cycles need a week to show)."""
     max_under: float | None = None
-    """Pooled share of demand above yhat_upper above this -> not trusted; None: not checked."""
+    """Pooled share of demand above yhat_upper above this -> level not trusted; None: not checked."""
     min_origins: int = 1
     """Fewer scored backtest origins than this -> not trusted."""
 
 
 @dataclass(frozen=True)
 class TrustVerdict:
-    """Whether to trust the forecast, and the reasons in words for people (always at least one)."""
+    """Whether to trust the forecast, and the reasons in words for people (always at least one).
+
+    `trusted`: the forecast may drive sizing (its growth over the lead window). `level_trusted`:
+    its level is accurate too (WAPE within the bound), which the paths that size to the level
+    itself (no usable demand sample, event pre-scaling) need. `growth`: the growth figures when
+    they were judged.
+    """
 
     trusted: bool
     reasons: tuple[str, ...]
+    level_trusted: bool | None = None
+    growth: GrowthMetrics | None = None
 
 
 def _pct(x: float) -> str:
     return f"{x:.2f}" if math.isfinite(x) else ("inf" if x > 0 else "n/a")
 
 
-def judge_trust(result: BacktestResult, history_len: timedelta, policy: TrustPolicy) -> TrustVerdict:
+def _level_problems(result: BacktestResult, policy: TrustPolicy) -> list[str]:
+    problems: list[str] = []
+    n = len(result.origins)
+    w = result.pooled.wape
+    if not (w <= policy.max_wape):  # NaN and inf fail too
+        problems.append(f"WAPE {_pct(w)} above bound {policy.max_wape:.2f} over {n} origin(s)")
+    if policy.max_under is not None:
+        u = result.pooled.under_forecast
+        if not (u <= policy.max_under):
+            problems.append(f"under-forecast {_pct(u)} of demand above bound "
+                            f"{policy.max_under:.2f} over {n} origin(s)")
+    return problems
+
+
+def _level_ok_reason(result: BacktestResult, policy: TrustPolicy) -> str:
+    msg = f"WAPE {_pct(result.pooled.wape)} within bound {policy.max_wape:.2f} over {len(result.origins)} origin(s)"
+    if policy.max_under is not None:
+        msg += f", under-forecast {_pct(result.pooled.under_forecast)} within {policy.max_under:.2f}"
+    return msg
+
+
+def judge_trust(result: BacktestResult, history_len: timedelta, policy: TrustPolicy,
+                growth: GrowthMetrics | None = None) -> TrustVerdict:
     """Apply the trust policy to a backtest. Every failed check adds a reason; a trusted verdict
-    carries the measured figures as its reason."""
+    carries the measured figures as its reason.
+
+    Without `growth`: trusted when the history is long enough, an origin was scored and the
+    level checks (WAPE, under-forecast) pass. With `growth` (what the planner sizes on: the
+    observation x the forecast's expected growth), the same history and origin checks, then:
+    trusted when the level checks pass and the growth scores no worse than reactive sizing, or
+    when the level checks fail but the growth scores strictly better than reactive sizing (a
+    forecast whose level is off earns trust only by its shape). `level_trusted` says whether the
+    level checks passed.
+    """
     problems: list[str] = []
     n = len(result.origins)
     if history_len < policy.min_history:
         problems.append(f"only {format_duration(history_len)} of history, need "
                         f"{format_duration(policy.min_history)}")
-    if n < policy.min_origins or result.pooled.n_points == 0:
+    scored = not (n < policy.min_origins or result.pooled.n_points == 0)
+    if not scored:
         problems.append(f"{n} backtest origin(s) with actuals, need {policy.min_origins}"
                         + (f" ({result.skipped[-1]})" if result.skipped else ""))
-    else:
-        w = result.pooled.wape
-        if not (w <= policy.max_wape):  # NaN and inf fail too
-            problems.append(f"WAPE {_pct(w)} above bound {policy.max_wape:.2f} over {n} origin(s)")
-        if policy.max_under is not None:
-            u = result.pooled.under_forecast
-            if not (u <= policy.max_under):
-                problems.append(f"under-forecast {_pct(u)} of demand above bound "
-                                f"{policy.max_under:.2f} over {n} origin(s)")
+    level = _level_problems(result, policy) if scored else []
+    level_ok = scored and not level
+    if growth is None:
+        problems += level
+        if problems:
+            return TrustVerdict(False, tuple(problems), level_ok)
+        return TrustVerdict(True, (_level_ok_reason(result, policy),), True)
+    g = growth
+    q = f"q{g.quantile:g}"
+    figures = (f"pinball loss at {q} {_pct(g.loss_forecast)} with the forecast's growth vs "
+               f"{_pct(g.loss_reactive)} on the observation alone (demand above sizing "
+               f"{_pct(g.under_forecast)} vs {_pct(g.under_reactive)}, growth bought {_pct(g.extra)}) "
+               f"over {g.n_points} step(s)")
+    if g.n_points == 0:
+        problems.append("no consecutive forecast points with actuals to score the growth on")
+    elif level_ok and not g.no_worse:
+        problems.append(f"growth scored worse than reactive sizing: {figures}")
+    elif not level_ok and scored and not g.better:
+        problems.append(f"growth no better than reactive sizing: {figures}")
+        problems += level
     if problems:
-        return TrustVerdict(False, tuple(problems))
-    msg = f"WAPE {_pct(result.pooled.wape)} within bound {policy.max_wape:.2f} over {n} origin(s)"
-    if policy.max_under is not None:
-        msg += f", under-forecast {_pct(result.pooled.under_forecast)} within {policy.max_under:.2f}"
-    return TrustVerdict(True, (msg,))
+        return TrustVerdict(False, tuple(problems), level_ok, g)
+    if level_ok:
+        return TrustVerdict(True, (f"{_level_ok_reason(result, policy)}; growth {figures}",), True, g)
+    return TrustVerdict(True, (f"growth better than reactive sizing: {figures}; level not trusted: "
+                               + "; ".join(level),), False, g)
+
+
+def judge_issued(
+    history: Series,
+    issued: Sequence[Forecast],
+    window: timedelta,
+    history_len: timedelta,
+    policy: TrustPolicy,
+    make_model: Callable[[], Forecaster],
+    per_unit: float | None,
+) -> TrustVerdict:
+    """The rolling trust check shared by the controller and the replay. Pure (no clock).
+
+    The forecasts issued earlier (`issued`, oldest first) are each scored, as issued, from their
+    first point until the next one's first point, against `history` over its last `window`
+    (ending at history.end + step). When none overlaps the window, one rolling-origin backtest
+    with an origin at the window's start bootstraps the verdict (one fit of `make_model()`,
+    training span at least max(min_history - window, step)). `history_len`: the history's
+    observed span. With `per_unit` (the demand one pod serves) the growth is judged as well
+    (`judge_trust` with `growth_metrics` at the forecasts' upper quantile); None: level only.
+    """
+    step = pd.Timedelta(history.step)
+    end = history.end + step
+    start = end - pd.Timedelta(window)
+    origins: list[OriginResult] = []
+    a_all, f_all, u_all = [], [], []
+    for i, fc in enumerate(issued):
+        upto = issued[i + 1].index[0] if i + 1 < len(issued) else end
+        lo, hi = max(fc.index[0], start), min(upto, end)
+        if lo >= hi:
+            continue
+        seg = fc.frame[(fc.index >= lo) & (fc.index < hi)]
+        if seg.empty:
+            continue
+        actual = history.values.reindex(seg.index).to_numpy(dtype=float)
+        if np.isnan(actual).all():
+            continue
+        yhat, upper = seg["yhat"].to_numpy(dtype=float), seg["yhat_upper"].to_numpy(dtype=float)
+        origins.append(OriginResult(fc.index[0], 0, math.nan, Metrics.of(actual, yhat, upper),
+                                    Forecast(seg, fc.model, fc.upper_quantile, fc.lower_quantile)))
+        a_all.append(actual)
+        f_all.append(yhat)
+        u_all.append(upper)
+    if origins:
+        cat = np.concatenate
+        result = BacktestResult(origins[0].forecast.model, window, tuple(origins),
+                                Metrics.of(cat(a_all), cat(f_all), cat(u_all)))
+    else:
+        min_train = max(policy.min_history - window, history.step)
+        result = rolling_origin(history, make_model, [start], window, min_train)
+    growth = None
+    if per_unit is not None and result.origins:
+        segs = [(actuals_for(history, o.forecast.index), o.forecast.yhat_upper.to_numpy(dtype=float))
+                for o in result.origins]
+        growth = growth_metrics(segs, per_unit, result.origins[-1].forecast.upper_quantile)
+    return judge_trust(result, history_len, policy, growth)

@@ -56,15 +56,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from forecaster.backtest import (
-    BacktestResult,
-    Metrics,
-    OriginResult,
-    TrustPolicy,
-    judge_trust,
-    observed_span,
-    rolling_origin,
-)
+from forecaster.backtest import TrustPolicy, judge_issued, observed_span
 from forecaster.history import InstantValue, MetricsError, MetricsSource
 from forecaster.series import Forecast, Forecaster, Series
 from policies.errors import EbbtideError
@@ -179,10 +171,11 @@ class LiveForecasterCache:
     Refit due: no fit yet, the workload's settings or the events changed (policy reload), the
     last fit is `forecast.refit_interval` old, or a failed fit is min(FIT_RETRY, refit_interval)
     old. Trust, judged at each refit (cheap): the forecasts this cache issued earlier are scored,
-    as issued, against the history over the last min(horizon, TRUST_WINDOW) (pooled WAPE);
-    before any can be scored, one rolling-origin backtest at that window's start bootstraps the
-    verdict (one extra fit). `forecaster.backtest.judge_trust` applies `trust_bound` and
-    `min_history`. Thread-safe: a refit (scheduler thread) replaces an entry whole.
+    as issued, against the history over the last min(horizon, TRUST_WINDOW) by
+    `forecaster.backtest.judge_issued`, the rule the replay runs (level and growth, with the
+    workload's per_replica; scaler.fitting's worker path calls the same); before any can be scored,
+    one rolling-origin backtest at that window's start bootstraps the verdict (one extra fit).
+    Thread-safe: a refit (scheduler thread) replaces an entry whole.
     """
 
     def __init__(self, model_factory: ModelFactory = default_model_factory):
@@ -219,7 +212,8 @@ class LiveForecasterCache:
         window = min(fs.horizon, TRUST_WINDOW)
         t0 = time.perf_counter()
         try:
-            verdict = self.judge_issued(history, make_model, prev.issued if prev else (), window, span, fs)
+            verdict = self.judge_issued(history, make_model, prev.issued if prev else (), window, span, fs,
+                                        workload.demand.per_replica)
             model = make_model()
             fit = model.fit
             if prev is not None and prev.params is not None and "init" in inspect.signature(fit).parameters:
@@ -269,41 +263,16 @@ class LiveForecasterCache:
 
     @staticmethod
     def judge_issued(history: Series, make_model: Callable[[], Forecaster], issued: Sequence[Forecast],
-                     window: timedelta, span: timedelta, fs) -> Any:
-        """Trust verdict (forecaster.backtest.judge_trust) of a workload whose forecast settings
-        are `fs`: the forecasts issued earlier (oldest first), each scored as issued until the next
-        one starts, against `history` over its last `window`; when none overlaps it, one
-        rolling-origin backtest at the window's start (one extra fit of `make_model()`). `span`:
-        the history's observed span. Pure; also run by scaler.fitting in worker processes."""
-        step = pd.Timedelta(history.step)
-        end = history.end + step
-        start = end - pd.Timedelta(window)
-        origins: list[OriginResult] = []
-        a_all, f_all, u_all = [], [], []
-        for i, fc in enumerate(issued):
-            upto = issued[i + 1].index[0] if i + 1 < len(issued) else end
-            lo, hi = max(fc.index[0], start), min(upto, end)
-            seg = fc.frame[(fc.index >= lo) & (fc.index < hi)]
-            if seg.empty:
-                continue
-            actual = history.values.reindex(seg.index).to_numpy(dtype=float)
-            if np.isnan(actual).all():
-                continue
-            yhat, upper = seg["yhat"].to_numpy(dtype=float), seg["yhat_upper"].to_numpy(dtype=float)
-            origins.append(OriginResult(fc.index[0], 0, math.nan, Metrics.of(actual, yhat, upper),
-                                        Forecast(seg, fc.model, fc.upper_quantile, fc.lower_quantile)))
-            a_all.append(actual)
-            f_all.append(yhat)
-            u_all.append(upper)
+                     window: timedelta, span: timedelta, fs, per_replica: float | None = None) -> Any:
+        """Trust verdict of a workload whose forecast settings are `fs`: the shared rolling check
+        `forecaster.backtest.judge_issued` (the forecasts issued earlier, oldest first, scored as
+        issued over the last `window` of `history`; a bootstrap backtest when none overlaps it)
+        with `trust_bound` and `min_history`. With `per_replica` (the workload's demand per pod)
+        the forecast's growth is judged as the planner uses it (docs/planner.md, trust); None:
+        the level alone. `span`: the history's observed span. Pure; also run by scaler.fitting
+        in worker processes."""
         policy = TrustPolicy(max_wape=fs.trust_bound, min_history=fs.min_history)
-        if origins:
-            cat = np.concatenate
-            result = BacktestResult(origins[0].forecast.model, window, tuple(origins),
-                                    Metrics.of(cat(a_all), cat(f_all), cat(u_all)))
-        else:
-            min_train = max(fs.min_history - window, history.step)
-            result = rolling_origin(history, make_model, [start], window, min_train)
-        return judge_trust(result, span, policy)
+        return judge_issued(history, issued, window, span, policy, make_model, per_replica)
 
 
 # --------------------------------------------------------------------------- audit log

@@ -241,7 +241,7 @@ def run_fit_job(job: FitJob) -> FitResult:
     t0 = time.perf_counter()
     try:
         verdict = LiveForecasterCache.judge_issued(history, make_model, [c.to_forecast() for c in prev_issued],
-                                                   window, span, fs)
+                                                   window, span, fs, w.demand.per_replica)
         model = make_model()
         fit = model.fit
         if job.init is not None and "init" in inspect.signature(fit).parameters:

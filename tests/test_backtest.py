@@ -14,6 +14,15 @@ Cases:
   gives no metrics past the data; a horizon shorter than a step is refused;
 - judge_trust: too little history, WAPE over the bound, under-forecast over the bound, no
   scored origin (all untrusted with reasons naming the figures); a trusted verdict says why.
+- growth (what the planner sizes on): anchored_growth_factors hand-computed (rise, fall -> 1,
+  non-finite -> 1) and equal to scaler.safety.anchored_growth; pinball_loss hand-computed;
+  growth_metrics on a hand-computed two-segment example (pairs never span segments, NaN pairs
+  dropped); property: the growth never leaves more demand unserved than the observation alone;
+- judge_trust with growth: level ok + growth no worse -> trusted; level ok + growth worse ->
+  not; level off + growth strictly better -> trusted with level_trusted False; level off +
+  growth only equal -> not (both reasons); no scored pair -> not;
+- judge_issued: a forecast 2x too high with the right daily shape is trusted on its growth
+  (level not), a flat one 2x too high is not; without per_unit only the level is judged.
 """
 
 from __future__ import annotations
@@ -31,8 +40,13 @@ from forecaster.backtest import (
     BacktestResult,
     Metrics,
     OriginResult,
+    GrowthMetrics,
     TrustPolicy,
     align_origin,
+    anchored_growth_factors,
+    growth_metrics,
+    judge_issued,
+    pinball_loss,
     forecast_at_cutoff,
     coverage,
     evaluate,
@@ -221,3 +235,107 @@ def test_forecast_at_cutoff_and_align_origin():
     assert past_end.metrics is None and len(past_end.forecast.index) == 3
     with pytest.raises(ValueError, match="shorter than the series step"):
         forecast_at_cutoff(s, LastValue(), T0 + pd.Timedelta(hours=5), timedelta(minutes=30))
+
+
+# --------------------------------------------------------------------------- growth trust
+def test_anchored_growth_factors_match_the_planner():
+    from scaler.safety import anchored_growth
+
+    got = anchored_growth_factors([1000.0, 700.0, 500.0, 800.0], [900.0, 900.0, nan, math.inf], 100.0)
+    assert got.tolist() == pytest.approx([1.1, 1.0, 1.0, 1.0])  # (1000+100)/(900+100); fall; unknown
+    for ahead, obs, per in [(1000.0, 900.0, 100.0), (50.0, 0.0, 10.0), (3.0, 7.0, 1.0), (0.0, 0.0, 5.0)]:
+        assert anchored_growth_factors([ahead], [obs], per)[0] == pytest.approx(anchored_growth(ahead, obs, per))
+
+
+def test_pinball_loss_hand_computed():
+    # q 0.9: 5 unused -> 0.1 x 5; 10 unserved -> 0.9 x 10; over demand 30
+    assert pinball_loss([10.0, 20.0], [15.0, 10.0], 0.9) == pytest.approx(9.5 / 30)
+    assert pinball_loss([10.0, nan], [10.0, 99.0], 0.9) == 0.0
+    assert math.isnan(pinball_loss([], [], 0.9))
+
+
+def test_growth_metrics_hand_computed():
+    # Segment 1: obs 100, U 200 -> 250, per 50: growth 300/250 = 1.2, sized 120 = realised 120.
+    #            obs 120, U 250 -> 150: growth 1, sized 120, realised 90 (30 unused).
+    # Reactive: 100 for 120 (20 unserved), 120 for 90 (30 unused). Realised total 210.
+    # Segment 2 has no pair with both actuals; segment 3 a single point (no pair).
+    g = growth_metrics([(np.array([100.0, 120.0, 90.0]), np.array([200.0, 250.0, 150.0])),
+                        (np.array([nan, 10.0]), np.array([1.0, 500.0])),
+                        (np.array([5.0]), np.array([5.0]))], per_unit=50.0, quantile=0.9)
+    assert g.n_points == 2
+    assert g.loss_forecast == pytest.approx(0.1 * 30 / 210)
+    assert g.loss_reactive == pytest.approx((0.9 * 20 + 0.1 * 30) / 210)
+    assert g.under_forecast == 0.0 and g.under_reactive == pytest.approx(20 / 210)
+    assert g.extra == pytest.approx(20 / 210)
+    assert g.better and g.no_worse
+
+
+@given(st.lists(st.tuples(st.floats(0, 1e4), st.floats(0, 1e4)), min_size=2, max_size=30),
+       st.floats(0, 100), st.floats(0.5, 0.99))
+def test_growth_never_serves_less_than_the_observation(pairs, per, q):
+    a = np.array([p[0] for p in pairs])
+    u = np.array([p[1] for p in pairs])
+    g = growth_metrics([(a, u)], per, q)
+    if g.n_points and a[1:].sum() > 0:
+        assert g.under_forecast <= g.under_reactive + 1e-9
+        assert g.extra >= 0.0
+
+
+def growth_with(loss_forecast: float, loss_reactive: float) -> GrowthMetrics:
+    return GrowthMetrics(n_points=10, quantile=0.9, loss_forecast=loss_forecast, loss_reactive=loss_reactive,
+                         under_forecast=0.01, under_reactive=0.03, extra=0.02)
+
+
+def test_judge_trust_with_growth():
+    policy = TrustPolicy(max_wape=0.35, min_history=timedelta(days=7))
+    v = judge_trust(result_with(0.2, 0.01), timedelta(days=8), policy, growth_with(0.05, 0.05))
+    assert v.trusted and v.level_trusted and "WAPE 0.20 within bound 0.35" in v.reasons[0]
+
+    v = judge_trust(result_with(0.2, 0.01), timedelta(days=8), policy, growth_with(0.06, 0.05))
+    assert not v.trusted and v.reasons[0].startswith("growth scored worse than reactive sizing: pinball "
+                                                     "loss at q0.9 0.06 with the forecast's growth vs 0.05")
+
+    v = judge_trust(result_with(0.62, 0.01), timedelta(days=8), policy, growth_with(0.04, 0.05))
+    assert v.trusted and v.level_trusted is False
+    assert v.reasons[0].startswith("growth better than reactive sizing")
+    assert "level not trusted: WAPE 0.62 above bound 0.35" in v.reasons[0]
+
+    v = judge_trust(result_with(0.62, 0.01), timedelta(days=8), policy, growth_with(0.05, 0.05))
+    assert not v.trusted and v.level_trusted is False
+    assert v.reasons[0].startswith("growth no better than reactive sizing")
+    assert v.reasons[1] == "WAPE 0.62 above bound 0.35 over 3 origin(s)"
+
+    v = judge_trust(result_with(0.62, 0.01), timedelta(days=2), policy, growth_with(0.04, 0.05))
+    assert not v.trusted and v.reasons == ("only 2d of history, need 7d",)
+
+    none = GrowthMetrics(0, 0.9, nan, nan, nan, nan, nan)
+    v = judge_trust(result_with(0.2, 0.01), timedelta(days=8), policy, none)
+    assert not v.trusted and "no consecutive forecast points" in v.reasons[0]
+
+
+def _daily(n_hours: int, level: float) -> np.ndarray:
+    h = np.arange(n_hours)
+    return level * (1.0 + 0.5 * np.sin(2 * np.pi * h / 24.0))
+
+
+def test_judge_issued_trusts_a_right_shape_at_a_wrong_level():
+    hist = series(_daily(10 * 24, 1000.0))
+    window = timedelta(days=1)
+    idx = pd.date_range(hist.end - pd.Timedelta(hours=23), periods=30, freq="h")
+    hours = ((idx - T0) / pd.Timedelta(hours=1)).to_numpy()
+    shape = 1.0 + 0.5 * np.sin(2 * np.pi * hours / 24.0)
+
+    def fc(y):
+        return Forecast(pd.DataFrame({"yhat": y, "yhat_lower": 0.9 * y, "yhat_upper": 1.1 * y}, index=idx), "m")
+
+    policy = TrustPolicy(max_wape=0.35, min_history=timedelta(days=7))
+    span = timedelta(days=10)
+    v = judge_issued(hist, [fc(2000.0 * shape)], window, span, policy, LastValue, per_unit=100.0)
+    assert v.trusted and v.level_trusted is False  # level 2x: WAPE 1.0, but the rises were foreseen
+    assert v.growth is not None and v.growth.n_points == 23 and v.growth.better
+
+    v = judge_issued(hist, [fc(np.full(30, 2000.0))], window, span, policy, LastValue, per_unit=100.0)
+    assert not v.trusted and "growth no better" in v.reasons[0]
+
+    v = judge_issued(hist, [fc(2000.0 * shape)], window, span, policy, LastValue, per_unit=None)
+    assert not v.trusted and v.growth is None and v.reasons == ("WAPE 1.00 above bound 0.35 over 1 origin(s)",)

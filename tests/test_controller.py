@@ -11,7 +11,10 @@ Cases:
 - `ebbtide run --once` against a closed Prometheus port: exit 0, held, no scale-down, reported;
 - forecast failure -> reactive sizing (hand-computed 33), error counted, retry only after FIT_RETRY;
 - too little history -> reactive, no fit at all;
-- a forecast whose rolling check misses (WAPE 0.50 > 0.35) -> not trusted, reactive;
+- a forecast whose rolling check misses (WAPE 0.50 > 0.35) and foresees no growth -> not
+  trusted, reactive;
+- a forecast twice too high with the right daily shape -> trusted on its growth (level not),
+  and the same check through judge_issued without per_replica (level only) -> not trusted;
 - refits on the workload's own interval, warm-started with the previous fit's params;
 - cluster read failure -> no plan, no apply, report not ok; apply failure -> reported, memory kept;
 - observed demand: ebbtide_observed_demand is the sample the tick planned with, absent while
@@ -205,6 +208,47 @@ def test_a_forecast_that_missed_recent_demand_is_not_trusted():
     # The bootstrap origin 6 h back forecast 3000 for actuals of 6000: WAPE = 3000/6000 = 0.50.
     assert not plan.forecast_trusted
     assert "WAPE 0.50 above bound 0.35" in plan.steps[0].reason
+
+
+class DoubleShapeModel:
+    """Forecasts twice the true daily curve of `_curve` (right shape, level 2x)."""
+
+    name = "double-shape"
+
+    def fit(self, history, init=None):
+        return self
+
+    def predict(self, index):
+        import pandas as pd
+
+        from forecaster.series import Forecast
+
+        y = 2.0 * _curve(index)
+        return Forecast(pd.DataFrame({"yhat": y, "yhat_lower": 0.9 * y, "yhat_upper": 1.1 * y}, index=index),
+                        self.name, upper_quantile=0.9)
+
+
+def _curve(index):
+    """A daily curve rising from 03:00 to 15:00 UTC (through the trust window before 12:00)."""
+    hours = index.hour.to_numpy() + index.minute.to_numpy() / 60.0
+    return 3000.0 * (1.0 + 0.5 * np.sin(2 * np.pi * (hours - 9.0) / 24.0))
+
+
+def test_a_forecast_with_the_right_shape_at_a_wrong_level_is_trusted_on_its_growth():
+    n = int(timedelta(days=8) / f.STEP) + 1
+    hist = f.series(np.zeros(n))
+    hist = f.series(_curve(hist.index), name=f.DEMAND_Q)
+    policy = f.make_policy()
+    wl = policy.workloads[0]
+    window, span = timedelta(hours=6), timedelta(days=8)
+    v = LiveForecasterCache.judge_issued(hist, DoubleShapeModel, (), window, span, wl.forecast,
+                                         wl.demand.per_replica)
+    assert v.trusted and v.level_trusted is False
+    assert "growth better than reactive sizing" in v.reasons[0]
+    assert "level not trusted: WAPE 1.00 above bound 0.35" in v.reasons[0]
+    # Without the workload's per_replica the shared check judges the level alone.
+    v = LiveForecasterCache.judge_issued(hist, DoubleShapeModel, (), window, span, wl.forecast)
+    assert not v.trusted and v.reasons == ("WAPE 1.00 above bound 0.35 over 1 origin(s)",)
 
 
 def test_refits_on_the_workloads_interval_with_warm_start():

@@ -7,15 +7,16 @@ horizon plus one refit interval once; each tick slices that frame (predict is no
 tick).
 
 Trust (a cheap rolling check, re-judged at each refit): the forecasts issued by earlier refits
-are scored, as issued, against what happened over the last `trust_window` (WAPE, pooled), and
-`forecaster.backtest.judge_trust` applies the policy's trust_bound and min_history. Before any
-issued forecast can be scored, one rolling-origin backtest (a single origin `trust_window` ago)
-bootstraps the verdict.
+are scored, as issued, against what happened over the last `trust_window`: the growth they
+expected as the planner uses it (observation x growth vs realised demand, pinball loss at the
+forecast's upper quantile, against sizing on the observation alone) and their level (WAPE
+against trust_bound); `forecaster.backtest.judge_issued` is the rule, shared with the
+controller. Before any issued forecast can be scored, one rolling-origin backtest (a single
+origin `trust_window` ago) bootstraps the verdict.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from forecaster.backtest import BacktestResult, Metrics, OriginResult, TrustPolicy, judge_trust, rolling_origin
+from forecaster.backtest import TrustPolicy, TrustVerdict, judge_issued
 from forecaster.series import Forecast, Forecaster, Series
 from policies.errors import EbbtideError
 from policies.events import Event
@@ -75,6 +76,7 @@ class ReplayForecaster:
         self.make_model = make_model
         self.trust_window = trust_window
         self.trust_policy = TrustPolicy(max_wape=self.settings.trust_bound, min_history=self.settings.min_history)
+        self.per_replica = workload.demand.per_replica
         self.stats = ForecastStats()
         self._idx_ns = history.index.as_unit("ns").asi8
         self._step = pd.Timedelta(history.step)
@@ -151,33 +153,7 @@ class ReplayForecaster:
         self.stats.trusted_refits += int(trusted)
         self._verdict = TrustedForecast(fc, trusted, verdict_reasons)
 
-    def _judge(self, hist: Series, span: timedelta):
-        """Score the forecasts issued earlier over the last trust window, as issued."""
-        end = hist.end + self._step  # first point not yet observed
-        start = end - pd.Timedelta(self.trust_window)
-        origins: list[OriginResult] = []
-        a_all, f_all, u_all = [], [], []
-        for i, (origin, fc) in enumerate(self._issued):
-            upto = self._issued[i + 1][0] if i + 1 < len(self._issued) else end
-            lo, hi = max(origin, start), min(upto, end)
-            if lo >= hi:
-                continue
-            seg = fc.frame[(fc.index >= lo) & (fc.index < hi)]
-            actual = hist.values.reindex(seg.index).to_numpy(dtype=float)
-            if seg.empty or np.isnan(actual).all():
-                continue
-            yhat, upper = seg["yhat"].to_numpy(dtype=float), seg["yhat_upper"].to_numpy(dtype=float)
-            origins.append(OriginResult(origin, 0, math.nan, Metrics.of(actual, yhat, upper),
-                                        Forecast(seg, fc.model, fc.upper_quantile, fc.lower_quantile)))
-            a_all.append(actual)
-            f_all.append(yhat)
-            u_all.append(upper)
-        if origins:
-            cat = np.concatenate
-            result = BacktestResult(origins[0].forecast.model, self.settings.horizon, tuple(origins),
-                                    Metrics.of(cat(a_all), cat(f_all), cat(u_all)))
-        else:
-            # No track record yet: one rolling-origin backtest over the last trust window.
-            min_train = max(self.settings.min_history - pd.Timedelta(self.trust_window), self._step)
-            result = rolling_origin(hist, self.make_model, [start], pd.Timedelta(self.trust_window), min_train)
-        return judge_trust(result, span, self.trust_policy)
+    def _judge(self, hist: Series, span: timedelta) -> TrustVerdict:
+        """The shared rolling check on the forecasts issued earlier (forecaster.backtest.judge_issued)."""
+        return judge_issued(hist, [f for _, f in self._issued], self.trust_window, span, self.trust_policy,
+                            self.make_model, self.per_replica)
