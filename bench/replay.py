@@ -7,7 +7,8 @@
 For each trace in ../shared/data (skipped, with a message, when absent), one workload of the
 reference policy (policies/examples/reference.yaml; default `edge`, the viewer-serving tier:
 the traces count requests, visitors and passengers, i.e. demand served per request, not
-long-lived streams; `--workload ingest|transcode|api` replays another) is replayed from 7 days
+long-lived streams; `--workload ingest|transcode|api` replays another; `api` has an HPA, so
+Ebbtide moves its minReplicas and the HPA scales on top) is replayed from 7 days
 before the declared event to 14 days after its end (`--after`; clipped to the trace), and the
 three strategies are compared
 over the weeks after the event: replica-hours and their ratio to war state and to the HPA,

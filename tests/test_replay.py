@@ -10,6 +10,15 @@ Cases:
   (complete intervals only), and every forecast handed to the planner starts at the interval
   holding the newest observation (now - metric lag);
 - the real EbbtideForecaster over the last two days of a synthetic trace (slow);
+- HPA-owned workload (`hpa:` set; 15 s trace, 1000 rps then a 3000 rps burst the flat fake
+  forecast does not foresee; hand-computed pods): every plan moves minReplicas, the next tick
+  reads that floor, hpa_max and the HPA's own pods (as the live controller reads them) and the
+  HPA applies a new floor at once; Ebbtide's pods are never below the HPA baseline's with a floor
+  above the HPA's count, and identical to them with a floor below it; the burst is followed at
+  HPA speed (the syncs right after the burst is seen, before Ebbtide's next tick);
+- the synthetic sale with `hpa:`: explain splits the floor, the HPA's pods above it are >= 0
+  and add up to the window's replica-hours; under-provisioning no worse than the baseline's;
+- without `hpa:`, Ebbtide's pods are exactly the plan's target from tick to tick (no HPA on top);
 - CLI: a bad CSV, an unknown workload and a bad policy exit 2 with a clear `error:` line;
   --timeline-out writes the documented columns (bitrate caps included when the policy plans
   bitrate) and --json prints the summary.
@@ -104,6 +113,7 @@ def test_end_to_end_with_fake_forecaster():
     assert sum(ex["parts_replica_hours"].values()) == pytest.approx(ex["replica_hours"], abs=1.0)
     assert ex["replica_hours"] == pytest.approx(w.strategies["ebbtide"].replica_hours, rel=0.02)
     assert 0 <= ex["trusted_tick_share"] <= 1
+    assert "hpa_above_floor_replica_hours" not in ex
     json.dumps(r.to_dict())
 
 
@@ -210,3 +220,133 @@ def test_cli_timeline_and_json(tmp_path, capsys):
     # The baselines deliver every tier at the ladder top; a cap can only lower egress.
     assert eb["egress_gb"]["edge"] <= report["strategies"]["hpa"]["egress_gb"]["edge"]
     assert report["simulation"]["wall_s"] >= 0
+
+
+# --------------------------------------------------------------------------- HPA-owned workloads
+HPA_POLICY = """
+apiVersion: ebbtide/v1
+schedule: {tick: 5m}
+workloads:
+  - name: api
+    target: {kind: Deployment, namespace: shop, name: api}
+    hpa: {name: api}
+    demand: {query: 'rps', per_replica: 100}
+    pod_startup: 30s
+    scaling: {min_replicas: 2, max_replicas: 200, quantile: 0.9, headroom: 0.5}
+    forecast: {lookback: 1d, step: 5m, horizon: 1h, refit_interval: 1h, min_history: 12h}
+"""
+HPA_START = T0 + timedelta(days=1)
+BURST = HPA_START + timedelta(hours=1, minutes=1)  # 1000 -> 3000 rps; seen at +150 s (01:03:30)
+STEP15 = timedelta(seconds=15)
+
+
+class Flat1000:
+    """Fake forecaster: 1000 rps forever (the burst is above the forecast)."""
+
+    name = "flat"
+
+    def fit(self, history: Series) -> "Flat1000":
+        return self
+
+    def predict(self, index: pd.DatetimeIndex) -> Forecast:
+        n = len(index)
+        frame = pd.DataFrame({"yhat": np.full(n, 1000.0), "yhat_lower": np.full(n, 900.0),
+                              "yhat_upper": np.full(n, 1000.0)}, index=index)
+        return Forecast(frame, self.name, upper_quantile=0.9)
+
+
+def _hpa_replay(policy_text: str = HPA_POLICY):
+    """Replay a 15 s trace (1000 rps, 3000 from BURST) over [HPA_START, +2 h) with a spy planner.
+
+    Returns the result, the timeline indexed by time (one row per 15 s step) and the log of
+    (now, WorkloadState read, Plan) per tick."""
+    idx = pd.date_range(T0, HPA_START + timedelta(hours=2), freq="15s", inclusive="left")
+    values = np.where(idx >= BURST, 3000.0, 1000.0)
+    trace = Series(pd.Series(values, index=idx), STEP15, "burst")
+    log: list = []
+
+    def spy(forecast, obs, workload, pol, state, now):
+        p = plan(forecast, obs, workload, pol, state, now)
+        log.append((now, state.cluster, p))
+        return p
+
+    r = replay(trace, load_policy_text(policy_text), start=HPA_START, make_model=Flat1000, planner=spy)
+    tl = r.timeline.set_index(pd.to_datetime(r.timeline["ts"], utc=True))
+    return r, tl, log
+
+
+def test_hpa_owned_floor_is_the_plan_target():
+    r, tl, log = _hpa_replay()
+    assert len(log) == 24 and all(p.apply_via == "hpa_min_replicas" for _, _, p in log)
+    # first read: the HPA as it stands (minReplicas = the policy's 2), the warm start ceil(1000 / 80) = 13
+    _, first, _ = log[0]
+    assert (first.hpa_min, first.hpa_max, first.replicas, first.ready_replicas) == (2, 200, 13, 13)
+    for (_, _, prev), (now, state, p) in zip(log, log[1:]):
+        assert state.hpa_min == prev.target_replicas  # the floor is the previous plan's target
+        assert state.hpa_max == 200
+        before = tl.loc[pd.Timestamp(now) - STEP15]  # what the controller reads: the HPA's pods
+        assert (state.replicas, state.ready_replicas) == (before["replicas_ebbtide"], before["ready_ebbtide"])
+    for now, _, p in log:
+        assert tl.loc[pd.Timestamp(now), "replicas_ebbtide"] >= p.target_replicas  # the HPA applies the floor at once
+    # hand-checked: ceil(1000 x 1.5 / 100) = 15 before the burst is seen, ceil(3000 x 1.5 / 100) = 45 after
+    targets = {now: p.target_replicas for now, _, p in log}
+    assert targets[HPA_START] == targets[BURST - timedelta(minutes=1)] == 15
+    assert targets[HPA_START + timedelta(hours=1, minutes=5)] == 45
+
+
+def test_hpa_owned_never_below_the_hpa_baseline():
+    _, tl, _ = _hpa_replay()
+    quiet = tl[tl.index < BURST + timedelta(seconds=150)]
+    assert (quiet["replicas_hpa"] == 13).all()  # ceil(1000 / (100 x 0.8)) = 13
+    assert (quiet["replicas_ebbtide"].iloc[1:] == 15).all()  # floor 15 from the first tick on
+    assert (tl["replicas_ebbtide"] >= tl["replicas_hpa"]).all()
+    assert (tl["ready_ebbtide"] >= tl["ready_hpa"]).all()
+    # a floor under what the HPA holds anyway (headroom 0.2: ceil(1000 x 1.2 / 100) = 12 < 13,
+    # ceil(3000 x 1.2 / 100) = 36 < 38) changes nothing: the same pods as the baseline, step by step
+    _, low, log = _hpa_replay(HPA_POLICY.replace("headroom: 0.5", "headroom: 0.2"))
+    assert {p.target_replicas for _, _, p in log} == {12, 36}
+    assert (low["replicas_ebbtide"] == low["replicas_hpa"]).all()
+    assert (low["ready_ebbtide"] == low["ready_hpa"]).all()
+
+
+def test_hpa_owned_follows_a_burst_at_hpa_speed():
+    r, tl, _ = _hpa_replay()
+    seen = BURST + timedelta(seconds=150)  # 01:03:30; Ebbtide's next tick is at 01:05:00
+    at = lambda dt_s, col: tl.loc[pd.Timestamp(seen) + timedelta(seconds=dt_s), col]  # noqa: E731
+    # first sync that sees the burst: +max(4 pods, 100%): baseline 13 -> 26, Ebbtide's HPA 15 -> 30
+    assert (at(-15, "replicas_hpa"), at(0, "replicas_hpa")) == (13, 26)
+    assert (at(-15, "replicas_ebbtide"), at(0, "replicas_ebbtide")) == (15, 30)
+    # next sync: both at ceil(3000 / 80) = 38, well before Ebbtide's tick raises the floor to 45
+    assert at(15, "replicas_hpa") == at(15, "replicas_ebbtide") == 38
+    assert at(75, "replicas_ebbtide") == 38 and at(90, "replicas_ebbtide") == 45  # the tick at 01:05
+    # ready capacity covers 3000 rps: Ebbtide's 30 pods at 01:04:00, the baseline's 38 at 01:04:15
+    first_ok = {}
+    for s in ("ebbtide", "hpa"):
+        ok = (tl[f"ready_{s}"] * 100 >= tl["demand"])[tl.index >= BURST]
+        first_ok[s] = ok.index[~ok][-1] + STEP15  # covered from then on
+    assert first_ok["ebbtide"] == pd.Timestamp(seen) + timedelta(seconds=30)
+    assert first_ok["hpa"] == pd.Timestamp(seen) + timedelta(seconds=45)
+    assert r.strategies["ebbtide"].under_provisioned_share < r.strategies["hpa"].under_provisioned_share
+
+
+def test_without_hpa_ebbtide_scales_directly():
+    policy = HPA_POLICY.replace("    hpa: {name: api}\n", "")
+    _, tl, log = _hpa_replay(policy)
+    assert all(p.apply_via == "scale" and state.hpa_min is None for _, state, p in log)
+    # no HPA on top: the pods are the plan's target from each tick until the next one
+    for (now, _, p), (nxt, _, _) in zip(log, log[1:] + [(HPA_START + timedelta(hours=2), None, None)]):
+        held = tl[(tl.index >= pd.Timestamp(now)) & (tl.index < pd.Timestamp(nxt))]
+        assert (held["replicas_ebbtide"] == p.target_replicas).all()
+
+
+def test_hpa_owned_sale_explain_splits_the_floor():
+    tr = _sale_trace()
+    policy = load_policy_text(POLICY.replace("    demand:", "    hpa: {name: live}\n    demand:"))
+    r = replay(tr.series, policy, extra_events=list(tr.events), make_model=LastDayPeak)
+    [w] = r.windows
+    ex = w.explain
+    # explain splits the floor Ebbtide wrote; the HPA's pods are at least that floor after each tick
+    assert ex["hpa_above_floor_replica_hours"] >= 0
+    assert ex["replica_hours"] + ex["hpa_above_floor_replica_hours"] == pytest.approx(
+        w.strategies["ebbtide"].replica_hours, abs=0.1)
+    assert r.strategies["ebbtide"].under_provisioned_share <= r.strategies["hpa"].under_provisioned_share

@@ -150,6 +150,9 @@ def format_explain(name: str, ex: dict) -> str:
              f"held above recommendation on {100 * ex['held_on_descent_tick_share']:.0f}% of ticks; "
              f"band (upper-yhat)/yhat {ex['band_upper_over_yhat_mean']}"]
     lines.append("  parts: " + ", ".join(f"{k} {v:.0f} ({pct(v)})" for k, v in parts.items()))
+    if "hpa_above_floor_replica_hours" in ex:
+        lines.append(f"  (HPA-owned: the parts split the minReplicas floor; the HPA ran "
+                     f"{ex['hpa_above_floor_replica_hours']:.0f} replica-h above it)")
     for mode in ("trusted", "reactive"):
         m = ex.get(mode)
         if not m or "ticks" not in m:

@@ -364,10 +364,12 @@ def replay(
         if w1 - w0 < dt or _to_s(ev.end) < t_start:
             continue
         k0, k1 = (w0 - t_start) // dt, (w1 - t_start) // dt
-        windows.append(WindowSummary(ev.name, _dt(t_start + k0 * dt), _dt(t_start + k1 * dt),
-                                     rec.summarise(int(k0), int(k1)),
-                                     explain(log, t_start + k0 * dt, t_start + k1 * dt, tick_s, demand_at,
-                                             per_replica, capacity_and_demand)))
+        summary = rec.summarise(int(k0), int(k1))
+        ex = explain(log, t_start + k0 * dt, t_start + k1 * dt, tick_s, demand_at, per_replica, capacity_and_demand)
+        if via_hpa and ex:
+            # explain() splits the minReplicas floor Ebbtide wrote; the HPA's pods above it are the rest.
+            ex["hpa_above_floor_replica_hours"] = round(summary["ebbtide"].replica_hours - ex["replica_hours"], 1)
+        windows.append(WindowSummary(ev.name, _dt(t_start + k0 * dt), _dt(t_start + k1 * dt), summary, ex))
     timeline = rec.timeline(trace_t0, step_s, trusted_arr)
     notes = list(fc.stats.failures[:5])
     if not egress_known and bitrate:
