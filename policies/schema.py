@@ -507,6 +507,9 @@ class Bitrate(Strict):
                                              "Absent: none.")
     step_rungs: int = Field(default=1, ge=1, description="Largest cap change per tick, in rungs.")
     target: BitrateTarget = Field(default_factory=BitrateTarget, description="Where the document is written.")
+    workload: Name | None = Field(default=None, description="The workload whose plan carries the bitrate "
+                                  "document: its demand drives the traffic-level cap rules, so name the "
+                                  "viewer-serving tier (e.g. edge). Absent: the first workload.")
 
     # Field validators (not one model validator) so each check runs as soon as what it needs is
     # valid, and a bad ladder does not hide a bad rule: every error at once.
@@ -632,6 +635,25 @@ class Policy(Strict):
     def _unique_events(cls, v: Any, handler: ValidatorFunctionWrapHandler) -> list[Event]:
         problems = _raw_duplicates(v, lambda e: e.get("name"), "name", "event name", "events")
         return _validate_with(handler, v, problems, "Policy")
+
+    @field_validator("bitrate")
+    @classmethod
+    def _bitrate_workload(cls, v: Bitrate | None, info: ValidationInfo) -> Bitrate | None:
+        workloads = info.data.get("workloads")
+        if v is None or v.workload is None or workloads is None:
+            return v
+        names = [w.name for w in workloads]
+        if v.workload not in names:
+            raise invalid("Policy", [(("workload",), f"{v.workload!r} is not a workload of this policy "
+                                      f"({', '.join(names)})", v.workload)])
+        return v
+
+    @property
+    def bitrate_workload(self) -> str | None:
+        """Name of the workload that plans the bitrate document (None: no bitrate planning)."""
+        if self.bitrate is None:
+            return None
+        return self.bitrate.workload or self.workloads[0].name
 
     def workload(self, name: str) -> Workload:
         for w in self.workloads:

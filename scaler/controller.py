@@ -30,8 +30,8 @@ line's `problems`):
 - Cluster read fails: no plan for that workload this tick (nothing is known to plan from).
 - Apply fails (after the adapter's own retries): reported; the next tick plans again.
 
-Bitrate caps are one document per cluster, planned with the policy's first workload only
-(`bitrate_scope`); the other workloads plan replicas.
+Bitrate caps are one document per cluster, planned with the policy's `bitrate.workload` (default
+the first workload; `bitrate_scope`); the other workloads plan replicas.
 
 A workload's planner memory (stabilisation window, cooldown times, guard hold) is kept between
 ticks in the Controller, keyed by workload name.
@@ -476,10 +476,10 @@ def _finite_or_none(v: float | None) -> float | None:
 
 def bitrate_scope(policy: Policy, index: int) -> Policy:
     """The policy as workload `index` plans with: bitrate caps are ONE document per cluster,
-    planned with the policy's first workload (the one whose demand drives the cap rules); the
-    others plan replicas only. Planning the document once per workload would move the caps
-    `step_rungs` per workload per tick (each plan starting from the caps the previous one wrote)."""
-    if index == 0 or policy.bitrate is None:
+    planned with `bitrate.workload` (default: the first workload; its demand drives the cap
+    rules); the others plan replicas only. Planning the document once per workload would move the
+    caps `step_rungs` per workload per tick (each plan starting from the caps the previous one wrote)."""
+    if policy.bitrate is None or policy.workloads[index].name == policy.bitrate_workload:
         return policy
     return policy.model_copy(update={"bitrate": None})
 

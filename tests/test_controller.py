@@ -19,6 +19,7 @@ Cases:
 - cluster read failure -> no plan, no apply, report not ok; apply failure -> reported, memory kept;
 - observed demand: ebbtide_observed_demand is the sample the tick planned with, absent while
   Prometheus is down;
+- bitrate is planned with `bitrate.workload` only (default: the first workload);
 - [slow] Kubernetes API faults through Controller.tick on the kmock emulator (real KubeCluster):
   409, 429 (Retry-After) and 500 on the scale patch and a 500-after-commit on the bitrate
   ConfigMap are retried and the final state is the plan's; a ConfigMap failing for good rolls
@@ -363,3 +364,17 @@ def test_api_faults_through_the_tick_are_retried_and_never_partial(kube_env, cap
               f"{replicas} = plan {out.plan.target_replicas}, edge cap 1080p -> {plan_cap} as planned; ConfigMap "
               f"failing for good: replicas {out2.plan.target_replicas} -> rolled back to {rolled_back_to}, "
               f"caps untouched, apply error reported (nothing partial)")
+
+
+def test_bitrate_is_planned_with_the_named_workload_only():
+    from scaler.controller import bitrate_scope
+
+    api = ("  - name: api\n    target: {kind: Deployment, namespace: live, name: api}\n"
+           "    demand: {query: 'sum(api)', per_replica: 50}\n    scaling: {max_replicas: 20}\n")
+    two = f.policy_yaml(sli=False, extra_workload=api)
+    bitrate = ("bitrate:\n  ladder: [{name: 1080p, kbps: 6000}, {name: 720p, kbps: 3000}]\n"
+               "  tiers: [{name: core, hd_floor: 720p}]\n")
+    default = load_policy_text(two + bitrate)
+    assert [bitrate_scope(default, i).bitrate is not None for i in range(2)] == [True, False]
+    named = load_policy_text(two + bitrate + "  workload: api\n")
+    assert [bitrate_scope(named, i).bitrate is not None for i in range(2)] == [False, True]

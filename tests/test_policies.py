@@ -18,6 +18,7 @@ Cases:
 - docs/policy.md's generated field reference is up to date;
 - `ebbtide policy validate` (exit 0 + one summary line per file, exit 2 + every error of every
   file, --strict, missing file) and `ebbtide policy schema` via scaler.cli.main.
+- bitrate.workload defaults to the first workload and must name one (error with its line).
 """
 
 from __future__ import annotations
@@ -454,3 +455,22 @@ def test_type_helpers_cover_the_schema():
     # docgen renders every annotation in the schema without falling back to a raw repr.
     text = docgen.reference_markdown()
     assert "typing." not in text and "<class" not in text and "NoneType" not in text
+
+
+# --------------------------------------------------------------------------- bitrate.workload
+BITRATE_FOR = """\
+bitrate:
+  ladder: [{name: 1080p, kbps: 6000}, {name: 720p, kbps: 3000}]
+  tiers: [{name: core, hd_floor: 720p}]
+  workload: %s
+"""
+
+
+def test_bitrate_workload_defaults_to_the_first_and_must_name_a_workload():
+    assert load_policy_text(MINIMAL_TEXT + BITRATE_FOR % "null").bitrate_workload == "web"
+    assert load_policy_text(MINIMAL_TEXT + BITRATE_FOR % "web").bitrate_workload == "web"
+    assert load_policy_text(MINIMAL_TEXT).bitrate_workload is None
+    line = len((MINIMAL_TEXT + BITRATE_FOR).splitlines())  # `workload:` is the last line
+    assert _errors(MINIMAL_TEXT + BITRATE_FOR % "edge") == [
+        f"policy.yaml:{line} bitrate.workload: 'edge' is not a workload of this policy (web)"
+    ]
