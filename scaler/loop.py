@@ -196,6 +196,11 @@ class ControllerLoop:
         self.stop_event = threading.Event()
         self.last_report: TickReport | None = None
         self._scheduler: Any = None
+        # Guards changes to the scheduler made from its own jobs (reschedule on reload) against
+        # stop(): APScheduler's shutdown(wait=True) holds its job-store lock while it waits for
+        # running jobs, so a job calling reschedule_job then would deadlock.
+        self._sched_lock = threading.Lock()
+        self._stopping = False
         self._tick_s = store.current().schedule.tick.total_seconds()
         health.policy_loaded = True
         health.wedged_after_s = self._wedged_after(self._tick_s)
@@ -266,9 +271,10 @@ class ControllerLoop:
         if tick_s != self._tick_s:
             self._tick_s = tick_s
             self.health.wedged_after_s = self._wedged_after(tick_s)
-            if self._scheduler is not None:
-                for job_id in ("tick", "refit"):
-                    self._scheduler.reschedule_job(job_id, trigger="interval", seconds=tick_s)
+            with self._sched_lock:
+                if self._scheduler is not None and not self._stopping:
+                    for job_id in ("tick", "refit"):
+                        self._scheduler.reschedule_job(job_id, trigger="interval", seconds=tick_s)
             log.info("tick interval now %ss", tick_s)
         return True
 
@@ -301,15 +307,18 @@ class ControllerLoop:
         sched.add_job(self.reload_job, "interval", seconds=self.reload_interval_s, id="reload")
         if not isinstance(self.elector, AlwaysLeader):
             sched.add_job(self.leader_job, "interval", seconds=self.renew_interval_s, id="leader")
-        self._scheduler = sched
+        with self._sched_lock:
+            self._scheduler, self._stopping = sched, False
         self.metrics.up.set(1)
         sched.start()
 
     def stop(self) -> None:
         """Stop the scheduler (waiting for running jobs) and release the Lease if held."""
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=True)
-            self._scheduler = None
+        with self._sched_lock:  # after this, no job touches the scheduler any more
+            self._stopping = True
+            sched, self._scheduler = self._scheduler, None
+        if sched is not None:
+            sched.shutdown(wait=True)
         release = getattr(self.elector, "release", None)
         if self.is_leader and callable(release):
             try:

@@ -15,6 +15,7 @@ Cases:
 - the APScheduler loop ticks on the policy's interval and picks up a new tick length on reload;
 - SIGTERM stops `run()` cleanly (returns 0, ebbtide_up 0, Lease released);
 - /metrics, /healthz (503 when wedged) and /readyz (503 before the first tick).
+- stop() while a reload job reschedules the tick does not deadlock (APScheduler lock order).
 """
 
 from __future__ import annotations
@@ -261,8 +262,9 @@ def test_scheduler_ticks_and_reschedules_on_a_new_tick_length(tmp_path):
         assert metrics.value("ebbtide_up") == 1
         write(path, f.policy_yaml(tick="2s"))
         assert wait_for(lambda: store.reloads == 1)
+        # The reload job reschedules right after the reload counts: wait for it, not a race.
+        assert wait_for(lambda: loop._scheduler.get_job("tick").trigger.interval == timedelta(seconds=2))
         job = loop._scheduler.get_job("tick")
-        assert job.trigger.interval == timedelta(seconds=2)
         assert job.max_instances == 1 and job.coalesce is True
     finally:
         loop.stop()
@@ -322,3 +324,27 @@ def test_metrics_health_and_readiness_endpoints():
         assert get(base + "/nope")[0] == 404
     finally:
         server.stop()
+
+
+def test_stop_while_a_reload_reschedules_does_not_deadlock(tmp_path):
+    # APScheduler's shutdown(wait=True) holds its job-store lock while it waits for running jobs;
+    # a reload job that reschedules the tick at that moment used to hang stop() for ever. Here the
+    # reload job is held (in on_policy_change, just before it reschedules) until stop() has begun.
+    loop, store, metrics, path = make_loop(tmp_path, tick="1s")
+    loop.reload_interval_s = 0.05
+    in_reload, go = threading.Event(), threading.Event()
+
+    def hold(policy):
+        in_reload.set()
+        go.wait(10)
+
+    loop.on_policy_change = hold
+    loop.start()
+    write(path, f.policy_yaml(tick="2s"))
+    assert in_reload.wait(10)
+    stopper = threading.Thread(target=loop.stop)
+    stopper.start()
+    time.sleep(0.3)  # stop() is now waiting for the running reload job
+    go.set()
+    stopper.join(timeout=15)
+    assert not stopper.is_alive(), "stop() hung while a reload rescheduled the tick"
