@@ -22,6 +22,10 @@ from policies.yamlio import format_validation_errors, load_yaml_with_lines
 
 EventKind = Literal["sale", "joint_live", "holiday"]
 
+EBB_SPAN = timedelta(days=14)
+"""The ebb of an event: [event end, end + 14 days). One definition for the bitrate rules
+(`after_event`), the replay's post-event windows and the cost report's ebb windows."""
+
 
 class Event(BaseModel):
     """One event in the calendar. `start` <= `peak` <= `end`, all with a zone."""

@@ -40,11 +40,12 @@ import numpy as np
 import pandas as pd
 
 from forecaster.series import Forecast
+from policies.events import EBB_SPAN
 from policies.schema import Bitrate, CapRule
 from scaler.plans import Observation, Step, TierCap
 
-#: How long after an event's end `after_event` rules apply (the ebb).
-EBB_WINDOW = timedelta(days=14)
+#: How long after an event's end `after_event` rules apply (the ebb, policies.events.EBB_SPAN).
+EBB_WINDOW = EBB_SPAN
 
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from forecaster.series import Forecaster, Series
 from policies.errors import EbbtideError
-from policies.events import Event, expand_events
+from policies.events import EBB_SPAN, Event, expand_events
 from policies.schema import Policy, QualitySli, Workload
 from scaler.bitrate import egress_gb_per_hour
 from scaler.plans import Observation, Plan, PlannerMemory, PlanningState, SliReading, TrustedForecast, WorkloadState
@@ -46,7 +46,7 @@ class ReplayOptions:
     """The baseline HPA (also the HPA Ebbtide moves when the workload has one)."""
     war_hold_after: timedelta = HOLD_AFTER
     """War state is held this long after each event's end. Default 7 days."""
-    window_after: timedelta = timedelta(days=14)
+    window_after: timedelta = EBB_SPAN
     """Per-event figures cover [event end, event end + this) (clipped to the replay). Default 14 d."""
     trust_window: timedelta = timedelta(days=1)
     """Issued forecasts are scored over this much recent history to judge trust. Default 1 d."""

@@ -29,7 +29,7 @@ import pandas as pd
 
 from forecaster.backtest import Metrics
 from policies.errors import EbbtideError
-from policies.events import Event
+from policies.events import EBB_SPAN, Event
 from policies.schema import Bitrate, Cost, Workload
 from scaler.costing import (
     ComponentCosts,
@@ -44,8 +44,9 @@ from scaler.costing import (
 )
 from scaler.plans import Plan
 
-EBB_AFTER = timedelta(days=14)
-"""The ebb of an event: [event end, end + 14 days), as in the replay's post-event windows."""
+EBB_AFTER = EBB_SPAN
+"""The ebb of an event: [event end, end + 14 days) (policies.events.EBB_SPAN), as in the replay's
+post-event windows."""
 
 STRATEGY_LABELS = {
     "ebbtide": "Ebbtide",
