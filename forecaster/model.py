@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster import events as evf
+from forecaster.csvio import interval_text
 from forecaster.series import Forecast, Series
 from forecaster.transforms import Log1pScaled
 from policies.events import Event
@@ -264,15 +265,6 @@ def _wape(y: np.ndarray, yhat: np.ndarray) -> float:
     return float(np.abs(y[m] - yhat[m]).sum() / den) if den > 0 else math.inf
 
 
-def _fmt(td: timedelta) -> str:
-    s = td.total_seconds()
-    if s % 3600 == 0:
-        return f"{int(s // 3600)}h"
-    if s % 60 == 0:
-        return f"{int(s // 60)}min"
-    return f"{s:g}s"
-
-
 # --------------------------------------------------------------------------- the model
 
 @dataclass
@@ -327,21 +319,21 @@ class EbbtideForecaster:
         values = values[values.index > history.end - s.lookback]
         if not np.isfinite(values.to_numpy()).any():
             raise ValueError(f"ebbtide: history {history.name!r} has no observed values in the last "
-                             f"{_fmt(s.lookback)}")
+                             f"{interval_text(s.lookback)}")
         self._step = history.step
         self._last = history.end
         span = history.end - values.index[0] + history.step
         self._fit_step = s.fit_step or choose_fit_step(history.step, span, s.max_fit_points)
         if self._fit_step % history.step != timedelta(0):
-            raise ValueError(f"ebbtide: fit_step {_fmt(self._fit_step)} is not a multiple of the series "
-                             f"step {_fmt(history.step)}")
+            raise ValueError(f"ebbtide: fit_step {interval_text(self._fit_step)} is not a multiple of the series "
+                             f"step {interval_text(history.step)}")
         notes: list[str] = []
         self._tf = Log1pScaled.fit(values.to_numpy(), s.scale_fraction)
         coarse = aggregate_to_grid(values, self._fit_step)
         self._profile = self._within_bucket_profile(values, coarse)
-        notes.append(f"transform {self._tf.describe()}; fit grid {_fmt(self._fit_step)} "
-                     f"({int(coarse.notna().sum())} points over {_fmt(span)})"
-                     + (f", mapped back to {_fmt(history.step)}" if self._fit_step != history.step else ""))
+        notes.append(f"transform {self._tf.describe()}; fit grid {interval_text(self._fit_step)} "
+                     f"({int(coarse.notna().sum())} points over {interval_text(span)})"
+                     + (f", mapped back to {interval_text(history.step)}" if self._fit_step != history.step else ""))
 
         hist_start = values.index[0].to_pydatetime()
         hist_end = history.end.to_pydatetime()
@@ -385,9 +377,9 @@ class EbbtideForecaster:
             best_tau = min(candidates, key=lambda t: (losses[t], t))
             plausible = [t for t in candidates if _not_worse(abs_err[t], abs_err[best_tau])]
             notes.append(
-                f"ebb tau for {', '.join(free)}: {_fmt(best_tau)} (best fit over {n_ebb} observed ebb "
-                f"points; plausible {', '.join(_fmt(t) for t in plausible)}; mean |z error| "
-                + ", ".join(f"{_fmt(t)}={losses[t]:.3f}" for t in candidates) + ")")
+                f"ebb tau for {', '.join(free)}: {interval_text(best_tau)} (best fit over {n_ebb} observed ebb "
+                f"points; plausible {', '.join(interval_text(t) for t in plausible)}; mean |z error| "
+                + ", ".join(f"{interval_text(t)}={losses[t]:.3f}" for t in candidates) + ")")
         elif free:
             # No ebb observed: tau is a prior, not a fit. The forecast is
             # the grid's geometric centre and the interval spans its neighbours (a factor
@@ -397,13 +389,13 @@ class EbbtideForecaster:
             best_tau = candidates[c]
             plausible = [t for t in candidates
                          if abs(math.log(t / best_tau)) <= math.log(s.prior_tau_spread) + 1e-9]
-            notes.append(f"ebb tau for {', '.join(free)}: no ebb observed yet; prior centre {_fmt(best_tau)}, "
-                         f"interval spans {', '.join(_fmt(t) for t in plausible)}")
+            notes.append(f"ebb tau for {', '.join(free)}: no ebb observed yet; prior centre {interval_text(best_tau)}, "
+                         f"interval spans {', '.join(interval_text(t) for t in plausible)}")
         else:
             best_tau, plausible = None, [None]
         for n in names:
             if n in hinted:
-                notes.append(f"ebb tau for {n}: {_fmt(hinted[n])} (from the event's `ebb` hint)")
+                notes.append(f"ebb tau for {n}: {interval_text(hinted[n])} (from the event's `ebb` hint)")
         for n in names:
             col = f"{n}:shape"
             if col not in fits[best_tau].columns:
@@ -609,7 +601,7 @@ class EbbtideForecaster:
             i = j
         if n:
             notes.append(f"outliers: {n} fit-grid points outside events treated as missing for fitting "
-                         f"(|z residual| > {s.outlier_sigma:g} robust sd, runs <= {_fmt(s.outlier_max_run)})")
+                         f"(|z residual| > {s.outlier_sigma:g} robust sd, runs <= {interval_text(s.outlier_max_run)})")
         return out
 
     def _predict_z(self, f: _Fitted, grid: pd.DatetimeIndex) -> np.ndarray:
@@ -759,7 +751,7 @@ class EbbtideForecaster:
                     self._choose_vs_naive(history, cut, test, yh, notes)
         if full_prof is not None:
             self._season = (weight, *full_prof)
-            notes.append(f"seasonal residual profile ({_fmt(full_prof[0])} period, last {s.profile_periods}) "
+            notes.append(f"seasonal residual profile ({interval_text(full_prof[0])} period, last {s.profile_periods}) "
                          f"added with weight {weight:g}")
         # In-sample residuals on the requested grid (in z).
         r_in = self._tf.forward(y_obs) - self._tf.forward(self._fine_yhat(self._best, obs.index))
@@ -767,7 +759,7 @@ class EbbtideForecaster:
         self._q_lo = min(_pooled_quantile(r_in, r_hold, lq), 0.0)
         notes.append(
             f"interval: conformal quantiles of z residuals ({r_in.size} in-sample, {r_hold.size} holdout "
-            f"over the last {_fmt(hold)}): +{self._q_hi:.3f} / {self._q_lo:.3f}"
+            f"over the last {interval_text(hold)}): +{self._q_hi:.3f} / {self._q_lo:.3f}"
             + (f", spread over {len(self._plausible)} plausible tau" if len(self._plausible) > 1 else ""))
 
     def _choose_vs_naive(self, history: Series, cut: pd.Timestamp, test: pd.Series, yh: np.ndarray,
@@ -787,7 +779,7 @@ class EbbtideForecaster:
         y = test.to_numpy()
         scores = {"prophet": _wape(y, yh), "naive": _wape(y, ny), "blend": _wape(y, 0.5 * (yh + ny))}
         mode = min(scores, key=lambda k: (scores[k], k != "prophet"))
-        label = f"seasonal naive ({_fmt(season)})"
+        label = f"seasonal naive ({interval_text(season)})"
         notes.append("holdout WAPE: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
                      + f" -> {'prophet' if mode == 'prophet' else (label if mode == 'naive' else 'average of prophet and ' + label)}")
         if mode == "prophet":
