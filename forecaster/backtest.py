@@ -15,6 +15,7 @@ Edge cases, the same for every ratio metric (wape, under_forecast, over_forecast
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -539,3 +540,44 @@ def judge_issued(
                 for o in result.origins]
         growth = growth_metrics(segs, per_unit, result.origins[-1].forecast.upper_quantile)
     return judge_trust(result, history_len, policy, growth)
+
+
+def judge_and_fit(
+    history: Series,
+    issued: Sequence[Forecast],
+    window: timedelta,
+    history_len: timedelta,
+    policy: TrustPolicy,
+    make_model: Callable[[], Forecaster],
+    per_unit: float | None,
+    init: dict | None,
+) -> tuple[TrustVerdict, Forecaster, bool]:
+    """One refit, as the controller, its parallel engine and the replay all do it: the trust
+    verdict (`judge_issued`), then a model fitted on `history`, warm-started from `init` (the
+    previous fit's params) when its `fit` takes one. Returns (verdict, fitted model, warm:
+    `init` was given to the model).
+
+    With no `init`, the trust bootstrap's model (fitted on the history minus the last `window`,
+    i.e. as a refit `window` ago would have been) warm-starts the fit, so a first fit costs
+    about one model fit more than a warm refit, not two. Model errors propagate."""
+    made: list[Forecaster] = []
+
+    def capturing() -> Forecaster:
+        m = make_model()
+        made.append(m)
+        return m
+
+    verdict = judge_issued(history, issued, window, history_len, policy, capturing, per_unit)
+    model = make_model()
+    takes_init = "init" in inspect.signature(model.fit).parameters
+    start = init
+    if start is None and made and takes_init:
+        try:
+            start = made[-1].params  # type: ignore[attr-defined]
+        except (RuntimeError, AttributeError, KeyError):  # no params, or the bootstrap fit failed
+            start = None
+    if start is not None and takes_init:
+        model.fit(history, init=start)  # type: ignore[call-arg]
+    else:
+        model.fit(history)
+    return verdict, model, init is not None and takes_init

@@ -49,8 +49,8 @@ import contextlib
 import logging
 import math
 import warnings
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,26 @@ WEEK = timedelta(days=7)
 # Fit-grid steps tried from fine to coarse; never coarser than an hour (daily shape must survive).
 _FIT_STEPS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=10),
               timedelta(minutes=15), timedelta(minutes=30), HOUR)
+
+
+_STAN_KEYS = ("k", "m", "delta", "sigma_obs", "beta")
+_WARM_KEY = "ebbtide"  # params[_WARM_KEY]: the fit's choices a warm refit may reuse
+_WARM_VERSION = 1
+_SKETCH_POINTS = 256  # holdout residuals kept per workload for a reused calibration
+_MAX_OUTLIERS_KEPT = 2000  # outlying fit-grid points remembered per workload for a warm refit
+
+
+def _epoch_s(index: pd.DatetimeIndex) -> list[int]:
+    """Whole epoch seconds of tz-aware timestamps."""
+    return (index.as_unit("ns").asi8 // 1_000_000_000).tolist()
+
+
+def _stan_init(init: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The Stan part of a warm start (Prophet's init takes only its own parameters)."""
+    if not init:
+        return None
+    out = {k: init[k] for k in _STAN_KEYS if k in init}
+    return out or None
 
 
 def _prophet_class():
@@ -179,6 +199,14 @@ class ModelSettings:
     outlier_max_run: timedelta = timedelta(hours=6)
     """Only runs of flagged points at most this long are outliers; a longer departure is a regime
     change (level shift, shutdown) the model must see."""
+    warm_reuse: bool = True
+    """A warm refit (`fit(history, init=params)` with the same settings, step and modelled
+    events) reuses the previous fit's choices: the tau choice when no new ebb point arrived
+    (else only the previous plausible range +- one candidate is scored) and the holdout
+    calibration while it is younger than `recalibrate_every`. False: every fit is cold."""
+    recalibrate_every: timedelta = timedelta(hours=24)
+    """Age after which a warm refit redoes the holdout calibration (one extra Prophet fit).
+    0 disables the reuse."""
 
     def __post_init__(self) -> None:
         if not (0.0 < self.lower_quantile < self.upper_quantile < 1.0):
@@ -233,10 +261,11 @@ def _conformal(resid: np.ndarray, q: float) -> float:
     return float(r[max(k, 1) - 1])
 
 
-def _pooled_quantile(r_in: np.ndarray, r_hold: np.ndarray, q: float) -> float:
+def _pooled_quantile(r_in: np.ndarray, r_hold: np.ndarray, q: float, n_hold: int | None = None) -> float:
     """Quantile of in-sample and holdout residuals pooled with equal total weight per set (the
     few holdout residuals are the honest out-of-sample ones; the many in-sample ones are stable),
-    with the split-conformal finite-sample correction on the holdout side."""
+    with the split-conformal finite-sample correction on the holdout side. `n_hold`: how many
+    holdout residuals `r_hold` stands for (it may be a quantile sketch of them); default its size."""
     if r_hold.size == 0:
         return _conformal(r_in, q)
     a, b = r_in[np.isfinite(r_in)], r_hold[np.isfinite(r_hold)]
@@ -244,7 +273,8 @@ def _pooled_quantile(r_in: np.ndarray, r_hold: np.ndarray, q: float) -> float:
     w = np.concatenate([np.full(a.size, 0.5 / max(a.size, 1)), np.full(b.size, 0.5 / max(b.size, 1))])
     order = np.argsort(vals, kind="stable")
     vals, cw = vals[order], np.cumsum(w[order])
-    level = q + (1 - q) / (b.size + 1) if q >= 0.5 else q - q / (b.size + 1)
+    n_b = b.size if n_hold is None else n_hold
+    level = q + (1 - q) / (n_b + 1) if q >= 0.5 else q - q / (n_b + 1)
     i = int(np.searchsorted(cw, level * cw[-1], side="left"))
     return float(vals[min(i, vals.size - 1)])
 
@@ -294,12 +324,17 @@ class EbbtideForecaster:
     # ---------------------------------------------------------------- public API
     @property
     def params(self) -> dict[str, Any]:
-        """Stan parameters of the chosen fit (k, m, delta, sigma_obs, beta): pass them back as
-        `fit(history, init=...)` or `ModelSettings(init=...)` to warm-start the next refit."""
+        """Stan parameters of the chosen fit (k, m, delta, sigma_obs, beta) and, under
+        "ebbtide", the choices a warm refit may reuse (tau, holdout calibration; see
+        `ModelSettings.warm_reuse`): pass them back as `fit(history, init=...)` or
+        `ModelSettings(init=...)` to warm-start the next refit. Plain data (JSON-serialisable)."""
         self._need_fit()
         p = self._best.prophet.params
-        return {k: (np.asarray(p[k])[0].tolist() if np.asarray(p[k]).ndim > 1 else float(np.asarray(p[k])[0]))
-                for k in ("k", "m", "delta", "sigma_obs", "beta")}
+        out: dict[str, Any] = {
+            k: (np.asarray(p[k])[0].tolist() if np.asarray(p[k]).ndim > 1 else float(np.asarray(p[k])[0]))
+            for k in _STAN_KEYS}
+        out[_WARM_KEY] = self._warm_out
+        return out
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -352,28 +387,39 @@ class EbbtideForecaster:
         self._peak_excess = {k: max(v, 0.0) for k, v in self._estimate_peak_excess(coarse).items()}
         z = self._tf.forward(coarse.to_numpy())
         self._use_settle = not s.settle_two_stage
+        warm = self._warm_state(init, names, hinted, history)
+        stan_init = _stan_init(init)
         mid = s.tau_candidates[len(s.tau_candidates) // 2]
-        z = self._screen_outliers(coarse, z, {n: hinted.get(n) or mid for n in names}, init, notes)
+        screen_tau = warm["best_tau"] if warm and warm.get("best_tau") in s.tau_candidates else mid
+        screen_taus = {n: hinted.get(n) or screen_tau for n in names}
+        z = self._premask_outliers(coarse.index, z, warm, notes)
+        z, screen_fit = self._screen_outliers(coarse, z, screen_taus, stan_init, notes)
+        self._outliers_s = _epoch_s(coarse.index[np.isnan(z) & coarse.notna().to_numpy()])
         observed = np.isfinite(z)
 
-        candidates: list[timedelta | None] = list(s.tau_candidates) if free else [None]
         fits: dict[timedelta | None, _Fitted] = {}
         losses: dict[timedelta | None, float] = {}
         abs_err: dict[timedelta | None, np.ndarray] = {}
         ebb_mask = evf.ebb_windows(coarse.index, free_occ, s.ebb_span, self._fit_step) & observed
         n_ebb = int(ebb_mask.sum())
+        candidates, kept = self._tau_candidates(free, n_ebb, warm, notes)
+        if screen_fit is not None:
+            # No outlier was masked: the screening fit IS the fit for its tau (same data, taus, init).
+            fits[screen_tau if free else None] = screen_fit
         # With `settle_two_stage`, tau is scored WITHOUT the settle level and the level is added
         # afterwards for the chosen tau (see the setting for what was measured).
         self._use_settle = not s.settle_two_stage
         for tau in candidates:
-            taus = {n: hinted.get(n) or tau for n in names}
-            f = self._fit_prophet(coarse.index, z, taus, init)
-            fits[tau] = f
-            if tau is not None and n_ebb:
-                zin = self._predict_z(f, coarse.index)
+            if tau not in fits:
+                fits[tau] = self._fit_prophet(coarse.index, z, {n: hinted.get(n) or tau for n in names}, stan_init)
+            if tau is not None and n_ebb and kept is None:
+                zin = self._predict_z(fits[tau], coarse.index)
                 abs_err[tau] = np.abs(z[ebb_mask] - zin[ebb_mask])
                 losses[tau] = float(np.mean(abs_err[tau]))
-        if free and n_ebb:
+        self._n_ebb = n_ebb
+        if free and kept is not None:
+            best_tau, plausible = kept
+        elif free and n_ebb:
             best_tau = min(candidates, key=lambda t: (losses[t], t))
             plausible = [t for t in candidates if _not_worse(abs_err[t], abs_err[best_tau])]
             notes.append(
@@ -381,14 +427,11 @@ class EbbtideForecaster:
                 f"points; plausible {', '.join(interval_text(t) for t in plausible)}; mean |z error| "
                 + ", ".join(f"{interval_text(t)}={losses[t]:.3f}" for t in candidates) + ")")
         elif free:
-            # No ebb observed: tau is a prior, not a fit. The forecast is
-            # the grid's geometric centre and the interval spans its neighbours (a factor
-            # `prior_tau_spread` either way), not the whole grid: the grid is wide so that data
-            # can choose, and spanning it without data put the upper bound at 3-10x demand.
-            c = len(candidates) // 2
-            best_tau = candidates[c]
-            plausible = [t for t in candidates
-                         if abs(math.log(t / best_tau)) <= math.log(s.prior_tau_spread) + 1e-9]
+            # No ebb observed: tau is a prior, not a fit. The forecast is the grid's geometric
+            # centre and the interval spans its neighbours (a factor `prior_tau_spread` either
+            # way), not the whole grid: the grid is wide so that data can choose, and spanning
+            # it without data put the upper bound at 3-10x demand.
+            best_tau, plausible = mid, list(candidates)
             notes.append(f"ebb tau for {', '.join(free)}: no ebb observed yet; prior centre {interval_text(best_tau)}, "
                          f"interval spans {', '.join(interval_text(t) for t in plausible)}")
         else:
@@ -411,7 +454,7 @@ class EbbtideForecaster:
                 if not any(self._learnable(c, feats[c].to_numpy(), observed, coarse.index)
                            for c in feats.columns if c.endswith(":settle")):
                     continue  # too little tail for a new level at this tau: keep the fit
-                refit = self._fit_prophet(coarse.index, z, taus, init)
+                refit = self._fit_prophet(coarse.index, z, taus, stan_init)
                 if any(c.endswith(":settle") for c in refit.columns):
                     fits[t] = refit
         self._best = fits[best_tau]
@@ -421,7 +464,12 @@ class EbbtideForecaster:
 
         # Calibration (and, with no event around, the choice against the seasonal naive).
         self._mode = "prophet"
-        self._calibrate(history, values, coarse, z, best_tau, names, hinted, init, notes)
+        self._calibrate(history, values, coarse, z, best_tau, names, hinted, stan_init, notes, warm)
+        self._warm_out = {"structure": self._structure_key(names, hinted, history), "n_ebb": n_ebb,
+                          "best_tau_s": best_tau.total_seconds() if best_tau is not None else None,
+                          "plausible_s": [t.total_seconds() for t in plausible if t is not None],
+                          "calibration": self._calibration_state,
+                          "outliers_s": self._outliers_s[-_MAX_OUTLIERS_KEPT:]}
         self._notes = notes
         self._fitted_ok = True
         return self
@@ -567,21 +615,23 @@ class EbbtideForecaster:
                 m.add_regressor(c, standardize=False)
 
     def _screen_outliers(self, coarse: pd.Series, z: np.ndarray, taus: dict[str, timedelta],
-                         init, notes: list[str]) -> np.ndarray:
-        """z with short outlying runs outside events set to NaN (see `outlier_sigma`)."""
+                         init, notes: list[str]) -> tuple[np.ndarray, _Fitted | None]:
+        """z with short outlying runs outside events set to NaN (see `outlier_sigma`), and the
+        screening fit when nothing was masked (it is then the fit of z with `taus`: the caller
+        reuses it instead of fitting the same data again)."""
         s = self.settings
         if s.outlier_sigma <= 0 or np.isfinite(z).sum() < 48:
-            return z
+            return z, None
         try:
             f = self._fit_prophet(coarse.index, z, taus, init)
         except ValueError:
-            return z
+            return z, None
         r = z - self._predict_z(f, coarse.index)
         ok = np.isfinite(r)
         med = float(np.median(r[ok]))
         sd = 1.4826 * float(np.median(np.abs(r[ok] - med)))
         if not sd > 0:
-            return z
+            return z, f
         flag = ok & (np.abs(r - med) > s.outlier_sigma * sd)
         flag &= ~evf.in_or_after(coarse.index, self._occ, s.ebb_span, self._fit_step)
         max_run = max(1, int(s.outlier_max_run / self._fit_step))
@@ -602,7 +652,8 @@ class EbbtideForecaster:
         if n:
             notes.append(f"outliers: {n} fit-grid points outside events treated as missing for fitting "
                          f"(|z residual| > {s.outlier_sigma:g} robust sd, runs <= {interval_text(s.outlier_max_run)})")
-        return out
+            return out, None
+        return z, f
 
     def _predict_z(self, f: _Fitted, grid: pd.DatetimeIndex) -> np.ndarray:
         df = self._frame(grid, f.taus, f.columns)
@@ -693,7 +744,7 @@ class EbbtideForecaster:
         return self._tf.inverse(self._fine_z(f, idx, season)) * self._profile_at(idx)
 
     def _calibrate(self, history: Series, values: pd.Series, coarse: pd.Series, z: np.ndarray,
-                   best_tau, names, hinted, init, notes: list[str]) -> None:
+                   best_tau, names, hinted, init, notes: list[str], warm: dict | None = None) -> None:
         s = self.settings
         u, lq = s.upper_quantile, s.lower_quantile
         obs = values.dropna()
@@ -705,62 +756,184 @@ class EbbtideForecaster:
         if s.seasonal_correction:
             full_prof = self._residual_profile(coarse.index, z - self._predict_z(self._best, coarse.index),
                                                event_time)
-        weight = 0.5  # undecided (too little clean holdout): hedge half-way
-
-        n_hold_coarse = int(min(s.holdout, (history.end - values.index[0]) / 4) / self._fit_step)
-        hold = n_hold_coarse * self._fit_step
-        r_hold = np.array([])
-        if n_hold_coarse >= 1 and coarse.notna().sum() > n_hold_coarse + 2:
-            cut = coarse.index[-n_hold_coarse]
-            train = coarse.index < cut
-            taus = {n: hinted.get(n) or best_tau for n in names}
-            try:
-                f_hold = self._fit_prophet(coarse.index[train], z[train], taus, init,
-                                           span_days=(cut - coarse.index[0]) / pd.Timedelta(days=1))
-            except ValueError:
-                f_hold = None
-            if f_hold is not None:
-                test = obs[obs.index >= cut]
-                y_test = test.to_numpy()
-                hold_prof = None
-                if full_prof is not None:
-                    gi = coarse.index[train]
-                    hold_prof = self._residual_profile(gi, z[train] - self._predict_z(f_hold, gi),
-                                                       event_time[train])
-                clean = ~evf.in_or_after(test.index, self._occ, s.ebb_span, self._step)
-                season_h = None
-                if hold_prof is not None and clean.sum() * self._step >= DAY:
-                    scores = {w: _wape(y_test[clean], self._fine_yhat(f_hold, test.index[clean],
-                                                                      (w, *hold_prof)))
-                              for w in (0.0, 0.5, 1.0)}
-                    weight = min(scores, key=lambda w: (scores[w], w))
-                    notes.append("seasonal residual profile: holdout WAPE "
-                                 + ", ".join(f"weight {w:g} {v:.3f}" for w, v in scores.items())
-                                 + f" -> {weight:g}")
-                if hold_prof is not None:
-                    season_h = (weight, *hold_prof)
-                yh = self._fine_yhat(f_hold, test.index, season_h or (0.0, WEEK, np.zeros(1)))
-                # Holdout points inside an event whose peak the holdout fit never saw say nothing
-                # about this model's error (it could not know the event's size): skip them.
-                keep = np.ones(len(test), dtype=bool)
-                for e in self._occ:
-                    if pd.Timestamp(e.peak) >= cut:
-                        keep &= ~evf.in_or_after(test.index, [e], s.ebb_span, self._step)
-                r_hold = (self._tf.forward(y_test) - self._tf.forward(yh))[keep]
-                if not names and len(test) and history.step <= DAY:
-                    self._choose_vs_naive(history, cut, test, yh, notes)
+        reused = self._reusable_calibration(warm, history)
+        if reused is not None:
+            weight, r_hold, n_hold, hold = self._restore_calibration(reused, history, notes)
+        else:
+            weight, r_hold, hold = self._holdout_calibration(history, values, coarse, z, obs, best_tau, names,
+                                                             hinted, init, full_prof is not None, event_time, notes)
+            n_hold = r_hold.size
+            self._calibration_state = self._calibration_record(history, weight, r_hold, hold)
         if full_prof is not None:
             self._season = (weight, *full_prof)
             notes.append(f"seasonal residual profile ({interval_text(full_prof[0])} period, last {s.profile_periods}) "
                          f"added with weight {weight:g}")
         # In-sample residuals on the requested grid (in z).
         r_in = self._tf.forward(y_obs) - self._tf.forward(self._fine_yhat(self._best, obs.index))
-        self._q_hi = max(_pooled_quantile(r_in, r_hold, u), 0.0)
-        self._q_lo = min(_pooled_quantile(r_in, r_hold, lq), 0.0)
+        self._q_hi = max(_pooled_quantile(r_in, r_hold, u, n_hold), 0.0)
+        self._q_lo = min(_pooled_quantile(r_in, r_hold, lq, n_hold), 0.0)
         notes.append(
-            f"interval: conformal quantiles of z residuals ({r_in.size} in-sample, {r_hold.size} holdout "
+            f"interval: conformal quantiles of z residuals ({r_in.size} in-sample, {n_hold} holdout "
             f"over the last {interval_text(hold)}): +{self._q_hi:.3f} / {self._q_lo:.3f}"
             + (f", spread over {len(self._plausible)} plausible tau" if len(self._plausible) > 1 else ""))
+
+    def _holdout_calibration(self, history: Series, values: pd.Series, coarse: pd.Series, z: np.ndarray,
+                             obs: pd.Series, best_tau, names, hinted, init, seasonal: bool,
+                             event_time: np.ndarray, notes: list[str]) -> tuple[float, np.ndarray, timedelta]:
+        """The part of calibration that refits without the last `holdout`: the residual profile's
+        weight (0, 1/2 or 1; 1/2 when undecided), the holdout residuals in z (events the holdout
+        fit could not know left out) and the holdout span; with no event around, also the choice
+        against the seasonal naive (sets `_mode`)."""
+        s = self.settings
+        weight = 0.5  # undecided (too little clean holdout): hedge half-way
+        n_hold_coarse = int(min(s.holdout, (history.end - values.index[0]) / 4) / self._fit_step)
+        hold = n_hold_coarse * self._fit_step
+        r_hold = np.array([])
+        if not (n_hold_coarse >= 1 and coarse.notna().sum() > n_hold_coarse + 2):
+            return weight, r_hold, hold
+        cut = coarse.index[-n_hold_coarse]
+        train = coarse.index < cut
+        taus = {n: hinted.get(n) or best_tau for n in names}
+        try:
+            f_hold = self._fit_prophet(coarse.index[train], z[train], taus, init,
+                                       span_days=(cut - coarse.index[0]) / pd.Timedelta(days=1))
+        except ValueError:
+            return weight, r_hold, hold
+        test = obs[obs.index >= cut]
+        y_test = test.to_numpy()
+        hold_prof = None
+        if seasonal:
+            gi = coarse.index[train]
+            hold_prof = self._residual_profile(gi, z[train] - self._predict_z(f_hold, gi), event_time[train])
+        clean = ~evf.in_or_after(test.index, self._occ, s.ebb_span, self._step)
+        season_h = None
+        if hold_prof is not None and clean.sum() * self._step >= DAY:
+            scores = {w: _wape(y_test[clean], self._fine_yhat(f_hold, test.index[clean], (w, *hold_prof)))
+                      for w in (0.0, 0.5, 1.0)}
+            weight = min(scores, key=lambda w: (scores[w], w))
+            notes.append("seasonal residual profile: holdout WAPE "
+                         + ", ".join(f"weight {w:g} {v:.3f}" for w, v in scores.items()) + f" -> {weight:g}")
+        if hold_prof is not None:
+            season_h = (weight, *hold_prof)
+        yh = self._fine_yhat(f_hold, test.index, season_h or (0.0, WEEK, np.zeros(1)))
+        # Holdout points inside an event whose peak the holdout fit never saw say nothing
+        # about this model's error (it could not know the event's size): skip them.
+        keep = np.ones(len(test), dtype=bool)
+        for e in self._occ:
+            if pd.Timestamp(e.peak) >= cut:
+                keep &= ~evf.in_or_after(test.index, [e], s.ebb_span, self._step)
+        r_hold = (self._tf.forward(y_test) - self._tf.forward(yh))[keep]
+        if not names and len(test) and history.step <= DAY:
+            self._choose_vs_naive(history, cut, test, yh, notes)
+        return weight, r_hold, hold
+
+    # ---------------------------------------------------------------- warm refits
+    def _structure_key(self, names, hinted, history: Series) -> str:
+        """What must be unchanged for a warm refit to reuse the previous tau choice and
+        calibration: settings (but the warm start), series step, fit grid, the modelled event
+        occurrences and hints. A new event in the horizon, a policy change or a different
+        step gives a different key, hence a cold refit."""
+        occ = sorted((e.name, e.start.isoformat(), e.peak.isoformat(), e.end.isoformat()) for e in self._occ)
+        settings = replace(self.settings, init=None)
+        return repr((_WARM_VERSION, repr(settings), history.step.total_seconds(), self._fit_step.total_seconds(),
+                     occ, sorted((n, hinted[n].total_seconds()) for n in names if n in hinted)))
+
+    def _warm_state(self, init: dict[str, Any] | None, names, hinted, history: Series) -> dict | None:
+        """The previous fit's choices (from `params`), when a warm refit may reuse them."""
+        w = (init or {}).get(_WARM_KEY)
+        if not self.settings.warm_reuse or not isinstance(w, dict):
+            return None
+        if w.get("structure") != self._structure_key(names, hinted, history):
+            return None
+        try:
+            best = timedelta(seconds=w["best_tau_s"]) if w.get("best_tau_s") is not None else None
+            plausible = [timedelta(seconds=x) for x in w.get("plausible_s", [])]
+            return {"best_tau": best, "plausible": plausible, "n_ebb": int(w["n_ebb"]),
+                    "calibration": w.get("calibration"), "outliers_s": [int(x) for x in w.get("outliers_s", [])]}
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def _premask_outliers(self, grid: pd.DatetimeIndex, z: np.ndarray, warm: dict | None,
+                          notes: list[str]) -> np.ndarray:
+        """Warm refit: the fit-grid points the previous fit treated as outliers stay missing, so
+        the screening fit usually flags nothing new and is reused (one fit instead of two)."""
+        if not warm or not warm["outliers_s"]:
+            return z
+        hit = np.isin(_epoch_s(grid), np.asarray(warm["outliers_s"], dtype=np.int64)) & np.isfinite(z)
+        if not hit.any():
+            return z
+        notes.append(f"warm refit: {int(hit.sum())} fit-grid points the previous fit found outlying kept missing")
+        out = z.copy()
+        out[hit] = np.nan
+        return out
+
+    def _tau_candidates(self, free, n_ebb: int, warm: dict | None,
+                        notes: list[str]) -> tuple[list, tuple | None]:
+        """Which tau candidates to fit, and (best, plausible) when they are kept from the last fit.
+
+        Cold, ebb observed: the whole grid. No ebb observed: only the prior's range (the centre
+        and the candidates within `prior_tau_spread` of it; the others were never used). Warm
+        refit of the same structure: with no new ebb point since the last fit, the last choice
+        is kept (only its plausible fits are redone); with more ebb observed, the last
+        plausible range and one neighbour either side are scored (the range moves a step per
+        refit if the ebb says so)."""
+        s = self.settings
+        grid = list(s.tau_candidates)
+        if not free:
+            return [None], None
+        if not n_ebb:
+            mid = grid[len(grid) // 2]
+            return [t for t in grid if abs(math.log(t / mid)) <= math.log(s.prior_tau_spread) + 1e-9], None
+        if warm is None or not warm["n_ebb"] or warm["best_tau"] not in grid \
+                or any(t not in grid for t in warm["plausible"]):
+            return grid, None
+        best, plausible = warm["best_tau"], [t for t in warm["plausible"]] or [warm["best_tau"]]
+        if warm["n_ebb"] == n_ebb:
+            notes.append(f"ebb tau for {', '.join(free)}: {interval_text(best)} kept from the previous fit "
+                         f"(no new ebb point since: {n_ebb} observed); plausible "
+                         + ", ".join(interval_text(t) for t in plausible))
+            return list(dict.fromkeys([best, *plausible])), (best, plausible)
+        idx = [grid.index(t) for t in [best, *plausible]]
+        lo, hi = max(min(idx) - 1, 0), min(max(idx) + 1, len(grid) - 1)
+        notes.append(f"warm refit: tau scored on {interval_text(grid[lo])}..{interval_text(grid[hi])} "
+                     f"(the previous plausible range and one neighbour either side)")
+        return grid[lo:hi + 1], None
+
+    def _reusable_calibration(self, warm: dict | None, history: Series) -> dict | None:
+        cal = (warm or {}).get("calibration")
+        if not isinstance(cal, dict) or self.settings.recalibrate_every <= timedelta(0):
+            return None
+        age_s = history.end.timestamp() - float(cal.get("at_s", -math.inf))
+        return cal if 0 <= age_s < self.settings.recalibrate_every.total_seconds() else None
+
+    def _calibration_record(self, history: Series, weight: float, r_hold: np.ndarray, hold: timedelta) -> dict:
+        """What `_holdout_calibration` found, small enough to keep per workload: the holdout
+        residuals as at most `_SKETCH_POINTS` quantiles (plus their count, for the conformal
+        correction), the profile weight and the naive choice."""
+        r = np.sort(r_hold[np.isfinite(r_hold)])
+        sketch = r if r.size <= _SKETCH_POINTS else np.quantile(r, (np.arange(_SKETCH_POINTS) + 0.5) / _SKETCH_POINTS)
+        rec = {"at_s": history.end.timestamp(), "weight": float(weight), "r_hold": [float(x) for x in sketch],
+               "n_hold": int(r.size), "hold_s": hold.total_seconds(), "mode": self._mode}
+        if self._mode != "prophet":
+            rec.update(season_s=self._naive.season.total_seconds(), q_hi_mode=self._q_hi_mode,
+                       q_lo_mode=self._q_lo_mode)
+        return rec
+
+    def _restore_calibration(self, cal: dict, history: Series,
+                             notes: list[str]) -> tuple[float, np.ndarray, int, timedelta]:
+        from forecaster.baselines import SeasonalNaive
+
+        self._calibration_state = cal
+        self._mode = cal.get("mode", "prophet")
+        if self._mode != "prophet":
+            self._naive = SeasonalNaive(timedelta(seconds=cal["season_s"])).fit(history)
+            self._q_hi_mode, self._q_lo_mode = cal["q_hi_mode"], cal["q_lo_mode"]
+        age = history.end.to_pydatetime() - datetime.fromtimestamp(cal["at_s"], tz=timezone.utc)
+        notes.append(f"warm refit: holdout calibration kept from {interval_text(age)} ago (recalibrated every "
+                     f"{interval_text(self.settings.recalibrate_every)})"
+                     + (f"; {self._mode} mode kept" if self._mode != "prophet" else ""))
+        return (float(cal["weight"]), np.asarray(cal["r_hold"], dtype=float), int(cal["n_hold"]),
+                timedelta(seconds=cal["hold_s"]))
 
     def _choose_vs_naive(self, history: Series, cut: pd.Timestamp, test: pd.Series, yh: np.ndarray,
                          notes: list[str]) -> None:

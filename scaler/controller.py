@@ -40,7 +40,6 @@ ticks in the Controller, keyed by workload name.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import math
@@ -56,7 +55,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from forecaster.backtest import TrustPolicy, judge_issued, observed_span
+from forecaster.backtest import TrustPolicy, judge_and_fit, judge_issued, observed_span
 from forecaster.history import InstantValue, MetricsError, MetricsSource
 from forecaster.series import Forecast, Forecaster, Series
 from policies.errors import EbbtideError
@@ -212,14 +211,8 @@ class LiveForecasterCache:
         window = min(fs.horizon, TRUST_WINDOW)
         t0 = time.perf_counter()
         try:
-            verdict = self.judge_issued(history, make_model, prev.issued if prev else (), window, span, fs,
-                                        workload.demand.per_replica)
-            model = make_model()
-            fit = model.fit
-            if prev is not None and prev.params is not None and "init" in inspect.signature(fit).parameters:
-                fit(history, init=prev.params)  # type: ignore[call-arg]
-            else:
-                fit(history)
+            verdict, model, _ = self.judge_and_fit(history, make_model, prev.issued if prev else (), window, span,
+                                                   fs, workload.demand.per_replica, prev.params if prev else None)
             index = history.future_index(fs.horizon + fs.refit_interval, start=history.end + step)
             fc = model.predict(index)
         except (EbbtideError, ValueError, RuntimeError, ArithmeticError, KeyError) as exc:
@@ -273,6 +266,16 @@ class LiveForecasterCache:
         in worker processes."""
         policy = TrustPolicy(max_wape=fs.trust_bound, min_history=fs.min_history)
         return judge_issued(history, issued, window, span, policy, make_model, per_replica)
+
+    @staticmethod
+    def judge_and_fit(history: Series, make_model: Callable[[], Forecaster], issued: Sequence[Forecast],
+                      window: timedelta, span: timedelta, fs, per_replica: float | None,
+                      init: dict | None) -> tuple[Any, Forecaster, bool]:
+        """One refit, shared by both caches: `forecaster.backtest.judge_and_fit` with the
+        workload's forecast settings `fs` (trust_bound, min_history). Returns (verdict, fitted
+        model, warm: `init` was given to the model)."""
+        policy = TrustPolicy(max_wape=fs.trust_bound, min_history=fs.min_history)
+        return judge_and_fit(history, issued, window, span, policy, make_model, per_replica, init)
 
 
 # --------------------------------------------------------------------------- audit log

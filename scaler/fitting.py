@@ -33,7 +33,6 @@ predict horizon + refit interval once.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import math
 import os
@@ -240,15 +239,9 @@ def run_fit_job(job: FitJob) -> FitResult:
     warm = False
     t0 = time.perf_counter()
     try:
-        verdict = LiveForecasterCache.judge_issued(history, make_model, [c.to_forecast() for c in prev_issued],
-                                                   window, span, fs, w.demand.per_replica)
-        model = make_model()
-        fit = model.fit
-        if job.init is not None and "init" in inspect.signature(fit).parameters:
-            fit(history, init=job.init)
-            warm = True
-        else:
-            fit(history)
+        verdict, model, warm = LiveForecasterCache.judge_and_fit(
+            history, make_model, [c.to_forecast() for c in prev_issued], window, span, fs, w.demand.per_replica,
+            job.init)
         index = history.future_index(fs.horizon + fs.refit_interval, start=history.end + step)
         fc = CompactForecast.of(model.predict(index))
     except (EbbtideError, ValueError, RuntimeError, ArithmeticError, KeyError) as exc:

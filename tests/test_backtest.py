@@ -23,6 +23,10 @@ Cases:
   growth only equal -> not (both reasons); no scored pair -> not;
 - judge_issued: a forecast 2x too high with the right daily shape is trusted on its growth
   (level not), a flat one 2x too high is not; without per_unit only the level is judged.
+- judge_and_fit: a first fit (no init) is warm-started from the trust bootstrap's model (fitted
+  on the history minus the window) and reports warm False; with init that init is used and warm
+  is True; an issued forecast overlapping the window means no bootstrap fit; a model without
+  `init` is fitted plainly.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from forecaster.backtest import (
     align_origin,
     anchored_growth_factors,
     growth_metrics,
+    judge_and_fit,
     judge_issued,
     pinball_loss,
     forecast_at_cutoff,
@@ -339,3 +344,42 @@ def test_judge_issued_trusts_a_right_shape_at_a_wrong_level():
 
     v = judge_issued(hist, [fc(2000.0 * shape)], window, span, policy, LastValue, per_unit=None)
     assert not v.trusted and v.growth is None and v.reasons == ("WAPE 1.00 above bound 0.35 over 1 origin(s)",)
+
+
+class WarmLastValue(LastValue):
+    """LastValue whose fit takes a warm start; `params` is the last value and the history end."""
+
+    made: list["WarmLastValue"] = []
+
+    def __init__(self):
+        self.init_seen = None
+        WarmLastValue.made.append(self)
+
+    def fit(self, history: Series, init=None) -> "WarmLastValue":
+        self.init_seen = init
+        return super().fit(history)
+
+    @property
+    def params(self) -> dict:
+        return {"last": self.last, "end": str(self.end)}
+
+
+def test_judge_and_fit_warm_starts_the_first_fit_from_the_bootstrap():
+    hist = series(_daily(10 * 24, 1000.0))
+    window, span = timedelta(hours=6), timedelta(days=10)
+    policy = TrustPolicy(max_wape=0.35, min_history=timedelta(days=7))
+    WarmLastValue.made = []
+    verdict, model, warm = judge_and_fit(hist, [], window, span, policy, WarmLastValue, None, None)
+    boot, main = WarmLastValue.made
+    assert boot.end == hist.end - pd.Timedelta(hours=6)  # trained without the last window
+    assert main is model and main.init_seen == boot.params and not warm
+    assert main.end == hist.end and verdict.reasons  # fitted on the whole history, judged
+
+    WarmLastValue.made = []
+    issued = [model.predict(pd.date_range(hist.end - pd.Timedelta(hours=5), periods=12, freq="h"))]
+    _, model2, warm2 = judge_and_fit(hist, issued, window, span, policy, WarmLastValue, None, {"last": 1.0})
+    assert WarmLastValue.made == [model2]  # the issued forecast overlaps the window: no bootstrap
+    assert model2.init_seen == {"last": 1.0} and warm2
+
+    _, plain, warm3 = judge_and_fit(hist, [], window, span, policy, LastValue, None, None)
+    assert isinstance(plain, LastValue) and plain.end == hist.end and not warm3

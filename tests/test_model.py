@@ -220,7 +220,7 @@ def test_no_event_at_least_as_good_as_weekly_naive():
 def test_warm_start_round_trip(ebb_case):
     model, hist, idx, _ = ebb_case
     params = model.params
-    assert set(params) == {"k", "m", "delta", "sigma_obs", "beta"}
+    assert set(params) == {"k", "m", "delta", "sigma_obs", "beta", "ebbtide"}
     warm = EbbtideForecaster([SALE]).fit(hist, init=params)
     np.testing.assert_allclose(warm.predict(idx).yhat, model.predict(idx).yhat, rtol=0.02)
 

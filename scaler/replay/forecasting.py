@@ -13,6 +13,10 @@ forecast's upper quantile, against sizing on the observation alone) and their le
 against trust_bound); `forecaster.backtest.judge_issued` is the rule, shared with the
 controller. Before any issued forecast can be scored, one rolling-origin backtest (a single
 origin `trust_window` ago) bootstraps the verdict.
+
+Each refit is warm-started from the previous one's params, as in the controller (the model
+reuses its tau choice, outlier mask and holdout calibration while they hold; see
+`ModelSettings.warm_reuse`), so a replay costs about one Prophet fit per refit.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from forecaster.backtest import TrustPolicy, TrustVerdict, judge_issued
+from forecaster.backtest import TrustPolicy, judge_and_fit
 from forecaster.series import Forecast, Forecaster, Series
 from policies.errors import EbbtideError
 from policies.events import Event
@@ -126,19 +130,22 @@ class ReplayForecaster:
                 f"only {format_duration(span)} of history, need {format_duration(self.settings.min_history)}; "
                 f"sizing reactively",))
             return
-        verdict_reasons: tuple[str, ...]
-        trusted: bool
-        verdict = self._judge(hist, span)
-        trusted, verdict_reasons = verdict.trusted, verdict.reasons
-        model = self.make_model()
         t0 = time.perf_counter()
         try:
-            model.fit(hist)
+            # As the controller does: trust from the forecasts issued earlier, then a fit warm-
+            # started from the previous one's params (forecaster.backtest.judge_and_fit).
+            verdict, model, _ = judge_and_fit(hist, [f for _, f in self._issued], self.trust_window, span,
+                                              self.trust_policy, self.make_model, self.per_replica, self._params)
         except (EbbtideError, ValueError, RuntimeError) as exc:
             self.stats.failures.append(f"{pd.Timestamp(now).isoformat()}: fit failed: {exc}")
             self._current, self._frame = None, None
             self._verdict = TrustedForecast(None, False, (f"forecast failed: {exc}",))
             return
+        trusted, verdict_reasons = verdict.trusted, verdict.reasons
+        try:
+            self._params = getattr(model, "params", None)
+        except (RuntimeError, AttributeError, KeyError):
+            self._params = None
         self.stats.fit_s.append(time.perf_counter() - t0)
         self.stats.refits += 1
         index = hist.future_index(self.settings.horizon + self.settings.refit_interval,
@@ -152,8 +159,3 @@ class ReplayForecaster:
                         if f.index[-1] >= pd.Timestamp(now) - pd.Timedelta(self.trust_window)]
         self.stats.trusted_refits += int(trusted)
         self._verdict = TrustedForecast(fc, trusted, verdict_reasons)
-
-    def _judge(self, hist: Series, span: timedelta) -> TrustVerdict:
-        """The shared rolling check on the forecasts issued earlier (forecaster.backtest.judge_issued)."""
-        return judge_issued(hist, [f for _, f in self._issued], self.trust_window, span, self.trust_policy,
-                            self.make_model, self.per_replica)
