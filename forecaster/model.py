@@ -46,6 +46,7 @@ fall and in which clock daily seasonality lives.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import warnings
@@ -835,8 +836,9 @@ class EbbtideForecaster:
         step gives a different key, hence a cold refit."""
         occ = sorted((e.name, e.start.isoformat(), e.peak.isoformat(), e.end.isoformat()) for e in self._occ)
         settings = replace(self.settings, init=None)
-        return repr((_WARM_VERSION, repr(settings), history.step.total_seconds(), self._fit_step.total_seconds(),
+        text = repr((_WARM_VERSION, repr(settings), history.step.total_seconds(), self._fit_step.total_seconds(),
                      occ, sorted((n, hinted[n].total_seconds()) for n in names if n in hinted)))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     def _warm_state(self, init: dict[str, Any] | None, names, hinted, history: Series) -> dict | None:
         """The previous fit's choices (from `params`), when a warm refit may reuse them."""
