@@ -28,7 +28,10 @@ neighbouring tau, not the whole grid.
 
 Intervals are calibrated, not Prophet's own: residuals in z on the requested grid, from the
 in-sample fit and from a holdout (the last `holdout` of history, refitted without it), give
-conformal quantiles; the band is [min_c zhat_c + q_lo, max_c zhat_c + q_hi] mapped back.
+conformal quantiles per lead-time bucket (the holdout residuals of that lead pooled with the
+in-sample ones, one observation per day of lead in the finite-sample correction, monotone so the
+band never narrows further ahead); the band is [min_c zhat_c + q_lo(lead), max_c zhat_c +
+q_hi(lead)] mapped back.
 With no event in or near the history, the holdout also decides between this Prophet model, the
 seasonal naive (a week, or a day with less history) and their average: the lowest holdout WAPE
 wins, and `notes` say which.
@@ -134,6 +137,16 @@ class ModelSettings:
     holdout: timedelta = timedelta(days=7)
     """Recent history held out (refit without it) to calibrate intervals and to compare with the
     seasonal naive; at most a quarter of the history."""
+    interval_lead_edges: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=3))
+    """Lead-time buckets of the interval (lead = time after the last observed point): one pair
+    of residual quantiles per bucket (default: <= 1 d, 1-3 d, > 3 d), from the holdout residuals
+    of that lead pooled with the in-sample ones, made monotone (the band never narrows with lead).
+    Leads past the holdout use the last bucket that has holdout residuals. Empty: one pair."""
+    interval_block: timedelta = timedelta(days=1)
+    """Residuals within one block of lead time count as one observation in the finite-sample
+    (conformal) correction: holdout residuals are correlated (a day's level misfit moves all its
+    hours together), so a bucket of n residuals over d days is d observations, not n. The
+    correction raises the level to q + (1 - q) / (d + 1). Zero: each residual counts (n)."""
     horizon_hint: timedelta = timedelta(days=7)
     """How far ahead predictions are expected; events starting within it are modelled."""
     uncertainty_samples: int = 0
@@ -188,6 +201,11 @@ class ModelSettings:
             raise ValueError(f"prior_tau_spread must be >= 1, got {self.prior_tau_spread}")
         if not self.tau_candidates or any(t <= timedelta(0) for t in self.tau_candidates):
             raise ValueError("tau_candidates must be a non-empty list of positive durations")
+        if any(e <= timedelta(0) for e in self.interval_lead_edges) or list(self.interval_lead_edges) != sorted(
+                set(self.interval_lead_edges)):
+            raise ValueError("interval_lead_edges must be positive durations in increasing order")
+        if self.interval_block < timedelta(0):
+            raise ValueError(f"interval_block must be >= 0, got {self.interval_block}")
 
 
 # --------------------------------------------------------------------------- grid helpers
@@ -233,20 +251,54 @@ def _conformal(resid: np.ndarray, q: float) -> float:
     return float(r[max(k, 1) - 1])
 
 
-def _pooled_quantile(r_in: np.ndarray, r_hold: np.ndarray, q: float) -> float:
+def _pooled_quantile(r_in: np.ndarray, r_hold: np.ndarray, q: float, n_eff: float | None = None) -> float:
     """Quantile of in-sample and holdout residuals pooled with equal total weight per set (the
     few holdout residuals are the honest out-of-sample ones; the many in-sample ones are stable),
-    with the split-conformal finite-sample correction on the holdout side."""
-    if r_hold.size == 0:
-        return _conformal(r_in, q)
+    with the split-conformal finite-sample correction on the holdout side: level
+    q + (1 - q) / (n_eff + 1) (q - q / (n_eff + 1) below the median), n_eff = the number of
+    independent holdout observations (default: every finite holdout residual)."""
     a, b = r_in[np.isfinite(r_in)], r_hold[np.isfinite(r_hold)]
+    if b.size == 0:
+        return _conformal(a, q)
+    n = b.size if n_eff is None else max(float(n_eff), 1.0)
     vals = np.concatenate([a, b])
-    w = np.concatenate([np.full(a.size, 0.5 / max(a.size, 1)), np.full(b.size, 0.5 / max(b.size, 1))])
+    w = np.concatenate([np.full(a.size, 0.5 / max(a.size, 1)), np.full(b.size, 0.5 / b.size)])
     order = np.argsort(vals, kind="stable")
     vals, cw = vals[order], np.cumsum(w[order])
-    level = q + (1 - q) / (b.size + 1) if q >= 0.5 else q - q / (b.size + 1)
+    level = q + (1 - q) / (n + 1) if q >= 0.5 else q - q / (n + 1)
     i = int(np.searchsorted(cw, level * cw[-1], side="left"))
     return float(vals[min(i, vals.size - 1)])
+
+
+def _lead_quantiles(r_in: np.ndarray, r_hold: np.ndarray, lead_hold_s: np.ndarray, q: float,
+                    edges_s: np.ndarray, block_s: float, step_s: float) -> np.ndarray:
+    """One residual quantile per lead bucket (len(edges_s) + 1 values; bucket k holds leads in
+    (edges_s[k-1], edges_s[k]], lead in seconds after the last training point).
+
+    Each bucket pools the in-sample residuals `r_in` with the holdout residuals of its own lead
+    (equal total weight, `_pooled_quantile`), the correction counting one observation per
+    `block_s` of lead covered (every residual when block_s is 0). A bucket without holdout
+    residuals repeats the previous one (the first: in-sample only). Monotone in lead: the upper
+    quantile (q >= 0.5) never decreases, the lower never increases, and each is on its side of 0
+    (>= 0 above the median, <= 0 below)."""
+    ok = np.isfinite(r_hold)
+    r_hold, lead_hold_s = r_hold[ok], lead_hold_s[ok]
+    out: list[float] = []
+    lo = -math.inf
+    for hi in [*edges_s.tolist(), math.inf]:
+        m = (lead_hold_s > lo) & (lead_hold_s <= hi)
+        if m.any():
+            n_eff = None
+            if block_s > 0:
+                n_eff = (float(lead_hold_s[m].max() - lead_hold_s[m].min()) + step_s) / block_s
+            out.append(_pooled_quantile(r_in, r_hold[m], q, n_eff))
+        else:
+            out.append(out[-1] if out else _conformal(r_in, q))
+        lo = hi
+    arr = np.asarray(out, dtype=float)
+    if q >= 0.5:
+        return np.maximum.accumulate(np.maximum(arr, 0.0))
+    return np.minimum.accumulate(np.minimum(arr, 0.0))
 
 
 def _not_worse(err: np.ndarray, best_err: np.ndarray) -> bool:
@@ -433,8 +485,8 @@ class EbbtideForecaster:
         idx = index.tz_convert("UTC")
         zs = [self._fine_z(f, idx) for f in self._plausible]
         z_best = self._fine_z(self._best, idx)
-        z_hi = np.max(zs, axis=0) + self._q_hi
-        z_lo = np.min(zs, axis=0) + self._q_lo
+        z_hi = np.max(zs, axis=0) + self._quantiles_at(idx, self._q_hi)
+        z_lo = np.min(zs, axis=0) + self._quantiles_at(idx, self._q_lo)
         prof = self._profile_at(idx)
         yhat = self._tf.inverse(z_best) * prof
         upper = self._tf.inverse(z_hi) * prof
@@ -449,8 +501,10 @@ class EbbtideForecaster:
             shift_hi = np.maximum(upper - yhat, 0.0)
             shift_lo = np.maximum(yhat - lower, 0.0)
             yhat = ny if self._mode == "naive" else 0.5 * (yhat + ny)
-            upper = self._tf.inverse(self._tf.forward(yhat) + self._q_hi_mode) if self._q_hi_mode is not None else yhat + shift_hi
-            lower = self._tf.inverse(self._tf.forward(yhat) + self._q_lo_mode) if self._q_lo_mode is not None else yhat - shift_lo
+            upper = (self._tf.inverse(self._tf.forward(yhat) + self._quantiles_at(idx, self._q_hi_mode))
+                     if self._q_hi_mode is not None else yhat + shift_hi)
+            lower = (self._tf.inverse(self._tf.forward(yhat) + self._quantiles_at(idx, self._q_lo_mode))
+                     if self._q_lo_mode is not None else yhat - shift_lo)
         yhat = np.clip(yhat, 0.0, None)
         upper = np.maximum(upper, yhat)
         lower = np.clip(np.minimum(lower, yhat), 0.0, None)
@@ -710,6 +764,7 @@ class EbbtideForecaster:
         n_hold_coarse = int(min(s.holdout, (history.end - values.index[0]) / 4) / self._fit_step)
         hold = n_hold_coarse * self._fit_step
         r_hold = np.array([])
+        lead_hold_s = np.array([])
         if n_hold_coarse >= 1 and coarse.notna().sum() > n_hold_coarse + 2:
             cut = coarse.index[-n_hold_coarse]
             train = coarse.index < cut
@@ -747,6 +802,7 @@ class EbbtideForecaster:
                     if pd.Timestamp(e.peak) >= cut:
                         keep &= ~evf.in_or_after(test.index, [e], s.ebb_span, self._step)
                 r_hold = (self._tf.forward(y_test) - self._tf.forward(yh))[keep]
+                lead_hold_s = self._lead_s(test.index, cut)[keep]
                 if not names and len(test) and history.step <= DAY:
                     self._choose_vs_naive(history, cut, test, yh, notes)
         if full_prof is not None:
@@ -755,12 +811,46 @@ class EbbtideForecaster:
                          f"added with weight {weight:g}")
         # In-sample residuals on the requested grid (in z).
         r_in = self._tf.forward(y_obs) - self._tf.forward(self._fine_yhat(self._best, obs.index))
-        self._q_hi = max(_pooled_quantile(r_in, r_hold, u), 0.0)
-        self._q_lo = min(_pooled_quantile(r_in, r_hold, lq), 0.0)
+        self._q_hi, self._q_lo = self._lead_quantile_pair(r_in, r_hold, lead_hold_s)
         notes.append(
             f"interval: conformal quantiles of z residuals ({r_in.size} in-sample, {r_hold.size} holdout "
-            f"over the last {interval_text(hold)}): +{self._q_hi:.3f} / {self._q_lo:.3f}"
+            f"over the last {interval_text(hold)}) by lead {self._lead_labels()}: "
+            f"{self._quantile_text(self._q_hi, self._q_lo)}"
             + (f", spread over {len(self._plausible)} plausible tau" if len(self._plausible) > 1 else ""))
+        if self._mode != "prophet":
+            self._calibrate_mode(history)
+            notes.append(f"interval of the {self._mode} forecast (its residuals over the history and the holdout) by "
+                         f"lead {self._lead_labels()}: {self._quantile_text(self._q_hi_mode, self._q_lo_mode)}")
+
+    def _lead_s(self, index: pd.DatetimeIndex, first: pd.Timestamp) -> np.ndarray:
+        """Lead time in seconds of each point of `index` for a forecast whose first point is
+        `first` (the first point after the training data has lead one series step)."""
+        return np.asarray((index - first) / pd.Timedelta(seconds=1), dtype=float) + self._step.total_seconds()
+
+    def _lead_quantile_pair(self, r_in: np.ndarray, r_hold: np.ndarray,
+                            lead_hold_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(upper, lower) residual quantiles per lead bucket (`_lead_quantiles`)."""
+        s = self.settings
+        edges = np.array([e.total_seconds() for e in s.interval_lead_edges], dtype=float)
+        args = (edges, s.interval_block.total_seconds(), self._step.total_seconds())
+        return (_lead_quantiles(r_in, r_hold, lead_hold_s, s.upper_quantile, *args),
+                _lead_quantiles(r_in, r_hold, lead_hold_s, s.lower_quantile, *args))
+
+    def _lead_labels(self) -> str:
+        e = [interval_text(x) for x in self.settings.interval_lead_edges]
+        if not e:
+            return "(all leads)"
+        return "(" + ", ".join([f"<= {e[0]}", *(f"{a}-{b}" for a, b in zip(e, e[1:])), f"> {e[-1]}"]) + ")"
+
+    @staticmethod
+    def _quantile_text(q_hi: np.ndarray, q_lo: np.ndarray) -> str:
+        return "/".join(f"+{x:.3f}" for x in q_hi) + " above, " + "/".join(f"{x:.3f}" for x in q_lo) + " below"
+
+    def _quantiles_at(self, idx: pd.DatetimeIndex, q: np.ndarray) -> np.ndarray:
+        """The per-bucket quantiles `q` looked up at each point's lead after the history."""
+        edges = np.array([e.total_seconds() for e in self.settings.interval_lead_edges], dtype=float)
+        lead = np.asarray((idx - self._last) / pd.Timedelta(seconds=1), dtype=float)
+        return q[np.searchsorted(edges, lead, side="left")]
 
     def _choose_vs_naive(self, history: Series, cut: pd.Timestamp, test: pd.Series, yh: np.ndarray,
                          notes: list[str]) -> None:
@@ -788,8 +878,19 @@ class EbbtideForecaster:
         self._naive = SeasonalNaive(season).fit(history)
         comb = ny if mode == "naive" else 0.5 * (yh + ny)
         r = self._tf.forward(y) - self._tf.forward(comb)
-        self._q_hi_mode = max(_conformal(r, self.settings.upper_quantile), 0.0)
-        self._q_lo_mode = min(_conformal(r, self.settings.lower_quantile), 0.0)
+        self._mode_holdout = (season, r, self._lead_s(test.index, cut))
+
+    def _calibrate_mode(self, history: Series) -> None:
+        """Interval of the seasonal naive or the average (after `_choose_vs_naive` picked it):
+        its holdout residuals pooled, per lead bucket, with its residuals over the history (last
+        `lookback`): the seasonal naive's are out of sample (yhat(t) = y(t - season)); the
+        average's mix them with the full fit's in-sample ones (residual profile included)."""
+        season, r_hold, lead_hold_s = self._mode_holdout
+        hist = history.values[history.values.index > history.end - self.settings.lookback].dropna()
+        lagged = history.values.reindex(hist.index - pd.Timedelta(season)).to_numpy()
+        comb = lagged if self._mode == "naive" else 0.5 * (self._fine_yhat(self._best, hist.index) + lagged)
+        r_hist = self._tf.forward(hist.to_numpy()) - self._tf.forward(comb)
+        self._q_hi_mode, self._q_lo_mode = self._lead_quantile_pair(r_hist, r_hold, lead_hold_s)
 
     def _prophet_interval(self, idx: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
         grid = self._coarse_grid_for(idx)
