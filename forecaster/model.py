@@ -28,7 +28,10 @@ neighbouring tau, not the whole grid.
 
 Intervals are calibrated, not Prophet's own: residuals in z on the requested grid, from the
 in-sample fit and from a holdout (the last `holdout` of history, refitted without it), give
-conformal quantiles; the band is [min_c zhat_c + q_lo, max_c zhat_c + q_hi] mapped back.
+conformal quantiles per lead-time bucket (the holdout residuals of that lead pooled with the
+in-sample ones, one observation per day of lead in the finite-sample correction, monotone so the
+band never narrows further ahead); the band is [min_c zhat_c + q_lo(lead), max_c zhat_c +
+q_hi(lead)] mapped back.
 With no event in or near the history, the holdout also decides between this Prophet model, the
 seasonal naive (a week, or a day with less history) and their average: the lowest holdout WAPE
 wins, and `notes` say which.
@@ -155,6 +158,16 @@ class ModelSettings:
     holdout: timedelta = timedelta(days=7)
     """Recent history held out (refit without it) to calibrate intervals and to compare with the
     seasonal naive; at most a quarter of the history."""
+    interval_lead_edges: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=3))
+    """Lead-time buckets of the interval (lead = time after the last observed point): one pair
+    of residual quantiles per bucket (default: <= 1 d, 1-3 d, > 3 d), from the holdout residuals
+    of that lead pooled with the in-sample ones, made monotone (the band never narrows with lead).
+    Leads past the holdout use the last bucket that has holdout residuals. Empty: one pair."""
+    interval_block: timedelta = timedelta(days=1)
+    """Residuals within one block of lead time count as one observation in the finite-sample
+    (conformal) correction: holdout residuals are correlated (a day's level misfit moves all its
+    hours together), so a bucket of n residuals over d days is d observations, not n. The
+    correction raises the level to q + (1 - q) / (d + 1). Zero: each residual counts (n)."""
     horizon_hint: timedelta = timedelta(days=7)
     """How far ahead predictions are expected; events starting within it are modelled."""
     uncertainty_samples: int = 0
@@ -217,6 +230,11 @@ class ModelSettings:
             raise ValueError(f"prior_tau_spread must be >= 1, got {self.prior_tau_spread}")
         if not self.tau_candidates or any(t <= timedelta(0) for t in self.tau_candidates):
             raise ValueError("tau_candidates must be a non-empty list of positive durations")
+        if any(e <= timedelta(0) for e in self.interval_lead_edges) or list(self.interval_lead_edges) != sorted(
+                set(self.interval_lead_edges)):
+            raise ValueError("interval_lead_edges must be positive durations in increasing order")
+        if self.interval_block < timedelta(0):
+            raise ValueError(f"interval_block must be >= 0, got {self.interval_block}")
 
 
 # --------------------------------------------------------------------------- grid helpers
@@ -262,22 +280,80 @@ def _conformal(resid: np.ndarray, q: float) -> float:
     return float(r[max(k, 1) - 1])
 
 
-def _pooled_quantile(r_in: np.ndarray, r_hold: np.ndarray, q: float, n_hold: int | None = None) -> float:
+def _pooled_quantile(r_in: np.ndarray, r_hold: np.ndarray, q: float, n_eff: float | None = None) -> float:
     """Quantile of in-sample and holdout residuals pooled with equal total weight per set (the
     few holdout residuals are the honest out-of-sample ones; the many in-sample ones are stable),
-    with the split-conformal finite-sample correction on the holdout side. `n_hold`: how many
-    holdout residuals `r_hold` stands for (it may be a quantile sketch of them); default its size."""
-    if r_hold.size == 0:
-        return _conformal(r_in, q)
+    with the split-conformal finite-sample correction on the holdout side: level
+    q + (1 - q) / (n_eff + 1) (q - q / (n_eff + 1) below the median), n_eff = the number of
+    independent holdout observations (default: every finite holdout residual)."""
     a, b = r_in[np.isfinite(r_in)], r_hold[np.isfinite(r_hold)]
+    if b.size == 0:
+        return _conformal(a, q)
+    n = b.size if n_eff is None else max(float(n_eff), 1.0)
     vals = np.concatenate([a, b])
-    w = np.concatenate([np.full(a.size, 0.5 / max(a.size, 1)), np.full(b.size, 0.5 / max(b.size, 1))])
+    w = np.concatenate([np.full(a.size, 0.5 / max(a.size, 1)), np.full(b.size, 0.5 / b.size)])
     order = np.argsort(vals, kind="stable")
     vals, cw = vals[order], np.cumsum(w[order])
-    n_b = b.size if n_hold is None else n_hold
-    level = q + (1 - q) / (n_b + 1) if q >= 0.5 else q - q / (n_b + 1)
+    level = q + (1 - q) / (n + 1) if q >= 0.5 else q - q / (n + 1)
     i = int(np.searchsorted(cw, level * cw[-1], side="left"))
     return float(vals[min(i, vals.size - 1)])
+
+
+def _lead_buckets(r_hold: np.ndarray, lead_hold_s: np.ndarray, edges_s: np.ndarray, block_s: float,
+                  step_s: float) -> list[tuple[np.ndarray, float] | None]:
+    """Holdout residuals split by lead bucket (len(edges_s) + 1 buckets; bucket k holds leads in
+    (edges_s[k-1], edges_s[k]], lead in seconds after the last training point): per bucket its
+    finite residuals and how many independent observations they count for (one per `block_s`
+    of lead covered; every residual when block_s is 0), or None when it has none."""
+    ok = np.isfinite(r_hold)
+    r_hold, lead_hold_s = r_hold[ok], lead_hold_s[ok]
+    out: list[tuple[np.ndarray, float] | None] = []
+    lo = -math.inf
+    for hi in [*edges_s.tolist(), math.inf]:
+        m = (lead_hold_s > lo) & (lead_hold_s <= hi)
+        if m.any():
+            n_eff = float(m.sum())
+            if block_s > 0:
+                n_eff = (float(lead_hold_s[m].max() - lead_hold_s[m].min()) + step_s) / block_s
+            out.append((r_hold[m], n_eff))
+        else:
+            out.append(None)
+        lo = hi
+    return out
+
+
+def _bucket_quantiles(r_in: np.ndarray, buckets: list[tuple[np.ndarray, float] | None], q: float) -> np.ndarray:
+    """One residual quantile per lead bucket: the in-sample residuals `r_in` pooled with the
+    bucket's holdout residuals (equal total weight, `_pooled_quantile` with the bucket's count
+    of independent observations). A bucket without holdout residuals repeats the previous one
+    (the first: in-sample only). Monotone in lead: the upper quantile (q >= 0.5) never
+    decreases, the lower never increases, and each is on its side of 0."""
+    out: list[float] = []
+    for b in buckets:
+        if b is None:
+            out.append(out[-1] if out else _conformal(r_in, q))
+        else:
+            out.append(_pooled_quantile(r_in, b[0], q, b[1]))
+    arr = np.asarray(out, dtype=float)
+    if q >= 0.5:
+        return np.maximum.accumulate(np.maximum(arr, 0.0))
+    return np.minimum.accumulate(np.minimum(arr, 0.0))
+
+
+def _lead_quantiles(r_in: np.ndarray, r_hold: np.ndarray, lead_hold_s: np.ndarray, q: float,
+                    edges_s: np.ndarray, block_s: float, step_s: float) -> np.ndarray:
+    """One residual quantile per lead bucket (`_lead_buckets`, then `_bucket_quantiles`): the
+    holdout residuals of each lead pooled with the in-sample ones, monotone in lead."""
+    return _bucket_quantiles(r_in, _lead_buckets(r_hold, lead_hold_s, edges_s, block_s, step_s), q)
+
+
+def _sketch(r: np.ndarray) -> list[float]:
+    """Sorted residuals, or `_SKETCH_POINTS` evenly spaced quantiles of them when there are
+    more (what a cached calibration keeps per lead bucket)."""
+    r = np.sort(r[np.isfinite(r)])
+    if r.size > _SKETCH_POINTS:
+        r = np.quantile(r, (np.arange(_SKETCH_POINTS) + 0.5) / _SKETCH_POINTS)
+    return [float(x) for x in r]
 
 
 def _not_worse(err: np.ndarray, best_err: np.ndarray) -> bool:
@@ -482,8 +558,8 @@ class EbbtideForecaster:
         idx = index.tz_convert("UTC")
         zs = [self._fine_z(f, idx) for f in self._plausible]
         z_best = self._fine_z(self._best, idx)
-        z_hi = np.max(zs, axis=0) + self._q_hi
-        z_lo = np.min(zs, axis=0) + self._q_lo
+        z_hi = np.max(zs, axis=0) + self._quantiles_at(idx, self._q_hi)
+        z_lo = np.min(zs, axis=0) + self._quantiles_at(idx, self._q_lo)
         prof = self._profile_at(idx)
         yhat = self._tf.inverse(z_best) * prof
         upper = self._tf.inverse(z_hi) * prof
@@ -498,8 +574,10 @@ class EbbtideForecaster:
             shift_hi = np.maximum(upper - yhat, 0.0)
             shift_lo = np.maximum(yhat - lower, 0.0)
             yhat = ny if self._mode == "naive" else 0.5 * (yhat + ny)
-            upper = self._tf.inverse(self._tf.forward(yhat) + self._q_hi_mode) if self._q_hi_mode is not None else yhat + shift_hi
-            lower = self._tf.inverse(self._tf.forward(yhat) + self._q_lo_mode) if self._q_lo_mode is not None else yhat - shift_lo
+            upper = (self._tf.inverse(self._tf.forward(yhat) + self._quantiles_at(idx, self._q_hi_mode))
+                     if self._q_hi_mode is not None else yhat + shift_hi)
+            lower = (self._tf.inverse(self._tf.forward(yhat) + self._quantiles_at(idx, self._q_lo_mode))
+                     if self._q_lo_mode is not None else yhat - shift_lo)
         yhat = np.clip(yhat, 0.0, None)
         upper = np.maximum(upper, yhat)
         lower = np.clip(np.minimum(lower, yhat), 0.0, None)
@@ -759,39 +837,74 @@ class EbbtideForecaster:
                                                event_time)
         reused = self._reusable_calibration(warm, history)
         if reused is not None:
-            weight, r_hold, n_hold, hold = self._restore_calibration(reused, history, notes)
+            weight, buckets, mode_buckets, n_hold, hold = self._restore_calibration(reused, history, notes)
         else:
-            weight, r_hold, hold = self._holdout_calibration(history, values, coarse, z, obs, best_tau, names,
-                                                             hinted, init, full_prof is not None, event_time, notes)
-            n_hold = r_hold.size
-            self._calibration_state = self._calibration_record(history, weight, r_hold, hold)
+            weight, r_hold, lead_hold_s, hold = self._holdout_calibration(
+                history, values, coarse, z, obs, best_tau, names, hinted, init, full_prof is not None, event_time,
+                notes)
+            buckets, mode_buckets = self._buckets(r_hold, lead_hold_s), None
+            if self._mode != "prophet":
+                mode_buckets = self._buckets(*self._mode_holdout)
+            n_hold = int(np.isfinite(r_hold).sum())
+            self._calibration_state = self._calibration_record(history, weight, buckets, mode_buckets, n_hold, hold)
         if full_prof is not None:
             self._season = (weight, *full_prof)
             notes.append(f"seasonal residual profile ({interval_text(full_prof[0])} period, last {s.profile_periods}) "
                          f"added with weight {weight:g}")
         # In-sample residuals on the requested grid (in z).
         r_in = self._tf.forward(y_obs) - self._tf.forward(self._fine_yhat(self._best, obs.index))
-        self._q_hi = max(_pooled_quantile(r_in, r_hold, u, n_hold), 0.0)
-        self._q_lo = min(_pooled_quantile(r_in, r_hold, lq, n_hold), 0.0)
+        self._q_hi, self._q_lo = _bucket_quantiles(r_in, buckets, u), _bucket_quantiles(r_in, buckets, lq)
         notes.append(
             f"interval: conformal quantiles of z residuals ({r_in.size} in-sample, {n_hold} holdout "
-            f"over the last {interval_text(hold)}): +{self._q_hi:.3f} / {self._q_lo:.3f}"
+            f"over the last {interval_text(hold)}) by lead {self._lead_labels()}: "
+            f"{self._quantile_text(self._q_hi, self._q_lo)}"
             + (f", spread over {len(self._plausible)} plausible tau" if len(self._plausible) > 1 else ""))
+        if self._mode != "prophet":
+            self._calibrate_mode(history, mode_buckets)
+            notes.append(f"interval of the {self._mode} forecast (its residuals over the history and the holdout) by "
+                         f"lead {self._lead_labels()}: {self._quantile_text(self._q_hi_mode, self._q_lo_mode)}")
+
+    def _lead_s(self, index: pd.DatetimeIndex, first: pd.Timestamp) -> np.ndarray:
+        """Lead time in seconds of each point of `index` for a forecast whose first point is
+        `first` (the first point after the training data has lead one series step)."""
+        return np.asarray((index - first) / pd.Timedelta(seconds=1), dtype=float) + self._step.total_seconds()
+
+    def _buckets(self, r_hold: np.ndarray, lead_hold_s: np.ndarray) -> list[tuple[np.ndarray, float] | None]:
+        """Holdout residuals by the settings' lead buckets (`_lead_buckets`)."""
+        s = self.settings
+        edges = np.array([e.total_seconds() for e in s.interval_lead_edges], dtype=float)
+        return _lead_buckets(r_hold, lead_hold_s, edges, s.interval_block.total_seconds(), self._step.total_seconds())
+
+    def _lead_labels(self) -> str:
+        e = [interval_text(x) for x in self.settings.interval_lead_edges]
+        if not e:
+            return "(all leads)"
+        return "(" + ", ".join([f"<= {e[0]}", *(f"{a}-{b}" for a, b in zip(e, e[1:])), f"> {e[-1]}"]) + ")"
+
+    @staticmethod
+    def _quantile_text(q_hi: np.ndarray, q_lo: np.ndarray) -> str:
+        return "/".join(f"+{x:.3f}" for x in q_hi) + " above, " + "/".join(f"{x:.3f}" for x in q_lo) + " below"
+
+    def _quantiles_at(self, idx: pd.DatetimeIndex, q: np.ndarray) -> np.ndarray:
+        """The per-bucket quantiles `q` looked up at each point's lead after the history."""
+        edges = np.array([e.total_seconds() for e in self.settings.interval_lead_edges], dtype=float)
+        lead = np.asarray((idx - self._last) / pd.Timedelta(seconds=1), dtype=float)
+        return q[np.searchsorted(edges, lead, side="left")]
 
     def _holdout_calibration(self, history: Series, values: pd.Series, coarse: pd.Series, z: np.ndarray,
                              obs: pd.Series, best_tau, names, hinted, init, seasonal: bool,
-                             event_time: np.ndarray, notes: list[str]) -> tuple[float, np.ndarray, timedelta]:
+                             event_time: np.ndarray, notes: list[str]) -> tuple[float, np.ndarray, np.ndarray, timedelta]:
         """The part of calibration that refits without the last `holdout`: the residual profile's
         weight (0, 1/2 or 1; 1/2 when undecided), the holdout residuals in z (events the holdout
-        fit could not know left out) and the holdout span; with no event around, also the choice
+        fit could not know left out) with their lead times in seconds, and the holdout span; with no event around, also the choice
         against the seasonal naive (sets `_mode`)."""
         s = self.settings
         weight = 0.5  # undecided (too little clean holdout): hedge half-way
         n_hold_coarse = int(min(s.holdout, (history.end - values.index[0]) / 4) / self._fit_step)
         hold = n_hold_coarse * self._fit_step
-        r_hold = np.array([])
+        r_hold = lead_hold_s = np.array([])
         if not (n_hold_coarse >= 1 and coarse.notna().sum() > n_hold_coarse + 2):
-            return weight, r_hold, hold
+            return weight, r_hold, lead_hold_s, hold
         cut = coarse.index[-n_hold_coarse]
         train = coarse.index < cut
         taus = {n: hinted.get(n) or best_tau for n in names}
@@ -799,7 +912,7 @@ class EbbtideForecaster:
             f_hold = self._fit_prophet(coarse.index[train], z[train], taus, init,
                                        span_days=(cut - coarse.index[0]) / pd.Timedelta(days=1))
         except ValueError:
-            return weight, r_hold, hold
+            return weight, r_hold, lead_hold_s, hold
         test = obs[obs.index >= cut]
         y_test = test.to_numpy()
         hold_prof = None
@@ -824,9 +937,10 @@ class EbbtideForecaster:
             if pd.Timestamp(e.peak) >= cut:
                 keep &= ~evf.in_or_after(test.index, [e], s.ebb_span, self._step)
         r_hold = (self._tf.forward(y_test) - self._tf.forward(yh))[keep]
+        lead_hold_s = self._lead_s(test.index, cut)[keep]
         if not names and len(test) and history.step <= DAY:
             self._choose_vs_naive(history, cut, test, yh, notes)
-        return weight, r_hold, hold
+        return weight, r_hold, lead_hold_s, hold
 
     # ---------------------------------------------------------------- warm refits
     def _structure_key(self, names, hinted, history: Series) -> str:
@@ -908,33 +1022,40 @@ class EbbtideForecaster:
         age_s = history.end.timestamp() - float(cal.get("at_s", -math.inf))
         return cal if 0 <= age_s < self.settings.recalibrate_every.total_seconds() else None
 
-    def _calibration_record(self, history: Series, weight: float, r_hold: np.ndarray, hold: timedelta) -> dict:
-        """What `_holdout_calibration` found, small enough to keep per workload: the holdout
-        residuals as at most `_SKETCH_POINTS` quantiles (plus their count, for the conformal
-        correction), the profile weight and the naive choice."""
-        r = np.sort(r_hold[np.isfinite(r_hold)])
-        sketch = r if r.size <= _SKETCH_POINTS else np.quantile(r, (np.arange(_SKETCH_POINTS) + 0.5) / _SKETCH_POINTS)
-        rec = {"at_s": history.end.timestamp(), "weight": float(weight), "r_hold": [float(x) for x in sketch],
-               "n_hold": int(r.size), "hold_s": hold.total_seconds(), "mode": self._mode}
+    def _calibration_record(self, history: Series, weight: float, buckets, mode_buckets, n_hold: int,
+                            hold: timedelta) -> dict:
+        """What `_holdout_calibration` found, small enough to keep per workload: per lead bucket
+        the holdout residuals as at most `_SKETCH_POINTS` quantiles with their count of
+        independent observations (for the conformal correction); the same for the seasonal
+        naive or average when the holdout chose one; the profile weight."""
+        def enc(bs):
+            return [None if b is None else [_sketch(b[0]), float(b[1])] for b in bs]
+
+        rec = {"at_s": history.end.timestamp(), "weight": float(weight), "buckets": enc(buckets),
+               "n_hold": int(n_hold), "hold_s": hold.total_seconds(), "mode": self._mode}
         if self._mode != "prophet":
-            rec.update(season_s=self._naive.season.total_seconds(), q_hi_mode=self._q_hi_mode,
-                       q_lo_mode=self._q_lo_mode)
+            rec.update(season_s=self._naive.season.total_seconds(), mode_buckets=enc(mode_buckets))
         return rec
 
-    def _restore_calibration(self, cal: dict, history: Series,
-                             notes: list[str]) -> tuple[float, np.ndarray, int, timedelta]:
+    def _restore_calibration(self, cal: dict, history: Series, notes: list[str]) -> tuple:
+        """(weight, buckets, mode buckets, holdout count, holdout span) of a cached calibration;
+        sets the mode (and refits the seasonal naive on this history when it was chosen)."""
         from forecaster.baselines import SeasonalNaive
+
+        def dec(bs):
+            return [None if b is None else (np.asarray(b[0], dtype=float), float(b[1])) for b in bs]
 
         self._calibration_state = cal
         self._mode = cal.get("mode", "prophet")
+        mode_buckets = None
         if self._mode != "prophet":
             self._naive = SeasonalNaive(timedelta(seconds=cal["season_s"])).fit(history)
-            self._q_hi_mode, self._q_lo_mode = cal["q_hi_mode"], cal["q_lo_mode"]
+            mode_buckets = dec(cal["mode_buckets"])
         age = history.end.to_pydatetime() - datetime.fromtimestamp(cal["at_s"], tz=timezone.utc)
         notes.append(f"warm refit: holdout calibration kept from {interval_text(age)} ago (recalibrated every "
                      f"{interval_text(self.settings.recalibrate_every)})"
                      + (f"; {self._mode} mode kept" if self._mode != "prophet" else ""))
-        return (float(cal["weight"]), np.asarray(cal["r_hold"], dtype=float), int(cal["n_hold"]),
+        return (float(cal["weight"]), dec(cal["buckets"]), mode_buckets, int(cal["n_hold"]),
                 timedelta(seconds=cal["hold_s"]))
 
     def _choose_vs_naive(self, history: Series, cut: pd.Timestamp, test: pd.Series, yh: np.ndarray,
@@ -963,8 +1084,20 @@ class EbbtideForecaster:
         self._naive = SeasonalNaive(season).fit(history)
         comb = ny if mode == "naive" else 0.5 * (yh + ny)
         r = self._tf.forward(y) - self._tf.forward(comb)
-        self._q_hi_mode = max(_conformal(r, self.settings.upper_quantile), 0.0)
-        self._q_lo_mode = min(_conformal(r, self.settings.lower_quantile), 0.0)
+        self._mode_holdout = (r, self._lead_s(test.index, cut))
+
+    def _calibrate_mode(self, history: Series, buckets: list[tuple[np.ndarray, float] | None]) -> None:
+        """Interval of the seasonal naive or the average (after `_choose_vs_naive` picked it):
+        its holdout residuals pooled, per lead bucket, with its residuals over the history (last
+        `lookback`): the seasonal naive's are out of sample (yhat(t) = y(t - season)); the
+        average's mix them with the full fit's in-sample ones (residual profile included)."""
+        season = self._naive.season
+        hist = history.values[history.values.index > history.end - self.settings.lookback].dropna()
+        lagged = history.values.reindex(hist.index - pd.Timedelta(season)).to_numpy()
+        comb = lagged if self._mode == "naive" else 0.5 * (self._fine_yhat(self._best, hist.index) + lagged)
+        r_hist = self._tf.forward(hist.to_numpy()) - self._tf.forward(comb)
+        u, lq = self.settings.upper_quantile, self.settings.lower_quantile
+        self._q_hi_mode, self._q_lo_mode = _bucket_quantiles(r_hist, buckets, u), _bucket_quantiles(r_hist, buckets, lq)
 
     def _prophet_interval(self, idx: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
         grid = self._coarse_grid_for(idx)

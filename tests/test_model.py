@@ -4,6 +4,9 @@ Cases (fast):
 - choose_fit_step: finest grid within the point budget, multiples of the step only, hour cap
 - aggregate_to_grid: 1-minute counts -> hourly means by hand, NaN ignored, empty bucket NaN
 - split-conformal quantile by hand
+- lead-time quantiles by hand: per-bucket pooled quantile, one observation per day in the
+  finite-sample correction, empty buckets repeat the previous one, monotone in lead; property:
+  upper quantiles never decrease and lower never increase with lead, on either side of 0
 - ModelSettings refuses bad quantiles and a prior tau spread below 1; predict before fit is an error
 Cases (slow, seeded Prophet fits):
 - determinism: two fits on equal input give equal forecasts, predict repeatable
@@ -14,6 +17,9 @@ Cases (slow, seeded Prophet fits):
   the new level (upper bound covers >= 85% of held-out points) where the model without it
   under-forecasts
 - calibration: yhat_upper covers >= 85% of held-out noisy points (target quantile 0.9)
+- lead-time interval: on a level that drifts (random walk), the band is wider > 3 days ahead than
+  within the first day; on a stationary series the held-out week's coverage is at least the
+  upper quantile minus three binomial standard errors
 - cut at the peak: interval spans the prior's neighbours (8h, 16h, 32h), not the whole grid,
   covers the held-out points and stays bounded
 - outliers: a 3-hour burst without a tail outside events is treated as missing for fitting
@@ -33,16 +39,21 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forecaster.model import (
     EbbtideForecaster,
     ModelSettings,
     PlainProphetForecaster,
     _conformal,
+    _lead_quantiles,
+    _pooled_quantile,
     aggregate_to_grid,
     choose_fit_step,
 )
 from forecaster.series import Series
+from forecaster.transforms import Log1pScaled
 from policies.events import Event
 
 H = timedelta(hours=1)
@@ -120,11 +131,53 @@ def test_conformal_quantile_by_hand():
     assert _conformal(r, 0.1) == 1.0  # floor(1.1) = 1st
 
 
+def test_lead_quantiles_by_hand():
+    day_s, hour_s = 86400.0, 3600.0
+    lead = np.arange(1, 25) * hour_s  # first day: leads 1 h .. 24 h
+    r_hold = np.concatenate([np.arange(1.0, 25.0), np.full(24, 0.5)])  # day 2: small errors
+    lead_hold = np.concatenate([lead, lead + day_s])
+    edges = np.array([day_s, 3 * day_s])
+    none = np.array([])
+    # Day 1 is one observation: level 0.9 + 0.1 / 2 = 0.95 -> ceil(0.95 * 24) = 23rd of 1..24.
+    q = _lead_quantiles(none, r_hold, lead_hold, 0.9, edges, day_s, hour_s)
+    np.testing.assert_allclose(q, [23.0, 23.0, 23.0])  # day 2's 0.5 is raised to day 1's; 3 d+ repeats
+    # Counting every point: level 0.9 + 0.1 / 25 = 0.904 -> ceil(21.7) = 22nd.
+    assert _lead_quantiles(none, r_hold, lead_hold, 0.9, edges, 0.0, hour_s)[0] == 22.0
+    assert _pooled_quantile(none, r_hold[:24], 0.9, 1.0) == 23.0
+    # Pooled with in-sample residuals (equal total weight): 24 in-sample zeros and day 1 -> the
+    # 0.95 level of the mixture is the 0.9 level of day 1 alone: ceil(0.9 * 24) = 22nd.
+    q_pool = _lead_quantiles(np.zeros(24), r_hold, lead_hold, 0.9, edges, day_s, hour_s)
+    assert q_pool[0] == 22.0
+    # Lower side: <= 0 and never increasing; with no holdout at all, in-sample only.
+    lo = _lead_quantiles(none, -r_hold, lead_hold, 0.1, edges, day_s, hour_s)
+    assert (lo <= 0).all() and (np.diff(lo) <= 0).all()
+    np.testing.assert_allclose(_lead_quantiles(np.arange(1.0, 11.0), none, none, 0.9, edges, day_s, hour_s),
+                               [10.0, 10.0, 10.0])
+
+
+@given(st.lists(st.floats(-3, 3), min_size=1, max_size=60), st.integers(0, 2**31 - 1))
+@settings(max_examples=60, deadline=None)
+def test_lead_quantiles_monotone_in_lead(vals, seed):
+    rng = np.random.default_rng(seed)
+    r = np.asarray(vals)
+    lead = rng.uniform(0, 8 * 86400.0, r.size)
+    edges = np.array([86400.0, 3 * 86400.0])
+    hi = _lead_quantiles(rng.normal(size=10), r, lead, 0.9, edges, 86400.0, 3600.0)
+    lo = _lead_quantiles(rng.normal(size=10), r, lead, 0.1, edges, 86400.0, 3600.0)
+    assert hi.shape == lo.shape == (3,)
+    assert (np.diff(hi) >= 0).all() and (hi >= 0).all()
+    assert (np.diff(lo) <= 0).all() and (lo <= 0).all()
+
+
 def test_settings_and_unfitted_errors():
     with pytest.raises(ValueError):
         ModelSettings(upper_quantile=0.5, lower_quantile=0.6)
     with pytest.raises(ValueError):
         ModelSettings(prior_tau_spread=0.5)
+    with pytest.raises(ValueError):
+        ModelSettings(interval_lead_edges=(timedelta(days=3), timedelta(days=1)))
+    with pytest.raises(ValueError):
+        ModelSettings(interval_block=timedelta(hours=-1))
     with pytest.raises(RuntimeError):
         EbbtideForecaster().predict(pd.date_range(START, periods=2, freq="1h"))
 
@@ -274,3 +327,46 @@ def test_settle_level_follows_a_raised_peace_level():
     assert any(n.startswith("new peace level after the ebb") for n in f.notes)
     assert np.mean(actual <= f.yhat_upper.to_numpy()) >= 0.85
     assert wape(actual, f.yhat.to_numpy()) < wape(actual, old.yhat.to_numpy())
+
+
+def _drifting_series(days: int, seed: int) -> Series:
+    """Hourly demand on a daily cycle whose level is a random walk in log space (sd 0.15 a
+    day, applied hourly), with 3% noise: the error of any forecast grows with its lead time."""
+    idx = pd.date_range(START, periods=days * 24, freq="1h")
+    rng = np.random.default_rng(seed)
+    level = np.cumsum(rng.normal(0.0, 0.15 / np.sqrt(24), idx.size))
+    y = truth(idx, with_sale=False) * np.exp(level + rng.normal(0.0, 0.03, idx.size))
+    return Series(pd.Series(y, index=idx), H, "drifting")
+
+
+@pytest.mark.slow
+def test_interval_widens_with_lead_time():
+    widened = 0
+    for seed in (11, 12, 13):
+        all_s = _drifting_series(35, seed)
+        hist = all_s.before(START + pd.Timedelta(days=28))
+        idx = hist.future_index(timedelta(days=7))
+        model = EbbtideForecaster().fit(hist)
+        f = model.predict(idx)
+        tf = Log1pScaled.fit(hist.values.to_numpy(), model.settings.scale_fraction)
+        width_z = tf.forward(f.yhat_upper.to_numpy()) - tf.forward(f.yhat.to_numpy())
+        lead = (idx - hist.end) / pd.Timedelta(days=1)
+        assert (np.diff(width_z) >= -1e-9).all()  # never narrower further ahead
+        widened += np.median(width_z[lead > 3]) > np.median(width_z[lead <= 1]) + 1e-6
+        assert any("by lead (<= 24h, 24h-72h, > 72h)" in n for n in f.notes)
+    # One holdout week is one realisation of the walk: most seeds, not necessarily all, widen.
+    assert widened >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [2, 3])
+def test_held_out_week_coverage_at_least_quantile_bound(seed):
+    all_s, _ = hourly_series(28, seed=seed, with_sale=False)
+    hist = all_s.before(START + pd.Timedelta(days=28))
+    idx = hist.future_index(timedelta(days=7))
+    s = ModelSettings()
+    f = EbbtideForecaster(settings=s).fit(hist).predict(idx)
+    actual = all_s.values.reindex(idx).to_numpy()
+    q, n = s.upper_quantile, idx.size
+    bound = q - 3.0 * np.sqrt(q * (1.0 - q) / n)  # the quantile less three binomial standard errors
+    assert np.mean(actual <= f.yhat_upper.to_numpy()) >= bound

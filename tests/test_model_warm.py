@@ -67,7 +67,9 @@ def test_params_are_plain_data_with_warm_state():
     params = json.loads(json.dumps(model.params))
     assert {"k", "m", "delta", "sigma_obs", "beta"} <= set(params)
     warm = params["ebbtide"]
-    assert warm["calibration"]["n_hold"] > 0 and len(warm["calibration"]["r_hold"]) <= fm._SKETCH_POINTS
+    cal = warm["calibration"]
+    assert cal["n_hold"] > 0 and len(cal["buckets"]) == len(ModelSettings().interval_lead_edges) + 1
+    assert all(b is None or (len(b[0]) <= fm._SKETCH_POINTS and b[1] > 0) for b in cal["buckets"])
     assert warm["best_tau_s"] is None and warm["n_ebb"] == 0
 
 
