@@ -252,6 +252,19 @@ class Scaling(Strict):
         description="Scale down only to the highest recommendation seen over this window (like HPA's "
         "scale-down stabilisation).",
     )
+    burst_lookback: Duration = Field(
+        default=timedelta(days=7),
+        description="Recent demand history the burst allowance is learnt from: while the lead window reaches "
+        "demand not yet observed, capacity covers the observed demand times the `burst_quantile` of the "
+        "growth realised over as many history points in this window (when above the forecast's growth). 0s: "
+        "no burst allowance.",
+    )
+    burst_quantile: float | None = Field(
+        default=None, ge=0.5, le=0.995,
+        description="Quantile of the recently realised growth the burst allowance covers, 0.5-0.995. Its pods "
+        "are held only while the lead window reaches demand not yet observed and go at once when it does not "
+        "come, so a serving tier can afford a higher quantile here than for the forecast. Absent: `quantile`.",
+    )
 
     @field_validator("max_replicas")
     @classmethod

@@ -8,6 +8,12 @@ appends a `Step(name, before, after, reason)` to the plan:
    never below the demand observed now: capacity is ready when demand arrives, and scale-up never
    waits on the forecast. `reactive` instead (forecast untrusted, absent or
    unusable) — the demand observed now, like an HPA; with no usable demand either, hold.
+1b. `burst` — while the lead window reaches history points after the one holding the
+   observation, at least the observed demand times the burst quantile (`scaling.burst_quantile`,
+   else `quantile`) of the growth realised over as many points in the last `burst_lookback` of
+   `Observation.recent_demand` (scaler.safety.burst_growth). Pods bought by it alone stay out of
+   the stabilisation window and the scale-down cooldown and are remembered (`memory.burst_pods`):
+   when the observation does not need them they go at once, beyond the step limit.
 2. `headroom` — replicas = ceil(demand x (1 + headroom) / per_replica).
 3. `event` — pre-scaling. Trusted forecast: from pod_startup + one tick before an event's ramp
    `start` until its `peak`, size for the highest forecast over [max(now, start), peak] (the
@@ -17,7 +23,8 @@ appends a `Step(name, before, after, reason)` to the plan:
 4. `clamp` — into [min_replicas, max_replicas], and under the HPA's maxReplicas when an HPA owns
    the workload (its minReplicas is then at least 1). The result is this tick's recommendation
    (kept in memory for stabilisation).
-5. `step_limit` — at most max(1, floor(current x max_scale_down_fraction)) pods fewer per tick.
+5. `step_limit` — at most max(1, floor(current x max_scale_down_fraction)) pods fewer per tick,
+   beyond the burst pods.
 6. `stabilization` — scale down only to the highest recommendation within the window;
    `cooldown` — no scale-down within scale_down_cooldown of any action; within scale_up_cooldown
    of the last scale-up, scale up only as far as the demand observed now needs.
@@ -70,6 +77,7 @@ from scaler.plans import (
 )
 from scaler.safety import (
     apply_guard,
+    burst_growth,
     check_demand,
     check_slis,
     clamp,
@@ -78,6 +86,8 @@ from scaler.safety import (
     fmt,
     guard_state,
     limit_scale_down,
+    min_burst_pairs,
+    points_ahead,
     prune_recommendations,
     replicas_for,
     scale_step,
@@ -222,7 +232,8 @@ def plan(
     `now` must carry a zone. Returns a Plan whose `memory` is to be passed back in the next
     tick's `state.memory`. Invariants: min <= target <= max (and <= the HPA's maxReplicas);
     target >= current while the guard freezes scale-in; a scale-down is at most
-    max(1, floor(current x max_scale_down_fraction)) pods.
+    max(1, floor(current x max_scale_down_fraction)) pods beyond `memory.burst_pods` (pods the
+    burst allowance alone bought for demand that has not come).
     """
     if now.tzinfo is None:
         raise ValueError("plan(): now must carry a zone (UTC)")
@@ -301,6 +312,12 @@ def plan(
             f"holding {current}: {'; '.join(distrust)}, and demand now is {observed}",
         ))
 
+    # ---- 1b. burst allowance learnt from the recent history
+    unburst = sized
+    burst_q = sc.burst_quantile if sc.burst_quantile is not None else sc.quantile
+    sized = _burst_step(sized, demand.value if demand.ok else None, quality, sc.burst_lookback, burst_q,
+                        per, now, lead, steps)
+
     # ---- 2. headroom
     if sized is None:
         x = current
@@ -315,6 +332,7 @@ def plan(
     # ---- 3. events
     events = expand_events(policy.events, now - EBB_WINDOW, now + workload.forecast.horizon)
     ev = _event_context(events, now, lead)
+    sized_x = x
     x = _event_step(x, ev, usable, view, now, sc.headroom, per, freeze_floor, lead, steps)
 
     # ---- 4. clamp to the limits
@@ -322,10 +340,17 @@ def plan(
     x, st = clamp(x, lo, hi, limits)
     steps.append(st)
     recommendation = x
-    window = prune_recommendations(mem.recommendations + ((now, recommendation),), now, sc.stabilization)
+    # Pods the burst allowance alone buys are speculative: they enter neither the stabilisation
+    # window nor the scale-down cooldown, and (memory.burst_pods) the step limit lets them go at
+    # once when the observation shows the burst did not come (unless the event step sized above them).
+    held = recommendation
+    if unburst is not None and sized is not None and sized > unburst and x <= sized_x:
+        held = min(max(replicas_for(unburst, sc.headroom, per), lo), hi)
+    window = prune_recommendations(mem.recommendations + ((now, held),), now, sc.stabilization)
 
     # ---- 5. scale-down step limit
-    x, st = limit_scale_down(x, current, sc.max_scale_down_fraction)
+    speculative = min(max(0, mem.burst_pods), current)
+    x, st = limit_scale_down(x, current, sc.max_scale_down_fraction, speculative)
     steps.append(st)
 
     # ---- 6. stabilisation and cooldowns
@@ -334,7 +359,7 @@ def plan(
     needed_now = min(max(replicas_for(demand.value, sc.headroom, per), lo), hi) if demand.ok else None
     x, st = cooldowns(
         x, current, now, mem.last_scale_up_at, mem.last_scale_down_at,
-        sc.scale_down_cooldown, sc.scale_up_cooldown, needed_now,
+        sc.scale_down_cooldown, sc.scale_up_cooldown, needed_now, speculative,
     )
     steps.append(st)
 
@@ -372,13 +397,18 @@ def plan(
     if forecast.forecast is not None:
         notes.extend(forecast.forecast.notes)
 
+    burst_only = held < recommendation and held <= current and x <= recommendation  # no cooldown for it
+    # Pods only the burst allowance holds: above what the observed demand (and earlier needs) hold,
+    # never those a guard or the event step added.
+    burst_pods = max(0, min(x, recommendation) - max(held, current - speculative))
     memory = PlannerMemory(
         recommendations=window,
-        last_scale_up_at=now if x > current else mem.last_scale_up_at,
+        last_scale_up_at=now if x > current and not burst_only else mem.last_scale_up_at,
         last_scale_down_at=now if x < current else mem.last_scale_down_at,
         guard_until=guard.until,
         guard_actions=guard.held_actions,
         last_demand=demand.value if demand.ok else mem.last_demand,
+        burst_pods=burst_pods,
     )
     return Plan(
         workload=workload.name,
@@ -398,6 +428,73 @@ def plan(
         ),
         notes=tuple(notes),
     )
+
+
+def _burst_step(
+    sized: float | None,
+    observed: float | None,
+    quality: Observation,
+    lookback: timedelta,
+    quantile: float,
+    per: float,
+    now: datetime,
+    lead: timedelta,
+    steps: list[Step],
+) -> float | None:
+    """Step 1b: while the lead window reaches history points after the one being observed, size
+    for at least the observed demand times the `quantile` of the growth realised over that many
+    points in the last `lookback` of recent demand (scaler.safety.burst_growth). Only raises.
+    Without `recent_demand` in the observation no step is added."""
+    recent = quality.recent_demand
+    if recent is None:
+        return sized  # no history given (a controller that does not pass it): no step, as before
+    why = ""
+    if observed is None or sized is None:
+        why = "no usable demand observation to grow from"
+    elif lookback <= timedelta(0):
+        why = "burst allowance off (burst_lookback 0s)"
+    elif not recent.values or quality.demand_at is None:
+        why = "no recent demand history"
+    if why:
+        steps.append(Step("burst", sized, sized, why))
+        return sized
+    ahead = points_ahead(quality.demand_at, now + lead, recent.start, recent.step)
+    grid = format_duration(recent.step)
+    if ahead < 1:
+        steps.append(Step(
+            "burst", sized, sized,
+            f"the lead window ends in the {grid} history point being observed: no unobserved demand to allow for",
+        ))
+        return sized
+    first = max(0, math.ceil(round((now - lookback - recent.start) / recent.step, 9)))
+    learnt = _cached_burst(recent.values[first:], ahead, quantile, per)
+    span = f"{ahead} {grid} point{'s' if ahead > 1 else ''}"
+    if learnt is None:
+        steps.append(Step(
+            "burst", sized, sized,
+            f"too little recent history to learn the growth over {span} (fewer than "
+            f"{min_burst_pairs(quantile)} complete pairs in the last {format_duration(lookback)})",
+        ))
+        return sized
+    growth, pairs = learnt
+    need = observed * growth
+    basis = (f"q{quantile:g} of the growth realised over {span} in the last {format_duration(lookback)} "
+             f"is {growth:.3g} ({pairs} pairs)")
+    if need <= sized:
+        steps.append(Step("burst", sized, sized, f"{fmt(sized)} already covers the burst allowance: {basis}"))
+        return sized
+    steps.append(Step(
+        "burst", sized, need,
+        f"sized for demand {fmt(need)}: observed {fmt(observed)} x burst allowance {growth:.3g}, as the lead "
+        f"window reaches demand not yet observed: {basis}",
+    ))
+    return need
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_burst(values: tuple[float, ...], ahead: int, quantile: float, per: float) -> tuple[float, int] | None:
+    """burst_growth, memoised: the history changes once per history step, the plan every tick."""
+    return burst_growth(values, ahead, quantile, per)
 
 
 def _limits(workload: Workload, hpa_max: int | None, hpa_owned: bool) -> tuple[int, int, str]:

@@ -27,6 +27,18 @@ class SliReading:
 
 
 @dataclass(frozen=True)
+class RecentDemand:
+    """Recent demand history on a regular grid, oldest first: `values[i]` is the demand over
+    [start + i x step, start + (i + 1) x step) (NaN: no data). Complete points only: the point
+    holding the observation is not in it. The planner learns the burst allowance from it
+    (scaler.safety.burst_growth); the controller passes the history it reads for the forecaster."""
+
+    start: datetime
+    step: timedelta
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Observation:
     """What was measured this tick: demand now (latest sample) and the quality SLIs.
 
@@ -41,6 +53,7 @@ class Observation:
     tier_viewers: tuple[tuple[str, float], ...] = ()
     weak_network_loss: float | None = None
     lookback_peak: float | None = None  # highest demand over the forecast lookback (bitrate `traffic_below`)
+    recent_demand: RecentDemand | None = None  # history the burst allowance is learnt from (None: no allowance)
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,10 @@ class PlannerMemory:
     `guard_until`: the quality guard holds until this time;
     `guard_actions`: the `on_breach` actions the held guard applies (freeze_scale_in, ...);
     `last_demand`: the last demand sample that passed the data checks (demand units), the
-    reference against which an absurd jump is recognised.
+    reference against which an absurd jump is recognised;
+    `burst_pods`: pods of the current count that the burst allowance alone bought, for demand
+    no observation has shown yet (the step limit lets them go at once when it does not come).
+    The recommendations hold no such pods.
     """
 
     recommendations: tuple[tuple[datetime, int], ...] = ()
@@ -74,6 +90,7 @@ class PlannerMemory:
     guard_until: datetime | None = None
     guard_actions: tuple[str, ...] = ()
     last_demand: float | None = None
+    burst_pods: int = 0
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,7 @@ class Plan:
             "guard_until": _iso(self.memory.guard_until),
             "guard_actions": list(self.memory.guard_actions),
             "last_demand": self.memory.last_demand,
+            "burst_pods": self.memory.burst_pods,
         }
         d["steps"] = [
             {"step": s.name, "before": _plain(s.before), "after": _plain(s.after), "reason": s.reason}

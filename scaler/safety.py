@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
+
 from policies.schema import QualitySli
 from policies.units import format_duration
 from scaler.plans import SliReading, Step
@@ -66,6 +68,59 @@ def anchored_growth(forecast_ahead: float, forecast_at_observation: float | None
     if forecast_at_observation is None or not math.isfinite(forecast_at_observation):
         return 1.0
     return max(1.0, (forecast_ahead + per_replica) / (forecast_at_observation + per_replica))
+
+
+def points_ahead(observed_at: datetime, lead_end: datetime, grid_start: datetime, step: timedelta) -> int:
+    """History points the lead window reaches beyond the one holding the observation, >= 0.
+
+    On the grid start + i x step (point i covers [start + i x step, start + (i + 1) x step)):
+    index(lead_end) - index(observed_at), where index(t) = floor((t - start) / step). A lead
+    window that ends exactly where a point begins reaches that point (as the forecast's window
+    maximum counts it). 0: everything capacity is decided for lies in the point being observed.
+    """
+    s = step.total_seconds()
+    if s <= 0:
+        raise ValueError("points_ahead(): step must be positive")
+
+    def index(t: datetime) -> int:
+        return math.floor(round((t - grid_start).total_seconds() / s, 9))
+
+    return max(0, index(lead_end) - index(observed_at))
+
+
+def min_burst_pairs(quantile: float) -> int:
+    """Fewest (now, ahead) pairs a burst quantile is learnt from: ceil(1 / (1 - quantile)).
+
+    With fewer, the q-quantile of the sample is its maximum (one outlier would size every tick).
+    q 0.9 -> 10 pairs, q 0.95 -> 20, q 0.5 -> 2.
+    """
+    return max(1, math.ceil(round(1.0 / (1.0 - quantile), 9)))
+
+
+def burst_growth(values: Sequence[float], ahead: int, quantile: float, per_replica: float) -> tuple[float, int] | None:
+    """The `quantile` of the growth realised over `ahead` points of a demand history, >= 1.
+
+    For every j whose points j..j+ahead are all finite, the ratio
+    (max(v[j+1], ..., v[j+ahead]) + per_replica) / (v[j] + per_replica): how far demand rose,
+    at most `ahead` points after a point, relative to it (one pod's worth on both sides, as in
+    `anchored_growth`, so a night near zero does not turn noise into a huge factor). Returns
+    (growth, pairs): the sample quantile with numpy's "higher" method (a ratio that was
+    actually realised, never an interpolation below it), at least 1, and the number of pairs;
+    None when `ahead` < 1 or fewer than `min_burst_pairs(quantile)` pairs.
+    """
+    if ahead < 1:
+        return None
+    v = np.asarray(values, dtype=float)
+    if v.size <= ahead:
+        return None
+    nxt = np.lib.stride_tricks.sliding_window_view(v[1:], ahead).max(axis=1)  # NaN if any is NaN
+    base = v[: nxt.size]
+    ok = np.isfinite(nxt) & np.isfinite(base)
+    pairs = int(ok.sum())
+    if pairs < min_burst_pairs(quantile):
+        return None
+    ratios = (nxt[ok] + per_replica) / (base[ok] + per_replica)
+    return max(1.0, float(np.quantile(ratios, quantile, method="higher"))), pairs
 
 
 def scale_step(current: int, fraction: float) -> int:
@@ -252,18 +307,24 @@ def clamp(x: int, lo: int, hi: int, limits: str) -> tuple[int, Step]:
     return x, Step("clamp", x, x, f"{x} is within limits ({limits})")
 
 
-def limit_scale_down(x: int, current: int, fraction: float) -> tuple[int, Step]:
-    """At most max(1, floor(current * fraction)) pods fewer than `current` per tick."""
+def limit_scale_down(x: int, current: int, fraction: float, speculative: int = 0) -> tuple[int, Step]:
+    """At most max(1, floor(current * fraction)) pods fewer than `current` per tick, beyond the
+    `speculative` pods of `current` (bought by the burst allowance alone for demand that has
+    not come: they may go at once). So a scale-down is at most speculative + step pods."""
     if x >= current:
         return x, Step("step_limit", x, x, "no scale-down to limit")
+    spec = min(max(0, speculative), current)
+    base = current - spec
     step = scale_step(current, fraction)
-    if current - x <= step:
-        return x, Step("step_limit", x, x, f"scale-down of {current - x} is within the step limit of {step}")
-    y = current - step
+    freed = f"{spec} pods bought by the burst allowance for demand that did not come go at once; " if spec else ""
+    if base - x <= step:
+        return x, Step("step_limit", x, x, f"{freed}scale-down of {current - x} is within the step limit of "
+                       f"{step}{' beyond them' if spec else ''}")
+    y = base - step
     return y, Step(
         "step_limit", x, y,
-        f"limited scale-down from {current} to {y} (at most {step} pods per tick, "
-        f"max_scale_down_fraction {fmt(fraction)})",
+        f"{freed}limited scale-down from {current} to {y} (at most {step} pods per tick"
+        f"{' beyond them' if spec else ''}, max_scale_down_fraction {fmt(fraction)})",
     )
 
 
@@ -307,6 +368,7 @@ def cooldowns(
     scale_down_cooldown: timedelta,
     scale_up_cooldown: timedelta,
     needed_now: int | None,
+    speculative: int = 0,
 ) -> tuple[int, Step]:
     """Cooldowns. Scale-down waits `scale_down_cooldown` after the last scale-UP (no flapping:
     pods just added are not given back at once); consecutive scale-downs are paced by the step
@@ -316,15 +378,21 @@ def cooldowns(
     Scale-up waits `scale_up_cooldown` after the last scale-up, but only the part driven by the
     forecast: the pods `needed_now` for the demand observed right now are never delayed
     (scale-up never waits), so during the cooldown x becomes max(current, min(x, needed_now)).
+
+    The scale-down cooldown keeps the pods observed demand needed, not the `speculative` pods of
+    `current` the burst allowance alone bought: it holds max(x, current - speculative).
     """
     if x < current:
         last = last_scale_up_at
+        keep = current - min(max(0, speculative), current)
         if last is not None and now - last < scale_down_cooldown:
             left = scale_down_cooldown - (now - last)
-            return current, Step(
-                "cooldown", x, current,
-                f"kept {current}: scale-down cooldown of {format_duration(scale_down_cooldown)} after the "
-                f"last scale-up at {last.isoformat()} ({format_duration(left)} left)",
+            but = f" (the {current - keep} pods bought by the burst allowance alone may go)" if keep < current else ""
+            y = max(x, keep)
+            return y, Step(
+                "cooldown", x, y,
+                f"kept {y}: scale-down cooldown of {format_duration(scale_down_cooldown)} after the "
+                f"last scale-up at {last.isoformat()} ({format_duration(left)} left){but}",
             )
         return x, Step("cooldown", x, x, "no cooldown in force")
     if x > current and last_scale_up_at is not None and now - last_scale_up_at < scale_up_cooldown:

@@ -32,6 +32,8 @@ def workload(
     quality: list[dict] | None = None,
     hpa: str | None = None,
     horizon: str = "24h",
+    burst_lookback: str = "7d",
+    burst_quantile: float | None = None,
 ) -> Workload:
     data = {
         "name": "edge",
@@ -42,7 +44,7 @@ def workload(
             "min_replicas": min_replicas, "max_replicas": max_replicas, "quantile": quantile,
             "headroom": headroom, "max_scale_down_fraction": max_scale_down_fraction,
             "scale_down_cooldown": scale_down_cooldown, "scale_up_cooldown": scale_up_cooldown,
-            "stabilization": stabilization,
+            "stabilization": stabilization, "burst_lookback": burst_lookback, "burst_quantile": burst_quantile,
         },
         "forecast": {"horizon": horizon},
         "quality": quality or [],

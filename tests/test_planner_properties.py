@@ -3,7 +3,9 @@ and bitrate caps (hypothesis, 200 examples each).
 
 Cases:
 - the target is never below min nor above max (nor above the HPA's maxReplicas);
-- no scale-down step larger than max(1, floor(current x max_scale_down_fraction));
+- no scale-down step larger than max(1, floor(current x max_scale_down_fraction)) beyond the
+  pods the burst allowance alone bought (memory.burst_pods);
+- the burst allowance (a recent demand history) never lowers the target;
 - no scale-in and no bitrate cut during a quality breach, a held guard, or on stale, missing or
   absurd demand or SLI data;
 - scale-up is always possible: demand observed now above what the current count serves and
@@ -26,7 +28,9 @@ from hypothesis import strategies as st
 from planner_helpers import MIN, NOW, forecast, policy, workload
 from policies.units import parse_duration
 from scaler.planning import plan
-from scaler.plans import Observation, PlannerMemory, PlanningState, SliReading, TrustedForecast, WorkloadState
+from scaler.plans import (
+    Observation, PlannerMemory, PlanningState, RecentDemand, SliReading, TrustedForecast, WorkloadState,
+)
 from scaler.safety import scale_step
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,6 +85,10 @@ class Scenario:
     caps: tuple[str | None, ...]
     loss: float | None
     lookback_peak: float | None
+    history: tuple[float, ...] | None = None  # recent demand (burst allowance), None: not given
+    history_step_min: int = 5
+    history_offset_min: int = 0  # grid start shift: moves the observation against the grid
+    burst_pods: int = 0
 
 
 LEVEL = st.floats(0, 1e5, allow_nan=False)
@@ -143,6 +151,11 @@ def scenarios(draw) -> Scenario:
         caps=draw(st.sampled_from(CAPS)),
         loss=draw(st.sampled_from([None, 0.01, 0.05, 0.06, 0.5])),
         lookback_peak=draw(st.none() | LEVEL),
+        history=draw(st.none() | st.lists(st.one_of(*[level] * 7, st.just(float("nan"))), min_size=24,
+                                           max_size=60).map(tuple)),
+        history_step_min=draw(st.sampled_from([1, 5, 60])),
+        history_offset_min=draw(st.integers(-3, 3)),
+        burst_pods=draw(st.integers(0, 60)),
     )
     if healthy:
         s = replace(s, sli_values=tuple(0.0 for _ in slis), sli_age_s=0.0, guard_until_min=None,
@@ -178,9 +191,14 @@ def build(s: Scenario):
     tf = TrustedForecast(fc, s.fc_trusted, () if s.fc_trusted else ("not trusted in this example",))
     sli_at = NOW - timedelta(seconds=s.sli_age_s)
     readings = tuple(SliReading(f"sli-{i}", v, sli_at if v is not None else None) for i, v in enumerate(s.sli_values))
+    recent = None
+    if s.history is not None:
+        step = timedelta(minutes=s.history_step_min)
+        recent = RecentDemand(NOW - len(s.history) * step + timedelta(minutes=s.history_offset_min), step, s.history)
     o = Observation(
         s.demand, NOW - timedelta(seconds=s.demand_age_s) if s.demand is not None else None, readings,
         tier_viewers=(("core", 100.0),), weak_network_loss=s.loss, lookback_peak=s.lookback_peak,
+        recent_demand=recent,
     )
     mem = PlannerMemory(
         recommendations=tuple(sorted(((NOW - m * MIN, r) for m, r in s.recommendations), key=lambda x: x[0])),
@@ -188,6 +206,7 @@ def build(s: Scenario):
         last_scale_down_at=None if s.last_down_min is None else NOW - s.last_down_min * MIN,
         guard_until=None if s.guard_until_min is None else NOW + s.guard_until_min * MIN,
         guard_actions=("freeze_scale_in", "restore_bitrate") if s.guard_until_min is not None else (),
+        burst_pods=s.burst_pods,
     )
     caps = tuple((t["name"], c) for t, c in zip(TIERS, s.caps) if c is not None)
     cluster = WorkloadState(s.running, s.running, s.hpa_min, s.hpa_max, caps)
@@ -223,7 +242,8 @@ def assert_within_limits(s: Scenario, p) -> None:
 def assert_step_limit(s: Scenario, p) -> None:
     cur = current_of(s)
     assert p.current_replicas == cur
-    assert cur - p.target_replicas <= scale_step(cur, s.fraction)
+    assert cur - p.target_replicas <= min(s.burst_pods, cur) + scale_step(cur, s.fraction)
+    assert 0 <= p.memory.burst_pods <= max(p.target_replicas, 0)
 
 
 def assert_floors(p) -> None:
@@ -263,6 +283,16 @@ def test_scale_down_step_never_larger_than_allowed(s):
     p = plan(*build(s))
     assert_step_limit(s, p)
     assert_within_limits(s, p)
+
+
+@PROPS
+@given(scenarios())
+def test_burst_allowance_never_lowers_the_target(s):
+    s = in_bounds(s)
+    without = plan(*build(replace(s, history=None)))
+    with_history = plan(*build(s))
+    assert with_history.target_replicas >= without.target_replicas
+    assert_step_limit(s, with_history)
 
 
 GUARDS = st.sampled_from(["breach", "held", "stale_demand", "missing_demand", "nan_demand",

@@ -20,6 +20,13 @@ Cases:
 - memory carried between ticks; equal inputs -> equal plans and digest; JSON output; bitrate in
   the plan (guard restores it; after_event rules only in an ebb); `now` without a zone refused.
 - the worked example of docs/planner.md, step by step.
+- burst allowance: while the lead window reaches an unobserved history point, observed demand
+  x the recent history's q-growth (reactive and trusted alike; the forecast's growth wins when
+  higher; burst_quantile, when set, instead of quantile); none when the lead window stays in
+  the observed point, with burst_lookback 0s, with too little history inside burst_lookback,
+  or with an empty history (no step without one); pods bought by the allowance
+  alone stay out of the stabilisation window and the cooldown, are remembered as burst_pods,
+  and go at once (beyond the step limit) when the observation does not need them.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from planner_helpers import (
     MIN, NOW, flat, forecast, obs, policy, sli, state, step, trusted, untrusted, workload,
 )
 from scaler.planning import plan
-from scaler.plans import PlannerMemory, SliReading
+from scaler.plans import PlannerMemory, RecentDemand, SliReading
 
 
 def run(fc, observed, wl=None, current=8, memory=None, now=NOW, pol=None, **state_kw):
@@ -350,7 +357,7 @@ def test_plan_to_json_round_trips_through_json():
     assert [s["step"] for s in d["steps"]] == [
         "demand", "headroom", "event", "clamp", "step_limit", "stabilization", "cooldown",
         "quality_guard", "limits",
-    ]
+    ]  # no recent demand in the observation: no burst step
     assert d["memory"]["last_demand"] == 950
 
 
@@ -434,3 +441,75 @@ def test_forecast_index_unit_does_not_matter():
     micro = type(fc)(fc.frame.set_axis(fc.frame.index.as_unit("us")), model="test")
     assert run(trusted(micro), obs(400), current=8).target_replicas == 12
     assert run(trusted(fc), obs(400), current=8).target_replicas == 12
+
+
+# Hourly history of 11 complete points ending at NOW - 59m; the observation at NOW - 30s lies in
+# the next point (not yet complete) and the 2-minute lead window reaches the one after it.
+# Growth (next + 100) / (now + 100): 1.5, 0.667, 1, 1, 1.5, 0.667, 1, 1, 1, 1 -> "higher" q0.9 = 1.5.
+HISTORY = RecentDemand(NOW - timedelta(hours=12) + MIN, timedelta(hours=1),
+                       (900.0, 1400.0, 900.0, 900.0, 900.0, 1400.0, 900.0, 900.0, 900.0, 900.0, 900.0))
+
+
+def bursty(demand: float, at=NOW - timedelta(seconds=30), history=HISTORY):
+    return obs(demand, at=at, recent_demand=history)
+
+
+def test_burst_allowance_sizes_for_the_learnt_growth():
+    p = run(untrusted(), bursty(1000))
+    assert step(p, "reactive").after == 1000
+    assert step(p, "burst").after == pytest.approx(1500)  # 1000 x 1.5
+    assert "q0.9 of the growth realised over 1 1h point in the last 7d is 1.5 (10 pairs)" in step(p, "burst").reason
+    assert step(p, "headroom").after == 17  # ceil(1500 x 1.1 / 100) = ceil(16.5)
+    assert run(trusted(flat(1000)), bursty(1000)).target_replicas == 17  # flat forecast: growth 1, burst wins
+
+
+def test_burst_quantile_overrides_the_quantile():
+    # sorted growth 0.667, 0.667, 1 x 6, 1.5, 1.5: "higher" q0.5 is element ceil(0.5 x 9) = 5: 1
+    p = run(untrusted(), bursty(1000), wl=workload(burst_quantile=0.5))
+    assert step(p, "burst").after == 1000 and "q0.5 of the growth" in step(p, "burst").reason
+    assert run(untrusted(), bursty(1000), wl=workload(quantile=0.5, burst_quantile=0.9)).target_replicas == 17
+
+
+def test_forecast_growth_above_the_burst_allowance_wins():
+    fc = forecast([1000] + [1900] * 60, start=NOW - MIN)  # (1900 + 100) / (1000 + 100) = 1.818 > 1.5
+    p = run(trusted(fc), bursty(1000))
+    assert step(p, "demand").after == pytest.approx(1000 * 2000 / 1100)
+    assert step(p, "burst").after == step(p, "demand").after
+    assert "already covers" in step(p, "burst").reason
+
+
+def test_no_burst_allowance_without_an_unobserved_point_history_or_lookback():
+    early = NOW - 10 * MIN  # observed at 11:49:30, lead window to 11:52: both in [11:01, 12:01)
+    at_start = run(untrusted(), bursty(1000, at=early - timedelta(seconds=30)), now=early)
+    assert at_start.target_replicas == 11 and "no unobserved demand" in step(at_start, "burst").reason
+    off = run(untrusted(), bursty(1000), wl=workload(burst_lookback="0s"))
+    assert off.target_replicas == 11 and "burst_lookback 0s" in step(off, "burst").reason
+    short = run(untrusted(), bursty(1000), wl=workload(burst_lookback="5h"))  # 3 pairs in the last 5h
+    assert short.target_replicas == 11 and "too little recent history" in step(short, "burst").reason
+    empty = run(untrusted(), bursty(1000, history=RecentDemand(NOW, timedelta(hours=1), ())))
+    assert empty.target_replicas == 11 and step(empty, "burst").reason == "no recent demand history"
+    none = run(untrusted(), obs(1000, at=NOW - timedelta(seconds=30)))
+    assert none.target_replicas == 11 and "burst" not in [s.name for s in none.steps]
+
+
+def test_pods_bought_for_a_burst_alone_are_remembered_not_stabilised_nor_cooled_down():
+    p = run(untrusted(), bursty(1000), current=11)  # 1000 observed needs 11; the allowance 17
+    assert p.target_replicas == 17
+    assert p.memory.burst_pods == 6  # 17 - 11
+    assert p.memory.recommendations[-1] == (NOW, 11)  # the window holds what observed demand needs
+    assert p.memory.last_scale_up_at is None  # a scale-up for the burst alone starts no cooldown
+    grew = run(untrusted(), bursty(1000), current=8)  # observed demand alone needs 3 more pods
+    assert grew.target_replicas == 17 and grew.memory.burst_pods == 6 and grew.memory.last_scale_up_at == NOW
+
+
+def test_burst_pods_go_at_once_when_the_burst_does_not_come():
+    mem = PlannerMemory(burst_pods=6)
+    # 900 observed needs ceil(990 / 100) = 10; 17 running of which 6 were bought for the burst:
+    # they go at once, then at most max(1, floor(17 x 0.1)) = 1 more: 17 - 6 - 1 = 10
+    p = run(untrusted(), obs(900), current=17, memory=mem)
+    assert p.target_replicas == 10 and p.memory.burst_pods == 0
+    assert "6 pods bought by the burst allowance" in step(p, "step_limit").reason
+    low = run(untrusted(), obs(500), current=17, memory=mem)  # needs 6: 17 - 6 - 1 = 10 at most
+    assert low.target_replicas == 10
+    plain = run(untrusted(), obs(900), current=17)  # no burst pods: one step of 1
+    assert plain.target_replicas == 16

@@ -18,6 +18,8 @@ Cases:
   HPA speed (the syncs right after the burst is seen, before Ebbtide's next tick);
 - the synthetic sale with `hpa:`: explain splits the floor, the HPA's pods above it are >= 0
   and add up to the window's replica-hours; under-provisioning no worse than the baseline's;
+- the recent demand handed to the planner (burst allowance) holds the complete history points
+  before the observation, the last burst_lookback of them, equal to the trace;
 - without `hpa:`, Ebbtide's pods are exactly the plan's target from tick to tick (no HPA on top);
 - CLI: a bad CSV, an unknown workload and a bad policy exit 2 with a clear `error:` line;
   --timeline-out writes the documented columns (bitrate caps included when the policy plans
@@ -149,6 +151,30 @@ def test_no_leakage_spy_model():
 
 
 @pytest.mark.slow
+def test_recent_demand_for_the_burst_allowance_holds_complete_points_only():
+    tr = _sale_trace(days=3)
+    policy = load_policy_text(POLICY.replace("headroom: 0.15}", "headroom: 0.15, burst_lookback: 6h}"))
+    seen: list = []
+
+    def spy_planner(forecast, quality, workload, pol, state, now):
+        seen.append((now, quality.recent_demand))
+        return plan(forecast, quality, workload, pol, state, now)
+
+    replay(tr.series, policy, extra_events=list(tr.events), make_model=LastDayPeak, planner=spy_planner)
+    lag = timedelta(seconds=150)
+    values = tr.series.values
+    given = [(now, r) for now, r in seen if r is not None]
+    assert len(given) >= len(seen) - 1  # only the very first tick has no complete point yet
+    for now, r in given:
+        assert r.step == timedelta(minutes=5)
+        end = r.start + len(r.values) * r.step
+        assert end <= now - lag < end + r.step  # every complete point, nothing after the observation's
+        assert len(r.values) <= 72  # burst_lookback 6h of 5-minute points
+        assert list(r.values) == list(values.loc[r.start:end - r.step])
+    # once 6 h of history are complete the window is full
+    assert all(len(r.values) == 72 for now, r in given if now - T0 > timedelta(hours=7))
+
+
 def test_real_model_short_replay():
     tr = generate(T0, 9, timedelta(hours=1), seed=3, sale=SaleSpec(day=7, peak_multiplier=4.0))
     policy = load_policy_text(POLICY.replace("lookback: 3d", "lookback: 28d").replace(

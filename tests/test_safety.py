@@ -9,11 +9,17 @@ Cases:
   actions, longest hold.
 - guard_state: breach starts the hold, a later breach extends it, the hold expires, data
   problems guard without a hold, held actions kept.
-- clamp, limit_scale_down, stabilise, cooldowns, apply_guard: values and reasons.
+- clamp, limit_scale_down, stabilise, cooldowns, apply_guard: values and reasons; the step
+  limit and the scale-down cooldown let the pods bought by the burst allowance alone go.
+- points_ahead: lead window inside the observed point, reaching the next one, ending exactly on
+  a boundary, two points ahead; min_burst_pairs per quantile.
+- burst_growth: the "higher" quantile of one- and two-point growth worked by hand, at least 1,
+  pairs with NaN dropped (then too few), ahead 0 or a history too short -> None.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -22,8 +28,9 @@ from planner_helpers import MIN, NOW
 from policies.schema import QualitySli
 from scaler.plans import SliReading
 from scaler.safety import (
-    DemandCheck, GuardState, QualityCheck, apply_guard, check_demand, check_slis, clamp, cooldowns,
-    guard_state, limit_scale_down, prune_recommendations, replicas_for, scale_step, stabilise,
+    DemandCheck, GuardState, QualityCheck, apply_guard, burst_growth, check_demand, check_slis, clamp, cooldowns,
+    guard_state, limit_scale_down, min_burst_pairs, points_ahead, prune_recommendations, replicas_for, scale_step,
+    stabilise,
 )
 
 STALE = timedelta(minutes=5)
@@ -124,6 +131,14 @@ def test_limit_scale_down():
     assert limit_scale_down(50, 40, 0.1)[0] == 50  # scale-up untouched
 
 
+def test_limit_scale_down_lets_burst_pods_go_first():
+    # 40 running, 10 of them bought for a burst that did not come: 40 - 10 - floor(40 x 0.1) = 26
+    x, st = limit_scale_down(11, 40, 0.1, speculative=10)
+    assert x == 26 and "10 pods bought by the burst allowance" in st.reason
+    assert limit_scale_down(33, 40, 0.1, speculative=10)[0] == 33  # within 10 + 4
+    assert limit_scale_down(0, 5, 0.5, speculative=9)[0] == 0  # speculative capped at current
+
+
 def test_prune_and_stabilise():
     recs = ((NOW - 6 * MIN, 45), (NOW - 5 * MIN, 44), (NOW - 4 * MIN, 25), (NOW, 11))
     window = prune_recommendations(recs, NOW, 5 * MIN)
@@ -161,3 +176,62 @@ def test_apply_guard():
     assert apply_guard(30, 40, 40, up, 4, False)[0] == 40
     held = GuardState(True, ("freeze_scale_in", "scale_up"), False, NOW, ())
     assert apply_guard(30, 40, 40, held, 4, True)[0] == 40  # scale_up only on a live breach
+
+
+HOUR = timedelta(hours=1)
+
+
+def test_points_ahead():
+    start = NOW - 10 * HOUR  # point 9 is [NOW - 1h, NOW), point 10 [NOW, NOW + 1h)
+    lag, lead = timedelta(seconds=150), timedelta(seconds=105)
+    assert points_ahead(NOW - lag, NOW + lead, start, HOUR) == 1  # observed in 9, lead window reaches 10
+    assert points_ahead(NOW - lag - 2 * MIN, NOW - 2 * MIN + lead, start, HOUR) == 0  # both in point 9
+    assert points_ahead(NOW - lag, NOW, start, HOUR) == 1  # ends where point 10 begins: reaches it
+    assert points_ahead(NOW + 30 * timedelta(seconds=1), NOW + 11 * MIN, NOW, 5 * MIN) == 2
+    assert points_ahead(NOW, NOW - MIN, start, HOUR) == 0  # never negative
+    with pytest.raises(ValueError):
+        points_ahead(NOW, NOW, start, timedelta(0))
+
+
+@pytest.mark.parametrize(("quantile", "expected"), [(0.9, 10), (0.95, 20), (0.5, 2), (0.99, 100)])
+def test_min_burst_pairs(quantile, expected):
+    assert min_burst_pairs(quantile) == expected
+
+
+BURSTY = [100, 200, 100, 100, 300, 100, 150, 100, 100, 100, 100, 100]
+
+
+def test_burst_growth_one_point_ahead():
+    # (next + 100) / (now + 100): 1.5, 0.667, 1, 2, 0.5, 1.25, 0.8, 1, 1, 1, 1 (11 pairs);
+    # sorted, the "higher" q0.9 is element ceil(0.9 x 10) = 9: 1.5
+    assert burst_growth(BURSTY, 1, 0.9, 100) == (pytest.approx(1.5), 11)
+    # q0.5: element ceil(0.5 x 10) = 5 of 0.5, 0.667, 0.8, 1, 1, [1], ...: 1
+    assert burst_growth(BURSTY, 1, 0.5, 100) == (1.0, 11)
+
+
+def test_burst_growth_two_points_ahead_takes_the_higher_of_both():
+    # (max(next two) + 100) / (now + 100): 1.5, 0.667, 2, 2, 0.625, 1.25, 0.8, 1, 1, 1 (10 pairs);
+    # element ceil(0.9 x 9) = 9 of the sorted ratios: 2
+    assert burst_growth(BURSTY, 2, 0.9, 100) == (pytest.approx(2.0), 10)
+
+
+def test_burst_growth_never_below_one():
+    assert burst_growth([1000 - 10 * i for i in range(20)], 1, 0.9, 100) == (1.0, 19)
+
+
+def test_burst_growth_drops_pairs_with_gaps_and_needs_enough_pairs():
+    gappy = list(BURSTY)
+    gappy[6] = math.nan  # drops the pairs (5, 6) and (6, 7): 9 left, q0.9 needs 10
+    assert burst_growth(gappy, 1, 0.9, 100) is None
+    assert burst_growth(gappy, 1, 0.5, 100) == (1.0, 9)
+    assert burst_growth(BURSTY, 0, 0.9, 100) is None
+    assert burst_growth(BURSTY[:2], 2, 0.5, 100) is None
+
+
+def test_scale_down_cooldown_keeps_only_pods_observed_demand_needed():
+    ten = timedelta(minutes=10)
+    args = (NOW, NOW - 2 * MIN, None, ten, timedelta(0), None)
+    assert cooldowns(10, 17, *args)[0] == 17  # no burst pods: the cooldown keeps all
+    x, st = cooldowns(10, 17, *args, speculative=6)
+    assert x == 11 and "the 6 pods bought by the burst allowance alone may go" in st.reason
+    assert cooldowns(12, 17, *args, speculative=6)[0] == 12

@@ -7,6 +7,8 @@ holds until the next tick) and splits Ebbtide's replica-hours into additive part
     replica-hours = demand           (true demand / per_replica: the floor any strategy pays)
                   + lag              (observed demand - true demand: the metric lag, either sign)
                   + forecast         (sized demand - observed: quantile and lead-window maximum)
+                  + burst            (burst allowance: the recent history's growth over the lead
+                                      window's unobserved points, above the forecast's)
                   + headroom         (sized x headroom / per_replica)
                   + rounding/limits  (ceil to whole pods, min_replicas, event pre-scaling)
                   + step_limit, stabilization, cooldown, guard, other
@@ -38,7 +40,8 @@ class TickLog:
     t_s: list[int] = field(default_factory=list)
     trusted: list[bool] = field(default_factory=list)
     observed: list[float] = field(default_factory=list)  # demand the planner saw (lagged), NaN if none
-    sized: list[float] = field(default_factory=list)  # demand sized for (NaN: held)
+    sized: list[float] = field(default_factory=list)  # demand sized for by the demand step (NaN: held)
+    burst: list[float] = field(default_factory=list)  # demand sized for after the burst allowance (NaN: held)
     with_headroom: list[float] = field(default_factory=list)  # sized x (1 + headroom) / per_replica, pods
     recommendation: list[int] = field(default_factory=list)  # after clamp (before descent limits)
     holds: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in HOLD_STEPS})
@@ -53,12 +56,15 @@ class TickLog:
             by_name.setdefault(s.name, []).append(s)
         sizing = (by_name.get("demand") or by_name.get("reactive") or [None])[0]
         sized = float(sizing.after) if sizing is not None and sizing.after is not None else math.nan
+        b = (by_name.get("burst") or [None])[0]
+        burst = float(b.after) if b is not None and b.after is not None else sized
         clamp = (by_name.get("clamp") or [None])[0]  # a test planner may have no steps
         self.t_s.append(t_s)
         self.trusted.append(bool(p.forecast_trusted))
         self.observed.append(math.nan if observed is None else float(observed))
         self.sized.append(sized)
-        self.with_headroom.append(sized * (1.0 + headroom) / per_replica if math.isfinite(sized) else math.nan)
+        self.burst.append(burst)
+        self.with_headroom.append(burst * (1.0 + headroom) / per_replica if math.isfinite(burst) else math.nan)
         self.recommendation.append(int(clamp.after) if clamp is not None else int(p.target_replicas))
         for name in HOLD_STEPS:
             st = by_name.get(name)
@@ -91,12 +97,15 @@ def explain(log: TickLog, t0_s: int, t1_s: int, tick_s: int, demand_at, per_repl
     true0 = np.where(np.isfinite(true), true, 0.0)
     obs0 = np.where(np.isfinite(obs), obs, true0)
     sized0 = np.where(np.isfinite(sized), sized, obs0)
-    withh0 = np.where(np.isfinite(withh), withh, sized0 / per_replica)
+    burst = np.asarray(log.burst, dtype=float)[idx]
+    burst0 = np.where(np.isfinite(burst), burst, sized0)
+    withh0 = np.where(np.isfinite(withh), withh, burst0 / per_replica)
     parts = {
         "demand": true0 / per_replica,
         "lag": (obs0 - true0) / per_replica,
         "forecast": (sized0 - obs0) / per_replica,
-        "headroom": withh0 - sized0 / per_replica,
+        "burst": (burst0 - sized0) / per_replica,
+        "headroom": withh0 - burst0 / per_replica,
         "rounding_limits_event": rec - withh0,
     }
     holds = {name: np.asarray(log.holds[name], dtype=float)[idx] for name in HOLD_STEPS}

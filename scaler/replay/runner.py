@@ -27,7 +27,16 @@ from policies.errors import EbbtideError
 from policies.events import EBB_SPAN, Event, expand_events
 from policies.schema import Policy, QualitySli, Workload
 from scaler.bitrate import egress_gb_per_hour
-from scaler.plans import Observation, Plan, PlannerMemory, PlanningState, SliReading, TrustedForecast, WorkloadState
+from scaler.plans import (
+    Observation,
+    Plan,
+    PlannerMemory,
+    PlanningState,
+    RecentDemand,
+    SliReading,
+    TrustedForecast,
+    WorkloadState,
+)
 from scaler.replay.cluster import SimulatedCluster
 from scaler.replay.explain import TickLog, explain
 from scaler.replay.forecasting import ForecastStats, ReplayForecaster, forecast_history
@@ -258,8 +267,9 @@ def replay(
                        min_replicas=hpa_min, max_replicas=hi, pod_startup=workload.pod_startup,
                        hold_after=options.war_hold_after)
 
-    fc = ReplayForecaster(forecast_history(trace, workload.forecast.step), workload, make_model,
-                          options.trust_window)
+    history = forecast_history(trace, workload.forecast.step)
+    fc = ReplayForecaster(history, workload, make_model, options.trust_window)
+    recent_at = _RecentDemandWindow(history, workload.scaling.burst_lookback)
     memory = PlannerMemory()
     via_hpa = workload.hpa is not None
     ebb_hpa_min = hpa_min
@@ -300,7 +310,8 @@ def replay(
                             if egress_known and math.isfinite(seen) else ())
             obs = Observation(demand_now=seen if math.isfinite(seen) else None,
                               demand_at=seen_at if math.isfinite(seen) else None,
-                              slis=healthy_slis(workload.quality, seen_at), tier_viewers=tier_viewers)
+                              slis=healthy_slis(workload.quality, seen_at), tier_viewers=tier_viewers,
+                              recent_demand=recent_at(seen_at))
             p = planner(tf, obs, workload, policy, state, now)
             memory = p.memory
             f0 = tf.forecast.frame if tf.forecast is not None and len(tf.forecast.frame) else None
@@ -380,6 +391,34 @@ def replay(
         wall_s=time.perf_counter() - wall0, ticks=ticks, trusted_ticks=trusted_ticks, forecast=fc.stats,
         notes=tuple(notes),
     )
+
+
+class _RecentDemandWindow:
+    """The controller's demand history as the planner gets it (Observation.recent_demand): the
+    points of `history` complete by `data_until` (ts + step <= data_until), the last `lookback`
+    of them. The same object is returned until a new point completes (cheap per tick)."""
+
+    def __init__(self, history: Series, lookback: timedelta):
+        self.values = history.values.to_numpy(dtype=float)
+        self.t0_s = int(history.start.timestamp())
+        self.step = history.step
+        self.step_s = int(round(history.step_s))
+        self.n_points = int(math.ceil(lookback / history.step)) if lookback > timedelta(0) else 0
+        self._key: tuple[int, int] | None = None
+        self._last: RecentDemand | None = None
+
+    def __call__(self, data_until: datetime) -> RecentDemand | None:
+        if self.n_points == 0:
+            return None
+        end = min(int((int(data_until.timestamp()) - self.t0_s) // self.step_s), len(self.values))
+        start = max(0, end - self.n_points)
+        if end <= start:
+            return None
+        if self._key != (start, end):
+            self._key = (start, end)
+            self._last = RecentDemand(_dt(self.t0_s + start * self.step_s), self.step,
+                                      tuple(float(v) for v in self.values[start:end]))
+        return self._last
 
 
 # --------------------------------------------------------------------------- accounting
