@@ -63,7 +63,16 @@ from policies.events import Event
 from policies.schema import BitrateTarget, Policy, Workload
 from policies.units import format_duration
 from scaler.metrics import ControllerMetrics
-from scaler.plans import Observation, Plan, PlannerMemory, PlanningState, SliReading, TrustedForecast, WorkloadState
+from scaler.plans import (
+    Observation,
+    Plan,
+    PlannerMemory,
+    PlanningState,
+    RecentDemand,
+    SliReading,
+    TrustedForecast,
+    WorkloadState,
+)
 
 log = logging.getLogger("ebbtide.controller")
 
@@ -279,6 +288,22 @@ class LiveForecasterCache:
 
 
 # --------------------------------------------------------------------------- audit log
+def recent_demand(history: Series | None, now: datetime, lookback: timedelta) -> RecentDemand | None:
+    """The planner's view of recent demand (Observation.recent_demand, for the burst allowance):
+    the points of `history` complete at `now` (start + (i + 1) x step <= now; the point still in
+    progress is left out), the last `lookback` of them. None with no history or lookback 0."""
+    if history is None or lookback <= timedelta(0) or len(history) == 0:
+        return None
+    step_s = history.step.total_seconds()
+    end = min(math.floor(round((now - history.start.to_pydatetime()).total_seconds() / step_s, 9)), len(history))
+    start = max(0, end - math.ceil(round(lookback.total_seconds() / step_s, 9)))
+    if end <= start:
+        return None
+    values = history.values.to_numpy(dtype=float)[start:end]
+    return RecentDemand(history.start.to_pydatetime() + start * history.step, history.step,
+                        tuple(float(v) for v in values))
+
+
 class AuditLog:
     """One JSON line per plan: `Plan.to_json()` plus what was done with it.
 
@@ -664,6 +689,7 @@ class Controller:
             tier_viewers=tuple(tier_viewers),
             weak_network_loss=loss,
             lookback_peak=peak,
+            recent_demand=recent_demand(history, now, w.scaling.burst_lookback),
         )
 
     def _refit(self, w: Workload, events: Sequence[Event], history: Series, now: datetime) -> RefitOutcome:

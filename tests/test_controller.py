@@ -2,6 +2,8 @@
 
 Cases:
 - history window: the last complete bucket before now, on the epoch grid of the step;
+- recent_demand (the burst allowance's input): complete points only, the last `lookback` of them,
+  by hand; None without history or with lookback 0;
 - a trusted forecast -> the hand-computed plan (10 -> 33) -> exactly one apply, live; the audit
   line carries the plan, its reasons and the apply result; gauges and write counter set;
 - --dry-run / policy dry_run: apply called with dry_run=True, the cluster unchanged, no write counted;
@@ -38,7 +40,7 @@ import pytest
 import controller_fakes as f
 from forecaster.history import StaticMetricsSource
 from policies.loading import load_policy_text
-from scaler.controller import FIT_RETRY, AuditLog, Controller, LiveForecasterCache, history_window
+from scaler.controller import FIT_RETRY, AuditLog, Controller, LiveForecasterCache, history_window, recent_demand
 from scaler.metrics import ControllerMetrics
 from support.kube import kube_env  # noqa: F401 (fixture)
 
@@ -77,7 +79,10 @@ def test_trusted_forecast_gives_the_hand_computed_plan_and_one_live_apply():
     assert line["kind"] == "plan" and line["workload"] == "edge"
     assert (line["current_replicas"], line["target_replicas"], line["dry_run"]) == (10, 33, False)
     assert line["reasons"][0].startswith("sized for demand 3000: observed 3000 x expected growth 1")
-    assert line["reasons"][1] == "ceil(3000 x (1 + 0.1) / 100 per replica) = 33 replicas"
+    # the planner got the history's complete points: the burst allowance looked and found the
+    # lead window inside the point being observed
+    assert out.plan.steps[1].name == "burst" and "no unobserved demand" in line["reasons"][1]
+    assert line["reasons"][2] == "ceil(3000 x (1 + 0.1) / 100 per replica) = 33 replicas"
     assert line["applied"]["changed"] is True and line["wrote"] is True
     assert metrics.value("ebbtide_planned_replicas", {"workload": "edge"}) == 33
     assert metrics.value("ebbtide_current_replicas", {"workload": "edge"}) == 10
@@ -378,3 +383,21 @@ def test_bitrate_is_planned_with_the_named_workload_only():
     assert [bitrate_scope(default, i).bitrate is not None for i in range(2)] == [True, False]
     named = load_policy_text(two + bitrate + "  workload: api\n")
     assert [bitrate_scope(named, i).bitrate is not None for i in range(2)] == [False, True]
+
+
+def test_recent_demand_keeps_complete_points_of_the_lookback():
+    from forecaster.series import Series
+    import pandas as pd
+
+    t0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    idx = pd.date_range(t0, periods=6, freq="5min")  # points 00:00 .. 00:25
+    hist = Series(pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], index=idx), timedelta(minutes=5), "d")
+    # at 00:27 point 00:25 is in progress: complete are 0..4; the last 15 min of them: 3 points
+    r = recent_demand(hist, t0 + timedelta(minutes=27), timedelta(minutes=15))
+    assert r.start == t0 + timedelta(minutes=10) and r.step == timedelta(minutes=5)
+    assert r.values == (3.0, 4.0, 5.0)
+    r = recent_demand(hist, t0 + timedelta(minutes=30), timedelta(days=1))  # all complete, all kept
+    assert r.start == t0 and r.values == (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+    assert recent_demand(hist, t0 + timedelta(minutes=2), timedelta(days=1)) is None  # none complete
+    assert recent_demand(hist, t0 + timedelta(minutes=30), timedelta(0)) is None
+    assert recent_demand(None, t0, timedelta(days=1)) is None
