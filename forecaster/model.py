@@ -464,7 +464,8 @@ class EbbtideForecaster:
         self._peak_excess = {k: max(v, 0.0) for k, v in self._estimate_peak_excess(coarse).items()}
         z = self._tf.forward(coarse.to_numpy())
         self._use_settle = not s.settle_two_stage
-        warm = self._warm_state(init, names, hinted, history)
+        structure = self._structure_key(names, hinted, history)
+        warm = self._warm_state(init, structure)
         stan_init = _stan_init(init)
         mid = s.tau_candidates[len(s.tau_candidates) // 2]
         screen_tau = warm["best_tau"] if warm and warm.get("best_tau") in s.tau_candidates else mid
@@ -493,7 +494,6 @@ class EbbtideForecaster:
                 zin = self._predict_z(fits[tau], coarse.index)
                 abs_err[tau] = np.abs(z[ebb_mask] - zin[ebb_mask])
                 losses[tau] = float(np.mean(abs_err[tau]))
-        self._n_ebb = n_ebb
         if free and kept is not None:
             best_tau, plausible = kept
         elif free and n_ebb:
@@ -542,7 +542,7 @@ class EbbtideForecaster:
         # Calibration (and, with no event around, the choice against the seasonal naive).
         self._mode = "prophet"
         self._calibrate(history, values, coarse, z, best_tau, names, hinted, stan_init, notes, warm)
-        self._warm_out = {"structure": self._structure_key(names, hinted, history), "n_ebb": n_ebb,
+        self._warm_out = {"structure": structure, "n_ebb": n_ebb,
                           "best_tau_s": best_tau.total_seconds() if best_tau is not None else None,
                           "plausible_s": [t.total_seconds() for t in plausible if t is not None],
                           "calibration": self._calibration_state,
@@ -852,7 +852,8 @@ class EbbtideForecaster:
             notes.append(f"seasonal residual profile ({interval_text(full_prof[0])} period, last {s.profile_periods}) "
                          f"added with weight {weight:g}")
         # In-sample residuals on the requested grid (in z).
-        r_in = self._tf.forward(y_obs) - self._tf.forward(self._fine_yhat(self._best, obs.index))
+        yhat_in = self._fine_yhat(self._best, obs.index)
+        r_in = self._tf.forward(y_obs) - self._tf.forward(yhat_in)
         self._q_hi, self._q_lo = _bucket_quantiles(r_in, buckets, u), _bucket_quantiles(r_in, buckets, lq)
         notes.append(
             f"interval: conformal quantiles of z residuals ({r_in.size} in-sample, {n_hold} holdout "
@@ -860,7 +861,7 @@ class EbbtideForecaster:
             f"{self._quantile_text(self._q_hi, self._q_lo)}"
             + (f", spread over {len(self._plausible)} plausible tau" if len(self._plausible) > 1 else ""))
         if self._mode != "prophet":
-            self._calibrate_mode(history, mode_buckets)
+            self._calibrate_mode(history, obs, yhat_in, mode_buckets)
             notes.append(f"interval of the {self._mode} forecast (its residuals over the history and the holdout) by "
                          f"lead {self._lead_labels()}: {self._quantile_text(self._q_hi_mode, self._q_lo_mode)}")
 
@@ -871,9 +872,12 @@ class EbbtideForecaster:
 
     def _buckets(self, r_hold: np.ndarray, lead_hold_s: np.ndarray) -> list[tuple[np.ndarray, float] | None]:
         """Holdout residuals by the settings' lead buckets (`_lead_buckets`)."""
-        s = self.settings
-        edges = np.array([e.total_seconds() for e in s.interval_lead_edges], dtype=float)
-        return _lead_buckets(r_hold, lead_hold_s, edges, s.interval_block.total_seconds(), self._step.total_seconds())
+        return _lead_buckets(r_hold, lead_hold_s, self._lead_edges_s(), self.settings.interval_block.total_seconds(),
+                             self._step.total_seconds())
+
+    def _lead_edges_s(self) -> np.ndarray:
+        """`interval_lead_edges` in seconds."""
+        return np.array([e.total_seconds() for e in self.settings.interval_lead_edges], dtype=float)
 
     def _lead_labels(self) -> str:
         e = [interval_text(x) for x in self.settings.interval_lead_edges]
@@ -887,9 +891,8 @@ class EbbtideForecaster:
 
     def _quantiles_at(self, idx: pd.DatetimeIndex, q: np.ndarray) -> np.ndarray:
         """The per-bucket quantiles `q` looked up at each point's lead after the history."""
-        edges = np.array([e.total_seconds() for e in self.settings.interval_lead_edges], dtype=float)
         lead = np.asarray((idx - self._last) / pd.Timedelta(seconds=1), dtype=float)
-        return q[np.searchsorted(edges, lead, side="left")]
+        return q[np.searchsorted(self._lead_edges_s(), lead, side="left")]
 
     def _holdout_calibration(self, history: Series, values: pd.Series, coarse: pd.Series, z: np.ndarray,
                              obs: pd.Series, best_tau, names, hinted, init, seasonal: bool,
@@ -954,12 +957,13 @@ class EbbtideForecaster:
                      occ, sorted((n, hinted[n].total_seconds()) for n in names if n in hinted)))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
-    def _warm_state(self, init: dict[str, Any] | None, names, hinted, history: Series) -> dict | None:
-        """The previous fit's choices (from `params`), when a warm refit may reuse them."""
+    def _warm_state(self, init: dict[str, Any] | None, structure: str) -> dict | None:
+        """The previous fit's choices (from `params`), when a warm refit of the same `structure`
+        (`_structure_key`) may reuse them."""
         w = (init or {}).get(_WARM_KEY)
         if not self.settings.warm_reuse or not isinstance(w, dict):
             return None
-        if w.get("structure") != self._structure_key(names, hinted, history):
+        if w.get("structure") != structure:
             return None
         try:
             best = timedelta(seconds=w["best_tau_s"]) if w.get("best_tau_s") is not None else None
@@ -1086,16 +1090,16 @@ class EbbtideForecaster:
         r = self._tf.forward(y) - self._tf.forward(comb)
         self._mode_holdout = (r, self._lead_s(test.index, cut))
 
-    def _calibrate_mode(self, history: Series, buckets: list[tuple[np.ndarray, float] | None]) -> None:
+    def _calibrate_mode(self, history: Series, obs: pd.Series, yhat_in: np.ndarray,
+                        buckets: list[tuple[np.ndarray, float] | None]) -> None:
         """Interval of the seasonal naive or the average (after `_choose_vs_naive` picked it):
         its holdout residuals pooled, per lead bucket, with its residuals over the history (last
         `lookback`): the seasonal naive's are out of sample (yhat(t) = y(t - season)); the
         average's mix them with the full fit's in-sample ones (residual profile included)."""
         season = self._naive.season
-        hist = history.values[history.values.index > history.end - self.settings.lookback].dropna()
-        lagged = history.values.reindex(hist.index - pd.Timedelta(season)).to_numpy()
-        comb = lagged if self._mode == "naive" else 0.5 * (self._fine_yhat(self._best, hist.index) + lagged)
-        r_hist = self._tf.forward(hist.to_numpy()) - self._tf.forward(comb)
+        lagged = history.values.reindex(obs.index - pd.Timedelta(season)).to_numpy()
+        comb = lagged if self._mode == "naive" else 0.5 * (yhat_in + lagged)
+        r_hist = self._tf.forward(obs.to_numpy()) - self._tf.forward(comb)
         u, lq = self.settings.upper_quantile, self.settings.lower_quantile
         self._q_hi_mode, self._q_lo_mode = _bucket_quantiles(r_hist, buckets, u), _bucket_quantiles(r_hist, buckets, lq)
 
