@@ -542,6 +542,16 @@ def judge_issued(
     return judge_trust(result, history_len, policy, growth)
 
 
+def model_params(model: object) -> dict | None:
+    """A fitted model's warm-start parameters (`model.params`), or None when it has none, they
+    are not a dict, or reading them fails (e.g. the fit did not happen)."""
+    try:
+        params = getattr(model, "params", None)
+    except (RuntimeError, AttributeError, KeyError):
+        return None
+    return params if isinstance(params, dict) else None
+
+
 def judge_and_fit(
     history: Series,
     issued: Sequence[Forecast],
@@ -572,10 +582,7 @@ def judge_and_fit(
     takes_init = "init" in inspect.signature(model.fit).parameters
     start = init
     if start is None and made and takes_init:
-        try:
-            start = made[-1].params  # type: ignore[attr-defined]
-        except (RuntimeError, AttributeError, KeyError):  # no params, or the bootstrap fit failed
-            start = None
+        start = model_params(made[-1])  # None: no params, or the bootstrap fit failed
     if start is not None and takes_init:
         model.fit(history, init=start)  # type: ignore[call-arg]
     else:

@@ -55,7 +55,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from forecaster.backtest import TrustPolicy, judge_and_fit, judge_issued, observed_span
+from forecaster.backtest import TrustPolicy, judge_and_fit, judge_issued, model_params, observed_span
 from forecaster.history import InstantValue, MetricsError, MetricsSource
 from forecaster.series import Forecast, Forecaster, Series
 from policies.errors import EbbtideError
@@ -72,6 +72,7 @@ from scaler.plans import (
     SliReading,
     TrustedForecast,
     WorkloadState,
+    recent_window,
 )
 
 log = logging.getLogger("ebbtide.controller")
@@ -230,15 +231,11 @@ class LiveForecasterCache:
                                                prev.params if prev else None, prev.issued if prev else ()))
             return RefitOutcome(workload.name, False, why, time.perf_counter() - t0)
         fit_s = time.perf_counter() - t0
-        params = None
-        try:
-            params = getattr(model, "params", None)
-        except (RuntimeError, AttributeError, KeyError):
-            params = None
+        params = model_params(model)
         cutoff = pd.Timestamp(now) - pd.Timedelta(window) - pd.Timedelta(fs.horizon + fs.refit_interval)
         issued = tuple(f for f in (prev.issued if prev else ()) if f.index[-1] >= cutoff) + (fc,)
         self._store(workload.name, _Fitted(key, now, True, TrustedForecast(fc, verdict.trusted, verdict.reasons),
-                                           params if isinstance(params, dict) else None, issued[-8:]))
+                                           params, issued[-8:]))
         return RefitOutcome(workload.name, True, "; ".join(verdict.reasons), fit_s, verdict.trusted)
 
     def forecast(self, workload: Workload, now: datetime) -> TrustedForecast:
@@ -294,9 +291,7 @@ def recent_demand(history: Series | None, now: datetime, lookback: timedelta) ->
     progress is left out), the last `lookback` of them. None with no history or lookback 0."""
     if history is None or lookback <= timedelta(0) or len(history) == 0:
         return None
-    step_s = history.step.total_seconds()
-    end = min(math.floor(round((now - history.start.to_pydatetime()).total_seconds() / step_s, 9)), len(history))
-    start = max(0, end - math.ceil(round(lookback.total_seconds() / step_s, 9)))
+    start, end = recent_window(history.start.to_pydatetime(), history.step, len(history), now, lookback)
     if end <= start:
         return None
     values = history.values.to_numpy(dtype=float)[start:end]

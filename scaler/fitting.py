@@ -48,7 +48,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from forecaster.backtest import observed_span
+from forecaster.backtest import model_params, observed_span
 from forecaster.series import Forecast, Series
 from policies.errors import EbbtideError
 from policies.events import Event
@@ -249,15 +249,12 @@ def run_fit_job(job: FitJob) -> FitResult:
         return FitResult(w.name, job.key, now, False, why, False, (why,), None, job.init, prev_issued,
                          time.perf_counter() - t0, warm, worker)
     fit_s = time.perf_counter() - t0
-    try:
-        params = getattr(model, "params", None)
-    except (RuntimeError, AttributeError, KeyError):
-        params = None
+    params = model_params(model)
     cutoff_s = (pd.Timestamp(now) - pd.Timedelta(window) - pd.Timedelta(fs.horizon + fs.refit_interval)
                 - _EPOCH).total_seconds()
     issued = tuple(c for c in prev_issued if c.end_s >= cutoff_s) + (fc,)
     return FitResult(w.name, job.key, now, True, "; ".join(verdict.reasons), bool(verdict.trusted),
-                     tuple(verdict.reasons), fc, params if isinstance(params, dict) else None, issued[-8:],
+                     tuple(verdict.reasons), fc, params, issued[-8:],
                      fit_s, warm, worker)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from forecaster.series import Forecast
@@ -36,6 +37,17 @@ class RecentDemand:
     start: datetime
     step: timedelta
     values: tuple[float, ...]
+
+
+def recent_window(grid_start: datetime, step: timedelta, n_points: int, until: datetime,
+                  lookback: timedelta) -> tuple[int, int]:
+    """[lo, hi): the points of a history on the grid grid_start + i x step (`n_points` long)
+    that are complete at `until` (grid_start + (i + 1) x step <= until), the last `lookback` of
+    them. lo == hi: none. What `RecentDemand` holds, for the controller and the replay alike."""
+    s = step.total_seconds()
+    hi = min(max(0, math.floor(round((until - grid_start).total_seconds() / s, 9))), n_points)
+    lo = max(0, hi - math.ceil(round(lookback.total_seconds() / s, 9)))
+    return lo, hi
 
 
 @dataclass(frozen=True)

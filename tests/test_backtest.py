@@ -26,7 +26,7 @@ Cases:
 - judge_and_fit: a first fit (no init) is warm-started from the trust bootstrap's model (fitted
   on the history minus the window) and reports warm False; with init that init is used and warm
   is True; an issued forecast overlapping the window means no bootstrap fit; a model without
-  `init` is fitted plainly.
+  `init` is fitted plainly; model_params: a dict, else None (none, not a dict, or unreadable).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from forecaster.backtest import (
     anchored_growth_factors,
     growth_metrics,
     judge_and_fit,
+    model_params,
     judge_issued,
     pinball_loss,
     forecast_at_cutoff,
@@ -383,3 +384,15 @@ def test_judge_and_fit_warm_starts_the_first_fit_from_the_bootstrap():
 
     _, plain, warm3 = judge_and_fit(hist, [], window, span, policy, LastValue, None, None)
     assert isinstance(plain, LastValue) and plain.end == hist.end and not warm3
+
+
+def test_model_params_is_a_dict_or_none():
+    class Unfitted:
+        @property
+        def params(self):
+            raise RuntimeError("call fit first")
+
+    assert model_params(WarmLastValue().fit(series([1.0, 2.0]))) == {"last": 2.0, "end": str(T0 + H)}
+    assert model_params(LastValue()) is None
+    assert model_params(Unfitted()) is None
+    assert model_params(type("Odd", (), {"params": [1, 2]})()) is None

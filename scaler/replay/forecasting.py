@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from forecaster.backtest import TrustPolicy, judge_and_fit
+from forecaster.backtest import TrustPolicy, judge_and_fit, model_params
 from forecaster.series import Forecast, Forecaster, Series
 from policies.errors import EbbtideError
 from policies.events import Event
@@ -142,10 +142,7 @@ class ReplayForecaster:
             self._verdict = TrustedForecast(None, False, (f"forecast failed: {exc}",))
             return
         trusted, verdict_reasons = verdict.trusted, verdict.reasons
-        try:
-            self._params = getattr(model, "params", None)
-        except (RuntimeError, AttributeError, KeyError):
-            self._params = None
+        self._params = model_params(model)
         self.stats.fit_s.append(time.perf_counter() - t0)
         self.stats.refits += 1
         index = hist.future_index(self.settings.horizon + self.settings.refit_interval,

@@ -36,6 +36,7 @@ from scaler.plans import (
     SliReading,
     TrustedForecast,
     WorkloadState,
+    recent_window,
 )
 from scaler.replay.cluster import SimulatedCluster
 from scaler.replay.explain import TickLog, explain
@@ -400,23 +401,21 @@ class _RecentDemandWindow:
 
     def __init__(self, history: Series, lookback: timedelta):
         self.values = history.values.to_numpy(dtype=float)
-        self.t0_s = int(history.start.timestamp())
+        self.t0 = history.start.to_pydatetime()
         self.step = history.step
-        self.step_s = int(round(history.step_s))
-        self.n_points = int(math.ceil(lookback / history.step)) if lookback > timedelta(0) else 0
+        self.lookback = lookback
         self._key: tuple[int, int] | None = None
         self._last: RecentDemand | None = None
 
     def __call__(self, data_until: datetime) -> RecentDemand | None:
-        if self.n_points == 0:
+        if self.lookback <= timedelta(0):
             return None
-        end = min(int((int(data_until.timestamp()) - self.t0_s) // self.step_s), len(self.values))
-        start = max(0, end - self.n_points)
+        start, end = recent_window(self.t0, self.step, len(self.values), data_until, self.lookback)
         if end <= start:
             return None
         if self._key != (start, end):
             self._key = (start, end)
-            self._last = RecentDemand(_dt(self.t0_s + start * self.step_s), self.step,
+            self._last = RecentDemand(self.t0 + start * self.step, self.step,
                                       tuple(float(v) for v in self.values[start:end]))
         return self._last
 
