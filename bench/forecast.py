@@ -20,6 +20,13 @@ the real traces but hurts this suite is overfitting.
 Columns: WAPE of yhat; under/over = demand above / capacity unused with capacity sized to
 yhat_upper (shares of demand); cov = share of points with actual <= yhat_upper; fit s = median
 fit seconds over `--repeats` fits (repeats only when one fit is under a second).
+
+Hindsight (default; `--no-hindsight` skips it): Ebbtide's model is fitted once more WITH the
+forecast week in its training data and scored on that week. Its WAPE is what the model's
+structure (seasonality, events, ebb, transform) reaches when it knows the answer, i.e. the part
+of the error no forecast with this structure can remove (day-to-day swings, bursts, a holiday of
+unknown size). It is indicative, not a strict floor; "hindsight ratio" = it / the best
+baseline's WAPE.
 """
 
 from __future__ import annotations
@@ -193,6 +200,11 @@ class Row:
     horizon_h: float
     models: dict[str, dict] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    hindsight: dict | None = None
+    """Ebbtide's model fitted WITH the forecast week in its training data, scored on that week
+    (in-sample): what the model's structure reaches when it knows the answer. Indicative, not a
+    strict floor (an in-sample fit of the mean is not WAPE-optimal), but a cut whose hindsight
+    WAPE is above 0.5x the best baseline's cannot meet the ebb target with this structure."""
 
     def best_baseline(self) -> tuple[str, float]:
         cands = [(k, v["wape"]) for k, v in self.models.items() if k != "ebbtide" and v["wape"] is not None]
@@ -210,6 +222,9 @@ def _timed_fit(make, history: Series, repeats: int):
             break
     return model, float(np.median(times))
 
+
+HINDSIGHT = True
+"""Also fit Ebbtide with the answer (`Row.hindsight`); `--no-hindsight` turns it off."""
 
 SETTINGS_OVERRIDES: dict = {}
 """ModelSettings fields overridden from the command line (`--set name=value`, for ablations)."""
@@ -274,8 +289,32 @@ def run_case(case: Case, repeats: int, log, series: Series | None = None,
                 cache[key] = m
             if name == "ebbtide":
                 row.notes = fc.notes
+        if HINDSIGHT:
+            row.hindsight = _hindsight(case, settings, series, index, log, label)
         rows.append(row)
     return rows
+
+
+def _hindsight(case: Case, settings: ModelSettings, series: Series, index, log, label: str) -> dict:
+    """Ebbtide fitted on the history up to the END of the forecast window (the answer included) and
+    scored on the window: {"wape", "coverage"} (or {"error"})."""
+    log(f"  {case.file} | {label} | ebbtide with hindsight ...")
+    try:
+        model = EbbtideForecaster(case.events, settings)
+        model.fit(series.before(index[-1] + series.step))
+        m = evaluate(series, model.predict(index)).to_dict()
+    except Exception as exc:  # reported, like a failing baseline
+        if "seasonal_naive" in str(exc):  # the holdout chose the naive: it has no in-sample fit
+            return {"error": "n/a: with the answer the model picks the seasonal naive (no in-sample fit)",
+                    "wape": None}
+        return {"error": f"{type(exc).__name__}: {exc}", "wape": None}
+    return {"wape": m["wape"], "coverage": m["coverage"]}
+
+
+def _hindsight_ratio(r: Row) -> float | None:
+    bname, bw = r.best_baseline()
+    hw = (r.hindsight or {}).get("wape")
+    return hw / bw if hw is not None and bw and math.isfinite(bw) else None
 
 
 def _pct(x) -> str:
@@ -362,6 +401,11 @@ def summary_text(rows: list[Row]) -> str:
             lines.append(f"{source:9s} {titles[g]:32s}: {len(rs):2d} cuts, median ratio {np.median(ratios):.2f}"
                          f" (target <= {t:g}), {sum(x <= t + 1e-9 for x in ratios)}/{len(ratios)} meet it, "
                          f"{sum(x <= 1.0 + 1e-9 for x in ratios)}/{len(ratios)} <= 1")
+            hind = [x for x in (_hindsight_ratio(r) for r in rs) if x is not None]
+            if hind:
+                lines.append(f"{'':9s} {'  the same model WITH the answer':32s}: median ratio {np.median(hind):.2f}, "
+                             f"{sum(x <= t + 1e-9 for x in hind)}/{len(hind)} within the target "
+                             f"(in-sample fit of the forecast week: what the structure reaches at best)")
         covs = [r.models["ebbtide"]["coverage"] for r in src
                 if r.models.get("ebbtide", {}).get("coverage") is not None]
         over = [r.models["ebbtide"]["over_forecast"] for r in src
@@ -387,11 +431,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a ModelSettings field (ablations), e.g. --set settle_level=false")
     p.add_argument("--markdown", action="store_true", help="one markdown table plus the summary")
     p.add_argument("--brief", action="store_true", help="one line per cut plus the summary (quick loops)")
+    p.add_argument("--no-hindsight", action="store_true",
+                   help="skip the extra fit of Ebbtide WITH the forecast week (the 'hindsight' columns)")
     p.add_argument("--synthetic", action="store_true",
                    help="also run the seeded synthetic suite (the generalisation check)")
     args = p.parse_args(argv)
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     SETTINGS_OVERRIDES.update(dict(_parse_override(t) for t in args.set))
+    global HINDSIGHT
+    HINDSIGHT = not args.no_hindsight
     rows: list[Row] = []
     cache = None
     if args.baseline_cache is not None:
@@ -421,14 +469,15 @@ def main(argv: list[str] | None = None) -> int:
             out.append({"trace": r.trace, "cut": r.cut, "cut_ts": r.cut_ts, "clear_ebb": r.clear_ebb,
                         "horizon_h": r.horizon_h, "models": r.models, "best_baseline": bname,
                         "ratio_to_best": (ew / bw) if ew is not None and bw and math.isfinite(bw) else None,
+                        "hindsight": r.hindsight, "hindsight_ratio_to_best": _hindsight_ratio(r),
                         "ebbtide_notes": list(r.notes)})
         json.dump(out, sys.stdout, indent=1)
         print()
         return 0
     if args.markdown:
         print("| trace | cut | group | Ebbtide WAPE | under | over | cov | best baseline | its WAPE | its cov "
-              "| ratio | fit s |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "| ratio | hindsight WAPE | hindsight ratio | fit s |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             e = r.models.get("ebbtide", {})
             bname, bw = r.best_baseline()
@@ -437,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_pct(e.get('under_forecast'))} | {_pct(e.get('over_forecast'))} | "
                   f"{_pct(e.get('coverage'))} | "
                   f"{bname} | {_pct(bw)} | {_pct(r.models.get(bname, {}).get('coverage'))} | "
-                  f"{'-' if x is None else f'{x:.2f}'} | {e.get('fit_s', math.nan):.2f} |")
+                  f"{'-' if x is None else f'{x:.2f}'} | {_pct((r.hindsight or {}).get('wape'))} | "
+                  f"{'-' if (h := _hindsight_ratio(r)) is None else f'{h:.2f}'} | {e.get('fit_s', math.nan):.2f} |")
         print()
         print(summary_text(rows))
         return 0
@@ -451,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r.trace[:28]:28s} {r.cut:22s} {group_of(r):5s} wape {_pct(e.get('wape')):>5s} "
                   f"under {_pct(e.get('under_forecast')):>4s} over {_pct(e.get('over_forecast')):>5s} "
                   f"cov {_pct(e.get('coverage')):>4s} | {bname:20s} {_pct(bw):>5s} | ratio "
-                  f"{'-' if x is None else f'{x:.2f}'} | {e.get('fit_s', math.nan):.2f}s")
+                  f"{'-' if x is None else f'{x:.2f}'} | hindsight "
+                  f"{'-' if (h := _hindsight_ratio(r)) is None else f'{h:.2f}'} | {e.get('fit_s', math.nan):.2f}s")
         print(summary_text(rows))
         return 0
     render(rows)
