@@ -14,8 +14,11 @@ means). `--json` prints the summary per strategy, per post-event window, and the
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import sys
+import time
 from pathlib import Path
 
 from policies.errors import EbbtideError
@@ -53,19 +56,19 @@ def run(args) -> int:
     if args.timeline_out and not Path(args.timeline_out).resolve().parent.is_dir():
         raise EbbtideError(f"--timeline-out {args.timeline_out}: folder does not exist")
 
-    show_progress = not args.json and sys.stderr.isatty()
-    if show_progress:
+    run_replay = functools.partial(replay, series, policy, args.workload, extra_events=events,
+                                   start=times.get("start"), end=times.get("end"))
+    if sys.stderr.isatty():  # a live bar on the terminal (stdout, where --json goes, stays clean)
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         progress = Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                            TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
+                            TimeElapsedColumn(), TimeRemainingColumn(), transient=True, console=Console(stderr=True))
         with progress:
             task = progress.add_task("replay", total=1.0)
-            result = replay(series, policy, args.workload, extra_events=events, start=times.get("start"),
-                            end=times.get("end"), on_progress=lambda f: progress.update(task, completed=f))
-    else:
-        result = replay(series, policy, args.workload, extra_events=events, start=times.get("start"),
-                        end=times.get("end"))
+            result = run_replay(on_progress=lambda f: progress.update(task, completed=f))
+    else:  # a log, a CI job: one plain line per tenth of the replay on stderr
+        result = run_replay(on_progress=_plain_progress(time.monotonic()))
 
     if args.timeline_out:
         try:
@@ -79,6 +82,21 @@ def run(args) -> int:
     else:
         print_tables(report)
     return 0
+
+
+def _plain_progress(t0: float, parts: int = 10):
+    """on_progress callback printing `replay: 30% done, 42 s elapsed` to stderr once per 1/`parts`
+    of the way (the first call at or past each tenth), t0 being time.monotonic() at the start."""
+    shown = [0]
+
+    def report(fraction: float) -> None:
+        part = math.floor(round(fraction * parts, 9))
+        if part > shown[0]:
+            shown[0] = part
+            print(f"replay: {100 * fraction:.0f}% done, {time.monotonic() - t0:.0f} s elapsed",
+                  file=sys.stderr, flush=True)
+
+    return report
 
 
 def print_tables(report: dict) -> None:
