@@ -13,6 +13,13 @@ before the declared event to 14 days after its end (`--after`; clipped to the tr
 three strategies are compared
 over the weeks after the event: replica-hours and their ratio to war state and to the HPA,
 demand above ready capacity (%) and its ratio to the HPA, scaling actions, and wall time.
+The 5-minute files are replayed as their own traces (`nasa-5min`, `aapl-5min`, the hourly
+files' events): there the burst allowance is on most of the time (docs/planner.md, step 1b).
+
+Feasibility, from the same run: the demand floor, replica-hours of ceil(demand / per_replica)
+over the window (no headroom, no start-up lag; `floor_min_replicas_*` with min_replicas held),
+and its ratio to war state. Where the floor alone is above 0.5x war state, no strategy meets
+"<= 0.5x war" with zero under-provisioning; the table says so.
 
 One rule scales the policy to every trace, with nothing tuned per file:
 - per_replica = median(trace) / 10 (the median demand needs ~10 replicas);
@@ -71,6 +78,12 @@ TRACES = (
           {"name": "thanksgiving", "kind": "holiday", "start": "2014-11-27T00:00:00-05:00",
            "peak": "2014-11-27T12:00:00-05:00", "end": "2014-11-28T00:00:00-05:00"}),
 )
+# The same events at 5-minute resolution: the history the planner learns the burst allowance
+# from is then finer than the lead window's reach (docs/planner.md, step 1b).
+TRACES += (
+    Trace("nasa-5min", "nasa_jul95_5min.csv", "US", TRACES[0].event),
+    Trace("aapl-5min", "nab_twitter_aapl_5min.csv", "US", TRACES[1].event),
+)
 
 
 def scaled_policy(policy, series, country: str, workload: str = WORKLOAD):
@@ -86,6 +99,28 @@ def scaled_policy(policy, series, country: str, workload: str = WORKLOAD):
         "forecast": wl.forecast.model_copy(update={"country_holidays": country}),
     })
     return policy.model_copy(update={"workloads": [wl], "events": [], "bitrate": None})
+
+
+def demand_floor(series, per_replica: float, start, end, min_replicas: int = 0) -> float:
+    """Replica-hours of max(min_replicas, ceil(demand / per_replica)) over [start, end).
+
+    The least capacity that serves all of the (step-held) demand with no headroom and no
+    start-up lag: no strategy serves everything for less. Points with no value count 0 pods
+    (min_replicas with it). Each point covers [ts, ts + step), clipped to the range.
+    """
+    import numpy as np
+    import pandas as pd
+
+    step = pd.Timedelta(series.step)
+    t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
+    idx = series.index.as_unit("ns").asi8
+    v = series.values.to_numpy(dtype=float)
+    lo = np.maximum(idx, t0.value)
+    hi = np.minimum(idx + step.value, t1.value)
+    hours = np.clip((hi - lo) / 3.6e12, 0.0, None)  # ns -> h
+    with np.errstate(invalid="ignore"):
+        pods = np.where(np.isfinite(v), np.ceil(np.round(v / per_replica, 9)), 0.0)
+    return float((np.maximum(pods, min_replicas) * hours).sum())
 
 
 def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER) -> dict:
@@ -104,6 +139,9 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     s = w["strategies"]
     eb, hpa, war = s["ebbtide"], s["hpa"], s["static"]
     ratio = lambda a, b: (a / b) if b else (0.0 if not a else math.inf)  # noqa: E731
+    per = policy.workloads[0].demand.per_replica
+    floor_h = demand_floor(series, per, w["start"], w["end"])
+    floor_min_h = demand_floor(series, per, w["start"], w["end"], max(1, policy.workloads[0].scaling.min_replicas))
     return {
         "trace": trace.name, "file": trace.file, "event": event.name, "workload": workload,
         "after_days": after / timedelta(days=1),
@@ -113,6 +151,10 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         "ebbtide_vs_war": ratio(eb["replica_hours"], war["replica_hours"]),
         "ebbtide_vs_hpa": ratio(eb["replica_hours"], hpa["replica_hours"]),
         "under_vs_hpa": ratio(eb["under_provisioned_share"], hpa["under_provisioned_share"]),
+        "floor_replica_hours": round(floor_h, 3),
+        "floor_vs_war": ratio(floor_h, war["replica_hours"]),
+        "floor_min_replicas_replica_hours": round(floor_min_h, 3),
+        "floor_min_replicas_vs_war": ratio(floor_min_h, war["replica_hours"]),
         "explain": w.get("explain", {}),
         "simulation": d["simulation"],
         "whole_replay": d["strategies"],
@@ -132,7 +174,7 @@ def print_table(rows: list[dict]) -> None:
     wl = rows[0].get("workload", "ingest") if rows else WORKLOAD
     table = Table(title=f"workload {wl}: weeks after each event (event end + {days:g} d)", header_style="bold")
     for col in ("trace", "strategy", "replica-h", "vs war", "vs HPA", "under %", "under vs HPA",
-                "under min", "actions", "wall s"):
+                "under min", "actions", "wall s", "floor vs war"):
         table.add_column(col, justify="left" if col in ("trace", "strategy") else "right", no_wrap=True)
     for row in rows:
         s = row["strategies"]
@@ -146,7 +188,8 @@ def print_table(rows: list[dict]) -> None:
                 _fmt_ratio(x["under_provisioned_share"] / s["hpa"]["under_provisioned_share"])
                 if s["hpa"]["under_provisioned_share"] else "-",
                 f"{x['under_provisioned_minutes']:.0f}", str(x["scaling_actions"]),
-                f"{row['simulation']['wall_s']:.0f}" if name == "ebbtide" else "")
+                f"{row['simulation']['wall_s']:.0f}" if name == "ebbtide" else "",
+                _floor_cell(row) if name == "ebbtide" else "")
     console.print(table)
     for row in rows:
         ok = [row["ebbtide_vs_war"] <= TARGETS["vs_war"], row["ebbtide_vs_hpa"] <= TARGETS["vs_hpa"],
@@ -156,6 +199,20 @@ def print_table(rows: list[dict]) -> None:
                       f"{'met' if ok[1] else 'MISSED'}, under-provisioning {'met' if ok[2] else 'MISSED'}; "
                       f"{sim['refits']} refits (median fit {sim['fit_s_median']} s), forecast trusted on "
                       f"{100 * (sim['trusted_tick_share'] or 0):.0f}% of ticks")
+        floor = row.get("floor_vs_war")
+        if floor is not None and floor > TARGETS["vs_war"]:
+            console.print(f"{row['trace']}: INFEASIBLE vs war: the demand floor (ceil(demand / per_replica), no "
+                          f"headroom, no start-up lag) is already {floor:.2f}x war state, above "
+                          f"{TARGETS['vs_war']:g}x: no strategy meets <= {TARGETS['vs_war']:g}x war with zero "
+                          f"under-provisioning on this trace")
+
+
+def _floor_cell(row: dict) -> str:
+    """The demand floor vs war state, and with min_replicas held; '-' for JSON from older runs."""
+    floor, with_min = row.get("floor_vs_war"), row.get("floor_min_replicas_vs_war")
+    if floor is None:
+        return "-"
+    return f"{_fmt_ratio(floor)} ({_fmt_ratio(with_min)})" if with_min is not None else _fmt_ratio(floor)
 
 
 def print_explain(rows: list[dict]) -> None:

@@ -11,7 +11,9 @@ appends a `Step(name, before, after, reason)` to the plan:
 1b. `burst` — while the lead window reaches history points after the one holding the
    observation, at least the observed demand times the burst quantile (`scaling.burst_quantile`,
    else `quantile`) of the growth realised over as many points in the last `burst_lookback` of
-   `Observation.recent_demand` (scaler.safety.burst_growth). Pods bought by it alone stay out of
+   `Observation.recent_demand` (scaler.safety.burst_growth), divided by (1 + headroom) ** duty
+   (scaler.safety.burst_duty: the share of the time the allowance is on), so that share of the
+   headroom is counted inside the allowance. Pods bought by it alone stay out of
    the stabilisation window and the scale-down cooldown and are remembered (`memory.burst_pods`):
    when the observation does not need them they go at once, beyond the step limit.
 2. `headroom` — replicas = ceil(demand x (1 + headroom) / per_replica).
@@ -77,6 +79,7 @@ from scaler.plans import (
 )
 from scaler.safety import (
     apply_guard,
+    burst_duty,
     burst_growth,
     check_demand,
     check_slis,
@@ -316,7 +319,7 @@ def plan(
     unburst = sized
     burst_q = sc.burst_quantile if sc.burst_quantile is not None else sc.quantile
     sized = _burst_step(sized, demand.value if demand.ok else None, quality, sc.burst_lookback, burst_q,
-                        per, now, lead, steps)
+                        per, sc.headroom, now, lead, steps)
 
     # ---- 2. headroom
     if sized is None:
@@ -437,13 +440,18 @@ def _burst_step(
     lookback: timedelta,
     quantile: float,
     per: float,
+    headroom: float,
     now: datetime,
     lead: timedelta,
     steps: list[Step],
 ) -> float | None:
     """Step 1b: while the lead window reaches history points after the one being observed, size
-    for at least the observed demand times the `quantile` of the growth realised over that many
-    points in the last `lookback` of recent demand (scaler.safety.burst_growth). Only raises.
+    for at least observed x B / (1 + headroom) ** duty, where B is the `quantile` of the growth
+    realised over that many points in the last `lookback` of recent demand
+    (scaler.safety.burst_growth) and `duty` the share of the time the allowance is on
+    (scaler.safety.burst_duty). After the headroom step the capacity is
+    observed x B x (1 + headroom) ** (1 - duty): the headroom is counted inside the allowance as
+    far as the allowance stands (both cover demand moving before it is observed). Only raises.
     Without `recent_demand` in the observation no step is added."""
     recent = quality.recent_demand
     if recent is None:
@@ -477,16 +485,20 @@ def _burst_step(
         ))
         return sized
     growth, pairs = learnt
-    need = observed * growth
+    duty = burst_duty(quality.demand_at, now + lead, recent.step)
+    inside = (1.0 + headroom) ** duty
+    need = observed * growth / inside
     basis = (f"q{quantile:g} of the growth realised over {span} in the last {format_duration(lookback)} "
-             f"is {growth:.3g} ({pairs} pairs)")
+             f"is {growth:.3g} ({pairs} pairs); "
+             f"the allowance is on {100 * duty:.0f}% of the time, so that share of the headroom is "
+             f"counted inside it (/ {inside:.3g})")
     if need <= sized:
         steps.append(Step("burst", sized, sized, f"{fmt(sized)} already covers the burst allowance: {basis}"))
         return sized
     steps.append(Step(
         "burst", sized, need,
-        f"sized for demand {fmt(need)}: observed {fmt(observed)} x burst allowance {growth:.3g}, as the lead "
-        f"window reaches demand not yet observed: {basis}",
+        f"sized for demand {fmt(need)}: observed {fmt(observed)} x burst allowance {growth:.3g} / {inside:.3g}, "
+        f"as the lead window reaches demand not yet observed: {basis}",
     ))
     return need
 

@@ -123,6 +123,20 @@ def burst_growth(values: Sequence[float], ahead: int, quantile: float, per_repli
     return max(1.0, float(np.quantile(ratios, quantile, method="higher"))), pairs
 
 
+def burst_duty(observed_at: datetime, lead_end: datetime, step: timedelta) -> float:
+    """Share of the time the burst allowance is on, 0-1: min(1, (lead_end - observed_at) / step).
+
+    The lead window reaches beyond the point holding the observation for that share of each
+    history step (observed_at moves through its point while lead_end - observed_at, the metric
+    lag plus the lead window, stays fixed). Hourly history with a 4m15s span: 0.07; 5-minute
+    history: 0.85 (the allowance then stands on most ticks, as the headroom does).
+    """
+    s = step.total_seconds()
+    if s <= 0:
+        raise ValueError("burst_duty(): step must be positive")
+    return min(1.0, max(0.0, (lead_end - observed_at).total_seconds() / s))
+
+
 def scale_step(current: int, fraction: float) -> int:
     """Largest scale-down per tick, pods: max(1, floor(current * fraction)).
 

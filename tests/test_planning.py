@@ -21,8 +21,8 @@ Cases:
   the plan (guard restores it; after_event rules only in an ebb); `now` without a zone refused.
 - the worked example of docs/planner.md, step by step.
 - burst allowance: while the lead window reaches an unobserved history point, observed demand
-  x the recent history's q-growth (reactive and trusted alike; the forecast's growth wins when
-  higher; burst_quantile, when set, instead of quantile); none when the lead window stays in
+  x the recent history's q-growth / (1 + headroom) ** duty (reactive and trusted alike; the
+  forecast's growth wins when higher; burst_quantile, when set, instead of quantile); none when the lead window stays in
   the observed point, with burst_lookback 0s, with too little history inside burst_lookback,
   or with an empty history (no step without one); pods bought by the allowance
   alone stay out of the stabilisation window and the cooldown, are remembered as burst_pods,
@@ -457,9 +457,12 @@ def bursty(demand: float, at=NOW - timedelta(seconds=30), history=HISTORY):
 def test_burst_allowance_sizes_for_the_learnt_growth():
     p = run(untrusted(), bursty(1000))
     assert step(p, "reactive").after == 1000
-    assert step(p, "burst").after == pytest.approx(1500)  # 1000 x 1.5
+    # 1000 x 1.5, with the headroom counted inside for the allowance's duty: the observation at
+    # 11:59:30 and the lead window to 12:02 span 2m30s of the 1h step, duty 150 / 3600
+    assert step(p, "burst").after == pytest.approx(1500 / 1.1 ** (150 / 3600))  # 1494.05
     assert "q0.9 of the growth realised over 1 1h point in the last 7d is 1.5 (10 pairs)" in step(p, "burst").reason
-    assert step(p, "headroom").after == 17  # ceil(1500 x 1.1 / 100) = ceil(16.5)
+    assert "on 4% of the time" in step(p, "burst").reason
+    assert step(p, "headroom").after == 17  # ceil(1494.05 x 1.1 / 100) = ceil(16.43)
     assert run(trusted(flat(1000)), bursty(1000)).target_replicas == 17  # flat forecast: growth 1, burst wins
 
 

@@ -1,0 +1,84 @@
+"""The replay benchmark's bookkeeping (bench/replay.py), without replaying anything.
+
+Cases:
+- the demand floor: replica-hours of ceil(demand / per_replica) over a range, each point
+  covering [ts, ts + step) clipped to the range, missing values 0 pods, min_replicas held when
+  given, binary noise (330 / 110 = 3.0000000000000004) buying no pod (hand-computed);
+- the 5-minute traces are in the default set, with the same events as their hourly files;
+- the table: a row from an older --json run (no floor fields) prints "-" in the feasibility
+  column; a row whose floor is above 0.5x war state is called infeasible in plain words, one
+  below it is not.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from forecaster.series import Series
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "replay.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_replay", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_replay"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def hourly(values: list[float]) -> Series:
+    index = pd.date_range("2026-01-01T00:00:00Z", periods=len(values), freq="h")
+    return Series(pd.Series(values, index=index, dtype=float), pd.Timedelta(hours=1).to_pytimedelta(), "t")
+
+
+def test_demand_floor_integrates_whole_pods_over_the_clipped_range(bench):
+    s = hourly([250.0, 0.0, float("nan"), 1001.0])
+    # 00:30-03:30: half of 3 pods, 0 pods, a missing hour (0), half of 11 pods.
+    assert bench.demand_floor(s, 100.0, "2026-01-01T00:30:00Z", "2026-01-01T03:30:00Z") == pytest.approx(7.0)
+    # min_replicas 2 holds 2 pods in the empty and missing hours: 1.5 + 2 + 2 + 5.5.
+    assert bench.demand_floor(s, 100.0, "2026-01-01T00:30:00Z", "2026-01-01T03:30:00Z", 2) == pytest.approx(11.0)
+    # A range outside the trace costs nothing.
+    assert bench.demand_floor(s, 100.0, "2026-01-02T00:00:00Z", "2026-01-02T05:00:00Z") == 0.0
+
+
+def test_demand_floor_rounds_binary_noise_before_the_ceiling(bench):
+    s = hourly([330.0, 330.0])
+    assert bench.demand_floor(s, 110.0, "2026-01-01T00:00:00Z", "2026-01-01T02:00:00Z") == pytest.approx(6.0)
+
+
+def test_five_minute_traces_are_in_the_default_set_with_the_hourly_events(bench):
+    by_name = {t.name: t for t in bench.TRACES}
+    assert by_name["nasa-5min"].file == "nasa_jul95_5min.csv"
+    assert by_name["aapl-5min"].file == "nab_twitter_aapl_5min.csv"
+    assert by_name["nasa-5min"].event == by_name["nasa"].event
+    assert by_name["aapl-5min"].event == by_name["aapl"].event
+
+
+def row(**extra) -> dict:
+    strat = {"replica_hours": 100.0, "under_provisioned_share": 0.01, "under_provisioned_minutes": 5.0,
+             "scaling_actions": 3}
+    base = {"trace": "t", "after_days": 14, "workload": "edge",
+            "strategies": {"ebbtide": dict(strat), "hpa": dict(strat), "static": dict(strat, replica_hours=150.0)},
+            "ebbtide_vs_war": 0.67, "ebbtide_vs_hpa": 1.0, "under_vs_hpa": 1.0,
+            "simulation": {"wall_s": 1.0, "refits": 1, "fit_s_median": 0.1, "trusted_tick_share": 1.0}}
+    base.update(extra)
+    return base
+
+
+def test_table_reads_older_json_and_names_an_infeasible_trace(bench, capsys):
+    bench.print_table([row()])
+    old = capsys.readouterr().out
+    assert "floor vs war" in old and "INFEASIBLE" not in old
+    bench.print_table([row(floor_vs_war=0.6, floor_min_replicas_vs_war=0.7)])
+    out = capsys.readouterr().out
+    assert "0.60x (0.70x)" in out
+    assert "t: INFEASIBLE vs war: the demand floor" in out and "0.60x war state" in out
+    bench.print_table([row(floor_vs_war=0.3, floor_min_replicas_vs_war=0.4)])
+    assert "INFEASIBLE" not in capsys.readouterr().out
