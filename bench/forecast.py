@@ -15,7 +15,10 @@ The synthetic suite is the guard against tuning to the real files: several seede
 forecaster/synthetic.py whose peak multiplier, ebb tau, peace (settle) level, ramp, noise,
 outages and an optional level step are DRAWN from wide ranges by a seeded generator (not picked
 by hand), cut the same way (at the peak, at the event's end, +1 d, +2 d). A change that helps
-the real traces but hurts this suite is overfitting.
+the real traces but hurts this suite is overfitting. Seeds 0-7 have exponential ebbs of 3-96 h
+(the summary's "synthetic" lines, comparable with every earlier run); seeds 8-11 long-tailed
+power-law ebbs ("syn-power") and seeds 12-15 exponential ebbs of 5-20 days, seed 15 daily
+("syn-long"), both also cut at +3 d: they test what the model does NOT assume by construction.
 
 Columns: WAPE of yhat; under/over = demand above / capacity unused with capacity sized to
 yhat_upper (shares of demand); cov = share of points with actual <= yhat_upper; fit s = median
@@ -141,18 +144,26 @@ CASES = (
 )
 
 
-SYNTHETIC_SEEDS = tuple(range(8))
+SYNTHETIC_SEEDS = tuple(range(16))
+POWER_SEEDS = range(8, 12)
+"""Seeds whose ebb is a long-tailed power law (attention after news: fast first hours, long tail)."""
+LONG_EBB_SEEDS = range(12, 16)
+"""Seeds whose ebb is an exponential of 5-20 days (weeks of decline)."""
 
 
 def synthetic_cases(seeds=SYNTHETIC_SEEDS) -> list[tuple[Case, Series]]:
     """Seeded synthetic event-and-ebb traces with parameters drawn from wide ranges.
 
-    Per seed: hourly (every 4th seed: 5-minute) traffic over 42 days in Asia/Shanghai with one
-    sale peaking on day 28; peak multiplier log-uniform in [2, 20], ebb tau log-uniform in
-    [3 h, 96 h], peace ratio uniform in [0.9, 1.5], ramp 1-3 days, noise sd 0.03-0.15,
-    0-4 outages, and with probability 1/2 a level step (x0.7-1.4) on a day in [5, 20].
-    Cuts: at the peak, at the event's end, +1 d and +2 d (all "clear ebb" when the peak is
-    >= 3x; smaller ones are labelled as not clear).
+    Per seed: hourly (every 4th seed: 5-minute; seed 15: daily) traffic over 42 days in
+    Asia/Shanghai with one sale peaking on day 28; peak multiplier log-uniform in [2, 20], ebb
+    tau log-uniform in [3 h, 96 h], peace ratio uniform in [0.9, 1.5], ramp 1-3 days, noise sd
+    0.03-0.15, 0-4 outages, and with probability 1/2 a level step (x0.7-1.4) on a day in [5, 20].
+    Seeds 8-11 (`POWER_SEEDS`) have a power-law ebb (1 + t/t0)^-alpha instead, alpha uniform in
+    [0.7, 2], t0 log-uniform in [2 h, 24 h], peak multiplier log-uniform in [3, 20]; seeds 12-15
+    (`LONG_EBB_SEEDS`) an exponential ebb with tau log-uniform in [5 d, 20 d], peak multiplier
+    log-uniform in [3, 20] (the other draws as above). Cuts: at the peak, at the event's end,
+    +1 d and +2 d (and +3 d for seeds 8-15; daily: no separate cut at the end), all "clear
+    ebb" when the peak is >= 3x; smaller ones are labelled as not clear.
     """
     from datetime import datetime, timezone
 
@@ -161,19 +172,35 @@ def synthetic_cases(seeds=SYNTHETIC_SEEDS) -> list[tuple[Case, Series]]:
     out = []
     for seed in seeds:
         rng = np.random.default_rng(10_000 + seed)
-        peak = float(np.exp(rng.uniform(np.log(2), np.log(20))))
-        tau_h = float(np.exp(rng.uniform(np.log(3), np.log(96))))
+        shape_kw: dict = {}
+        if seed in POWER_SEEDS or seed in LONG_EBB_SEEDS:
+            peak = float(np.exp(rng.uniform(np.log(3), np.log(20))))
+        else:
+            peak = float(np.exp(rng.uniform(np.log(2), np.log(20))))
+        if seed in POWER_SEEDS:
+            alpha = float(rng.uniform(0.7, 2.0))
+            tau_h = float(np.exp(rng.uniform(np.log(2), np.log(24))))
+            shape_kw = {"ebb_shape": "power", "ebb_alpha": alpha}
+            ebb_label = f"power a{alpha:.2f} t0 {tau_h:.0f}h"
+        elif seed in LONG_EBB_SEEDS:
+            tau_h = 24 * float(np.exp(rng.uniform(np.log(5), np.log(20))))
+            ebb_label = f"tau {tau_h / 24:.1f}d"
+        else:
+            tau_h = float(np.exp(rng.uniform(np.log(3), np.log(96))))
+            ebb_label = f"tau {tau_h:.0f}h"
         peace = float(rng.uniform(0.9, 1.5))
         ramp_d = float(rng.uniform(1, 3))
         noise = float(rng.uniform(0.03, 0.15))
         outages = int(rng.integers(0, 5))
         step = timedelta(minutes=5) if seed % 4 == 3 else timedelta(hours=1)
+        if seed == 15:
+            step = timedelta(days=1)
         spec = SaleSpec(peak_multiplier=peak, ebb_tau=timedelta(hours=tau_h), peace_ratio=peace,
-                        ramp=timedelta(days=ramp_d))
+                        ramp=timedelta(days=ramp_d), **shape_kw)
         start = datetime(2026, 10, 1, tzinfo=timezone.utc)
         tr = generate(start, 42, step, seed, spec, noise_sigma=noise, outages=outages)
         values = tr.series.values.copy()
-        label = f"x{peak:.1f} tau {tau_h:.0f}h peace {peace:.2f} noise {noise:.2f}"
+        label = f"x{peak:.1f} {ebb_label} peace {peace:.2f} noise {noise:.2f}"
         if rng.random() < 0.5:
             factor = float(rng.uniform(0.7, 1.4))
             day = int(rng.integers(5, 21))
@@ -183,10 +210,16 @@ def synthetic_cases(seeds=SYNTHETIC_SEEDS) -> list[tuple[Case, Series]]:
         series = Series(values, step, name=f"synthetic-{seed}")
         e = tr.events[0]
         clear = peak >= 3.0
-        cuts = ((f"s{seed} at peak", pd.Timestamp(e.peak).ceil("h"), clear),
-                (f"s{seed} at end", pd.Timestamp(e.end).ceil("h"), clear),
-                (f"s{seed} +1d", pd.Timestamp(e.end).ceil("h") + D, clear),
-                (f"s{seed} +2d", pd.Timestamp(e.end).ceil("h") + 2 * D, clear))
+        ceil = "D" if step >= timedelta(days=1) else "h"
+        end = pd.Timestamp(e.end).ceil(ceil)
+        cuts = ((f"s{seed} at peak", pd.Timestamp(e.peak).ceil(ceil), clear),
+                (f"s{seed} at end", end, clear),
+                (f"s{seed} +1d", end + D, clear),
+                (f"s{seed} +2d", end + 2 * D, clear))
+        if step >= timedelta(days=1):  # the day of the peak holds the end too: one cut, no ebb seen
+            cuts = cuts[:1] + cuts[2:]
+        if seed >= 8:
+            cuts += ((f"s{seed} +3d", end + 3 * D, clear),)
         out.append((Case(f"synthetic-{seed} ({label})", tr.events, cuts, calendar_tz=tr.zone), series))
     return out
 
@@ -382,14 +415,27 @@ def group_of(r: Row) -> str:
     return "peak" if "at peak" in r.cut else "ebb"
 
 
+SOURCES = ("real", "synthetic", "syn-power", "syn-long")
+"""Summary groups: the real traces; the synthetic suite's seeds 0-7 (exponential ebbs of 3-96 h,
+comparable with every earlier run); seeds 8-11 (power-law ebbs); seeds 12-15 (5-20 day ebbs)."""
+
+
+def source_of(r: Row) -> str:
+    """Which summary group (`SOURCES`) a row belongs to."""
+    if not r.trace.startswith("synthetic-"):
+        return "real"
+    seed = int(r.trace.split()[0].removeprefix("synthetic-"))
+    return "syn-power" if seed in POWER_SEEDS else ("syn-long" if seed in LONG_EBB_SEEDS else "synthetic")
+
+
 def summary_text(rows: list[Row]) -> str:
     """One line per (real|synthetic) x group: median ratio, how many meet the target, coverage."""
     lines = []
     targets = {"ebb": 0.5, "peak": 1.0, "other": 1.0}
     titles = {"ebb": "clear ebb, cut at end/+1d/+2d", "peak": "clear ebb, cut AT the peak",
               "other": "no clear ebb"}
-    for source in ("real", "synthetic"):
-        src = [r for r in rows if r.trace.startswith("synthetic") == (source == "synthetic")]
+    for source in SOURCES:
+        src = [r for r in rows if source_of(r) == source]
         if not src:
             continue
         for g in ("ebb", "peak", "other"):

@@ -11,6 +11,8 @@ Features for one event occurrence (start <= peak <= end, times in hours from the
 - ramp(t)   = (t - start) / (peak - start) on [start, peak), else 0          (0 -> 1 before peak)
 - inside(t) = 1 on [start, end), else 0                                       (the event itself)
 - decay(t)  = exp(-(t - end) / tau) for t >= end, else 0                      (the ebb, 1 at end)
+              or, for a power-law (hyperbolic) ebb of exponent alpha > 0,
+              (1 + (t - end) / tau) ** -alpha                                 (a long tail)
 - shape(t)  = ramp on [start, peak), 1 on [peak, end), decay(t) for t >= end  (one curve, 0..1)
 - settle(t) = 1 - decay(t) for t >= end, else 0                               (new peace level)
 
@@ -19,6 +21,12 @@ event's viewers stay as regulars, so the ebb may not return to the old level but
 lowered) floor, reached with the ebb's own time constant (0 at the end, 1 once the ebb is over).
 It is 0 at the end on purpose: a step there would compete with the ebb's starting height and,
 learnt from a few hours of tail, extrapolate a local misfit forever.
+
+The ebb's kernel is an `EbbKernel` (tau, alpha): alpha 0 is the exponential, alpha > 0 the
+power law. Attention after news and launches typically decays like a power law (fast first
+hours, then a tail that lasts weeks); one exponential fitted to its first day either drops too
+fast or, with a new peace level, extrapolates the curvature into a level below the old one.
+Where a bare `timedelta` is accepted as tau it means the exponential kernel.
 
 `shape` ties the ebb's amplitude to the event's height: with one coefficient, a model that has
 seen the ramp and the peak also knows how high the ebb starts, even when cut at the peak.
@@ -32,16 +40,57 @@ calendar days in a chosen zone).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
+from forecaster.csvio import interval_text
 from policies.events import Event, expand_events
 
 HOUR_S = 3600.0
 REGRESSOR_KINDS = ("sale", "joint_live")
+
+
+@dataclass(frozen=True, order=True)
+class EbbKernel:
+    """How an event's excess decays after its end, as a share of the end-of-event excess
+    (unitless, 1 at the end, falling to 0): exp(-dt / tau) with `alpha` 0, else the power law
+    (1 + dt / tau) ** -alpha (dt = time since the end). Invariant: tau > 0, alpha >= 0.
+
+    For the power law tau is the time scale t0 (the excess halves by dt = tau at alpha 1) and
+    alpha the tail exponent; as alpha grows with tau / alpha fixed it tends to the exponential of
+    time constant tau / alpha. Ordered by (tau, alpha)."""
+
+    tau: timedelta
+    """Time constant (exponential) or time scale t0 (power law); > 0."""
+    alpha: float = 0.0
+    """0: exponential; > 0: power-law exponent."""
+
+    def __post_init__(self) -> None:
+        if self.tau <= timedelta(0):
+            raise ValueError(f"tau must be positive, got {self.tau}")
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha must be >= 0 (0: exponential), got {self.alpha}")
+
+    def text(self) -> str:
+        """Short label: `16h` (exponential) or `16h^-1` (power law (1 + t/16h)^-1)."""
+        base = interval_text(self.tau)
+        return base if self.alpha == 0 else f"{base}^-{self.alpha:g}"
+
+    def share_left(self, dt_s: np.ndarray) -> np.ndarray:
+        """The kernel at `dt_s` seconds after the end (>= 0): 1 at 0, decreasing to 0."""
+        x = np.asarray(dt_s, dtype=float) / self.tau.total_seconds()
+        if self.alpha == 0:
+            return np.exp(-x)
+        return (1.0 + x) ** -self.alpha
+
+
+def as_kernel(tau: timedelta | EbbKernel) -> EbbKernel:
+    """`tau` as an EbbKernel (a bare time constant means the exponential)."""
+    return tau if isinstance(tau, EbbKernel) else EbbKernel(tau)
 
 
 def _midpoints_s(grid: pd.DatetimeIndex, step: timedelta) -> np.ndarray:
@@ -73,19 +122,25 @@ def inside(grid: pd.DatetimeIndex, event: Event, step: timedelta = timedelta(0))
     return ((t >= _epoch_s(event.start)) & (t < _epoch_s(event.end))).astype(float)
 
 
-def decay(grid: pd.DatetimeIndex, event: Event, tau: timedelta, step: timedelta = timedelta(0)) -> np.ndarray:
-    """The ebb: exp(-(t - end) / tau) for t >= end, else 0. `tau` is the time constant (1/e)."""
-    if tau <= timedelta(0):
-        raise ValueError(f"tau must be positive, got {tau}")
+def decay(grid: pd.DatetimeIndex, event: Event, tau: timedelta | EbbKernel,
+          step: timedelta = timedelta(0)) -> np.ndarray:
+    """The ebb for t >= end, else 0: exp(-(t - end) / tau) for a time constant `tau` (1/e), or
+    the `EbbKernel`'s curve (power law (1 + (t - end) / tau) ** -alpha when alpha > 0)."""
+    kernel = as_kernel(tau)  # refuses tau <= 0
     t = _midpoints_s(grid, step)
     e = _epoch_s(event.end)
     out = np.zeros_like(t)
     m = t >= e
-    out[m] = np.exp(-(t[m] - e) / tau.total_seconds())
+    if kernel.alpha == 0:  # kept literally: the exponential's values are unchanged bit for bit
+        out[m] = np.exp(-(t[m] - e) / kernel.tau.total_seconds())
+    else:
+        out[m] = kernel.share_left(t[m] - e)
     return out
 
 
-def shape(grid: pd.DatetimeIndex, event: Event, tau: timedelta, step: timedelta = timedelta(0)) -> np.ndarray:
+
+def shape(grid: pd.DatetimeIndex, event: Event, tau: timedelta | EbbKernel,
+          step: timedelta = timedelta(0)) -> np.ndarray:
     """Ramp, then 1 from peak to end, then the decay: the whole event as one 0..1 curve."""
     t = _midpoints_s(grid, step)
     p, e = _epoch_s(event.peak), _epoch_s(event.end)
@@ -94,8 +149,9 @@ def shape(grid: pd.DatetimeIndex, event: Event, tau: timedelta, step: timedelta 
     return out + decay(grid, event, tau, step)
 
 
-def settle(grid: pd.DatetimeIndex, event: Event, tau: timedelta, step: timedelta = timedelta(0)) -> np.ndarray:
-    """The move to the new peace level: 1 - exp(-(t - end)/tau) for t >= end, else 0 (0 -> 1)."""
+def settle(grid: pd.DatetimeIndex, event: Event, tau: timedelta | EbbKernel,
+           step: timedelta = timedelta(0)) -> np.ndarray:
+    """The move to the new peace level: 1 - decay(t) for t >= end, else 0 (0 -> 1)."""
     t = _midpoints_s(grid, step)
     out = np.zeros_like(t)
     m = t >= _epoch_s(event.end)
@@ -117,7 +173,7 @@ def base_name(occurrence_name: str) -> str:
 def event_features(
     grid: pd.DatetimeIndex,
     events: Sequence[Event],
-    tau_by_event: dict[str, timedelta],
+    tau_by_event: dict[str, timedelta | EbbKernel],
     step: timedelta = timedelta(0),
     with_settle: bool = False,
     with_tail: bool = False,
@@ -127,7 +183,8 @@ def event_features(
     lets the ebb's starting height differ from the peak-tied one once the tail is observed) and
     with `with_settle` `<name>:settle` (the move to a new peace level), in that order.
     Occurrences of one yearly event share its columns (summed), so what an earlier year taught
-    applies to the next. `tau_by_event` maps the calendar name (without `@year`) -> tau.
+    applies to the next. `tau_by_event` maps the calendar name (without `@year`) -> tau (the
+    exponential's time constant) or an `EbbKernel`.
     Holiday-kind events are skipped (see `holidays_frame`).
     """
     cols: dict[str, np.ndarray] = {}

