@@ -339,6 +339,18 @@ def test_equal_inputs_equal_plans_and_digest():
     assert d.inputs_digest != a.inputs_digest
 
 
+def test_digest_tells_long_recent_histories_apart_by_every_value():
+    # 48 hourly points: long enough to be digested as float64 bytes, not walked value by value.
+    values = tuple(900.0 + (i % 5) for i in range(48))
+    history = RecentDemand(NOW - timedelta(hours=49), timedelta(hours=1), values)
+    same = RecentDemand(NOW - timedelta(hours=49), timedelta(hours=1), tuple(list(values)))
+    one_off = RecentDemand(NOW - timedelta(hours=49), timedelta(hours=1), values[:-1] + (905.0,))
+    with_nan = RecentDemand(NOW - timedelta(hours=49), timedelta(hours=1), values[:-1] + (float("nan"),))
+    a, b, c, d = (run(untrusted(), bursty(1000, history=h)) for h in (history, same, one_off, with_nan))
+    assert a.inputs_digest == b.inputs_digest
+    assert len({a.inputs_digest, c.inputs_digest, d.inputs_digest}) == 3
+
+
 def test_digest_is_equal_for_equal_policies_in_different_objects_and_changes_with_them():
     wl = workload()
     a = run(trusted(flat(950)), obs(950), wl=wl, pol=policy(wl))
