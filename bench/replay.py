@@ -205,6 +205,11 @@ def print_table(rows: list[dict]) -> None:
                           f"headroom, no start-up lag) is already {floor:.2f}x war state, above "
                           f"{TARGETS['vs_war']:g}x: no strategy meets <= {TARGETS['vs_war']:g}x war with zero "
                           f"under-provisioning on this trace")
+        elif (with_min := row.get("floor_min_replicas_vs_war")) is not None and with_min > TARGETS["vs_war"]:
+            console.print(f"{row['trace']}: INFEASIBLE vs war with the policy's min_replicas: the demand floor "
+                          f"with min_replicas held is {with_min:.2f}x war state (without it {floor:.2f}x): no "
+                          f"strategy that keeps min_replicas and serves all demand meets <= "
+                          f"{TARGETS['vs_war']:g}x war on this trace")
 
 
 def _floor_cell(row: dict) -> str:
