@@ -23,7 +23,9 @@ Cases:
 - without `hpa:`, Ebbtide's pods are exactly the plan's target from tick to tick (no HPA on top);
 - CLI: a bad CSV, an unknown workload and a bad policy exit 2 with a clear `error:` line;
   --timeline-out writes the documented columns (bitrate caps included when the policy plans
-  bitrate) and --json prints the summary.
+  bitrate) and --json prints the summary;
+- progress without a terminal: one plain stderr line per tenth of the way, never more often, and
+  with --json stdout holds nothing but the JSON document.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from forecaster.series import Forecast, Series
 from forecaster.synthetic import SaleSpec, generate
 from policies.loading import load_policy_text
 from scaler.cli import main
+from scaler.cli.replay import _plain_progress
 from scaler.planning import plan
 from scaler.replay import replay
 
@@ -246,6 +249,25 @@ def test_cli_timeline_and_json(tmp_path, capsys):
     # The baselines deliver every tier at the ladder top; a cap can only lower egress.
     assert eb["egress_gb"]["edge"] <= report["strategies"]["hpa"]["egress_gb"]["edge"]
     assert report["simulation"]["wall_s"] >= 0
+
+
+def test_progress_lines_once_per_tenth(capsys):
+    report = _plain_progress(t0=0.0)
+    for k in range(101):  # called every simulated hour in a real replay: here 101 times
+        report(k / 100)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split()[1] for line in lines] == [f"{p}%" for p in range(10, 101, 10)]
+    assert all(line.startswith("replay: ") and line.endswith("s elapsed") for line in lines)
+
+
+def test_cli_json_stdout_stays_clean_and_progress_goes_to_stderr(tmp_path, capsys):
+    pol = _write(tmp_path, "p.yaml", POLICY)
+    assert main(["replay", "--csv", _small_csv(tmp_path), "--policy", pol, "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)  # nothing but the JSON document on stdout
+    assert set(report["strategies"]) == {"ebbtide", "hpa", "static"}
+    progress = [line for line in captured.err.splitlines() if line.startswith("replay: ")]
+    assert progress and progress[-1].startswith("replay: 100% done")
 
 
 # --------------------------------------------------------------------------- HPA-owned workloads
