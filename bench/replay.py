@@ -3,6 +3,8 @@
     .venv/bin/python bench/replay.py [--data DIR] [--trace NAME ...] [--jobs N] [--json]
                                      [--workload NAME] [--after DAYS] [--explain]
                                      [--from-json FILE]
+    .venv/bin/python bench/replay.py --csv TRACE.csv --events EVENTS.yaml [--event NAME]
+                                     [--country CC] [...]    # a trace of your own, same rules
 
 For each trace in ../shared/data (skipped, with a message, when absent), one workload of the
 reference policy (policies/examples/reference.yaml; default `edge`, the viewer-serving tier:
@@ -60,8 +62,28 @@ TARGETS = {"vs_war": 0.5, "vs_hpa": 1.1, "under_vs_hpa": 0.64}
 class Trace:
     name: str
     file: str
-    country: str
+    country: str | None
     event: dict
+    calendar: tuple[dict, ...] = ()
+    """Other events of the trace's calendar (modelled too, not measured)."""
+
+
+def custom_trace(csv: Path, events_file: Path, event_name: str | None = None, country: str | None = None) -> Trace:
+    """A trace of your own: `csv` (ts,value) with the events of `events_file` as its calendar;
+    the measured event is `event_name` (default: the first in the file). For checking Ebbtide on
+    traces that are not in ../shared/data with exactly the bench's rules."""
+    from policies.errors import EbbtideError
+    from policies.events import load_events_file
+
+    events = load_events_file(events_file)
+    if not events:
+        raise EbbtideError(f"{events_file}: no events; the bench measures the weeks after one")
+    chosen = next((e for e in events if e.name == event_name), None) if event_name else events[0]
+    if chosen is None:
+        raise EbbtideError(f"{events_file}: no event named {event_name!r} (have: {', '.join(e.name for e in events)})")
+    dump = lambda e: e.model_dump(mode="json", exclude_none=True)  # noqa: E731
+    return Trace(Path(csv).stem, str(Path(csv).resolve()), country, dump(chosen),
+                 tuple(dump(e) for e in events if e is not chosen))
 
 
 TRACES = (
@@ -131,8 +153,9 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
 
     series = read_series_csv(data / trace.file)
     event = Event.model_validate(trace.event)
+    calendar = [event, *(Event.model_validate(e) for e in trace.calendar)]
     policy = scaled_policy(load_policy(POLICY), series, trace.country, workload)
-    r = replay(series, policy, extra_events=[event], start=event.start - BEFORE, end=event.end + after,
+    r = replay(series, policy, extra_events=calendar, start=event.start - BEFORE, end=event.end + after,
                options=ReplayOptions(window_after=after))
     d = r.to_dict()
     w = next(x for x in d["windows"] if x["event"] == event.name)
@@ -232,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     ap.add_argument("--data", type=Path, default=DATA, help="folder of the real traces (../shared/data)")
     ap.add_argument("--trace", action="append", choices=[t.name for t in TRACES], help="only these traces")
+    ap.add_argument("--csv", type=Path, help="replay a trace of your own (ts,value) instead of the shared ones; "
+                    "needs --events")
+    ap.add_argument("--events", type=Path, help="events file (YAML) of --csv: the first event (or --event) is measured")
+    ap.add_argument("--event", help="name of the measured event in --events (default: the first)")
+    ap.add_argument("--country", help="country whose holidays the forecaster models for --csv (ISO code, e.g. US)")
     ap.add_argument("--jobs", type=int, default=1, help="traces replayed in parallel (processes). Default 1")
     ap.add_argument("--workload", default=WORKLOAD, help=f"reference workload to replay. Default {WORKLOAD}")
     ap.add_argument("--after", type=float, default=AFTER.days, metavar="DAYS",
@@ -247,11 +275,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.explain:
             print_explain(rows)
         return 0
-    if not args.data.is_dir():
+    todo = []
+    if args.csv or args.events:
+        from policies.errors import EbbtideError
+
+        if not (args.csv and args.events):
+            ap.error("--csv and --events go together")
+        try:
+            todo.append(custom_trace(args.csv, args.events, args.event, args.country))
+        except (EbbtideError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif not args.data.is_dir():
         print(f"skipped: real traces not found at {args.data} (set EBBTIDE_SHARED_DATA)", file=sys.stderr)
         return 0
-    todo = []
-    for t in TRACES:
+    for t in () if todo else TRACES:
         if args.trace and t.name not in args.trace:
             continue
         if not (args.data / t.file).is_file():
@@ -260,11 +298,17 @@ def main(argv: list[str] | None = None) -> int:
         todo.append(t)
     after = timedelta(days=args.after)
     n = len(todo)
-    if args.jobs > 1:
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            rows = list(pool.map(run_trace, todo, [args.data] * n, [args.workload] * n, [after] * n))
-    else:
-        rows = [run_trace(t, args.data, args.workload, after) for t in todo]
+    from policies.errors import EbbtideError
+
+    try:
+        if args.jobs > 1:
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                rows = list(pool.map(run_trace, todo, [args.data] * n, [args.workload] * n, [after] * n))
+        else:
+            rows = [run_trace(t, args.data, args.workload, after) for t in todo]
+    except EbbtideError as exc:  # a bad CSV or policy: say what and where, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         json.dump({"targets": TARGETS, "after_days": args.after, "workload": args.workload, "traces": rows},
                   sys.stdout, indent=2)

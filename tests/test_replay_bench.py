@@ -7,7 +7,10 @@ Cases:
 - the 5-minute traces are in the default set, with the same events as their hourly files;
 - the table: a row from an older --json run (no floor fields) prints "-" in the feasibility
   column; a row whose floor is above 0.5x war state is called infeasible in plain words, one
-  below it is not.
+  below it is not, and one whose floor is above it only with min_replicas held says so;
+- a trace of your own (--csv, --events): the first event (or the named one) is measured, the
+  others stay in its calendar, an unknown name is an error naming the file's events; a bad CSV
+  exits 2 with `error:` naming file and line, no traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pandas as pd
 import pytest
 
 from forecaster.series import Series
+from policies.errors import EbbtideError
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "replay.py"
 
@@ -82,3 +86,35 @@ def test_table_reads_older_json_and_names_an_infeasible_trace(bench, capsys):
     assert "t: INFEASIBLE vs war: the demand floor" in out and "0.60x war state" in out
     bench.print_table([row(floor_vs_war=0.3, floor_min_replicas_vs_war=0.4)])
     assert "INFEASIBLE" not in capsys.readouterr().out
+    bench.print_table([row(floor_vs_war=0.3, floor_min_replicas_vs_war=0.6)])
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "t: INFEASIBLE vs war with the policy's min_replicas" in out and "0.60x war state" in out
+
+
+EVENTS = """events:
+  - {name: launch, kind: joint_live, start: 2026-01-05T00:00:00Z, peak: 2026-01-05T12:00:00Z, end: 2026-01-06T00:00:00Z}
+  - {name: new-year, kind: holiday, start: 2026-01-01T00:00:00Z, peak: 2026-01-01T12:00:00Z, end: 2026-01-02T00:00:00Z}
+"""
+
+
+def test_custom_trace_measures_the_first_or_named_event_and_models_the_rest(bench, tmp_path):
+    events = tmp_path / "events.yaml"
+    events.write_text(EVENTS)
+    csv = tmp_path / "mine.csv"
+    t = bench.custom_trace(csv, events, country="US")
+    assert (t.name, t.file, t.country) == ("mine", str(csv.resolve()), "US")
+    assert t.event["name"] == "launch" and [e["name"] for e in t.calendar] == ["new-year"]
+    named = bench.custom_trace(csv, events, "new-year")
+    assert named.event["name"] == "new-year" and [e["name"] for e in named.calendar] == ["launch"]
+    with pytest.raises(bench.EbbtideError if hasattr(bench, "EbbtideError") else Exception, match="no event named 'nope'"):
+        bench.custom_trace(csv, events, "nope")
+
+
+def test_custom_trace_with_a_bad_csv_exits_2_naming_file_and_line(bench, tmp_path, capsys):
+    events = tmp_path / "events.yaml"
+    events.write_text(EVENTS)
+    csv = tmp_path / "bad.csv"
+    csv.write_text("ts,value\n2026-01-01T00:00:00Z,5\n2026-01-01T01:00:00Z,-1\n")
+    assert bench.main(["--csv", str(csv), "--events", str(events)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "bad.csv:3" in err
