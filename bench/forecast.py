@@ -10,6 +10,8 @@ event check that Ebbtide is no worse than the baselines in ordinary weeks.
     .venv/bin/python bench/forecast.py --only nasa    # traces whose file name contains "nasa"
     .venv/bin/python bench/forecast.py --synthetic    # also the seeded synthetic suite
     .venv/bin/python bench/forecast.py --synthetic --only synthetic   # the synthetic suite alone
+    .venv/bin/python bench/forecast.py --csv mine.csv --events mine.yaml [--cut ISO ...] [--tz Z]
+                                                      # a trace of your own, the same table
 
 The synthetic suite is the guard against tuning to the real files: several seeded traces from
 forecaster/synthetic.py whose peak multiplier, ebb tau, peace (settle) level, ramp, noise,
@@ -142,6 +144,36 @@ CASES = (
           ("quiet 2011-06-06", pd.Timestamp("2011-06-06T00:00:00Z"), False)),
          calendar_tz="Europe/London"),
 )
+
+
+def custom_case(csv: Path, events_file: Path | None, cuts: list[str], tz: str = "UTC",
+                country: str | None = None) -> Case:
+    """A trace of your own, cut at `cuts` (ISO times) or, by default, at the end of each sale or
+    joint live event in `events_file` and 1 and 2 days later (the bench's "ebb" cuts)."""
+    from policies.errors import EbbtideError
+    from policies.events import load_events_file
+    from policies.units import parse_time
+
+    events = tuple(load_events_file(events_file)) if events_file else ()
+    if cuts:
+        out = []
+        ends = [pd.Timestamp(e.end) for e in events if e.kind in ("sale", "joint_live")]
+        for text in cuts:
+            try:
+                t = pd.Timestamp(parse_time(text))
+            except ValueError as exc:
+                raise EbbtideError(f"--cut {text!r}: {exc}") from None
+            # In the "ebb" group when it falls in the 3 days after a sale/joint_live event's end.
+            out.append((f"cut {text}", t, any(end <= t <= end + 3 * D for end in ends)))
+        chosen = tuple(out)
+    else:
+        ebbs = [e for e in events if e.kind in ("sale", "joint_live")]
+        if not ebbs:
+            raise EbbtideError("--csv: give --cut, or --events with a sale or joint_live event to cut after")
+        chosen = tuple((f"{e.name} {k}", t, True) for e in ebbs for k, t in (
+            ("at end", pd.Timestamp(e.end).ceil("h") + pd.Timedelta(hours=1)),
+            ("+1d after end", pd.Timestamp(e.end) + D), ("+2d after end", pd.Timestamp(e.end) + 2 * D)))
+    return Case(str(Path(csv).resolve()), events, chosen, calendar_tz=tz, country=country)
 
 
 SYNTHETIC_SEEDS = tuple(range(16))
@@ -295,11 +327,14 @@ def run_case(case: Case, repeats: int, log, series: Series | None = None,
     rows = []
     for label, cut, clear in case.cuts:
         on_grid = series.index[series.index >= cut]
+        if not len(on_grid):
+            raise ValueError(f"cut {label!r} ({cut.isoformat()}) is after the trace's last point "
+                             f"({series.end.isoformat()})")
         cut = on_grid[0]  # some traces sit off the round clock (e.g. hh:57:53): snap to the grid
         history = series.before(cut)
         index = series.future_index(HORIZON, cut)
         index = index[index <= series.end]
-        row = Row(case.file, label, cut.isoformat(), clear, len(index) * series.step / timedelta(hours=1))
+        row = Row(Path(case.file).name, label, cut.isoformat(), clear, len(index) * series.step / timedelta(hours=1))
         makers = [("ebbtide", lambda: EbbtideForecaster(case.events, settings))]
         for i, b in enumerate(baseline_models(series.step)):
             makers.append((b.name, (lambda i=i: baseline_models(series.step)[i])))
@@ -469,6 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--only", default="", help="run only traces whose file name contains this")
+    p.add_argument("--csv", type=Path, help="evaluate a trace of your own (ts,value) instead of the shared ones")
+    p.add_argument("--events", type=Path, help="events file (YAML) of --csv (default: no events)")
+    p.add_argument("--cut", action="append", default=[], metavar="ISO",
+                   help="forecast origin for --csv (repeatable); default: each sale/joint_live event's end, +1 d, +2 d")
+    p.add_argument("--tz", default="UTC", help="calendar zone of --csv (daily seasonality, holidays). Default UTC")
+    p.add_argument("--country", help="country whose holidays are modelled for --csv (ISO code, e.g. US)")
     p.add_argument("--repeats", type=int, default=3, help="fits per model for the median fit time")
     p.add_argument("--notes", action="store_true", help="print Ebbtide's notes for each cut")
     p.add_argument("--baseline-cache", type=Path, default=None,
@@ -490,10 +531,19 @@ def main(argv: list[str] | None = None) -> int:
     cache = None
     if args.baseline_cache is not None:
         cache = json.loads(args.baseline_cache.read_text()) if args.baseline_cache.exists() else {}
-    if not DATA.is_dir():
+    if args.csv:
+        from policies.errors import EbbtideError
+
+        try:
+            rows.extend(run_case(custom_case(args.csv, args.events, args.cut, args.tz, args.country),
+                                 args.repeats, log, cache=cache))
+        except (EbbtideError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif not DATA.is_dir():
         print(f"bench/forecast.py: real traces not found at {DATA} (set EBBTIDE_SHARED_DATA); "
               f"only the synthetic suite can run", file=sys.stderr)
-    for case in CASES if DATA.is_dir() else ():
+    for case in CASES if DATA.is_dir() and not args.csv else ():
         if args.only and args.only not in case.file:
             continue
         if not (DATA / case.file).exists():
