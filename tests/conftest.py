@@ -37,6 +37,19 @@ def require_binary(name: str, hint: str) -> str:
     return path  # type: ignore[return-value]
 
 
+def load_bench(name: str):
+    """Import bench/<name>.py (a script, not a package) as the module `bench_<name>`."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).resolve().parent.parent
+                                                  / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[f"bench_{name}"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The folder of real public traces (../shared/data); skip when absent (never in the repo)."""

@@ -9,16 +9,12 @@ Cases:
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
+from conftest import load_bench
 from policies.errors import EbbtideError
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "forecast.py"
 
 EVENTS = """events:
   - {name: launch, kind: joint_live, start: 2026-01-05T00:00:00Z, peak: 2026-01-05T12:00:00Z, end: 2026-01-05T18:30:00Z}
@@ -28,11 +24,7 @@ EVENTS = """events:
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_forecast", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_forecast"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("forecast")
 
 
 @pytest.fixture()

@@ -15,26 +15,18 @@ Cases:
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
+from conftest import load_bench
 from forecaster.series import Series
 from policies.errors import EbbtideError
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "replay.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_replay", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_replay"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("replay")
 
 
 def hourly(values: list[float]) -> Series:
