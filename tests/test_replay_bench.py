@@ -23,7 +23,6 @@ from forecaster.series import Series
 from policies.errors import EbbtideError
 
 
-
 @pytest.fixture(scope="module")
 def bench():
     return load_bench("replay")
