@@ -183,6 +183,7 @@ def test_savings_sentence_potential_or_realised(policy):
     realised = build_report(make_input(policy, events=[SALE], compute_realised=True))
     s = savings_sentence(potential.savings_daily["static"])
     assert "(potential)" in s and "become money only when" in s
+    assert s.startswith("Over the whole report period, against ")  # not the headline's one-event span
     assert "(realised)" in savings_sentence(realised.savings_daily["static"])
     assert "So the compute part of the savings below is <em>potential</em>" in render_html(potential, charts=[])
     assert "compute savings count as\nrealised" in render_html(realised, charts=[])

@@ -237,7 +237,7 @@ def print_summary(console, scenario: Scenario, stage: ReplayStage, report, paths
     console.print(table)
     console.print(f"[bold]{report.headline.text}[/]")
     for b in report.baselines:
-        console.print(savings_sentence(report.savings_daily[b]), style="dim")
+        console.print(savings_sentence(report.savings_daily[b], over="the whole replay"), style="dim")
     for name, p in paths.items():
         console.print(f"wrote {p}")
 

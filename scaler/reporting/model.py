@@ -447,8 +447,9 @@ def build_report(inp: ReportInput) -> Report:
                   sav_d, sav_w, quality, accuracy, headline, tuple(notes))
 
 
-def savings_sentence(sv: Savings) -> str:
-    """A Savings in words, money formatted, saying which part is already money and which is not."""
+def savings_sentence(sv: Savings, over: str = "the whole report period") -> str:
+    """A Savings in words, money formatted, saying which part is already money and which is not,
+    and over what span (`over`: the headline may speak of one event's ebb, these of everything)."""
     cur = sv.currency
     m = lambda d: format_money(d, cur)  # noqa: E731
     t = sv.total
@@ -459,7 +460,7 @@ def savings_sentence(sv: Savings) -> str:
     def part(amount: Decimal, what: str) -> str:
         return f"saved {m(amount)} on {what}" if amount >= 0 else f"cost {m(-amount)} more on {what}"
 
-    text = (f"Against {base}, {ran} {outcome}: it {part(usage, 'CDN egress and transcoding')} (real money: billed "
+    text = (f"Over {over}, against {base}, {ran} {outcome}: it {part(usage, 'CDN egress and transcoding')} (real money: billed "
             f"by use) and {part(t.compute, 'compute')} ({sv.compute_status}).")
     if not sv.compute_realised:
         text += " Compute savings become money only when the freed machines are released."
