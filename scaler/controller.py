@@ -68,11 +68,10 @@ from scaler.plans import (
     Plan,
     PlannerMemory,
     PlanningState,
-    RecentDemand,
     SliReading,
     TrustedForecast,
     WorkloadState,
-    recent_window,
+    recent_demand,
 )
 
 log = logging.getLogger("ebbtide.controller")
@@ -285,20 +284,6 @@ class LiveForecasterCache:
 
 
 # --------------------------------------------------------------------------- audit log
-def recent_demand(history: Series | None, now: datetime, lookback: timedelta) -> RecentDemand | None:
-    """The planner's view of recent demand (Observation.recent_demand, for the burst allowance):
-    the points of `history` complete at `now` (start + (i + 1) x step <= now; the point still in
-    progress is left out), the last `lookback` of them. None with no history or lookback 0."""
-    if history is None or lookback <= timedelta(0) or len(history) == 0:
-        return None
-    start, end = recent_window(history.start.to_pydatetime(), history.step, len(history), now, lookback)
-    if end <= start:
-        return None
-    values = history.values.to_numpy(dtype=float)[start:end]
-    return RecentDemand(history.start.to_pydatetime() + start * history.step, history.step,
-                        tuple(float(v) for v in values))
-
-
 class AuditLog:
     """One JSON line per plan: `Plan.to_json()` plus what was done with it.
 

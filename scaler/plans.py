@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from forecaster.series import Forecast
+from forecaster.series import Forecast, Series
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,21 @@ def recent_window(grid_start: datetime, step: timedelta, n_points: int, until: d
     hi = min(max(0, math.floor(round((until - grid_start).total_seconds() / s, 9))), n_points)
     lo = max(0, hi - math.ceil(round(lookback.total_seconds() / s, 9)))
     return lo, hi
+
+
+def recent_demand(history: Series | None, until: datetime, lookback: timedelta) -> RecentDemand | None:
+    """The planner's view of recent demand (Observation.recent_demand, for the burst allowance):
+    the points of `history` complete at `until` (start + (i + 1) x step <= until; the point still
+    in progress is left out), the last `lookback` of them (`recent_window`). None with no
+    history, no complete point or lookback 0."""
+    if history is None or lookback <= timedelta(0) or len(history) == 0:
+        return None
+    start, end = recent_window(history.start.to_pydatetime(), history.step, len(history), until, lookback)
+    if end <= start:
+        return None
+    values = history.values.to_numpy(dtype=float)[start:end]
+    return RecentDemand(history.start.to_pydatetime() + start * history.step, history.step,
+                        tuple(float(v) for v in values))
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,9 @@ import pytest
 import controller_fakes as f
 from forecaster.history import StaticMetricsSource
 from policies.loading import load_policy_text
-from scaler.controller import FIT_RETRY, AuditLog, Controller, LiveForecasterCache, history_window, recent_demand
+from scaler.controller import FIT_RETRY, AuditLog, Controller, LiveForecasterCache, history_window
 from scaler.metrics import ControllerMetrics
+from scaler.plans import recent_demand
 from support.kube import kube_env  # noqa: F401 (fixture)
 
 

@@ -36,6 +36,7 @@ from scaler.plans import (
     SliReading,
     TrustedForecast,
     WorkloadState,
+    recent_demand,
     recent_window,
 )
 from scaler.replay.cluster import SimulatedCluster
@@ -395,28 +396,21 @@ def replay(
 
 
 class _RecentDemandWindow:
-    """The controller's demand history as the planner gets it (Observation.recent_demand): the
-    points of `history` complete by `data_until` (ts + step <= data_until), the last `lookback`
-    of them. The same object is returned until a new point completes (cheap per tick)."""
+    """The controller's demand history as the planner gets it (scaler.plans.recent_demand), built
+    only when a new point completes: the same object is returned until then (cheap per tick)."""
 
     def __init__(self, history: Series, lookback: timedelta):
-        self.values = history.values.to_numpy(dtype=float)
+        self.history = history
         self.t0 = history.start.to_pydatetime()
-        self.step = history.step
         self.lookback = lookback
         self._key: tuple[int, int] | None = None
         self._last: RecentDemand | None = None
 
     def __call__(self, data_until: datetime) -> RecentDemand | None:
-        if self.lookback <= timedelta(0):
-            return None
-        start, end = recent_window(self.t0, self.step, len(self.values), data_until, self.lookback)
-        if end <= start:
-            return None
-        if self._key != (start, end):
-            self._key = (start, end)
-            self._last = RecentDemand(self.t0 + start * self.step, self.step,
-                                      tuple(float(v) for v in self.values[start:end]))
+        key = recent_window(self.t0, self.history.step, len(self.history), data_until, self.lookback)
+        if self._key != key:
+            self._key = key
+            self._last = recent_demand(self.history, data_until, self.lookback)
         return self._last
 
 
