@@ -131,12 +131,8 @@ def decay(grid: pd.DatetimeIndex, event: Event, tau: timedelta | EbbKernel,
     e = _epoch_s(event.end)
     out = np.zeros_like(t)
     m = t >= e
-    if kernel.alpha == 0:  # kept literally: the exponential's values are unchanged bit for bit
-        out[m] = np.exp(-(t[m] - e) / kernel.tau.total_seconds())
-    else:
-        out[m] = kernel.share_left(t[m] - e)
+    out[m] = kernel.share_left(t[m] - e)
     return out
-
 
 
 def shape(grid: pd.DatetimeIndex, event: Event, tau: timedelta | EbbKernel,

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from forecaster.events import EbbKernel
 from forecaster.series import Series
 from policies.events import Event
 
@@ -109,10 +110,7 @@ class SaleSpec:
     def ebb_decay(self, since_end_s: np.ndarray) -> np.ndarray:
         """Share of the end-of-event excess left `since_end_s` seconds (>= 0) after the end:
         1 at the end, falling to 0 (unitless; see `ebb_shape`)."""
-        x = np.asarray(since_end_s, dtype=float) / self.ebb_tau.total_seconds()
-        if self.ebb_shape == "power":
-            return (1.0 + x) ** -self.ebb_alpha
-        return np.exp(-x)
+        return EbbKernel(self.ebb_tau, self.ebb_alpha if self.ebb_shape == "power" else 0.0).share_left(since_end_s)
 
 
 @dataclass(frozen=True)
