@@ -56,6 +56,7 @@ if str(REPO) not in sys.path:
 from forecaster.backtest import evaluate  # noqa: E402
 from forecaster.comparison import baseline_models  # noqa: E402
 from forecaster.csvio import read_series_csv  # noqa: E402
+from forecaster.events import REGRESSOR_KINDS  # noqa: E402
 from forecaster.model import EbbtideForecaster, ModelSettings  # noqa: E402
 from forecaster.series import Series  # noqa: E402
 from policies.events import Event  # noqa: E402
@@ -155,9 +156,10 @@ def custom_case(csv: Path, events_file: Path | None, cuts: list[str], tz: str = 
     from policies.units import parse_time
 
     events = tuple(load_events_file(events_file)) if events_file else ()
+    ebbs = [e for e in events if e.kind in REGRESSOR_KINDS]
     if cuts:
         out = []
-        ends = [pd.Timestamp(e.end) for e in events if e.kind in ("sale", "joint_live")]
+        ends = [pd.Timestamp(e.end) for e in ebbs]
         for text in cuts:
             try:
                 t = pd.Timestamp(parse_time(text))
@@ -167,7 +169,6 @@ def custom_case(csv: Path, events_file: Path | None, cuts: list[str], tz: str = 
             out.append((f"cut {text}", t, any(end <= t <= end + 3 * D for end in ends)))
         chosen = tuple(out)
     else:
-        ebbs = [e for e in events if e.kind in ("sale", "joint_live")]
         if not ebbs:
             raise EbbtideError("--csv: give --cut, or --events with a sale or joint_live event to cut after")
         chosen = tuple((f"{e.name} {k}", t, True) for e in ebbs for k, t in (

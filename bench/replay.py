@@ -168,7 +168,7 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     return {
         "trace": trace.name, "file": trace.file, "event": event.name, "workload": workload,
         "after_days": after / timedelta(days=1),
-        "per_replica": policy.workloads[0].demand.per_replica,
+        "per_replica": per,
         "window": [w["start"], w["end"]],
         "strategies": s,
         "ebbtide_vs_war": ratio(eb["replica_hours"], war["replica_hours"]),
