@@ -36,8 +36,9 @@ Intervals are calibrated, not Prophet's own: residuals in z on the requested gri
 in-sample fit and from a holdout (the last `holdout` of history, refitted without it), give
 conformal quantiles per lead-time bucket (the holdout residuals of that lead pooled with the
 in-sample ones, one observation per day of lead in the finite-sample correction, monotone so the
-band never narrows further ahead); the band is [min_c zhat_c + q_lo(lead), max_c zhat_c +
-q_hi(lead)] mapped back.
+band never narrows further ahead), and per daily level band (`interval_groups`: the slots of the
+day ranked by fitted level, each band its own quantiles); the band is [min_c zhat_c +
+q_lo(band, lead), max_c zhat_c + q_hi(band, lead)] mapped back.
 With no event in or near the history, the holdout also decides between this Prophet model, the
 seasonal naive (a week, or a day with less history) and their average: the lowest holdout WAPE
 wins, and `notes` say which.
@@ -83,7 +84,7 @@ _FIT_STEPS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=10),
 
 _STAN_KEYS = ("k", "m", "delta", "sigma_obs", "beta")
 _WARM_KEY = "ebbtide"  # params[_WARM_KEY]: the fit's choices a warm refit may reuse
-_WARM_VERSION = 2  # 2: ebb kernels (tau, power-law alpha) in the warm state
+_WARM_VERSION = 3  # 2: ebb kernels (tau, power-law alpha) in the warm state; 3: interval level bands
 _SKETCH_POINTS = 256  # holdout residuals kept per workload for a reused calibration
 _MAX_OUTLIERS_KEPT = 2000  # outlying fit-grid points remembered per workload for a warm refit
 
@@ -221,6 +222,19 @@ class ModelSettings:
     (conformal) correction: holdout residuals are correlated (a day's level misfit moves all its
     hours together), so a bucket of n residuals over d days is d observations, not n. The
     correction raises the level to q + (1 - q) / (d + 1). Zero: each residual counts (n)."""
+    interval_groups: int = 4
+    """Daily level bands of the interval (group-conditional, "Mondrian" conformal): the slots
+    of the day (fit-grid steps, in `calendar_tz`) are ranked by the fitted level (median
+    in-sample z outside event windows) and cut into this many bands of equal slot count
+    (quietest first); each band gets its own residual quantiles per lead bucket, from its own
+    in-sample and holdout residuals. The transform does not fully stabilise the variance
+    (nights are noisier or quieter in z than evenings), so one quantile for all hours
+    over-covers some hours and under-covers others. Every future point's band is known in
+    advance (its time of day). Daily or coarser data: one band. 1: one pooled quantile per
+    lead bucket (the model before this setting)."""
+    interval_group_min: int = 48
+    """In-sample residuals a band needs for its own quantiles (else it uses the pooled ones);
+    a (band, lead bucket) cell without holdout residuals of its band uses the pooled value."""
     horizon_hint: timedelta = timedelta(days=7)
     """How far ahead predictions are expected; events starting within it are modelled."""
     uncertainty_samples: int = 0
@@ -294,6 +308,9 @@ class ModelSettings:
             raise ValueError("interval_lead_edges must be positive durations in increasing order")
         if self.interval_block < timedelta(0):
             raise ValueError(f"interval_block must be >= 0, got {self.interval_block}")
+        if self.interval_groups < 1 or self.interval_group_min < 1:
+            raise ValueError(f"interval_groups and interval_group_min must be >= 1, got "
+                             f"{self.interval_groups} and {self.interval_group_min}")
 
 
 # --------------------------------------------------------------------------- grid helpers
@@ -404,6 +421,71 @@ def _lead_quantiles(r_in: np.ndarray, r_hold: np.ndarray, lead_hold_s: np.ndarra
     """One residual quantile per lead bucket (`_lead_buckets`, then `_bucket_quantiles`): the
     holdout residuals of each lead pooled with the in-sample ones, monotone in lead."""
     return _bucket_quantiles(r_in, _lead_buckets(r_hold, lead_hold_s, edges_s, block_s, step_s), q)
+
+
+def _level_bands(slot: np.ndarray, level: np.ndarray, n_slots: int, n_groups: int) -> np.ndarray:
+    """Band (0 = lowest level) of each of `n_slots` slots: slots ranked by the median `level`
+    of their points (`slot` holds each point's slot, 0 .. n_slots - 1), ties by slot number,
+    cut into min(n_groups, n_slots) bands of equal slot count (band = rank x bands // slots:
+    sizes differ by at most one when it does not divide). A slot with no finite level takes
+    the median of the others (a middle band)."""
+    n_groups = max(1, min(int(n_groups), int(n_slots)))
+    ok = np.isfinite(level)
+    med = np.full(n_slots, np.nan)
+    if ok.any():
+        frame = pd.DataFrame({"slot": slot[ok], "level": level[ok]}).groupby("slot")["level"].median()
+        med[frame.index.to_numpy()] = frame.to_numpy()
+    med = np.where(np.isfinite(med), med, np.nanmedian(med) if np.isfinite(med).any() else 0.0)
+    order = np.argsort(med, kind="stable")
+    bands = np.empty(n_slots, dtype=int)
+    bands[order] = (np.arange(n_slots) * n_groups) // n_slots
+    return bands
+
+
+def _group_buckets(r_hold: np.ndarray, lead_hold_s: np.ndarray, g_hold: np.ndarray,
+                   buckets: list[tuple[np.ndarray, float] | None], edges_s: np.ndarray,
+                   n_groups: int) -> list[list[tuple[np.ndarray, float] | None]]:
+    """The lead buckets (`_lead_buckets` of the same residuals: `buckets`) split by group: per
+    group g, per bucket the holdout residuals of group g (`g_hold`) at that lead with the
+    bucket's count of independent observations (a band of hours spans the same days of lead as
+    the whole bucket, and a day's misfit moves all its hours), or None when it has none."""
+    out = []
+    for g in range(n_groups):
+        m = g_hold == g
+        sub = _lead_buckets(r_hold[m], lead_hold_s[m], edges_s, 0.0, 1.0)
+        out.append([None if b is None or sb is None else (sb[0], b[1]) for b, sb in zip(buckets, sub, strict=True)])
+    return out
+
+
+def _group_quantiles(r_in: np.ndarray, g_in: np.ndarray, buckets: list[tuple[np.ndarray, float] | None],
+                     group_buckets: list[list[tuple[np.ndarray, float] | None]], q: float,
+                     min_points: int) -> np.ndarray:
+    """Group-conditional ("Mondrian") conformal quantiles, shape (groups, lead buckets): row g
+    pools group g's in-sample residuals (`r_in` where `g_in` == g) with its holdout residuals of
+    each lead bucket (`group_buckets[g]`, `_pooled_quantile`, the bucket's count of independent
+    observations). A group with fewer than `min_points` finite in-sample residuals takes the
+    pooled row (`_bucket_quantiles` over all groups); a cell whose bucket has holdout residuals
+    but none of the group takes the pooled value; a bucket without holdout residuals repeats the
+    previous cell (the first: the group's in-sample quantile). Each row is monotone in lead and
+    on its side of 0, like `_bucket_quantiles`."""
+    pooled = _bucket_quantiles(r_in, buckets, q)
+    out = np.tile(pooled, (max(len(group_buckets), 1), 1))
+    for g, gbs in enumerate(group_buckets):
+        m = (g_in == g) & np.isfinite(r_in)
+        if int(m.sum()) < min_points:
+            continue
+        row: list[float] = []
+        for k, (b, gb) in enumerate(zip(buckets, gbs, strict=True)):
+            if b is None:
+                row.append(row[-1] if row else _conformal(r_in[m], q))
+            elif gb is None:
+                row.append(float(pooled[k]))
+            else:
+                row.append(_pooled_quantile(r_in[m], gb[0], q, gb[1]))
+        arr = np.asarray(row, dtype=float)
+        out[g] = (np.maximum.accumulate(np.maximum(arr, 0.0)) if q >= 0.5
+                  else np.minimum.accumulate(np.minimum(arr, 0.0)))
+    return out
 
 
 def _sketch(r: np.ndarray) -> list[float]:
@@ -956,16 +1038,12 @@ class EbbtideForecaster:
                                                event_time)
         reused = self._reusable_calibration(warm, history)
         if reused is not None:
-            weight, buckets, mode_buckets, n_hold, hold = self._restore_calibration(reused, history, notes)
+            (weight, buckets, mode_buckets, n_hold, hold, self._slot_band, group_buckets,
+             mode_group_buckets) = self._restore_calibration(reused, history, notes)
         else:
-            weight, r_hold, lead_hold_s, hold = self._holdout_calibration(
+            weight, r_hold, lead_hold_s, t_hold, hold = self._holdout_calibration(
                 history, values, coarse, z, obs, best_tau, names, hinted, init, full_prof is not None, event_time,
                 notes)
-            buckets, mode_buckets = self._buckets(r_hold, lead_hold_s), None
-            if self._mode != "prophet":
-                mode_buckets = self._buckets(*self._mode_holdout)
-            n_hold = int(np.isfinite(r_hold).sum())
-            self._calibration_state = self._calibration_record(history, weight, buckets, mode_buckets, n_hold, hold)
         if full_prof is not None:
             self._season = (weight, *full_prof)
             notes.append(f"seasonal residual profile ({interval_text(full_prof[0])} period, last {s.profile_periods}) "
@@ -973,16 +1051,56 @@ class EbbtideForecaster:
         # In-sample residuals on the requested grid (in z).
         yhat_in = self._fine_yhat(self._best, obs.index)
         r_in = self._tf.forward(y_obs) - self._tf.forward(yhat_in)
-        self._q_hi, self._q_lo = _bucket_quantiles(r_in, buckets, u), _bucket_quantiles(r_in, buckets, lq)
+        if reused is None:
+            self._slot_band = self._level_bands(obs.index, yhat_in)
+            buckets, group_buckets = self._grouped_buckets(r_hold, lead_hold_s, t_hold)
+            mode_buckets = mode_group_buckets = None
+            if self._mode != "prophet":
+                mode_buckets, mode_group_buckets = self._grouped_buckets(*self._mode_holdout)
+            n_hold = int(np.isfinite(r_hold).sum())
+            self._calibration_state = self._calibration_record(history, weight, buckets, mode_buckets, n_hold, hold,
+                                                               group_buckets, mode_group_buckets)
+        g_in = self._band_of(obs.index)
+        gmin = s.interval_group_min
+        self._q_hi = _group_quantiles(r_in, g_in, buckets, group_buckets, u, gmin)
+        self._q_lo = _group_quantiles(r_in, g_in, buckets, group_buckets, lq, gmin)
         notes.append(
             f"interval: conformal quantiles of z residuals ({r_in.size} in-sample, {n_hold} holdout "
-            f"over the last {interval_text(hold)}) by lead {self._lead_labels()}: "
-            f"{self._quantile_text(self._q_hi, self._q_lo)}"
+            f"over the last {interval_text(hold)}) by lead {self._lead_labels()}"
+            + (f" and daily level band ({self._slot_band.max() + 1} bands, quietest first)"
+               if self._slot_band.max() > 0 else "")
+            + f": {self._quantile_text(self._q_hi, self._q_lo)}"
             + (f", spread over {len(self._plausible)} plausible tau" if len(self._plausible) > 1 else ""))
         if self._mode != "prophet":
-            self._calibrate_mode(history, obs, yhat_in, mode_buckets)
+            self._calibrate_mode(history, obs, yhat_in, mode_buckets, g_in, mode_group_buckets)
             notes.append(f"interval of the {self._mode} forecast (its residuals over the history and the holdout) by "
                          f"lead {self._lead_labels()}: {self._quantile_text(self._q_hi_mode, self._q_lo_mode)}")
+
+    def _level_bands(self, index: pd.DatetimeIndex, yhat: np.ndarray) -> np.ndarray:
+        """Band of each slot of the day (fit-grid steps in `calendar_tz`): `_level_bands` of the
+        fitted level in z (`yhat` on `index`) outside event windows, `interval_groups` bands.
+        One band when the fit grid is a day or coarser (or does not divide a day)."""
+        s = self.settings
+        if s.interval_groups <= 1 or self._fit_step >= DAY or DAY % self._fit_step != timedelta(0):
+            return np.zeros(1, dtype=int)
+        quiet = ~evf.in_or_after(index, self._occ, s.ebb_span, self._step) & np.isfinite(yhat)
+        return _level_bands(self._slot(index[quiet], DAY), self._tf.forward(yhat[quiet]),
+                            int(DAY / self._fit_step), s.interval_groups)
+
+    def _band_of(self, idx: pd.DatetimeIndex) -> np.ndarray:
+        """Daily level band (`_level_bands`) of each timestamp: known in advance for any time."""
+        if self._slot_band.size <= 1:
+            return np.zeros(len(idx), dtype=int)
+        return self._slot_band[self._slot(idx, DAY)]
+
+    def _grouped_buckets(self, r_hold: np.ndarray, lead_hold_s: np.ndarray, t_hold: pd.DatetimeIndex) -> tuple:
+        """(lead buckets, the same per daily level band) of holdout residuals at `t_hold`."""
+        buckets = self._buckets(r_hold, lead_hold_s)
+        n_bands = int(self._slot_band.max()) + 1
+        if n_bands <= 1:
+            return buckets, []
+        return buckets, _group_buckets(r_hold, lead_hold_s, self._band_of(t_hold), buckets, self._lead_edges_s(),
+                                       n_bands)
 
     def _lead_s(self, index: pd.DatetimeIndex, first: pd.Timestamp) -> np.ndarray:
         """Lead time in seconds of each point of `index` for a forecast whose first point is
@@ -1006,27 +1124,34 @@ class EbbtideForecaster:
 
     @staticmethod
     def _quantile_text(q_hi: np.ndarray, q_lo: np.ndarray) -> str:
-        return "/".join(f"+{x:.3f}" for x in q_hi) + " above, " + "/".join(f"{x:.3f}" for x in q_lo) + " below"
+        def rows(q, sign):
+            return " | ".join("/".join(f"{sign}{x:.3f}" for x in r) for r in np.atleast_2d(q))
+        return rows(q_hi, "+") + " above, " + rows(q_lo, "") + " below"
 
     def _quantiles_at(self, idx: pd.DatetimeIndex, q: np.ndarray) -> np.ndarray:
-        """The per-bucket quantiles `q` looked up at each point's lead after the history."""
+        """The quantiles `q` (daily level bands x lead buckets) looked up at each point's band
+        and lead after the history."""
         lead = np.asarray((idx - self._last) / pd.Timedelta(seconds=1), dtype=float)
-        return q[np.searchsorted(self._lead_edges_s(), lead, side="left")]
+        q = np.atleast_2d(q)
+        band = self._band_of(idx) if q.shape[0] > 1 else np.zeros(len(idx), dtype=int)
+        return q[band, np.searchsorted(self._lead_edges_s(), lead, side="left")]
 
     def _holdout_calibration(self, history: Series, values: pd.Series, coarse: pd.Series, z: np.ndarray,
                              obs: pd.Series, best_tau, names, hinted, init, seasonal: bool,
-                             event_time: np.ndarray, notes: list[str]) -> tuple[float, np.ndarray, np.ndarray, timedelta]:
+                             event_time: np.ndarray, notes: list[str]) -> tuple:
         """The part of calibration that refits without the last `holdout`: the residual profile's
         weight (0, 1/2 or 1; 1/2 when undecided), the holdout residuals in z (events the holdout
-        fit could not know left out) with their lead times in seconds, and the holdout span; with no event around, also the choice
-        against the seasonal naive (sets `_mode`)."""
+        fit could not know left out) with their lead times in seconds and their timestamps, and
+        the holdout span; with no event around, also the choice against the seasonal naive
+        (sets `_mode`)."""
         s = self.settings
         weight = 0.5  # undecided (too little clean holdout): hedge half-way
         n_hold_coarse = int(min(s.holdout, (history.end - values.index[0]) / 4) / self._fit_step)
         hold = n_hold_coarse * self._fit_step
         r_hold = lead_hold_s = np.array([])
+        t_hold = pd.DatetimeIndex([], tz="UTC")
         if not (n_hold_coarse >= 1 and coarse.notna().sum() > n_hold_coarse + 2):
-            return weight, r_hold, lead_hold_s, hold
+            return weight, r_hold, lead_hold_s, t_hold, hold
         cut = coarse.index[-n_hold_coarse]
         train = coarse.index < cut
         taus = {n: hinted.get(n) or best_tau for n in names}
@@ -1034,7 +1159,7 @@ class EbbtideForecaster:
             f_hold = self._fit_prophet(coarse.index[train], z[train], taus, init,
                                        span_days=(cut - coarse.index[0]) / pd.Timedelta(days=1))
         except ValueError:
-            return weight, r_hold, lead_hold_s, hold
+            return weight, r_hold, lead_hold_s, t_hold, hold
         test = obs[obs.index >= cut]
         y_test = test.to_numpy()
         hold_prof = None
@@ -1062,7 +1187,7 @@ class EbbtideForecaster:
         lead_hold_s = self._lead_s(test.index, cut)[keep]
         if not names and len(test) and history.step <= DAY:
             self._choose_vs_naive(history, cut, test, yh, notes)
-        return weight, r_hold, lead_hold_s, hold
+        return weight, r_hold, lead_hold_s, test.index[keep], hold
 
     # ---------------------------------------------------------------- warm refits
     def _structure_key(self, names, hinted, history: Series) -> str:
@@ -1169,23 +1294,27 @@ class EbbtideForecaster:
         return cal if 0 <= age_s < self.settings.recalibrate_every.total_seconds() else None
 
     def _calibration_record(self, history: Series, weight: float, buckets, mode_buckets, n_hold: int,
-                            hold: timedelta) -> dict:
+                            hold: timedelta, group_buckets=(), mode_group_buckets=()) -> dict:
         """What `_holdout_calibration` found, small enough to keep per workload: per lead bucket
         the holdout residuals as at most `_SKETCH_POINTS` quantiles with their count of
-        independent observations (for the conformal correction); the same for the seasonal
-        naive or average when the holdout chose one; the profile weight."""
+        independent observations (for the conformal correction), and the same per daily level
+        band with the band of each slot of the day; the same for the seasonal naive or average
+        when the holdout chose one; the profile weight."""
         def enc(bs):
             return [None if b is None else [_sketch(b[0]), float(b[1])] for b in bs]
 
         rec = {"at_s": history.end.timestamp(), "weight": float(weight), "buckets": enc(buckets),
-               "n_hold": int(n_hold), "hold_s": hold.total_seconds(), "mode": self._mode}
+               "n_hold": int(n_hold), "hold_s": hold.total_seconds(), "mode": self._mode,
+               "slot_band": [int(x) for x in self._slot_band], "band_buckets": [enc(g) for g in group_buckets]}
         if self._mode != "prophet":
-            rec.update(season_s=self._naive.season.total_seconds(), mode_buckets=enc(mode_buckets))
+            rec.update(season_s=self._naive.season.total_seconds(), mode_buckets=enc(mode_buckets),
+                       mode_band_buckets=[enc(g) for g in mode_group_buckets or ()])
         return rec
 
     def _restore_calibration(self, cal: dict, history: Series, notes: list[str]) -> tuple:
-        """(weight, buckets, mode buckets, holdout count, holdout span) of a cached calibration;
-        sets the mode (and refits the seasonal naive on this history when it was chosen)."""
+        """(weight, buckets, mode buckets, holdout count, holdout span, band of each slot of the
+        day, buckets per band, mode buckets per band) of a cached calibration; sets the mode (and
+        refits the seasonal naive on this history when it was chosen)."""
         from forecaster.baselines import SeasonalNaive
 
         def dec(bs):
@@ -1193,16 +1322,18 @@ class EbbtideForecaster:
 
         self._calibration_state = cal
         self._mode = cal.get("mode", "prophet")
-        mode_buckets = None
+        mode_buckets, mode_band_buckets = None, []
         if self._mode != "prophet":
             self._naive = SeasonalNaive(timedelta(seconds=cal["season_s"])).fit(history)
             mode_buckets = dec(cal["mode_buckets"])
+            mode_band_buckets = [dec(g) for g in cal.get("mode_band_buckets", [])]
         age = history.end.to_pydatetime() - datetime.fromtimestamp(cal["at_s"], tz=timezone.utc)
         notes.append(f"warm refit: holdout calibration kept from {interval_text(age)} ago (recalibrated every "
                      f"{interval_text(self.settings.recalibrate_every)})"
                      + (f"; {self._mode} mode kept" if self._mode != "prophet" else ""))
         return (float(cal["weight"]), dec(cal["buckets"]), mode_buckets, int(cal["n_hold"]),
-                timedelta(seconds=cal["hold_s"]))
+                timedelta(seconds=cal["hold_s"]), np.asarray(cal.get("slot_band", [0]), dtype=int),
+                [dec(g) for g in cal.get("band_buckets", [])], mode_band_buckets)
 
     def _choose_vs_naive(self, history: Series, cut: pd.Timestamp, test: pd.Series, yh: np.ndarray,
                          notes: list[str]) -> None:
@@ -1230,20 +1361,23 @@ class EbbtideForecaster:
         self._naive = SeasonalNaive(season).fit(history)
         comb = ny if mode == "naive" else 0.5 * (yh + ny)
         r = self._tf.forward(y) - self._tf.forward(comb)
-        self._mode_holdout = (r, self._lead_s(test.index, cut))
+        self._mode_holdout = (r, self._lead_s(test.index, cut), test.index)
 
     def _calibrate_mode(self, history: Series, obs: pd.Series, yhat_in: np.ndarray,
-                        buckets: list[tuple[np.ndarray, float] | None]) -> None:
+                        buckets: list[tuple[np.ndarray, float] | None], g_in: np.ndarray, group_buckets) -> None:
         """Interval of the seasonal naive or the average (after `_choose_vs_naive` picked it):
         its holdout residuals pooled, per lead bucket, with its residuals over the history (last
         `lookback`): the seasonal naive's are out of sample (yhat(t) = y(t - season)); the
-        average's mix them with the full fit's in-sample ones (residual profile included)."""
+        average's mix them with the full fit's in-sample ones (residual profile included). By
+        daily level band (`g_in`: the band of each history point) like the model's interval."""
         season = self._naive.season
         lagged = history.values.reindex(obs.index - pd.Timedelta(season)).to_numpy()
         comb = lagged if self._mode == "naive" else 0.5 * (yhat_in + lagged)
         r_hist = self._tf.forward(obs.to_numpy()) - self._tf.forward(comb)
         u, lq = self.settings.upper_quantile, self.settings.lower_quantile
-        self._q_hi_mode, self._q_lo_mode = _bucket_quantiles(r_hist, buckets, u), _bucket_quantiles(r_hist, buckets, lq)
+        gmin = self.settings.interval_group_min
+        self._q_hi_mode = _group_quantiles(r_hist, g_in, buckets, group_buckets, u, gmin)
+        self._q_lo_mode = _group_quantiles(r_hist, g_in, buckets, group_buckets, lq, gmin)
 
     def _prophet_interval(self, idx: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
         grid = self._coarse_grid_for(idx)

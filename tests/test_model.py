@@ -18,7 +18,7 @@ Cases (slow, seeded Prophet fits):
   under-forecasts
 - calibration: yhat_upper covers >= 85% of held-out noisy points (target quantile 0.9)
 - lead-time interval: on a level that drifts (random walk), the band is wider > 3 days ahead than
-  within the first day; on a stationary series the held-out week's coverage is at least the
+  within the first day and never narrower further ahead within a daily level band; on a stationary series the held-out week's coverage is at least the
   upper quantile minus three binomial standard errors
 - cut at the peak: interval spans the prior's neighbours (8h, 16h, 32h), not the whole grid,
   covers the held-out points and stays bounded
@@ -355,7 +355,9 @@ def test_interval_widens_with_lead_time():
         tf = Log1pScaled.fit(hist.values.to_numpy(), model.settings.scale_fraction)
         width_z = tf.forward(f.yhat_upper.to_numpy()) - tf.forward(f.yhat.to_numpy())
         lead = (idx - hist.end) / pd.Timedelta(days=1)
-        assert (np.diff(width_z) >= -1e-9).all()  # never narrower further ahead
+        band = model._band_of(idx)
+        for b in np.unique(band):  # never narrower further ahead, within each daily level band
+            assert (np.diff(width_z[band == b]) >= -1e-9).all()
         widened += np.median(width_z[lead > 3]) > np.median(width_z[lead <= 1]) + 1e-6
         assert any("by lead (<= 24h, 24h-72h, > 72h)" in n for n in f.notes)
     # One holdout week is one realisation of the walk: most seeds, not necessarily all, widen.
