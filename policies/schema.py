@@ -252,6 +252,13 @@ class Scaling(Strict):
         description="Scale down only to the highest recommendation seen over this window (like HPA's "
         "scale-down stabilisation).",
     )
+    scale_down_interval: Duration = Field(
+        default=timedelta(0),
+        description="Least time between two scale-downs beyond the burst allowance's pods; each may then remove "
+        "the step limit (max_scale_down_fraction) once per tick of the interval, so a descent keeps its speed in "
+        "fewer, larger steps (fewer pod deletions, cache cold starts and Events). 0s or one tick: a step every "
+        "tick.",
+    )
     burst_lookback: Duration = Field(
         default=timedelta(days=7),
         description="Recent demand history the burst allowance is learnt from: while the lead window reaches "

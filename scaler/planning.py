@@ -26,7 +26,8 @@ appends a `Step(name, before, after, reason)` to the plan:
    the workload (its minReplicas is then at least 1). The result is this tick's recommendation
    (kept in memory for stabilisation).
 5. `step_limit` — at most max(1, floor(current x max_scale_down_fraction)) pods fewer per tick,
-   beyond the burst pods.
+   beyond the burst pods; with `scale_down_interval` longer than a tick, one scale-down beyond
+   them per interval, of up to floor(interval / tick) such steps (memory.last_step_down_at).
 6. `stabilization` — scale down only to the highest recommendation within the window;
    `cooldown` — no scale-down within scale_down_cooldown of any action; within scale_up_cooldown
    of the last scale-up, scale up only as far as the demand observed now needs.
@@ -94,6 +95,7 @@ from scaler.safety import (
     points_ahead,
     prune_recommendations,
     replicas_for,
+    scale_down_ticks,
     scale_step,
     stabilise,
 )
@@ -363,7 +365,9 @@ def plan(
 
     # ---- 5. scale-down step limit
     speculative = min(max(0, mem.burst_pods), current)
-    x, st = limit_scale_down(x, current, sc.max_scale_down_fraction, speculative)
+    ticks = scale_down_ticks(now, mem.last_step_down_at, sc.scale_down_interval, tick)
+    x, st = limit_scale_down(x, current, sc.max_scale_down_fraction, speculative, ticks,
+                             f"scale_down_interval {format_duration(sc.scale_down_interval)}")
     steps.append(st)
 
     # ---- 6. stabilisation and cooldowns
@@ -422,6 +426,7 @@ def plan(
         guard_actions=guard.held_actions,
         last_demand=demand.value if demand.ok else mem.last_demand,
         burst_pods=burst_pods,
+        last_step_down_at=now if x < current - speculative else mem.last_step_down_at,
     )
     return Plan(
         workload=workload.name,

@@ -108,7 +108,9 @@ class PlannerMemory:
     reference against which an absurd jump is recognised;
     `burst_pods`: pods of the current count that the burst allowance alone bought, for demand
     no observation has shown yet (the step limit lets them go at once when it does not come).
-    The recommendations hold no such pods.
+    The recommendations hold no such pods;
+    `last_step_down_at`: time of the last scale-down beyond the burst pods (the part the step
+    limit paces); the next one waits `scaling.scale_down_interval` after it.
     """
 
     recommendations: tuple[tuple[datetime, int], ...] = ()
@@ -118,6 +120,7 @@ class PlannerMemory:
     guard_actions: tuple[str, ...] = ()
     last_demand: float | None = None
     burst_pods: int = 0
+    last_step_down_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,7 @@ class Plan:
             "guard_actions": list(self.memory.guard_actions),
             "last_demand": self.memory.last_demand,
             "burst_pods": self.memory.burst_pods,
+            "last_step_down_at": _iso(self.memory.last_step_down_at),
         }
         d["steps"] = [
             {"step": s.name, "before": _plain(s.before), "after": _plain(s.after), "reason": s.reason}

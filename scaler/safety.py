@@ -321,24 +321,56 @@ def clamp(x: int, lo: int, hi: int, limits: str) -> tuple[int, Step]:
     return x, Step("clamp", x, x, f"{x} is within limits ({limits})")
 
 
-def limit_scale_down(x: int, current: int, fraction: float, speculative: int = 0) -> tuple[int, Step]:
-    """At most max(1, floor(current * fraction)) pods fewer than `current` per tick, beyond the
+def scale_down_ticks(
+    now: datetime, last_step_down_at: datetime | None, interval: timedelta, tick: timedelta
+) -> int:
+    """Ticks' worth of step limit a scale-down may use now (scaling.scale_down_interval), >= 0.
+
+    With an interval of at most one tick: 1 (a step every tick). Otherwise 0 while less than
+    `interval` has passed since the last scale-down beyond the burst pods (`last_step_down_at`),
+    else floor(interval / tick): one step per tick of the interval, taken at once. The pace of a
+    long descent is unchanged (at most one step's worth per tick on average); it is made of one
+    deletion per interval instead of one per tick.
+    """
+    if tick <= timedelta(0):
+        raise ValueError("scale_down_ticks(): tick must be positive")
+    if interval <= tick:
+        return 1
+    if last_step_down_at is not None and now - last_step_down_at < interval:
+        return 0
+    return max(1, math.floor(round(interval / tick, 9)))
+
+
+def limit_scale_down(
+    x: int, current: int, fraction: float, speculative: int = 0, ticks: int = 1, interval: str = ""
+) -> tuple[int, Step]:
+    """At most `ticks` x max(1, floor(current * fraction)) pods fewer than `current`, beyond the
     `speculative` pods of `current` (bought by the burst allowance alone for demand that has
-    not come: they may go at once). So a scale-down is at most speculative + step pods."""
+    not come: they may go at once). So a scale-down is at most speculative + ticks x step pods.
+    `ticks` comes from `scale_down_ticks` (1: the plain per-tick limit; 0: only the speculative
+    pods may go now); `interval` describes it for the reason (e.g. "scale_down_interval 5m")."""
     if x >= current:
         return x, Step("step_limit", x, x, "no scale-down to limit")
     spec = min(max(0, speculative), current)
     base = current - spec
     step = scale_step(current, fraction)
+    allowed = step * max(0, ticks)
     freed = f"{spec} pods bought by the burst allowance for demand that did not come go at once; " if spec else ""
-    if base - x <= step:
+    beyond = " beyond them" if spec else ""
+    if ticks == 1:
+        size = f"{step} pods per tick"
+    elif ticks > 1:
+        size = f"{allowed} pods: {step} per tick for the {ticks} ticks of {interval}"
+    else:
+        size = f"no pods{beyond} until {interval} has passed since the last scale-down"
+    if base - x <= allowed:
         return x, Step("step_limit", x, x, f"{freed}scale-down of {current - x} is within the step limit of "
-                       f"{step}{' beyond them' if spec else ''}")
-    y = base - step
+                       f"{allowed}{beyond}" + (f" ({size})" if ticks > 1 else ""))
+    y = base - allowed
     return y, Step(
         "step_limit", x, y,
-        f"{freed}limited scale-down from {current} to {y} (at most {step} pods per tick"
-        f"{' beyond them' if spec else ''}, max_scale_down_fraction {fmt(fraction)})",
+        f"{freed}limited scale-down from {current} to {y} (at most {size}"
+        f"{beyond if ticks else ''}, max_scale_down_fraction {fmt(fraction)})",
     )
 
 

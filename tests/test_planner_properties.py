@@ -4,7 +4,9 @@ and bitrate caps (hypothesis, 200 examples each).
 Cases:
 - the target is never below min nor above max (nor above the HPA's maxReplicas);
 - no scale-down step larger than max(1, floor(current x max_scale_down_fraction)) beyond the
-  pods the burst allowance alone bought (memory.burst_pods);
+  pods the burst allowance alone bought (memory.burst_pods), times the ticks of
+  scale_down_interval when it is longer than a tick; within scale_down_interval of the last
+  scale-down beyond the burst pods, no scale-down beyond them at all;
 - the burst allowance (a recent demand history) never lowers the target;
 - no scale-in and no bitrate cut during a quality breach, a held guard, or on stale, missing or
   absurd demand or SLI data;
@@ -89,6 +91,8 @@ class Scenario:
     history_step_min: int = 5
     history_offset_min: int = 0  # grid start shift: moves the observation against the grid
     burst_pods: int = 0
+    down_interval: str = "0s"  # scaling.scale_down_interval (tick is 1m)
+    last_step_down_min: int | None = None  # memory.last_step_down_at, minutes ago
 
 
 LEVEL = st.floats(0, 1e5, allow_nan=False)
@@ -156,6 +160,8 @@ def scenarios(draw) -> Scenario:
         history_step_min=draw(st.sampled_from([1, 5, 60])),
         history_offset_min=draw(st.integers(-3, 3)),
         burst_pods=draw(st.integers(0, 60)),
+        down_interval=draw(st.sampled_from(["0s", "0s", "1m", "5m", "7m30s"])),
+        last_step_down_min=draw(st.sampled_from(AGO_MIN)),
     )
     if healthy:
         s = replace(s, sli_values=tuple(0.0 for _ in slis), sli_age_s=0.0, guard_until_min=None,
@@ -174,6 +180,8 @@ def build(s: Scenario):
                   "on_breach": ["freeze_scale_in", "restore_bitrate"] + (["scale_up"] if up else [])}
                  for i, (t, up) in enumerate(s.slis)],
     )
+    wl = wl.model_copy(update={"scaling": wl.scaling.model_copy(
+        update={"scale_down_interval": parse_duration(s.down_interval)})})
     events = []
     if s.event_start_min is not None:
         start = NOW + timedelta(minutes=s.event_start_min)
@@ -207,6 +215,7 @@ def build(s: Scenario):
         guard_until=None if s.guard_until_min is None else NOW + s.guard_until_min * MIN,
         guard_actions=("freeze_scale_in", "restore_bitrate") if s.guard_until_min is not None else (),
         burst_pods=s.burst_pods,
+        last_step_down_at=None if s.last_step_down_min is None else NOW - s.last_step_down_min * MIN,
     )
     caps = tuple((t["name"], c) for t, c in zip(TIERS, s.caps) if c is not None)
     cluster = WorkloadState(s.running, s.running, s.hpa_min, s.hpa_max, caps)
@@ -242,7 +251,17 @@ def assert_within_limits(s: Scenario, p) -> None:
 def assert_step_limit(s: Scenario, p) -> None:
     cur = current_of(s)
     assert p.current_replicas == cur
-    assert cur - p.target_replicas <= min(s.burst_pods, cur) + scale_step(cur, s.fraction)
+    interval = parse_duration(s.down_interval)
+    if interval <= MIN:  # tick 1m: one step per tick
+        ticks = 1
+    elif s.last_step_down_min is not None and s.last_step_down_min * MIN < interval:
+        ticks = 0  # within the interval of the last scale-down beyond the burst pods
+    else:
+        ticks = math.floor(interval / MIN)
+    assert cur - p.target_replicas <= min(s.burst_pods, cur) + ticks * scale_step(cur, s.fraction)
+    stepped_down = p.target_replicas < cur - min(s.burst_pods, cur)
+    assert p.memory.last_step_down_at == (NOW if stepped_down else
+                                          None if s.last_step_down_min is None else NOW - s.last_step_down_min * MIN)
     assert 0 <= p.memory.burst_pods <= max(p.target_replicas, 0)
 
 
