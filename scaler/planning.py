@@ -29,8 +29,10 @@ appends a `Step(name, before, after, reason)` to the plan:
    beyond the burst pods; with `scale_down_interval` longer than a tick, one scale-down beyond
    them per interval, of up to floor(interval / tick) such steps (memory.last_step_down_at).
 6. `stabilization` — scale down only to the highest recommendation within the window;
-   `cooldown` — no scale-down within scale_down_cooldown of any action; within scale_up_cooldown
-   of the last scale-up, scale up only as far as the demand observed now needs.
+   `cooldown` — no scale-down within scale_down_cooldown of the last scale-UP (beyond the pods
+   the burst allowance alone bought; consecutive scale-downs are paced by steps 5 and 6);
+   within scale_up_cooldown of the last scale-up, scale up only as far as the demand observed
+   now needs.
 7. `quality_guard` — an SLI in breach, an SLI reading missing/stale, or demand data
    missing/stale/absurd (see scaler.safety.check_demand) activates the guard: no scale-in
    (freeze_scale_in), bitrate caps back to the ladder top (restore_bitrate), and, on a live
