@@ -1,11 +1,14 @@
 """Reading and writing `ts,value` CSV traces, with errors that name the file and the line.
 
 Rules (documented in docs/forecasting.md):
+- UTF-8 text (a byte-order mark and CRLF line ends are fine);
 - a header row naming `ts` and `value` (other columns are ignored);
-- `ts` is ISO 8601 with a zone (`2015-07-13T13:00:00Z`); times without a zone are refused;
+- `ts` is ISO 8601 with a zone (`2015-07-13T13:00:00Z`, `...+08:00`); times without a zone, and
+  times with a fraction of a second, are refused;
 - `value` is a number >= 0; an empty cell is a missing point (NaN);
 - rows strictly increasing in time on a regular grid: the interval is the most common spacing;
-  a hole that is a whole number of intervals becomes NaN points, anything else is an error.
+  a hole that is a whole number of intervals becomes NaN points, anything else is an error; a
+  duplicated time is an error naming both lines.
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ def read_series_csv(path: str | Path) -> Series:
         raise InputFileError([f"{p}: file not found"]) from None
     except pd.errors.EmptyDataError:
         raise InputFileError([f"{p}: file is empty (expected a header `ts,value` and rows)"]) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+    except UnicodeDecodeError as exc:
+        raise InputFileError([f"{p}: not UTF-8 text ({exc.reason}); save it as UTF-8 "
+                              f"(spreadsheets: CSV UTF-8)"]) from None
+    except (pd.errors.ParserError, OSError) as exc:
         raise InputFileError([f"{p}: not a readable CSV: {exc}"]) from None
     cols = [c.strip().lower() for c in raw.columns]
     raw.columns = cols
@@ -45,7 +51,8 @@ def read_series_csv(path: str | Path) -> Series:
     def line(i: int) -> int:  # data row i -> file line (header is line 1)
         return int(i) + 2
 
-    ts_text = raw["ts"].str.strip()
+    # RFC 3339 allows a lower-case `z`; pandas' ISO 8601 parser does not.
+    ts_text = raw["ts"].str.strip().str.replace(r"(?<=\d)z$", "Z", regex=True)
     # utc=True: rows may carry different offsets (+08:00 and Z); rows without a zone are
     # found by their text, since parsing with utc=True would silently read them as UTC.
     ts = pd.to_datetime(ts_text, utc=True, errors="coerce", format="ISO8601")
@@ -75,14 +82,26 @@ def read_series_csv(path: str | Path) -> Series:
         i = int(np.flatnonzero(inf.to_numpy())[0])
         raise InputFileError([f"{p}:{line(i)}: value {val_text.iloc[i]} is not finite"])
 
+    frac = ts.dt.microsecond.to_numpy() + ts.dt.nanosecond.to_numpy() != 0
+    if frac.any():
+        i = int(np.flatnonzero(frac)[0])
+        raise InputFileError(
+            [f"{p}:{line(i)}: ts {ts_text.iloc[i]} has a fraction of a second; traces are on a grid of "
+             f"whole seconds (round the times to the interval)"]
+        )
     ns = ts.dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype("int64")
     diffs = np.diff(ns)
     nonpos = np.flatnonzero(diffs <= 0)
     if nonpos.size:
         i = int(nonpos[0]) + 1
+        if diffs[i - 1] == 0:
+            raise InputFileError(
+                [f"{p}:{line(i)}: duplicate ts {ts_text.iloc[i]}: line {line(i - 1)} has the same time "
+                 f"({ts_text.iloc[i - 1]}); keep one row per time"]
+            )
         raise InputFileError(
             [f"{p}:{line(i)}: ts {ts_text.iloc[i]} is not after the previous row's "
-             f"{ts_text.iloc[i - 1]} (rows must be strictly increasing)"]
+             f"{ts_text.iloc[i - 1]} (rows must be strictly increasing: sort the file by ts)"]
         )
     vals, counts = np.unique(diffs, return_counts=True)
     step_s = int(vals[np.argmax(counts)])

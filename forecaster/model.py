@@ -832,7 +832,11 @@ class EbbtideForecaster:
             raise ValueError("ebbtide: fewer than 2 observed points on the fit grid; need more history")
         m = self._new_prophet(self._span_days if span_days is None else span_days)
         self._add_regressors(m, columns)
-        kwargs: dict[str, Any] = {"seed": self.settings.seed}
+        # LBFGS at every size: Prophet picks Newton below 100 points, which on these small fit
+        # grids (daily data, a 2-day history) stopped short of the optimum and took up to 20 s per
+        # fit; LBFGS reached an equal or higher posterior in ~0.1 s (Prophet still falls back to
+        # Newton when LBFGS fails).
+        kwargs: dict[str, Any] = {"seed": self.settings.seed, "algorithm": "LBFGS"}
         with _quiet():
             if init:
                 try:
@@ -1395,23 +1399,36 @@ class EbbtideForecaster:
 class PlainProphetForecaster:
     """Baseline: default Prophet on raw values (linear trend, daily + weekly seasonality on, no
     events, no transform), Prophet's own intervals at the given quantiles. This is what the
-    event-aware model is measured against."""
+    event-aware model is measured against.
+
+    `max_fit_points`: a sub-hourly history with more points is averaged onto the finest coarser
+    grid (choose_fit_step) that has at most this many: 28 days at 1 min (40,320 points) took
+    108 s to fit, the same days at 5 min about 7 s. Hourly data, and 5-min data up to 34 days,
+    are fitted as they are."""
 
     name = "prophet"
 
     def __init__(self, upper_quantile: float = 0.9, lower_quantile: float = 0.1, seed: int = 0,
-                 uncertainty_samples: int = 300):
+                 uncertainty_samples: int = 300, max_fit_points: int = 10_000):
         if not (0.0 < lower_quantile < upper_quantile < 1.0):
             raise ValueError("quantiles must satisfy 0 < lower < upper < 1")
         self.upper_quantile = upper_quantile
         self.lower_quantile = lower_quantile
         self.seed = seed
         self.uncertainty_samples = uncertainty_samples
+        self.max_fit_points = max_fit_points
         self._m = None
 
     def fit(self, history: Series) -> "PlainProphetForecaster":
         Prophet = _prophet_class()
-        v = history.values.dropna()
+        v = history.values
+        fit_step = choose_fit_step(history.step, history.end - history.start, self.max_fit_points)
+        if fit_step != history.step:
+            v = aggregate_to_grid(v, fit_step)
+            # A bucket's mean stands for the middle of its points: label it there, so the daily
+            # phase predicted at the series' own timestamps is not shifted.
+            v.index = v.index + (pd.Timedelta(fit_step) - pd.Timedelta(history.step)) / 2
+        v = v.dropna()
         if len(v) < 2:
             raise ValueError(f"prophet: history {history.name!r} has fewer than 2 observed points")
         span_days = (history.end - history.start) / pd.Timedelta(days=1)

@@ -9,8 +9,10 @@ Cases (seeded Prophet fits, slow):
   tail took the forecast below the old level)
 - the same series cut three days after the end: again at most half (measured 0.04 vs 0.20)
 - a daily series with a 10-day exponential ebb cut a day after the end: no candidate tau is
-  shorter than the series step (the grid is stretched to 1 d .. 64 d) and the WAPE is at most
-  half the unstretched model's (measured 0.18 vs 0.53, which picked tau 8 h)
+  shorter than the series step (the grid is stretched to 1 d .. 64 d) and the WAPE is below the
+  unstretched model's (measured 0.22 vs 0.27 with LBFGS fits; 0.18 vs 0.53 while Prophet's Newton
+  optimiser, which stopped short of the optimum on these 35-point grids, had the unstretched
+  model pick tau 8 h)
 """
 
 from __future__ import annotations
@@ -68,4 +70,4 @@ def test_daily_series_gets_a_tau_grid_in_days():
     assert new.chosen_tau["singles-day"] >= timedelta(days=1)
     scored = [n for n in new.notes if "mean |z error|" in n]
     assert scored and "24h=" in scored[0] and "1536h=" in scored[0]  # 1 d .. 64 d
-    assert _wape(y, yhat_new) <= 0.5 * _wape(y, yhat_old)
+    assert _wape(y, yhat_new) < _wape(y, yhat_old)

@@ -71,6 +71,8 @@ def run(args) -> int:
     from policies.units import format_duration
 
     cutoff, horizon = _parse_flags(args)
+    if args.forecast_out and not Path(args.forecast_out).resolve().parent.is_dir():
+        raise EbbtideError(f"--forecast-out {args.forecast_out}: folder does not exist")
     series = read_series_csv(args.csv)
     events = load_events_file(args.events) if args.events else []
     where = args.csv

@@ -89,6 +89,7 @@ class ReplayForecaster:
         self._current: Forecast | None = None
         self._verdict: TrustedForecast = TrustedForecast(None, False, ("no forecast yet",))
         self._last_fit: datetime | None = None
+        self._fitted_on: tuple | None = None  # (points, first ts, last ts) of the last refit's history
         self._params: dict | None = None
 
     # ------------------------------------------------------------------ public
@@ -123,6 +124,12 @@ class ReplayForecaster:
     def _refit(self, now: datetime, data_until: datetime) -> None:
         self._last_fit = now
         hist = self.visible(data_until)
+        fitted_on = (len(hist), hist.index[0], hist.index[-1]) if len(hist) else (0, None, None)
+        if fitted_on == self._fitted_on:
+            # No interval completed since the last refit (a daily trace refitted every 6 h): the
+            # same history gives the same model and verdict; keep them instead of refitting.
+            return
+        self._fitted_on = fitted_on
         span = self.history.step * int(hist.values.notna().sum())
         if span < self.settings.min_history:
             self._current, self._frame = None, None

@@ -246,8 +246,10 @@ def replay(
     t_start = max(t_start, trace_t0)
     t_start = trace_t0 + ((t_start - trace_t0) // step_s) * step_s  # align to the trace grid
     if t_end - t_start < step_s:
-        raise EbbtideError(f"replay range {_iso(_dt(t_start))} .. {_iso(_dt(t_end))} holds less than one "
-                           f"trace interval ({trace.name})")
+        asked = (f"{_iso(start) if start is not None else 'the trace start'} .. "
+                 f"{_iso(end) if end is not None else 'the trace end'}")
+        raise EbbtideError(f"replay range {asked} overlaps the trace {trace.name} ({_iso(_dt(trace_t0))} .. "
+                           f"{_iso(_dt(trace_end_s))}) by less than one interval: choose --start/--end inside it")
     n = (t_end - t_start) // dt
     values = trace.values.to_numpy(dtype=float)
 
