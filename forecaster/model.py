@@ -204,6 +204,13 @@ class ModelSettings:
     best one is refitted without the level (one extra Prophet fit)."""
     settle_floor_tol: float = 0.05
     """Slack of `settle_floor` in z (log units: about 5% of the level)."""
+    ebb_ceiling: bool = True
+    """After an event whose peak is in the history, the forecast over its ebb (end .. end +
+    `ebb_span`, outside any event window) is capped at the highest value observed in the
+    history: an ebb falls from the peak. Cut at (or just after) the event's end, no ebb point
+    is observed yet and the event's `inside` and `shape` effects cannot be told apart; the
+    forecast just after the end was then measured at 2-6.7x the highest value ever observed on
+    page-view traces. The cap binds only on such forecasts; `notes` say when it did."""
     prior_tau_spread: float = 2.0
     """With no ebb observed yet, the interval spans the tau candidates within this factor of
     the centre (the prior's central range) instead of the whole grid."""
@@ -538,6 +545,7 @@ class EbbtideForecaster:
         self.events = tuple(events)
         self.settings = settings or ModelSettings()
         self._fitted_ok = False
+        self._ceiling: tuple[float, tuple[str, ...]] | None = None
 
     # ---------------------------------------------------------------- public API
     @property
@@ -721,6 +729,7 @@ class EbbtideForecaster:
                           "plausible_alpha": [t.alpha for t in plausible if t is not None],
                           "calibration": self._calibration_state,
                           "outliers_s": self._outliers_s[-_MAX_OUTLIERS_KEPT:]}
+        self._ceiling = self._ebb_ceiling(values, hist_end)
         self._notes = notes
         self._fitted_ok = True
         return self
@@ -752,12 +761,39 @@ class EbbtideForecaster:
                      if self._q_hi_mode is not None else yhat + shift_hi)
             lower = (self._tf.inverse(self._tf.forward(yhat) + self._quantiles_at(idx, self._q_lo_mode))
                      if self._q_lo_mode is not None else yhat - shift_lo)
+        notes = tuple(self._notes)
+        if self._ceiling is not None:
+            cap, mask = self._ceiling[0], self._ceiling_mask(idx)
+            over = mask & ((yhat > cap) | (upper > cap))
+            if over.any():
+                yhat = np.where(mask, np.minimum(yhat, cap), yhat)
+                upper = np.where(mask, np.minimum(upper, cap), upper)
+                notes += (f"ebb ceiling: forecast after the end of {', '.join(self._ceiling[1])} capped at the "
+                          f"highest value observed in the history ({cap:.6g}) on {int(over.sum())} of "
+                          f"{len(idx)} points",)
         yhat = np.clip(yhat, 0.0, None)
         upper = np.maximum(upper, yhat)
         lower = np.clip(np.minimum(lower, yhat), 0.0, None)
         frame = pd.DataFrame({"yhat": yhat, "yhat_lower": lower, "yhat_upper": upper}, index=idx)
         return Forecast(frame, model=self.name, upper_quantile=self.settings.upper_quantile,
-                        lower_quantile=self.settings.lower_quantile, notes=tuple(self._notes))
+                        lower_quantile=self.settings.lower_quantile, notes=notes)
+
+    def _ebb_ceiling(self, values: pd.Series, hist_end: datetime) -> tuple[float, tuple[str, ...]] | None:
+        """(cap, names) for `ebb_ceiling`: the highest value of the history, and the occurrences
+        whose peak is in it (their ebb is capped); None when the setting is off or none is."""
+        seen = tuple(e.name for e in self._occ if e.peak <= hist_end)
+        top = values.max(skipna=True)
+        if not self.settings.ebb_ceiling or not seen or not np.isfinite(top):
+            return None
+        return float(top), seen
+
+    def _ceiling_mask(self, idx: pd.DatetimeIndex) -> np.ndarray:
+        """Points of `idx` in the ebb (end .. end + `ebb_span`) of an occurrence the ceiling
+        covers and inside no event window (a later event may rise above any past value)."""
+        names = set(self._ceiling[1]) if self._ceiling else set()
+        ebbs = [e for e in self._occ if e.name in names]
+        return (evf.ebb_windows(idx, ebbs, self.settings.ebb_span, self._step)
+                & ~evf.in_or_after(idx, self._occ, timedelta(0), self._step))
 
     # ---------------------------------------------------------------- internals
     def _need_fit(self) -> None:

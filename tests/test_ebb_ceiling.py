@@ -1,0 +1,100 @@
+"""The ebb ceiling (ModelSettings.ebb_ceiling): after an event whose peak is in the history, the
+forecast over its ebb is capped at the highest value observed.
+
+Cases:
+- the mask (no Prophet): points in [end, end + ebb_span) of an observed event are capped, points
+  before its end, after the span, or inside a later event's window are not (hand-computed);
+- an occurrence whose peak is after the history's end is not covered (no cap without a peak);
+- (slow, seeded Prophet) an hourly page-view trace with a 50x spike cut at the event's end: without
+  the ceiling the forecast rises above every value ever observed (the failure measured on such
+  traces); with it, yhat and yhat_upper stay at or below the history's maximum, the note says so,
+  and the forecast before the event's ebb window is unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.model import EbbtideForecaster, ModelSettings
+from forecaster.series import Series
+from policies.events import Event
+
+UTC = timezone.utc
+START = datetime(2026, 3, 10, 6, tzinfo=UTC)
+PEAK = datetime(2026, 3, 10, 8, tzinfo=UTC)
+END = datetime(2026, 3, 10, 14, tzinfo=UTC)
+
+
+def _event(name: str, start: datetime, peak: datetime, end: datetime) -> Event:
+    return Event(name=name, kind="sale", start=start, peak=peak, end=end)
+
+
+def _bare_model(occ: list[Event], hist_end: datetime, span: timedelta = timedelta(days=2)) -> EbbtideForecaster:
+    """A model with only what the ceiling reads set (no fit)."""
+    m = EbbtideForecaster(occ, ModelSettings(ebb_span=span))
+    m._occ = occ
+    m._step = timedelta(hours=1)
+    m._ceiling = m._ebb_ceiling(pd.Series([1.0, 7.0, 3.0]), hist_end)
+    return m
+
+
+def test_mask_covers_the_ebb_of_an_observed_event_and_not_a_later_event_window():
+    later = _event("next", datetime(2026, 3, 11, 10, tzinfo=UTC), datetime(2026, 3, 11, 12, tzinfo=UTC),
+                   datetime(2026, 3, 11, 14, tzinfo=UTC))
+    m = _bare_model([_event("news", START, PEAK, END), later], hist_end=END)
+    assert m._ceiling == (7.0, ("news",))  # the later event's peak is not in the history
+    idx = pd.date_range("2026-03-10T12:00:00Z", periods=60, freq="1h")
+    mask = m._ceiling_mask(idx)
+    t = idx.to_pydatetime()
+    # Hourly points are judged at their midpoints (t + 30 min): capped in [14:00, 14:00 + 2 d)
+    # outside [10:00, 14:00) on 03-11.
+    expected = np.array([(END <= ti + timedelta(minutes=30) < END + timedelta(days=2))
+                         and not (later.start <= ti + timedelta(minutes=30) < later.end) for ti in t])
+    assert mask.tolist() == expected.tolist()
+    assert not mask[:2].any()  # 12:00 and 13:00: still inside the event
+    assert mask[2]  # 14:00: first ebb hour
+    assert not mask[(idx >= "2026-03-11T10:00:00Z") & (idx < "2026-03-11T14:00:00Z")].any()
+
+
+def test_no_ceiling_before_the_peak_is_observed():
+    m = _bare_model([_event("news", START, PEAK, END)], hist_end=PEAK - timedelta(hours=1))
+    assert m._ceiling is None
+
+
+def _pageviews(seed: int = 3) -> pd.Series:
+    """Hourly page views: daily and weekly cycle, 8 weeks before a 50x spike, then a power-law
+    decline (1 + t / 6 h)^-0.8, lognormal noise 8%."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range(START - timedelta(days=56), END + timedelta(days=8), freq="1h", inclusive="left")
+    mid = idx + pd.Timedelta(minutes=30)
+    h = np.asarray((mid - mid.normalize()).total_seconds() / 3600)
+    base = 1000 * (1 + 0.45 * np.sin(2 * np.pi * (h - 9) / 24)) * np.where(mid.day_of_week >= 5, 0.8, 1.0)
+    mult = np.ones(len(idx))
+    ramp = (mid >= START) & (mid < PEAK)
+    mult[ramp] = 1 + 49 * np.asarray((mid[ramp] - START) / (PEAK - START))
+    mult[(mid >= PEAK) & (mid < END)] = 50
+    after = mid >= END
+    mult[after] = 1 + 49 * (1 + np.asarray((mid[after] - END) / pd.Timedelta(hours=6))) ** -0.8
+    return pd.Series(np.round(base * mult * np.exp(rng.normal(0, 0.08, len(idx)))), index=idx)
+
+
+@pytest.mark.slow
+def test_cut_at_the_end_stays_below_the_highest_value_observed():
+    y = _pageviews()
+    hist = Series(y[y.index < END], step=timedelta(hours=1), name="pv")
+    ev = [_event("news", START, PEAK, END)]
+    week = pd.date_range(END, periods=7 * 24, freq="1h")
+    top = float(hist.values.max())
+    off_model = EbbtideForecaster(ev, ModelSettings(ebb_ceiling=False)).fit(hist)
+    on_model = EbbtideForecaster(ev, ModelSettings()).fit(hist)
+    off, on = off_model.predict(week).frame, on_model.predict(week)
+    assert off["yhat"].max() > top  # the failure the ceiling is for (measured 2-6.7x)
+    assert on.frame["yhat"].max() <= top and on.frame["yhat_upper"].max() <= top
+    assert any(n.startswith("ebb ceiling:") for n in on.notes)
+    before = pd.date_range(END - timedelta(hours=30), periods=24, freq="1h")  # not the ebb
+    np.testing.assert_allclose(on_model.predict(before).frame["yhat"].to_numpy(),
+                               off_model.predict(before).frame["yhat"].to_numpy())
