@@ -195,6 +195,14 @@ class ModelSettings:
     residual set of the history shows it), and capacity is sized to the upper bound (measured
     on the seeded suite: a single power-law kernel chosen on a 1-day tail forecast well but
     its band held 34-48% of the week's points)."""
+    band_spans_neighbours: bool = True
+    """With the ebb observed, the interval also spans the best kernel's neighbours on its own
+    family's tau grid (the next shorter and longer tau with the same exponent, when fitted and
+    not below the observed tail): the grid steps tau by a factor 2, so the ebb's real time
+    constant lies anywhere between the best grid point and its neighbours, and a slower tail
+    than the best one's is what under-covers the days after a news-like spike (page views cut
+    a day after the event held ~75% of the week under the upper bound with the best and
+    each family's best alone)."""
     settle_floor: bool = True
     """A candidate whose new peace level (`settle`) would take the forecast below what the
     observed tail supports is not chosen: its level must not be below min(0, the event's fitted
@@ -665,6 +673,12 @@ class EbbtideForecaster:
                 best_exp = min(exp_allowed, key=lambda t: (losses[t], t))
                 if best_exp in plausible:  # the power law is not clearly better: keep the exponential
                     best_tau = best_exp
+            if s.band_spans_neighbours:
+                same = sorted((t for t in candidates if t.alpha == best_tau.alpha), key=lambda t: t.tau)
+                at = same.index(best_tau)
+                for nb in same[max(at - 1, 0):at + 2]:
+                    if nb in fits and nb not in below_tail and nb not in plausible:
+                        plausible.append(nb)
             if s.band_spans_families:
                 for alpha in dict.fromkeys(t.alpha for t in allowed):
                     fam = min((t for t in allowed if t.alpha == alpha), key=lambda t: (losses[t], t))
