@@ -84,7 +84,7 @@ _FIT_STEPS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=10),
 
 _STAN_KEYS = ("k", "m", "delta", "sigma_obs", "beta")
 _WARM_KEY = "ebbtide"  # params[_WARM_KEY]: the fit's choices a warm refit may reuse
-_WARM_VERSION = 3  # 2: ebb kernels (tau, power-law alpha) in the warm state; 3: interval level bands
+_WARM_VERSION = 4  # 2: ebb kernels (tau, power-law alpha) in the warm state; 3: interval level bands; 4: grid neighbours
 _SKETCH_POINTS = 256  # holdout residuals kept per workload for a reused calibration
 _MAX_OUTLIERS_KEPT = 2000  # outlying fit-grid points remembered per workload for a warm refit
 
@@ -196,13 +196,18 @@ class ModelSettings:
     on the seeded suite: a single power-law kernel chosen on a 1-day tail forecast well but
     its band held 34-48% of the week's points)."""
     band_spans_neighbours: bool = True
-    """With the ebb observed, the interval also spans the best kernel's neighbours on its own
-    family's tau grid (the next shorter and longer tau with the same exponent, when fitted and
-    not below the observed tail): the grid steps tau by a factor 2, so the ebb's real time
+    """With the ebb observed, the interval also spans (`neighbour_reach` of the way towards) the
+    best kernel's neighbours on its own family's tau grid (the next shorter and longer tau with
+    the same exponent, when fitted and not below the observed tail): the grid steps tau by a factor 2, so the ebb's real time
     constant lies anywhere between the best grid point and its neighbours, and a slower tail
     than the best one's is what under-covers the days after a news-like spike (page views cut
     a day after the event held ~75% of the week under the upper bound with the best and
-    each family's best alone)."""
+    each family's best alone; 99% with the neighbours at reach 0.5)."""
+    neighbour_reach: float = 0.5
+    """How far towards each grid neighbour the band reaches (`band_spans_neighbours`), in z
+    between the best kernel's forecast (0) and the neighbour's (1). The best grid point is the
+    one nearest the real tau, so the real tau lies within half a grid step of it: 0.5 reaches
+    about tau x sqrt(2) (and / sqrt(2)) without another Prophet fit."""
     settle_floor: bool = True
     """A candidate whose new peace level (`settle`) would take the forecast below what the
     observed tail supports is not chosen: its level must not be below min(0, the event's fitted
@@ -644,6 +649,7 @@ class EbbtideForecaster:
         losses: dict[evf.EbbKernel | None, float] = {}
         abs_err: dict[evf.EbbKernel | None, np.ndarray] = {}
         below_tail: list[evf.EbbKernel] = []
+        neighbours: list[evf.EbbKernel] = []  # in `plausible` only as the best's grid neighbours
         ebb_mask = evf.ebb_windows(coarse.index, free_occ, s.ebb_span, self._fit_step) & observed
         n_ebb = int(ebb_mask.sum())
         candidates, kept = self._tau_candidates(free, n_ebb, warm, notes)
@@ -664,6 +670,7 @@ class EbbtideForecaster:
                     below_tail.append(tau)
         if free and kept is not None:
             best_tau, plausible = kept
+            neighbours = [t for t in (warm or {}).get("neighbours", []) if t in plausible]
         elif free and n_ebb:
             allowed = [t for t in candidates if t not in below_tail]
             best_tau = min(allowed or candidates, key=lambda t: (losses[t], t))
@@ -679,6 +686,7 @@ class EbbtideForecaster:
                 for nb in same[max(at - 1, 0):at + 2]:
                     if nb in fits and nb not in below_tail and nb not in plausible:
                         plausible.append(nb)
+                        neighbours.append(nb)
             if s.band_spans_families:
                 for alpha in dict.fromkeys(t.alpha for t in allowed):
                     fam = min((t for t in allowed if t.alpha == alpha), key=lambda t: (losses[t], t))
@@ -732,6 +740,7 @@ class EbbtideForecaster:
         if any(c.endswith(":settle") for c in self._best.columns):
             notes.append("new peace level after the ebb (settle regressor) learnt from the observed tail")
         self._plausible = [fits[t] for t in plausible]
+        self._neighbour = [t in neighbours for t in plausible]
 
         # Calibration (and, with no event around, the choice against the seasonal naive).
         self._mode = "prophet"
@@ -741,6 +750,8 @@ class EbbtideForecaster:
                           "best_alpha": best_tau.alpha if best_tau is not None else None,
                           "plausible_s": [t.tau.total_seconds() for t in plausible if t is not None],
                           "plausible_alpha": [t.alpha for t in plausible if t is not None],
+                          "neighbour_s": [t.tau.total_seconds() for t in neighbours],
+                          "neighbour_alpha": [t.alpha for t in neighbours],
                           "calibration": self._calibration_state,
                           "outliers_s": self._outliers_s[-_MAX_OUTLIERS_KEPT:]}
         self._ceiling = self._ebb_ceiling(values, hist_end)
@@ -753,8 +764,10 @@ class EbbtideForecaster:
         if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
             raise ValueError("ebbtide: predict needs a tz-aware DatetimeIndex")
         idx = index.tz_convert("UTC")
-        zs = [self._fine_z(f, idx) for f in self._plausible]
         z_best = self._fine_z(self._best, idx)
+        reach = self.settings.neighbour_reach
+        zs = [z_best + reach * (z - z_best) if nb else z
+              for z, nb in zip((self._fine_z(f, idx) for f in self._plausible), self._neighbour, strict=True)]
         z_hi = np.max(zs, axis=0) + self._quantiles_at(idx, self._q_hi)
         z_lo = np.min(zs, axis=0) + self._quantiles_at(idx, self._q_lo)
         prof = self._profile_at(idx)
@@ -1269,7 +1282,9 @@ class EbbtideForecaster:
             alphas = w.get("plausible_alpha") or [0.0] * len(w.get("plausible_s", []))
             plausible = [evf.EbbKernel(timedelta(seconds=x), float(a))
                          for x, a in zip(w.get("plausible_s", []), alphas, strict=True)]
-            return {"best_tau": best, "plausible": plausible, "n_ebb": int(w["n_ebb"]),
+            neighbours = [evf.EbbKernel(timedelta(seconds=x), float(a))
+                          for x, a in zip(w.get("neighbour_s", []), w.get("neighbour_alpha", []), strict=True)]
+            return {"best_tau": best, "plausible": plausible, "neighbours": neighbours, "n_ebb": int(w["n_ebb"]),
                     "calibration": w.get("calibration"), "outliers_s": [int(x) for x in w.get("outliers_s", [])]}
         except (KeyError, TypeError, ValueError):
             return None
