@@ -198,8 +198,9 @@ class ModelSettings:
     band_spans_neighbours: bool = True
     """With the ebb observed, the interval also spans (`neighbour_reach` of the way towards) the
     best kernel's neighbours on its own family's tau grid (the next shorter and longer tau with
-    the same exponent, when fitted and not below the observed tail): the grid steps tau by a factor 2, so the ebb's real time
-    constant lies anywhere between the best grid point and its neighbours, and a slower tail
+    the same exponent, when fitted and not below the observed tail): the grid steps tau by a
+    factor 2, so the ebb's real time constant lies anywhere between the best grid point and its
+    neighbours, and a slower tail
     than the best one's is what under-covers the days after a news-like spike (page views cut
     a day after the event held ~75% of the week under the upper bound with the best and
     each family's best alone; 99% with the neighbours at reach 0.5)."""
@@ -328,6 +329,8 @@ class ModelSettings:
             raise ValueError("interval_lead_edges must be positive durations in increasing order")
         if self.interval_block < timedelta(0):
             raise ValueError(f"interval_block must be >= 0, got {self.interval_block}")
+        if not 0.0 <= self.neighbour_reach <= 1.0:
+            raise ValueError(f"neighbour_reach must be within 0..1, got {self.neighbour_reach}")
         if self.interval_groups < 1 or self.interval_group_min < 1:
             raise ValueError(f"interval_groups and interval_group_min must be >= 1, got "
                              f"{self.interval_groups} and {self.interval_group_min}")
