@@ -699,6 +699,9 @@ class EbbtideForecaster:
                 f"ebb tau for {', '.join(free)}: {best_tau.text()} (best fit over {n_ebb} observed ebb "
                 f"points; plausible {', '.join(t.text() for t in plausible)}; mean |z error| "
                 + ", ".join(f"{t.text()}={losses[t]:.3f}" for t in candidates) + ")")
+            if neighbours:
+                notes.append(f"interval reaches {s.neighbour_reach:g} of the way (in z) to the best kernel's grid "
+                             f"neighbours {', '.join(t.text() for t in neighbours)}: tau is known to half a grid step")
             if below_tail:
                 notes.append("not chosen, their new peace level below what the observed tail supports: "
                              + ", ".join(t.text() for t in below_tail))
