@@ -772,8 +772,10 @@ class EbbtideForecaster:
         idx = index.tz_convert("UTC")
         z_best = self._fine_z(self._best, idx)
         reach = self.settings.neighbour_reach
-        zs = [z_best + reach * (z - z_best) if nb else z
-              for z, nb in zip((self._fine_z(f, idx) for f in self._plausible), self._neighbour, strict=True)]
+        # The best fit is one of the plausible ones: its prediction (a Prophet predict) is reused.
+        zs = [z_best + reach * (self._fine_z(f, idx) - z_best) if nb
+              else z_best if f is self._best else self._fine_z(f, idx)
+              for f, nb in zip(self._plausible, self._neighbour, strict=True)]
         z_hi = np.max(zs, axis=0) + self._quantiles_at(idx, self._q_hi)
         z_lo = np.min(zs, axis=0) + self._quantiles_at(idx, self._q_lo)
         prof = self._profile_at(idx)
