@@ -675,12 +675,15 @@ class EbbtideForecaster:
             best_tau, plausible = kept
             neighbours = [t for t in (warm or {}).get("neighbours", []) if t in plausible]
         elif free and n_ebb:
+            def best_of(kernels):  # lowest mean |z error| on the ebb, ties to the shorter tau
+                return min(kernels, key=lambda t: (losses[t], t))
+
             allowed = [t for t in candidates if t not in below_tail]
-            best_tau = min(allowed or candidates, key=lambda t: (losses[t], t))
+            best_tau = best_of(allowed or candidates)
             plausible = [t for t in allowed if _not_worse(abs_err[t], abs_err[best_tau])] or [best_tau]
             exp_allowed = [t for t in allowed if t.alpha == 0]
             if s.power_needs_evidence and best_tau.alpha > 0 and exp_allowed:
-                best_exp = min(exp_allowed, key=lambda t: (losses[t], t))
+                best_exp = best_of(exp_allowed)
                 if best_exp in plausible:  # the power law is not clearly better: keep the exponential
                     best_tau = best_exp
             if s.band_spans_neighbours:
@@ -692,7 +695,7 @@ class EbbtideForecaster:
                         neighbours.append(nb)
             if s.band_spans_families:
                 for alpha in dict.fromkeys(t.alpha for t in allowed):
-                    fam = min((t for t in allowed if t.alpha == alpha), key=lambda t: (losses[t], t))
+                    fam = best_of(t for t in allowed if t.alpha == alpha)
                     if fam not in plausible:
                         plausible.append(fam)
             notes.append(
