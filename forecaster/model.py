@@ -200,10 +200,9 @@ class ModelSettings:
     best kernel's neighbours on its own family's tau grid (the next shorter and longer tau with
     the same exponent, when fitted and not below the observed tail): the grid steps tau by a
     factor 2, so the ebb's real time constant lies anywhere between the best grid point and its
-    neighbours, and a slower tail
-    than the best one's is what under-covers the days after a news-like spike (page views cut
-    a day after the event held ~75% of the week under the upper bound with the best and
-    each family's best alone; 99% with the neighbours at reach 0.5)."""
+    neighbours, and a slower tail than the best one's is what under-covers the days after a
+    news-like spike (page views cut a day after the event held ~75% of the week under the upper
+    bound with the best and each family's best alone; 99% with the neighbours at reach 0.5)."""
     neighbour_reach: float = 0.5
     """How far towards each grid neighbour the band reaches (`band_spans_neighbours`), in z
     between the best kernel's forecast (0) and the neighbour's (1). The best grid point is the
