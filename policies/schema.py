@@ -272,6 +272,15 @@ class Scaling(Strict):
         "are held only while the lead window reaches demand not yet observed and go at once when it does not "
         "come, so a serving tier can afford a higher quantile here than for the forecast. Absent: `quantile`.",
     )
+    burst_smoothing: bool = Field(
+        default=True,
+        description="Grow the burst allowance from an exponentially smoothed level of recent demand instead "
+        "of the observation alone when, over `burst_lookback`, a smoothed level sized the realised bursts "
+        "with a lower quantile loss (noisy fine-grained history, e.g. 5-minute counts, where one point is "
+        "partly noise). The smoothing (1, 0.7, 0.5, 0.3, 0.2 or 0.1) is chosen from the history and named "
+        "in the plan; on hourly history with a daily cycle the observation alone usually wins. false: "
+        "always the observation alone.",
+    )
 
     @field_validator("max_replicas")
     @classmethod

@@ -11,7 +11,9 @@ appends a `Step(name, before, after, reason)` to the plan:
 1b. `burst` — while the lead window reaches history points after the one holding the
    observation, at least the observed demand times the burst quantile (`scaling.burst_quantile`,
    else `quantile`) of the growth realised over as many points in the last `burst_lookback` of
-   `Observation.recent_demand` (scaler.safety.burst_growth), divided by (1 + headroom) ** duty
+   `Observation.recent_demand` (scaler.safety.burst_growth; with `burst_smoothing`, from an
+   exponentially smoothed level instead of the observation when that sized the history's bursts
+   with a lower quantile loss), divided by (1 + headroom) ** duty
    (scaler.safety.burst_duty: the share of the time the allowance is on), so that share of the
    headroom is counted inside the allowance. Pods bought by it alone stay out of
    the stabilisation window and the scale-down cooldown and are remembered (`memory.burst_pods`):
@@ -83,6 +85,8 @@ from scaler.plans import (
 )
 from scaler.safety import (
     apply_guard,
+    BURST_SMOOTHING,
+    BurstGrowth,
     burst_duty,
     burst_growth,
     check_demand,
@@ -333,7 +337,7 @@ def plan(
     unburst = sized
     burst_q = sc.burst_quantile if sc.burst_quantile is not None else sc.quantile
     sized = _burst_step(sized, demand.value if demand.ok else None, quality, sc.burst_lookback, burst_q,
-                        per, sc.headroom, now, lead, steps)
+                        per, sc.headroom, now, lead, steps, smoothing=sc.burst_smoothing)
 
     # ---- 2. headroom
     if sized is None:
@@ -461,13 +465,18 @@ def _burst_step(
     now: datetime,
     lead: timedelta,
     steps: list[Step],
+    smoothing: bool = True,
 ) -> float | None:
     """Step 1b: while the lead window reaches history points after the one being observed, size
-    for at least observed x B / (1 + headroom) ** duty, where B is the `quantile` of the growth
-    realised over that many points in the last `lookback` of recent demand
-    (scaler.safety.burst_growth) and `duty` the share of the time the allowance is on
+    for at least level x B / (1 + headroom) ** duty, where B is the `quantile` of the growth
+    realised over that many points in the last `lookback` of recent demand from a level of it
+    (scaler.safety.burst_growth: the point itself, or with `smoothing` an exponentially smoothed
+    level when that predicted the history's bursts with a lower quantile loss), the level now is
+    that smoothing carried on to the observation (alpha x observed + (1 - alpha) x the history's
+    level; the observation itself at alpha 1 or when the history does not end right before the
+    observed point), and `duty` the share of the time the allowance is on
     (scaler.safety.burst_duty). After the headroom step the capacity is
-    observed x B x (1 + headroom) ** (1 - duty): the headroom is counted inside the allowance as
+    level x B x (1 + headroom) ** (1 - duty): the headroom is counted inside the allowance as
     far as the allowance stands (both cover demand moving before it is observed). Only raises.
     Without `recent_demand` in the observation no step is added."""
     recent = quality.recent_demand
@@ -492,7 +501,7 @@ def _burst_step(
         ))
         return sized
     first = max(0, math.ceil(round((now - lookback - recent.start) / recent.step, 9)))
-    learnt = _cached_burst(recent.values[first:], ahead, quantile, per)
+    learnt = _cached_burst(recent.values[first:], ahead, quantile, per, smoothing)
     span = f"{ahead} {grid} point{'s' if ahead > 1 else ''}"
     if learnt is None:
         steps.append(Step(
@@ -501,12 +510,25 @@ def _burst_step(
             f"{min_burst_pairs(quantile)} complete pairs in the last {format_duration(lookback)})",
         ))
         return sized
-    growth, pairs = learnt
+    growth = learnt.growth
+    last_at = recent.start + (len(recent.values) - 1) * recent.step
+    adjacent = points_ahead(last_at, quality.demand_at, recent.start, recent.step) == 1
+    if learnt.alpha < 1.0 and adjacent and math.isfinite(learnt.level):
+        level = learnt.alpha * observed + (1.0 - learnt.alpha) * learnt.level
+        tried = ", ".join(f"{a:g}: {loss:.4g}" for a, loss in learnt.loss)
+        source = (f"level {fmt(level)} = {learnt.alpha:g} x observed {fmt(observed)} + {1 - learnt.alpha:g} x "
+                  f"smoothed history {fmt(learnt.level)} (smoothing {learnt.alpha:g} predicted the history's "
+                  f"bursts best, mean q-loss by smoothing {tried})")
+    else:
+        level = observed
+        source = f"observed {fmt(observed)}"
+        if learnt.alpha < 1.0:
+            source += " (the smoothed level does not reach the observed point)"
     duty = burst_duty(quality.demand_at, now + lead, recent.step)
     inside = (1.0 + headroom) ** duty
-    need = observed * growth / inside
+    need = level * growth / inside
     basis = (f"q{quantile:g} of the growth realised over {span} in the last {format_duration(lookback)} "
-             f"is {growth:.3g} ({pairs} pairs); "
+             f"is {growth:.3g} ({learnt.pairs} pairs); "
              f"the allowance is on {100 * duty:.0f}% of the time, so that share of the headroom is "
              f"counted inside it (/ {inside:.3g})")
     if need <= sized:
@@ -514,16 +536,17 @@ def _burst_step(
         return sized
     steps.append(Step(
         "burst", sized, need,
-        f"sized for demand {fmt(need)}: observed {fmt(observed)} x burst allowance {growth:.3g} / {inside:.3g}, "
+        f"sized for demand {fmt(need)}: {source} x burst allowance {growth:.3g} / {inside:.3g}, "
         f"as the lead window reaches demand not yet observed: {basis}",
     ))
     return need
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_burst(values: tuple[float, ...], ahead: int, quantile: float, per: float) -> tuple[float, int] | None:
+def _cached_burst(values: tuple[float, ...], ahead: int, quantile: float, per: float,
+                  smoothing: bool) -> BurstGrowth | None:
     """burst_growth, memoised: the history changes once per history step, the plan every tick."""
-    return burst_growth(values, ahead, quantile, per)
+    return burst_growth(values, ahead, quantile, per, BURST_SMOOTHING if smoothing else (1.0,))
 
 
 def _limits(workload: Workload, hpa_max: int | None, hpa_owned: bool) -> tuple[int, int, str]:

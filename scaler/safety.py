@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
+from scipy.signal import lfilter
 
 from policies.schema import QualitySli
 from policies.units import format_duration
@@ -97,16 +98,78 @@ def min_burst_pairs(quantile: float) -> int:
     return max(1, math.ceil(round(1.0 / (1.0 - quantile), 9)))
 
 
-def burst_growth(values: Sequence[float], ahead: int, quantile: float, per_replica: float) -> tuple[float, int] | None:
-    """The `quantile` of the growth realised over `ahead` points of a demand history, >= 1.
+BURST_SMOOTHING: tuple[float, ...] = (1.0, 0.7, 0.5, 0.3, 0.2, 0.1)
+"""Smoothing factors the burst allowance's level is chosen from (`burst_growth`); 1.0, the
+point alone, comes first and wins ties."""
 
-    For every j whose points j..j+ahead are all finite, the ratio
-    (max(v[j+1], ..., v[j+ahead]) + per_replica) / (v[j] + per_replica): how far demand rose,
-    at most `ahead` points after a point, relative to it (one pod's worth on both sides, as in
-    `anchored_growth`, so a night near zero does not turn noise into a huge factor). Returns
-    (growth, pairs): the sample quantile with numpy's "higher" method (a ratio that was
-    actually realised, never an interpolation below it), at least 1, and the number of pairs;
-    None when `ahead` < 1 or fewer than `min_burst_pairs(quantile)` pairs.
+
+@dataclass(frozen=True)
+class BurstGrowth:
+    """What `burst_growth` learnt from a demand history.
+
+    `growth`: the quantile of the realised growth, >= 1; `pairs`: how many (level, ahead) pairs
+    it was learnt from; `alpha`: the smoothing of the level it grows from (1.0: the point alone,
+    as before levels were smoothed); `level`: that smoothed level after the history's last point
+    (NaN when the history ends in missing data without any before it); `loss`: the mean
+    quantile (pinball) loss of level x growth against the demand realised, per candidate alpha
+    tried (1.0 first, then the others in the order given; what the choice was made on)."""
+
+    growth: float
+    pairs: int
+    alpha: float = 1.0
+    level: float = math.nan
+    loss: tuple[tuple[float, float], ...] = ()
+
+
+def smoothed_levels(values: Sequence[float], alpha: float) -> np.ndarray:
+    """Exponentially smoothed level of `values` after each point: L[j] = alpha x v[j] +
+    (1 - alpha) x L[j - 1], L[first finite] = v[first finite]; a missing point (NaN) keeps the
+    level (L[j] = L[j - 1]; NaN before the first finite one). alpha 1: the values themselves
+    (NaN kept where they are NaN)."""
+    v = np.asarray(values, dtype=float)
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"smoothed_levels(): alpha must be in (0, 1], got {alpha}")
+    if alpha == 1.0:
+        return v.copy()
+    finite = np.isfinite(v)
+    if not finite.any():
+        return np.full_like(v, np.nan)
+    first = int(np.argmax(finite))
+    if finite[first:].all():  # the usual case, vectorised: the recursion as a first-order filter
+        out = np.full_like(v, np.nan)
+        x = v[first:]
+        out[first:] = lfilter([alpha], [1.0, alpha - 1.0], x, zi=[(1.0 - alpha) * x[0]])[0]
+        return out
+    out = np.empty_like(v)
+    level = math.nan
+    keep = 1.0 - alpha
+    for j, x in enumerate(v.tolist()):
+        if x == x:  # finite (NaN != NaN)
+            level = x if level != level else alpha * x + keep * level
+        out[j] = level
+    return out
+
+
+def burst_growth(values: Sequence[float], ahead: int, quantile: float, per_replica: float,
+                 alphas: Sequence[float] = BURST_SMOOTHING) -> BurstGrowth | None:
+    """The `quantile` of the growth realised over `ahead` points of a demand history, >= 1, from
+    the level (among `alphas`' smoothings) that predicted the history's bursts best.
+
+    For a smoothing alpha and every j whose point v[j], level L[j] (`smoothed_levels`; v[j]
+    itself at alpha 1) and points j+1..j+ahead are all finite, the ratio
+    (max(v[j+1], ..., v[j+ahead]) + per_replica) / (L[j] + per_replica): how far demand rose,
+    at most `ahead` points after a point, relative to the level there (one pod's worth on both
+    sides, as in `anchored_growth`, so a night near zero does not turn noise into a huge
+    factor). Its sample quantile with numpy's "higher" method (a ratio that was actually
+    realised, never an interpolation below it), at least 1, is that alpha's growth G; the alpha
+    whose L[j] x G had the lowest mean quantile loss against max(v[j+1..j+ahead]) over those
+    pairs is chosen (ties: the larger alpha, so the point alone unless smoothing does better).
+    Why: on noisy fine-grained history (5-minute counts) a single point is partly noise, and the
+    ratio of two noisy points has a wider quantile than the noise of the next point alone; a
+    smoothed level sizes the same coverage with less capacity. On hourly history with a daily
+    cycle a smoothed level lags the rise and the point alone wins. A pure function of the history.
+
+    None when `ahead` < 1 or fewer than `min_burst_pairs(quantile)` pairs at alpha 1.
     """
     if ahead < 1:
         return None
@@ -114,13 +177,28 @@ def burst_growth(values: Sequence[float], ahead: int, quantile: float, per_repli
     if v.size <= ahead:
         return None
     nxt = np.lib.stride_tricks.sliding_window_view(v[1:], ahead).max(axis=1)  # NaN if any is NaN
-    base = v[: nxt.size]
-    ok = np.isfinite(nxt) & np.isfinite(base)
-    pairs = int(ok.sum())
-    if pairs < min_burst_pairs(quantile):
-        return None
-    ratios = (nxt[ok] + per_replica) / (base[ok] + per_replica)
-    return max(1.0, float(np.quantile(ratios, quantile, method="higher"))), pairs
+    need = min_burst_pairs(quantile)
+    best: tuple[float, float, int, float] | None = None  # (loss, growth, pairs, alpha)
+    losses: list[tuple[float, float]] = []
+    for alpha in (1.0, *[a for a in alphas if a != 1.0]):
+        levels = smoothed_levels(v, alpha)
+        base = levels[: nxt.size]
+        ok = np.isfinite(nxt) & np.isfinite(base) & np.isfinite(v[: nxt.size])
+        pairs = int(ok.sum())
+        if pairs < need:
+            if alpha == 1.0:
+                return None
+            continue
+        y, b = nxt[ok], base[ok]
+        growth = max(1.0, float(np.quantile((y + per_replica) / (b + per_replica), quantile, method="higher")))
+        cap = b * growth
+        loss = float(np.mean(np.where(y > cap, quantile * (y - cap), (1.0 - quantile) * (cap - y))))
+        losses.append((alpha, loss))
+        if best is None or loss < best[0] - 1e-12 * max(1.0, best[0]):  # ties (to rounding) keep the larger alpha
+            best = (loss, growth, pairs, alpha)
+    assert best is not None  # alpha 1 came first and had enough pairs
+    _, growth, pairs, alpha = best
+    return BurstGrowth(growth, pairs, alpha, float(smoothed_levels(v, alpha)[-1]), tuple(losses))
 
 
 def burst_duty(observed_at: datetime, lead_end: datetime, step: timedelta) -> float:

@@ -34,6 +34,7 @@ def workload(
     horizon: str = "24h",
     burst_lookback: str = "7d",
     burst_quantile: float | None = None,
+    burst_smoothing: bool = True,
 ) -> Workload:
     data = {
         "name": "edge",
@@ -45,6 +46,7 @@ def workload(
             "headroom": headroom, "max_scale_down_fraction": max_scale_down_fraction,
             "scale_down_cooldown": scale_down_cooldown, "scale_up_cooldown": scale_up_cooldown,
             "stabilization": stabilization, "burst_lookback": burst_lookback, "burst_quantile": burst_quantile,
+            "burst_smoothing": burst_smoothing,
         },
         "forecast": {"horizon": horizon},
         "quality": quality or [],

@@ -39,7 +39,9 @@ def test_burst_duty_is_the_share_of_a_step_the_lead_window_reaches_past_the_obse
 # 7 x 700 / 1500 = 0.4667 (from 1400), 6 x 900 / 700 = 1.2857 (from 600); 20 pairs, sorted
 # 0.4667 x 7, 1.2857 x 6, 1.6667 x 7: "higher" q0.9 = element ceil(0.9 x 19) = 18 -> 1.6667.
 FIVE = RecentDemand(NOW - timedelta(minutes=110), timedelta(minutes=5), tuple([800.0, 1400.0, 600.0] * 7))
-WL = workload(headroom=0.25, pod_startup="45s", quantile=0.9)  # lead 1m45s; span 4m15s -> duty 0.85
+# The level is the observation itself here (burst_smoothing off): smoothed levels are
+# tests/test_burst_smoothing.py's.
+WL = workload(headroom=0.25, pod_startup="45s", quantile=0.9, burst_smoothing=False)  # lead 1m45s; span 4m15s -> duty 0.85
 INSIDE = 1.25 ** 0.85  # 1.2087
 
 

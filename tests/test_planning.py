@@ -466,8 +466,14 @@ def bursty(demand: float, at=NOW - timedelta(seconds=30), history=HISTORY):
     return obs(demand, at=at, recent_demand=history)
 
 
+def point(**kw):
+    """The workload with the burst allowance grown from the observation itself (burst_smoothing
+    off), as the cases below are worked by hand; smoothed levels: tests/test_burst_smoothing.py."""
+    return workload(burst_smoothing=False, **kw)
+
+
 def test_burst_allowance_sizes_for_the_learnt_growth():
-    p = run(untrusted(), bursty(1000))
+    p = run(untrusted(), bursty(1000), wl=point())
     assert step(p, "reactive").after == 1000
     # 1000 x 1.5, with the headroom counted inside for the allowance's duty: the observation at
     # 11:59:30 and the lead window to 12:02 span 2m30s of the 1h step, duty 150 / 3600
@@ -475,19 +481,19 @@ def test_burst_allowance_sizes_for_the_learnt_growth():
     assert "q0.9 of the growth realised over 1 1h point in the last 7d is 1.5 (10 pairs)" in step(p, "burst").reason
     assert "on 4% of the time" in step(p, "burst").reason
     assert step(p, "headroom").after == 17  # ceil(1494.05 x 1.1 / 100) = ceil(16.43)
-    assert run(trusted(flat(1000)), bursty(1000)).target_replicas == 17  # flat forecast: growth 1, burst wins
+    assert run(trusted(flat(1000)), bursty(1000), wl=point()).target_replicas == 17  # flat forecast: growth 1, burst wins
 
 
 def test_burst_quantile_overrides_the_quantile():
     # sorted growth 0.667, 0.667, 1 x 6, 1.5, 1.5: "higher" q0.5 is element ceil(0.5 x 9) = 5: 1
-    p = run(untrusted(), bursty(1000), wl=workload(burst_quantile=0.5))
+    p = run(untrusted(), bursty(1000), wl=point(burst_quantile=0.5))
     assert step(p, "burst").after == 1000 and "q0.5 of the growth" in step(p, "burst").reason
-    assert run(untrusted(), bursty(1000), wl=workload(quantile=0.5, burst_quantile=0.9)).target_replicas == 17
+    assert run(untrusted(), bursty(1000), wl=point(quantile=0.5, burst_quantile=0.9)).target_replicas == 17
 
 
 def test_forecast_growth_above_the_burst_allowance_wins():
     fc = forecast([1000] + [1900] * 60, start=NOW - MIN)  # (1900 + 100) / (1000 + 100) = 1.818 > 1.5
-    p = run(trusted(fc), bursty(1000))
+    p = run(trusted(fc), bursty(1000), wl=point())
     assert step(p, "demand").after == pytest.approx(1000 * 2000 / 1100)
     assert step(p, "burst").after == step(p, "demand").after
     assert "already covers" in step(p, "burst").reason
@@ -495,25 +501,25 @@ def test_forecast_growth_above_the_burst_allowance_wins():
 
 def test_no_burst_allowance_without_an_unobserved_point_history_or_lookback():
     early = NOW - 10 * MIN  # observed at 11:49:30, lead window to 11:52: both in [11:01, 12:01)
-    at_start = run(untrusted(), bursty(1000, at=early - timedelta(seconds=30)), now=early)
+    at_start = run(untrusted(), bursty(1000, at=early - timedelta(seconds=30)), wl=point(), now=early)
     assert at_start.target_replicas == 11 and "no unobserved demand" in step(at_start, "burst").reason
-    off = run(untrusted(), bursty(1000), wl=workload(burst_lookback="0s"))
+    off = run(untrusted(), bursty(1000), wl=point(burst_lookback="0s"))
     assert off.target_replicas == 11 and "burst_lookback 0s" in step(off, "burst").reason
-    short = run(untrusted(), bursty(1000), wl=workload(burst_lookback="5h"))  # 3 pairs in the last 5h
+    short = run(untrusted(), bursty(1000), wl=point(burst_lookback="5h"))  # 3 pairs in the last 5h
     assert short.target_replicas == 11 and "too little recent history" in step(short, "burst").reason
-    empty = run(untrusted(), bursty(1000, history=RecentDemand(NOW, timedelta(hours=1), ())))
+    empty = run(untrusted(), bursty(1000, history=RecentDemand(NOW, timedelta(hours=1), ())), wl=point())
     assert empty.target_replicas == 11 and step(empty, "burst").reason == "no recent demand history"
     none = run(untrusted(), obs(1000, at=NOW - timedelta(seconds=30)))
     assert none.target_replicas == 11 and "burst" not in [s.name for s in none.steps]
 
 
 def test_pods_bought_for_a_burst_alone_are_remembered_not_stabilised_nor_cooled_down():
-    p = run(untrusted(), bursty(1000), current=11)  # 1000 observed needs 11; the allowance 17
+    p = run(untrusted(), bursty(1000), wl=point(), current=11)  # 1000 observed needs 11; the allowance 17
     assert p.target_replicas == 17
     assert p.memory.burst_pods == 6  # 17 - 11
     assert p.memory.recommendations[-1] == (NOW, 11)  # the window holds what observed demand needs
     assert p.memory.last_scale_up_at is None  # a scale-up for the burst alone starts no cooldown
-    grew = run(untrusted(), bursty(1000), current=8)  # observed demand alone needs 3 more pods
+    grew = run(untrusted(), bursty(1000), wl=point(), current=8)  # observed demand alone needs 3 more pods
     assert grew.target_replicas == 17 and grew.memory.burst_pods == 6 and grew.memory.last_scale_up_at == NOW
 
 

@@ -13,8 +13,9 @@ Cases:
   limit and the scale-down cooldown let the pods bought by the burst allowance alone go.
 - points_ahead: lead window inside the observed point, reaching the next one, ending exactly on
   a boundary, two points ahead; min_burst_pairs per quantile.
-- burst_growth: the "higher" quantile of one- and two-point growth worked by hand, at least 1,
-  pairs with NaN dropped (then too few), ahead 0 or a history too short -> None.
+- burst_growth: the "higher" quantile of one- and two-point growth worked by hand (the level
+  being the point itself), at least 1, pairs with NaN dropped (then too few), ahead 0 or a
+  history too short -> None. Smoothed levels: tests/test_burst_smoothing.py.
 """
 
 from __future__ import annotations
@@ -199,31 +200,37 @@ def test_min_burst_pairs(quantile, expected):
 
 
 BURSTY = [100, 200, 100, 100, 300, 100, 150, 100, 100, 100, 100, 100]
+POINT = (1.0,)  # the level is the point itself (no smoothing candidates): the cases worked by hand below
+
+
+def gp(learnt):
+    """(growth, pairs) of a BurstGrowth, or None."""
+    return None if learnt is None else (learnt.growth, learnt.pairs)
 
 
 def test_burst_growth_one_point_ahead():
     # (next + 100) / (now + 100): 1.5, 0.667, 1, 2, 0.5, 1.25, 0.8, 1, 1, 1, 1 (11 pairs);
     # sorted, the "higher" q0.9 is element ceil(0.9 x 10) = 9: 1.5
-    assert burst_growth(BURSTY, 1, 0.9, 100) == (pytest.approx(1.5), 11)
+    assert gp(burst_growth(BURSTY, 1, 0.9, 100, POINT)) == (pytest.approx(1.5), 11)
     # q0.5: element ceil(0.5 x 10) = 5 of 0.5, 0.667, 0.8, 1, 1, [1], ...: 1
-    assert burst_growth(BURSTY, 1, 0.5, 100) == (1.0, 11)
+    assert gp(burst_growth(BURSTY, 1, 0.5, 100, POINT)) == (1.0, 11)
 
 
 def test_burst_growth_two_points_ahead_takes_the_higher_of_both():
     # (max(next two) + 100) / (now + 100): 1.5, 0.667, 2, 2, 0.625, 1.25, 0.8, 1, 1, 1 (10 pairs);
     # element ceil(0.9 x 9) = 9 of the sorted ratios: 2
-    assert burst_growth(BURSTY, 2, 0.9, 100) == (pytest.approx(2.0), 10)
+    assert gp(burst_growth(BURSTY, 2, 0.9, 100, POINT)) == (pytest.approx(2.0), 10)
 
 
 def test_burst_growth_never_below_one():
-    assert burst_growth([1000 - 10 * i for i in range(20)], 1, 0.9, 100) == (1.0, 19)
+    assert gp(burst_growth([1000 - 10 * i for i in range(20)], 1, 0.9, 100)) == (1.0, 19)
 
 
 def test_burst_growth_drops_pairs_with_gaps_and_needs_enough_pairs():
     gappy = list(BURSTY)
     gappy[6] = math.nan  # drops the pairs (5, 6) and (6, 7): 9 left, q0.9 needs 10
     assert burst_growth(gappy, 1, 0.9, 100) is None
-    assert burst_growth(gappy, 1, 0.5, 100) == (1.0, 9)
+    assert gp(burst_growth(gappy, 1, 0.5, 100, POINT)) == (1.0, 9)
     assert burst_growth(BURSTY, 0, 0.9, 100) is None
     assert burst_growth(BURSTY[:2], 2, 0.5, 100) is None
 
