@@ -224,6 +224,18 @@ class ModelSettings:
     is observed yet and the event's `inside` and `shape` effects cannot be told apart; the
     forecast just after the end was then measured at 2-6.7x the highest value ever observed on
     page-view traces. The cap binds only on such forecasts; `notes` say when it did."""
+    ebb_start_cap: bool = True
+    """Until the ebb's own starting height is learnt (`tail`, after `min_tail` of observed ebb),
+    an ebb does not start above the event it follows: with the shape's coefficient a > 0 and
+    the `inside` one b < 0 (in z), it starts at the event's fitted level at its end, a + b,
+    but not below 0 (the level without the event), i.e. at max(a + b, 0) instead of a. Before
+    any ebb point the two are barely identified (a cut inside the ramp, or at the end): on NYC
+    taxi cut at Black Friday noon, 6 h of its morning dip seen, b = -0.73 and a = +0.62 put the
+    ebb 0.62 above normal and the next day's forecast 1.7x the actual. The fit is unchanged;
+    prediction carries `inside` along the ebb (w = min(1, a / -b) times the decay after the
+    end). It can only lower yhat over an ebb, never below the forecast without the event; the
+    interval still spans the uncapped ebb (a prior, not data: measured, capping the band too
+    lost coverage at 9 of 16 synthetic peak cuts). `notes` say when it acts."""
     prior_tau_spread: float = 2.0
     """With no ebb observed yet, the interval spans the tau candidates within this factor of
     the centre (the prior's central range) instead of the whole grid."""
@@ -544,6 +556,9 @@ class _Fitted:
     prophet: Any
     taus: dict[str, timedelta]
     columns: tuple[str, ...]
+    carried: tuple[tuple[str, float], ...] = ()
+    """(event, w): the event's negative `inside` effect is carried into its ebb at prediction
+    time with weight w in (0, 1] (`ModelSettings.ebb_start_cap`)."""
 
 
 class EbbtideForecaster:
@@ -745,6 +760,10 @@ class EbbtideForecaster:
                 if any(c.endswith(":settle") for c in refit.columns):
                     fits[t] = refit
         self._best = fits[best_tau]
+        if self._best.carried:
+            notes.append(f"ebb start capped at the event's fitted level at its end (at least the level without it) "
+                         f"for {', '.join(n for n, _ in self._best.carried)}: its `inside` effect is negative and "
+                         f"the ebb's own height is not observed yet (< {interval_text(s.min_tail)} of ebb)")
         if any(c.endswith(":settle") for c in self._best.columns):
             notes.append("new peace level after the ebb (settle regressor) learnt from the observed tail")
         self._plausible = [fits[t] for t in plausible]
@@ -778,6 +797,9 @@ class EbbtideForecaster:
         zs = [z_best + reach * (self._fine_z(f, idx) - z_best) if nb
               else z_best if f is self._best else self._fine_z(f, idx)
               for f, nb in zip(self._plausible, self._neighbour, strict=True)]
+        # `ebb_start_cap` is a prior on the ebb's start, not data: the band still spans what the
+        # fit itself says (the uncapped ebb), so the cap lowers yhat, never yhat_upper.
+        zs += [self._fine_z(replace(f, carried=()), idx) for f in self._plausible if f.carried]
         z_hi = np.max(zs, axis=0) + self._quantiles_at(idx, self._q_hi)
         z_lo = np.min(zs, axis=0) + self._quantiles_at(idx, self._q_lo)
         prof = self._profile_at(idx)
@@ -867,12 +889,20 @@ class EbbtideForecaster:
                 out[name] = max(out.get(name, 0.0), float(np.max(v[m])) / base - 1.0)
         return out
 
-    def _frame(self, grid: pd.DatetimeIndex, taus: dict[str, timedelta], columns) -> pd.DataFrame:
+    def _frame(self, grid: pd.DatetimeIndex, taus: dict[str, timedelta], columns,
+               carried: tuple[tuple[str, float], ...] = ()) -> pd.DataFrame:
+        """Prophet's input frame on `grid`; for each (event, w) in `carried` (`_carried_inside`)
+        the `inside` column also follows the ebb after the end (w x the shape's decay there), so
+        the ebb starts at a + w b (the event's fitted level at its end, at least 0) and decays
+        from it with the same kernel."""
         ds = grid.tz_convert(self.settings.calendar_tz).tz_localize(None)
         df = pd.DataFrame({"ds": ds})
         feats = self._features(grid, taus) if taus else pd.DataFrame(index=grid)
         for c in columns:
             df[c] = feats[c].to_numpy() if c in feats else 0.0
+        for n, w in carried:
+            ins, shp = df[f"{n}:inside"].to_numpy(), df[f"{n}:shape"].to_numpy()
+            df[f"{n}:inside"] = np.where(ins > 0, ins, w * shp)  # shape is 0 before the start
         return df
 
     def _new_prophet(self, span_days: float):
@@ -914,12 +944,35 @@ class EbbtideForecaster:
             if init:
                 try:
                     m.fit(df, init=init, **kwargs)
-                    return _Fitted(m, dict(taus), columns)
+                    return _Fitted(m, dict(taus), columns, self._carried_inside(m, columns))
                 except Exception:  # shape mismatch with the warm start: refit cold
                     m = self._new_prophet(self._span_days if span_days is None else span_days)
                     self._add_regressors(m, columns)
             m.fit(df, **kwargs)
-        return _Fitted(m, dict(taus), columns)
+        return _Fitted(m, dict(taus), columns, self._carried_inside(m, columns))
+
+    def _carried_inside(self, m, columns: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+        """(event, w) for the events whose ebb start is capped (`ebb_start_cap`): the ebb's
+        height is still tied to the peak (no `tail` column: less than `min_tail` of ebb observed),
+        the shape's coefficient a > 0 and the `inside` one b < 0, so the event's fitted level at
+        its end, a + b, is below a, where the ebb would otherwise start. The ebb then starts at
+        max(a + b, 0) = a + w b with w = min(1, a / -b): capped at the event's level, never
+        turned into a dip below the level without the event."""
+        if not self.settings.ebb_start_cap:
+            return ()
+        names = [c.rpartition(":")[0] for c in columns if c.endswith(":inside")]
+        names = [n for n in names if f"{n}:shape" in columns and f"{n}:tail" not in columns]
+        if not names:
+            return ()
+        from prophet.utilities import regressor_coefficients
+
+        coef = dict(zip(*(regressor_coefficients(m)[k] for k in ("regressor", "coef")), strict=True))
+        out = []
+        for n in names:
+            a, b = float(coef[f"{n}:shape"]), float(coef[f"{n}:inside"])
+            if a > 0 and b < 0:
+                out.append((n, min(1.0, a / -b)))
+        return tuple(out)
 
     def _learnable(self, col: str, x: np.ndarray, ok: np.ndarray, grid: pd.DatetimeIndex) -> bool:
         """Can the history identify this regressor's coefficient? A column zero or constant over
@@ -1013,7 +1066,7 @@ class EbbtideForecaster:
         return z, f
 
     def _predict_z(self, f: _Fitted, grid: pd.DatetimeIndex) -> np.ndarray:
-        df = self._frame(grid, f.taus, f.columns)
+        df = self._frame(grid, f.taus, f.columns, f.carried)
         with _quiet():
             out = f.prophet.predict(df)
         return out["yhat"].to_numpy()
@@ -1460,7 +1513,7 @@ class EbbtideForecaster:
 
     def _prophet_interval(self, idx: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
         grid = self._coarse_grid_for(idx)
-        df = self._frame(grid, self._best.taus, self._best.columns)
+        df = self._frame(grid, self._best.taus, self._best.columns, self._best.carried)
         np.random.seed(self.settings.seed)
         with _quiet():
             out = self._best.prophet.predict(df)
