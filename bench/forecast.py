@@ -2,8 +2,10 @@
 
 For each trace, the model is cut at (or just after) each event and forecasts 7 days (or what is
 left of the trace). Events are declared below as a person would put them in a calendar from the
-data README (name, kind, ramp start, peak, end), not fitted to the data. A few cuts far from any
-event check that Ebbtide is no worse than the baselines in ordinary weeks.
+data README (name, kind, ramp start, peak, end), not fitted to the data, with the trace's
+country for public holidays (`Case.country`; `--no-country` declares none, the setting before
+the pooled-holiday work). A few cuts far from any event check that Ebbtide is no worse than the
+baselines in ordinary weeks.
 
     .venv/bin/python bench/forecast.py                # rich tables
     .venv/bin/python bench/forecast.py --json         # one JSON document on stdout
@@ -123,27 +125,27 @@ UCI_EVENTS = (
 
 CASES = (
     Case("nasa_jul95_hourly.csv", NASA_EVENTS,
-         _cuts("STS-70", "1995-07-13T14:00:00Z", True, end="1995-07-13T16:00:00Z")),
+         _cuts("STS-70", "1995-07-13T14:00:00Z", True, end="1995-07-13T16:00:00Z"), country="US"),
     Case("nasa_jul95_5min.csv", NASA_EVENTS,
-         _cuts("STS-70", "1995-07-13T13:45:00Z", True, end="1995-07-13T16:00:00Z")),
+         _cuts("STS-70", "1995-07-13T13:45:00Z", True, end="1995-07-13T16:00:00Z"), country="US"),
     Case("nab_twitter_aapl_hourly.csv", AAPL_EVENTS,
          _cuts("Apple event", "2015-03-09T18:00:00Z", True, end="2015-03-09T19:00:00Z")
-         + (("quiet 04-01", pd.Timestamp("2015-04-01T00:00:00Z"), False),)),
+         + (("quiet 04-01", pd.Timestamp("2015-04-01T00:00:00Z"), False),), country="US"),
     Case("nab_twitter_aapl_5min.csv", AAPL_EVENTS,
-         _cuts("Apple event", "2015-03-09T18:00:00Z", True, end="2015-03-09T19:00:00Z")),
+         _cuts("Apple event", "2015-03-09T18:00:00Z", True, end="2015-03-09T19:00:00Z"), country="US"),
     Case("melbourne_bourke_st_pedestrians_hourly.csv", MELB_EVENTS,
          _cuts("Boxing Day", "2015-12-26T02:00:00Z", True, end="2015-12-26T10:00:00Z")
          + (("quiet 2016-05-02", pd.Timestamp("2016-05-02T00:00:00Z"), False),),
-         calendar_tz="Australia/Melbourne"),
+         calendar_tz="Australia/Melbourne", country="AU"),
     Case("nab_nyc_taxi_passengers_hourly.csv", NYC_EVENTS,
          _cuts("Thanksgiving", "2014-11-27T17:00:00Z", False)
          + _cuts("Christmas", "2014-12-25T17:00:00Z", False, offsets=(0, 1))
          + (("quiet 2014-10-06", pd.Timestamp("2014-10-06T04:00:00Z"), False),),
-         calendar_tz="America/New_York"),
+         calendar_tz="America/New_York", country="US"),
     Case("uci_online_retail_lineitems_hourly.csv", UCI_EVENTS,
          (("Easter +1d", pd.Timestamp("2011-04-26T23:00:00Z"), False),
           ("quiet 2011-06-06", pd.Timestamp("2011-06-06T00:00:00Z"), False)),
-         calendar_tz="Europe/London"),
+         calendar_tz="Europe/London", country="GB"),
 )
 
 
@@ -292,6 +294,10 @@ def _timed_fit(make, history: Series, repeats: int):
 HINDSIGHT = True
 """Also fit Ebbtide with the answer (`Row.hindsight`); `--no-hindsight` turns it off."""
 
+COUNTRIES = True
+"""Model each real trace's country's public holidays (`Case.country`, as a person with that data
+would set it); `--no-country` turns it off (the bench's setting before the pooled-holiday work)."""
+
 SETTINGS_OVERRIDES: dict = {}
 """ModelSettings fields overridden from the command line (`--set name=value`, for ablations)."""
 
@@ -323,7 +329,8 @@ def run_case(case: Case, repeats: int, log, series: Series | None = None,
     baseline metrics by "file|cut|model", reused when present (baselines do not change while
     Ebbtide is being worked on; `--baseline-cache`)."""
     series = series if series is not None else read_series_csv(DATA / case.file)
-    settings = ModelSettings(**{"calendar_tz": case.calendar_tz, "country_holidays": case.country,
+    settings = ModelSettings(**{"calendar_tz": case.calendar_tz,
+                                "country_holidays": case.country if COUNTRIES else None,
                                 **SETTINGS_OVERRIDES})
     rows = []
     for label, cut, clear in case.cuts:
@@ -521,13 +528,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--brief", action="store_true", help="one line per cut plus the summary (quick loops)")
     p.add_argument("--no-hindsight", action="store_true",
                    help="skip the extra fit of Ebbtide WITH the forecast week (the 'hindsight' columns)")
+    p.add_argument("--no-country", action="store_true",
+                   help="declare no country holidays for the shared traces (the bench before the pooled-holiday "
+                        "work; --country still applies to --csv)")
     p.add_argument("--synthetic", action="store_true",
                    help="also run the seeded synthetic suite (the generalisation check)")
     args = p.parse_args(argv)
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     SETTINGS_OVERRIDES.update(dict(_parse_override(t) for t in args.set))
-    global HINDSIGHT
+    global HINDSIGHT, COUNTRIES
     HINDSIGHT = not args.no_hindsight
+    COUNTRIES = not args.no_country
     rows: list[Row] = []
     cache = None
     if args.baseline_cache is not None:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -235,6 +235,42 @@ def tau_grid(shortest: timedelta, longest: timedelta, count: int) -> tuple[timed
     return tuple(timedelta(minutes=round(v / 60.0)) for v in vals)
 
 
+def _country_calendar(country: str, since: datetime, until: datetime):
+    """The `holidays` package's calendar of `country` for the years touching [since, until]
+    (a mapping date -> name, with `.weekend`: the country's weekend weekdays, Monday = 0)."""
+    import holidays as holidays_lib  # the `holidays` package: pure data, no I/O
+
+    years = range(since.year, until.year + 1)
+    try:
+        return holidays_lib.country_holidays(country, years=years)
+    except NotImplementedError:
+        raise ValueError(f"unknown holiday country code {country!r} (the `holidays` package has no such "
+                         f"country; use an ISO 3166 code such as CN, US, DE)") from None
+
+
+def pooled_holiday_days(country: str, since: datetime, until: datetime) -> dict[date, str]:
+    """The public holidays of `country` (ISO code) in the years touching [since, until] that
+    fall on one of its working days (date -> name): the days that share the pooled public-holiday
+    effect (forecaster.model, `ModelSettings.pooled_holidays`). A holiday on the country's
+    weekend is left out: the day is already a weekend day in the weekly seasonality, and an
+    effect learnt on weekdays (closed shops, no commute) would count twice there; where the
+    holiday moves to a weekday, the `holidays` package lists that day ("... (observed)") and it
+    is kept."""
+    cal = _country_calendar(country, since, until)
+    weekend = set(getattr(cal, "weekend", {5, 6}))
+    return {day: name for day, name in sorted(cal.items()) if day.weekday() not in weekend}
+
+
+def local_date_mask(grid: pd.DatetimeIndex, days: Iterable[date], tz: str = "UTC") -> np.ndarray:
+    """Mask (unitless 0/1) of the grid points whose local date in `tz` (the date of the point's
+    own timestamp, as Prophet matches its holiday windows on `ds`) is one of `days`, else 0."""
+    if not isinstance(grid, pd.DatetimeIndex) or grid.tz is None:
+        raise ValueError("local_date_mask needs a tz-aware DatetimeIndex (UTC or any zone)")
+    local = grid.tz_convert(ZoneInfo(tz)).tz_localize(None).normalize()
+    wanted = pd.DatetimeIndex([pd.Timestamp(d) for d in days])
+    return np.asarray(local.isin(wanted), dtype=float)
+
+
 def holidays_frame(
     events: Iterable[Event],
     since: datetime,
@@ -259,15 +295,7 @@ def holidays_frame(
         d1 = (end_local - timedelta(microseconds=1)).date() if ev.end > ev.start else d0
         rows.append((ev.name.split("@")[0], pd.Timestamp(d0), 0, max(0, (d1 - d0).days)))
     if country:
-        import holidays as holidays_lib  # the `holidays` package: pure data, no I/O
-
-        years = range(since.year, until.year + 1)
-        try:
-            cal = holidays_lib.country_holidays(country, years=years)
-        except NotImplementedError:
-            raise ValueError(f"unknown holiday country code {country!r} (the `holidays` package has no such "
-                             f"country; use an ISO 3166 code such as CN, US, DE)") from None
-        for day, name in sorted(cal.items()):
+        for day, name in sorted(_country_calendar(country, since, until).items()):
             rows.append((f"{country}:{name}", pd.Timestamp(day), 0, 0))
     frame = pd.DataFrame(rows, columns=["holiday", "ds", "lower_window", "upper_window"])
     lo = pd.Timestamp(since.astimezone(zone).date()) - pd.Timedelta(days=400)

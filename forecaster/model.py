@@ -31,6 +31,8 @@ neighbouring tau, not the whole grid. Since the long-tail work: power-law kernel
 settle level: the long tail is the competing explanation of a tail that stays up), no candidate
 whose settle level would take the forecast below what the observed tail supports
 (`settle_floor`), and with the ebb observed the interval spans the best kernel of each family.
+With `country_holidays`, a public holiday the history never showed borrows the per-hour effect
+of those it showed (`pooled_holidays`; its band also spans the forecast without it).
 
 Intervals are calibrated, not Prophet's own: residuals in z on the requested grid, from the
 in-sample fit and from a holdout (the last `holdout` of history, refitted without it), give
@@ -61,8 +63,9 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -155,6 +158,24 @@ class ModelSettings:
     seasonality. Event regressors are exact in any zone."""
     country_holidays: str | None = None
     """ISO country code (e.g. "CN", "US") whose public holidays become holiday windows."""
+    pooled_holidays: bool = True
+    """With `country_holidays`: a public holiday the history never showed borrows the effect of
+    those it did. Prophet learns one coefficient per holiday NAME, so a holiday absent from the
+    lookback (most of a forecast week's, with 4-5 weeks of history) keeps its prior (~0) and
+    was forecast as an ordinary day. The pooled effect is, per local hour of the day, the mean
+    residual in z of the fit WITHOUT its holiday terms on the seen holidays (the country's
+    public holidays on its working days with observed points, outside sale/joint_live events):
+    what a holiday did to that hour. It is added to the forecast on the working-day public
+    holidays whose name has no observed day in the history; seen names keep their own window.
+    Per hour, not one level: a day-level shift in z cannot draw a closed day (no orders in
+    business hours, the usual nothing at night). No seen holiday: no effect (unidentified),
+    and `notes` say so. UK retail: Good Friday, without orders, tells the royal wedding and May
+    Day a week later. Holidays on the country's weekend are neither learnt from nor forecast
+    (forecaster.events `pooled_holiday_days`). Computed from each fit (no extra Prophet fit)."""
+    pooled_holiday_band: bool = True
+    """The interval also spans the forecast WITHOUT the pooled holiday effect: on those days the
+    effect is borrowed, not observed (a US Columbus Day is no Thanksgiving for a taxi fleet), and
+    capacity is sized to the upper bound. Off holidays nothing changes."""
     tau_candidates: tuple[timedelta, ...] = field(default_factory=_default_taus)
     """Ebb time constants to choose among (geometric: 2h .. 128h, 7 values). Stretched for
     coarse series: see `tau_min_steps`."""
@@ -559,6 +580,21 @@ class _Fitted:
     carried: tuple[tuple[str, float], ...] = ()
     """(event, w): the event's negative `inside` effect is carried into its ebb at prediction
     time with weight w in (0, 1] (`ModelSettings.ebb_start_cap`)."""
+    pool: "_PooledHoliday | None" = None
+    """The pooled public-holiday effect learnt with this fit (`ModelSettings.pooled_holidays`)."""
+    pool_off: bool = False
+    """Predict without the pooled holiday effect (`ModelSettings.pooled_holiday_band`)."""
+
+
+@dataclass(frozen=True)
+class _PooledHoliday:
+    """The pooled public-holiday effect of one fit: `by_hour[h]` is added (in z) at local hour
+    h of every pooled holiday whose name is not in `seen` (24 values; an hour no seen holiday
+    observed gets the mean of the others). `seen_days` are the days it was learnt on."""
+
+    by_hour: np.ndarray
+    seen: frozenset[str]
+    seen_days: tuple[date, ...]
 
 
 class EbbtideForecaster:
@@ -576,6 +612,7 @@ class EbbtideForecaster:
         self.settings = settings or ModelSettings()
         self._fitted_ok = False
         self._ceiling: tuple[float, tuple[str, ...]] | None = None
+        self._pool_days: dict[date, str] = {}
 
     # ---------------------------------------------------------------- public API
     @property
@@ -639,6 +676,8 @@ class EbbtideForecaster:
         self._occ = [e for e in self._occ if e.end + s.ebb_span > hist_start]
         self._holidays = evf.holidays_frame(self.events, hist_start, hist_end + s.horizon_hint,
                                             tz=s.calendar_tz, country=s.country_holidays)
+        self._pool_days = (evf.pooled_holiday_days(s.country_holidays, hist_start, hist_end + s.horizon_hint)
+                           if s.pooled_holidays and s.country_holidays else {})
         self._span_days = span / DAY
         self._coarse = coarse
 
@@ -760,6 +799,7 @@ class EbbtideForecaster:
                 if any(c.endswith(":settle") for c in refit.columns):
                     fits[t] = refit
         self._best = fits[best_tau]
+        self._pool_notes(hist_end, notes)
         if self._best.carried:
             notes.append(f"ebb start capped at the event's fitted level at its end (at least the level without it) "
                          f"for {', '.join(n for n, _ in self._best.carried)}: its `inside` effect is negative and "
@@ -800,6 +840,10 @@ class EbbtideForecaster:
         # `ebb_start_cap` is a prior on the ebb's start, not data: the band still spans what the
         # fit itself says (the uncapped ebb), so the cap lowers yhat, never yhat_upper.
         zs += [self._fine_z(replace(f, carried=()), idx) for f in self._plausible if f.carried]
+        # The pooled holiday effect is borrowed from other holidays, not observed on these days:
+        # the band also spans the forecast without it (it is 0 off those days).
+        if self.settings.pooled_holiday_band:
+            zs += [self._fine_z(replace(f, pool_off=True), idx) for f in self._plausible if f.pool is not None]
         z_hi = np.max(zs, axis=0) + self._quantiles_at(idx, self._q_hi)
         z_lo = np.min(zs, axis=0) + self._quantiles_at(idx, self._q_lo)
         prof = self._profile_at(idx)
@@ -941,15 +985,69 @@ class EbbtideForecaster:
         # Newton when LBFGS fails).
         kwargs: dict[str, Any] = {"seed": self.settings.seed, "algorithm": "LBFGS"}
         with _quiet():
+            fitted = False
             if init:
                 try:
                     m.fit(df, init=init, **kwargs)
-                    return _Fitted(m, dict(taus), columns, self._carried_inside(m, columns))
+                    fitted = True
                 except Exception:  # shape mismatch with the warm start: refit cold
                     m = self._new_prophet(self._span_days if span_days is None else span_days)
                     self._add_regressors(m, columns)
-            m.fit(df, **kwargs)
-        return _Fitted(m, dict(taus), columns, self._carried_inside(m, columns))
+            if not fitted:
+                m.fit(df, **kwargs)
+        f = _Fitted(m, dict(taus), columns, self._carried_inside(m, columns))
+        return replace(f, pool=self._pooled_effect(f, grid, z))
+
+    def _pooled_effect(self, f: _Fitted, grid: pd.DatetimeIndex, z: np.ndarray) -> _PooledHoliday | None:
+        """The pooled public-holiday effect of fit `f` on `grid` (`ModelSettings.pooled_holidays`):
+        per local hour, the mean of z - (fitted z - its holiday terms) over the observed points
+        of the seen pooled holidays outside sale/joint_live events; None when there is none."""
+        if not self._pool_days:
+            return None
+        tz = self.settings.calendar_tz
+        on = (evf.local_date_mask(grid, self._pool_days, tz) > 0) & np.isfinite(z)
+        on &= ~evf.in_or_after(grid, self._occ, timedelta(0), self._fit_step)
+        if not on.any():
+            return None
+        sel = grid[on]
+        with _quiet():
+            out = f.prophet.predict(self._frame(sel, f.taus, f.columns, f.carried))
+        hol = out["holidays"].to_numpy() if "holidays" in out else np.zeros(len(sel))
+        resid = z[on] - (out["yhat"].to_numpy() - hol)
+        local = sel.tz_convert(tz)
+        hours = np.asarray(local.hour)
+        by_hour = np.full(24, float(np.mean(resid)))
+        for h in np.unique(hours):
+            by_hour[h] = float(np.mean(resid[hours == h]))
+        days = tuple(sorted(set(local.date)))
+        return _PooledHoliday(by_hour, frozenset(self._pool_days[d] for d in days), days)
+
+    def _pool_at(self, f: _Fitted, grid: pd.DatetimeIndex) -> np.ndarray:
+        """The pooled holiday effect of `f` in z at each point of `grid` (0 off the pooled
+        holidays whose name the history did not show, and with `pool_off`)."""
+        if f.pool is None or f.pool_off:
+            return np.zeros(len(grid))
+        days = [d for d, name in self._pool_days.items() if name not in f.pool.seen]
+        mask = evf.local_date_mask(grid, days, self.settings.calendar_tz) > 0
+        return np.where(mask, f.pool.by_hour[np.asarray(grid.tz_convert(self.settings.calendar_tz).hour)], 0.0)
+
+    def _pool_notes(self, hist_end: datetime, notes: list[str]) -> None:
+        """Say what the pooled holiday effect learnt and where it applies (or why it is off)."""
+        s = self.settings
+        if not self._pool_days:
+            return
+        pool = self._best.pool
+        if pool is None:
+            notes.append(f"pooled holiday effect: no public holiday of {s.country_holidays} on a working day "
+                         f"observed in the history (unidentified): holidays ahead are forecast as ordinary days")
+            return
+        zone = ZoneInfo(s.calendar_tz)
+        first, last = hist_end.astimezone(zone).date(), (hist_end + s.horizon_hint).astimezone(zone).date()
+        ahead = [f"{d} {n}" for d, n in self._pool_days.items() if first <= d <= last and n not in pool.seen]
+        notes.append(f"pooled holiday effect ({s.country_holidays}) learnt on "
+                     + ", ".join(f"{d} {self._pool_days[d]}" for d in pool.seen_days)
+                     + f": mean {np.mean(pool.by_hour):+.2f} in z (by hour {np.min(pool.by_hour):+.2f} .. "
+                     + f"{np.max(pool.by_hour):+.2f}); applied to " + (", ".join(ahead) if ahead else "no day ahead"))
 
     def _carried_inside(self, m, columns: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
         """(event, w) for the events whose ebb start is capped (`ebb_start_cap`): the ebb's
@@ -1069,7 +1167,7 @@ class EbbtideForecaster:
         df = self._frame(grid, f.taus, f.columns, f.carried)
         with _quiet():
             out = f.prophet.predict(df)
-        return out["yhat"].to_numpy()
+        return out["yhat"].to_numpy() + self._pool_at(f, grid)
 
     def _coarse_grid_for(self, idx: pd.DatetimeIndex) -> pd.DatetimeIndex:
         fs = pd.Timedelta(self._fit_step)
