@@ -43,7 +43,8 @@ day ranked by fitted level, each band its own quantiles); the band is [min_c zha
 q_lo(band, lead), max_c zhat_c + q_hi(band, lead)] mapped back.
 With no event in or near the history, the holdout also decides between this Prophet model, the
 seasonal naive (a week, or a day with less history) and their average: the lowest holdout WAPE
-wins, and `notes` say which.
+on ordinary days (holidays left out) wins, and `notes` say which; on holidays, and on days the
+naive would copy a holiday onto, Prophet's forecast stays.
 
 Fine data is fitted on a coarser grid (mean per bucket, in the series' own units) so that four
 weeks of 1-minute data fit in seconds; predictions are interpolated back (in z, between bucket
@@ -265,6 +266,26 @@ class ModelSettings:
     holdout: timedelta = timedelta(days=7)
     """Recent history held out (refit without it) to calibrate intervals and to compare with the
     seasonal naive; at most a quarter of the history."""
+    naive_skips_holidays: bool = True
+    """When the holdout chose the seasonal naive or the average (no event around), Prophet's
+    forecast and band are used instead on the points whose local date is a holiday (public,
+    `country_holidays`, or a holiday-kind event), or whose naive source (the same time one
+    season back, in the history) falls on one: the naive copies an ordinary day onto a holiday
+    and a holiday onto an ordinary day, while Prophet has the holiday's own window (or the
+    pooled effect) and knows the ordinary day. The choice is made on ordinary days
+    (`holdout_ordinary_days`), so it acts on ordinary days. `notes` name the days."""
+    holdout_ordinary_days: bool = True
+    """The holdout's model choices (the residual profile's weight; with no event around,
+    Prophet vs the seasonal naive vs their average) are scored by WAPE on ordinary days only:
+    the local dates (`calendar_tz`) of public holidays (`country_holidays`) and holiday-kind
+    events are left out. The holdout refit has never seen a holiday inside the holdout, so its
+    per-name window is unlearnt there, and the seasonal naive copies an ordinary day: neither
+    error says how a model does on the ordinary days the choice is about (the forecast week may
+    have no holiday at all; where it has one, the per-name window or the pooled effect acts,
+    learnt on the full history). When the ordinary points would be fewer than a day or than
+    half of the scored ones, all are scored. The interval's holdout residuals keep the
+    holidays: a forecast week has unlearnt holidays too, and capacity is sized to the upper
+    bound. `notes` name the days left out."""
     interval_lead_edges: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=3))
     """Lead-time buckets of the interval (lead = time after the last observed point): one pair
     of residual quantiles per bucket (default: <= 1 d, 1-3 d, > 3 d), from the holdout residuals
@@ -854,17 +875,26 @@ class EbbtideForecaster:
             pu, pl = self._prophet_interval(idx)
             upper = np.maximum(upper, pu * prof)
             lower = np.minimum(lower, pl * prof)
+        notes = tuple(self._notes)
         if self._mode != "prophet":
             naive = self._naive.predict(idx)
             ny = naive.yhat.to_numpy()
             shift_hi = np.maximum(upper - yhat, 0.0)
             shift_lo = np.maximum(yhat - lower, 0.0)
+            p_yhat, p_upper, p_lower = yhat, upper, lower
             yhat = ny if self._mode == "naive" else 0.5 * (yhat + ny)
             upper = (self._tf.inverse(self._tf.forward(yhat) + self._quantiles_at(idx, self._q_hi_mode))
                      if self._q_hi_mode is not None else yhat + shift_hi)
             lower = (self._tf.inverse(self._tf.forward(yhat) + self._quantiles_at(idx, self._q_lo_mode))
                      if self._q_lo_mode is not None else yhat - shift_lo)
-        notes = tuple(self._notes)
+            off = self._naive_off_days(idx)
+            if off.any():
+                yhat, upper, lower = (np.where(off, p, m) for p, m in
+                                      ((p_yhat, yhat), (p_upper, upper), (p_lower, lower)))
+                dates = sorted(set(idx[off].tz_convert(self.settings.calendar_tz).date))
+                notes += (f"Prophet's forecast, not the {self._mode}, on {int(off.sum())} points of "
+                          + ", ".join(str(d) for d in dates)
+                          + " (a holiday, or the day the seasonal naive would copy is one)",)
         if self._ceiling is not None:
             cap, mask = self._ceiling[0], self._ceiling_mask(idx)
             over = mask & ((yhat > cap) | (upper > cap))
@@ -1395,9 +1425,11 @@ class EbbtideForecaster:
             gi = coarse.index[train]
             hold_prof = self._residual_profile(gi, z[train] - self._predict_z(f_hold, gi), event_time[train])
         clean = ~evf.in_or_after(test.index, self._occ, s.ebb_span, self._step)
+        ordinary = self._ordinary_points(test.index)
         season_h = None
         if hold_prof is not None and clean.sum() * self._step >= DAY:
-            scores = {w: _wape(y_test[clean], self._fine_yhat(f_hold, test.index[clean], (w, *hold_prof)))
+            scored = self._scored_points(clean, ordinary)
+            scores = {w: _wape(y_test[scored], self._fine_yhat(f_hold, test.index[scored], (w, *hold_prof)))
                       for w in (0.0, 0.5, 1.0)}
             weight = min(scores, key=lambda w: (scores[w], w))
             notes.append("seasonal residual profile: holdout WAPE "
@@ -1413,9 +1445,66 @@ class EbbtideForecaster:
                 keep &= ~evf.in_or_after(test.index, [e], s.ebb_span, self._step)
         r_hold = (self._tf.forward(y_test) - self._tf.forward(yh))[keep]
         lead_hold_s = self._lead_s(test.index, cut)[keep]
+        scored = self._scored_points(np.ones(len(test), dtype=bool), ordinary)
         if not names and len(test) and history.step <= DAY:
-            self._choose_vs_naive(history, cut, test, yh, notes)
+            self._choose_vs_naive(history, cut, test, yh, notes, scored)
+        self._holiday_note(test.index, ordinary, scored, notes)
         return weight, r_hold, lead_hold_s, test.index[keep], hold
+
+    def _naive_off_days(self, idx: pd.DatetimeIndex) -> np.ndarray:
+        """True at the points of `idx` where the seasonal naive (and the average) give way to
+        Prophet (`naive_skips_holidays`): the point's local date is a holiday, or the date of
+        the history point the naive copies there (one season back, or j seasons back `j` =
+        ceil(lead / season) past the first season) is one."""
+        days = self._holiday_dates() if self.settings.naive_skips_holidays else {}
+        if not days or not len(idx):
+            return np.zeros(len(idx), dtype=bool)
+        season = pd.Timedelta(self._naive.season)
+        back = np.ceil(np.asarray((idx - self._last) / season, dtype=float)).clip(1, None)
+        src = idx - pd.to_timedelta(back * season.value, unit="ns")
+        tz = self.settings.calendar_tz
+        return (evf.local_date_mask(idx, days, tz) > 0) | (evf.local_date_mask(pd.DatetimeIndex(src), days, tz) > 0)
+
+    def _holiday_dates(self) -> dict[date, str]:
+        """Local dates (`calendar_tz`) covered by a holiday window of the model (`_holidays`:
+        holiday-kind events and `country_holidays`), with the holiday's name."""
+        out: dict[date, str] = {}
+        for row in self._holidays.itertuples(index=False):
+            for k in range(int(row.lower_window), int(row.upper_window) + 1):
+                out.setdefault((row.ds + pd.Timedelta(days=k)).date(), str(row.holiday))
+        return out
+
+    def _ordinary_points(self, idx: pd.DatetimeIndex) -> np.ndarray:
+        """True at the points of `idx` on ordinary days: no holiday window on their local date
+        (`holdout_ordinary_days`; all True when it is off)."""
+        days = self._holiday_dates() if self.settings.holdout_ordinary_days else {}
+        if not days:
+            return np.ones(len(idx), dtype=bool)
+        return evf.local_date_mask(idx, days, self.settings.calendar_tz) == 0
+
+    def _scored_points(self, base: np.ndarray, ordinary: np.ndarray) -> np.ndarray:
+        """The holdout points a model choice is scored on: `base` on ordinary days, unless that
+        leaves less than a day or less than half of `base` (then all of `base`)."""
+        kept = base & ordinary
+        if kept.sum() * self._step >= DAY and 2 * kept.sum() >= base.sum():
+            return kept
+        return base
+
+    def _holiday_note(self, idx: pd.DatetimeIndex, ordinary: np.ndarray, scored: np.ndarray,
+                      notes: list[str]) -> None:
+        """Say which holiday dates of the holdout (`idx`) its model choices left out (`scored`
+        is `ordinary`), or kept (too few ordinary points)."""
+        if ordinary.all():
+            return
+        names = self._holiday_dates()
+        dates = sorted(set(idx[~ordinary].tz_convert(self.settings.calendar_tz).date))
+        text = ", ".join(f"{d} {names[d]}" for d in dates)
+        if not scored.all():
+            notes.append(f"holdout model choice scored on ordinary days only: left out {text} (the holdout refit "
+                         f"may never have seen them, the seasonal naive copies an ordinary day)")
+        else:
+            notes.append(f"holdout model choice scored on all days, holidays included ({text}): too few "
+                         f"ordinary days left without them")
 
     # ---------------------------------------------------------------- warm refits
     def _structure_key(self, names, hinted, history: Series) -> str:
@@ -1566,8 +1655,10 @@ class EbbtideForecaster:
                 [dec(g) for g in cal.get("band_buckets", [])], mode_band_buckets)
 
     def _choose_vs_naive(self, history: Series, cut: pd.Timestamp, test: pd.Series, yh: np.ndarray,
-                         notes: list[str]) -> None:
-        """No event around: pick prophet, seasonal naive or their average by holdout WAPE."""
+                         notes: list[str], scored: np.ndarray) -> None:
+        """No event around: pick prophet, seasonal naive or their average by holdout WAPE on the
+        `scored` points of `test` (`_scored_points`); the chosen one's holdout residuals (for its
+        interval) cover all of `test`."""
         from forecaster.baselines import SeasonalNaive
 
         train_hist = history.before(cut)
@@ -1580,7 +1671,8 @@ class EbbtideForecaster:
         except ValueError:
             return
         y = test.to_numpy()
-        scores = {"prophet": _wape(y, yh), "naive": _wape(y, ny), "blend": _wape(y, 0.5 * (yh + ny))}
+        ys, yhs, nys = y[scored], yh[scored], ny[scored]
+        scores = {"prophet": _wape(ys, yhs), "naive": _wape(ys, nys), "blend": _wape(ys, 0.5 * (yhs + nys))}
         mode = min(scores, key=lambda k: (scores[k], k != "prophet"))
         label = f"seasonal naive ({interval_text(season)})"
         notes.append("holdout WAPE: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
