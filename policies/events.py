@@ -140,6 +140,21 @@ def parse_events(data: object, file: str | Path, lines: dict, prefix: tuple = ()
     return events
 
 
+def check_holiday_country(code: str) -> str:
+    """`code` unchanged when the `holidays` package has a public-holiday calendar for it (an ISO
+    3166 code such as US, CN, DE); else ValueError naming it. Checked where a code is written (a
+    policy's `country_holidays`, `ebbtide backtest --country`): an unknown code is an input
+    error there, instead of failing every later fit."""
+    import holidays  # pure data, no I/O; imported late (slow to import)
+
+    try:
+        holidays.country_holidays(code, years=2000)
+    except NotImplementedError:
+        raise ValueError(f"unknown holiday country code {code!r} (the `holidays` package has no such "
+                         f"country; use an ISO 3166 code such as CN, US, DE)") from None
+    return code
+
+
 def load_events_file(path: str | Path) -> list[Event]:
     """Read an events file: a top-level `events:` list, or a bare list of events."""
     data, lines = load_yaml_with_lines(path)

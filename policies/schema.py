@@ -36,7 +36,7 @@ from pydantic import (
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
-from policies.events import Event
+from policies.events import Event, check_holiday_country
 from policies.units import format_duration, parse_duration
 
 #: JSON Schema of a duration as the loader accepts it: `90s`, `15m`, `1h30m`, `7d`, or seconds.
@@ -308,6 +308,11 @@ class ForecastSettings(Strict):
                                               "capitals, e.g. CN")] | None = Field(default=None, description="ISO 3166 "
                                          "country code whose national holidays the model learns (e.g. CN). "
                                          "Absent: none (sales come from `events`).")
+
+    @field_validator("country_holidays")
+    @classmethod
+    def _known_country(cls, v: str | None) -> str | None:
+        return None if v is None else check_holiday_country(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ForecastSettings":

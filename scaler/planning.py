@@ -473,8 +473,11 @@ def _burst_step(
     (scaler.safety.burst_growth: the point itself, or with `smoothing` an exponentially smoothed
     level when that predicted the history's bursts with a lower quantile loss), the level now is
     that smoothing carried on to the observation (alpha x observed + (1 - alpha) x the history's
-    level; the observation itself at alpha 1 or when the history does not end right before the
-    observed point), and `duty` the share of the time the allowance is on
+    level; the observation itself at alpha 1 or when the history's last FINITE point is not the
+    one right before the observed point: a window that stops short, or ends in missing points,
+    whose carried level is stale. B is then the growth from single points (alpha 1): the
+    smoothed level's B sized to one noisy point under-covers, e.g. ~0.78 for q0.9 on lognormal
+    noise), and `duty` the share of the time the allowance is on
     (scaler.safety.burst_duty). After the headroom step the capacity is
     level x B x (1 + headroom) ** (1 - duty): the headroom is counted inside the allowance as
     far as the allowance stands (both cover demand moving before it is observed). Only raises.
@@ -511,8 +514,9 @@ def _burst_step(
         ))
         return sized
     growth = learnt.growth
+    missing = next((k for k, v in enumerate(reversed(recent.values)) if math.isfinite(v)), len(recent.values))
     last_at = recent.start + (len(recent.values) - 1) * recent.step
-    adjacent = points_ahead(last_at, quality.demand_at, recent.start, recent.step) == 1
+    adjacent = points_ahead(last_at, quality.demand_at, recent.start, recent.step) == 1 and missing == 0
     if learnt.alpha < 1.0 and adjacent and math.isfinite(learnt.level):
         level = learnt.alpha * observed + (1.0 - learnt.alpha) * learnt.level
         tried = ", ".join(f"{a:g}: {loss:.4g}" for a, loss in learnt.loss)
@@ -523,7 +527,13 @@ def _burst_step(
         level = observed
         source = f"observed {fmt(observed)}"
         if learnt.alpha < 1.0:
-            source += " (the smoothed level does not reach the observed point)"
+            # The growth must be the one learnt from the level it multiplies: the point alone.
+            learnt = _cached_burst(recent.values[first:], ahead, quantile, per, False) or learnt
+            growth = learnt.growth
+            gap = {0: "", 1: ": the history's last point is missing"}.get(
+                missing, f": the history's last {missing} points are missing")
+            source += (f" (the smoothed level does not reach the observed point{gap}; growth learnt "
+                       f"from single points)")
     duty = burst_duty(quality.demand_at, now + lead, recent.step)
     inside = (1.0 + headroom) ** duty
     need = level * growth / inside

@@ -12,7 +12,7 @@ Cases:
 - the planner: the level now carries the smoothing on to the observation (alpha x observed +
   (1 - alpha) x history level) and the reason names it; `burst_smoothing: false` grows from the
   observation alone; a history that does not end right before the observed point falls back to
-  the observation.
+  the observation, with the growth learnt from single points (the level it multiplies).
 """
 
 from __future__ import annotations
@@ -135,8 +135,10 @@ def test_burst_smoothing_false_grows_from_the_observation():
 
 def test_a_history_that_stops_short_of_the_observed_point_grows_from_the_observation():
     short = RecentDemand(HIST.start - 2 * STEP, STEP, HIST.values)  # ends two points before
-    learnt = burst_growth(NOISY, 1, 0.9, 100)
+    point = burst_growth(NOISY, 1, 0.9, 100, alphas=(1.0,))
+    assert burst_growth(NOISY, 1, 0.9, 100).alpha < 1.0  # smoothing would win, but cannot reach
     p = _plan(workload(**WL), history=short)
     assert "does not reach the observed point" in step(p, "burst").reason
-    # the lead window now reaches one point beyond the observed one as before: growth unchanged
-    assert step(p, "burst").after == pytest.approx(700 * learnt.growth / INSIDE)
+    # the lead window reaches one point beyond the observed one as before; the level is the
+    # point, so the growth is the one learnt from points
+    assert step(p, "burst").after == pytest.approx(700 * point.growth / INSIDE)

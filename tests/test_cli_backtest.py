@@ -5,6 +5,13 @@ Cases (bad input: exit 2, one `error:` message naming file and line, or the flag
 - --cutoff before the data, long after it, or without a zone; --horizon unparsable or shorter
   than the file's interval; too little history before the cutoff;
 - an events file with an error names the events file and its line;
+- --country with a code the holidays package does not know, or --calendar-tz with an unknown
+  zone: exit 2 naming the flag and the value, before any fitting; a lower-case code is taken
+  as the upper-case one and both reach Ebbtide's ModelSettings (country_holidays, calendar_tz);
+- end to end (slow): a New York hourly trace with US holidays at 30% of a normal day, Veterans
+  Day in the history and Thanksgiving in the horizon: with --country US --calendar-tz
+  America/New_York the notes name the pooled holiday effect learnt on Veterans Day and applied
+  to Thanksgiving, and the forecast of Thanksgiving's local day is well below the day before;
 - end to end (slow): a small synthetic hourly CSV with a sale: --json lists Ebbtide first and
   every baseline with metrics and fit seconds, --forecast-out writes ts,yhat,yhat_lower,
   yhat_upper on the file's grid for the horizon; a cutoff at the end of the data says there are
@@ -116,6 +123,78 @@ def test_bad_events_file(tmp_path, capsys):
                   "    peak: 2026-03-01T00:00:00Z\n    end: 2026-03-03T00:00:00Z\n")
     assert_error(capsys, ["--csv", str(f), "--cutoff", "2026-03-02T12:00:00Z", "--horizon", "6h",
                           "--events", str(ev)], f"{ev}:2", "start <= peak <= end")
+
+
+@pytest.mark.parametrize(
+    "flag, value, fragment",
+    [("--country", "XX", "--country 'XX': no public-holiday calendar for this code"),
+     ("--country", "", "--country '': no public-holiday calendar for this code"),
+     ("--calendar-tz", "Mars/Olympus", "--calendar-tz 'Mars/Olympus': unknown IANA time zone"),
+     ("--calendar-tz", "", "--calendar-tz '': unknown IANA time zone")],
+)
+def test_bad_country_or_zone_fails_before_fitting(tmp_path, capsys, monkeypatch, flag, value, fragment):
+    import scaler.cli.backtest as bt
+
+    def no_fit(*a, **k):
+        raise AssertionError("fitted although a flag is wrong")
+
+    monkeypatch.setattr(bt, "compare_models", no_fit)
+    f = hourly_csv(tmp_path / "t.csv")
+    assert_error(capsys, ["--csv", str(f), "--cutoff", "2026-03-02T12:00:00Z", "--horizon", "6h",
+                          flag, value], fragment)
+
+
+def test_country_and_zone_reach_the_model_settings(tmp_path, capsys, monkeypatch):
+    import scaler.cli.backtest as bt
+    from policies.errors import EbbtideError
+
+    seen = []
+
+    def record(series, events, origin, horizon, settings=None):
+        seen.append(settings)
+        raise EbbtideError("stop after recording the settings")
+
+    monkeypatch.setattr(bt, "compare_models", record)
+    f = hourly_csv(tmp_path / "t.csv")
+    base = ["--csv", str(f), "--cutoff", "2026-03-02T12:00:00Z", "--horizon", "6h"]
+    assert_error(capsys, base + ["--country", "jp", "--calendar-tz", "Asia/Tokyo"], "stop after")
+    assert_error(capsys, base, "stop after")
+    assert (seen[0].country_holidays, seen[0].calendar_tz) == ("JP", "Asia/Tokyo")
+    assert (seen[1].country_holidays, seen[1].calendar_tz) == (None, "UTC")
+
+
+def us_holiday_csv(path):
+    """Hourly New York traffic 2025-10-20 .. 11-30: a daily cycle, weekends at 60%, US public
+    holidays (local dates) at 30%, 5% lognormal noise (seeded)."""
+    import holidays
+    import numpy as np
+
+    idx = pd.date_range("2025-10-20T04:00:00Z", "2025-11-30T05:00:00Z", freq="1h", inclusive="left")
+    local = idx.tz_convert("America/New_York")
+    hour = np.asarray(local.hour, dtype=float)
+    day = 0.35 + 0.65 * np.clip(np.sin(np.pi * (hour - 6) / 16), 0, None)
+    week = np.where(np.asarray(local.day_of_week) >= 5, 0.6, 1.0)
+    off = pd.Index(local.date).isin(list(holidays.country_holidays("US", years=2025)))
+    y = 200 * day * week * np.where(off, 0.3, 1.0) * np.exp(np.random.default_rng(3).normal(0, 0.05, len(idx)))
+    path.write_text("ts,value\n" + "".join(f"{t:%Y-%m-%dT%H:%M:%SZ},{v:.2f}\n" for t, v in zip(idx, y)))
+    return path
+
+
+@pytest.mark.slow
+def test_end_to_end_country_holidays(tmp_path, capsys):
+    f = us_holiday_csv(tmp_path / "us.csv")
+    out = tmp_path / "fc.csv"
+    code, stdout, err = run_cli(capsys, "--csv", str(f), "--cutoff", "2025-11-24T05:00:00Z", "--horizon", "4d",
+                                "--country", "US", "--calendar-tz", "America/New_York",
+                                "--forecast-out", str(out), "--json")
+    assert code == 0, err
+    notes = " | ".join(json.loads(stdout)["models"]["ebbtide"]["notes"])
+    assert "pooled holiday effect (US) learnt on 2025-11-11 Veterans Day" in notes
+    assert "applied to 2025-11-27 Thanksgiving" in notes
+    fc = pd.read_csv(out)
+    local = pd.to_datetime(fc["ts"], utc=True).dt.tz_convert("America/New_York").dt.strftime("%Y-%m-%d")
+    assert len(fc) == 96 and (fc["yhat"] <= fc["yhat_upper"]).all()
+    assert fc["yhat"][local == "2025-11-27"].mean() < 0.6 * fc["yhat"][local == "2025-11-26"].mean()
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,13 @@ Cases (fast, forecaster/csvio.py through read_series_csv or scaler.cli.main):
   reversed range "2030-01-01 .. 2026-03-13");
 - the replay refits only when a new interval is visible: an hourly trace with a 20-minute refit
   interval is fitted once per hour (a fake counting model), each fit on a longer history.
+- the burst allowance (scaler.planning step 1b) on a noisy 5-minute history that ends in a run
+  of missing points: the smoothed level is stale there, so the level is the observation alone,
+  the growth is the one learnt from single points (was: 0.1 x observed + 0.9 x the level from
+  before the gap, so after a 2 h gap and a 3x jump the allowance vanished), and the reason names
+  the missing points; on seeded lognormal noise the single-point growth sized to one point
+  covers the next point about as often as the quantile asks, the smoothed level's growth sized
+  to one point does not.
 Cases (Prophet fits):
 - every Prophet fit of EbbtideForecaster on a fit grid under 100 points (a 2-day hourly history;
   Prophet would pick Newton there, which stopped short and took up to 20 s per fit) uses LBFGS;
@@ -253,3 +260,45 @@ def test_replay_refits_only_on_new_intervals():
     refit_ends = [e for e in fits if e >= pd.Timestamp("2026-03-08T04:00:00Z")]
     assert refit_ends == list(pd.date_range("2026-03-08T04:00:00Z", "2026-03-08T16:00:00Z", freq="1h"))
     assert r.forecast.refits == 13
+
+
+def test_burst_after_missing_points_grows_from_the_observation_with_the_point_growth():
+    import math
+    import random
+
+    from planner_helpers import NOW, obs, policy, state, step, untrusted, workload
+    from scaler.planning import plan
+    from scaler.plans import RecentDemand
+    from scaler.safety import burst_growth
+
+    rnd = random.Random(5)
+    noisy = [1000.0 * math.exp(rnd.gauss(0, 0.3)) for _ in range(200)]
+    five = timedelta(minutes=5)
+    wl = workload(headroom=0.25, pod_startup="45s", quantile=0.9, max_replicas=500)
+    smoothed = burst_growth(noisy, 1, 0.9, 100)
+    assert smoothed.alpha < 1.0  # smoothing wins on this history
+    for missing in (1, 24):
+        values = tuple(noisy[missing:]) + (math.nan,) * missing
+        history = RecentDemand(NOW - 201 * five, five, values)  # last point ends at 11:55
+        point = burst_growth(values, 1, 0.9, 100, alphas=(1.0,))
+        p = plan(untrusted(), obs(3000.0, at=NOW - timedelta(seconds=150), recent_demand=history),
+                 wl, policy(wl), state(8), NOW)
+        burst = step(p, "burst")
+        assert burst.after == pytest.approx(3000.0 * point.growth / 1.25 ** 0.85)
+        assert burst.after > 3000.0  # the allowance stands (it was "3000 already covers")
+        last = "last point is missing" if missing == 1 else f"last {missing} points are missing"
+        assert f"observed 3000 (the smoothed level does not reach the observed point: the history's {last}" \
+            in burst.reason
+
+
+def test_point_growth_covers_a_single_point_the_smoothed_growth_does_not():
+    from scaler.safety import burst_growth
+
+    rng = np.random.default_rng(1)
+    x = 1000.0 * np.exp(rng.normal(0.0, 0.2, 6000))
+    learnt, point = burst_growth(x[:2000], 1, 0.9, 100), burst_growth(x[:2000], 1, 0.9, 100, alphas=(1.0,))
+    assert learnt.alpha < 1.0
+    now, nxt = x[2000:-1], x[2001:]
+    cover_point = float(np.mean(nxt <= now * point.growth))
+    cover_smoothed = float(np.mean(nxt <= now * learnt.growth))
+    assert cover_point >= 0.85 and cover_smoothed < cover_point - 0.05

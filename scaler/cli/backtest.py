@@ -1,13 +1,16 @@
 """`ebbtide backtest`: forecast a `ts,value` CSV from a cutoff and compare with the baselines.
 
     ebbtide backtest --csv FILE --cutoff ISO --horizon DURATION [--events EVENTS.yaml]
-                     [--forecast-out OUT.csv] [--json]
+                     [--forecast-out OUT.csv] [--json] [--country CC] [--calendar-tz ZONE]
 
 Trains on the rows before the cutoff (rounded up to the file's interval), forecasts the horizon at
 the file's interval with Ebbtide's event-aware model and every baseline, and scores each where
 actual rows exist after the cutoff. OUT.csv holds Ebbtide's `ts,yhat,yhat_lower,yhat_upper`
 (yhat_upper is the bound capacity is sized to). `--json` prints one JSON document (see
-`build_report`); otherwise a table.
+`build_report`); otherwise a table. `--country` (ISO 3166 code) models that country's public
+holidays and `--calendar-tz` (IANA zone, default UTC) is the local calendar of holiday dates
+and of the daily cycle: Ebbtide's ModelSettings `country_holidays` and `calendar_tz`, as the
+forecast bench sets them (the baselines take neither).
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--events", metavar="EVENTS.yaml", help="event calendar (same schema as a policy's `events`)")
     p.add_argument("--forecast-out", metavar="OUT.csv", help="write Ebbtide's forecast as ts,yhat,yhat_lower,yhat_upper")
     p.add_argument("--json", action="store_true", help="print metrics as JSON instead of a table")
+    p.add_argument("--country", metavar="CC", help="model this country's public holidays (ISO 3166 code, "
+                   "e.g. US, CN, DE; default: none)")
+    p.add_argument("--calendar-tz", metavar="ZONE", default="UTC", help="IANA zone of the trace's local "
+                   "calendar (holiday dates, the daily cycle), e.g. Asia/Shanghai. Default UTC")
     return p
 
 
@@ -62,6 +69,30 @@ def _parse_flags(args):
     return cutoff, horizon
 
 
+def _model_settings(args, horizon: timedelta):
+    """Ebbtide's ModelSettings from --country / --calendar-tz (checked here, before any fitting:
+    an unknown code or zone would otherwise fail inside the first fit)."""
+    import zoneinfo
+
+    from forecaster.model import ModelSettings
+    from policies.events import check_holiday_country
+
+    country = args.country.strip().upper() if args.country is not None else None
+    if country is not None:
+        try:
+            check_holiday_country(country)
+        except ValueError:
+            raise EbbtideError(f"--country {args.country!r}: no public-holiday calendar for this code (use an "
+                               f"ISO 3166 country code such as US, GB, DE, CN, JP)") from None
+    try:
+        zoneinfo.ZoneInfo(args.calendar_tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise EbbtideError(f"--calendar-tz {args.calendar_tz!r}: unknown IANA time zone (e.g. UTC, "
+                           f"Asia/Shanghai, America/Los_Angeles)") from None
+    return ModelSettings(horizon_hint=max(horizon, ModelSettings().horizon_hint),
+                         calendar_tz=args.calendar_tz, country_holidays=country)
+
+
 def run(args) -> int:
     import pandas as pd
 
@@ -71,6 +102,7 @@ def run(args) -> int:
     from policies.units import format_duration
 
     cutoff, horizon = _parse_flags(args)
+    settings = _model_settings(args, horizon)
     if args.forecast_out and not Path(args.forecast_out).resolve().parent.is_dir():
         raise EbbtideError(f"--forecast-out {args.forecast_out}: folder does not exist")
     series = read_series_csv(args.csv)
@@ -92,7 +124,7 @@ def run(args) -> int:
         raise EbbtideError(f"{where}: only {format_duration(span)} of data before the cutoff "
                            f"{origin.isoformat()}, need at least {format_duration(MIN_TRAIN)}")
 
-    comparison = compare_models(series, events, origin, horizon)
+    comparison = compare_models(series, events, origin, horizon, settings)
     runs, failures = list(comparison.runs), comparison.failures
     if args.forecast_out:
         out = Path(args.forecast_out)
@@ -109,12 +141,12 @@ def run(args) -> int:
     return 0
 
 
-def compare_models(series, events, origin, horizon):
+def compare_models(series, events, origin, horizon, settings=None):
     """forecaster.comparison.compare_at_cutoff, with Ebbtide's failure told as an input error."""
     from forecaster.comparison import compare_at_cutoff
 
     try:
-        return compare_at_cutoff(series, events, origin, horizon)
+        return compare_at_cutoff(series, events, origin, horizon, settings)
     except ValueError as exc:
         raise EbbtideError(f"{series.name}: Ebbtide could not forecast from {origin.isoformat()}: {exc}") from None
 

@@ -1,0 +1,52 @@
+"""National-holiday inputs nobody had tried: regressions found by feeding `ebbtide backtest` and
+`ebbtide replay` generated traces with public holidays of several countries (US, GB, DE, CN, JP,
+IL, AE, NZ) in far-from-UTC zones.
+
+Cases (fast, no Prophet fit):
+- a policy whose `country_holidays` matches the two-capitals pattern but names no country the
+  `holidays` package knows (XX) is refused at load, naming the file, the line and the field
+  (it passed validation, and then every fit of the replay or the controller failed);
+- codes the package knows (including a Friday-Saturday weekend country, IL) still load;
+- policies.events.check_holiday_country returns a known code unchanged and refuses an unknown
+  one with a message naming the code.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.errors import InputFileError
+from policies.events import check_holiday_country
+from policies.loading import load_policy_text
+
+POLICY = """apiVersion: ebbtide/v1
+workloads:
+  - name: live
+    target: {kind: Deployment, namespace: default, name: live}
+    demand: {query: 'viewers', per_replica: 100}
+    pod_startup: 90s
+    scaling: {min_replicas: 1, max_replicas: 50}
+    forecast:
+      country_holidays: COUNTRY
+"""
+
+
+def test_unknown_country_code_is_refused_at_load_naming_file_line_and_field():
+    with pytest.raises(InputFileError) as info:
+        load_policy_text(POLICY.replace("COUNTRY", "XX"), "p.yaml")
+    assert info.value.problems == [
+        "p.yaml:9 workloads[0].forecast.country_holidays: unknown holiday country code 'XX' (the "
+        "`holidays` package has no such country; use an ISO 3166 code such as CN, US, DE)"
+    ]
+
+
+@pytest.mark.parametrize("code", ["US", "GB", "DE", "CN", "JP", "IL", "AE", "NZ"])
+def test_known_country_codes_load(code):
+    policy = load_policy_text(POLICY.replace("COUNTRY", code), "p.yaml")
+    assert policy.workloads[0].forecast.country_holidays == code
+
+
+def test_check_holiday_country():
+    assert check_holiday_country("JP") == "JP"
+    with pytest.raises(ValueError, match="unknown holiday country code 'ZZ'"):
+        check_holiday_country("ZZ")
