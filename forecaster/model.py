@@ -258,6 +258,15 @@ class ModelSettings:
     end). It can only lower yhat over an ebb, never below the forecast without the event; the
     interval still spans the uncapped ebb (a prior, not data: measured, capping the band too
     lost coverage at 9 of 16 synthetic peak cuts). `notes` say when it acts."""
+    ebb_start_at_event_level: bool = True
+    """The other side of `ebb_start_cap`: until the ebb's own starting height is learnt (`tail`),
+    with the `inside` coefficient b > 0 (the event's level held through its window is above
+    what the shape a explains) the ebb starts at the event's fitted level at its end, a + b,
+    instead of a: the war state does not vanish at the calendar's end, it ebbs (docs/DOMAIN).
+    Without it a sale that stays up through a long window (11.11 over 28 h: b carries the
+    level, a is small) was forecast straight back to normal at its end: 77 against 535 in the
+    first hour. Same mechanics as the cap (`inside` carried along the decay, w = 1); the band
+    still spans the ebb from a, so the interval is never narrower. `notes` say when it acts."""
     prior_tau_spread: float = 2.0
     """With no ebb observed yet, the interval spans the tau candidates within this factor of
     the centre (the prior's central range) instead of the whole grid."""
@@ -822,9 +831,10 @@ class EbbtideForecaster:
         self._best = fits[best_tau]
         self._pool_notes(hist_end, notes)
         if self._best.carried:
-            notes.append(f"ebb start capped at the event's fitted level at its end (at least the level without it) "
-                         f"for {', '.join(n for n, _ in self._best.carried)}: its `inside` effect is negative and "
-                         f"the ebb's own height is not observed yet (< {interval_text(s.min_tail)} of ebb)")
+            notes.append(f"ebb starts at the event's fitted level at its end (at least the level without it) "
+                         f"for {', '.join(n for n, _ in self._best.carried)}, not where the peak's shape alone "
+                         f"would put it: the ebb's own height is not observed yet (< {interval_text(s.min_tail)} "
+                         f"of ebb; `ebb_start_cap` lowers it, `ebb_start_at_event_level` raises it)")
         if any(c.endswith(":settle") for c in self._best.columns):
             notes.append("new peace level after the ebb (settle regressor) learnt from the observed tail")
         self._plausible = [fits[t] for t in plausible]
@@ -1086,7 +1096,7 @@ class EbbtideForecaster:
         its end, a + b, is below a, where the ebb would otherwise start. The ebb then starts at
         max(a + b, 0) = a + w b with w = min(1, a / -b): capped at the event's level, never
         turned into a dip below the level without the event."""
-        if not self.settings.ebb_start_cap:
+        if not (self.settings.ebb_start_cap or self.settings.ebb_start_at_event_level):
             return ()
         names = [c.rpartition(":")[0] for c in columns if c.endswith(":inside")]
         names = [n for n in names if f"{n}:shape" in columns and f"{n}:tail" not in columns]
@@ -1098,8 +1108,10 @@ class EbbtideForecaster:
         out = []
         for n in names:
             a, b = float(coef[f"{n}:shape"]), float(coef[f"{n}:inside"])
-            if a > 0 and b < 0:
+            if self.settings.ebb_start_cap and a > 0 and b < 0:
                 out.append((n, min(1.0, a / -b)))
+            elif self.settings.ebb_start_at_event_level and b > 0:
+                out.append((n, 1.0))  # the ebb starts at a + b, the event's level at its end
         return tuple(out)
 
     def _learnable(self, col: str, x: np.ndarray, ok: np.ndarray, grid: pd.DatetimeIndex) -> bool:

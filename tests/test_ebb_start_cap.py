@@ -92,8 +92,8 @@ def test_cut_at_the_end_the_ebb_does_not_start_above_the_event():
     assert 0.0 <= _event_effect(on, first_ebb)[0] <= _event_effect(on, last_hour)[0] + 1e-9
     week = pd.date_range(END, periods=7 * 24, freq="1h")
     fc_on, fc_off = on.predict(week), off.predict(week)
-    assert any(n.startswith("ebb start capped") for n in fc_on.notes)
-    assert not any(n.startswith("ebb start capped") for n in fc_off.notes)
+    assert any(n.startswith("ebb starts at the event") for n in fc_on.notes)
+    assert not any(n.startswith("ebb starts at the event") for n in fc_off.notes)
     assert (fc_on.frame["yhat"].to_numpy() <= fc_off.frame["yhat"].to_numpy() + 1e-6).all()
     assert fc_on.frame["yhat"].sum() < fc_off.frame["yhat"].sum()
     # A prior, not data: the band still spans the uncapped ebb, so capacity is not cut.
@@ -117,5 +117,5 @@ def test_no_cap_once_the_tail_is_observed():
     on = EbbtideForecaster([NEWS], ModelSettings()).fit(hist)
     off = EbbtideForecaster([NEWS], ModelSettings(ebb_start_cap=False)).fit(hist)
     assert on._best.carried == ()
-    assert not any(n.startswith("ebb start capped") for n in on.notes)
+    assert not any(n.startswith("ebb starts at the event") for n in on.notes)
     np.testing.assert_allclose(on.predict(week).frame["yhat"].to_numpy(), off.predict(week).frame["yhat"].to_numpy())
