@@ -28,6 +28,7 @@ import pytest
 from forecaster.model import EbbtideForecaster, ModelSettings
 from forecaster.series import Series
 from policies.events import Event
+from support.traces import spike_pageviews
 
 UTC = timezone.utc
 START = datetime(2026, 3, 10, 6, tzinfo=UTC)
@@ -56,20 +57,7 @@ def test_carried_inside_follows_the_decay_after_the_end():
 
 
 def _pageviews(seed: int = 3) -> pd.Series:
-    """Hourly page views: daily and weekly cycle, 8 weeks before a 50x spike on a linear ramp,
-    then a power-law decline (1 + t / 6 h)^-0.8, lognormal noise 8%."""
-    rng = np.random.default_rng(seed)
-    idx = pd.date_range(START - timedelta(days=56), END + timedelta(days=8), freq="1h", inclusive="left")
-    mid = idx + pd.Timedelta(minutes=30)
-    h = np.asarray((mid - mid.normalize()).total_seconds() / 3600)
-    base = 1000 * (1 + 0.45 * np.sin(2 * np.pi * (h - 9) / 24)) * np.where(mid.day_of_week >= 5, 0.8, 1.0)
-    mult = np.ones(len(idx))
-    ramp = (mid >= START) & (mid < PEAK)
-    mult[ramp] = 1 + 49 * np.asarray((mid[ramp] - START) / (PEAK - START))
-    mult[(mid >= PEAK) & (mid < END)] = 50
-    after = mid >= END
-    mult[after] = 1 + 49 * (1 + np.asarray((mid[after] - END) / pd.Timedelta(hours=6))) ** -0.8
-    return pd.Series(np.round(base * mult * np.exp(rng.normal(0, 0.08, len(idx)))), index=idx)
+    return spike_pageviews(START, PEAK, END, seed)
 
 
 def _event_effect(model: EbbtideForecaster, at: pd.DatetimeIndex) -> np.ndarray:

@@ -1,0 +1,26 @@
+"""Generated traces shared by forecaster tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+
+def spike_pageviews(start: datetime, peak: datetime, end: datetime, seed: int = 3) -> pd.Series:
+    """Hourly page views: daily and weekly cycle (1000 a day-hour on average, weekends x 0.8),
+    8 weeks before a 50x spike on a linear ramp from `start` to `peak`, held to `end`, then a
+    power-law decline 1 + 49 (1 + t / 6 h)^-0.8, lognormal noise 8%; 8 days after `end`."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range(start - timedelta(days=56), end + timedelta(days=8), freq="1h", inclusive="left")
+    mid = idx + pd.Timedelta(minutes=30)
+    h = np.asarray((mid - mid.normalize()).total_seconds() / 3600)
+    base = 1000 * (1 + 0.45 * np.sin(2 * np.pi * (h - 9) / 24)) * np.where(mid.day_of_week >= 5, 0.8, 1.0)
+    mult = np.ones(len(idx))
+    ramp = (mid >= start) & (mid < peak)
+    mult[ramp] = 1 + 49 * np.asarray((mid[ramp] - start) / (peak - start))
+    mult[(mid >= peak) & (mid < end)] = 50
+    after = mid >= end
+    mult[after] = 1 + 49 * (1 + np.asarray((mid[after] - end) / pd.Timedelta(hours=6))) ** -0.8
+    return pd.Series(np.round(base * mult * np.exp(rng.normal(0, 0.08, len(idx)))), index=idx)
