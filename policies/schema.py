@@ -291,6 +291,15 @@ class Scaling(Strict):
         return v
 
 
+def _check_zone(v: str) -> str:
+    """`v` unchanged when it is an IANA time zone; else ValueError naming it."""
+    try:
+        zoneinfo.ZoneInfo(v)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {v!r} (e.g. Asia/Shanghai, UTC)") from None
+    return v
+
+
 class ForecastSettings(Strict):
     lookback: PositiveDuration = Field(default=timedelta(days=28), description="History the model is fitted "
                                        "on (>= min_history).")
@@ -309,10 +318,19 @@ class ForecastSettings(Strict):
                                          "country code whose national holidays the model learns (e.g. CN). "
                                          "Absent: none (sales come from `events`).")
 
+    calendar_tz: str = Field(default="UTC", description="IANA zone of the audience's local calendar, e.g. "
+                             "Asia/Shanghai: the dates of `country_holidays` (and of holiday-kind events) and the "
+                             "clock the daily seasonality lives in. Event regressors are exact in any zone.")
+
     @field_validator("country_holidays")
     @classmethod
     def _known_country(cls, v: str | None) -> str | None:
         return None if v is None else check_holiday_country(v)
+
+    @field_validator("calendar_tz")
+    @classmethod
+    def _calendar_zone(cls, v: str) -> str:
+        return _check_zone(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ForecastSettings":
@@ -498,11 +516,7 @@ class CapRule(Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {v!r} (e.g. Asia/Shanghai, UTC)") from None
-        return v
+        return _check_zone(v)
 
 
 class WeakNetwork(Strict):

@@ -8,7 +8,10 @@ Cases (fast, no Prophet fit):
   (it passed validation, and then every fit of the replay or the controller failed);
 - codes the package knows (including a Friday-Saturday weekend country, IL) still load;
 - policies.events.check_holiday_country returns a known code unchanged and refuses an unknown
-  one with a message naming the code.
+  one with a message naming the code;
+- `forecast.calendar_tz`: an unknown zone is refused at load naming file, line and field; a
+  known one reaches the forecaster the replay and the controller build (holiday dates on the
+  audience's calendar, not UTC's); absent, UTC.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ workloads:
     forecast:
       country_holidays: COUNTRY
 """
+ZONED = POLICY.replace("country_holidays: COUNTRY", "country_holidays: CN\n      calendar_tz: ZONE")
 
 
 def test_unknown_country_code_is_refused_at_load_naming_file_line_and_field():
@@ -50,3 +54,21 @@ def test_check_holiday_country():
     assert check_holiday_country("JP") == "JP"
     with pytest.raises(ValueError, match="unknown holiday country code 'ZZ'"):
         check_holiday_country("ZZ")
+
+
+def test_unknown_calendar_zone_is_refused_at_load_naming_file_line_and_field():
+    with pytest.raises(InputFileError) as info:
+        load_policy_text(ZONED.replace("ZONE", "Mars/Olympus"), "p.yaml")
+    assert info.value.problems == [
+        "p.yaml:10 workloads[0].forecast.calendar_tz: unknown IANA time zone 'Mars/Olympus' (e.g. Asia/Shanghai, UTC)"
+    ]
+
+
+def test_calendar_zone_reaches_the_forecaster():
+    from scaler.replay.runner import default_model_factory
+
+    policy = load_policy_text(ZONED.replace("ZONE", "Asia/Shanghai"), "p.yaml")
+    model = default_model_factory(policy.workloads[0], [])()
+    assert (model.settings.calendar_tz, model.settings.country_holidays) == ("Asia/Shanghai", "CN")
+    plain = load_policy_text(POLICY.replace("COUNTRY", "CN"), "p.yaml")
+    assert default_model_factory(plain.workloads[0], [])().settings.calendar_tz == "UTC"

@@ -193,7 +193,7 @@ def _default_planner() -> Planner:
 
 
 def default_model_factory(workload: Workload, events: Sequence[Event]) -> Callable[[], Forecaster]:
-    """EbbtideForecaster with the policy's quantile, lookback, horizon and holidays."""
+    """EbbtideForecaster with the policy's quantile, lookback, horizon, holidays and calendar zone."""
     from forecaster.model import EbbtideForecaster, ModelSettings
 
     fs = workload.forecast
@@ -202,6 +202,7 @@ def default_model_factory(workload: Workload, events: Sequence[Event]) -> Callab
         lookback=fs.lookback,
         horizon_hint=fs.horizon + fs.refit_interval,
         country_holidays=fs.country_holidays,
+        calendar_tz=fs.calendar_tz,
     )
     evs = tuple(events)
     return lambda: EbbtideForecaster(events=evs, settings=settings)
