@@ -28,7 +28,8 @@ One rule scales the policy to every trace, with nothing tuned per file:
 - max_replicas = max(the policy's, ceil(2 x max(trace) / per_replica)) (never clamps a peak);
 - the policy's events are replaced by the trace's event, declared as a person would from the
   data README (the event's local calendar day, peak at the README's time or midday), and its
-  country holidays by the trace's country; bitrate planning is left out (the traces are not
+  country holidays by the trace's country on its audience's calendar (`calendar_tz`: Melbourne and
+  NYC in their own zones, as bench/forecast.py); bitrate planning is left out (the traces are not
   viewer counts). Everything else is the reference policy as written.
 
 Issue targets, over the weeks after each event: Ebbtide replica-hours <= 0.5x war state and
@@ -66,9 +67,12 @@ class Trace:
     event: dict
     calendar: tuple[dict, ...] = ()
     """Other events of the trace's calendar (modelled too, not measured)."""
+    calendar_tz: str = "UTC"
+    """The audience's zone (`forecast.calendar_tz`): local holiday dates, as bench/forecast.py sets it."""
 
 
-def custom_trace(csv: Path, events_file: Path, event_name: str | None = None, country: str | None = None) -> Trace:
+def custom_trace(csv: Path, events_file: Path, event_name: str | None = None, country: str | None = None,
+                 calendar_tz: str = "UTC") -> Trace:
     """A trace of your own: `csv` (ts,value) with the events of `events_file` as its calendar;
     the measured event is `event_name` (default: the first in the file). For checking Ebbtide on
     traces that are not in ../shared/data with exactly the bench's rules."""
@@ -83,7 +87,7 @@ def custom_trace(csv: Path, events_file: Path, event_name: str | None = None, co
         raise EbbtideError(f"{events_file}: no event named {event_name!r} (have: {', '.join(e.name for e in events)})")
     dump = lambda e: e.model_dump(mode="json", exclude_none=True)  # noqa: E731
     return Trace(Path(csv).stem, str(Path(csv).resolve()), country, dump(chosen),
-                 tuple(dump(e) for e in events if e is not chosen))
+                 tuple(dump(e) for e in events if e is not chosen), calendar_tz)
 
 
 TRACES = (
@@ -95,10 +99,12 @@ TRACES = (
            "peak": "2015-03-09T17:00:00Z", "end": "2015-03-10T00:00:00-04:00"}),
     Trace("melbourne", "melbourne_bourke_st_pedestrians_hourly.csv", "AU",
           {"name": "boxing-day", "kind": "sale", "start": "2015-12-26T00:00:00+11:00",
-           "peak": "2015-12-26T12:00:00+11:00", "end": "2015-12-27T00:00:00+11:00"}),
+           "peak": "2015-12-26T12:00:00+11:00", "end": "2015-12-27T00:00:00+11:00"},
+          calendar_tz="Australia/Melbourne"),
     Trace("nyc-taxi", "nab_nyc_taxi_passengers_hourly.csv", "US",
           {"name": "thanksgiving", "kind": "holiday", "start": "2014-11-27T00:00:00-05:00",
-           "peak": "2014-11-27T12:00:00-05:00", "end": "2014-11-28T00:00:00-05:00"}),
+           "peak": "2014-11-27T12:00:00-05:00", "end": "2014-11-28T00:00:00-05:00"},
+          calendar_tz="America/New_York"),
 )
 # The same events at 5-minute resolution: the history the planner learns the burst allowance
 # from is then finer than the lead window's reach (docs/planner.md, step 1b).
@@ -108,7 +114,7 @@ TRACES += (
 )
 
 
-def scaled_policy(policy, series, country: str, workload: str = WORKLOAD):
+def scaled_policy(policy, series, country: str, workload: str = WORKLOAD, calendar_tz: str = "UTC"):
     """The reference policy's `workload`, scaled to the trace by the one rule above."""
     wl = policy.workload(workload)
     med = float(series.values.median())
@@ -118,7 +124,7 @@ def scaled_policy(policy, series, country: str, workload: str = WORKLOAD):
     wl = wl.model_copy(update={
         "demand": wl.demand.model_copy(update={"per_replica": per_replica}),
         "scaling": wl.scaling.model_copy(update={"max_replicas": max_replicas}),
-        "forecast": wl.forecast.model_copy(update={"country_holidays": country}),
+        "forecast": wl.forecast.model_copy(update={"country_holidays": country, "calendar_tz": calendar_tz}),
     })
     return policy.model_copy(update={"workloads": [wl], "events": [], "bitrate": None})
 
@@ -154,7 +160,7 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     series = read_series_csv(data / trace.file)
     event = Event.model_validate(trace.event)
     calendar = [event, *(Event.model_validate(e) for e in trace.calendar)]
-    policy = scaled_policy(load_policy(POLICY), series, trace.country, workload)
+    policy = scaled_policy(load_policy(POLICY), series, trace.country, workload, trace.calendar_tz)
     r = replay(series, policy, extra_events=calendar, start=event.start - BEFORE, end=event.end + after,
                options=ReplayOptions(window_after=after))
     d = r.to_dict()
@@ -260,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=Path, help="events file (YAML) of --csv: the first event (or --event) is measured")
     ap.add_argument("--event", help="name of the measured event in --events (default: the first)")
     ap.add_argument("--country", help="country whose holidays the forecaster models for --csv (ISO code, e.g. US)")
+    ap.add_argument("--calendar-tz", default="UTC", help="IANA zone of --csv's audience (local holiday dates). "
+                    "Default UTC")
     ap.add_argument("--jobs", type=int, default=1, help="traces replayed in parallel (processes). Default 1")
     ap.add_argument("--workload", default=WORKLOAD, help=f"reference workload to replay. Default {WORKLOAD}")
     ap.add_argument("--after", type=float, default=AFTER.days, metavar="DAYS",
@@ -282,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.csv and args.events):
             ap.error("--csv and --events go together")
         try:
-            todo.append(custom_trace(args.csv, args.events, args.event, args.country))
+            todo.append(custom_trace(args.csv, args.events, args.event, args.country, args.calendar_tz))
         except (EbbtideError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
