@@ -12,6 +12,7 @@ baselines in ordinary weeks.
     .venv/bin/python bench/forecast.py --only nasa    # traces whose file name contains "nasa"
     .venv/bin/python bench/forecast.py --synthetic    # also the seeded synthetic suite
     .venv/bin/python bench/forecast.py --synthetic --only synthetic   # the synthetic suite alone
+    .venv/bin/python bench/forecast.py --synthetic --only syn-held    # one synthetic group alone
     .venv/bin/python bench/forecast.py --csv mine.csv --events mine.yaml [--cut ISO ...] [--tz Z]
                                                       # a trace of your own, the same table
 
@@ -23,6 +24,8 @@ the real traces but hurts this suite is overfitting. Seeds 0-7 have exponential 
 (the summary's "synthetic" lines, comparable with every earlier run); seeds 8-11 long-tailed
 power-law ebbs ("syn-power") and seeds 12-15 exponential ebbs of 5-20 days, seed 15 daily
 ("syn-long"), both also cut at +3 d: they test what the model does NOT assume by construction.
+Seeds 16-19 ("syn-held") hold a plateau through a long window and ebb from its level (11.11 over
+28 h): the case of `ModelSettings.ebb_start_at_event_level`.
 
 Columns: WAPE of yhat; under/over = demand above / capacity unused with capacity sized to
 yhat_upper (shares of demand); cov = share of points with actual <= yhat_upper; fit s = median
@@ -179,11 +182,13 @@ def custom_case(csv: Path, events_file: Path | None, cuts: list[str], tz: str = 
     return Case(str(Path(csv).resolve()), events, chosen, calendar_tz=tz, country=country)
 
 
-SYNTHETIC_SEEDS = tuple(range(16))
+SYNTHETIC_SEEDS = tuple(range(20))
 POWER_SEEDS = range(8, 12)
 """Seeds whose ebb is a long-tailed power law (attention after news: fast first hours, long tail)."""
 LONG_EBB_SEEDS = range(12, 16)
 """Seeds whose ebb is an exponential of 5-20 days (weeks of decline)."""
+HELD_SEEDS = range(16, 20)
+"""Seeds whose sale holds a plateau through a 12-48 h window, then ebbs from that level."""
 
 
 def synthetic_cases(seeds=SYNTHETIC_SEEDS) -> list[tuple[Case, Series]]:
@@ -196,9 +201,13 @@ def synthetic_cases(seeds=SYNTHETIC_SEEDS) -> list[tuple[Case, Series]]:
     Seeds 8-11 (`POWER_SEEDS`) have a power-law ebb (1 + t/t0)^-alpha instead, alpha uniform in
     [0.7, 2], t0 log-uniform in [2 h, 24 h], peak multiplier log-uniform in [3, 20]; seeds 12-15
     (`LONG_EBB_SEEDS`) an exponential ebb with tau log-uniform in [5 d, 20 d], peak multiplier
-    log-uniform in [3, 20] (the other draws as above). Cuts: at the peak, at the event's end,
-    +1 d and +2 d (and +3 d for seeds 8-15; daily: no separate cut at the end), all "clear
-    ebb" when the peak is >= 3x; smaller ones are labelled as not clear.
+    log-uniform in [3, 20] (the other draws as above). Seeds 16-19 (`HELD_SEEDS`) a held sale
+    (`SaleSpec(held=True)`): a plateau log-uniform in [2, 6] x normal through a window uniform
+    in [12 h, 48 h] (the calendar's peak a share uniform in [0.1, 0.5] of the way in), then an
+    exponential ebb from the plateau's level with tau log-uniform in [6 h, 48 h] (the other
+    draws as above). Cuts: at the peak, at the event's end, +1 d and +2 d (and +3 d for seeds
+    8-19; daily: no separate cut at the end), all "clear ebb" when the peak (plateau) is >= 3x;
+    smaller ones are labelled as not clear.
     """
     from datetime import datetime, timezone
 
@@ -208,11 +217,19 @@ def synthetic_cases(seeds=SYNTHETIC_SEEDS) -> list[tuple[Case, Series]]:
     for seed in seeds:
         rng = np.random.default_rng(10_000 + seed)
         shape_kw: dict = {}
-        if seed in POWER_SEEDS or seed in LONG_EBB_SEEDS:
+        if seed in HELD_SEEDS:  # the plateau's level
+            peak = float(np.exp(rng.uniform(np.log(2), np.log(6))))
+        elif seed in POWER_SEEDS or seed in LONG_EBB_SEEDS:
             peak = float(np.exp(rng.uniform(np.log(3), np.log(20))))
         else:
             peak = float(np.exp(rng.uniform(np.log(2), np.log(20))))
-        if seed in POWER_SEEDS:
+        if seed in HELD_SEEDS:
+            window_h = float(rng.uniform(12, 48))
+            before = float(rng.uniform(0.1, 0.5))  # share of the window before the calendar's peak
+            tau_h = float(np.exp(rng.uniform(np.log(6), np.log(48))))
+            shape_kw = {"held": True, "event_after_peak": timedelta(hours=window_h * (1 - before))}
+            ebb_label = f"held {window_h:.0f}h tau {tau_h:.0f}h"
+        elif seed in POWER_SEEDS:
             alpha = float(rng.uniform(0.7, 2.0))
             tau_h = float(np.exp(rng.uniform(np.log(2), np.log(24))))
             shape_kw = {"ebb_shape": "power", "ebb_alpha": alpha}
@@ -225,6 +242,8 @@ def synthetic_cases(seeds=SYNTHETIC_SEEDS) -> list[tuple[Case, Series]]:
             ebb_label = f"tau {tau_h:.0f}h"
         peace = float(rng.uniform(0.9, 1.5))
         ramp_d = float(rng.uniform(1, 3))
+        if seed in HELD_SEEDS:  # the window before the calendar's peak
+            ramp_d = window_h * before / 24
         noise = float(rng.uniform(0.03, 0.15))
         outages = int(rng.integers(0, 5))
         step = timedelta(minutes=5) if seed % 4 == 3 else timedelta(hours=1)
@@ -458,17 +477,25 @@ def group_of(r: Row) -> str:
     return "peak" if "at peak" in r.cut else "ebb"
 
 
-SOURCES = ("real", "synthetic", "syn-power", "syn-long")
+SOURCES = ("real", "synthetic", "syn-power", "syn-long", "syn-held")
 """Summary groups: the real traces; the synthetic suite's seeds 0-7 (exponential ebbs of 3-96 h,
-comparable with every earlier run); seeds 8-11 (power-law ebbs); seeds 12-15 (5-20 day ebbs)."""
+comparable with every earlier run); seeds 8-11 (power-law ebbs); seeds 12-15 (5-20 day ebbs);
+seeds 16-19 (held plateaus)."""
+
+
+def synthetic_group(trace: str) -> str:
+    """The summary group (`SOURCES`) of a synthetic trace named "synthetic-<seed> (...)"."""
+    seed = int(trace.split()[0].removeprefix("synthetic-"))
+    if seed in POWER_SEEDS:
+        return "syn-power"
+    if seed in LONG_EBB_SEEDS:
+        return "syn-long"
+    return "syn-held" if seed in HELD_SEEDS else "synthetic"
 
 
 def source_of(r: Row) -> str:
     """Which summary group (`SOURCES`) a row belongs to."""
-    if not r.trace.startswith("synthetic-"):
-        return "real"
-    seed = int(r.trace.split()[0].removeprefix("synthetic-"))
-    return "syn-power" if seed in POWER_SEEDS else ("syn-long" if seed in LONG_EBB_SEEDS else "synthetic")
+    return synthetic_group(r.trace) if r.trace.startswith("synthetic-") else "real"
 
 
 def summary_text(rows: list[Row]) -> str:
@@ -511,7 +538,8 @@ def summary_text(rows: list[Row]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
-    p.add_argument("--only", default="", help="run only traces whose file name contains this")
+    p.add_argument("--only", default="", help="run only traces whose file name contains this "
+                   "(synthetic traces also by their summary group, e.g. syn-held)")
     p.add_argument("--csv", type=Path, help="evaluate a trace of your own (ts,value) instead of the shared ones")
     p.add_argument("--events", type=Path, help="events file (YAML) of --csv (default: no events)")
     p.add_argument("--cut", action="append", default=[], metavar="ISO",
@@ -564,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(run_case(case, args.repeats, log, cache=cache))
     if args.synthetic:
         for case, series in synthetic_cases():
-            if args.only and args.only not in case.file:
+            if args.only and args.only not in case.file and args.only != synthetic_group(case.file):
                 continue
             rows.extend(run_case(case, args.repeats, log, series=series, cache=cache))
     if cache is not None:

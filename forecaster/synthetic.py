@@ -10,7 +10,10 @@ One generator for the demo, the tests and the benchmarks, so they all see the sa
   then the ebb towards a peace level `peace_ratio` x the pre-sale baseline (some bargain
   hunters stay as regulars): an exponential decay with time constant `ebb_tau` (default), or a
   long-tailed power law (1 + t / ebb_tau) ** -ebb_alpha (`ebb_shape="power"`: attention after
-  news and launches falls fast in the first hours, then slowly for weeks);
+  news and launches falls fast in the first hours, then slowly for weeks); or, with
+  `held=True`, a plateau instead of ramp, peak and fall: `peak_multiplier` x normal through
+  the whole window from the ramp's start to the event's end (11.11 over 28 h), the ebb
+  starting from that level;
 - multiplicative noise (AR(1) in log space, correlated over ~10 minutes, plus a little white
   noise), and short outages (zeros or dips for a few minutes);
 - sampled at a fine grid (1 minute, or the step when it is finer), averaged to `step` (a gauge
@@ -74,6 +77,11 @@ class SaleSpec:
     by t = ebb_tau and leaves a tenth at 9 x ebb_tau; 2 falls faster (a quarter by ebb_tau)."""
     peace_ratio: float = 1.15
     """Traffic level after the ebb, relative to before the sale (>= 1: some viewers stay)."""
+    held: bool = False
+    """A held sale: traffic is `peak_multiplier` x normal (a plateau, following the daily cycle)
+    from the ramp's start (peak - `ramp`) to the event's end (peak + `event_after_peak`), with
+    no convex ramp and no fall while the event runs (`ramp_power`, `event_tau` unused); the ebb
+    then decays from the plateau's level. Off (default): the ramp-peak-fall shape."""
 
     def peak_time(self, start: datetime, zone: str) -> datetime:
         """The peak as an aware UTC datetime, for a trace starting at `start`."""
@@ -90,12 +98,19 @@ class SaleSpec:
 
     def multiplier(self, t_s: np.ndarray, peak_s: float) -> np.ndarray:
         """Traffic multiplier over the normal level at epoch seconds `t_s` (1 before the ramp,
-        `peak_multiplier` at the peak, tending to `peace_ratio` after the ebb)."""
+        `peak_multiplier` at the peak, or through the whole window when `held`, tending to
+        `peace_ratio` after the ebb; unitless)."""
         ramp_s = self.ramp.total_seconds()
         after_s = self.event_after_peak.total_seconds()
         p, peace = self.peak_multiplier, self.peace_ratio
         out = np.ones_like(t_s, dtype=float)
         rel = t_s - peak_s
+        if self.held:
+            in_window = (rel >= -ramp_s) & (rel <= after_s)
+            out[in_window] = p
+            in_ebb = rel > after_s
+            out[in_ebb] = peace + (p - peace) * self.ebb_decay(rel[in_ebb] - after_s)
+            return out
         in_ramp = (rel >= -ramp_s) & (rel < 0)
         u = (rel[in_ramp] + ramp_s) / ramp_s
         out[in_ramp] = 1.0 + (p - 1.0) * u ** self.ramp_power
