@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.csvio import interval_text
-from policies.events import Event, expand_events
+from policies.events import Event, country_calendar, expand_events
 
 HOUR_S = 3600.0
 REGRESSOR_KINDS = ("sale", "joint_live")
@@ -236,16 +236,8 @@ def tau_grid(shortest: timedelta, longest: timedelta, count: int) -> tuple[timed
 
 
 def _country_calendar(country: str, since: datetime, until: datetime):
-    """The `holidays` package's calendar of `country` for the years touching [since, until]
-    (a mapping date -> name, with `.weekend`: the country's weekend weekdays, Monday = 0)."""
-    import holidays as holidays_lib  # the `holidays` package: pure data, no I/O
-
-    years = range(since.year, until.year + 1)
-    try:
-        return holidays_lib.country_holidays(country, years=years)
-    except NotImplementedError:
-        raise ValueError(f"unknown holiday country code {country!r} (the `holidays` package has no such "
-                         f"country; use an ISO 3166 code such as CN, US, DE)") from None
+    """`policies.events.country_calendar` of `country` for the years touching [since, until]."""
+    return country_calendar(country, range(since.year, until.year + 1))
 
 
 def pooled_holiday_days(country: str, since: datetime, until: datetime) -> dict[date, str]:

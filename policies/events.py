@@ -140,18 +140,26 @@ def parse_events(data: object, file: str | Path, lines: dict, prefix: tuple = ()
     return events
 
 
-def check_holiday_country(code: str) -> str:
-    """`code` unchanged when the `holidays` package has a public-holiday calendar for it (an ISO
-    3166 code such as US, CN, DE); else ValueError naming it. Checked where a code is written (a
-    policy's `country_holidays`, `ebbtide backtest --country`): an unknown code is an input
-    error there, instead of failing every later fit."""
+def country_calendar(code: str, years):
+    """The `holidays` package's public-holiday calendar of `code` (an ISO 3166 code such as US,
+    CN, DE) for `years` (a year or an iterable of years): a mapping date -> name, with
+    `.weekend` (the country's weekend weekdays, Monday = 0). ValueError naming the code when
+    the package has no such country."""
     import holidays  # pure data, no I/O; imported late (slow to import)
 
     try:
-        holidays.country_holidays(code, years=2000)
+        return holidays.country_holidays(code, years=years)
     except NotImplementedError:
         raise ValueError(f"unknown holiday country code {code!r} (the `holidays` package has no such "
                          f"country; use an ISO 3166 code such as CN, US, DE)") from None
+
+
+def check_holiday_country(code: str) -> str:
+    """`code` unchanged when the `holidays` package has a public-holiday calendar for it; else
+    ValueError naming it (`country_calendar`). Checked where a code is written (a policy's
+    `country_holidays`, `ebbtide backtest --country`): an unknown code is an input error there,
+    instead of failing every later fit."""
+    country_calendar(code, 2000)
     return code
 
 
