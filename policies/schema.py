@@ -13,7 +13,6 @@ file/line error reporting lives in policies/loading.py.
 from __future__ import annotations
 
 import re
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,7 +36,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from policies.events import Event, check_holiday_country
-from policies.units import format_duration, parse_duration
+from policies.units import check_zone, format_duration, parse_duration
 
 #: JSON Schema of a duration as the loader accepts it: `90s`, `15m`, `1h30m`, `7d`, or seconds.
 DURATION_JSON_SCHEMA: dict[str, Any] = {
@@ -291,15 +290,6 @@ class Scaling(Strict):
         return v
 
 
-def _check_zone(v: str) -> str:
-    """`v` unchanged when it is an IANA time zone; else ValueError naming it."""
-    try:
-        zoneinfo.ZoneInfo(v)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA time zone {v!r} (e.g. Asia/Shanghai, UTC)") from None
-    return v
-
-
 class ForecastSettings(Strict):
     lookback: PositiveDuration = Field(default=timedelta(days=28), description="History the model is fitted "
                                        "on (>= min_history).")
@@ -330,7 +320,7 @@ class ForecastSettings(Strict):
     @field_validator("calendar_tz")
     @classmethod
     def _calendar_zone(cls, v: str) -> str:
-        return _check_zone(v)
+        return check_zone(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ForecastSettings":
@@ -516,7 +506,7 @@ class CapRule(Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        return _check_zone(v)
+        return check_zone(v)
 
 
 class WeakNetwork(Strict):

@@ -1,12 +1,14 @@
 """Durations and times as people write them in policies and on the command line.
 
 Durations: `90s`, `15m`, `1h30m`, `168h`, `7d`, `2w` (also plain seconds as a number).
-Times: ISO 8601 with a zone (`2026-11-11T12:00:00Z`, `2026-11-11T20:00:00+08:00`).
+Times: ISO 8601 with a zone (`2026-11-11T12:00:00Z`, `2026-11-11T20:00:00+08:00`); zones by IANA
+name (`check_zone`).
 """
 
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import datetime, timedelta, timezone
 
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -74,3 +76,13 @@ def parse_time(text: str | datetime) -> datetime:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"time has no zone: {text!r} (add Z or +08:00)")
     return dt.astimezone(timezone.utc)
+
+
+def check_zone(name: str) -> str:
+    """`name` unchanged when it is an IANA time zone (e.g. Asia/Shanghai, UTC); else ValueError
+    naming it."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {name!r} (e.g. Asia/Shanghai, UTC)") from None
+    return name
