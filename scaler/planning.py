@@ -528,8 +528,7 @@ def _burst_step(
         source = f"observed {fmt(observed)}"
         if learnt.alpha < 1.0:
             # The growth must be the one learnt from the level it multiplies: the point alone.
-            learnt = _cached_burst(recent.values[first:], ahead, quantile, per, False) or learnt
-            growth = learnt.growth
+            growth = learnt.point_growth
             gap = {0: "", 1: ": the history's last point is missing"}.get(
                 missing, f": the history's last {missing} points are missing")
             source += (f" (the smoothed level does not reach the observed point{gap}; growth learnt "

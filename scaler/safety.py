@@ -112,13 +112,16 @@ class BurstGrowth:
     as before levels were smoothed); `level`: that smoothed level after the history's last point
     (NaN when the history ends in missing data without any before it); `loss`: the mean
     quantile (pinball) loss of level x growth against the demand realised, per candidate alpha
-    tried (1.0 first, then the others in the order given; what the choice was made on)."""
+    tried (1.0 first, then the others in the order given; what the choice was made on);
+    `point_growth`: the growth learnt from the points themselves (alpha 1, over the same pairs),
+    for a level that is a single observation."""
 
     growth: float
     pairs: int
     alpha: float = 1.0
     level: float = math.nan
     loss: tuple[tuple[float, float], ...] = ()
+    point_growth: float = math.nan
 
 
 def smoothed_levels(values: Sequence[float], alpha: float) -> np.ndarray:
@@ -178,7 +181,7 @@ def burst_growth(values: Sequence[float], ahead: int, quantile: float, per_repli
         return None
     nxt = np.lib.stride_tricks.sliding_window_view(v[1:], ahead).max(axis=1)  # NaN if any is NaN
     need = min_burst_pairs(quantile)
-    best: tuple[float, float, int, float] | None = None  # (loss, growth, pairs, alpha)
+    best: tuple[float, float, int, float, float] | None = None  # (loss, growth, pairs, alpha, last level)
     losses: list[tuple[float, float]] = []
     for alpha in (1.0, *[a for a in alphas if a != 1.0]):
         levels = smoothed_levels(v, alpha)
@@ -195,10 +198,12 @@ def burst_growth(values: Sequence[float], ahead: int, quantile: float, per_repli
         loss = float(np.mean(np.where(y > cap, quantile * (y - cap), (1.0 - quantile) * (cap - y))))
         losses.append((alpha, loss))
         if best is None or loss < best[0] - 1e-12 * max(1.0, best[0]):  # ties (to rounding) keep the larger alpha
-            best = (loss, growth, pairs, alpha)
+            best = (loss, growth, pairs, alpha, float(levels[-1]))
+        if alpha == 1.0:
+            point_growth = growth
     assert best is not None  # alpha 1 came first and had enough pairs
-    _, growth, pairs, alpha = best
-    return BurstGrowth(growth, pairs, alpha, float(smoothed_levels(v, alpha)[-1]), tuple(losses))
+    _, growth, pairs, alpha, level = best
+    return BurstGrowth(growth, pairs, alpha, level, tuple(losses), point_growth)
 
 
 def burst_duty(observed_at: datetime, lead_end: datetime, step: timedelta) -> float:

@@ -84,6 +84,7 @@ def test_burst_growth_matches_the_oracle_and_picks_the_lowest_loss():
     assert got.alpha == best and got.alpha < 1.0  # alternating noise: a smoothed level wins
     assert got.growth == pytest.approx(expect[best][0]) and got.pairs == expect[best][1]
     assert got.level == pytest.approx(expect[best][3])
+    assert got.point_growth == pytest.approx(expect[1.0][0])  # what a single observation grows by
     # the same coverage with less capacity: the mean of level x growth below the point's
     lv = smoothed_levels(NOISY, best)[:-1]
     point = expect[1.0][0]
