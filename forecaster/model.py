@@ -980,8 +980,9 @@ class EbbtideForecaster:
 
     def _ebb_ceiling(self, values: pd.Series, hist_end: datetime) -> tuple[float, tuple[str, ...]] | None:
         """(cap, names) for `ebb_ceiling`: the highest value of the history, and the occurrences
-        whose peak is in it (their ebb is capped); None when the setting is off or none is."""
-        seen = tuple(e.name for e in self._occ if e.peak <= hist_end)
+        whose peak is in it (within the last point's interval: points are labelled at their start;
+        their ebb is capped); None when the setting is off or none is."""
+        seen = tuple(e.name for e in self._occ if e.peak < hist_end + self._step)
         top = values.max(skipna=True)
         if not self.settings.ebb_ceiling or not seen or not np.isfinite(top):
             return None
