@@ -19,7 +19,9 @@ the power law of each `ebb_power_alphas` on the shortest taus), scored on the
 observed ebb windows of the history (earlier events in the lookback, and the tail of the latest
 one). Candidates whose score is within noise of the best (paired difference of absolute errors
 within two standard errors of 0) stay "plausible": the forecast is the best one, the interval spans all plausible ones (so
-it widens when they disagree; with no ebb seen yet it spans the whole grid).
+it widens when they disagree; with no ebb seen yet it spans the whole grid). While less ebb than
+the prior's centre tau is observed, a longer best tau must beat the centre by more than noise
+(`long_tau_needs_evidence`): a short tail shows a short tau, not how long a long one is.
 
 Since the benchmark work (docs/forecasting.md has the measurements): z uses a scale of 0.1 x the
 history's median (log-like over the normal range, so a multiplicative daily cycle is additive);
@@ -267,6 +269,31 @@ class ModelSettings:
     level, a is small) was forecast straight back to normal at its end: 77 against 535 in the
     first hour. Same mechanics as the cap (`inside` carried along the decay, w = 1); the band
     still spans the ebb from a, so the interval is never narrower. `notes` say when it acts."""
+    long_tau_needs_evidence: bool = True
+    """While less observed ebb than the prior's centre (the centre of `tau_candidates`, 16 h
+    by default, as with no ebb; observed ebb = its points x the fit step) is seen, a tau longer
+    than the centre is chosen only when the observed ebb tells it apart from the centre: else
+    the candidate of the best one's family (exponential or power law) nearest the centre (in
+    log tau) among those within noise of the best is the forecast. Within noise: Gaussian
+    log-likelihood ratio (sum of squared z errors on the ebb points, difference to the best's,
+    over 2 sigma^2) at most 1/2, the usual one-parameter 68% interval, sigma the robust sd
+    (1.4826 MAD) of the best fit's z residuals outside event and ebb windows (the history's own
+    noise on the fit grid; residuals are autocorrelated, so with several ebb points this
+    overstates the evidence and the rule acts less). Why only
+    long taus: a short observed ebb can show that tau is short (the level visibly drops) but
+    not how long a long one is (every kernel with tau >> the observed span is flat over it, so
+    the score saturates and a point above the fit, noise, picks the grid's longest), and a
+    long tau holds the event's level for days. Why only before the centre's span: from then
+    on the centre's kernel has fallen by 1 - 1/e over the observed ebb, and near-flat scores
+    mean the fit's `tail` and `settle` terms let a short kernel mimic the tail seen, not that
+    the tail is flat; the scores' choice extrapolates better there (measured on the 5-20 day
+    synthetic ebbs cut 1-2 days in: long-ebb median ratio 0.44 with the rule acting there,
+    0.35 with this bound, as without the rule). Measured: a 4.2x plateau held 31 h, cut 42 min
+    after its end (5-minute data, one ebb point on the 30-minute grid, scores 0.097 at 128 h vs
+    0.108 at 16 h, sigma 0.106) chose 128 h against a true 8 h and the ebb, starting at the
+    event's level (`ebb_start_at_event_level`), stayed near the plateau all week (7-day WAPE
+    116%). The interval is unchanged (it spans the plausible candidates, the best one's too);
+    `notes` say when the rule acts."""
     prior_tau_spread: float = 2.0
     """With no ebb observed yet, the interval spans the tau candidates within this factor of
     the centre (the prior's central range) instead of the whole grid."""
@@ -623,6 +650,32 @@ def _naive_forecast(train: Series, index: pd.DatetimeIndex, season: timedelta) -
         return None
 
 
+def long_tau_with_evidence(best: evf.EbbKernel, sse: dict[evf.EbbKernel, float], resid_sd: float,
+                           centre: timedelta) -> evf.EbbKernel:
+    """The ebb kernel to forecast with (`ModelSettings.long_tau_needs_evidence`), pure.
+
+    `best` has the lowest score on the observed ebb; `sse` is each scored kernel's sum of
+    squared z errors on the ebb points (best's included); `resid_sd` the noise sd in z;
+    `centre` the prior's tau. When best's tau is longer than `centre`, the kernels of best's
+    family (same power-law alpha) whose Gaussian log-likelihood ratio against best,
+    (sse[k] - sse[best]) / (2 resid_sd^2), is at most 1/2 are indistinguishable from it, and
+    the one nearest `centre` in log tau (ties: the shorter) is returned. Invariants: the
+    result is best's family, its tau within [centre^2 / best.tau, best.tau] (never longer
+    than best), its ratio at most 1/2; best itself when its tau <= centre or resid_sd is not
+    > 0."""
+    if best.tau <= centre or not resid_sd > 0:
+        return best
+    within = [k for k, v in sse.items()
+              if k.alpha == best.alpha and (v - sse[best]) / (2.0 * resid_sd * resid_sd) <= 0.5]
+    return min(within, key=lambda k: (abs(math.log(k.tau / centre)), k.tau))
+
+
+def _robust_sd(r: np.ndarray) -> float:
+    """Robust standard deviation of finite residuals `r`: 1.4826 x their median absolute
+    deviation from the median (the sd for Gaussian noise, unmoved by a few outliers)."""
+    return 1.4826 * float(np.median(np.abs(r - np.median(r))))
+
+
 def _wape(y: np.ndarray, yhat: np.ndarray) -> float:
     m = np.isfinite(y) & np.isfinite(yhat)
     den = np.abs(y[m]).sum()
@@ -765,6 +818,7 @@ class EbbtideForecaster:
         fits: dict[evf.EbbKernel | None, _Fitted] = {}
         losses: dict[evf.EbbKernel | None, float] = {}
         abs_err: dict[evf.EbbKernel | None, np.ndarray] = {}
+        z_in: dict[evf.EbbKernel | None, np.ndarray] = {}  # in-sample z of each scored kernel
         below_tail: list[evf.EbbKernel] = []
         neighbours: list[evf.EbbKernel] = []  # in `plausible` only as the best's grid neighbours
         ebb_mask = evf.ebb_windows(coarse.index, free_occ, s.ebb_span, self._fit_step) & observed
@@ -780,7 +834,7 @@ class EbbtideForecaster:
             if tau not in fits:
                 fits[tau] = self._fit_prophet(coarse.index, z, {n: hinted.get(n) or tau for n in names}, stan_init)
             if tau is not None and n_ebb and kept is None:
-                zin = self._predict_z(fits[tau], coarse.index)
+                zin = z_in[tau] = self._predict_z(fits[tau], coarse.index)
                 abs_err[tau] = np.abs(z[ebb_mask] - zin[ebb_mask])
                 losses[tau] = float(np.mean(abs_err[tau]))
                 if s.settle_floor and self._settle_below_tail(fits[tau], coarse.index, observed):
@@ -794,6 +848,9 @@ class EbbtideForecaster:
 
             allowed = [t for t in candidates if t not in below_tail]
             best_tau = best_of(allowed or candidates)
+            if s.long_tau_needs_evidence:
+                best_tau = self._long_tau_evidence(best_tau, allowed or candidates, abs_err, n_ebb,
+                                                   z - z_in[best_tau], coarse.index, free, notes)
             plausible = [t for t in allowed if _not_worse(abs_err[t], abs_err[best_tau])] or [best_tau]
             exp_allowed = [t for t in allowed if t.alpha == 0]
             if s.power_needs_evidence and best_tau.alpha > 0 and exp_allowed:
@@ -954,8 +1011,9 @@ class EbbtideForecaster:
 
     def _ebb_ceiling(self, values: pd.Series, hist_end: datetime) -> tuple[float, tuple[str, ...]] | None:
         """(cap, names) for `ebb_ceiling`: the highest value of the history, and the occurrences
-        whose peak is in it (their ebb is capped); None when the setting is off or none is."""
-        seen = tuple(e.name for e in self._occ if e.peak <= hist_end)
+        whose peak is in it (within the last point's interval: points are labelled at their start;
+        their ebb is capped); None when the setting is off or none is."""
+        seen = tuple(e.name for e in self._occ if e.peak < hist_end + self._step)
         top = values.max(skipna=True)
         if not self.settings.ebb_ceiling or not seen or not np.isfinite(top):
             return None
@@ -1210,7 +1268,7 @@ class EbbtideForecaster:
         r = z - self._predict_z(f, coarse.index)
         ok = np.isfinite(r)
         med = float(np.median(r[ok]))
-        sd = 1.4826 * float(np.median(np.abs(r[ok] - med)))
+        sd = _robust_sd(r[ok])
         if not sd > 0:
             return z, f
         flag = ok & (np.abs(r - med) > s.outlier_sigma * sd)
@@ -1699,6 +1757,27 @@ class EbbtideForecaster:
         out = z.copy()
         out[hit] = np.nan
         return out
+
+    def _long_tau_evidence(self, best: evf.EbbKernel, kernels, abs_err: dict, n_ebb: int, resid: np.ndarray,
+                           grid: pd.DatetimeIndex, free, notes: list[str]) -> evf.EbbKernel:
+        """`long_tau_needs_evidence` on a fit: `best` has the lowest score of `kernels` on the
+        `n_ebb` observed ebb points (`abs_err`: each one's |z error| there), `resid` is its z
+        residual on `grid`; the noise sd is measured outside event and ebb windows."""
+        taus = list(self.settings.tau_candidates)
+        centre = taus[len(taus) // 2]
+        if n_ebb * self._fit_step >= centre:
+            return best
+        quiet = np.isfinite(resid) & ~evf.in_or_after(grid, self._occ, self.settings.ebb_span, self._fit_step)
+        sd = _robust_sd(resid[quiet]) if quiet.sum() >= 2 else 0.0
+        sse = {k: float(np.sum(abs_err[k] ** 2)) for k in kernels}
+        pick = long_tau_with_evidence(best, sse, sd, centre)
+        if pick != best:
+            llr = (sse[pick] - sse[best]) / (2.0 * sd * sd)
+            notes.append(f"ebb tau for {', '.join(free)}: {pick.text()}, not the best-scoring {best.text()}: "
+                         f"the observed ebb does not tell a tau longer than the prior's centre "
+                         f"({interval_text(centre)}) apart from it (log-likelihood ratio {llr:.2f} <= 0.5 "
+                         f"with the history's residual sd {sd:.3f} in z; `long_tau_needs_evidence`)")
+        return pick
 
     def _kernel_grid(self, step: timedelta) -> list[evf.EbbKernel]:
         """The ebb kernels to choose among: the exponential on every tau candidate, then each

@@ -6,6 +6,8 @@ Cases:
 - the mask (no Prophet): points in [end, end + ebb_span) of an observed event are capped, points
   before its end, after the span, or inside a later event's window are not (hand-computed);
 - an occurrence whose peak is after the history's end is not covered (no cap without a peak);
+  a peak inside the last observed interval (08:41 with hourly points ending at the 08:00 one)
+  is in the history;
 - (slow, seeded Prophet) an hourly page-view trace with a 50x spike cut at the event's end: without
   the ceiling the forecast rises above every value ever observed (the failure measured on such
   traces); with it, yhat and yhat_upper stay at or below the history's maximum, the note says so,
@@ -70,6 +72,17 @@ def test_mask_covers_the_ebb_of_an_observed_event_and_not_a_later_event_window()
 def test_no_ceiling_before_the_peak_is_observed():
     m = _bare_model([_event("news", START, PEAK, END)], hist_end=PEAK - timedelta(hours=1))
     assert m._ceiling is None
+
+
+def test_a_peak_inside_the_last_observed_interval_is_observed():
+    # Hourly points are labelled at their start: the point at 08:00 holds 08:00-09:00, so a peak
+    # at 08:41 is in the history that ends with it (was: only peaks <= 08:00 counted, so a cut
+    # at 09:00 right after the peak had no ceiling and its ebb ran above every value observed).
+    peak = PEAK + timedelta(minutes=41)
+    assert _bare_model([_event("news", START, peak, END)], hist_end=PEAK)._ceiling == (7.0, ("news",))
+    assert _bare_model([_event("news", START, peak, END)], hist_end=PEAK - timedelta(hours=1))._ceiling is None
+    on_the_hour = _event("news", START, PEAK + timedelta(hours=1), END)  # starts the next interval
+    assert _bare_model([on_the_hour], hist_end=PEAK)._ceiling is None
 
 
 def _pageviews(seed: int = 3) -> pd.Series:
