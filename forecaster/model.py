@@ -322,6 +322,21 @@ class ModelSettings:
     half of the scored ones, all are scored. The interval's holdout residuals keep the
     holidays: a forecast week has unlearnt holidays too, and capacity is sized to the upper
     bound. `notes` name the days left out."""
+    honest_in_sample: bool = True
+    """With the seasonal residual profile added (weight > 0), the interval's in-sample residuals
+    use the profile with each point's own period left out (`_profile_left_out`): the profile is
+    the median of the last `profile_periods` periods' residuals per slot, so in-sample it
+    partly fits its own points and the residuals understate the error a new period meets.
+    False: the profile as fitted (the model before this setting)."""
+    holdout_origins: int = 2
+    """Forecast origins whose held-out residuals calibrate the interval: the holdout (the last
+    `holdout`) and, for each further origin, the `holdout` before the previous one, refitted
+    without it and forecast over it (one more Prophet fit each; kept while the calibration is
+    reused, `recalibrate_every`). An origin is used only when at least three times its span of
+    history lies before it (the holdout's quarter rule). One week's holdout samples one week's
+    luck: a second shows more of how far a week's level drifts from the fit. Only the interval
+    uses the extra origins; the model choices (residual profile weight, Prophet vs the seasonal
+    naive) stay with the latest holdout. 1: the latest holdout alone."""
     interval_lead_edges: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=3))
     """Lead-time buckets of the interval (lead = time after the last observed point): one pair
     of residual quantiles per bucket (default: <= 1 d, 1-3 d, > 3 d), from the holdout residuals
@@ -488,13 +503,15 @@ def _pooled_quantile(r_in: np.ndarray, r_hold: np.ndarray, q: float, n_eff: floa
 
 
 def _lead_buckets(r_hold: np.ndarray, lead_hold_s: np.ndarray, edges_s: np.ndarray, block_s: float,
-                  step_s: float) -> list[tuple[np.ndarray, float] | None]:
+                  step_s: float, origin: np.ndarray | None = None) -> list[tuple[np.ndarray, float] | None]:
     """Holdout residuals split by lead bucket (len(edges_s) + 1 buckets; bucket k holds leads in
     (edges_s[k-1], edges_s[k]], lead in seconds after the last training point): per bucket its
     finite residuals and how many independent observations they count for (one per `block_s`
-    of lead covered; every residual when block_s is 0), or None when it has none."""
+    of lead covered, summed over the forecast origins `origin` (one label per residual; default
+    one origin); every residual when block_s is 0), or None when it has none."""
     ok = np.isfinite(r_hold)
     r_hold, lead_hold_s = r_hold[ok], lead_hold_s[ok]
+    origin = np.zeros(r_hold.size) if origin is None else np.asarray(origin)[ok]
     out: list[tuple[np.ndarray, float] | None] = []
     lo = -math.inf
     for hi in [*edges_s.tolist(), math.inf]:
@@ -502,7 +519,8 @@ def _lead_buckets(r_hold: np.ndarray, lead_hold_s: np.ndarray, edges_s: np.ndarr
         if m.any():
             n_eff = float(m.sum())
             if block_s > 0:
-                n_eff = (float(lead_hold_s[m].max() - lead_hold_s[m].min()) + step_s) / block_s
+                n_eff = sum((float(lead_hold_s[m & (origin == o)].max() - lead_hold_s[m & (origin == o)].min())
+                             + step_s) / block_s for o in np.unique(origin[m]))
             out.append((r_hold[m], n_eff))
         else:
             out.append(None)
@@ -617,6 +635,19 @@ def _not_worse(err: np.ndarray, best_err: np.ndarray) -> bool:
         return True
     se = float(np.std(d, ddof=1)) / math.sqrt(d.size)
     return float(np.mean(d)) <= 2.0 * se
+
+
+def _naive_forecast(train: Series, index: pd.DatetimeIndex, season: timedelta) -> np.ndarray | None:
+    """The seasonal naive (`season`) fitted on `train` and predicted at `index`; None when
+    `train` is shorter than a season (or a season is under two steps)."""
+    from forecaster.baselines import SeasonalNaive
+
+    if (season / train.step) < 2 or len(train) < season / train.step:
+        return None
+    try:
+        return SeasonalNaive(season).fit(train).predict(index).yhat.to_numpy()
+    except ValueError:
+        return None
 
 
 def long_tau_with_evidence(best: evf.EbbKernel, sse: dict[evf.EbbKernel, float], resid_sd: float,
@@ -1305,6 +1336,41 @@ class EbbtideForecaster:
         prof[med.index.to_numpy()] = med.to_numpy()
         return period, prof
 
+    def _profile_left_out(self, grid: pd.DatetimeIndex, resid: np.ndarray, exclude: np.ndarray,
+                          idx: pd.DatetimeIndex) -> np.ndarray | None:
+        """The residual profile (`_residual_profile` of `resid` on `grid`) at each point of `idx`,
+        leaving out the point's own period: at a point inside the profile's window, the median
+        residual of its slot over the window's OTHER periods (0 when there is none); elsewhere the
+        profile. The in-sample residuals of a forecast with the profile are then honest: the
+        profile is the median of as few as `profile_periods` residuals per slot, so with its own
+        period in, one residual in three of the window is exactly 0. None without a profile."""
+        full = self._residual_profile(grid, resid, exclude)
+        if full is None:
+            return None
+        period, prof = full
+        ok = np.isfinite(resid) & ~exclude
+        since = grid[ok][-1] - self.settings.profile_periods * pd.Timedelta(period)
+        ok &= np.asarray(grid > since)
+        out = self._profile_lookup(period, prof, idx)
+        frame = pd.DataFrame({"slot": self._slot(grid[ok], period), "pid": self._period_of(grid[ok], period),
+                              "r": resid[ok]})
+        idx_pid, idx_slot = self._period_of(idx, period), self._slot(idx, period)
+        for pid in np.unique(frame["pid"].to_numpy()):
+            at = idx_pid == pid
+            if not at.any():
+                continue
+            others = np.zeros(len(prof))
+            med = frame[frame["pid"] != pid].groupby("slot")["r"].median()
+            others[med.index.to_numpy()] = med.to_numpy()
+            out[at] = others[idx_slot[at]]
+        return out
+
+    def _period_of(self, idx: pd.DatetimeIndex, period: timedelta) -> np.ndarray:
+        """Which period (whole `period`s since the epoch, in the calendar zone, as `_slot`
+        counts its slots) each timestamp falls in."""
+        local = idx.tz_convert(self.settings.calendar_tz).tz_localize(None)
+        return local.as_unit("ns").asi8 // pd.Timedelta(period).value
+
     def _slot(self, idx: pd.DatetimeIndex, period: timedelta) -> np.ndarray:
         """Slot of the season (fit-grid buckets since the epoch, modulo the period), in the
         calendar zone so that the week/day lines up with the audience's clock."""
@@ -1376,9 +1442,17 @@ class EbbtideForecaster:
             self._season = (weight, *full_prof)
             notes.append(f"seasonal residual profile ({interval_text(full_prof[0])} period, last {s.profile_periods}) "
                          f"added with weight {weight:g}")
-        # In-sample residuals on the requested grid (in z).
+        # In-sample residuals on the requested grid (in z); with the residual profile, the
+        # profile left out of each point's own period (`honest_in_sample`).
         yhat_in = self._fine_yhat(self._best, obs.index)
-        r_in = self._tf.forward(y_obs) - self._tf.forward(yhat_in)
+        yhat_fair = yhat_in
+        if s.honest_in_sample and full_prof is not None and weight > 0:
+            left_out = self._profile_left_out(coarse.index, z - self._predict_z(self._best, coarse.index),
+                                              event_time, obs.index)
+            if left_out is not None:
+                yhat_fair = (self._tf.inverse(self._fine_z_raw(self._best, obs.index) + weight * left_out)
+                             * self._profile_at(obs.index))
+        r_in = self._tf.forward(y_obs) - self._tf.forward(yhat_fair)
         if reused is None:
             self._slot_band = self._level_bands(obs.index, yhat_in)
             buckets, group_buckets = self._grouped_buckets(r_hold, lead_hold_s, t_hold)
@@ -1400,7 +1474,7 @@ class EbbtideForecaster:
             + f": {self._quantile_text(self._q_hi, self._q_lo)}"
             + (f", spread over {len(self._plausible)} plausible tau" if len(self._plausible) > 1 else ""))
         if self._mode != "prophet":
-            self._calibrate_mode(history, obs, yhat_in, mode_buckets, g_in, mode_group_buckets)
+            self._calibrate_mode(history, obs, yhat_fair, mode_buckets, g_in, mode_group_buckets)
             notes.append(f"interval of the {self._mode} forecast (its residuals over the history and the holdout) by "
                          f"lead {self._lead_labels()}: {self._quantile_text(self._q_hi_mode, self._q_lo_mode)}")
 
@@ -1423,7 +1497,9 @@ class EbbtideForecaster:
 
     def _grouped_buckets(self, r_hold: np.ndarray, lead_hold_s: np.ndarray, t_hold: pd.DatetimeIndex) -> tuple:
         """(lead buckets, the same per daily level band) of holdout residuals at `t_hold`."""
-        buckets = self._buckets(r_hold, lead_hold_s)
+        origin_s = (np.round(t_hold.as_unit("ns").asi8 / 1e9 - lead_hold_s)
+                    if len(t_hold) == lead_hold_s.size else None)
+        buckets = self._buckets(r_hold, lead_hold_s, origin_s)
         n_bands = int(self._slot_band.max()) + 1
         if n_bands <= 1:
             return buckets, []
@@ -1435,10 +1511,12 @@ class EbbtideForecaster:
         `first` (the first point after the training data has lead one series step)."""
         return np.asarray((index - first) / pd.Timedelta(seconds=1), dtype=float) + self._step.total_seconds()
 
-    def _buckets(self, r_hold: np.ndarray, lead_hold_s: np.ndarray) -> list[tuple[np.ndarray, float] | None]:
-        """Holdout residuals by the settings' lead buckets (`_lead_buckets`)."""
+    def _buckets(self, r_hold: np.ndarray, lead_hold_s: np.ndarray,
+                 origin_s: np.ndarray | None = None) -> list[tuple[np.ndarray, float] | None]:
+        """Holdout residuals by the settings' lead buckets (`_lead_buckets`; `origin_s`: each
+        residual's forecast origin, for the count of independent observations)."""
         return _lead_buckets(r_hold, lead_hold_s, self._lead_edges_s(), self.settings.interval_block.total_seconds(),
-                             self._step.total_seconds())
+                             self._step.total_seconds(), origin_s)
 
     def _lead_edges_s(self) -> np.ndarray:
         """`interval_lead_edges` in seconds."""
@@ -1519,7 +1597,64 @@ class EbbtideForecaster:
         if not names and len(test) and history.step <= DAY:
             self._choose_vs_naive(history, cut, test, yh, notes, scored)
         self._holiday_note(test.index, ordinary, scored, notes)
-        return weight, r_hold, lead_hold_s, test.index[keep], hold
+        t_hold = test.index[keep]
+        extra = self._earlier_origins(history, coarse, z, obs, cut, n_hold_coarse, taus, init, seasonal,
+                                      event_time, weight)
+        if extra:
+            r_hold = np.concatenate([r_hold, *(e[0] for e in extra)])
+            lead_hold_s = np.concatenate([lead_hold_s, *(e[1] for e in extra)])
+            t_hold = t_hold.append([e[2] for e in extra])
+            notes.append(f"interval: holdout residuals also from {len(extra)} earlier origin(s) "
+                         + ", ".join(e[2][0].isoformat() if len(e[2]) else "(none kept)" for e in extra)
+                         + f", each forecast {interval_text(hold)} ahead")
+        return weight, r_hold, lead_hold_s, t_hold, hold
+
+    def _earlier_origins(self, history: Series, coarse: pd.Series, z: np.ndarray, obs: pd.Series,
+                         cut: pd.Timestamp, n_hold_coarse: int, taus, init, seasonal: bool,
+                         event_time: np.ndarray, weight: float) -> list[tuple]:
+        """Held-out residuals in z (with lead times in seconds and timestamps) of the origins
+        before the holdout's (`holdout_origins`): origin k is `k` holdout spans before `cut`,
+        refitted on the history before it (residual profile of that fit, the holdout's `weight`)
+        and forecast over the next span; used only with three spans of history before it. Events
+        whose peak that fit never saw are left out, as in the holdout. With the seasonal naive or
+        the average chosen (`_mode`), its residuals over the same span extend `_mode_holdout`."""
+        s = self.settings
+        out: list[tuple] = []
+        for k in range(1, max(int(s.holdout_origins), 1)):
+            at = len(coarse) - (k + 1) * n_hold_coarse
+            end_at = at + n_hold_coarse
+            if at < 3 * n_hold_coarse or coarse.iloc[:at].notna().sum() < 3 * n_hold_coarse // 2:
+                break
+            o_cut, o_end = coarse.index[at], coarse.index[end_at]
+            train = coarse.index < o_cut
+            try:
+                f = self._fit_prophet(coarse.index[train], z[train], taus, init,
+                                      span_days=(o_cut - coarse.index[0]) / pd.Timedelta(days=1))
+            except ValueError:
+                break
+            test = obs[(obs.index >= o_cut) & (obs.index < o_end)]
+            if not len(test):
+                continue
+            season = None
+            if seasonal:
+                gi = coarse.index[train]
+                season = (weight, *self._residual_profile(gi, z[train] - self._predict_z(f, gi), event_time[train]))
+            yh = self._fine_yhat(f, test.index, season or (0.0, WEEK, np.zeros(1)))
+            keep = np.ones(len(test), dtype=bool)
+            for e in self._occ:
+                if pd.Timestamp(e.peak) >= o_cut:
+                    keep &= ~evf.in_or_after(test.index, [e], s.ebb_span, self._step)
+            y = self._tf.forward(test.to_numpy())
+            lead = self._lead_s(test.index, o_cut)
+            out.append(((y - self._tf.forward(yh))[keep], lead[keep], test.index[keep]))
+            if self._mode != "prophet" and getattr(self, "_mode_holdout", None) is not None:
+                ny = _naive_forecast(history.before(o_cut), test.index, self._naive.season)
+                if ny is not None:
+                    comb = ny if self._mode == "naive" else 0.5 * (yh + ny)
+                    r, ld, t = self._mode_holdout
+                    self._mode_holdout = (np.concatenate([r, y - self._tf.forward(comb)]),
+                                          np.concatenate([ld, lead]), t.append(test.index))
+        return out
 
     def _naive_off_days(self, idx: pd.DatetimeIndex) -> np.ndarray:
         """True at the points of `idx` where the seasonal naive (and the average) give way to
@@ -1754,12 +1889,8 @@ class EbbtideForecaster:
 
         train_hist = history.before(cut)
         season = WEEK if (train_hist.end - train_hist.start) >= 2 * WEEK else DAY
-        if (season / history.step) < 2 or len(train_hist) < season / history.step:
-            return
-        try:
-            naive = SeasonalNaive(season).fit(train_hist)
-            ny = naive.predict(test.index).yhat.to_numpy()
-        except ValueError:
+        ny = _naive_forecast(train_hist, test.index, season)
+        if ny is None:
             return
         y = test.to_numpy()
         ys, yhs, nys = y[scored], yh[scored], ny[scored]
