@@ -10,6 +10,7 @@ policy's `events:` holds), or a bare list of those entries.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -119,8 +120,11 @@ def expand_events(events: list[Event] | tuple[Event, ...], since: datetime, unti
     return sorted(out, key=lambda e: e.start)
 
 
-def parse_events(data: object, file: str | Path, lines: dict, prefix: tuple = ()) -> list[Event]:
-    """Validate an `events:` list (already loaded from YAML); errors name file, line and field."""
+def parse_events(data: object, file: str | Path, lines: dict, prefix: tuple = (),
+                 taken: Mapping[str, str] | None = None) -> list[Event]:
+    """Validate an `events:` list (already loaded from YAML); errors name file, line and field.
+    `taken`: event names already in the calendar -> where they are (e.g. the policy file); an
+    entry reusing one is an error (two events of one name would be reported and billed as one)."""
     try:
         events = _EVENT_LIST.validate_python(data if data is not None else [])
     except ValidationError as exc:
@@ -135,6 +139,12 @@ def parse_events(data: object, file: str | Path, lines: dict, prefix: tuple = ()
                 f"name {ev.name!r} (also events[{names[ev.name]}])"
             )
         names[ev.name] = i
+        if taken and ev.name in taken:
+            line = lines.get(prefix + (i, "name"))
+            problems.append(
+                f"{file}:{line} {'.'.join(map(str, prefix)) or 'events'}[{i}].name: event name {ev.name!r} "
+                f"is already in {taken[ev.name]}; rename one of them"
+            )
     if problems:
         raise InputFileError(problems)
     return events
@@ -163,8 +173,9 @@ def check_holiday_country(code: str) -> str:
     return code
 
 
-def load_events_file(path: str | Path) -> list[Event]:
-    """Read an events file: a top-level `events:` list, or a bare list of events."""
+def load_events_file(path: str | Path, taken: Mapping[str, str] | None = None) -> list[Event]:
+    """Read an events file: a top-level `events:` list, or a bare list of events. `taken`: names
+    already in the calendar -> where (see parse_events); reusing one is an error naming the line."""
     data, lines = load_yaml_with_lines(path)
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"events", "apiVersion"})
@@ -175,7 +186,7 @@ def load_events_file(path: str | Path) -> list[Event]:
             )
         if "events" not in data:
             raise InputFileError([f"{path}:1 events: required top-level list is missing"])
-        return parse_events(data["events"], path, lines, ("events",))
+        return parse_events(data["events"], path, lines, ("events",), taken)
     if isinstance(data, list):
-        return parse_events(data, path, lines)
+        return parse_events(data, path, lines, taken=taken)
     raise InputFileError([f"{path}:1: an events file holds a list of events or `events:` with one"])

@@ -139,9 +139,11 @@ class PolicyJsonSchema(GenerateJsonSchema):
 
 
 class Strict(BaseModel):
-    """Base of every policy model: unknown keys refused, values frozen once loaded."""
+    """Base of every policy model: unknown keys refused, values frozen once loaded, numbers
+    finite (`.nan` or `.inf` in YAML is refused: a NaN threshold would never breach, an
+    infinite per_replica would size every workload to its floor)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     @classmethod
     def model_json_schema(cls, by_alias: bool | None = True, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
@@ -220,9 +222,14 @@ class Resources(Strict):
     memory_gib: float = Field(default=2.0, gt=0, description="Memory request per replica, GiB.")
 
 
+MAX_REPLICAS = 2**31 - 1
+"""Largest replica count Kubernetes stores (`spec.replicas` and an HPA's minReplicas are int32)."""
+
+
 class Scaling(Strict):
     min_replicas: int = Field(default=1, ge=0, description="Floor on replicas, pods.")
-    max_replicas: int = Field(ge=1, description="Ceiling on replicas, pods (required; >= min_replicas).")
+    max_replicas: int = Field(ge=1, le=MAX_REPLICAS, description="Ceiling on replicas, pods (required; "
+                              ">= min_replicas; at most 2147483647, Kubernetes' int32 replicas).")
     quantile: float = Field(
         default=0.9, ge=0.5, le=0.995,
         description="Forecast quantile (the forecast's yhat_upper) for capacity bought before demand is seen: the "

@@ -24,3 +24,13 @@ def parse_time_range(args) -> dict[str, datetime]:
     if "start" in out and "end" in out and out["end"] <= out["start"]:
         raise EbbtideError(f"--end {args.end} must be after --start {args.start}")
     return out
+
+
+def load_extra_events(path: str | None, policy, policy_path: str) -> list:
+    """The `--events FILE` given with a policy (empty without one). An entry reusing a name of the
+    policy's `events` is an error naming the events file's line and the policy file."""
+    if not path:
+        return []
+    from policies.events import load_events_file
+
+    return load_events_file(path, taken={e.name: f"the policy {policy_path}" for e in policy.events})

@@ -44,15 +44,14 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from forecaster.csvio import read_series_csv
-    from policies.events import load_events_file
     from policies.loading import load_policy
-    from scaler.cli.common import parse_time_range
+    from scaler.cli.common import load_extra_events, parse_time_range
     from scaler.replay import replay
 
     times = parse_time_range(args)
     policy = load_policy(args.policy)
     series = read_series_csv(args.csv)
-    events = load_events_file(args.events) if args.events else []
+    events = load_extra_events(args.events, policy, args.policy)
     if args.timeline_out and not Path(args.timeline_out).resolve().parent.is_dir():
         raise EbbtideError(f"--timeline-out {args.timeline_out}: folder does not exist")
 

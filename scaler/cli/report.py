@@ -115,7 +115,6 @@ def run(args) -> int:
 
     import pandas as pd
 
-    from policies.events import load_events_file
     from policies.loading import load_policy
     from policies.units import parse_duration
     from scaler.reporting import EBB_AFTER, RecordingPlanner, build_report, from_prometheus, from_replay, write_report
@@ -131,8 +130,10 @@ def run(args) -> int:
     if args.transcoded_streams is not None and args.transcoded_streams < 0:
         raise EbbtideError("--transcoded-streams must be >= 0")
     policy = load_policy(args.policy)
-    extra = load_events_file(args.events) if args.events else []
-    calendar = list(policy.events) + [e for e in extra if e.name not in {p.name for p in policy.events}]
+    from scaler.cli.common import load_extra_events
+
+    extra = load_extra_events(args.events, policy, args.policy)
+    calendar = list(policy.events) + extra
     if args.workload is not None:
         try:
             policy.workload(args.workload)
@@ -163,10 +164,7 @@ def run(args) -> int:
     elif args.timeline:
         from types import SimpleNamespace
 
-        try:
-            frame = pd.read_csv(args.timeline)
-        except (OSError, ValueError) as exc:
-            raise EbbtideError(f"--timeline {args.timeline}: cannot read: {exc}") from None
+        frame = read_timeline(args.timeline)
         summary: dict = {}
         if args.replay_json:
             try:
@@ -174,15 +172,25 @@ def run(args) -> int:
                     summary = json.load(f)
             except (OSError, ValueError) as exc:
                 raise EbbtideError(f"--replay-json {args.replay_json}: cannot read: {exc}") from None
+            if not isinstance(summary, dict):
+                raise EbbtideError(f"--replay-json {args.replay_json}: not the JSON object `ebbtide replay --json` "
+                                   f"prints")
         name = args.workload or summary.get("workload") or policy.workloads[0].name
-        ts = pd.to_datetime(frame.get("ts"), utc=True) if "ts" in frame.columns else None
-        if ts is not None and times:
+        if name not in {w.name for w in policy.workloads}:
+            raise EbbtideError(f"--replay-json {args.replay_json}: workload {name!r} is not in the policy "
+                               f"{args.policy} ({', '.join(w.name for w in policy.workloads)}); give --workload")
+        if times:
+            ts = pd.to_datetime(frame["ts"], utc=True)
             mask = pd.Series(True, index=frame.index)
             if "start" in times:
                 mask &= ts >= pd.Timestamp(times["start"])
             if "end" in times:
                 mask &= ts < pd.Timestamp(times["end"])
             frame = frame[mask.to_numpy()]
+        if len(frame) < 2:
+            span = f" between {args.start or 'its start'} and {args.end or 'its end'}" if times else ""
+            raise EbbtideError(f"--timeline {args.timeline}: {len(frame)} row(s){span}; a report needs at least "
+                               f"two intervals (the interval is the rows' spacing)")
         result = SimpleNamespace(workload=name, timeline=frame, notes=tuple(summary.get("notes", ())))
         inp = from_replay(result, policy, extra_events=extra,
                           source=f"replay timeline {args.timeline} (simulated with Ebbtide's forecaster and planner)",
@@ -208,6 +216,47 @@ def run(args) -> int:
         if p is not None:
             print(f"wrote {p}")
     return 0
+
+
+TIMELINE_COUNTS = ("replicas_", "ready_")
+"""Prefixes of the timeline columns that must hold a finite pod count >= 0 on every row."""
+TIMELINE_NUMBERS = (*TIMELINE_COUNTS, "cap_", "demand", "forecast_trusted")
+"""Prefixes of the timeline columns read as numbers (empty: unknown, e.g. a trace gap's demand)."""
+
+
+def read_timeline(path: str):
+    """A replay timeline CSV (`ebbtide replay --timeline-out`) as a DataFrame, checked: a `ts`
+    column of ISO 8601 times, and pod counts (replicas_*, ready_*) and the other numeric columns
+    numbers. Errors name the file, the line and the column (EbbtideError)."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise EbbtideError(f"--timeline {path}: cannot read: {exc}") from None
+    if "ts" not in frame.columns:
+        raise EbbtideError(f"--timeline {path}: no `ts` column (columns: {', '.join(map(str, frame.columns))}); "
+                           f"write it with `ebbtide replay --timeline-out FILE`")
+    ts = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="ISO8601")
+    if ts.isna().any():
+        i = int(np.flatnonzero(ts.isna().to_numpy())[0])
+        raise EbbtideError(f"--timeline {path}:{i + 2}: ts {frame['ts'].iat[i]!r} is not an ISO 8601 time")
+    out = {"ts": frame["ts"]}
+    for col in frame.columns.drop("ts"):
+        if not str(col).startswith(TIMELINE_NUMBERS):
+            out[col] = frame[col]
+            continue
+        text = frame[col].str.strip()
+        values = pd.to_numeric(text.replace("", None), errors="coerce").astype(float)
+        counts = str(col).startswith(TIMELINE_COUNTS)
+        bad = (values.isna() & (text != "")) | (counts & ~(np.isfinite(values) & (values >= 0)))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            want = "a pod count >= 0" if counts else "a number"
+            raise EbbtideError(f"--timeline {path}:{i + 2}: {col} {frame[col].iat[i]!r} is not {want}")
+        out[col] = values
+    return pd.DataFrame(out)
 
 
 def _reconstruct(args) -> str:

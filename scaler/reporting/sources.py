@@ -107,6 +107,9 @@ def from_replay(result, policy: Policy, *, extra_events: Sequence[Event] = (), r
         if all(c in frame.columns for c in cols.values()):
             caps = pd.DataFrame({t: frame[c].to_numpy(float) for t, c in cols.items()})
     ts = pd.DatetimeIndex(pd.to_datetime(frame["ts"], utc=True))
+    if len(ts) < 2:
+        raise EbbtideError(f"report: the replay timeline has {len(ts)} interval(s); a report needs at least two "
+                           f"(the interval is the rows' spacing): widen --start/--end")
     step = ts[-1] - ts[-2]
     events = _events(list(policy.events) + [e for e in extra_events if e.name not in {p.name for p in policy.events}],
                      ts[0], ts[-1] + step)
