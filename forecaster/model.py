@@ -322,6 +322,19 @@ class ModelSettings:
     half of the scored ones, all are scored. The interval's holdout residuals keep the
     holidays: a forecast week has unlearnt holidays too, and capacity is sized to the upper
     bound. `notes` name the days left out."""
+    recent_level: bool = True
+    """Carry the last day's level misfit into the forecast, decaying: d0, the mean z residual of
+    the fitted forecast over the last 24 h of history (when none of it lies in an event's window
+    or its `ebb_span`, and it holds half a day of points), is added to yhat at lead L days times
+    phi ** L; phi is the history's own persistence of daily misfits, the AR(1) coefficient
+    (through 0) of consecutive 24 h block means of the residuals outside event windows over the
+    lookback, clipped to [0, 0.95] (at least 7 pairs, else no correction). Prophet's flat trend
+    and fixed seasonality cannot follow a level that moved in the last days (the week after
+    Christmas, a declining month); a seasonal naive copies the level whole, for a week; this
+    carries it as long as the history says such moves last. The band spans the forecast with
+    and without it (capacity is sized to yhat_upper: never lowered by it). Only the Prophet
+    forecast (not the seasonal naive or the average, `_mode`). `notes` say d0, phi and the
+    shift on the first and last day."""
     honest_in_sample: bool = True
     """With the seasonal residual profile added (weight > 0), the interval's in-sample residuals
     use the profile with each point's own period left out (`_profile_left_out`): the profile is
@@ -963,6 +976,10 @@ class EbbtideForecaster:
         # the band also spans the forecast without it (it is 0 off those days).
         if self.settings.pooled_holiday_band:
             zs += [self._fine_z(replace(f, pool_off=True), idx) for f in self._plausible if f.pool is not None]
+        shift = self._recent_at(idx)
+        if shift is not None:  # `recent_level`: yhat moves, the band spans both
+            z_best = z_best + shift
+            zs.append(z_best)
         z_hi = np.max(zs, axis=0) + self._quantiles_at(idx, self._q_hi)
         z_lo = np.min(zs, axis=0) + self._quantiles_at(idx, self._q_lo)
         prof = self._profile_at(idx)
@@ -1453,6 +1470,10 @@ class EbbtideForecaster:
                 yhat_fair = (self._tf.inverse(self._fine_z_raw(self._best, obs.index) + weight * left_out)
                              * self._profile_at(obs.index))
         r_in = self._tf.forward(y_obs) - self._tf.forward(yhat_fair)
+        self._recent = None
+        if s.recent_level:
+            self._recent = self._recent_level(obs.index, self._tf.forward(y_obs) - self._tf.forward(yhat_in),
+                                              history.end, notes)
         if reused is None:
             self._slot_band = self._level_bands(obs.index, yhat_in)
             buckets, group_buckets = self._grouped_buckets(r_hold, lead_hold_s, t_hold)
@@ -1477,6 +1498,44 @@ class EbbtideForecaster:
             self._calibrate_mode(history, obs, yhat_fair, mode_buckets, g_in, mode_group_buckets)
             notes.append(f"interval of the {self._mode} forecast (its residuals over the history and the holdout) by "
                          f"lead {self._lead_labels()}: {self._quantile_text(self._q_hi_mode, self._q_lo_mode)}")
+
+    def _recent_level(self, index: pd.DatetimeIndex, resid: np.ndarray, hist_end: datetime,
+                      notes: list[str]) -> tuple[float, float] | None:
+        """(d0, phi) of `recent_level` from the fitted forecast's z residuals `resid` at `index`
+        (the history's points), or None: d0 the mean over the last 24 h (up to `hist_end`), phi
+        the AR(1) coefficient through 0 of consecutive 24 h block means (blocks aligned on
+        `hist_end`, each needing half its points finite and outside event windows)."""
+        clean = np.isfinite(resid) & ~evf.in_or_after(index, self._occ, self.settings.ebb_span, self._step)
+        block = np.asarray((pd.Timestamp(hist_end) - index) // pd.Timedelta(DAY), dtype=int)
+        per_block = max(int(DAY / self._step) // 2, 1)
+        frame = pd.DataFrame({"b": block, "r": np.where(clean, resid, np.nan), "ev": ~clean & np.isfinite(resid)})
+        g = frame.groupby("b")
+        means = g["r"].mean().where(g["r"].count() >= per_block)
+        if 0 not in means.index or g["ev"].sum().get(0, 0) > 0 or not np.isfinite(means.get(0, np.nan)):
+            return None
+        d = means.reindex(range(int(means.index.max()) + 1)).to_numpy()[::-1]  # oldest first
+        prev, cur = d[:-1], d[1:]
+        ok = np.isfinite(prev) & np.isfinite(cur)
+        if ok.sum() < 7 or not np.sum(prev[ok] ** 2) > 0:
+            return None
+        phi = float(np.clip(np.sum(prev[ok] * cur[ok]) / np.sum(prev[ok] ** 2), 0.0, 0.95))
+        d0 = float(means[0])
+        if phi <= 0 or d0 == 0:
+            return None
+        h = self.settings.horizon_hint / DAY
+        notes.append(f"recent level: the last 24 h ran {d0:+.3f} in z from the fit; daily misfits persist "
+                     f"with phi {phi:.2f} ({int(ok.sum())} day pairs): yhat shifted by {d0 * phi ** (1 / 24):+.3f} "
+                     f"at the first hour, {d0 * phi ** h:+.3f} at {h:g} d; the band spans it and the forecast "
+                     f"without it")
+        return d0, phi
+
+    def _recent_at(self, idx: pd.DatetimeIndex) -> np.ndarray | None:
+        """The `recent_level` shift in z at each point of `idx` (None when there is none)."""
+        rec = getattr(self, "_recent", None)
+        if rec is None or self._mode != "prophet":
+            return None
+        lead_d = np.clip(np.asarray((idx - self._last) / pd.Timedelta(DAY), dtype=float), 0.0, None)
+        return rec[0] * rec[1] ** lead_d
 
     def _level_bands(self, index: pd.DatetimeIndex, yhat: np.ndarray) -> np.ndarray:
         """Band of each slot of the day (fit-grid steps in `calendar_tz`): `_level_bands` of the

@@ -287,6 +287,15 @@ class Scaling(Strict):
         "in the plan; on hourly history with a daily cycle the observation alone usually wins. false: "
         "always the observation alone.",
     )
+    collapse_confirm: Duration = Field(
+        default=timedelta(minutes=30),
+        description="How long a sudden demand collapse is held before it is believed, a duration: demand "
+        "that falls in one sample to under a tenth of both the trusted forecast's lower bound (yhat_lower) and "
+        "the last good sample (one pod's worth added to each side) is taken for an outage or a broken metric "
+        "(exporter restart, counter reset, dropped label): no scale-in and no bitrate cut, so the pods are "
+        "there when traffic returns. After this long the low demand is accepted as real and the normal "
+        "scale-down rules apply. A zero while the lower bound is near zero (quiet nights) is normal. 0s: off.",
+    )
 
     @field_validator("max_replicas")
     @classmethod

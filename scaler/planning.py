@@ -35,8 +35,11 @@ appends a `Step(name, before, after, reason)` to the plan:
    the burst allowance alone bought; consecutive scale-downs are paced by steps 5 and 6);
    within scale_up_cooldown of the last scale-up, scale up only as far as the demand observed
    now needs.
-7. `quality_guard` — an SLI in breach, an SLI reading missing/stale, or demand data
-   missing/stale/absurd (see scaler.safety.check_demand) activates the guard: no scale-in
+7. `quality_guard` — an SLI in breach, an SLI reading missing/stale, demand data
+   missing/stale/absurd (see scaler.safety.check_demand), or a demand collapse not yet
+   confirmed (scaler.safety.check_collapse: a sudden fall far below the trusted forecast's
+   `yhat_lower` and the last good sample, held for `scaling.collapse_confirm`, its start in
+   `memory.collapse_since`) activates the guard: no scale-in
    (freeze_scale_in), bitrate caps back to the ladder top (restore_bitrate), and, on a live
    breach whose on_breach has scale_up, one step up (the scale-down step size) at most once per
    max(pod_startup, scale_up_cooldown). A breach holds the guard for the SLI's `hold`.
@@ -90,6 +93,7 @@ from scaler.safety import (
     BurstGrowth,
     burst_duty,
     burst_growth,
+    check_collapse,
     check_demand,
     check_slis,
     clamp,
@@ -117,6 +121,7 @@ class _ForecastView:
     step_ns: int
     yhat: np.ndarray
     upper: np.ndarray
+    lower: np.ndarray
 
     def max_of(self, values: np.ndarray, start: datetime, end: datetime) -> float | None:
         """Highest finite value of the points whose interval [ts, ts + step) meets [start, end]."""
@@ -153,11 +158,11 @@ def _view(arrays: tuple[np.ndarray, np.ndarray] | None) -> tuple[_ForecastView |
     ts, values = arrays
     if ts.size == 0:
         return None, "forecast is empty"
-    yhat, upper = values[0], values[2]
+    yhat, lower, upper = values[0], values[1], values[2]
     if np.isinf(upper).any() or (upper < 0).any() or np.isinf(yhat).any() or (yhat < 0).any():
         return None, "forecast holds infinite or negative values"
     step_ns = int(np.median(np.diff(ts))) if ts.size > 1 else 0
-    return _ForecastView(ts, step_ns, yhat, upper), ""
+    return _ForecastView(ts, step_ns, yhat, upper, lower), ""
 
 
 def _forecast_digest(tf: TrustedForecast, frame_hash: str | None) -> object:
@@ -354,7 +359,18 @@ def plan(
         (fc_now, mem.last_demand, running * per, per),
     )
     slis = check_slis(workload.quality, quality.slis, now, policy.prometheus.max_staleness)
-    guard = guard_state(slis, demand, now, mem.guard_until, mem.guard_actions)
+    # A sudden fall far below the trusted forecast's lower bound (at the sample's time) and the
+    # last good sample: an outage or a broken metric until collapse_confirm says otherwise.
+    lower_obs = None
+    if forecast.trusted and view is not None and demand.ok:
+        lower_obs = view.max_of(view.lower, quality.demand_at, quality.demand_at)
+    collapse = check_collapse(
+        demand.value if demand.ok else None, lower_obs, mem.last_demand, per, now,
+        mem.collapse_since, sc.collapse_confirm,
+    )
+    guard = guard_state(slis, demand, now, mem.guard_until, mem.guard_actions, collapse)
+    if collapse.reason and not collapse.holding:
+        notes.append(collapse.reason)  # confirmed: the low demand is accepted as real
 
     distrust = list(forecast.reasons) if not forecast.trusted else []
     if not forecast.trusted and not distrust:
@@ -505,9 +521,10 @@ def plan(
         last_scale_down_at=now if x < current else mem.last_scale_down_at,
         guard_until=guard.until,
         guard_actions=guard.held_actions,
-        last_demand=demand.value if demand.ok else mem.last_demand,
+        last_demand=demand.value if demand.ok and not collapse.holding else mem.last_demand,
         burst_pods=burst_pods,
         last_step_down_at=now if x < current - speculative else mem.last_step_down_at,
+        collapse_since=collapse.since,
     )
     return Plan(
         workload=workload.name,

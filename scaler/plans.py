@@ -110,7 +110,9 @@ class PlannerMemory:
     no observation has shown yet (the step limit lets them go at once when it does not come).
     The recommendations hold no such pods;
     `last_step_down_at`: time of the last scale-down beyond the burst pods (the part the step
-    limit paces); the next one waits `scaling.scale_down_interval` after it.
+    limit paces); the next one waits `scaling.scale_down_interval` after it;
+    `collapse_since`: start of a demand collapse not yet confirmed (scaler.safety.check_collapse;
+    None: none under way). While it lasts `last_demand` keeps the level before the collapse.
     """
 
     recommendations: tuple[tuple[datetime, int], ...] = ()
@@ -121,6 +123,7 @@ class PlannerMemory:
     last_demand: float | None = None
     burst_pods: int = 0
     last_step_down_at: datetime | None = None
+    collapse_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,7 @@ class Plan:
             "last_demand": self.memory.last_demand,
             "burst_pods": self.memory.burst_pods,
             "last_step_down_at": _iso(self.memory.last_step_down_at),
+            "collapse_since": _iso(self.memory.collapse_since),
         }
         d["steps"] = [
             {"step": s.name, "before": _plain(s.before), "after": _plain(s.after), "reason": s.reason}

@@ -7,8 +7,9 @@ scale-down back towards the current count or a count back inside the hard limits
 makes "safest action wins" hold however the steps are composed: each scale-down restriction is a
 floor `max(x, floor)` applied only when `x < current`, so their order does not change the result.
 
-Data checks live here as well: `check_demand` (missing, stale, absurd demand) and `check_slis`
-(quality SLIs in breach, missing or stale). Their verdicts drive the quality guard.
+Data checks live here as well: `check_demand` (missing, stale, absurd demand), `check_collapse`
+(demand that suddenly falls far below everything known: an outage or a broken metric) and
+`check_slis` (quality SLIs in breach, missing or stale). Their verdicts drive the quality guard.
 
 Units: replica counts are pods; demand is in the workload's demand unit (the unit of
 `demand.query`, e.g. concurrent viewers); `per_replica` is demand one pod serves.
@@ -32,6 +33,17 @@ from scaler.plans import SliReading, Step
 #: last good sample, what the running pods serve, one pod's worth) is taken for a broken
 #: exporter or a unit change, not traffic: it is not used for sizing and blocks scale-in.
 ABSURD_JUMP_FACTOR = 100.0
+
+#: A demand sample that falls, in one step, to less than 1/COLLAPSE_FACTOR of both the trusted
+#: forecast's lower bound and the last good sample (one pod's worth added to each side) is taken
+#: for an outage or a broken metric (exporter restart, counter reset, a dropped label), not for
+#: viewers leaving: scale-in and bitrate cuts wait `scaling.collapse_confirm` (check_collapse).
+#: 10: the lower bound (q0.1) is already the low side of the forecast, and on the real traces
+#: the largest one-sample fall (per_replica = median / 10, as on the replay bench) is 1.9-5.4x
+#: (NASA and NYC taxi hourly, Melbourne); the larger ones (NASA 5-minute 11x one evening, AAPL
+#: 18-30x after bursts, UCI online retail 303x at closing time) come where the lower bound stops
+#: the rule (docs/planner.md, "Demand collapse").
+COLLAPSE_FACTOR = 10.0
 
 #: Guard actions a data problem (missing, stale or absurd data) always implies.
 DATA_GUARD_ACTIONS: tuple[str, ...] = ("freeze_scale_in", "restore_bitrate")
@@ -276,6 +288,85 @@ def check_demand(
 
 
 @dataclass(frozen=True)
+class CollapseCheck:
+    """Verdict of `check_collapse` on this tick's (usable) demand sample.
+
+    `holding`: an unconfirmed collapse: the guard freezes scale-in and bitrate cuts, and the
+    sample must not become `memory.last_demand` (the pre-collapse level stays the reference);
+    `since`: the collapse's start, for `memory.collapse_since` (None: no collapse under way);
+    `reason`: why it holds, or, on the tick a collapse is confirmed, that the low demand is
+    accepted as real ("" otherwise).
+    """
+
+    holding: bool
+    since: datetime | None
+    reason: str = ""
+
+
+def check_collapse(
+    value: float | None,
+    lower_bound: float | None,
+    last_demand: float | None,
+    per_replica: float,
+    now: datetime,
+    since: datetime | None,
+    confirm: timedelta,
+    factor: float = COLLAPSE_FACTOR,
+) -> CollapseCheck:
+    """Has demand suddenly collapsed below everything known (an outage or a broken metric)?
+
+    `value`: the demand sample that passed `check_demand` (None: unusable this tick; nothing is
+    decided and a collapse under way keeps its start, `since`). `lower_bound`: the trusted
+    forecast's `yhat_lower` for the sample's time (None: no trusted forecast). `last_demand`: the
+    last good sample before any collapse (`memory.last_demand`). Demand units throughout;
+    `per_replica` (> 0) is one pod's worth; `confirm` the policy's `scaling.collapse_confirm`.
+
+    A reference R "collapsed" to the sample when (R + per_replica) > factor x (value +
+    per_replica): one pod's worth on both sides (as in `anchored_growth`), so a zero below a
+    lower bound of a few pods' worth (a quiet night, a shop's closing hour) is normal, however
+    large `factor`; a zero needs R > (factor - 1) pods' worth. A collapse STARTS when both the
+    lower bound and the last good sample collapsed to the sample: below what the forecast allows
+    for, and sudden (a slow ebb the forecast missed moves `last_demand` down with it). It
+    CONTINUES while the last good sample still collapsed to the sample and the lower bound did
+    too or is unknown (a forecast that loses trust during an outage does not end it). While it
+    lasts less than `confirm` after its start it holds; once `confirm` has passed the low demand
+    is accepted as real (no hold, `since` None, a reason saying so) and the normal scale-down
+    rules apply. `confirm` 0s turns the rule off. Pure: `now` is an argument.
+    """
+    if value is None:
+        return CollapseCheck(False, since)
+    if confirm <= timedelta(0):
+        return CollapseCheck(False, None)
+
+    def collapsed(ref: float | None) -> bool:
+        return ref is not None and math.isfinite(ref) and ref + per_replica > factor * (value + per_replica)
+
+    if lower_bound is not None and not math.isfinite(lower_bound):
+        lower_bound = None
+    sudden = collapsed(last_demand)
+    under = collapsed(lower_bound) if lower_bound is not None else since is not None
+    if not (sudden and under):
+        return CollapseCheck(False, None)
+    start = min(since, now) if since is not None else now
+    seen = (f"demand {fmt(value)} is under 1/{fmt(factor)} of both the forecast's lower bound "
+            f"{fmt(lower_bound) if lower_bound is not None else 'unknown (no trusted forecast)'} "
+            f"and the last good sample {fmt(last_demand)}")
+    if now - start >= confirm:
+        return CollapseCheck(
+            False, None,
+            f"demand collapse since {start.isoformat()} confirmed after collapse_confirm "
+            f"{format_duration(confirm)}: {seen}; accepted as real, normal scale-down applies",
+        )
+    left = confirm - (now - start)
+    return CollapseCheck(
+        True, start,
+        f"demand collapse since {start.isoformat()} (an outage or a broken metric?): {seen}; "
+        f"no scale-in or bitrate cut for {format_duration(left)} more (collapse_confirm "
+        f"{format_duration(confirm)})",
+    )
+
+
+@dataclass(frozen=True)
 class QualityCheck:
     """Verdict on the quality SLIs this tick.
 
@@ -359,12 +450,14 @@ def guard_state(
     now: datetime,
     guard_until: datetime | None,
     held_actions: Sequence[str],
+    collapse: CollapseCheck | None = None,
 ) -> GuardState:
-    """Combine live breaches, data problems and the held guard from memory.
+    """Combine live breaches, data problems, a demand collapse and the held guard from memory.
 
     A breach starts (or extends) the hold: until = max(previous until, now + hold). A data
-    problem guards this tick only (freeze + restore), with no hold: when data comes back the
-    planner trusts it again. The hold keeps the actions of the breaches that set it.
+    problem, or an unconfirmed demand collapse (`collapse.holding`), guards this tick only
+    (freeze + restore), with no hold: when data comes back the planner trusts it again. The hold
+    keeps the actions of the breaches that set it.
     """
     reasons: list[str] = [r for _, r in quality.breaches]
     actions: set[str] = set(quality.actions)
@@ -379,6 +472,8 @@ def guard_state(
         reasons.append(f"guard held until {guard_until.isoformat()} after the last breach")
     actions |= kept
     problems = list(quality.data_problems) + ([demand.problem] if not demand.ok else [])
+    if collapse is not None and collapse.holding:
+        problems.append(collapse.reason)
     if problems:
         actions |= set(DATA_GUARD_ACTIONS)
         reasons.extend(problems)
