@@ -186,6 +186,8 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         "floor_min_replicas_vs_war": ratio(floor_min_h, war["replica_hours"]),
         "explain": w.get("explain", {}),
         "simulation": d["simulation"],
+        "sim_s_per_day": round((d["simulation"]["wall_s"] - d["simulation"]["fit_s_total"])
+                               / ((r.end - r.start) / timedelta(days=1)), 3),
         "whole_replay": d["strategies"],
     }
 
@@ -227,7 +229,9 @@ def print_table(rows: list[dict]) -> None:
         console.print(f"{row['trace']}: targets vs war {'met' if ok[0] else 'MISSED'}, vs HPA "
                       f"{'met' if ok[1] else 'MISSED'}, under-provisioning {'met' if ok[2] else 'MISSED'}; "
                       f"{sim['refits']} refits (median fit {sim['fit_s_median']} s), forecast trusted on "
-                      f"{100 * (sim['trusted_tick_share'] or 0):.0f}% of ticks")
+                      f"{100 * (sim['trusted_tick_share'] or 0):.0f}% of ticks"
+                      + (f"; simulation {row['sim_s_per_day']} s per simulated day besides the fits"
+                         if "sim_s_per_day" in row else ""))
         floor = row.get("floor_vs_war")
         if floor is not None and floor > TARGETS["vs_war"]:
             console.print(f"{row['trace']}: INFEASIBLE vs war: the demand floor (ceil(demand / per_replica), no "

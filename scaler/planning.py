@@ -63,6 +63,7 @@ import functools
 import hashlib
 import json
 import math
+import operator
 import weakref
 from array import array
 from dataclasses import dataclass
@@ -164,14 +165,42 @@ def _view(arrays: tuple[np.ndarray, np.ndarray] | None) -> tuple[_ForecastView |
     return _ForecastView(ts, step_ns, yhat, upper, lower), ""
 
 
-def _forecast_digest(tf: TrustedForecast, arrays: tuple[np.ndarray, np.ndarray] | None) -> object:
+def _forecast_digest(tf: TrustedForecast, frame_hash: str | None) -> object:
     """A JSON-able identity of the forecast: a hash of its frame's bytes plus its metadata."""
-    if tf.forecast is None or arrays is None:
+    if tf.forecast is None or frame_hash is None:
         return [None, tf.trusted, list(tf.reasons)]
     f = tf.forecast
+    return [frame_hash, f.model, f.upper_quantile, f.lower_quantile, list(f.notes), tf.trusted, list(tf.reasons)]
+
+
+# A Forecast is a value (its frame is never changed once made), and the replay hands the planner
+# the same Forecast object for every tick until its slice moves: its arrays, view and frame hash
+# are computed once per object (keyed by id, dropped when the object is collected, the weakref
+# guarding id reuse; arrays read-only, so no step can change them for the next tick).
+_PREPARED: dict[int, tuple[weakref.ref, tuple]] = {}
+
+
+def _prepared(forecast: Forecast | None) -> tuple[tuple[np.ndarray, np.ndarray] | None, _ForecastView | None,
+                                                  str, str | None]:
+    """(arrays, view, why there is no view, SHA-256 of the arrays' bytes) of `forecast`, cached."""
+    if forecast is None:
+        return (None, *_view(None), None)
+    key = id(forecast)
+    hit = _PREPARED.get(key)
+    if hit is not None and hit[0]() is forecast:
+        return hit[1]
+    arrays = _arrays(forecast)
+    for a in arrays:
+        a.setflags(write=False)
     h = hashlib.sha256(arrays[0].tobytes())
     h.update(arrays[1].tobytes())
-    return [h.hexdigest(), f.model, f.upper_quantile, f.lower_quantile, list(f.notes), tf.trusted, list(tf.reasons)]
+    value = (arrays, *_view(arrays), h.hexdigest())
+    try:
+        ref = weakref.ref(forecast, lambda _r, k=key: _PREPARED.pop(k, None))
+    except TypeError:  # not weak-referenceable: do not cache
+        return value
+    _PREPARED[key] = (ref, value)
+    return value
 
 
 # --------------------------------------------------------------------------- inputs digest
@@ -199,8 +228,17 @@ def _model_digest(model: Policy | Workload) -> str:
 
 
 @functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """Field names of a dataclass type, None for any other type (dataclasses.is_dataclass)."""
+    if not dataclasses.is_dataclass(cls):
+        return None
     return tuple(f.name for f in dataclasses.fields(cls))
+
+
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+_IMMUTABLE = _SCALARS | {datetime, timedelta}
+_last_floats: tuple = (None, "")  # (the last long float tuple hashed, its text), swapped whole
+_last_rows: tuple[tuple, list] = ((), [])  # (the last tuple of rows _plain_rows walked, its plain form)
 
 
 def _plain(x: object) -> object:
@@ -208,19 +246,57 @@ def _plain(x: object) -> object:
 
     A long tuple of floats (the recent demand history: thousands of points on 5-minute data) is
     replaced by the SHA-256 of its float64 bytes instead of walked value by value: equal inputs
-    still give equal digests, at a fraction of the cost per tick."""
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return [_plain(getattr(x, name)) for name in _field_names(type(x))]
-    if type(x) is tuple and len(x) > 32 and type(x[0]) is float:
+    still give equal digests, at a fraction of the cost per tick (the last one is remembered:
+    the replay passes the same tuple until a history point completes)."""
+    global _last_floats
+    t = type(x)
+    if t in _SCALARS:
+        return x
+    if t is datetime:
+        return x.isoformat()
+    if t is not type:
+        names = _field_names(t)
+        if names is not None:
+            return [_plain(getattr(x, name)) for name in names]
+    if t is tuple and len(x) > 32 and type(x[0]) is float:
+        last = _last_floats
+        if x is last[0]:
+            return last[1]
         try:
-            return "float64:" + hashlib.sha256(array("d", x).tobytes()).hexdigest()
+            text = "float64:" + hashlib.sha256(array("d", x).tobytes()).hexdigest()
         except TypeError:  # not all floats: walk it
             pass
+        else:
+            _last_floats = (x, text)
+            return text
+    if t is tuple and len(x) > 8 and type(x[0]) is tuple:
+        return _plain_rows(x)
     if isinstance(x, (tuple, list)):
         return [_plain(v) for v in x]
     if isinstance(x, datetime):
         return x.isoformat()
     return x
+
+
+def _plain_rows(x: tuple) -> list:
+    """[_plain(row) for row in x], reusing the last call's result for the rows it shares: the
+    stabilisation window's (time, replicas) rows are the same objects tick after tick
+    (scaler.safety.prune_recommendations keeps them), only the oldest leave and new ones join
+    at the end. Rows are reused by identity, and only rows of immutable values are remembered."""
+    global _last_rows
+    last_x, last_out = _last_rows
+    out: list = []
+    rest = x
+    first = x[0]
+    start = next((i for i, row in enumerate(last_x) if row is first), None)
+    if start is not None:
+        k = min(len(last_x) - start, len(x))
+        if all(map(operator.is_, x[:k], last_x[start:start + k])):
+            out, rest = last_out[start:start + k], x[k:]
+    out.extend(_plain(row) for row in rest)
+    remember = all(type(row) is tuple and all(type(v) in _IMMUTABLE for v in row) for row in rest)
+    _last_rows = (x, out) if remember else ((), [])
+    return out
 
 
 def _index_ns(index: pd.DatetimeIndex) -> np.ndarray:
@@ -276,8 +352,7 @@ def plan(
     notes: list[str] = []
 
     # ---- data checks (they feed sizing and the guard)
-    arrays = _arrays(forecast.forecast) if forecast.forecast is not None else None
-    view, view_problem = _view(arrays)
+    _, view, view_problem, frame_hash = _prepared(forecast.forecast)
     fc_now = view.max_of(view.upper, now, now) if view is not None else None
     demand = check_demand(
         quality.demand_now, quality.demand_at, now, policy.prometheus.max_staleness,
@@ -464,7 +539,7 @@ def plan(
         data_ok=demand.ok and slis.data_ok,
         bitrate=caps,
         inputs_digest=digest(
-            _forecast_digest(forecast, arrays), _plain(quality), _model_digest(workload),
+            _forecast_digest(forecast, frame_hash), _plain(quality), _model_digest(workload),
             _model_digest(policy), _plain(state), now.isoformat(),
         ),
         notes=tuple(notes),

@@ -555,8 +555,17 @@ def limit_scale_down(
 def prune_recommendations(
     recommendations: Iterable[tuple[datetime, int]], now: datetime, window: timedelta
 ) -> tuple[tuple[datetime, int], ...]:
-    """Recommendations made within the stabilisation window (now - window, now], oldest first."""
-    return tuple((t, r) for t, r in recommendations if now - window < t <= now or t == now)
+    """Recommendations made within the stabilisation window (now - window, now], oldest first.
+
+    The (time, replicas) tuples kept are the ones given (others, e.g. lists, become tuples), so
+    the planner's digest can recognise them from tick to tick (scaler.planning._plain)."""
+    since = now - window
+    kept = []
+    for rec in recommendations:
+        t, r = rec
+        if since < t <= now or t == now:
+            kept.append(rec if type(rec) is tuple else (t, r))
+    return tuple(kept)
 
 
 def stabilise(

@@ -91,27 +91,38 @@ class ReplayForecaster:
         self._last_fit: datetime | None = None
         self._fitted_on: tuple | None = None  # (points, first ts, last ts) of the last refit's history
         self._params: dict | None = None
+        self._horizon_ns = pd.Timedelta(self.settings.horizon).value
+        self._frame_ns = np.empty(0, dtype=np.int64)  # the cached frame's index, int64 ns
+        self._slice: tuple[tuple[int, int], TrustedForecast] | None = None  # ((lo, hi), what at() returned)
 
     # ------------------------------------------------------------------ public
     def at(self, now: datetime, data_until: datetime) -> TrustedForecast:
-        """The trusted forecast the controller has at `now` (refits when due)."""
+        """The trusted forecast the controller has at `now` (refits when due).
+
+        Between refits the slice of the cached frame moves only when `now` crosses a forecast
+        point, so the same TrustedForecast object is returned until then (the planner caches its
+        arrays per Forecast object: scaler.planning._prepared)."""
         if self._last_fit is None or now - self._last_fit >= self.settings.refit_interval:
             self._refit(now, data_until)
         if self._current is None or self._frame is None:
             return self._verdict
-        now_ts = pd.Timestamp(now)
-        frame = self._frame
+        now_ns = pd.Timestamp(now).value
         # Buckets not over yet at the newest observation (ts + step > data_until: the planner
         # compares the observation with the forecast for its time) up to the horizon.
-        seen_ts = min(now_ts, pd.Timestamp(data_until))
-        lo = frame.index.searchsorted(seen_ts - self._step, side="right")
-        hi = frame.index.searchsorted(now_ts + pd.Timedelta(self.settings.horizon), side="left")
-        sliced = frame.iloc[lo:hi]
-        if sliced.empty:
+        seen_ns = min(now_ns, pd.Timestamp(data_until).value)
+        ts_ns = self._frame_ns
+        lo = int(np.searchsorted(ts_ns, seen_ns - self._step.value, side="right"))
+        hi = int(np.searchsorted(ts_ns, now_ns + self._horizon_ns, side="left"))
+        if hi <= lo:
             return TrustedForecast(None, False, ("forecast horizon exhausted",))
+        if self._slice is not None and self._slice[0] == (lo, hi):
+            return self._slice[1]
+        sliced = self._frame.iloc[lo:hi]
         fc = Forecast(sliced, self._current.model, self._current.upper_quantile,
                       self._current.lower_quantile, self._current.notes)
-        return TrustedForecast(fc, self._verdict.trusted, self._verdict.reasons)
+        tf = TrustedForecast(fc, self._verdict.trusted, self._verdict.reasons)
+        self._slice = ((lo, hi), tf)
+        return tf
 
     # ------------------------------------------------------------------ refit
     def visible(self, data_until: datetime) -> Series:
@@ -123,6 +134,7 @@ class ReplayForecaster:
 
     def _refit(self, now: datetime, data_until: datetime) -> None:
         self._last_fit = now
+        self._slice = None
         hist = self.visible(data_until)
         fitted_on = (len(hist), hist.index[0], hist.index[-1]) if len(hist) else (0, None, None)
         if fitted_on == self._fitted_on:
@@ -158,6 +170,7 @@ class ReplayForecaster:
         fc = model.predict(index)
         self.stats.predict_s.append(time.perf_counter() - t0)
         self._current, self._frame = fc, fc.frame
+        self._frame_ns = fc.index.as_unit("ns").asi8
         self._issued.append((index[0], fc))
         self._issued = [(o, f) for o, f in self._issued
                         if f.index[-1] >= pd.Timestamp(now) - pd.Timedelta(self.trust_window)]

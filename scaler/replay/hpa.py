@@ -127,13 +127,10 @@ class HpaReplay:
         s = self.settings
         up_cutoff = now_s - s.scale_up_stabilisation_s
         down_cutoff = now_s - s.scale_down_stabilisation_s
-        up_rec = desired
-        down_rec = desired
-        for t, rec in self._recommendations:
-            if t > up_cutoff:
-                up_rec = min(up_rec, rec)
-            if t > down_cutoff:
-                down_rec = max(down_rec, rec)
+        up = [rec for t, rec in self._recommendations if t > up_cutoff]
+        down = [rec for t, rec in self._recommendations if t > down_cutoff]
+        up_rec = min(desired, min(up)) if up else desired
+        down_rec = max(desired, max(down)) if down else desired
         stabilised = min(max(current, up_rec), down_rec)
         self._recommendations.append((now_s, desired))
         oldest_needed = min(up_cutoff, down_cutoff)

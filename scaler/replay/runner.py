@@ -43,7 +43,7 @@ from scaler.replay.cluster import SimulatedCluster
 from scaler.replay.explain import TickLog, explain
 from scaler.replay.forecasting import ForecastStats, ReplayForecaster, forecast_history
 from scaler.replay.hpa import HpaReplay, HpaSettings
-from scaler.replay.warstate import HOLD_AFTER, WarWindow, war_floor, war_windows
+from scaler.replay.warstate import HOLD_AFTER, WarWindow, war_windows
 
 STRATEGIES = ("ebbtide", "hpa", "static")
 Planner = Callable[..., Plan]
@@ -288,13 +288,19 @@ def replay(
 
     desired = np.zeros((3, n), dtype=np.int32)
     ready = np.zeros((3, n), dtype=np.int32)
-    demand = np.empty(n, dtype=float)
+    step_t_s = t_start + np.arange(n, dtype=np.int64) * dt
+    demand = _step_held(values, (step_t_s - trace_t0) // step_s)  # demand_at(t) for every step
+    static_floor = _war_floors(wars, step_t_s, hpa_min)  # war_floor(wars, t, hpa_min) for every step
     cap_arr = np.zeros((len(tiers), n), dtype=float)
     trusted_arr = np.zeros(n, dtype=bool)
     ticks = trusted_ticks = 0
     trusted_now = False
     log = TickLog()
     progress_every = max(1, 3600 // dt)
+    logged_tf: TrustedForecast | None = None  # the forecast of the last tick, and its first yhat, yhat_upper
+    yhat0 = upper0 = None
+    strategy_clusters = [clusters[name] for name in STRATEGIES]
+    synced = [(name, clusters[name], hpas[name]) for name in STRATEGIES]
 
     for k in range(n):
         t = t_start + k * dt
@@ -319,10 +325,12 @@ def replay(
                               recent_demand=recent_at(seen_at))
             p = planner(tf, obs, workload, policy, state, now)
             memory = p.memory
-            f0 = tf.forecast.frame if tf.forecast is not None and len(tf.forecast.frame) else None
-            log.add(t, p, obs.demand_now, workload.scaling.headroom, per_replica,
-                    float(f0["yhat"].iat[0]) if f0 is not None else None,
-                    float(f0["yhat_upper"].iat[0]) if f0 is not None else None)
+            if tf is not logged_tf:  # fc.at() returns the same object until its slice moves
+                logged_tf = tf
+                f0 = tf.forecast.frame if tf.forecast is not None and len(tf.forecast.frame) else None
+                yhat0 = float(f0["yhat"].iat[0]) if f0 is not None else None
+                upper0 = float(f0["yhat_upper"].iat[0]) if f0 is not None else None
+            log.add(t, p, obs.demand_now, workload.scaling.headroom, per_replica, yhat0, upper0)
             ticks += 1
             trusted_now = bool(p.forecast_trusted)
             trusted_ticks += int(trusted_now)
@@ -336,25 +344,18 @@ def replay(
                 cap_kbps.update({tc.tier: tc.max_kbps for tc in p.bitrate})
         if since % sync_s == 0:
             seen = demand_at(t - lag_s)
-            now_dt = None
-            for name in STRATEGIES:
-                if name == "ebbtide" and not via_hpa:
-                    continue
-                if name == "static":
-                    now_dt = now_dt or _dt(t)
-                    floor = war_floor(wars, now_dt, hpa_min)
-                elif name == "ebbtide":
+            for name, c, hpa in synced:
+                if name == "ebbtide":
+                    if not via_hpa:
+                        continue
                     floor = ebb_hpa_min
+                elif name == "static":
+                    floor = int(static_floor[k])
                 else:
                     floor = hpa_min
-                c = clusters[name]
-                target = hpas[name].sync(t, seen, c.replicas, c.ready(t), floor)
-                c.scale(target, t)
-        demand[k] = demand_at(t)
-        for i, name in enumerate(STRATEGIES):
-            c = clusters[name]
-            desired[i, k] = c.replicas
-            ready[i, k] = c.ready(t)
+                c.scale(hpa.sync(t, seen, c.replicas, c.ready(t), floor), t)
+        for i, c in enumerate(strategy_clusters):
+            desired[i, k], ready[i, k] = c.replicas, c.ready(t)
         for j, tier in enumerate(tiers):
             cap_arr[j, k] = cap_kbps[tier]
         trusted_arr[k] = trusted_now
@@ -396,6 +397,26 @@ def replay(
         wall_s=time.perf_counter() - wall0, ticks=ticks, trusted_ticks=trusted_ticks, forecast=fc.stats,
         notes=tuple(notes),
     )
+
+
+def _step_held(values: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """values[i] where 0 <= i < len(values), else NaN (demand_at for many steps at once)."""
+    inside = (i >= 0) & (i < len(values))
+    out = np.full(i.shape, np.nan)
+    out[inside] = values[i[inside]]
+    return out
+
+
+def _war_floors(wars: Sequence[WarWindow], t_s: np.ndarray, base_min: int) -> np.ndarray:
+    """war_floor(wars, t, base_min) at every whole epoch second of `t_s`, compared in integer
+    microseconds (a datetime's resolution), so exactly as the datetimes compare."""
+    floors = np.full(t_s.shape, base_min, dtype=np.int64)
+    t_us = t_s * 1_000_000
+    one_us = timedelta(microseconds=1)
+    for w in wars:
+        on = ((w.hold_from - _EPOCH) // one_us <= t_us) & (t_us < (w.hold_until - _EPOCH) // one_us)
+        floors[on] = np.maximum(floors[on], w.replicas)
+    return floors
 
 
 class _RecentDemandWindow:
@@ -511,6 +532,9 @@ def _whole_s(td: timedelta, what: str) -> int:
 
 def _to_s(t: datetime) -> int:
     return int(math.floor(pd.Timestamp(t).timestamp()))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _dt(t_s: float) -> datetime:
