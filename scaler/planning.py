@@ -185,21 +185,32 @@ def _prepared(forecast: Forecast | None) -> tuple[tuple[np.ndarray, np.ndarray] 
     """(arrays, view, why there is no view, SHA-256 of the arrays' bytes) of `forecast`, cached."""
     if forecast is None:
         return (None, *_view(None), None)
-    key = id(forecast)
-    hit = _PREPARED.get(key)
-    if hit is not None and hit[0]() is forecast:
+
+    def prepare(f: Forecast) -> tuple:
+        arrays = _arrays(f)
+        for a in arrays:
+            a.setflags(write=False)
+        h = hashlib.sha256(arrays[0].tobytes())
+        h.update(arrays[1].tobytes())
+        return (arrays, *_view(arrays), h.hexdigest())
+
+    return _weak_cached(_PREPARED, forecast, prepare)
+
+
+def _weak_cached(cache: dict, obj, compute):
+    """`compute(obj)`, cached in `cache` by id(obj) while obj lives (a weakref drops the entry
+    when obj is collected and guards against id reuse); not cached when obj cannot be weakly
+    referenced."""
+    key = id(obj)
+    hit = cache.get(key)
+    if hit is not None and hit[0]() is obj:
         return hit[1]
-    arrays = _arrays(forecast)
-    for a in arrays:
-        a.setflags(write=False)
-    h = hashlib.sha256(arrays[0].tobytes())
-    h.update(arrays[1].tobytes())
-    value = (arrays, *_view(arrays), h.hexdigest())
+    value = compute(obj)
     try:
-        ref = weakref.ref(forecast, lambda _r, k=key: _PREPARED.pop(k, None))
+        ref = weakref.ref(obj, lambda _r, k=key: cache.pop(k, None))
     except TypeError:  # not weak-referenceable: do not cache
         return value
-    _PREPARED[key] = (ref, value)
+    cache[key] = (ref, value)
     return value
 
 
@@ -213,18 +224,11 @@ _MODEL_DIGESTS: dict[int, tuple[weakref.ref, str]] = {}
 
 def _model_digest(model: Policy | Workload) -> str:
     """SHA-256 of the model's canonical JSON (as policies.loading.policy_digest), cached per object."""
-    key = id(model)
-    hit = _MODEL_DIGESTS.get(key)
-    if hit is not None and hit[0]() is model:
-        return hit[1]
-    canonical = json.dumps(model.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
-    value = hashlib.sha256(canonical.encode()).hexdigest()
-    try:
-        ref = weakref.ref(model, lambda _r, k=key: _MODEL_DIGESTS.pop(k, None))
-    except TypeError:  # not weak-referenceable: do not cache
-        return value
-    _MODEL_DIGESTS[key] = (ref, value)
-    return value
+    def digest(m: Policy | Workload) -> str:
+        canonical = json.dumps(m.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    return _weak_cached(_MODEL_DIGESTS, model, digest)
 
 
 @functools.cache
