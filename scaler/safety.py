@@ -318,7 +318,9 @@ def check_collapse(
     `value`: the demand sample that passed `check_demand` (None: unusable this tick; nothing is
     decided and a collapse under way keeps its start, `since`). `lower_bound`: the trusted
     forecast's `yhat_lower` for the sample's time (None: no trusted forecast). `last_demand`: the
-    last good sample before any collapse (`memory.last_demand`). Demand units throughout;
+    last good sample before any collapse (`memory.last_demand`; None on a fresh start, e.g. a
+    restarted controller: then the lower bound alone decides, so an outage under way when the
+    controller restarts is still held). Demand units throughout;
     `per_replica` (> 0) is one pod's worth; `confirm` the policy's `scaling.collapse_confirm`.
 
     A reference R "collapsed" to the sample when (R + per_replica) > factor x (value +
@@ -343,14 +345,15 @@ def check_collapse(
 
     if lower_bound is not None and not math.isfinite(lower_bound):
         lower_bound = None
-    sudden = collapsed(last_demand)
+    sudden = collapsed(last_demand) if last_demand is not None else True
     under = collapsed(lower_bound) if lower_bound is not None else since is not None
     if not (sudden and under):
         return CollapseCheck(False, None)
     start = min(since, now) if since is not None else now
     seen = (f"demand {fmt(value)} is under 1/{fmt(factor)} of both the forecast's lower bound "
             f"{fmt(lower_bound) if lower_bound is not None else 'unknown (no trusted forecast)'} "
-            f"and the last good sample {fmt(last_demand)}")
+            f"and the last good sample "
+            f"{fmt(last_demand) if last_demand is not None else 'unknown (a fresh start: the lower bound decides)'}")
     if now - start >= confirm:
         return CollapseCheck(
             False, None,

@@ -6,7 +6,8 @@ Cases:
   bound of 20,000 is a collapse (holds, starts now, the reason names value, bound and last
   sample); the boundary (R + 100) > 10 x (value + 100): a zero needs R > 900; a quiet-night zero
   (lower bound 0, or a few pods' worth) is normal; a slow ebb below the forecast (the last good
-  sample already low) is not sudden; no trusted forecast (lower bound None) starts nothing, but
+  sample already low) is not sudden; a fresh start (no last good sample, a restarted
+  controller) relies on the lower bound alone; no trusted forecast (lower bound None) starts nothing, but
   a collapse under way continues without one; after `confirm` from its start it is accepted
   (no hold, start cleared, reason says so), a minute before it still holds; confirm 0s turns
   the rule off; an unusable sample (None) keeps the start; a recovered sample ends it;
@@ -74,6 +75,15 @@ def test_boundary_is_one_pod_added_to_each_side():
 
 def test_quiet_night_zero_is_normal():
     assert check(0.0, 0.0, 2_000.0) == check(0.0, None, None)  # no hold, no start
+
+
+def test_a_fresh_start_relies_on_the_lower_bound_alone():
+    # A restarted controller has no last good sample: an outage under way (0 against a lower
+    # bound of 20,000) is still held; a quiet zero under a near-zero bound is still normal.
+    c = check(0.0, 20_000.0, None)
+    assert c.holding and c.since == NOW and "last good sample unknown (a fresh start" in c.reason
+    assert not check(0.0, 300.0, None).holding
+    assert not check(5_000.0, 20_000.0, None).holding  # a quarter of the bound: not a collapse
     assert not check(0.0, 0.0, 2_000.0).holding
     assert not check(0.0, 300.0, 2_000.0).holding  # a lower bound of 3 pods' worth
     assert not check(0.0, 0.0, 2_000.0).since
