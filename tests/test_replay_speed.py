@@ -1,7 +1,7 @@
 """The replay's and the planner's exact shortcuts: each gives what the plain computation gives.
 
 Cases:
-- `_war_floors` (the war-state floor of every step at once, compared in integer microseconds)
+- `war_floors` (the war-state floor of every step at once, compared in integer microseconds)
   equals `war_floor` at every step, for random windows whose bounds have sub-second parts and
   zones other than UTC (hypothesis);
 - `_step_held` equals the step-held lookup values[i] (NaN outside the trace) for random indices;
@@ -37,8 +37,8 @@ from policies.loading import load_policy_text
 from scaler import planning
 from scaler.plans import Observation, PlanningState, TrustedForecast, WorkloadState
 from scaler.replay.forecasting import ReplayForecaster
-from scaler.replay.runner import _step_held, _war_floors
-from scaler.replay.warstate import WarWindow, war_floor
+from scaler.replay.runner import _step_held
+from scaler.replay.warstate import WarWindow, war_floor, war_floors
 from scaler.safety import prune_recommendations
 
 T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
@@ -78,7 +78,7 @@ def _windows(draw):
 @given(_windows(), st.integers(1, 5))
 def test_war_floors_equal_war_floor_at_every_step(windows, base_min):
     steps_s = T0_S + np.arange(0, 4 * 3600, 15, dtype=np.int64)
-    floors = _war_floors(windows, steps_s, base_min)
+    floors = war_floors(windows, steps_s, base_min)
     expected = [war_floor(windows, datetime.fromtimestamp(int(t), tz=timezone.utc), base_min) for t in steps_s]
     assert floors.tolist() == expected
 

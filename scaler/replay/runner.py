@@ -43,7 +43,7 @@ from scaler.replay.cluster import SimulatedCluster
 from scaler.replay.explain import TickLog, explain
 from scaler.replay.forecasting import ForecastStats, ReplayForecaster, forecast_history
 from scaler.replay.hpa import HpaReplay, HpaSettings
-from scaler.replay.warstate import HOLD_AFTER, WarWindow, war_windows
+from scaler.replay.warstate import HOLD_AFTER, WarWindow, war_floors, war_windows
 
 STRATEGIES = ("ebbtide", "hpa", "static")
 Planner = Callable[..., Plan]
@@ -290,7 +290,7 @@ def replay(
     ready = np.zeros((3, n), dtype=np.int32)
     step_t_s = t_start + np.arange(n, dtype=np.int64) * dt
     demand = _step_held(values, (step_t_s - trace_t0) // step_s)  # demand_at(t) for every step
-    static_floor = _war_floors(wars, step_t_s, hpa_min)  # war_floor(wars, t, hpa_min) for every step
+    static_floor = war_floors(wars, step_t_s, hpa_min)  # war_floor(wars, t, hpa_min) for every step
     cap_arr = np.zeros((len(tiers), n), dtype=float)
     trusted_arr = np.zeros(n, dtype=bool)
     ticks = trusted_ticks = 0
@@ -407,18 +407,6 @@ def _step_held(values: np.ndarray, i: np.ndarray) -> np.ndarray:
     return out
 
 
-def _war_floors(wars: Sequence[WarWindow], t_s: np.ndarray, base_min: int) -> np.ndarray:
-    """war_floor(wars, t, base_min) at every whole epoch second of `t_s`, compared in integer
-    microseconds (a datetime's resolution), so exactly as the datetimes compare."""
-    floors = np.full(t_s.shape, base_min, dtype=np.int64)
-    t_us = t_s * 1_000_000
-    one_us = timedelta(microseconds=1)
-    for w in wars:
-        on = ((w.hold_from - _EPOCH) // one_us <= t_us) & (t_us < (w.hold_until - _EPOCH) // one_us)
-        floors[on] = np.maximum(floors[on], w.replicas)
-    return floors
-
-
 class _RecentDemandWindow:
     """The controller's demand history as the planner gets it (scaler.plans.recent_demand), built
     only when a new point completes: the same object is returned until then (cheap per tick)."""
@@ -532,9 +520,6 @@ def _whole_s(td: timedelta, what: str) -> int:
 
 def _to_s(t: datetime) -> int:
     return int(math.floor(pd.Timestamp(t).timestamp()))
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _dt(t_s: float) -> datetime:

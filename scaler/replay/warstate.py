@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -77,3 +77,19 @@ def war_floor(windows: list[WarWindow], now: datetime, base_min: int) -> int:
         if w.hold_from <= now < w.hold_until:
             floor = max(floor, w.replicas)
     return floor
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def war_floors(windows: list[WarWindow], t_s: np.ndarray, base_min: int) -> np.ndarray:
+    """`war_floor(windows, t, base_min)` at every whole epoch second of `t_s` at once (int64
+    array), the window bounds compared in integer microseconds (a datetime's resolution), so
+    exactly as the datetimes compare."""
+    floors = np.full(t_s.shape, base_min, dtype=np.int64)
+    t_us = t_s * 1_000_000
+    one_us = timedelta(microseconds=1)
+    for w in windows:
+        on = ((w.hold_from - _EPOCH) // one_us <= t_us) & (t_us < (w.hold_until - _EPOCH) // one_us)
+        floors[on] = np.maximum(floors[on], w.replicas)
+    return floors
