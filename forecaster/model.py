@@ -689,6 +689,17 @@ def _robust_sd(r: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(r - np.median(r))))
 
 
+def _window_dates(holidays: pd.DataFrame) -> dict[date, str]:
+    """Local dates (`calendar_tz`) covered by a holiday window of a Prophet holidays frame
+    (forecaster.events.holidays_frame: holiday-kind events and `country_holidays`), with the
+    holiday's name (the first window listed on a date)."""
+    out: dict[date, str] = {}
+    for row in holidays.itertuples(index=False):
+        for k in range(int(row.lower_window), int(row.upper_window) + 1):
+            out.setdefault((row.ds + pd.Timedelta(days=k)).date(), str(row.holiday))
+    return out
+
+
 def _wape(y: np.ndarray, yhat: np.ndarray) -> float:
     m = np.isfinite(y) & np.isfinite(yhat)
     den = np.abs(y[m]).sum()
@@ -801,8 +812,8 @@ class EbbtideForecaster:
         hist_end = history.end.to_pydatetime()
         self._occ = evf.regressor_events(self.events, hist_start - s.ebb_span, hist_end + s.horizon_hint)
         self._occ = [e for e in self._occ if e.end + s.ebb_span > hist_start]
-        self._holidays = evf.holidays_frame(self.events, hist_start, hist_end + s.horizon_hint,
-                                            tz=s.calendar_tz, country=s.country_holidays)
+        self._set_holidays(evf.holidays_frame(self.events, hist_start, hist_end + s.horizon_hint,
+                                              tz=s.calendar_tz, country=s.country_holidays))
         self._pool_days = (evf.pooled_holiday_days(s.country_holidays, hist_start, hist_end + s.horizon_hint)
                            if s.pooled_holidays and s.country_holidays else {})
         self._span_days = span / DAY
@@ -1353,17 +1364,15 @@ class EbbtideForecaster:
         prof[med.index.to_numpy()] = med.to_numpy()
         return period, prof
 
-    def _profile_left_out(self, grid: pd.DatetimeIndex, resid: np.ndarray, exclude: np.ndarray,
-                          idx: pd.DatetimeIndex) -> np.ndarray | None:
-        """The residual profile (`_residual_profile` of `resid` on `grid`) at each point of `idx`,
-        leaving out the point's own period: at a point inside the profile's window, the median
-        residual of its slot over the window's OTHER periods (0 when there is none); elsewhere the
-        profile. The in-sample residuals of a forecast with the profile are then honest: the
-        profile is the median of as few as `profile_periods` residuals per slot, so with its own
-        period in, one residual in three of the window is exactly 0. None without a profile."""
-        full = self._residual_profile(grid, resid, exclude)
-        if full is None:
-            return None
+    def _profile_left_out(self, full: tuple[timedelta, np.ndarray], grid: pd.DatetimeIndex, resid: np.ndarray,
+                          exclude: np.ndarray, idx: pd.DatetimeIndex) -> np.ndarray:
+        """The residual profile `full` (= `_residual_profile(grid, resid, exclude)`: period,
+        profile) at each point of `idx`, leaving out the point's own period: at a point inside the
+        profile's window, the median residual of its slot over the window's OTHER periods (0 when
+        there is none); elsewhere the profile. The in-sample residuals of a forecast with the
+        profile are then honest: the profile is the median of as few as `profile_periods`
+        residuals per slot, so with its own period in, one residual in three of the window is
+        exactly 0."""
         period, prof = full
         ok = np.isfinite(resid) & ~exclude
         since = grid[ok][-1] - self.settings.profile_periods * pd.Timedelta(period)
@@ -1443,10 +1452,10 @@ class EbbtideForecaster:
         self._q_hi_mode = self._q_lo_mode = None
         self._season = None
         event_time = evf.in_or_after(coarse.index, self._occ, s.ebb_span, self._fit_step)
-        full_prof = None
+        full_prof = r_coarse = None
         if s.seasonal_correction:
-            full_prof = self._residual_profile(coarse.index, z - self._predict_z(self._best, coarse.index),
-                                               event_time)
+            r_coarse = z - self._predict_z(self._best, coarse.index)
+            full_prof = self._residual_profile(coarse.index, r_coarse, event_time)
         reused = self._reusable_calibration(warm, history)
         if reused is not None:
             (weight, buckets, mode_buckets, n_hold, hold, self._slot_band, group_buckets,
@@ -1464,11 +1473,9 @@ class EbbtideForecaster:
         yhat_in = self._fine_yhat(self._best, obs.index)
         yhat_fair = yhat_in
         if s.honest_in_sample and full_prof is not None and weight > 0:
-            left_out = self._profile_left_out(coarse.index, z - self._predict_z(self._best, coarse.index),
-                                              event_time, obs.index)
-            if left_out is not None:
-                yhat_fair = (self._tf.inverse(self._fine_z_raw(self._best, obs.index) + weight * left_out)
-                             * self._profile_at(obs.index))
+            left_out = self._profile_left_out(full_prof, coarse.index, r_coarse, event_time, obs.index)
+            yhat_fair = (self._tf.inverse(self._fine_z_raw(self._best, obs.index) + weight * left_out)
+                         * self._profile_at(obs.index))
         r_in = self._tf.forward(y_obs) - self._tf.forward(yhat_fair)
         self._recent = None
         if s.recent_level:
@@ -1618,19 +1625,13 @@ class EbbtideForecaster:
         if not (n_hold_coarse >= 1 and coarse.notna().sum() > n_hold_coarse + 2):
             return weight, r_hold, lead_hold_s, t_hold, hold
         cut = coarse.index[-n_hold_coarse]
-        train = coarse.index < cut
         taus = {n: hinted.get(n) or best_tau for n in names}
         try:
-            f_hold = self._fit_prophet(coarse.index[train], z[train], taus, init,
-                                       span_days=(cut - coarse.index[0]) / pd.Timedelta(days=1))
+            f_hold, hold_prof = self._fit_before(coarse, z, cut, taus, init, seasonal, event_time)
         except ValueError:
             return weight, r_hold, lead_hold_s, t_hold, hold
         test = obs[obs.index >= cut]
         y_test = test.to_numpy()
-        hold_prof = None
-        if seasonal:
-            gi = coarse.index[train]
-            hold_prof = self._residual_profile(gi, z[train] - self._predict_z(f_hold, gi), event_time[train])
         clean = ~evf.in_or_after(test.index, self._occ, s.ebb_span, self._step)
         ordinary = self._ordinary_points(test.index)
         season_h = None
@@ -1644,19 +1645,11 @@ class EbbtideForecaster:
         if hold_prof is not None:
             season_h = (weight, *hold_prof)
         yh = self._fine_yhat(f_hold, test.index, season_h or (0.0, WEEK, np.zeros(1)))
-        # Holdout points inside an event whose peak the holdout fit never saw say nothing
-        # about this model's error (it could not know the event's size): skip them.
-        keep = np.ones(len(test), dtype=bool)
-        for e in self._occ:
-            if pd.Timestamp(e.peak) >= cut:
-                keep &= ~evf.in_or_after(test.index, [e], s.ebb_span, self._step)
-        r_hold = (self._tf.forward(y_test) - self._tf.forward(yh))[keep]
-        lead_hold_s = self._lead_s(test.index, cut)[keep]
+        r_hold, lead_hold_s, t_hold = self._held_out_residuals(test, yh, cut)
         scored = self._scored_points(np.ones(len(test), dtype=bool), ordinary)
         if not names and len(test) and history.step <= DAY:
             self._choose_vs_naive(history, cut, test, yh, notes, scored)
         self._holiday_note(test.index, ordinary, scored, notes)
-        t_hold = test.index[keep]
         extra = self._earlier_origins(history, coarse, z, obs, cut, n_hold_coarse, taus, init, seasonal,
                                       event_time, weight)
         if extra:
@@ -1685,42 +1678,61 @@ class EbbtideForecaster:
             if at < 3 * n_hold_coarse or coarse.iloc[:at].notna().sum() < 3 * n_hold_coarse // 2:
                 break
             o_cut, o_end = coarse.index[at], coarse.index[end_at]
-            train = coarse.index < o_cut
             try:
-                f = self._fit_prophet(coarse.index[train], z[train], taus, init,
-                                      span_days=(o_cut - coarse.index[0]) / pd.Timedelta(days=1))
+                f, prof = self._fit_before(coarse, z, o_cut, taus, init, seasonal, event_time)
             except ValueError:
                 break
             test = obs[(obs.index >= o_cut) & (obs.index < o_end)]
             if not len(test):
                 continue
-            season = None
-            if seasonal:
-                gi = coarse.index[train]
-                season = (weight, *self._residual_profile(gi, z[train] - self._predict_z(f, gi), event_time[train]))
-            yh = self._fine_yhat(f, test.index, season or (0.0, WEEK, np.zeros(1)))
-            keep = np.ones(len(test), dtype=bool)
-            for e in self._occ:
-                if pd.Timestamp(e.peak) >= o_cut:
-                    keep &= ~evf.in_or_after(test.index, [e], s.ebb_span, self._step)
-            y = self._tf.forward(test.to_numpy())
-            lead = self._lead_s(test.index, o_cut)
-            out.append(((y - self._tf.forward(yh))[keep], lead[keep], test.index[keep]))
+            yh = self._fine_yhat(f, test.index, (weight, *prof) if prof is not None else (0.0, WEEK, np.zeros(1)))
+            out.append(self._held_out_residuals(test, yh, o_cut))
             if self._mode != "prophet" and getattr(self, "_mode_holdout", None) is not None:
                 ny = _naive_forecast(history.before(o_cut), test.index, self._naive.season)
                 if ny is not None:
                     comb = ny if self._mode == "naive" else 0.5 * (yh + ny)
                     r, ld, t = self._mode_holdout
-                    self._mode_holdout = (np.concatenate([r, y - self._tf.forward(comb)]),
-                                          np.concatenate([ld, lead]), t.append(test.index))
+                    r_mode = self._tf.forward(test.to_numpy()) - self._tf.forward(comb)
+                    self._mode_holdout = (np.concatenate([r, r_mode]),
+                                          np.concatenate([ld, self._lead_s(test.index, o_cut)]), t.append(test.index))
         return out
+
+    def _fit_before(self, coarse: pd.Series, z: np.ndarray, cut: pd.Timestamp, taus, init, seasonal: bool,
+                    event_time: np.ndarray) -> tuple[_Fitted, tuple[timedelta, np.ndarray] | None]:
+        """A forecast origin at `cut`: Prophet refitted on the fit-grid points before it, and (with
+        `seasonal`) that fit's residual profile (`_residual_profile`, event windows left out); None
+        for the profile without it or when too short. ValueError when the fit fails."""
+        train = coarse.index < cut
+        gi = coarse.index[train]
+        f = self._fit_prophet(gi, z[train], taus, init, span_days=(cut - coarse.index[0]) / pd.Timedelta(days=1))
+        prof = self._residual_profile(gi, z[train] - self._predict_z(f, gi), event_time[train]) if seasonal else None
+        return f, prof
+
+    def _held_out_residuals(self, test: pd.Series, yh: np.ndarray,
+                            cut: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex]:
+        """(residuals in z, lead times in seconds, timestamps) of a forecast `yh` from the origin
+        `cut` over the observed `test` points. Points inside an event whose peak that fit never
+        saw say nothing about this model's error (it could not know the event's size): left out."""
+        keep = np.ones(len(test), dtype=bool)
+        for e in self._occ:
+            if pd.Timestamp(e.peak) >= cut:
+                keep &= ~evf.in_or_after(test.index, [e], self.settings.ebb_span, self._step)
+        r = self._tf.forward(test.to_numpy()) - self._tf.forward(yh)
+        return r[keep], self._lead_s(test.index, cut)[keep], test.index[keep]
+
+    def _set_holidays(self, frame: pd.DataFrame) -> None:
+        """Prophet's holidays frame for this fit (`_holidays`) and the local dates its windows
+        cover, with their names (`_holiday_days`, `_window_dates`): computed once per fit, read
+        by the holdout's and the prediction's holiday rules."""
+        self._holidays = frame
+        self._holiday_days = _window_dates(frame)
 
     def _naive_off_days(self, idx: pd.DatetimeIndex) -> np.ndarray:
         """True at the points of `idx` where the seasonal naive (and the average) give way to
         Prophet (`naive_skips_holidays`): the point's local date is a holiday, or the date of
         the history point the naive copies there (one season back, or j seasons back `j` =
         ceil(lead / season) past the first season) is one."""
-        days = self._holiday_dates() if self.settings.naive_skips_holidays else {}
+        days = self._holiday_days if self.settings.naive_skips_holidays else {}
         if not days or not len(idx):
             return np.zeros(len(idx), dtype=bool)
         season = pd.Timedelta(self._naive.season)
@@ -1729,19 +1741,10 @@ class EbbtideForecaster:
         tz = self.settings.calendar_tz
         return (evf.local_date_mask(idx, days, tz) > 0) | (evf.local_date_mask(pd.DatetimeIndex(src), days, tz) > 0)
 
-    def _holiday_dates(self) -> dict[date, str]:
-        """Local dates (`calendar_tz`) covered by a holiday window of the model (`_holidays`:
-        holiday-kind events and `country_holidays`), with the holiday's name."""
-        out: dict[date, str] = {}
-        for row in self._holidays.itertuples(index=False):
-            for k in range(int(row.lower_window), int(row.upper_window) + 1):
-                out.setdefault((row.ds + pd.Timedelta(days=k)).date(), str(row.holiday))
-        return out
-
     def _ordinary_points(self, idx: pd.DatetimeIndex) -> np.ndarray:
         """True at the points of `idx` on ordinary days: no holiday window on their local date
         (`holdout_ordinary_days`; all True when it is off)."""
-        days = self._holiday_dates() if self.settings.holdout_ordinary_days else {}
+        days = self._holiday_days if self.settings.holdout_ordinary_days else {}
         if not days:
             return np.ones(len(idx), dtype=bool)
         return evf.local_date_mask(idx, days, self.settings.calendar_tz) == 0
@@ -1760,7 +1763,7 @@ class EbbtideForecaster:
         is `ordinary`), or kept (too few ordinary points)."""
         if ordinary.all():
             return
-        names = self._holiday_dates()
+        names = self._holiday_days
         dates = sorted(set(idx[~ordinary].tz_convert(self.settings.calendar_tz).date))
         text = ", ".join(f"{d} {names[d]}" for d in dates)
         if not scored.all():

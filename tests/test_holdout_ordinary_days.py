@@ -71,15 +71,15 @@ def test_holiday_event_dates_follow_the_calendar_zone():
     from forecaster import events as evf
 
     m = _hourly_model(ModelSettings(calendar_tz=berlin), (closed,))
-    m._holidays = evf.holidays_frame((closed,), datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 10, tzinfo=UTC),
-                                     tz=berlin)
+    m._set_holidays(evf.holidays_frame((closed,), datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 10, tzinfo=UTC),
+                                       tz=berlin))
     grid = pd.date_range("2024-03-03T00:00:00Z", "2024-03-07T00:00:00Z", freq="h")
     off = grid[~m._ordinary_points(grid)]
     assert len(off) == 48
     assert off[0] == pd.Timestamp("2024-03-03T23:00:00Z") and off[-1] == pd.Timestamp("2024-03-05T22:00:00Z")
 
     m_off = _hourly_model(ModelSettings(calendar_tz=berlin, holdout_ordinary_days=False), (closed,))
-    m_off._holidays = m._holidays
+    m_off._set_holidays(m._holidays)
     assert m_off._ordinary_points(grid).all()
 
 
@@ -135,7 +135,7 @@ def test_naive_gives_way_on_holidays_and_on_copies_of_holidays():
                          end=f"{d}T23:59:00Z") for i, d in enumerate(days))
     for skips in (True, False):
         m = _hourly_model(ModelSettings(naive_skips_holidays=skips), events)
-        m._holidays = evf.holidays_frame(events, datetime(2024, 4, 1, tzinfo=UTC), datetime(2024, 5, 20, tzinfo=UTC))
+        m._set_holidays(evf.holidays_frame(events, datetime(2024, 4, 1, tzinfo=UTC), datetime(2024, 5, 20, tzinfo=UTC)))
         m._last = pd.Timestamp("2024-04-30T23:00:00Z")
         m._naive = SeasonalNaive(timedelta(days=7))
         idx = pd.date_range("2024-05-01T00:00:00Z", periods=14 * 24, freq="h")

@@ -53,16 +53,17 @@ def test_profile_left_out_by_hand():
     per_day = np.array([1.0, 2.0, 6.0])  # the residual of every hour of day 0, 1, 2
     resid = np.repeat(per_day, 24)
     exclude = np.zeros(72, dtype=bool)
-    period, prof = model._residual_profile(grid, resid, exclude)
+    full = model._residual_profile(grid, resid, exclude)
+    period, prof = full
     assert period == timedelta(days=1)
     np.testing.assert_allclose(prof, 2.0)  # median of 1, 2, 6 at every hour
     later = pd.date_range("2026-03-05T00:00:00Z", periods=24, freq="1h")  # after the window
-    got = model._profile_left_out(grid, resid, exclude, grid.append(later))
+    got = model._profile_left_out(full, grid, resid, exclude, grid.append(later))
     # Day 0: median(2, 6) = 4; day 1: median(1, 6) = 3.5; day 2: median(1, 2) = 1.5; later: 2.
     np.testing.assert_allclose(got, np.repeat([4.0, 3.5, 1.5, 2.0], 24))
     # Excluded points neither count nor change the others' values when left out.
     exclude[24:48] = True
-    got = model._profile_left_out(grid, resid, exclude, grid)
+    got = model._profile_left_out(model._residual_profile(grid, resid, exclude), grid, resid, exclude, grid)
     np.testing.assert_allclose(got[:24], 6.0)  # day 0: only day 2 left
     np.testing.assert_allclose(got[48:], 1.0)  # day 2: only day 0 left
 
