@@ -37,6 +37,14 @@ structure (seasonality, events, ebb, transform) reaches when it knows the answer
 of the error no forecast with this structure can remove (day-to-day swings, bursts, a holiday of
 unknown size). It is indicative, not a strict floor; "hindsight ratio" = it / the best
 baseline's WAPE.
+
+Seasonal oracle (always; no fit): at each point of the forecast week, the median of the same
+slot 2 and 1 weeks before and 1 and 2 weeks AFTER it. It knows the future weeks, so it is no
+forecast anyone can run; it says what knowing the ordinary weekly pattern perfectly is worth
+against the best baseline. Once an ebb is short and over, the rest of the week is ordinary and
+the seasonal naive's error is about two weeks' noise against the oracle's one: a ratio near
+1/sqrt(2) ~ 0.7 is then the floor, whatever the model ("oracle ratio" = its WAPE / the best
+baseline's; the summary counts the cuts where even it is within the target).
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -63,7 +72,7 @@ from forecaster.comparison import baseline_models  # noqa: E402
 from forecaster.csvio import read_series_csv  # noqa: E402
 from forecaster.events import REGRESSOR_KINDS  # noqa: E402
 from forecaster.model import EbbtideForecaster, ModelSettings  # noqa: E402
-from forecaster.series import Series  # noqa: E402
+from forecaster.series import Forecast, Series  # noqa: E402
 from policies.events import Event  # noqa: E402
 
 DATA = Path(os.environ.get("EBBTIDE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -292,6 +301,9 @@ class Row:
     (in-sample): what the model's structure reaches when it knows the answer. Indicative, not a
     strict floor (an in-sample fit of the mean is not WAPE-optimal), but a cut whose hindsight
     WAPE is above 0.5x the best baseline's cannot meet the ebb target with this structure."""
+    oracle: dict | None = None
+    """The seasonal oracle (`seasonal_oracle`): {"wape", "coverage"} of the median of the same slot
+    2 and 1 weeks before and 1 and 2 weeks after each point; it knows the weeks after."""
 
     def best_baseline(self) -> tuple[str, float]:
         cands = [(k, v["wape"]) for k, v in self.models.items() if k != "ebbtide" and v["wape"] is not None]
@@ -386,6 +398,7 @@ def run_case(case: Case, repeats: int, log, series: Series | None = None,
                 row.notes = fc.notes
         if HINDSIGHT:
             row.hindsight = _hindsight(case, settings, series, index, log, label)
+        row.oracle = seasonal_oracle(series, index)
         rows.append(row)
     return rows
 
@@ -407,9 +420,40 @@ def _hindsight(case: Case, settings: ModelSettings, series: Series, index, log, 
 
 
 def _hindsight_ratio(r: Row) -> float | None:
+    return _ratio_to_best(r, r.hindsight)
+
+
+def _oracle_ratio(r: Row) -> float | None:
+    return _ratio_to_best(r, r.oracle)
+
+
+def _ratio_to_best(r: Row, metrics: dict | None) -> float | None:
     bname, bw = r.best_baseline()
-    hw = (r.hindsight or {}).get("wape")
+    hw = (metrics or {}).get("wape")
     return hw / bw if hw is not None and bw and math.isfinite(bw) else None
+
+
+ORACLE_WEEKS = (-2, -1, 1, 2)
+"""Weeks (before: negative) whose same slot the seasonal oracle takes the median of."""
+
+
+def seasonal_oracle(series: Series, index: pd.DatetimeIndex) -> dict | None:
+    """{"wape", "coverage"} of the seasonal oracle over `index` (see the module docstring): per point,
+    the median of the values at the same slot `ORACLE_WEEKS` weeks away that exist (gaps and the
+    trace's ends skipped; a point with none is left out). None when no point has one. Its
+    yhat_upper is its yhat (no band): coverage is reported, not judged."""
+    week = pd.Timedelta(days=7)
+    others = np.vstack([series.values.reindex(index + k * week).to_numpy(dtype=float) for k in ORACLE_WEEKS])
+    has = np.isfinite(others).any(axis=0)
+    if not has.any():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are masked out below
+        yhat = np.nanmedian(others[:, has], axis=0)
+    idx = index[has]
+    frame = pd.DataFrame({"yhat": yhat, "yhat_lower": yhat, "yhat_upper": yhat}, index=idx)
+    m = evaluate(series, Forecast(frame, model="seasonal_oracle")).to_dict()
+    return {"wape": m["wape"], "coverage": m["coverage"]}
 
 
 def _pct(x) -> str:
@@ -517,6 +561,11 @@ def summary_text(rows: list[Row]) -> str:
             lines.append(f"{source:9s} {titles[g]:32s}: {len(rs):2d} cuts, median ratio {np.median(ratios):.2f}"
                          f" (target <= {t:g}), {sum(x <= t + 1e-9 for x in ratios)}/{len(ratios)} meet it, "
                          f"{sum(x <= 1.0 + 1e-9 for x in ratios)}/{len(ratios)} <= 1")
+            orc = [x for x in (_oracle_ratio(r) for r in rs) if x is not None]
+            if orc:
+                lines.append(f"{'':9s} {'  a seasonal oracle (weeks after)':32s}: median ratio {np.median(orc):.2f}, "
+                             f"{sum(x <= t + 1e-9 for x in orc)}/{len(orc)} within the target "
+                             f"(median of the same slot 2 and 1 weeks before and 1 and 2 after)")
             hind = [x for x in (_hindsight_ratio(r) for r in rs) if x is not None]
             if hind:
                 lines.append(f"{'':9s} {'  the same model WITH the answer':32s}: median ratio {np.median(hind):.2f}, "
@@ -606,14 +655,15 @@ def main(argv: list[str] | None = None) -> int:
                         "horizon_h": r.horizon_h, "models": r.models, "best_baseline": bname,
                         "ratio_to_best": (ew / bw) if ew is not None and bw and math.isfinite(bw) else None,
                         "hindsight": r.hindsight, "hindsight_ratio_to_best": _hindsight_ratio(r),
+                        "oracle": r.oracle, "oracle_ratio_to_best": _oracle_ratio(r),
                         "ebbtide_notes": list(r.notes)})
         json.dump(out, sys.stdout, indent=1)
         print()
         return 0
     if args.markdown:
         print("| trace | cut | group | Ebbtide WAPE | under | over | cov | best baseline | its WAPE | its cov "
-              "| ratio | hindsight WAPE | hindsight ratio | fit s |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "| ratio | hindsight WAPE | hindsight ratio | oracle ratio | fit s |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             e = r.models.get("ebbtide", {})
             bname, bw = r.best_baseline()
@@ -623,7 +673,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_pct(e.get('coverage'))} | "
                   f"{bname} | {_pct(bw)} | {_pct(r.models.get(bname, {}).get('coverage'))} | "
                   f"{'-' if x is None else f'{x:.2f}'} | {_pct((r.hindsight or {}).get('wape'))} | "
-                  f"{'-' if (h := _hindsight_ratio(r)) is None else f'{h:.2f}'} | {e.get('fit_s', math.nan):.2f} |")
+                  f"{'-' if (h := _hindsight_ratio(r)) is None else f'{h:.2f}'} | "
+                  f"{'-' if (o := _oracle_ratio(r)) is None else f'{o:.2f}'} | {e.get('fit_s', math.nan):.2f} |")
         print()
         print(summary_text(rows))
         return 0
@@ -638,7 +689,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"under {_pct(e.get('under_forecast')):>4s} over {_pct(e.get('over_forecast')):>5s} "
                   f"cov {_pct(e.get('coverage')):>4s} | {bname:20s} {_pct(bw):>5s} | ratio "
                   f"{'-' if x is None else f'{x:.2f}'} | hindsight "
-                  f"{'-' if (h := _hindsight_ratio(r)) is None else f'{h:.2f}'} | {e.get('fit_s', math.nan):.2f}s")
+                  f"{'-' if (h := _hindsight_ratio(r)) is None else f'{h:.2f}'} | oracle "
+                  f"{'-' if (o := _oracle_ratio(r)) is None else f'{o:.2f}'} | {e.get('fit_s', math.nan):.2f}s")
         print(summary_text(rows))
         return 0
     render(rows)

@@ -4,15 +4,22 @@ Cases:
 - default cuts: the end of each sale/joint_live event (the first whole hour after it, + 1 h), 1 and
   2 days later, all in the "ebb" group; holiday events are modelled but not cut after;
 - explicit --cut times: in the "ebb" group only within 3 days after such an event's end;
-- errors for people: a cut without a zone, no cut and no event to cut after.
+- errors for people: a cut without a zone, no cut and no event to cut after;
+- the seasonal oracle: the median of the same slot 2 and 1 weeks before and 1 and 2 weeks after,
+  by hand on a 5-week hourly trace (its WAPE and coverage), with gaps and the trace's end skipped,
+  and None when no other week exists.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import load_bench
+from forecaster.series import Series
 from policies.errors import EbbtideError
 
 
@@ -63,3 +70,33 @@ def test_bad_cuts_are_errors_for_people(bench, events, tmp_path):
         bench.custom_case(tmp_path / "mine.csv", events, ["2026-01-07"])
     with pytest.raises(EbbtideError, match="give --cut, or --events"):
         bench.custom_case(tmp_path / "mine.csv", None, [])
+
+
+def _weeks_trace(levels, hours_per_week=168):
+    """Hourly trace of len(levels) weeks, week k constant at levels[k]."""
+    idx = pd.date_range("2026-01-05", periods=len(levels) * hours_per_week, freq="h", tz="UTC")
+    return Series(pd.Series(np.repeat(np.asarray(levels, dtype=float), hours_per_week), index=idx), timedelta(hours=1))
+
+
+def test_seasonal_oracle_is_the_median_of_the_neighbouring_weeks(bench):
+    s = _weeks_trace([10, 20, 100, 40, 80])  # the forecast week is week 2 (100)
+    week2 = s.values.index[2 * 168:3 * 168]
+    got = bench.seasonal_oracle(s, week2)
+    # median of 10, 20, 40, 80 = 30 at every point: WAPE |100 - 30| / 100, never covering 100
+    assert got["wape"] == pytest.approx(0.70)
+    assert got["coverage"] == pytest.approx(0.0)
+    # the last week: only weeks -2 (100) and -1 (40) exist -> median 70 against 80
+    last = s.values.index[4 * 168:]
+    got = bench.seasonal_oracle(s, last)
+    assert got["wape"] == pytest.approx(10 / 80)
+    assert got["coverage"] == pytest.approx(0.0)
+
+
+def test_seasonal_oracle_skips_gaps_and_needs_another_week(bench):
+    s = _weeks_trace([10, 20, 100, 40, 80])
+    values = s.values.copy()
+    values.iloc[4 * 168:] = np.nan  # week +2 is a gap: median of 10, 20, 40 = 20
+    week2 = s.values.index[2 * 168:3 * 168]
+    assert bench.seasonal_oracle(Series(values, timedelta(hours=1)), week2)["wape"] == pytest.approx(0.80)
+    one_week = _weeks_trace([50])
+    assert bench.seasonal_oracle(one_week, one_week.values.index) is None
