@@ -100,16 +100,20 @@ class SystemClock:
 
 
 class ShiftedClock:
-    """A clock that read `start` when it was made and runs at wall speed from there (UTC, whole
-    seconds): what-if runs and tests against stored history (`ebbtide run --at`)."""
+    """A clock whose first reading is `start` and that runs at wall speed from there (UTC, whole
+    seconds): what-if runs and tests against stored history (`ebbtide run --at`). It starts at the
+    first reading, not when made, so `--once --at T` plans at exactly T however long the start-up
+    (imports, policy load) took."""
 
     def __init__(self, start: datetime):
         if start.tzinfo is None:
             raise ValueError(f"the start time must carry a zone, got {start.isoformat()}")
         self._start = start.astimezone(timezone.utc)
-        self._t0 = time.monotonic()
+        self._t0: float | None = None
 
     def now(self) -> datetime:
+        if self._t0 is None:
+            self._t0 = time.monotonic()
         return (self._start + timedelta(seconds=time.monotonic() - self._t0)).replace(microsecond=0)
 
 

@@ -25,7 +25,9 @@ Cases:
 - [slow] Kubernetes API faults through Controller.tick on the kmock emulator (real KubeCluster):
   409, 429 (Retry-After) and 500 on the scale patch and a 500-after-commit on the bitrate
   ConfigMap are retried and the final state is the plan's; a ConfigMap failing for good rolls
-  the replicas back (nothing partial), the error is reported and counted (figures printed).
+  the replicas back (nothing partial), the error is reported and counted (figures printed);
+- `--at`'s ShiftedClock: its first reading is the start however long after it was made, then it
+  runs at wall speed in whole seconds.
 """
 
 from __future__ import annotations
@@ -402,3 +404,18 @@ def test_recent_demand_keeps_complete_points_of_the_lookback():
     assert recent_demand(hist, t0 + timedelta(minutes=2), timedelta(days=1)) is None  # none complete
     assert recent_demand(hist, t0 + timedelta(minutes=30), timedelta(0)) is None
     assert recent_demand(None, t0, timedelta(days=1)) is None
+
+
+def test_shifted_clock_starts_at_its_first_reading(monkeypatch):
+    import scaler.controller as c
+
+    wall = [100.0]
+    monkeypatch.setattr(c.time, "monotonic", lambda: wall[0])
+    start = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+    clock = c.ShiftedClock(start)
+    wall[0] += 7.3  # start-up (imports, policy load) before the first tick
+    assert clock.now() == start
+    wall[0] += 61.6
+    assert clock.now() == start + timedelta(seconds=61)
+    with pytest.raises(ValueError, match="zone"):
+        c.ShiftedClock(datetime(2026, 11, 20, 12, 0))
