@@ -296,6 +296,7 @@ for _ in $(seq 60); do holder=$(leader_audit "$WORK/dry.jsonl"); [[ -s "$WORK/dr
 [[ -s "$WORK/dry.jsonl" ]] || die "no plan line from the leader $holder"
 [[ "$(plan_field "$WORK/dry.jsonl" web 'p["dry_run"]')" == True ]] || die "dryRun=true but the plan was live"
 [[ "$(state)" == "$BEFORE" ]] || die "dry-run changed the cluster: $(state)"
+if k get configmap "$FULLNAME-state" >/dev/null 2>&1; then die "dry-run wrote the planner memory ConfigMap"; fi
 
 log "chart, dryRun=false: the leader writes what its plan says"
 "${HELM_BIN[@]}" "${chart_args[@]}" --set dryRun=false --wait --timeout 5m
@@ -307,4 +308,9 @@ for _ in $(seq 60); do
   sleep 5
 done
 check_live "$WORK/live.jsonl"
+# persistState (default on): the leader keeps each workload's planner memory in <fullname>-state.
+for w in web api; do
+  [[ "$(k get configmap "$FULLNAME-state" -o "jsonpath={.data.$w}")" == '{"version":1,'* ]] ||
+    die "no planner memory for $w in ConfigMap $FULLNAME-state"
+done
 echo "leader: $holder" >&2

@@ -34,7 +34,14 @@ Bitrate caps are one document per cluster, planned with the policy's `bitrate.wo
 the first workload; `bitrate_scope`); the other workloads plan replicas.
 
 A workload's planner memory (stabilisation window, cooldown times, guard hold) is kept between
-ticks in the Controller, keyed by workload name.
+ticks in the Controller, keyed by workload name. With a `MemoryStore` (scaler.memory_store;
+`ebbtide run --state-configmap`) it also survives a restart or a failover: the store is read at
+the first tick and again at the first tick after this replica becomes leader (reading it in the
+tick, which never overlaps itself, not in the leader job, so the memory is never swapped under a
+running tick), and the leader saves what changed after each tick it applied live. A store that
+cannot be read or written, or a saved memory that does not validate, is logged, counted
+(ebbtide_errors_total{kind="state_load"|"state_save"}) and never stops planning or applying
+(docs/controller.md, "Planner memory across restarts").
 """
 
 from __future__ import annotations
@@ -62,6 +69,8 @@ from policies.errors import EbbtideError
 from policies.events import Event
 from policies.schema import BitrateTarget, Policy, Workload
 from policies.units import format_duration
+from scaler.memories import MemoryFormatError, decode_memory, encode_memory, restore_memory
+from scaler.memory_store import MemoryStore
 from scaler.metrics import ControllerMetrics
 from scaler.plans import (
     Observation,
@@ -501,7 +510,8 @@ class Controller:
 
     `metrics` and `audit` are optional (tests); `planner` defaults to scaler.planning.plan.
     `query_concurrency` > 1: a tick's queries run first on a thread pool with at most that many
-    in flight (scaler.fitting.prefetch_tick_queries); 1 keeps them sequential.
+    in flight (scaler.fitting.prefetch_tick_queries); 1 keeps them sequential. `memory_store`:
+    where the planner memory is kept across processes (None: in this process only).
     """
 
     def __init__(
@@ -515,6 +525,7 @@ class Controller:
         audit: AuditLog | None = None,
         planner: Planner | None = None,
         query_concurrency: int = 1,
+        memory_store: MemoryStore | None = None,
     ):
         self.clock = clock
         self.query_concurrency = query_concurrency
@@ -527,6 +538,12 @@ class Controller:
             from scaler.planning import plan as planner
         self.planner = planner
         self.memory: dict[str, PlannerMemory] = {}
+        self.memory_store = memory_store
+        # What the store holds, as far as this replica knows: workload -> memory (None: a key
+        # that could not be read). A memory equal to its entry here is not written again.
+        self._stored: dict[str, PlannerMemory | None] = {}
+        self._memory_loaded = False
+        self._was_leader = False
 
     # ------------------------------------------------------------------ entry points
     def tick(self, policy: Policy, *, dry_run: bool, leader: bool = True, fit: bool = False) -> TickReport:
@@ -536,6 +553,9 @@ class Controller:
         t0 = time.perf_counter()
         now = self.clock.now()
         effective_dry_run = dry_run or not leader
+        if self.memory_store is not None and (not self._memory_loaded or (leader and not self._was_leader)):
+            self.load_memory(policy, now)  # at start, and when this replica takes over as leader
+        self._was_leader = leader
         queries = _Queries(self.source, self.metrics)
         if self.query_concurrency > 1:
             from scaler.fitting import prefetch_tick_queries
@@ -554,6 +574,8 @@ class Controller:
             if refit is not None:
                 refits.append(refit)
         self._forget_removed(policy)
+        if self.memory_store is not None and not effective_dry_run:
+            self.save_memory(policy, now)  # only the leader, only live: dry-run writes nothing
         duration_s = time.perf_counter() - t0
         if self.metrics is not None:
             self.metrics.tick_duration.observe(duration_s)
@@ -579,6 +601,85 @@ class Controller:
                 continue
             out.append(self._refit(workload, policy.events, history, now))
         return out
+
+    # ------------------------------------------------------------------ memory across processes
+    def load_memory(self, policy: Policy, now: datetime) -> None:
+        """Read the planner memories from the store (scaler.memories.restore_memory decides what
+        of each is trusted at `now`). A workload with a usable saved memory takes it; one whose key
+        is absent, unreadable or invalid keeps the memory this process has (empty at start: the
+        planner's fresh-start behaviour). Keys of workloads not in `policy` are dropped (and
+        removed from the store by the next save). Never raises: problems are logged, counted as
+        ebbtide_errors_total{kind="state_load"} and leave the memories as they are."""
+        store = self.memory_store
+        assert store is not None
+        self._memory_loaded = True
+        try:
+            texts = store.load()
+        except EbbtideError as exc:
+            self._state_problem("state_load", f"planner memory not loaded: {exc}; every workload keeps the "
+                                              "memory this process has (empty at start)")
+            return
+        if texts is None:
+            self._state_problem("state_load", f"planner memory not loaded: {store.where} does not exist "
+                                              "(first start, or deleted); the leader's first save creates it")
+            self._stored = {}
+            return
+        workloads = {w.name: w for w in policy.workloads}
+        stored: dict[str, PlannerMemory | None] = {}
+        restored = []
+        for name, text in sorted(texts.items()):
+            try:
+                saved = decode_memory(text)
+            except MemoryFormatError as exc:
+                stored[name] = None
+                if name in workloads:
+                    self._state_problem("state_load", f"{store.where} key {name!r}: {exc}; workload {name} "
+                                                      "starts with the memory this process has (empty at start)")
+                continue
+            stored[name] = saved.memory
+            w = workloads.get(name)
+            if w is None:
+                log.info("%s key %r: no such workload in the policy; dropped", store.where, name)
+                continue
+            memory, notes = restore_memory(saved, w, now, policy.prometheus.max_staleness)
+            for note in notes:
+                log.info("%s key %r: %s", store.where, name, note)
+            self.memory[name] = memory
+            restored.append(name)
+        self._stored = stored
+        log.info("planner memory loaded from %s: %s", store.where, ", ".join(restored) or "none usable")
+
+    def save_memory(self, policy: Policy, now: datetime) -> bool:
+        """Write to the store the memories that differ from what it holds (saved at `now`), and
+        remove the keys of workloads no longer in `policy`: one store write, none when nothing
+        changed. True when something was written. Never raises: a failed write is logged and
+        counted as ebbtide_errors_total{kind="state_save"}, and retried by the next save."""
+        store = self.memory_store
+        assert store is not None
+        names = {w.name for w in policy.workloads}
+        changes: dict[str, str | None] = {
+            name: encode_memory(m, now) for name, m in self.memory.items()
+            if name not in self._stored or self._stored[name] != m}
+        changes.update({name: None for name in self._stored if name not in names})
+        if not changes:
+            return False
+        try:
+            store.save(changes)
+        except EbbtideError as exc:
+            self._state_problem("state_save", f"planner memory not saved ({', '.join(sorted(changes))}): {exc}; "
+                                              "planning and applying go on, the next tick saves again")
+            return False
+        for name in changes:
+            if name in names:
+                self._stored[name] = self.memory[name]
+            else:
+                self._stored.pop(name, None)
+        return True
+
+    def _state_problem(self, kind: str, message: str) -> None:
+        log.warning("%s", message)
+        if self.metrics is not None:
+            self.metrics.error(kind)
 
     # ------------------------------------------------------------------ the steps
     def _tick_workload(self, policy: Policy, w: Workload, now: datetime, dry_run: bool, leader: bool,

@@ -7,7 +7,8 @@ What it touches (see docs/kubernetes.md for RBAC and the semantics in full):
   client-side), and the bitrate policy document (a ConfigMap key, JSON or YAML);
 - writes (merge patches, field manager `ebbtide`): `spec.replicas` through the scale
   subresource, or the HPA's `spec.minReplicas` (never above its maxReplicas), the bitrate
-  document (ConfigMap created when missing), one core/v1 Event per change, and a Lease.
+  document (ConfigMap created when missing), one core/v1 Event per change, a Lease, and the
+  planner memory's ConfigMap data (`write_config_map_data`, for scaler.memory_store).
 
 Guarantees of `KubeCluster.apply`:
 - a plan equal to the state makes ZERO API calls;
@@ -615,6 +616,53 @@ class KubeCluster:
                 writer.record("patch", where, "bitrate", patch)
             return
         self._retrying(f"write {where} key {bt.key}", attempt)
+
+    # ---- a ConfigMap's data (the planner memory store, scaler.memory_store)
+    def read_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The `data` of ConfigMap namespace/name (string values only), or None when it does not
+        exist. Retried like every read; raises KubeError when it cannot be read."""
+        where = f"ConfigMap {namespace}/{name}"
+        cm = self._get(f"GET {where}", self._core.read_namespaced_config_map, name, namespace)
+        if cm is None:
+            return None
+        return {str(k): v for k, v in (cm.get("data") or {}).items() if isinstance(v, str)}
+
+    def write_config_map_data(self, namespace: str, name: str, changes: Mapping[str, str | None], *,
+                              exists: bool | None = None) -> bool:
+        """Set (str) or remove (None) keys of ConfigMap namespace/name's `data` with ONE merge patch;
+        the ConfigMap is created (labelled managed-by ebbtide) when it does not exist. `exists`:
+        what the caller last saw (False: create first; a 409 then patches; None: patch first, a
+        404 then creates). Retried per `self.retry`; raises KubeError when the write fails for
+        good. Returns True (the ConfigMap exists now)."""
+        where = f"ConfigMap {namespace}/{name}"
+        patch = {"data": dict(changes)}
+        full = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
+                "data": {k: v for k, v in changes.items() if v is not None}}
+        state = {"exists": exists is not False}
+
+        def attempt(_: bool) -> None:
+            if not state["exists"]:
+                self._check(full)
+                try:
+                    self.call(f"POST {where}", self._core.create_namespaced_config_map, namespace, full,
+                              field_manager=FIELD_MANAGER)
+                    return
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                    state["exists"] = True  # created meanwhile (AlreadyExists): patch it
+            try:
+                self._check(self.call(f"PATCH {where}", self._core.patch_namespaced_config_map, name, namespace,
+                                      patch, field_manager=FIELD_MANAGER, _content_type=MERGE_PATCH))
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                state["exists"] = False  # deleted since: create it
+                attempt(False)
+
+        self._retrying(f"write {where}", attempt)
+        return True
 
     def _exists(self, what: str, fn: Callable[..., Any], *args: Any) -> bool:
         try:

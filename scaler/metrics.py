@@ -29,7 +29,9 @@ Metrics (units in names; labels in braces):
                                                  (max replicas - planned) x tick length, replica-hours,
                                                  summed over ticks: capacity not held against the peak setting
     ebbtide_errors_total{kind}                   errors by kind: prometheus, forecast, cluster_read,
-                                                 apply, plan, policy_reload, tick
+                                                 apply, plan, policy_reload, tick, leader, state_load
+                                                 (saved planner memory missing, unreadable or invalid),
+                                                 state_save (planner memory not saved)
     ebbtide_prometheus_errors_total              failed Prometheus queries
     ebbtide_policy_reload_errors_total           policy reloads refused (the last good policy stays)
     ebbtide_tick_duration_seconds                histogram of tick wall time, seconds
@@ -53,7 +55,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from scaler.plans import Plan
 
 #: Error kinds counted in ebbtide_errors_total (label values are fixed: bounded cardinality).
-ERROR_KINDS = ("prometheus", "forecast", "cluster_read", "apply", "plan", "policy_reload", "tick", "leader")
+ERROR_KINDS = ("prometheus", "forecast", "cluster_read", "apply", "plan", "policy_reload", "tick", "leader",
+               "state_load", "state_save")
 
 #: Tick duration buckets, seconds (a tick is a few Prometheus queries and API calls; a tick
 #: that includes a Prophet fit takes seconds to a minute).

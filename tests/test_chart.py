@@ -14,8 +14,12 @@ Cases:
   selects the Service and names its port), and the rules go through `promtool check rules` when
   promtool is installed.
 - RBAC: no wildcard anywhere; no write on workloads except their `/scale`; ConfigMap and Lease
-  writes only with resourceNames; Lease `create` only through a Role in the release namespace; no
-  delete; per-namespace Roles exactly when `rbac.namespaces` is set.
+  writes only with resourceNames; Lease `create`, and ConfigMap `create` for the planner-memory
+  ConfigMap (persistState), only through a Role in the release namespace; no delete; per-namespace
+  Roles exactly when `rbac.namespaces` is set.
+- persistState: the controller is told the state ConfigMap `<fullname>-state` (or
+  `persistState.configMapName`) in its own namespace, the one its Role names; disabled -> no
+  variable, no Role.
 - Pod security: non-root, read-only root FS, ALL capabilities dropped, no privilege escalation,
   RuntimeDefault seccomp, an emptyDir at /tmp; probes on /healthz and /readyz.
 - Dry-run by default (`--dry-run` in args), live only with dryRun=false.
@@ -82,6 +86,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
                          "bitrate.configMaps[0].namespace=live,bitrate.configMaps[0].name=caps"),
     "minimal": ("--set", "leaderElection.enabled=false,replicaCount=1,rbac.create=false,"
                 "serviceAccount.create=false,prometheus.auth.type=serviceAccountToken"),
+    "named-state": ("--set", "persistState.configMapName=planner-memory"),
+    "state-off": ("--set", "persistState.enabled=false"),
 }
 
 
@@ -235,6 +241,9 @@ def test_rbac_least_privilege(helm: Helm, variant: str) -> None:
             for res in rule["resources"]:
                 if group == "apps":
                     assert res in {"deployments/scale", "statefulsets/scale"}, f"workload write: {where}"
+                elif res == "configmaps" and writes == {"create"}:  # the planner memory's, created when absent
+                    assert role["kind"] == "Role" and role["metadata"]["namespace"] == NAMESPACE, where
+                    assert role["metadata"]["name"].endswith("-state") and not rule.get("resourceNames"), where
                 elif res == "configmaps":
                     assert rule.get("resourceNames") and role["kind"] == "Role", f"unnamed ConfigMap write: {where}"
                     assert "create" not in writes, where
@@ -273,15 +282,35 @@ def test_rbac_scope_follows_namespaces(helm: Helm) -> None:
 def test_bitrate_configmaps_are_named_and_created_empty(helm: Helm) -> None:
     objs = helm.objects("all-on")
     named = {(o["metadata"]["namespace"], n) for o, r in _rules(objs) if r["resources"] == ["configmaps"]
-             for n in r["resourceNames"]}
+             and not o["metadata"]["name"].endswith("-state") for n in r["resourceNames"]}
     # The policy's target (live/ebbtide-bitrate, also listed explicitly) plus vod/vod-bitrate.
     assert named == {("live", "ebbtide-bitrate"), ("vod", "vod-bitrate")}
     created = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objs if o["kind"] == "ConfigMap"
                and o["metadata"]["labels"].get("app.kubernetes.io/component") == "bitrate-policy"}
     assert set(created) == named
     assert all("data" not in o and "binaryData" not in o for o in created.values())
-    # No bitrate target in the default policy: no ConfigMap permission at all.
-    assert not [r for _, r in _rules(helm.objects("default")) if "configmaps" in r["resources"]]
+    # No bitrate target in the default policy: no ConfigMap permission but the planner memory's.
+    assert not [r for o, r in _rules(helm.objects("default")) if "configmaps" in r["resources"]
+                and not o["metadata"]["name"].endswith("-state")]
+
+
+def test_persist_state_wiring(helm: Helm) -> None:
+    objs = helm.objects("default")
+    env = _env(objs)
+    assert env["EBBTIDE_STATE_CONFIGMAP"] == "ebbtide-state"
+    assert env["EBBTIDE_STATE_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    role = _one(objs, "Role", "ebbtide-state")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["ebbtide-state"],
+         "verbs": ["get", "update", "patch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]
+    named = [o for o in helm.objects("named-state") if o["kind"] == "Role" and o["metadata"]["name"].endswith("-state")]
+    assert _env(helm.objects("named-state"))["EBBTIDE_STATE_CONFIGMAP"] == "planner-memory"
+    assert named[0]["rules"][0]["resourceNames"] == ["planner-memory"]
+    off = helm.objects("state-off")
+    assert "EBBTIDE_STATE_CONFIGMAP" not in _env(off)
+    assert not [o for o in off if o["kind"] == "Role" and o["metadata"]["name"].endswith("-state")]
 
 
 # --------------------------------------------------------------------------- pod
@@ -376,6 +405,8 @@ def test_controller_reads_the_settings_the_chart_sets(helm: Helm, variant: str) 
         assert (s.executor, s.scheduler, s.fit_workers, s.query_concurrency) == ("local", None, 2, 8)
         assert (values["fitting"]["executor"], values["fitting"]["workers"]) == ("local", 2)
         assert values["prometheus"]["queryConcurrency"] == 8
+        assert (s.state_configmap, s.state_namespace) == ("ebbtide-state", NAMESPACE)
+        assert values["persistState"] == {"enabled": True, "configMapName": ""}
     elif variant == "all-on":
         assert s.leader_elect is True and (s.lease_name, s.lease_namespace) == ("ebbtide-leader", NAMESPACE)
         assert (s.lease_duration_s, s.lease_retry_period_s) == (20, 3.0)

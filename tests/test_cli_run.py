@@ -4,7 +4,7 @@ args and env go through the same settings function in tests/test_chart.py.)
 
 Cases:
 - defaults with an empty environment (port 8080, INFO, leader election off, Lease `ebbtide`/15 s/5 s,
-  local executor with the executor's own worker count, 8 queries in flight);
+  local executor with the executor's own worker count, 8 queries in flight, no state ConfigMap);
 - every flag has an EBBTIDE_<FLAG> fallback, read when the flag is absent;
 - a flag wins over its variable; `--no-leader-elect` turns an inherited `true` off; empty = unset;
 - log level in any case (`info`, `Warn`); durations parsed (`1m30s`); executor in any case;
@@ -44,6 +44,7 @@ def test_defaults_with_an_empty_environment():
     assert (s.once, s.dry_run, s.prometheus_url, s.at) == (False, False, None, None)
     assert s.identity == socket.gethostname()
     assert (s.executor, s.scheduler, s.fit_workers, s.query_concurrency) == ("local", None, None, 8)
+    assert s.state_configmap is None  # planner memory kept in the process only, as before
 
 
 def test_every_flag_falls_back_to_its_variable():
@@ -54,7 +55,8 @@ def test_every_flag_falls_back_to_its_variable():
            "EBBTIDE_LEASE_DURATION": "1m30s", "EBBTIDE_LEASE_RETRY_PERIOD": "2500ms",
            "EBBTIDE_IDENTITY": "pod-7", "EBBTIDE_AT": "2026-11-11T20:00:00+08:00", "EBBTIDE_LOG_LEVEL": "debug",
            "EBBTIDE_EXECUTOR": "Dask", "EBBTIDE_SCHEDULER": "tcp://dask:8786", "EBBTIDE_FIT_WORKERS": "3",
-           "EBBTIDE_QUERY_CONCURRENCY": "16"}
+           "EBBTIDE_QUERY_CONCURRENCY": "16", "EBBTIDE_STATE_CONFIGMAP": "ebbtide-state",
+           "EBBTIDE_STATE_NAMESPACE": "ops"}
     assert set(env) == set(ENV_VARS.values())  # the test covers every variable
     s = parse_settings(["run"], env)
     assert (s.policy, s.once, s.dry_run, s.kubeconfig, s.context) == ("/etc/p.yaml", True, True, "/k", "kind-x")
@@ -64,6 +66,7 @@ def test_every_flag_falls_back_to_its_variable():
     assert (s.lease_duration_s, s.lease_retry_period_s, s.identity) == (90, 2.5, "pod-7")
     assert s.at == datetime(2026, 11, 11, 12, 0, tzinfo=timezone.utc) and s.log_level == "DEBUG"
     assert (s.executor, s.scheduler, s.fit_workers, s.query_concurrency) == ("dask", "tcp://dask:8786", 3, 16)
+    assert (s.state_configmap, s.state_namespace) == ("ebbtide-state", "ops")
 
 
 def test_a_flag_wins_over_its_variable():

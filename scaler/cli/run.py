@@ -4,7 +4,7 @@
                 [--prometheus-url URL] [--http-port 8080] [--audit-log FILE]
                 [--leader-elect --lease-name NAME --lease-namespace NS --identity ID]
                 [--executor {local,dask,inline}] [--scheduler ADDRESS] [--fit-workers N]
-                [--query-concurrency N]
+                [--query-concurrency N] [--state-configmap NAME [--state-namespace NS]]
 
 Every tick: read demand and quality SLIs from Prometheus, forecast, read the cluster, plan,
 apply (or only record, with --dry-run or `dry_run: true` in the policy), and write one JSON
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Mapping, Sequence
@@ -60,7 +61,8 @@ def env_var(dest: str) -> str:
 ENV_VARS: dict[str, str] = {d: env_var(d) for d in (
     "policy", "once", "dry_run", "kubeconfig", "context", "prometheus_url", "http_port", "http_host",
     "audit_log", "leader_elect", "lease_name", "lease_namespace", "lease_duration", "lease_retry_period",
-    "identity", "at", "log_level", "executor", "scheduler", "fit_workers", "query_concurrency")}
+    "identity", "at", "log_level", "executor", "scheduler", "fit_workers", "query_concurrency",
+    "state_configmap", "state_namespace")}
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -107,6 +109,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                    "(default min(2, CPUs)); inline fits one at a time, a Dask cluster has its own workers")
     p.add_argument("--query-concurrency", metavar="N", help="Prometheus queries in flight at once "
                    "(tick prefetch and history reads; default 8; 1: one at a time)")
+    p.add_argument("--state-configmap", metavar="NAME", help="keep the planner memory (guard holds, "
+                   "stabilisation window, cooldowns) in this ConfigMap, so a restart or a new leader goes "
+                   "on from it; created when absent, written by the leader only (default: not kept)")
+    p.add_argument("--state-namespace", metavar="NS", help="namespace of --state-configmap (default: the "
+                   "pod's service account's, else default)")
     return p
 
 
@@ -162,9 +169,15 @@ class RunSettings:
     with `dask` the cluster's own worker count wins once connected."""
     query_concurrency: int = 8
     """Prometheus queries in flight at once (>= 1; 1: sequential), scaler.fitting.DEFAULT_QUERY_CONCURRENCY."""
+    state_configmap: str | None = None
+    """ConfigMap keeping the planner memory across restarts (scaler.memory_store); None: not kept."""
+    state_namespace: str = "default"
+    """Namespace of `state_configmap`."""
 
 
 _TRUE = {"1", "true", "yes", "on"}
+#: A Kubernetes object name (RFC 1123 subdomain), e.g. of --state-configmap.
+_DNS_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _FALSE = {"0", "false", "no", "off"}
 
 
@@ -268,6 +281,14 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> RunS
     fit_workers = count("fit_workers", None, "fit worker processes")
     query_concurrency = count("query_concurrency", DEFAULT_QUERY_CONCURRENCY, "Prometheus queries in flight")
 
+    state_configmap = text("state_configmap", None)
+    if state_configmap is not None:
+        state_configmap = state_configmap.strip() or None  # "": off
+    if state_configmap is not None and not _DNS_NAME.fullmatch(state_configmap):
+        _, where = raw("state_configmap")
+        raise EbbtideError(f"{where}: {state_configmap!r} is not a ConfigMap name (lowercase a-z, 0-9, '-' "
+                           "and '.', at most 253 characters, starting and ending with a letter or digit)")
+
     at_value, at_where = raw("at")
     at = None
     if at_value is not None:
@@ -298,6 +319,9 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> RunS
         scheduler=scheduler,
         fit_workers=fit_workers,
         query_concurrency=query_concurrency,
+        state_configmap=state_configmap,
+        state_namespace=(text("state_namespace", None) or _service_account_namespace()
+                         if state_configmap is not None else "default"),
     )
 
 
@@ -356,8 +380,13 @@ def run(args) -> int:
     cache = forecaster_cache(s.executor, scheduler=s.scheduler, fit_workers=s.fit_workers,
                              query_concurrency=s.query_concurrency)
     audit = AuditLog(s.audit_log)
+    memory_store = None
+    if s.state_configmap is not None:
+        from scaler.memory_store import ConfigMapMemoryStore
+
+        memory_store = ConfigMapMemoryStore(cluster, s.state_namespace, s.state_configmap)
     controller = Controller(clock, source, cluster, cache, metrics=metrics, audit=audit,
-                            query_concurrency=s.query_concurrency)
+                            query_concurrency=s.query_concurrency, memory_store=memory_store)
     dry_run = s.dry_run or policy.dry_run
     log = logging.getLogger("ebbtide")
     log.info("ebbtide run: policy %s (digest %s), prometheus %s, %s, identity %s", s.policy,
@@ -365,6 +394,11 @@ def run(args) -> int:
     where = {"local": f"{cache.executor.workers} worker processes", "dask": f"the Dask scheduler at {s.scheduler}",
              "inline": "this process, one at a time"}[s.executor]
     log.info("fits on the %s executor (%s); %d Prometheus queries in flight", s.executor, where, s.query_concurrency)
+    if memory_store is not None:
+        log.info("planner memory kept in %s (loaded at start and on becoming leader, saved by the leader)",
+                 memory_store.where)
+    else:
+        log.info("planner memory kept in this process only: a restart starts it empty (--state-configmap)")
 
     elector = None
     if s.leader_elect:

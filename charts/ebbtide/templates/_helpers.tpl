@@ -53,6 +53,10 @@ app.kubernetes.io/part-of: ebbtide
 {{- default (include "ebbtide.fullname" .) .Values.leaderElection.leaseName -}}
 {{- end -}}
 
+{{- define "ebbtide.stateConfigMap" -}}
+{{- default (printf "%s-state" (include "ebbtide.fullname" .)) .Values.persistState.configMapName -}}
+{{- end -}}
+
 {{- define "ebbtide.policyConfigMap" -}}
 {{- default (printf "%s-policy" (include "ebbtide.fullname" .)) .Values.existingPolicyConfigMap -}}
 {{- end -}}
