@@ -25,7 +25,9 @@ the real traces but hurts this suite is overfitting. Seeds 0-7 have exponential 
 power-law ebbs ("syn-power") and seeds 12-15 exponential ebbs of 5-20 days, seed 15 daily
 ("syn-long"), both also cut at +3 d: they test what the model does NOT assume by construction.
 Seeds 16-19 ("syn-held") hold a plateau through a long window and ebb from its level (11.11 over
-28 h): the case of `ModelSettings.ebb_start_at_event_level`.
+28 h): the case of `ModelSettings.ebb_start_at_event_level`. Seeds 20-23 ("syn-multi") hold two
+events each, as real calendars do: a pre-sale wave then the main sale, a sale then a second one
+2-4 days later, a joint live event in a sale's ebb (`_multi_case`).
 
 Columns: WAPE of yhat; under/over = demand above / capacity unused with capacity sized to
 yhat_upper (shares of demand); cov = share of points with actual <= yhat_upper; fit s = median
@@ -191,13 +193,18 @@ def custom_case(csv: Path, events_file: Path | None, cuts: list[str], tz: str = 
     return Case(str(Path(csv).resolve()), events, chosen, calendar_tz=tz, country=country)
 
 
-SYNTHETIC_SEEDS = tuple(range(20))
+SYNTHETIC_SEEDS = tuple(range(24))
 POWER_SEEDS = range(8, 12)
 """Seeds whose ebb is a long-tailed power law (attention after news: fast first hours, long tail)."""
 LONG_EBB_SEEDS = range(12, 16)
 """Seeds whose ebb is an exponential of 5-20 days (weeks of decline)."""
 HELD_SEEDS = range(16, 20)
 """Seeds whose sale holds a plateau through a 12-48 h window, then ebbs from that level."""
+MULTI_SEEDS = range(20, 24)
+"""Seeds with two events per trace (`_multi_case`): a pre-sale wave then the main sale (20, and
+23 at 5 minutes), a sale then a second one 2-4 days later (21), a joint live event in a sale's ebb (22)."""
+MULTI_SCENARIOS = ("presale", "back-to-back", "joint-in-ebb", "presale")
+"""The scenario of seed 20 + i (`MULTI_SEEDS`)."""
 
 
 def synthetic_cases(seeds=SYNTHETIC_SEEDS) -> list[tuple[Case, Series]]:
@@ -216,7 +223,8 @@ def synthetic_cases(seeds=SYNTHETIC_SEEDS) -> list[tuple[Case, Series]]:
     exponential ebb from the plateau's level with tau log-uniform in [6 h, 48 h] (the other
     draws as above). Cuts: at the peak, at the event's end, +1 d and +2 d (and +3 d for seeds
     8-19; daily: no separate cut at the end), all "clear ebb" when the peak (plateau) is >= 3x;
-    smaller ones are labelled as not clear.
+    smaller ones are labelled as not clear. Seeds 20-23 (`MULTI_SEEDS`, "syn-multi") hold two
+    events each: see `_multi_case`.
     """
     from datetime import datetime, timezone
 
@@ -224,6 +232,9 @@ def synthetic_cases(seeds=SYNTHETIC_SEEDS) -> list[tuple[Case, Series]]:
 
     out = []
     for seed in seeds:
+        if seed in MULTI_SEEDS:
+            out.append(_multi_case(seed))
+            continue
         rng = np.random.default_rng(10_000 + seed)
         shape_kw: dict = {}
         if seed in HELD_SEEDS:  # the plateau's level
@@ -285,6 +296,103 @@ def synthetic_cases(seeds=SYNTHETIC_SEEDS) -> list[tuple[Case, Series]]:
             cuts += ((f"s{seed} +3d", end + 3 * D, clear),)
         out.append((Case(f"synthetic-{seed} ({label})", tr.events, cuts, calendar_tz=tr.zone), series))
     return out
+
+
+def _log_uniform(rng, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def _multi_case(seed: int) -> tuple[Case, Series]:
+    """A seeded trace with two events (`MULTI_SEEDS`; scenario `MULTI_SCENARIOS[seed - 20]`),
+    in Asia/Shanghai, hourly (seed 23: 5-minute), the first event peaking on a day uniform in
+    {24, 25, 26} (3 weeks of history before its ramp), the trace lasting until 10 days after the
+    second event's peak day (at least 42 days: 7 days of horizon after the last cut). The draws:
+
+    - "presale" (Singles Day: a pre-sale wave, then the main day): the wave log-uniform in
+      [1.5, 4] x normal, ramp 1-3 days, exponential ebb tau log-uniform in [3 h, 48 h]; the main
+      sale 5-10 days later (whole days), log-uniform in [3, 15] x, ramp 1-3 days, tau log-uniform
+      in [3 h, 96 h];
+    - "back-to-back" (Black Friday -> Cyber Monday): a sale log-uniform in [3, 15] x, ramp 1-3
+      days, tau log-uniform in [12 h, 72 h]; a second sale 2-4 days later (whole days),
+      log-uniform in [2, 10] x, its ramp uniform in [1 d, gap - 0.5 d] (so it starts while the
+      first still ebbs), tau log-uniform in [3 h, 96 h];
+    - "joint-in-ebb" (a partner's joint live event in a sale's ebb): a sale log-uniform in
+      [3, 15] x, ramp 1-3 days, tau log-uniform in [12 h, 96 h]; a `joint_live` event peaking
+      uniform in [1 d, 3 d] after the sale's end, log-uniform in [2, 6] x, ramp uniform in
+      [2 h, 8 h], running 1-4 h after its peak, tau log-uniform in [2 h, 24 h].
+
+    Each event's peace ratio is uniform in [0.95, 1.25] (the generator multiplies the events'
+    multipliers: the second rides on what is left of the first's ebb); noise sd 0.03-0.15, 0-4
+    outages, no level step. Cuts: at each event's end, +1 d and +2 d ("clear ebb" when that
+    event's peak is >= 3x), and at the second event's peak (clear when it is >= 3x); a cut at
+    the same time as an earlier one is left out (the first's +2 d is the second's end when
+    the second ends two days after the first).
+    """
+    from datetime import datetime, timezone
+
+    from forecaster.synthetic import SaleSpec, generate
+
+    scenario = MULTI_SCENARIOS[seed - MULTI_SEEDS.start]
+    rng = np.random.default_rng(10_000 + seed)
+    H = timedelta(hours=1)
+    day1 = int(rng.integers(24, 27))
+    if scenario == "presale":
+        names = ("pre-sale", "singles-day")
+        p1, p2 = _log_uniform(rng, 1.5, 4), _log_uniform(rng, 3, 15)
+        tau1, tau2 = _log_uniform(rng, 3, 48), _log_uniform(rng, 3, 96)
+        ramp1, ramp2 = float(rng.uniform(1, 3)), float(rng.uniform(1, 3))
+        gap_d = int(rng.integers(5, 11))
+        first = dict(ramp=timedelta(days=ramp1))
+        second = dict(day=day1 + gap_d, ramp=timedelta(days=ramp2))
+        kind2 = "sale"
+        label = f"pre-sale x{p1:.1f} tau {tau1:.0f}h, +{gap_d}d main x{p2:.1f} tau {tau2:.0f}h"
+    elif scenario == "back-to-back":
+        names = ("black-friday", "cyber-monday")
+        p1, p2 = _log_uniform(rng, 3, 15), _log_uniform(rng, 2, 10)
+        tau1, tau2 = _log_uniform(rng, 12, 72), _log_uniform(rng, 3, 96)
+        ramp1 = float(rng.uniform(1, 3))
+        gap_d = int(rng.integers(2, 5))
+        ramp2 = float(rng.uniform(1, gap_d - 0.5))
+        first = dict(ramp=timedelta(days=ramp1))
+        second = dict(day=day1 + gap_d, ramp=timedelta(days=ramp2))
+        kind2 = "sale"
+        label = f"sale x{p1:.1f} tau {tau1:.0f}h, +{gap_d}d sale x{p2:.1f} ramp {ramp2:.1f}d tau {tau2:.0f}h"
+    else:
+        names = ("mid-year-sale", "joint-live")
+        p1, p2 = _log_uniform(rng, 3, 15), _log_uniform(rng, 2, 6)
+        tau1, tau2 = _log_uniform(rng, 12, 96), _log_uniform(rng, 2, 24)
+        ramp1 = float(rng.uniform(1, 3))
+        lag_h = float(rng.uniform(24, 72))  # the joint event's peak after the sale's end
+        ramp2_h, after2_h = float(rng.uniform(2, 8)), float(rng.uniform(1, 4))
+        first = dict(ramp=timedelta(days=ramp1))
+        # SaleSpec places a peak by local day and hour: the sale's end (20:30 + 4 h) + lag.
+        at_h = 20.5 + 4.0 + lag_h
+        second = dict(day=day1 + int(at_h // 24), peak_hour_local=at_h % 24, ramp=ramp2_h * H,
+                      event_after_peak=after2_h * H, event_tau=H)
+        kind2 = "joint_live"
+        label = f"sale x{p1:.1f} tau {tau1:.0f}h, joint live +{lag_h:.0f}h x{p2:.1f} tau {tau2:.0f}h"
+    peace1, peace2 = float(rng.uniform(0.95, 1.25)), float(rng.uniform(0.95, 1.25))
+    noise = float(rng.uniform(0.03, 0.15))
+    outages = int(rng.integers(0, 5))
+    step = timedelta(minutes=5) if seed % 4 == 3 else H
+    specs = (SaleSpec(name=names[0], day=day1, peak_multiplier=p1, ebb_tau=tau1 * H, peace_ratio=peace1, **first),
+             SaleSpec(name=names[1], kind=kind2, peak_multiplier=p2, ebb_tau=tau2 * H, peace_ratio=peace2,
+                      **second))
+    days = max(42, specs[1].day + 10)
+    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    tr = generate(start, days, step, seed, specs, noise_sigma=noise, outages=outages)
+    series = Series(tr.series.values, step, name=f"synthetic-{seed}")
+    cuts = []
+    for e, peak in zip(tr.events, (p1, p2), strict=True):
+        end = pd.Timestamp(e.end).ceil("h")
+        cuts += [(f"s{seed} {e.name} at end", end, peak >= 3.0),
+                 (f"s{seed} {e.name} +1d", end + D, peak >= 3.0),
+                 (f"s{seed} {e.name} +2d", end + 2 * D, peak >= 3.0)]
+    cuts.insert(3, (f"s{seed} {tr.events[1].name} at peak", pd.Timestamp(tr.events[1].peak).ceil("h"), p2 >= 3.0))
+    # One cut per time: a second sale 2 days later ends when the first's +2 d cut is taken.
+    cuts = [c for i, c in enumerate(cuts) if all(c[1] != o[1] for o in cuts[:i])]
+    label += f" peace {peace1:.2f} then {peace2:.2f} noise {noise:.2f}"
+    return Case(f"synthetic-{seed} ({scenario}: {label})", tr.events, tuple(cuts), calendar_tz=tr.zone), series
 
 
 @dataclass
@@ -521,10 +629,10 @@ def group_of(r: Row) -> str:
     return "peak" if "at peak" in r.cut else "ebb"
 
 
-SOURCES = ("real", "synthetic", "syn-power", "syn-long", "syn-held")
+SOURCES = ("real", "synthetic", "syn-power", "syn-long", "syn-held", "syn-multi")
 """Summary groups: the real traces; the synthetic suite's seeds 0-7 (exponential ebbs of 3-96 h,
 comparable with every earlier run); seeds 8-11 (power-law ebbs); seeds 12-15 (5-20 day ebbs);
-seeds 16-19 (held plateaus)."""
+seeds 16-19 (held plateaus); seeds 20-23 (two events per trace)."""
 
 
 def synthetic_group(trace: str) -> str:
@@ -534,6 +642,8 @@ def synthetic_group(trace: str) -> str:
         return "syn-power"
     if seed in LONG_EBB_SEEDS:
         return "syn-long"
+    if seed in MULTI_SEEDS:
+        return "syn-multi"
     return "syn-held" if seed in HELD_SEEDS else "synthetic"
 
 

@@ -223,6 +223,27 @@ def ebb_windows(grid: pd.DatetimeIndex, events: Sequence[Event], span: timedelta
     return m
 
 
+def clean_ebb_windows(grid: pd.DatetimeIndex, events: Sequence[Event], others: Sequence[Event], span: timedelta,
+                      step: timedelta = timedelta(0)) -> np.ndarray:
+    """Mask of grid points where the ebb of one of `events` is observed alone: [end, end + span)
+    cut short at the start of the first of `others` (any calendar occurrences; the event itself
+    and those starting before its end are skipped) that starts at or after that end. From then
+    on the next event's ramp, peak and ebb lie on top of this ebb and the two cannot be told
+    apart (a pre-sale wave's ebb running into the main sale's ramp). A subset of `ebb_windows`;
+    equal to it when no other event starts within `span` of an end."""
+    t = _midpoints_s(grid, step)
+    m = np.zeros(t.shape, dtype=bool)
+    for ev in events:
+        e = _epoch_s(ev.end)
+        stop = e + span.total_seconds()
+        for o in others:
+            so = _epoch_s(o.start)
+            if o is not ev and o.name != ev.name and so >= e:
+                stop = min(stop, so)
+        m |= (t >= e) & (t < stop)
+    return m
+
+
 def tau_grid(shortest: timedelta, longest: timedelta, count: int) -> tuple[timedelta, ...]:
     """`count` time constants spaced geometrically from `shortest` to `longest` (inclusive),
     rounded to whole minutes. A geometric grid: a 2x error in tau matters equally at any scale.

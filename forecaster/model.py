@@ -34,7 +34,11 @@ settle level: the long tail is the competing explanation of a tail that stays up
 whose settle level would take the forecast below what the observed tail supports
 (`settle_floor`), and with the ebb observed the interval spans the best kernel of each family.
 With `country_holidays`, a public holiday the history never showed borrows the per-hour effect
-of those it showed (`pooled_holidays`; its band also spans the forecast without it).
+of those it showed (`pooled_holidays`; its band also spans the forecast without it). Since the
+multi-event work: an event's ebb counts as observed only until the next event starts
+(`ebb_until_next_event`), and a calendar event with no occurrence in the history borrows the
+fitted effect of the seen events of its kind (`unseen_borrows_effect`; the band also spans the
+forecast without it).
 
 Intervals are calibrated, not Prophet's own: residuals in z on the requested grid, from the
 in-sample fit and from a holdout (the last `holdout` of history, refitted without it), give
@@ -299,6 +303,28 @@ class ModelSettings:
     the centre (the prior's central range) instead of the whole grid."""
     ebb_span: timedelta = timedelta(days=7)
     """How long after an event's end its observed ebb scores the tau candidates."""
+    unseen_borrows_effect: bool = True
+    """A sale or joint live event of the calendar with no occurrence in the history (its size
+    cannot be learnt: the main sale after a pre-sale wave, cut during the wave's ebb) borrows
+    the fitted effect of the events of its kind whose peak the history holds: the mean of their
+    `shape` and `inside` contributions (in z, with their peak ratio K and ebb start, each drawn
+    on the unseen event's own calendar times and tau; never below 0). Without it such an event
+    was forecast as no event at all (the seasonal level through a 3-15x main sale: capacity
+    sized to the upper bound was not ready, as with the partner event in docs/DOMAIN.md that
+    nearly took the servers down). The borrowed size is a prior, not data: the interval also spans the forecast
+    without it, and the `ebb_ceiling` does not cap from the unseen event's start on (it may
+    rise above any past value). No seen event of the kind: nothing borrowed, `notes` say so."""
+    ebb_until_next_event: bool = True
+    """An event's ebb counts as observed only until the next sale/joint_live event starts
+    (forecaster.events `clean_ebb_windows`): the points that score the tau candidates, that
+    make its `tail` (`min_tail`) and new peace level (`settle`: `min_settle_tail`, half of the
+    move) learnable, and its last observed ebb point for `settle_floor`. From the next event's
+    start its ramp, peak and ebb lie on top of this ebb: a second sale two days after the first
+    (Black Friday -> Cyber Monday), cut at the second's end, had the first's settle level learnt
+    over the second's ramp and peak (its 1 - decay rises through them) and the forecast climbed
+    from 2x to 12x the actual over the week (7-day WAPE 6.7). Off: the ebb counts for
+    `ebb_span` whatever follows (the model before the multi-event work). With one event per
+    history nothing changes."""
     holdout: timedelta = timedelta(days=7)
     """Recent history held out (refit without it) to calibrate intervals and to compare with the
     seasonal naive; at most a quarter of the history."""
@@ -722,6 +748,12 @@ class _Fitted:
     """The pooled public-holiday effect learnt with this fit (`ModelSettings.pooled_holidays`)."""
     pool_off: bool = False
     """Predict without the pooled holiday effect (`ModelSettings.pooled_holiday_band`)."""
+    borrowed: tuple[tuple[str, tuple[tuple[float, float, float, float], ...]], ...] = ()
+    """(unseen event, ((a, b, K, w), ...) per donor): the fitted shape coefficient a, inside
+    coefficient b, peak ratio K and ebb-start carry w (0: none) of each seen event of its kind
+    (`ModelSettings.unseen_borrows_effect`); their mean effect is added at prediction."""
+    borrow_off: bool = False
+    """Predict without the borrowed effects (the interval spans both)."""
 
 
 @dataclass(frozen=True)
@@ -845,7 +877,7 @@ class EbbtideForecaster:
         z_in: dict[evf.EbbKernel | None, np.ndarray] = {}  # in-sample z of each scored kernel
         below_tail: list[evf.EbbKernel] = []
         neighbours: list[evf.EbbKernel] = []  # in `plausible` only as the best's grid neighbours
-        ebb_mask = evf.ebb_windows(coarse.index, free_occ, s.ebb_span, self._fit_step) & observed
+        ebb_mask = self._ebb_seen(coarse.index, free_occ) & observed
         n_ebb = int(ebb_mask.sum())
         candidates, kept = self._tau_candidates(free, n_ebb, warm, notes)
         if screen_fit is not None:
@@ -924,7 +956,13 @@ class EbbtideForecaster:
                 notes.append(f"ebb tau for {n}: {interval_text(hinted[n])} (from the event's `ebb` hint)")
         for n in names:
             col = f"{n}:shape"
-            if col not in fits[best_tau].columns:
+            borrowed = dict(fits[best_tau].borrowed)
+            if col not in fits[best_tau].columns and n in borrowed:
+                notes.append(f"event {n} has no occurrence in the history: it borrows the mean fitted effect of "
+                             f"{len(borrowed[n])} seen event(s) of its kind (shape coefficient(s) "
+                             + ", ".join(f"{a:+.2f}" for a, _, _, _ in borrowed[n])
+                             + "; `unseen_borrows_effect`); the interval also spans the forecast without it")
+            elif col not in fits[best_tau].columns:
                 notes.append(f"event {n} has no occurrence in the history: its size cannot be learnt "
                              f"from data (no effect forecast)")
         if not names:
@@ -987,6 +1025,8 @@ class EbbtideForecaster:
         # the band also spans the forecast without it (it is 0 off those days).
         if self.settings.pooled_holiday_band:
             zs += [self._fine_z(replace(f, pool_off=True), idx) for f in self._plausible if f.pool is not None]
+        # A borrowed event size is a prior: the band also spans the forecast without it.
+        zs += [self._fine_z(replace(f, borrow_off=True), idx) for f in self._plausible if f.borrowed]
         shift = self._recent_at(idx)
         if shift is not None:  # `recent_level`: yhat moves, the band spans both
             z_best = z_best + shift
@@ -1052,8 +1092,13 @@ class EbbtideForecaster:
         covers and inside no event window (a later event may rise above any past value)."""
         names = set(self._ceiling[1]) if self._ceiling else set()
         ebbs = [e for e in self._occ if e.name in names]
-        return (evf.ebb_windows(idx, ebbs, self.settings.ebb_span, self._step)
+        mask = (evf.ebb_windows(idx, ebbs, self.settings.ebb_span, self._step)
                 & ~evf.in_or_after(idx, self._occ, timedelta(0), self._step))
+        if self.settings.unseen_borrows_effect:  # an unseen event may rise above any past value
+            for e in self._occ:
+                if e.name not in names:
+                    mask &= np.asarray(idx + pd.Timedelta(self._step) / 2 < pd.Timestamp(e.start))
+        return mask
 
     # ---------------------------------------------------------------- internals
     def _need_fit(self) -> None:
@@ -1153,7 +1198,53 @@ class EbbtideForecaster:
             if not fitted:
                 m.fit(df, **kwargs)
         f = _Fitted(m, dict(taus), columns, self._carried_inside(m, columns))
-        return replace(f, pool=self._pooled_effect(f, grid, z))
+        return replace(f, pool=self._pooled_effect(f, grid, z), borrowed=self._borrowed(f, grid))
+
+    def _borrowed(self, f: _Fitted, grid: pd.DatetimeIndex) -> tuple:
+        """`_Fitted.borrowed` of fit `f` on the training `grid`: for each modelled sale/joint
+        live event without a learnt `shape` (no occurrence observed) the (a, b, K, w) of each
+        event of its kind whose `shape` was learnt and whose peak lies in `grid`
+        (`unseen_borrows_effect`)."""
+        if not self.settings.unseen_borrows_effect or not len(grid):
+            return ()
+        from prophet.utilities import regressor_coefficients
+
+        last = grid[-1] + pd.Timedelta(self._fit_step)
+        kinds = {evf.base_name(e.name): e.kind for e in self._occ}
+        seen = {evf.base_name(e.name) for e in self._occ if pd.Timestamp(e.peak) < last}
+        learnt = [n for n in kinds if f"{n}:shape" in f.columns and f"{n}:inside" in f.columns and n in seen]
+        unseen = [n for n in kinds if f"{n}:shape" not in f.columns and n in f.taus]
+        if not learnt or not unseen:
+            return ()
+        coef = dict(zip(*(regressor_coefficients(f.prophet)[k] for k in ("regressor", "coef")), strict=True))
+        carry = dict(f.carried)
+        out = []
+        for n in unseen:
+            donors = tuple((float(coef[f"{d}:shape"]), float(coef[f"{d}:inside"]), self._peak_excess.get(d, 0.0),
+                            carry.get(d, 0.0)) for d in learnt if kinds[d] == kinds[n])
+            if donors:
+                out.append((n, donors))
+        return tuple(out)
+
+    def _borrow_at(self, f: _Fitted, grid: pd.DatetimeIndex) -> np.ndarray:
+        """The borrowed effects of `f` in z at each point of `grid` (`_Fitted.borrowed`): per
+        unseen event the mean over its donors of a g_K(shape) + b inside, inside carried along
+        the ebb with w (as `_frame` does for a fitted event), g_K the peak-ratio transform of
+        `_features`; never below 0 (a borrowed size adds an event's traffic: a donor's b < 0,
+        the dip that ties its ramp to its level, would put the unseen ramp below normal)."""
+        out = np.zeros(len(grid))
+        if not f.borrowed or f.borrow_off:
+            return out
+        for n, donors in f.borrowed:
+            occ = [e for e in self._occ if evf.base_name(e.name) == n]
+            shp = sum(evf.shape(grid, e, f.taus[n], self._fit_step) for e in occ)
+            ins = sum(evf.inside(grid, e, self._fit_step) for e in occ)
+            effect = np.zeros(len(grid))
+            for a, b, k, w in donors:
+                g = np.log1p(k * shp) / np.log1p(k) if k > 0.05 else shp
+                effect += (a * g + b * np.where(ins > 0, ins, w * g)) / len(donors)
+            out += np.maximum(effect, 0.0)
+        return out
 
     def _pooled_effect(self, f: _Fitted, grid: pd.DatetimeIndex, z: np.ndarray) -> _PooledHoliday | None:
         """The pooled public-holiday effect of fit `f` on `grid` (`ModelSettings.pooled_holidays`):
@@ -1236,19 +1327,31 @@ class EbbtideForecaster:
         the observed points has nothing to learn; `tail` needs `min_tail` of observed ebb;
         `settle` needs `min_settle_tail` of it and half of the move to the new level observed
         (settle >= 0.5, i.e. at least tau * ln 2 of tail), else it would extrapolate a few
-        hours' misfit for the whole horizon."""
+        hours' misfit for the whole horizon. With `ebb_until_next_event` only the ebb observed
+        before the next event's start counts for both."""
         if not ok.any():
             return False
         xo = x[ok]
         if np.abs(xo).max() <= 1e-6 or np.ptp(xo) <= 1e-6:
             return False
         name, _, kind = col.rpartition(":")
+        if kind in ("settle", "tail") and self.settings.ebb_until_next_event:
+            xo = x[ok & self._ebb_seen(grid, [e for e in self._occ if evf.base_name(e.name) == name])]
+            if not xo.size:
+                return False
         if kind == "settle":
             return (float(xo.max()) >= 0.5
                     and int(np.sum(xo > 0)) * self._fit_step >= self.settings.min_settle_tail)
         if kind == "tail":
             return int(np.sum(xo > 0)) * self._fit_step >= self.settings.min_tail
         return True
+
+    def _ebb_seen(self, grid: pd.DatetimeIndex, occ) -> np.ndarray:
+        """Mask of `grid` (fit-grid points) where the ebb of the occurrences `occ` is observable:
+        `ebb_span` after each end, cut at the next event's start with `ebb_until_next_event`."""
+        if self.settings.ebb_until_next_event:
+            return evf.clean_ebb_windows(grid, occ, self._occ, self.settings.ebb_span, self._fit_step)
+        return evf.ebb_windows(grid, occ, self.settings.ebb_span, self._fit_step)
 
     def _settle_below_tail(self, f: _Fitted, grid: pd.DatetimeIndex, observed: np.ndarray) -> bool:
         """Would this fit's new peace level take the forecast below what the observed tail
@@ -1265,7 +1368,7 @@ class EbbtideForecaster:
         for col in cols:
             name = col.rpartition(":")[0]
             occ = [e for e in self._occ if evf.base_name(e.name) == name]
-            seen = np.flatnonzero(evf.ebb_windows(grid, occ, self.settings.ebb_span, self._fit_step) & observed)
+            seen = np.flatnonzero(self._ebb_seen(grid, occ) & observed)
             if not seen.size:
                 continue
             last = seen[-1]
@@ -1326,7 +1429,7 @@ class EbbtideForecaster:
         df = self._frame(grid, f.taus, f.columns, f.carried)
         with _quiet():
             out = f.prophet.predict(df)
-        return out["yhat"].to_numpy() + self._pool_at(f, grid)
+        return out["yhat"].to_numpy() + self._pool_at(f, grid) + self._borrow_at(f, grid)
 
     def _coarse_grid_for(self, idx: pd.DatetimeIndex) -> pd.DatetimeIndex:
         fs = pd.Timedelta(self._fit_step)

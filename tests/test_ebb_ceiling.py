@@ -4,7 +4,9 @@ observed) and the band over the ebb kernel's tau-grid neighbours (band_spans_nei
 
 Cases:
 - the mask (no Prophet): points in [end, end + ebb_span) of an observed event are capped, points
-  before its end, after the span, or inside a later event's window are not (hand-computed);
+  before its end, after the span, or from the start of a later event whose peak is not in the
+  history are not (it may rise above any past value; `unseen_borrows_effect`); with that
+  setting off, only the later event's window is left out (hand-computed);
 - an occurrence whose peak is after the history's end is not covered (no cap without a peak);
   a peak inside the last observed interval (08:41 with hourly points ending at the 08:00 one)
   is in the history;
@@ -42,9 +44,10 @@ def _event(name: str, start: datetime, peak: datetime, end: datetime) -> Event:
     return Event(name=name, kind="sale", start=start, peak=peak, end=end)
 
 
-def _bare_model(occ: list[Event], hist_end: datetime, span: timedelta = timedelta(days=2)) -> EbbtideForecaster:
+def _bare_model(occ: list[Event], hist_end: datetime, span: timedelta = timedelta(days=2),
+                **settings) -> EbbtideForecaster:
     """A model with only what the ceiling reads set (no fit)."""
-    m = EbbtideForecaster(occ, ModelSettings(ebb_span=span))
+    m = EbbtideForecaster(occ, ModelSettings(ebb_span=span, **settings))
     m._occ = occ
     m._step = timedelta(hours=1)
     m._ceiling = m._ebb_ceiling(pd.Series([1.0, 7.0, 3.0]), hist_end)
@@ -61,12 +64,15 @@ def test_mask_covers_the_ebb_of_an_observed_event_and_not_a_later_event_window()
     t = idx.to_pydatetime()
     # Hourly points are judged at their midpoints (t + 30 min): capped in [14:00, 14:00 + 2 d)
     # outside [10:00, 14:00) on 03-11.
-    expected = np.array([(END <= ti + timedelta(minutes=30) < END + timedelta(days=2))
-                         and not (later.start <= ti + timedelta(minutes=30) < later.end) for ti in t])
+    expected = np.array([END <= ti + timedelta(minutes=30) < later.start for ti in t])
     assert mask.tolist() == expected.tolist()
     assert not mask[:2].any()  # 12:00 and 13:00: still inside the event
     assert mask[2]  # 14:00: first ebb hour
-    assert not mask[(idx >= "2026-03-11T10:00:00Z") & (idx < "2026-03-11T14:00:00Z")].any()
+    assert not mask[idx >= "2026-03-11T10:00:00Z"].any()
+    old = _bare_model([_event("news", START, PEAK, END), later], hist_end=END, unseen_borrows_effect=False)
+    expected_old = np.array([(END <= ti + timedelta(minutes=30) < END + timedelta(days=2))
+                             and not (later.start <= ti + timedelta(minutes=30) < later.end) for ti in t])
+    assert old._ceiling_mask(idx).tolist() == expected_old.tolist()
 
 
 def test_no_ceiling_before_the_peak_is_observed():
