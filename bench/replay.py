@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/replay.py [--data DIR] [--trace NAME ...] [--jobs N] [--json]
                                      [--workload NAME] [--after DAYS] [--explain]
-                                     [--from-json FILE]
+                                     [--frontier-u U,U,...] [--from-json FILE]
     .venv/bin/python bench/replay.py --csv TRACE.csv --events EVENTS.yaml [--event NAME]
                                      [--country CC] [...]    # a trace of your own, same rules
 
@@ -17,6 +17,15 @@ over the weeks after the event: replica-hours and their ratio to war state and t
 demand above ready capacity (%) and its ratio to the HPA, scaling actions, and wall time.
 The 5-minute files are replayed as their own traces (`nasa-5min`, `aapl-5min`, the hourly
 files' events): there the burst allowance is on most of the time (docs/planner.md, step 1b).
+
+Against every HPA tuning, from the same run: the same faithful HPA replayed alone
+(scaler.replay.replay_hpa, no forecaster: seconds a trace) at each target utilisation of
+`--frontier-u` (default 0.4 .. 0.9) over the same window gives the HPA's trade-off curve
+(`hpa_frontier`: replica-hours, under share, under minutes per u); `frontier` reads it at
+Ebbtide's replica-hours (the HPA's under share at equal spend, and Ebbtide's over it: < 1 means
+Ebbtide beats every HPA tuning that costs the same) and at Ebbtide's under share (the
+replica-hours an HPA tuning needs to serve as well, over Ebbtide's). Outside the curve the
+figures are bounds, and say so (scaler/replay/frontier.py).
 
 Feasibility, from the same run: the demand floor, replica-hours of ceil(demand / per_replica)
 over the window (no headroom, no start-up lag; `floor_min_replicas_*` with min_replicas held),
@@ -57,6 +66,7 @@ BEFORE = timedelta(days=7)
 AFTER = timedelta(days=14)
 WORKLOAD = "edge"
 TARGETS = {"vs_war": 0.5, "vs_hpa": 1.1, "under_vs_hpa": 0.64}
+FRONTIER_U = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # scaler.replay.frontier.DEFAULT_UTILISATIONS (imported late)
 
 
 @dataclass(frozen=True)
@@ -151,11 +161,37 @@ def demand_floor(series, per_replica: float, start, end, min_replicas: int = 0) 
     return float((np.maximum(pods, min_replicas) * hours).sum())
 
 
-def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER) -> dict:
+def frontier_reading(ebbtide_replica_hours: float, ebbtide_under_share: float, points) -> dict:
+    """Ebbtide against the HPA's curve (a list of scaler.replay.FrontierPoint): the HPA's under
+    share at Ebbtide's replica-hours and Ebbtide's over it, and the replica-hours the HPA needs
+    for Ebbtide's under share over Ebbtide's. `*_outside`: None inside the curve, else "below" or
+    "above" (the ratio is then a bound: <= below, >= above)."""
+    from scaler.replay import replica_hours_for_under_share, under_share_at
+
+    at = under_share_at(points, ebbtide_replica_hours)
+    need = replica_hours_for_under_share(points, ebbtide_under_share)
+    return {
+        "hpa_under_share_at_ebbtide_replica_hours": round(at.value, 6),
+        "at_ebbtide_replica_hours_outside": at.outside,
+        "ebbtide_under_vs_frontier": _ratio(ebbtide_under_share, at.value),
+        "hpa_replica_hours_for_ebbtide_under_share": round(need.value, 3),
+        "for_ebbtide_under_share_outside": need.outside,
+        "frontier_replica_hours_vs_ebbtide": _ratio(need.value, ebbtide_replica_hours),
+    }
+
+
+def _ratio(a: float, b: float) -> float:
+    return (a / b) if b else (0.0 if not a else math.inf)
+
+
+def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER,
+              frontier_u: tuple[float, ...] = FRONTIER_U) -> dict:
+    import time
+
     from forecaster.csvio import read_series_csv
     from policies.events import Event
     from policies.loading import load_policy
-    from scaler.replay import ReplayOptions, replay
+    from scaler.replay import ReplayOptions, hpa_frontier, replay
 
     series = read_series_csv(data / trace.file)
     event = Event.model_validate(trace.event)
@@ -171,6 +207,10 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     per = policy.workloads[0].demand.per_replica
     floor_h = demand_floor(series, per, w["start"], w["end"])
     floor_min_h = demand_floor(series, per, w["start"], w["end"], max(1, policy.workloads[0].scaling.min_replicas))
+    wall0 = time.perf_counter()
+    points = hpa_frontier(series, policy, event.name, utilisations=frontier_u, extra_events=calendar,
+                          start=event.start - BEFORE, end=event.end + after, options=ReplayOptions(window_after=after))
+    frontier_wall_s = time.perf_counter() - wall0
     return {
         "trace": trace.name, "file": trace.file, "event": event.name, "workload": workload,
         "after_days": after / timedelta(days=1),
@@ -185,6 +225,9 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         "floor_min_replicas_replica_hours": round(floor_min_h, 3),
         "floor_min_replicas_vs_war": ratio(floor_min_h, war["replica_hours"]),
         "explain": w.get("explain", {}),
+        "hpa_frontier": [p.to_dict() for p in points],
+        "frontier": frontier_reading(eb["replica_hours"], eb["under_provisioned_share"], points),
+        "hpa_frontier_wall_s": round(frontier_wall_s, 2),
         "simulation": d["simulation"],
         "sim_s_per_day": round((d["simulation"]["wall_s"] - d["simulation"]["fit_s_total"])
                                / ((r.end - r.start) / timedelta(days=1)), 3),
@@ -245,6 +288,55 @@ def print_table(rows: list[dict]) -> None:
                           f"{TARGETS['vs_war']:g}x war on this trace")
 
 
+def print_frontier(rows: list[dict]) -> None:
+    """Ebbtide against the HPA at every target utilisation (rows from older JSON without
+    `hpa_frontier` are left out)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = [r for r in rows if r.get("hpa_frontier")]
+    if not rows:
+        return
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    us = sorted({p["target_utilisation"] for r in rows for p in r["hpa_frontier"]})
+    table = Table(title="Against every HPA tuning: replica-h vs Ebbtide's / under % (weeks after each event)",
+                  header_style="bold")
+    for col in ("trace", "ebbtide", *(f"u={u:g}" for u in us), "under vs HPA, equal spend",
+                "HPA spend for equal under"):
+        table.add_column(col, justify="left" if col == "trace" else "right", no_wrap=True)
+    for row in rows:
+        eb = row["strategies"]["ebbtide"]
+        by_u = {p["target_utilisation"]: p for p in row["hpa_frontier"]}
+        cells = [f"{eb['replica_hours']:.0f} / {100 * eb['under_provisioned_share']:.3f}"]
+        for u in us:
+            p = by_u.get(u)
+            cells.append("-" if p is None else f"{_fmt_ratio(_ratio(p['replica_hours'], eb['replica_hours']))} / "
+                                               f"{100 * p['under_provisioned_share']:.3f}")
+        f = row["frontier"]
+        table.add_row(row["trace"], *cells,
+                      _bound(f["at_ebbtide_replica_hours_outside"]) + _fmt_ratio(f["ebbtide_under_vs_frontier"]),
+                      _bound(f["for_ebbtide_under_share_outside"]) + _fmt_ratio(f["frontier_replica_hours_vs_ebbtide"]))
+    console.print(table)
+    for row in rows:
+        f = row["frontier"]
+        side = f["at_ebbtide_replica_hours_outside"]
+        where = {None: "", "below": " (Ebbtide spends less than the cheapest tuning: a bound)",
+                 "above": " (Ebbtide spends more than the dearest tuning: a bound)"}[side]
+        verdict = ("BELOW the HPA frontier" if f["ebbtide_under_vs_frontier"] < 1 and side != "above"
+                   else "ABOVE the HPA frontier" if f["ebbtide_under_vs_frontier"] > 1 and side != "below"
+                   else "on the HPA frontier" if side is None else "not comparable at equal spend")
+        console.print(f"{row['trace']}: {verdict}: at Ebbtide's {row['strategies']['ebbtide']['replica_hours']:.0f} "
+                      f"replica-h an HPA leaves {100 * f['hpa_under_share_at_ebbtide_replica_hours']:.3f}% of demand "
+                      f"unserved{where}, Ebbtide {_bound(side)}{_fmt_ratio(f['ebbtide_under_vs_frontier'])} of it; "
+                      f"an HPA tuning needs {_bound(f['for_ebbtide_under_share_outside'])}"
+                      f"{_fmt_ratio(f['frontier_replica_hours_vs_ebbtide'])} Ebbtide's replica-h to serve as well")
+
+
+def _bound(outside: str | None) -> str:
+    """Outside the curve a reading is a bound: '<= ' below it, '>= ' above it."""
+    return {None: "", "below": "<= ", "above": ">= "}[outside]
+
+
 def _floor_cell(row: dict) -> str:
     """The demand floor vs war state, and with min_replicas held; '-' for JSON from older runs."""
     floor, with_min = row.get("floor_vs_war"), row.get("floor_min_replicas_vs_war")
@@ -278,12 +370,16 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"days after the event's end that are replayed and measured. Default {AFTER.days}")
     ap.add_argument("--explain", action="store_true",
                     help="also print where Ebbtide's replica-hours go (scaler/replay/explain.py)")
+    ap.add_argument("--frontier-u", type=_utilisations, default=FRONTIER_U, metavar="U,U,...",
+                    help="HPA target utilisations of the frontier (replayed HPA-only). Default "
+                    + ",".join(f"{u:g}" for u in FRONTIER_U))
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--from-json", type=Path, metavar="FILE", help="print the table of an earlier --json run")
     args = ap.parse_args(argv)
     if args.from_json:
         rows = json.loads(args.from_json.read_text())["traces"]
         print_table(rows)
+        print_frontier(rows)
         if args.explain:
             print_explain(rows)
         return 0
@@ -315,9 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.jobs > 1:
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                rows = list(pool.map(run_trace, todo, [args.data] * n, [args.workload] * n, [after] * n))
+                rows = list(pool.map(run_trace, todo, [args.data] * n, [args.workload] * n, [after] * n,
+                                     [args.frontier_u] * n))
         else:
-            rows = [run_trace(t, args.data, args.workload, after) for t in todo]
+            rows = [run_trace(t, args.data, args.workload, after, args.frontier_u) for t in todo]
     except EbbtideError as exc:  # a bad CSV or policy: say what and where, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -327,9 +424,21 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write("\n")
     else:
         print_table(rows)
+        print_frontier(rows)
         if args.explain:
             print_explain(rows)
     return 0
+
+
+def _utilisations(text: str) -> tuple[float, ...]:
+    """--frontier-u: comma-separated target utilisations, each > 0."""
+    try:
+        us = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0.5,0.6,0.7, got {text!r}") from None
+    if not us or any(not (math.isfinite(u) and u > 0) for u in us):
+        raise argparse.ArgumentTypeError(f"target utilisations must be positive numbers, got {text!r}")
+    return us
 
 
 if __name__ == "__main__":

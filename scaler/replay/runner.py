@@ -147,6 +147,28 @@ class ReplayResult:
         }
 
 
+@dataclass(frozen=True)
+class HpaOnlyResult:
+    """`replay_hpa`'s outcome: the plain HPA alone, over the whole replay and per post-event
+    window (each window's `strategies` holds only `hpa`; no `explain`)."""
+
+    workload: str
+    settings: HpaSettings
+    start: datetime
+    end: datetime
+    summary: StrategySummary
+    windows: tuple[WindowSummary, ...]
+    wall_s: float
+
+    def window(self, event: str) -> StrategySummary:
+        """The HPA over the weeks after `event` (EbbtideError when the replay holds no such window)."""
+        for w in self.windows:
+            if w.event == event:
+                return w.strategies["hpa"]
+        have = ", ".join(w.event for w in self.windows) or "none"
+        raise EbbtideError(f"no post-event window for {event!r} in this replay (windows: {have})")
+
+
 def _iso(t: datetime) -> str:
     return pd.Timestamp(t).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -236,36 +258,16 @@ def replay(
     make_model = make_model or default_model_factory(workload, events)
     hs = options.hpa
 
-    step_s = int(trace.step_s)
-    tick_s = _whole_s(policy.schedule.tick, "schedule.tick")
-    sync_s = _whole_s(timedelta(seconds=hs.sync_s), "HPA sync period")
-    dt = math.gcd(math.gcd(step_s, tick_s), sync_s)
-    trace_t0 = int(trace.start.timestamp())
-    trace_end_s = int(trace.end.timestamp()) + step_s
-    t_start = trace_t0 if start is None else _to_s(start)
-    t_end = trace_end_s if end is None else min(_to_s(end), trace_end_s)
-    t_start = max(t_start, trace_t0)
-    t_start = trace_t0 + ((t_start - trace_t0) // step_s) * step_s  # align to the trace grid
-    if t_end - t_start < step_s:
-        asked = (f"{_iso(start) if start is not None else 'the trace start'} .. "
-                 f"{_iso(end) if end is not None else 'the trace end'}")
-        raise EbbtideError(f"replay range {asked} overlaps the trace {trace.name} ({_iso(_dt(trace_t0))} .. "
-                           f"{_iso(_dt(trace_end_s))}) by less than one interval: choose --start/--end inside it")
-    n = (t_end - t_start) // dt
-    values = trace.values.to_numpy(dtype=float)
-
-    def demand_at(t_s: float) -> float:
-        i = int((t_s - trace_t0) // step_s)
-        return float(values[i]) if 0 <= i < len(values) else math.nan
+    g = _grid(trace, policy, hs, start, end)
+    step_s, tick_s, sync_s, dt = g.step_s, g.tick_s, g.sync_s, g.dt
+    trace_t0, t_start, t_end, n = g.trace_t0, g.t_start, g.t_end, g.n
+    demand_at = g.demand_at
 
     per_replica = workload.demand.per_replica
     lo, hi = workload.scaling.min_replicas, workload.scaling.max_replicas
     hpa_min = max(1, lo)
-    startup_s = workload.pod_startup.total_seconds()
     lag_s = hs.metric_lag_s
-    init = hpa_steady_replicas(demand_at(t_start), per_replica, hs, hpa_min, hi)
-    clusters = {k: SimulatedCluster(init, startup_s, t_start) for k in STRATEGIES}
-    hpas = {k: HpaReplay(hs, per_replica, hi) for k in STRATEGIES}
+    clusters, hpas = _warm_start(g, workload, hs, STRATEGIES)
 
     span_events = expand_events(events, _dt(t_start) - timedelta(days=30), _dt(t_end))
     wars = war_windows(span_events, trace, per_replica=per_replica, headroom=workload.scaling.headroom,
@@ -288,8 +290,8 @@ def replay(
 
     desired = np.zeros((3, n), dtype=np.int32)
     ready = np.zeros((3, n), dtype=np.int32)
-    step_t_s = t_start + np.arange(n, dtype=np.int64) * dt
-    demand = _step_held(values, (step_t_s - trace_t0) // step_s)  # demand_at(t) for every step
+    step_t_s = g.step_times()
+    demand = g.demand_steps()  # demand_at(t) for every step
     static_floor = war_floors(wars, step_t_s, hpa_min)  # war_floor(wars, t, hpa_min) for every step
     cap_arr = np.zeros((len(tiers), n), dtype=float)
     trusted_arr = np.zeros(n, dtype=bool)
@@ -375,13 +377,8 @@ def replay(
         return float(ready[i, k0:k1].sum()) * per_replica, float(d.sum())
 
     windows = []
-    for ev in span_events:
-        w0 = max(_to_s(ev.end), t_start)
-        w1 = min(_to_s(ev.end + options.window_after), t_end)
-        if w1 - w0 < dt or _to_s(ev.end) < t_start:
-            continue
-        k0, k1 = (w0 - t_start) // dt, (w1 - t_start) // dt
-        summary = rec.summarise(int(k0), int(k1))
+    for ev, k0, k1 in g.event_windows(span_events, options.window_after):
+        summary = rec.summarise(k0, k1)
         ex = explain(log, t_start + k0 * dt, t_start + k1 * dt, tick_s, demand_at, per_replica, capacity_and_demand)
         if via_hpa and ex:
             # explain() splits the minReplicas floor Ebbtide wrote; the HPA's pods above it are the rest.
@@ -397,6 +394,129 @@ def replay(
         wall_s=time.perf_counter() - wall0, ticks=ticks, trusted_ticks=trusted_ticks, forecast=fc.stats,
         notes=tuple(notes),
     )
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The simulated time axis of one replay, in integer UTC epoch seconds.
+
+    Steps of `dt` = gcd(trace interval, policy tick, HPA sync) s from `t_start` (on the trace's
+    grid), `n` of them: step k covers [t_start + k dt, t_start + (k + 1) dt). `t_end` is the asked
+    end clipped to the trace (windows are clipped to it); `values` the trace, step-held.
+    """
+
+    step_s: int
+    tick_s: int
+    sync_s: int
+    dt: int
+    trace_t0: int
+    t_start: int
+    t_end: int
+    n: int
+    values: np.ndarray
+
+    def demand_at(self, t_s: float) -> float:
+        """The trace value whose interval holds `t_s` (NaN outside the trace)."""
+        i = int((t_s - self.trace_t0) // self.step_s)
+        return float(self.values[i]) if 0 <= i < len(self.values) else math.nan
+
+    def step_times(self) -> np.ndarray:
+        return self.t_start + np.arange(self.n, dtype=np.int64) * self.dt
+
+    def demand_steps(self) -> np.ndarray:
+        """demand_at(t) for every step."""
+        return _step_held(self.values, (self.step_times() - self.trace_t0) // self.step_s)
+
+    def event_windows(self, events: Sequence[Event], window_after: timedelta) -> list[tuple[Event, int, int]]:
+        """(event, k0, k1) per event whose end is inside the replay: steps [k0, k1) cover
+        [event end, event end + window_after), clipped to the replay; windows shorter than a step
+        are left out."""
+        out = []
+        for ev in events:
+            w0 = max(_to_s(ev.end), self.t_start)
+            w1 = min(_to_s(ev.end + window_after), self.t_end)
+            if w1 - w0 < self.dt or _to_s(ev.end) < self.t_start:
+                continue
+            out.append((ev, int((w0 - self.t_start) // self.dt), int((w1 - self.t_start) // self.dt)))
+        return out
+
+
+def _grid(trace: Series, policy: Policy, hs: HpaSettings, start: datetime | None, end: datetime | None) -> _Grid:
+    """The replay's time axis for `trace` over [start, end) (default: the whole trace)."""
+    step_s = int(trace.step_s)
+    tick_s = _whole_s(policy.schedule.tick, "schedule.tick")
+    sync_s = _whole_s(timedelta(seconds=hs.sync_s), "HPA sync period")
+    dt = math.gcd(math.gcd(step_s, tick_s), sync_s)
+    trace_t0 = int(trace.start.timestamp())
+    trace_end_s = int(trace.end.timestamp()) + step_s
+    t_start = trace_t0 if start is None else _to_s(start)
+    t_end = trace_end_s if end is None else min(_to_s(end), trace_end_s)
+    t_start = max(t_start, trace_t0)
+    t_start = trace_t0 + ((t_start - trace_t0) // step_s) * step_s  # align to the trace grid
+    if t_end - t_start < step_s:
+        asked = (f"{_iso(start) if start is not None else 'the trace start'} .. "
+                 f"{_iso(end) if end is not None else 'the trace end'}")
+        raise EbbtideError(f"replay range {asked} overlaps the trace {trace.name} ({_iso(_dt(trace_t0))} .. "
+                           f"{_iso(_dt(trace_end_s))}) by less than one interval: choose --start/--end inside it")
+    n = (t_end - t_start) // dt
+    return _Grid(step_s, tick_s, sync_s, dt, trace_t0, t_start, t_end, n, trace.values.to_numpy(dtype=float))
+
+
+def _warm_start(g: _Grid, workload: Workload, hs: HpaSettings, names: Sequence[str],
+                ) -> tuple[dict[str, SimulatedCluster], dict[str, HpaReplay]]:
+    """One cluster and one HPA per strategy, all from the same warm start: the replicas the HPA
+    holds for the demand at the start (min_replicas at least 1), all ready."""
+    per_replica = workload.demand.per_replica
+    hi = workload.scaling.max_replicas
+    init = hpa_steady_replicas(g.demand_at(g.t_start), per_replica, hs, max(1, workload.scaling.min_replicas), hi)
+    startup_s = workload.pod_startup.total_seconds()
+    return ({k: SimulatedCluster(init, startup_s, g.t_start) for k in names},
+            {k: HpaReplay(hs, per_replica, hi) for k in names})
+
+
+def replay_hpa(
+    trace: Series,
+    policy: Policy,
+    workload_name: str | None = None,
+    *,
+    extra_events: Sequence[Event] = (),
+    start: datetime | None = None,
+    end: datetime | None = None,
+    options: ReplayOptions = ReplayOptions(),
+) -> HpaOnlyResult:
+    """The `hpa` strategy of `replay` alone: same arguments, same grid, warm start, HPA
+    (`options.hpa`), metric lag, pod start-up, min/max replicas and accounting, so its figures
+    equal `replay(...)`'s `hpa` column, without the forecaster (seconds, not minutes).
+
+    Each step (as in `replay`): the HPA syncs on its period, reading demand `metric_lag` old,
+    with minReplicas = max(1, min_replicas); then the step's pods are recorded. Egress is not
+    estimated (bitrate is Ebbtide's). For a trade-off curve, vary `options.hpa.target_utilisation`.
+    """
+    wall0 = time.perf_counter()
+    workload = _pick_workload(policy, workload_name)
+    events = merged_events(policy, extra_events)
+    hs = options.hpa
+    g = _grid(trace, policy, hs, start, end)
+    clusters, hpas = _warm_start(g, workload, hs, ("hpa",))
+    c, hpa = clusters["hpa"], hpas["hpa"]
+    floor = max(1, workload.scaling.min_replicas)
+    lag_s, sync_s, t_start, dt, demand_at = hs.metric_lag_s, g.sync_s, g.t_start, g.dt, g.demand_at
+    desired = np.zeros((1, g.n), dtype=np.int32)
+    ready = np.zeros((1, g.n), dtype=np.int32)
+    for k in range(g.n):
+        t = t_start + k * dt
+        if (t - t_start) % sync_s == 0:
+            c.scale(hpa.sync(t, demand_at(t - lag_s), c.replicas, c.ready(t), floor), t)
+        desired[0, k], ready[0, k] = c.replicas, c.ready(t)
+
+    rec = _Recording(t_start, dt, g.demand_steps(), desired, ready, np.zeros((0, g.n)), [], None, 0.0,
+                     workload.demand.per_replica, _price_per_replica_hour(policy, workload), names=("hpa",))
+    span_events = expand_events(events, _dt(t_start) - timedelta(days=30), _dt(g.t_end))
+    windows = tuple(WindowSummary(ev.name, _dt(t_start + k0 * dt), _dt(t_start + k1 * dt), rec.summarise(k0, k1))
+                    for ev, k0, k1 in g.event_windows(span_events, options.window_after))
+    return HpaOnlyResult(workload=workload.name, settings=hs, start=_dt(t_start), end=_dt(t_start + g.n * dt),
+                         summary=rec.summarise(0, g.n)["hpa"], windows=windows,
+                         wall_s=time.perf_counter() - wall0)
 
 
 def _step_held(values: np.ndarray, i: np.ndarray) -> np.ndarray:
@@ -440,6 +560,8 @@ class _Recording:
     top_kbps: float
     per_replica: float
     price_per_replica_hour: float
+    names: tuple[str, ...] = STRATEGIES
+    """The strategies recorded, in the order of the rows of `desired` and `ready`."""
 
     def summarise(self, k0: int, k1: int) -> dict[str, StrategySummary]:
         h = self.dt / 3600.0
@@ -448,7 +570,7 @@ class _Recording:
         d0 = np.where(known, d, 0.0)
         total = float(d0.sum())
         out = {}
-        for i, name in enumerate(STRATEGIES):
+        for i, name in enumerate(self.names):
             des = self.desired[i, k0:k1]
             shortfall = np.maximum(d0 - self.ready[i, k0:k1] * self.per_replica, 0.0)
             rh = float(des.sum()) * h
@@ -486,9 +608,9 @@ class _Recording:
 
         ts = pd.to_datetime(trace_t0 + bucket[starts] * step_s, unit="s", utc=True)
         cols: dict[str, object] = {"ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "demand": self.demand[starts]}
-        for i, name in enumerate(STRATEGIES):
+        for i, name in enumerate(self.names):
             cols[f"replicas_{name}"] = mean(self.desired[i])
-        for i, name in enumerate(STRATEGIES):
+        for i, name in enumerate(self.names):
             cols[f"ready_{name}"] = mean(self.ready[i])
         for j, tier in enumerate(self.tiers):
             cols[f"cap_{tier}_kbps"] = mean(self.cap_kbps[j])
