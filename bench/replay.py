@@ -5,6 +5,8 @@
                                      [--frontier-u U,U,...] [--from-json FILE]
     .venv/bin/python bench/replay.py --csv TRACE.csv --events EVENTS.yaml [--event NAME]
                                      [--country CC] [...]    # a trace of your own, same rules
+    .venv/bin/python bench/replay.py --synthetic SEED [--synthetic SEED ...] --after 10
+                                     # bench/forecast.py's seeded synthetic traces, same rules
 
 For each trace in ../shared/data (skipped, with a message, when absent), one workload of the
 reference policy (policies/examples/reference.yaml; default `edge`, the viewer-serving tier:
@@ -182,6 +184,44 @@ def frontier_reading(ebbtide_replica_hours: float, ebbtide_under_share: float, p
 
 def _ratio(a: float, b: float) -> float:
     return (a / b) if b else (0.0 if not a else math.inf)
+
+
+def synthetic_traces(seeds, folder: Path) -> list[Trace]:
+    """bench/forecast.py's seeded synthetic traces (`synthetic_cases`: wide draws of peak, ebb
+    shape and length, noise, outages, level steps; seeds 20-23 with two events) written to
+    `folder` as `synthetic-SEED.csv` and replayed as traces of your own (`custom_trace`'s rules):
+    the measured event is the trace's last sale or joint live event (the main sale after a
+    pre-sale wave), the others are its calendar; no country holidays, the traces' own zone.
+    A generalisation check of the planner on traces nobody tuned it to."""
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("ebbtide_bench_forecast", REPO / "bench" / "forecast.py")
+    fb = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
+    if spec.name not in sys.modules:
+        sys.modules[spec.name] = fb  # its dataclasses look their module up while it loads
+        spec.loader.exec_module(fb)
+    unknown = sorted(set(seeds) - set(fb.SYNTHETIC_SEEDS))
+    if unknown:
+        from policies.errors import EbbtideError
+
+        raise EbbtideError(f"--synthetic: no seed {unknown[0]} (the suite has {min(fb.SYNTHETIC_SEEDS)}-"
+                           f"{max(fb.SYNTHETIC_SEEDS)})")
+    out = []
+    for case, series in fb.synthetic_cases(tuple(seeds)):
+        name = series.name or f"synthetic-{len(out)}"
+        csv = folder / f"{name}.csv"
+        frame = series.values.rename("value").to_frame()
+        frame.index = frame.index.strftime("%Y-%m-%dT%H:%M:%SZ")
+        frame.index.name = "ts"
+        frame.to_csv(csv, float_format="%.6g")
+        events = folder / f"{name}.yaml"
+        dump = [e.model_dump(mode="json", exclude_none=True) for e in case.events]
+        events.write_text(yaml.safe_dump({"events": dump}, sort_keys=False))
+        measured = max((e for e in case.events if e.kind in ("sale", "joint_live")), key=lambda e: e.peak)
+        out.append(custom_trace(csv, events, measured.name, None, case.calendar_tz))
+    return out
 
 
 def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER,
@@ -364,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--country", help="country whose holidays the forecaster models for --csv (ISO code, e.g. US)")
     ap.add_argument("--calendar-tz", default="UTC", help="IANA zone of --csv's audience (local holiday dates). "
                     "Default UTC")
+    ap.add_argument("--synthetic", type=int, action="append", metavar="SEED",
+                    help="replay bench/forecast.py's seeded synthetic trace SEED (repeatable) instead of "
+                    "the shared ones, with the same rules as --csv (its last sale/joint live event measured; "
+                    "the traces end 10-14 days after it: use --after 10)")
     ap.add_argument("--jobs", type=int, default=1, help="traces replayed in parallel (processes). Default 1")
     ap.add_argument("--workload", default=WORKLOAD, help=f"reference workload to replay. Default {WORKLOAD}")
     ap.add_argument("--after", type=float, default=AFTER.days, metavar="DAYS",
@@ -392,6 +436,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             todo.append(custom_trace(args.csv, args.events, args.event, args.country, args.calendar_tz))
         except (EbbtideError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif args.synthetic:
+        import tempfile
+
+        from policies.errors import EbbtideError
+
+        try:
+            todo.extend(synthetic_traces(sorted(set(args.synthetic)),
+                                         Path(tempfile.mkdtemp(prefix="ebbtide-synthetic-"))))
+        except EbbtideError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     elif not args.data.is_dir():

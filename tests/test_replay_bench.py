@@ -10,10 +10,15 @@ Cases:
   below it is not, and one whose floor is above it only with min_replicas held says so;
 - a trace of your own (--csv, --events): the first event (or the named one) is measured, the
   others stay in its calendar, an unknown name is an error naming the file's events; a bad CSV
-  exits 2 with `error:` naming file and line, no traceback.
+  exits 2 with `error:` naming file and line, no traceback;
+- --synthetic: a seeded synthetic trace is written as a CSV that reads back equal to the
+  generated series, with its calendar; the measured event is its last sale/joint live event
+  (the second of a two-event seed), the other stays in the calendar; an unknown seed exits 2.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -109,3 +114,20 @@ def test_custom_trace_with_a_bad_csv_exits_2_naming_file_and_line(bench, tmp_pat
     assert bench.main(["--csv", str(csv), "--events", str(events)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.csv:3" in err
+
+
+def test_synthetic_traces_round_trip_and_measure_the_last_event(bench, tmp_path, capsys):
+    from forecaster.csvio import read_series_csv
+
+    fb = load_bench("forecast")
+    (case, series), = fb.synthetic_cases((21,))  # Black Friday -> Cyber Monday
+    trace, = bench.synthetic_traces([21], tmp_path)
+    back = read_series_csv(Path(trace.file))
+    assert back.step == series.step
+    pd.testing.assert_series_equal(back.values, series.values, check_names=False, check_freq=False)
+    first, second = sorted(case.events, key=lambda e: e.peak)
+    assert trace.event["name"] == second.name
+    assert [e["name"] for e in trace.calendar] == [first.name]
+    assert trace.calendar_tz == case.calendar_tz and trace.country is None
+    assert bench.main(["--synthetic", "99"]) == 2
+    assert "no seed 99" in capsys.readouterr().err
