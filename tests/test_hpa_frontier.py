@@ -24,16 +24,13 @@ Cases:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
-import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import load_bench
-from forecaster.series import Forecast, Series
 from forecaster.synthetic import SaleSpec, generate
 from policies.errors import EbbtideError
 from policies.loading import load_policy_text
@@ -48,38 +45,7 @@ from scaler.replay import (
     under_share_at,
 )
 from scaler.replay.frontier import DEFAULT_UTILISATIONS
-
-T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
-
-POLICY = """
-apiVersion: ebbtide/v1
-schedule: {tick: 10m}
-workloads:
-  - name: live
-    target: {kind: Deployment, namespace: default, name: live}
-    demand: {query: 'viewers', per_replica: 2000}
-    pod_startup: 90s
-    scaling: {min_replicas: 2, max_replicas: 300, quantile: 0.9, headroom: 0.15}
-    forecast: {lookback: 3d, step: 5m, horizon: 6h, refit_interval: 6h, min_history: 1d, trust_bound: 5}
-"""
-
-
-class LastDayPeak:
-    """Fake forecaster (fast): the last day's peak as yhat_upper, its mean as yhat."""
-
-    name = "last_day_peak"
-
-    def fit(self, history: Series) -> "LastDayPeak":
-        day = history.values.iloc[-int(timedelta(days=1) / history.step):]
-        self.hi, self.mid = float(day.max()), float(day.mean())
-        return self
-
-    def predict(self, index: pd.DatetimeIndex) -> Forecast:
-        n = len(index)
-        frame = pd.DataFrame({"yhat": np.full(n, self.mid), "yhat_lower": np.zeros(n),
-                              "yhat_upper": np.full(n, self.hi)}, index=index)
-        return Forecast(frame, self.name, upper_quantile=0.9)
-
+from test_replay import POLICY, T0, LastDayPeak  # the replay tests' trace, policy and fake forecaster
 
 @pytest.fixture(scope="module")
 def sale():
