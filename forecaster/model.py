@@ -38,7 +38,8 @@ of those it showed (`pooled_holidays`; its band also spans the forecast without 
 multi-event work: an event's ebb counts as observed only until the next event starts
 (`ebb_until_next_event`), and a calendar event with no occurrence in the history borrows the
 fitted effect of the seen events of its kind (`unseen_borrows_effect`; the band also spans the
-forecast without it).
+forecast without it), and the long-tau rule's bound counts only the latest free event's own
+observed ebb, not an earlier event's (`long_tau_own_ebb`).
 
 Intervals are calibrated, not Prophet's own: residuals in z on the requested grid, from the
 in-sample fit and from a holdout (the last `holdout` of history, refitted without it), give
@@ -325,6 +326,21 @@ class ModelSettings:
     from 2x to 12x the actual over the week (7-day WAPE 6.7). Off: the ebb counts for
     `ebb_span` whatever follows (the model before the multi-event work). With one event per
     history nothing changes."""
+    long_tau_own_ebb: bool = True
+    """With `long_tau_needs_evidence`, when the observed ebb that scores the shared tau holds
+    an earlier free event's ebb (several events without an `ebb` hint in the history), the
+    rule's bound counts only the observed ebb of the latest free event (the last one started
+    before the history's end: the one whose ebb is forecast). An earlier event's ebb says
+    nothing about the latest's tau except through the shared kernel, and each event has its
+    own `tail` and `settle` terms, so near-flat scores on a small wave's long clean ebb are
+    not evidence for a long tau of the main sale that follows. While the latest event's own
+    ebb is shorter than the prior's centre, a best tau longer than the centre is then chosen
+    only when it beats the centre by more than noise (same test and pick as
+    `long_tau_needs_evidence`). Measured (bench/README.md, "Several events"): seed 23 (a 3.1x
+    pre-sale wave, tau 28 h; 8 days later a 10.1x main sale, tau 32 h; 5-minute data) cut at
+    the main sale's end: on the wave's 5-day ebb the mean |z error| was 0.035 at 16 h, 0.034
+    at 32 h and 0.033 at 64 h, 64 h won and the main sale ebbed with it. With one event in the
+    history nothing changes; off: the bound counts every observed ebb point."""
     holdout: timedelta = timedelta(days=7)
     """Recent history held out (refit without it) to calibrate intervals and to compare with the
     seasonal naive; at most a quarter of the history."""
@@ -905,8 +921,10 @@ class EbbtideForecaster:
             allowed = [t for t in candidates if t not in below_tail]
             best_tau = best_of(allowed or candidates)
             if s.long_tau_needs_evidence:
-                best_tau = self._long_tau_evidence(best_tau, allowed or candidates, abs_err, n_ebb,
-                                                   z - z_in[best_tau], coarse.index, free, notes)
+                seen = self._own_ebb_points(coarse.index, free_occ, ebb_mask, hist_end) if s.long_tau_own_ebb else n_ebb
+                best_tau = self._long_tau_evidence(best_tau, allowed or candidates, abs_err, seen,
+                                                   z - z_in[best_tau], coarse.index, free, notes,
+                                                   latest_only=seen < n_ebb)
             plausible = [t for t in allowed if _not_worse(abs_err[t], abs_err[best_tau])] or [best_tau]
             exp_allowed = [t for t in allowed if t.alpha == 0]
             if s.power_needs_evidence and best_tau.alpha > 0 and exp_allowed:
@@ -1923,11 +1941,24 @@ class EbbtideForecaster:
         out[hit] = np.nan
         return out
 
+    def _own_ebb_points(self, grid: pd.DatetimeIndex, free_occ, ebb_mask: np.ndarray, hist_end: datetime) -> int:
+        """How many of the observed ebb points (`ebb_mask` on the fit `grid`) belong to the latest
+        free occurrence started before `hist_end` (`long_tau_own_ebb`); all of them when there
+        is no such occurrence."""
+        started = [e for e in free_occ if e.start < hist_end]
+        if not started:
+            return int(ebb_mask.sum())
+        latest = max(started, key=lambda e: e.start)
+        return int((self._ebb_seen(grid, [latest]) & ebb_mask).sum())
+
     def _long_tau_evidence(self, best: evf.EbbKernel, kernels, abs_err: dict, n_ebb: int, resid: np.ndarray,
-                           grid: pd.DatetimeIndex, free, notes: list[str]) -> evf.EbbKernel:
+                           grid: pd.DatetimeIndex, free, notes: list[str],
+                           latest_only: bool = False) -> evf.EbbKernel:
         """`long_tau_needs_evidence` on a fit: `best` has the lowest score of `kernels` on the
-        `n_ebb` observed ebb points (`abs_err`: each one's |z error| there), `resid` is its z
-        residual on `grid`; the noise sd is measured outside event and ebb windows."""
+        observed ebb points (`abs_err`: each one's |z error| there), `n_ebb` of which count for
+        the rule's bound (all of them, or with `latest_only` those of the latest free event:
+        `long_tau_own_ebb`), `resid` is its z residual on `grid`; the noise sd is measured
+        outside event and ebb windows."""
         taus = list(self.settings.tau_candidates)
         centre = taus[len(taus) // 2]
         if n_ebb * self._fit_step >= centre:
@@ -1941,7 +1972,9 @@ class EbbtideForecaster:
             notes.append(f"ebb tau for {', '.join(free)}: {pick.text()}, not the best-scoring {best.text()}: "
                          f"the observed ebb does not tell a tau longer than the prior's centre "
                          f"({interval_text(centre)}) apart from it (log-likelihood ratio {llr:.2f} <= 0.5 "
-                         f"with the history's residual sd {sd:.3f} in z; `long_tau_needs_evidence`)")
+                         f"with the history's residual sd {sd:.3f} in z; `long_tau_needs_evidence`"
+                         + (f"; the latest event's own ebb is {interval_text(n_ebb * self._fit_step)}, the rest "
+                            f"an earlier event's: `long_tau_own_ebb`" if latest_only else "") + ")")
         return pick
 
     def _kernel_grid(self, step: timedelta) -> list[evf.EbbKernel]:
