@@ -100,6 +100,11 @@ def policy_warnings(policy: Policy) -> list[tuple[Loc, str]]:
     if not policy.events:
         out.append((("events",), "no events: the forecaster cannot anticipate a sale or its ebb "
                                  "(add the sales and joint live events you expect)"))
+    for i, e in enumerate(policy.events):
+        if e.start == e.end:
+            out.append((("events", i), f"{e.name}: start, peak and end are the same time (a zero-length event): "
+                                       "its effect is learnt or, never seen in the history, borrowed from its kind at "
+                                       "full height in that one instant; give the event's real window"))
     p = policy.prometheus
     if p.insecure_skip_verify:
         out.append((("prometheus", "insecure_skip_verify"), "TLS verification is off (testing only)"))

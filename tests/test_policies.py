@@ -18,7 +18,8 @@ Cases:
 - docs/policy.md's generated field reference is up to date;
 - `ebbtide policy validate` (exit 0 + one summary line per file, exit 2 + every error of every
   file, --strict, missing file) and `ebbtide policy schema` via scaler.cli.main.
-- bitrate.workload defaults to the first workload and must name one (error with its line).
+- bitrate.workload defaults to the first workload and must name one (error with its line);
+- a zero-length event (start = peak = end) is a warning naming its line and name.
 """
 
 from __future__ import annotations
@@ -474,3 +475,13 @@ def test_bitrate_workload_defaults_to_the_first_and_must_name_a_workload():
     assert _errors(MINIMAL_TEXT + BITRATE_FOR % "edge") == [
         f"policy.yaml:{line} bitrate.workload: 'edge' is not a workload of this policy (web)"
     ]
+
+
+def test_a_zero_length_event_is_warned_about_with_its_line():
+    line = "  - {name: big-sale, kind: sale, start: 2026-11-10T16:00:00Z, peak: 2026-11-11T12:00:00Z, end: 2026-11-11T16:00:00Z}"
+    assert line in MINIMAL_TEXT
+    text = MINIMAL_TEXT.replace(line, line + "\n"
+        "  - {name: flash, kind: joint_live, start: 2026-11-12T20:00:00Z, peak: 2026-11-12T20:00:00Z, end: 2026-11-12T20:00:00Z}")
+    loaded = read_policy("policy.yaml", text)
+    zero = [w for w in loaded.warnings if "zero-length" in w]
+    assert len(zero) == 1 and zero[0].startswith("policy.yaml:4 events[1]: flash:"), loaded.warnings
