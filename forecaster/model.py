@@ -1254,7 +1254,7 @@ class EbbtideForecaster:
         if not f.borrowed or f.borrow_off:
             return out
         for n, donors in f.borrowed:
-            occ = [e for e in self._occ if evf.base_name(e.name) == n]
+            occ = self._occurrences(n)
             shp = sum(evf.shape(grid, e, f.taus[n], self._fit_step) for e in occ)
             ins = sum(evf.inside(grid, e, self._fit_step) for e in occ)
             effect = np.zeros(len(grid))
@@ -1354,7 +1354,7 @@ class EbbtideForecaster:
             return False
         name, _, kind = col.rpartition(":")
         if kind in ("settle", "tail") and self.settings.ebb_until_next_event:
-            xo = x[ok & self._ebb_seen(grid, [e for e in self._occ if evf.base_name(e.name) == name])]
+            xo = x[ok & self._ebb_seen(grid, self._occurrences(name))]
             if not xo.size:
                 return False
         if kind == "settle":
@@ -1363,6 +1363,10 @@ class EbbtideForecaster:
         if kind == "tail":
             return int(np.sum(xo > 0)) * self._fit_step >= self.settings.min_tail
         return True
+
+    def _occurrences(self, name: str) -> list:
+        """The modelled occurrences (`_occ`) of the event named `name` (its base name)."""
+        return [e for e in self._occ if evf.base_name(e.name) == name]
 
     def _ebb_seen(self, grid: pd.DatetimeIndex, occ) -> np.ndarray:
         """Mask of `grid` (fit-grid points) where the ebb of the occurrences `occ` is observable:
@@ -1385,7 +1389,7 @@ class EbbtideForecaster:
         feats = self._features(grid, f.taus)
         for col in cols:
             name = col.rpartition(":")[0]
-            occ = [e for e in self._occ if evf.base_name(e.name) == name]
+            occ = self._occurrences(name)
             seen = np.flatnonzero(self._ebb_seen(grid, occ) & observed)
             if not seen.size:
                 continue
