@@ -615,9 +615,7 @@ def render(rows: list[Row]) -> None:
 
 
 def _ratio(r: Row) -> float | None:
-    bname, bw = r.best_baseline()
-    ew = r.models.get("ebbtide", {}).get("wape")
-    return ew / bw if ew is not None and bw and math.isfinite(bw) else None
+    return _ratio_to_best(r, r.models.get("ebbtide"))
 
 
 def group_of(r: Row) -> str:
@@ -759,11 +757,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         out = []
         for r in rows:
-            bname, bw = r.best_baseline()
-            ew = r.models.get("ebbtide", {}).get("wape")
+            bname, _ = r.best_baseline()
             out.append({"trace": r.trace, "cut": r.cut, "cut_ts": r.cut_ts, "clear_ebb": r.clear_ebb,
                         "horizon_h": r.horizon_h, "models": r.models, "best_baseline": bname,
-                        "ratio_to_best": (ew / bw) if ew is not None and bw and math.isfinite(bw) else None,
+                        "ratio_to_best": _ratio(r),
                         "hindsight": r.hindsight, "hindsight_ratio_to_best": _hindsight_ratio(r),
                         "oracle": r.oracle, "oracle_ratio_to_best": _oracle_ratio(r),
                         "ebbtide_notes": list(r.notes)})
