@@ -1,5 +1,6 @@
 """Planner memory as saved between controller processes: versioned JSON, validated on the way
-in, and the rule for what of an old memory may still be trusted. Pure (no I/O, no clock).
+in by a strict pydantic model, and the rule for what of an old memory may still be trusted.
+Pure (no I/O, no clock).
 
 One workload's memory is one JSON document (one data key of the state ConfigMap,
 scaler.memory_store):
@@ -10,12 +11,19 @@ scaler.memory_store):
                 "guard_actions": ["freeze_scale_in"], "last_demand": 2950.5, "burst_pods": 0,
                 "last_step_down_at": null, "collapse_since": null}}
 
-Times are ISO 8601 with their zone (a time without one is refused); `last_demand` is in demand
-units; `burst_pods` in pods. `decode_memory(encode_memory(m, t))` gives back exactly `m` and `t`
-(equal instants and equal UTC offsets; floats by their shortest repr). Anything else is refused
-with a MemoryFormatError saying which field: an unknown `version`, a missing or extra field, a
-wrong type, a negative count, a non-finite demand, an unknown guard action, or an event time
-(recommendation, last scale times, collapse start) later than `saved_at`.
+`_Document` reads it, `_Memory` its `memory` (PlannerMemory's fields): pydantic models in
+strict mode, unknown keys refused (policies.schema.Strict), every field present; no bool or
+float for an int, no string for a number. `version` is MEMORY_FORMAT_VERSION; times are ISO 8601
+strings with their zone (a time without one is refused); `last_demand` is in demand units, finite
+and >= 0 or null; `burst_pods` and the replicas of each `recommendations` [time, replicas] pair
+are whole numbers >= 0 (pods); `guard_actions` are policies.schema.BreachAction; no event time
+(recommendation, last scale-up/down and step-down, collapse start) is later than `saved_at`.
+
+`decode_memory(encode_memory(m, t))` gives back exactly `m` and `t` (equal instants and equal
+UTC offsets; floats by their shortest repr). Anything else is refused with a MemoryFormatError
+starting with the path of the first wrong field (`memory.recommendations[3][0]: ...`,
+`memory.xyz: unknown field`), or `not JSON: ...`, `not a JSON object ...`. `encode_memory` uses
+json.dumps, not the model: pydantic would write UTC as `Z` and floats its own way.
 
 `restore_memory` decides what of a decoded memory is trusted at `now` (docs/controller.md,
 "Planner memory across restarts").
@@ -24,24 +32,23 @@ wrong type, a negative count, a non-finite demand, an unknown guard action, or a
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, get_args
+from typing import Annotated
 
-from policies.schema import BreachAction, Workload
+from pydantic import ConfigDict, Field, PlainValidator, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from policies.schema import BreachAction, Strict, Workload, invalid
 from policies.units import format_duration
+from policies.yamlio import format_path
 from scaler.plans import PlannerMemory
 
 #: Version of the saved document; a document of any other version is not read (empty memory).
 MEMORY_FORMAT_VERSION = 1
 
-#: Fields of a saved memory, in PlannerMemory's order.
-_FIELDS = ("recommendations", "last_scale_up_at", "last_scale_down_at", "guard_until", "guard_actions",
-           "last_demand", "burst_pods", "last_step_down_at", "collapse_since")
 #: Times that record something that happened (so never after the save).
 _EVENT_TIMES = ("last_scale_up_at", "last_scale_down_at", "last_step_down_at", "collapse_since")
-_ACTIONS = frozenset(get_args(BreachAction))
 
 
 class MemoryFormatError(ValueError):
@@ -94,99 +101,96 @@ def _iso_or_none(t: datetime | None, field: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- decode
+def _aware_time(value: object) -> datetime:
+    # By hand rather than pydantic's AwareDatetime, which also takes Unix seconds written as a
+    # string, refuses the seconds in an offset that isoformat may write, and gives its own
+    # tzinfo class instead of datetime.timezone.
+    try:
+        t = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        t = None
+    if t is None:
+        raise PydanticCustomError("memory_time", "not an ISO 8601 time")
+    if t.tzinfo is None:
+        raise PydanticCustomError("memory_time", "an ISO 8601 time without a zone (a saved time carries one)")
+    return t
+
+
+def _known_version(value: object) -> int:
+    if type(value) is not int or value != MEMORY_FORMAT_VERSION:  # type(): True == 1 is no version
+        raise PydanticCustomError("memory_version", "not a known format version (this controller reads {known})",
+                                  {"known": MEMORY_FORMAT_VERSION})
+    return value
+
+
+#: An aware time (with its zone, offset as written).
+_Time = Annotated[datetime, PlainValidator(_aware_time)]
+#: A whole number >= 0 (pods).
+_Count = Annotated[int, Field(ge=0)]
+
+
+class _Memory(Strict):
+    """PlannerMemory as saved: the same fields, names and order (decode builds one from the other)."""
+
+    model_config = ConfigDict(strict=True)
+
+    recommendations: tuple[tuple[_Time, _Count], ...]
+    last_scale_up_at: _Time | None
+    last_scale_down_at: _Time | None
+    guard_until: _Time | None
+    guard_actions: tuple[BreachAction, ...]
+    last_demand: Annotated[float, Field(ge=0)] | None  # demand units; finite (Strict)
+    burst_pods: _Count
+    last_step_down_at: _Time | None
+    collapse_since: _Time | None
+
+
+class _Document(Strict):
+    """The saved document; no event time of `memory` is later than `saved_at`."""
+
+    model_config = ConfigDict(strict=True)
+
+    version: Annotated[int, PlainValidator(_known_version)]
+    saved_at: _Time
+    memory: _Memory
+
+    @model_validator(mode="after")
+    def _events_before_the_save(self) -> "_Document":
+        m = self.memory
+        times = [(("memory", "recommendations", i, 0), t) for i, (t, _) in enumerate(m.recommendations)]
+        times += [(("memory", name), getattr(m, name)) for name in _EVENT_TIMES]
+        late = [(loc, f"a time after saved_at {self.saved_at.isoformat()}: it records something that "
+                      "happened before the save", t.isoformat())
+                for loc, t in times if t is not None and t > self.saved_at]
+        if late:
+            raise invalid("memory", late)
+        return self
+
+
 def decode_memory(text: str) -> SavedMemory:
     """The memory and its save time from `text` (as `encode_memory` writes it).
 
     Raises MemoryFormatError naming the field for anything that is not exactly a memory of
     version MEMORY_FORMAT_VERSION (see the module docstring for the checks)."""
     try:
-        doc = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise MemoryFormatError(f"not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise MemoryFormatError(f"not a JSON object but {type(doc).__name__}")
-    version = doc.get("version")
-    if version != MEMORY_FORMAT_VERSION or isinstance(version, bool):
-        raise MemoryFormatError(f"version: {version!r} is not a known format version "
-                                f"(this controller reads {MEMORY_FORMAT_VERSION})")
-    _exact_keys(doc, ("version", "saved_at", "memory"), "")
-    saved_at = _time(doc["saved_at"], "saved_at")
-    m = doc["memory"]
-    if not isinstance(m, dict):
-        raise MemoryFormatError(f"memory: not an object but {type(m).__name__}")
-    _exact_keys(m, _FIELDS, "memory.")
-
-    recs = m["recommendations"]
-    if not isinstance(recs, list):
-        raise MemoryFormatError("memory.recommendations: not a list")
-    recommendations = []
-    for i, rec in enumerate(recs):
-        where = f"memory.recommendations[{i}]"
-        if not isinstance(rec, list) or len(rec) != 2:
-            raise MemoryFormatError(f"{where}: not a [time, replicas] pair")
-        recommendations.append((_time(rec[0], where + "[0]"), _count(rec[1], where + "[1]")))
-    actions = m["guard_actions"]
-    if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
-        raise MemoryFormatError("memory.guard_actions: not a list of strings")
-    unknown = sorted(set(actions) - _ACTIONS)
-    if unknown:
-        raise MemoryFormatError(f"memory.guard_actions: unknown action(s) {', '.join(unknown)} "
-                                f"(known: {', '.join(sorted(_ACTIONS))})")
-    demand = m["last_demand"]
-    if demand is not None:
-        if isinstance(demand, bool) or not isinstance(demand, (int, float)) or not math.isfinite(demand) \
-                or demand < 0:
-            raise MemoryFormatError(f"memory.last_demand: {demand!r} is not a finite demand >= 0")
-        demand = float(demand)
-    memory = PlannerMemory(
-        recommendations=tuple(recommendations),
-        last_scale_up_at=_time_or_none(m["last_scale_up_at"], "memory.last_scale_up_at"),
-        last_scale_down_at=_time_or_none(m["last_scale_down_at"], "memory.last_scale_down_at"),
-        guard_until=_time_or_none(m["guard_until"], "memory.guard_until"),
-        guard_actions=tuple(actions),
-        last_demand=demand,
-        burst_pods=_count(m["burst_pods"], "memory.burst_pods"),
-        last_step_down_at=_time_or_none(m["last_step_down_at"], "memory.last_step_down_at"),
-        collapse_since=_time_or_none(m["collapse_since"], "memory.collapse_since"),
-    )
-    late = [f"memory.recommendations[{i}]" for i, (t, _) in enumerate(memory.recommendations) if t > saved_at]
-    late += [f"memory.{name}" for name in _EVENT_TIMES
-             if getattr(memory, name) is not None and getattr(memory, name) > saved_at]
-    if late:
-        raise MemoryFormatError(f"{late[0]}: a time after saved_at {saved_at.isoformat()} "
-                                "(it records something that happened before the save)")
-    return SavedMemory(memory, saved_at)
+        doc = _Document.model_validate_json(text)
+    except ValidationError as exc:
+        raise MemoryFormatError(_first_problem(exc)) from None
+    return SavedMemory(PlannerMemory(**dict(doc.memory)), doc.saved_at)
 
 
-def _exact_keys(d: dict[str, Any], keys: tuple[str, ...], prefix: str) -> None:
-    missing = [k for k in keys if k not in d]
-    if missing:
-        raise MemoryFormatError(f"{prefix}{missing[0]}: missing")
-    extra = sorted(set(d) - set(keys))
-    if extra:
-        raise MemoryFormatError(f"{prefix}{extra[0]}: unknown field")
-
-
-def _time(value: Any, field: str) -> datetime:
-    if not isinstance(value, str):
-        raise MemoryFormatError(f"{field}: {value!r} is not an ISO 8601 time")
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise MemoryFormatError(f"{field}: {value!r} is not an ISO 8601 time") from None
-    if t.tzinfo is None:
-        raise MemoryFormatError(f"{field}: {value!r} carries no zone")
-    return t
-
-
-def _time_or_none(value: Any, field: str) -> datetime | None:
-    return None if value is None else _time(value, field)
-
-
-def _count(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MemoryFormatError(f"{field}: {value!r} is not a whole number >= 0")
-    return value
+def _first_problem(exc: ValidationError) -> str:
+    """`path: message` of the first error (`version`, the first field, is told before the rest)."""
+    err = exc.errors(include_url=False)[0]
+    kind, loc, value = err["type"], err["loc"], err["input"]
+    if kind == "json_invalid":
+        return f"not JSON: {err['msg'].removeprefix('Invalid JSON: ')}"
+    if not loc:
+        return f"not a JSON object but {type(value).__name__}"
+    msg = {"missing": "missing", "extra_forbidden": "unknown field"}.get(kind, err["msg"])
+    if kind not in ("missing", "extra_forbidden") and isinstance(value, (str, int, float, type(None))):
+        msg += f" (got {value!r})"
+    return f"{format_path(loc)}: {msg}"
 
 
 # --------------------------------------------------------------------------- trust after a restart

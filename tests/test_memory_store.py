@@ -8,6 +8,12 @@ Cases:
 - documents that are not a memory (not JSON, unknown version, missing/extra field, wrong types,
   negative counts, NaN demand, unknown guard action, naive time, an event after saved_at) are
   refused with the field named;
+- the message starts with the dotted path of the first wrong field: a string "3" or a bool for
+  burst_pods, a float 2.0 for replicas, a naive or Unix-seconds recommendation time, a late
+  second recommendation, a raw NaN token and a string for last_demand, a string version, a
+  version-2 document with other fields (the version is told first), a missing or unknown field;
+- a document written by the previous release (fixed text, several zones, microseconds) reads
+  back to the memory it was written from and encodes to the same bytes;
 - restore rule, by hand: saved 10 min ago with max_staleness 5m -> last_demand, collapse_since
   and burst_pods dropped, absolute times kept; 2 min ago -> all kept; a guard hold longer than
   the policy's longest SLI hold is cut to saved_at + hold; no SLIs left -> no hold;
@@ -199,6 +205,62 @@ def test_decode_reads_the_documented_example():
     assert saved.memory == PlannerMemory(recommendations=((T0 - timedelta(minutes=1), 12),),
                                          guard_until=T0 + timedelta(minutes=15), guard_actions=("freeze_scale_in",),
                                          last_demand=1200.0)
+
+
+def _without(field: str) -> str:
+    doc = json.loads(json.dumps(GOOD))
+    del doc["memory"][field]
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize("text, start", [
+    (_bad(burst_pods="3"), "memory.burst_pods: Input should be a valid integer (got '3')"),
+    (_bad(burst_pods=True), "memory.burst_pods: Input should be a valid integer (got True)"),
+    (_bad(recommendations=[["2026-11-20T11:59:00+00:00", 2.0]]), "memory.recommendations[0][1]: "),
+    (_bad(recommendations=[["2026-11-20T11:59:00", 2]]),
+     "memory.recommendations[0][0]: an ISO 8601 time without a zone"),
+    (_bad(recommendations=[["1763640000", 2]]), "memory.recommendations[0][0]: not an ISO 8601 time"),
+    (_bad(recommendations=[["2026-11-20T11:59:00+00:00", 2], ["2026-11-20T12:00:01+00:00", 3]]),
+     "memory.recommendations[1][0]: a time after saved_at 2026-11-20T12:00:00+00:00"),
+    (json.dumps(GOOD).replace("1200.0", "NaN"), "memory.last_demand: Input should be a finite number"),
+    (_bad(last_demand="1200"), "memory.last_demand: "),
+    (json.dumps({**GOOD, "version": "1"}), "version: not a known format version (this controller reads 1)"),
+    (json.dumps({"memory": {"replicas": 3}, "version": 2, "saved_at": "soon"}), "version: not a known format"),
+    (_without("guard_until"), "memory.guard_until: missing"),
+    (_bad(xyz=1), "memory.xyz: unknown field"),
+    (json.dumps({**GOOD, "memory": []}), "memory: "),
+    ("{not json", "not JSON: "),
+    ('"memory"', "not a JSON object but str"),
+])
+def test_decode_tells_the_field_path_first(text, start):
+    with pytest.raises(MemoryFormatError) as caught:
+        decode_memory(text)
+    assert str(caught.value).startswith(start), str(caught.value)
+
+
+#: What the release before the pydantic model wrote (its encode_memory, unchanged) for PREVIOUS at T0.
+PREVIOUS_TEXT = ('{"version":1,"saved_at":"2026-11-20T12:00:00+00:00","memory":{"recommendations":'
+                 '[["2026-11-20T11:58:00+00:00",12],["2026-11-20T19:59:29.999750+08:00",11]],"last_scale_up_at":null,'
+                 '"last_scale_down_at":"2026-11-20T11:58:00+00:00","guard_until":"2026-11-20T07:15:00-05:00",'
+                 '"guard_actions":["freeze_scale_in","restore_bitrate"],"last_demand":2950.5,"burst_pods":3,'
+                 '"last_step_down_at":null,"collapse_since":"2026-11-20T11:59:00+00:00"}}')
+PREVIOUS = PlannerMemory(
+    recommendations=((T0 - timedelta(minutes=2), 12),
+                     ((T0 - timedelta(seconds=30, microseconds=250)).astimezone(timezone(timedelta(hours=8))), 11)),
+    last_scale_down_at=T0 - timedelta(minutes=2),
+    guard_until=(T0 + timedelta(minutes=15)).astimezone(timezone(timedelta(hours=-5))),
+    guard_actions=("freeze_scale_in", "restore_bitrate"), last_demand=2950.5, burst_pods=3,
+    collapse_since=T0 - timedelta(minutes=1),
+)
+
+
+def test_a_document_of_the_previous_release_reads_and_encodes_to_the_same_bytes():
+    saved = decode_memory(PREVIOUS_TEXT)
+    assert saved.memory == PREVIOUS and saved.saved_at == T0
+    assert saved.memory.guard_until.utcoffset() == timedelta(hours=-5)
+    assert saved.memory.recommendations[1][0].utcoffset() == timedelta(hours=8)
+    assert encode_memory(saved.memory, saved.saved_at) == PREVIOUS_TEXT
+    assert encode_memory(PREVIOUS, T0) == PREVIOUS_TEXT
 
 
 # --------------------------------------------------------------------------- what is trusted after a restart
