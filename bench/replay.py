@@ -43,6 +43,10 @@ One rule scales the policy to every trace, with nothing tuned per file:
   NYC in their own zones, as bench/forecast.py); bitrate planning is left out (the traces are not
   viewer counts). Everything else is the reference policy as written.
 
+During the event itself ([start, end), not measured by the targets: `during` in the JSON, one
+line per trace): the same figures, where pre-scaling shows (pods ready on the ramp) and where it
+costs (pods bought for a ramp that did not come).
+
 Issue targets, over the weeks after each event: Ebbtide replica-hours <= 0.5x war state and
 <= 1.1x the HPA's, with under-provisioned demand <= 0.64x the HPA's.
 """
@@ -241,6 +245,7 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
                options=ReplayOptions(window_after=after))
     d = r.to_dict()
     w = next(x for x in d["windows"] if x["event"] == event.name)
+    during = next((x for x in d["during"] if x["event"] == event.name), None)
     s = w["strategies"]
     eb, hpa, war = s["ebbtide"], s["hpa"], s["static"]
     ratio = lambda a, b: (a / b) if b else (0.0 if not a else math.inf)  # noqa: E731
@@ -260,6 +265,9 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         "ebbtide_vs_war": ratio(eb["replica_hours"], war["replica_hours"]),
         "ebbtide_vs_hpa": ratio(eb["replica_hours"], hpa["replica_hours"]),
         "under_vs_hpa": ratio(eb["under_provisioned_share"], hpa["under_provisioned_share"]),
+        "during": during,
+        "during_under_vs_hpa": (ratio(during["strategies"]["ebbtide"]["under_provisioned_share"],
+                                      during["strategies"]["hpa"]["under_provisioned_share"]) if during else None),
         "floor_replica_hours": round(floor_h, 3),
         "floor_vs_war": ratio(floor_h, war["replica_hours"]),
         "floor_min_replicas_replica_hours": round(floor_min_h, 3),
@@ -315,6 +323,13 @@ def print_table(rows: list[dict]) -> None:
                       f"{100 * (sim['trusted_tick_share'] or 0):.0f}% of ticks"
                       + (f"; simulation {row['sim_s_per_day']} s per simulated day besides the fits"
                          if "sim_s_per_day" in row else ""))
+        if (during := row.get("during")) is not None:
+            ds = during["strategies"]
+            console.print(f"{row['trace']}: during the event itself ({during['start']} .. {during['end']}, not "
+                          f"measured by the targets): under-provisioned {_pct(ds['ebbtide'])} Ebbtide, "
+                          f"{_pct(ds['hpa'])} HPA, {_pct(ds['static'])} war state; replica-h "
+                          f"{ds['ebbtide']['replica_hours']:.0f} / {ds['hpa']['replica_hours']:.0f} / "
+                          f"{ds['static']['replica_hours']:.0f}")
         floor = row.get("floor_vs_war")
         if floor is not None and floor > TARGETS["vs_war"]:
             console.print(f"{row['trace']}: INFEASIBLE vs war: the demand floor (ceil(demand / per_replica), no "
@@ -326,6 +341,10 @@ def print_table(rows: list[dict]) -> None:
                           f"with min_replicas held is {with_min:.2f}x war state (without it {floor:.2f}x): no "
                           f"strategy that keeps min_replicas and serves all demand meets <= "
                           f"{TARGETS['vs_war']:g}x war on this trace")
+
+
+def _pct(s: dict) -> str:
+    return f"{100 * s['under_provisioned_share']:.2f}%"
 
 
 def print_frontier(rows: list[dict]) -> None:

@@ -4,7 +4,8 @@ Cases:
 - a short synthetic sale with a fast fake forecaster and the real planner: every strategy stays
   within [min, max], ready <= replicas, the timeline's means add up to the summary's
   replica-hours, the war state costs at least the HPA, the post-event window starts at the
-  event's end, the forecast is used (trusted ticks), the explain breakdown adds up to the
+  event's end, the `during` window spans the event itself and its figures are the timeline's
+  rows in it (replica-hours, demand above ready capacity), the forecast is used (trusted ticks), the explain breakdown adds up to the
   window's replica-hours, and the result is JSON-serialisable;
 - no leakage: a spy model records what each fit saw; every history ends before now - metric lag
   (complete intervals only), and every forecast handed to the planner starts at the interval
@@ -113,6 +114,19 @@ def test_end_to_end_with_fake_forecaster():
     assert r.trusted_ticks > 0 and r.forecast.refits > 0
     [w] = r.windows
     assert w.start == tr.events[0].end and w.end == r.end
+    # the event itself: [start, end), its figures those of the timeline's rows in it
+    [d] = r.during
+    ev = tr.events[0]
+    assert (d.event, d.start, d.end) == (ev.name, ev.start, ev.end)
+    ts = pd.to_datetime(tl["ts"], utc=True)
+    inside = tl[(ts >= ev.start) & (ts < ev.end)]
+    for name in ("ebbtide", "hpa", "static"):
+        hours = inside[f"replicas_{name}"].sum() * tr.series.step_s / 3600
+        assert hours == pytest.approx(d.strategies[name].replica_hours, rel=1e-3)
+        short = np.maximum(inside["demand"] - inside[f"ready_{name}"] * policy.workloads[0].demand.per_replica, 0)
+        assert short.sum() / inside["demand"].sum() == pytest.approx(
+            d.strategies[name].under_provisioned_share, abs=0.02)
+    assert d.strategies["static"].replica_hours >= d.strategies["hpa"].replica_hours
     # the explain breakdown adds up to the replica-hours Ebbtide wrote over the window
     ex = w.explain
     assert sum(ex["parts_replica_hours"].values()) == pytest.approx(ex["replica_hours"], abs=1.0)

@@ -99,7 +99,8 @@ def _plain_progress(t0: float, parts: int = 10):
 
 
 def print_tables(report: dict) -> None:
-    """The summary as rich tables: the whole range, then each post-event window."""
+    """The summary as rich tables: the whole range, each event itself (its ramp: pre-scaling), then
+    each post-event window."""
     from rich.console import Console
     from rich.table import Table
 
@@ -110,6 +111,7 @@ def print_tables(report: dict) -> None:
                   f"forecast trusted on {100 * (sim['trusted_tick_share'] or 0):.0f}% of ticks, "
                   f"wall {sim['wall_s']:.1f} s")
     sections = [("whole replay", report["strategies"])]
+    sections += [(f"during {w['event']} ({w['start']} .. {w['end']})", w["strategies"]) for w in report["during"]]
     sections += [(f"after {w['event']} ({w['start']} .. {w['end']})", w["strategies"]) for w in report["windows"]]
     for title, strategies in sections:
         table = Table(title=title, show_header=True, header_style="bold")

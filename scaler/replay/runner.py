@@ -88,7 +88,9 @@ class StrategySummary:
 
 @dataclass(frozen=True)
 class WindowSummary:
-    """Figures for the weeks after one event: [start, end) = [event end, + window_after)."""
+    """Figures for one event's window: the weeks after it ([event end, + window_after): the
+    `windows` of a ReplayResult), or the event itself ([event start, event end): its `during`,
+    where pre-scaling shows: demand above ready capacity on the ramp)."""
 
     event: str
     start: datetime
@@ -121,6 +123,9 @@ class ReplayResult:
     trusted_ticks: int
     forecast: ForecastStats
     notes: tuple[str, ...] = ()
+    during: tuple[WindowSummary, ...] = ()
+    """Per event inside the replay, the figures over the event itself [start, end): the ramp,
+    peak and plateau, where the HPA lags and pre-scaling is meant to have pods ready."""
 
     def to_dict(self) -> dict:
         fs = self.forecast
@@ -131,6 +136,7 @@ class ReplayResult:
             "currency": self.currency,
             "strategies": {k: v.to_dict() for k, v in self.strategies.items()},
             "windows": [w.to_dict() for w in self.windows],
+            "during": [w.to_dict() for w in self.during],
             "war_state": [{"event": w.event, "hold_from": _iso(w.hold_from), "hold_until": _iso(w.hold_until),
                            "replicas": w.replicas, "peak_demand": w.peak_demand} for w in self.war_windows],
             "simulation": {
@@ -384,6 +390,8 @@ def replay(
             # explain() splits the minReplicas floor Ebbtide wrote; the HPA's pods above it are the rest.
             ex["hpa_above_floor_replica_hours"] = round(summary["ebbtide"].replica_hours - ex["replica_hours"], 1)
         windows.append(WindowSummary(ev.name, _dt(t_start + k0 * dt), _dt(t_start + k1 * dt), summary, ex))
+    during = tuple(WindowSummary(ev.name, _dt(t_start + k0 * dt), _dt(t_start + k1 * dt), rec.summarise(k0, k1))
+                   for ev, k0, k1 in g.event_spans(span_events))
     timeline = rec.timeline(trace_t0, step_s, trusted_arr)
     notes = list(fc.stats.failures[:5])
     if not egress_known and bitrate:
@@ -392,7 +400,7 @@ def replay(
         workload=workload.name, start=_dt(t_start), end=_dt(t_start + n * dt), currency=policy.cost.currency,
         strategies=strategies, windows=tuple(windows), war_windows=tuple(wars), timeline=timeline,
         wall_s=time.perf_counter() - wall0, ticks=ticks, trusted_ticks=trusted_ticks, forecast=fc.stats,
-        notes=tuple(notes),
+        notes=tuple(notes), during=during,
     )
 
 
@@ -431,14 +439,19 @@ class _Grid:
         """(event, k0, k1) per event whose end is inside the replay: steps [k0, k1) cover
         [event end, event end + window_after), clipped to the replay; windows shorter than a step
         are left out."""
-        out = []
-        for ev in events:
-            w0 = max(_to_s(ev.end), self.t_start)
-            w1 = min(_to_s(ev.end + window_after), self.t_end)
-            if w1 - w0 < self.dt or _to_s(ev.end) < self.t_start:
-                continue
-            out.append((ev, int((w0 - self.t_start) // self.dt), int((w1 - self.t_start) // self.dt)))
-        return out
+        return [w for ev in events if _to_s(ev.end) >= self.t_start
+                for w in self._steps(ev, ev.end, ev.end + window_after)]
+
+    def event_spans(self, events: Sequence[Event]) -> list[tuple[Event, int, int]]:
+        """(event, k0, k1) per event whose start is inside the replay: steps [k0, k1) cover
+        [event start, event end), clipped to the replay; spans shorter than a step are left out."""
+        return [w for ev in events if _to_s(ev.start) >= self.t_start for w in self._steps(ev, ev.start, ev.end)]
+
+    def _steps(self, ev: Event, a: datetime, b: datetime) -> list[tuple[Event, int, int]]:
+        w0, w1 = max(_to_s(a), self.t_start), min(_to_s(b), self.t_end)
+        if w1 - w0 < self.dt:
+            return []
+        return [(ev, int((w0 - self.t_start) // self.dt), int((w1 - self.t_start) // self.dt))]
 
 
 def _grid(trace: Series, policy: Policy, hs: HpaSettings, start: datetime | None, end: datetime | None) -> _Grid:
