@@ -39,7 +39,12 @@ multi-event work: an event's ebb counts as observed only until the next event st
 (`ebb_until_next_event`), and a calendar event with no occurrence in the history borrows the
 fitted effect of the seen events of its kind (`unseen_borrows_effect`; the band also spans the
 forecast without it), and the long-tau rule's bound counts only the latest free event's own
-observed ebb, not an earlier event's (`long_tau_own_ebb`).
+observed ebb, not an earlier event's (`long_tau_own_ebb`). Such an unseen event with a `lift`
+hint in the calendar (policies.events: its peak as a multiple of the traffic without it) is
+sized by the hint instead, through the same machinery: one borrowed entry whose shape
+coefficient puts the forecast at its peak at `lift` x the fit's forecast without it
+(`_lift_entry`); the band spans the forecast without it and the ebb ceiling leaves it uncapped.
+Once the history holds a point of the event, its fitted effect is forecast and the hint unused.
 
 Intervals are calibrated, not Prophet's own: residuals in z on the requested grid, from the
 in-sample fit and from a holdout (the last `holdout` of history, refitted without it), give
@@ -314,7 +319,9 @@ class ModelSettings:
     sized to the upper bound was not ready, as with the partner event in docs/DOMAIN.md that
     nearly took the servers down). The borrowed size is a prior, not data: the interval also spans the forecast
     without it, and the `ebb_ceiling` does not cap from the unseen event's start on (it may
-    rise above any past value). No seen event of the kind: nothing borrowed, `notes` say so."""
+    rise above any past value). No seen event of the kind: nothing borrowed, `notes` say so.
+    An unseen event with a calendar `lift` hint is sized by the hint, not by donors (the
+    operator's explicit knowledge wins), whether this setting is on or off."""
     ebb_until_next_event: bool = True
     """An event's ebb counts as observed only until the next sale/joint_live event starts
     (forecaster.events `clean_ebb_windows`): the points that score the tau candidates, that
@@ -770,6 +777,10 @@ class _Fitted:
     (`ModelSettings.unseen_borrows_effect`); their mean effect is added at prediction."""
     borrow_off: bool = False
     """Predict without the borrowed effects (the interval spans both)."""
+    lifted: tuple[tuple[str, float, int], ...] = ()
+    """(unseen event, lift, donors set aside): the events of `borrowed` whose one entry comes from
+    their calendar `lift` hint (`_lift_entry`), not from seen events, with how many seen events
+    of their kind would have lent their effect otherwise (`unseen_borrows_effect`)."""
 
 
 @dataclass(frozen=True)
@@ -799,6 +810,7 @@ class EbbtideForecaster:
         self._fitted_ok = False
         self._ceiling: tuple[float, tuple[str, ...]] | None = None
         self._pool_days: dict[date, str] = {}
+        self._lift_used: frozenset[str] = frozenset()  # events sized by their `lift` in the chosen fit
 
     # ---------------------------------------------------------------- public API
     @property
@@ -972,10 +984,22 @@ class EbbtideForecaster:
         for n in names:
             if n in hinted:
                 notes.append(f"ebb tau for {n}: {interval_text(hinted[n])} (from the event's `ebb` hint)")
+        lifts = {evf.base_name(e.name): e.lift for e in self._occ if e.lift is not None}
         for n in names:
             col = f"{n}:shape"
             borrowed = dict(fits[best_tau].borrowed)
-            if col not in fits[best_tau].columns and n in borrowed:
+            lifted = {e: (lift, nd) for e, lift, nd in fits[best_tau].lifted}
+            if col not in fits[best_tau].columns and n in lifted:
+                lift, nd = lifted[n]
+                notes.append(f"event {n} has no occurrence in the history: its size comes from its `lift` hint "
+                             f"({lift:g}x at the peak, shape coefficient {borrowed[n][0][0]:+.2f} in z)"
+                             + (f"; the hint wins over the mean fitted effect of {nd} seen event(s) of its kind "
+                                f"(`unseen_borrows_effect`): it is the operator's explicit knowledge" if nd else "")
+                             + "; the interval also spans the forecast without it")
+            elif n in lifts and col in fits[best_tau].columns:
+                notes.append(f"event {n}: its `lift` hint ({lifts[n]:g}x) is not used: the history holds its "
+                             f"ramp, and the effect fitted to it is forecast")
+            elif col not in fits[best_tau].columns and n in borrowed:
                 notes.append(f"event {n} has no occurrence in the history: it borrows the mean fitted effect of "
                              f"{len(borrowed[n])} seen event(s) of its kind (shape coefficient(s) "
                              + ", ".join(f"{a:+.2f}" for a, _, _, _ in borrowed[n])
@@ -1020,6 +1044,7 @@ class EbbtideForecaster:
                           "neighbour_alpha": [t.alpha for t in neighbours],
                           "calibration": self._calibration_state,
                           "outliers_s": self._outliers_s[-_MAX_OUTLIERS_KEPT:]}
+        self._lift_used = frozenset(n for n, _, _ in self._best.lifted)
         self._ceiling = self._ebb_ceiling(values, hist_end)
         self._notes = notes
         self._fitted_ok = True
@@ -1099,7 +1124,8 @@ class EbbtideForecaster:
         """(cap, names) for `ebb_ceiling`: the highest value of the history, and the occurrences
         whose peak is in it (within the last point's interval: points are labelled at their start;
         their ebb is capped); None when the setting is off or none is."""
-        seen = tuple(e.name for e in self._occ if e.peak < hist_end + self._step)
+        seen = tuple(e.name for e in self._occ
+                     if e.peak < hist_end + self._step and evf.base_name(e.name) not in self._lift_used)
         top = values.max(skipna=True)
         if not self.settings.ebb_ceiling or not seen or not np.isfinite(top):
             return None
@@ -1112,10 +1138,11 @@ class EbbtideForecaster:
         ebbs = [e for e in self._occ if e.name in names]
         mask = (evf.ebb_windows(idx, ebbs, self.settings.ebb_span, self._step)
                 & ~evf.in_or_after(idx, self._occ, timedelta(0), self._step))
-        if self.settings.unseen_borrows_effect:  # an unseen event may rise above any past value
-            for e in self._occ:
-                if e.name not in names:
-                    mask &= np.asarray(idx + pd.Timedelta(self._step) / 2 < pd.Timestamp(e.start))
+        # An unseen event (its size borrowed, or from its `lift`) may rise above any past value.
+        for e in self._occ:
+            if e.name not in names and (self.settings.unseen_borrows_effect
+                                        or evf.base_name(e.name) in self._lift_used):
+                mask &= np.asarray(idx + pd.Timedelta(self._step) / 2 < pd.Timestamp(e.start))
         return mask
 
     # ---------------------------------------------------------------- internals
@@ -1216,33 +1243,77 @@ class EbbtideForecaster:
             if not fitted:
                 m.fit(df, **kwargs)
         f = _Fitted(m, dict(taus), columns, self._carried_inside(m, columns))
-        return replace(f, pool=self._pooled_effect(f, grid, z), borrowed=self._borrowed(f, grid))
+        f = replace(f, pool=self._pooled_effect(f, grid, z))
+        borrowed, lifted = self._borrowed(f, grid)
+        return replace(f, borrowed=borrowed, lifted=lifted)
 
-    def _borrowed(self, f: _Fitted, grid: pd.DatetimeIndex) -> tuple:
-        """`_Fitted.borrowed` of fit `f` on the training `grid`: for each modelled sale/joint
-        live event without a learnt `shape` (no occurrence observed) the (a, b, K, w) of each
-        event of its kind whose `shape` was learnt and whose peak lies in `grid`
-        (`unseen_borrows_effect`)."""
-        if not self.settings.unseen_borrows_effect or not len(grid):
-            return ()
-        from prophet.utilities import regressor_coefficients
-
-        last = grid[-1] + pd.Timedelta(self._fit_step)
+    def _borrowed(self, f: _Fitted, grid: pd.DatetimeIndex) -> tuple[tuple, tuple]:
+        """(`_Fitted.borrowed`, `_Fitted.lifted`) of fit `f` on the training `grid`: for each
+        modelled sale/joint live event without a learnt `shape` (no occurrence observed), one
+        entry from its calendar `lift` when it has one (`_lift_entry`: the operator's explicit
+        knowledge wins), else the (a, b, K, w) of each event of its kind whose `shape` was learnt
+        and whose peak lies in `grid` (`unseen_borrows_effect`)."""
+        if not len(grid):
+            return (), ()
         kinds = {evf.base_name(e.name): e.kind for e in self._occ}
+        unseen = [n for n in kinds if f"{n}:shape" not in f.columns and n in f.taus]
+        if not unseen:
+            return (), ()
+        donors_of: dict[str, tuple] = {}
+        last = grid[-1] + pd.Timedelta(self._fit_step)
         seen = {evf.base_name(e.name) for e in self._occ if pd.Timestamp(e.peak) < last}
         learnt = [n for n in kinds if f"{n}:shape" in f.columns and f"{n}:inside" in f.columns and n in seen]
-        unseen = [n for n in kinds if f"{n}:shape" not in f.columns and n in f.taus]
-        if not learnt or not unseen:
-            return ()
-        coef = dict(zip(*(regressor_coefficients(f.prophet)[k] for k in ("regressor", "coef")), strict=True))
-        carry = dict(f.carried)
-        out = []
+        if self.settings.unseen_borrows_effect and learnt:
+            from prophet.utilities import regressor_coefficients
+
+            coef = dict(zip(*(regressor_coefficients(f.prophet)[k] for k in ("regressor", "coef")), strict=True))
+            carry = dict(f.carried)
+            for n in unseen:
+                donors_of[n] = tuple((float(coef[f"{d}:shape"]), float(coef[f"{d}:inside"]),
+                                      self._peak_excess.get(d, 0.0), carry.get(d, 0.0))
+                                     for d in learnt if kinds[d] == kinds[n])
+        lifts = {evf.base_name(e.name): e.lift for e in self._occ if e.lift is not None}
+        out, lifted = [], []
         for n in unseen:
-            donors = tuple((float(coef[f"{d}:shape"]), float(coef[f"{d}:inside"]), self._peak_excess.get(d, 0.0),
-                            carry.get(d, 0.0)) for d in learnt if kinds[d] == kinds[n])
-            if donors:
-                out.append((n, donors))
-        return tuple(out)
+            if n in lifts:
+                out.append((n, (self._lift_entry(f, n, lifts[n]),)))
+                lifted.append((n, lifts[n], len(donors_of.get(n, ()))))
+            elif donors_of.get(n):
+                out.append((n, donors_of[n]))
+        return tuple(out), tuple(lifted)
+
+    def _lift_entry(self, f: _Fitted, name: str, lift: float) -> tuple[float, float, float, float]:
+        """The `borrowed` entry (a, b, K, w) that sizes the unseen event `name` by its calendar
+        `lift`: at the fit-grid point of its peak p (the first point whose interval midpoint is
+        at or after the peak, where `shape` reaches 1; or its neighbour before it when the
+        shape is higher there, e.g. an event ending at its peak), the forecast is `lift` x the
+        fit's own forecast without the event there, y0 (fitted terms, other events and the
+        pooled holiday effect included; the borrowed ones not):
+
+            a = (log1p(lift * y0 / s) - log1p(y0 / s)) / g_K(shape(p))    (z units; 0 if y0 = 0)
+
+        with b = 0 (no separate plateau), w = 0 (no `inside` carried into the ebb) and K = lift - 1,
+        the peak-ratio transform of `_features`: g_K(1) = 1 for every K, so K does not change the
+        peak multiple; K = lift - 1 makes the effect y ~ y_base x (1 + (lift - 1) shape) when
+        y >> s, as for a learnt event whose peak was `lift` x normal: the ramp linear in y and
+        the ebb's excess decaying with the event's kernel (its `ebb` hint, else the fit's tau),
+        where K = 0 would give y_base x lift ** shape, an excess falling faster than the kernel
+        (lift 6, kernel at 1/e: 0.93 x y_base left instead of 5/e = 1.84). The residual profile
+        and the recent-level shift are added to both forecasts alike in z afterwards
+        (multiplicative in y): the multiple holds to within the log1p curvature near 0."""
+        occ = self._occurrences(name)[0]
+        step = pd.Timedelta(self._fit_step)
+        half = step / 2
+        first = (pd.Timestamp(occ.peak).tz_convert("UTC") - half).ceil(step)  # midpoint >= peak
+        around = pd.DatetimeIndex([first - step, first])
+        k = lift - 1.0
+        shp = evf.shape(around, occ, f.taus[name], self._fit_step)
+        g = np.log1p(k * shp) / np.log1p(k) if k > 0.05 else shp
+        at = int(np.argmax(g))
+        z0 = float(self._predict_z(f, around[at:at + 1])[0])
+        y0 = max(float(np.expm1(z0)), 0.0)  # y0 / s
+        a = (math.log1p(lift * y0) - math.log1p(y0)) / float(g[at]) if g[at] > 0 else 0.0
+        return a, 0.0, k, 0.0
 
     def _borrow_at(self, f: _Fitted, grid: pd.DatetimeIndex) -> np.ndarray:
         """The borrowed effects of `f` in z at each point of `grid` (`_Fitted.borrowed`): per
@@ -1902,9 +1973,10 @@ class EbbtideForecaster:
     def _structure_key(self, names, hinted, history: Series) -> str:
         """What must be unchanged for a warm refit to reuse the previous tau choice and
         calibration: settings (but the warm start), series step, fit grid, the modelled event
-        occurrences and hints. A new event in the horizon, a policy change or a different
-        step gives a different key, hence a cold refit."""
-        occ = sorted((e.name, e.start.isoformat(), e.peak.isoformat(), e.end.isoformat()) for e in self._occ)
+        occurrences and hints (`ebb`, `lift`). A new event in the horizon, a policy change or a
+        different step gives a different key, hence a cold refit."""
+        occ = sorted((e.name, e.start.isoformat(), e.peak.isoformat(), e.end.isoformat())
+                     + ((e.lift,) if e.lift is not None else ()) for e in self._occ)
         settings = replace(self.settings, init=None)
         text = repr((_WARM_VERSION, repr(settings), history.step.total_seconds(), self._fit_step.total_seconds(),
                      occ, sorted((n, hinted[n].total_seconds()) for n in names if n in hinted)))

@@ -10,6 +10,7 @@ policy's `events:` holds), or a bare list of those entries.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -58,6 +59,18 @@ class Event(BaseModel):
         "the peace state falls to 1/e), e.g. `36h`. Absent: learned from earlier events in the "
         "history or chosen among candidates by the recent fit.",
     )
+    lift: float | None = Field(
+        default=None,
+        description="Optional size hint for a sale or joint_live event the history does not show yet "
+        "(a first joint live show, a yearly sale whose last occurrence is beyond the lookback): traffic "
+        "at the event's `peak` as a multiple of what the same time would see without the event, e.g. `8`. "
+        "Used only while the history holds no point of the event (before its ramp starts): the forecast "
+        "then rises to this multiple at the peak, so capacity is pre-scaled for it; once the ramp is "
+        "observed, the effect fitted to the data takes over. It wins over the size borrowed from seen "
+        "events of the same kind. Finite, > 1 and <= 1000; not for `holiday` events. Absent: learnt, "
+        "borrowed, or no effect.",
+        json_schema_extra={"exclusiveMinimum": 1, "maximum": 1000},
+    )
 
     @field_validator("start", "peak", "end", mode="before")
     @classmethod
@@ -73,6 +86,19 @@ class Event(BaseModel):
         if td <= timedelta(0):
             raise ValueError("must be a positive duration, e.g. 36h")
         return td
+
+    @field_validator("lift")
+    @classmethod
+    def _lift(cls, v, info):
+        if v is None:
+            return None
+        if not (math.isfinite(v) and 1.0 < v <= 1000.0):
+            raise ValueError(f"must be a finite number > 1 and <= 1000 (the peak's traffic as a multiple of "
+                             f"the same time without the event, e.g. 8), got {v:g}")
+        if info.data.get("kind") == "holiday":
+            raise ValueError("not allowed on a `holiday` event (holidays are modelled as Prophet holiday "
+                             "windows learnt from the history); give it to a `sale` or `joint_live` event")
+        return v
 
     @model_validator(mode="after")
     def _ordered(self) -> "Event":
