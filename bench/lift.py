@@ -92,7 +92,7 @@ def _with_lift(events: tuple[Event, ...], name: str, lift: float) -> tuple[Event
 
 def run_cut(case: fb.Case, series: Series, event: Event, factors: tuple[float, ...], log) -> dict:
     """One cut at `event`'s start: Ebbtide without a lift and with each factor's, and the best baseline."""
-    cut = series.index[series.index >= pd.Timestamp(event.start)][0]
+    cut = series.index[series.index <= pd.Timestamp(event.start)][-1]  # no history point reaches into it
     history = series.before(cut)
     index = series.future_index(fb.HORIZON, cut)
     index = index[index <= series.end]

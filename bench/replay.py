@@ -229,7 +229,7 @@ def synthetic_traces(seeds, folder: Path) -> list[Trace]:
 
 
 def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER,
-              frontier_u: tuple[float, ...] = FRONTIER_U) -> dict:
+              frontier_u: tuple[float, ...] = FRONTIER_U, lift_factor: float | None = None) -> dict:
     import time
 
     from forecaster.csvio import read_series_csv
@@ -239,6 +239,14 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
 
     series = read_series_csv(data / trace.file)
     event = Event.model_validate(trace.event)
+    lift = None
+    if lift_factor is not None:  # an operator's estimate of the event's size, off by lift_factor
+        sys.path.insert(0, str(REPO / "bench"))
+        from lift import measured_lift
+
+        measured = measured_lift(series, event)
+        lift = lift_factor * measured if measured is not None and lift_factor * measured > 1.0 else None
+        event = Event.model_validate({**event.model_dump(), "lift": lift})
     calendar = [event, *(Event.model_validate(e) for e in trace.calendar)]
     policy = scaled_policy(load_policy(POLICY), series, trace.country, workload, trace.calendar_tz)
     r = replay(series, policy, extra_events=calendar, start=event.start - BEFORE, end=event.end + after,
@@ -258,6 +266,7 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     frontier_wall_s = time.perf_counter() - wall0
     return {
         "trace": trace.name, "file": trace.file, "event": event.name, "workload": workload,
+        "lift_factor": lift_factor, "lift": lift,
         "after_days": after / timedelta(days=1),
         "per_replica": per,
         "window": [w["start"], w["end"]],
@@ -436,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frontier-u", type=_utilisations, default=FRONTIER_U, metavar="U,U,...",
                     help="HPA target utilisations of the frontier (replayed HPA-only). Default "
                     + ",".join(f"{u:g}" for u in FRONTIER_U))
+    ap.add_argument("--lift-factor", type=float, metavar="F",
+                    help="declare the measured event's `lift` as F x its measured lift (bench/lift.py: its "
+                         "highest value over the same slot 1-3 weeks before), as an operator's estimate off by F; "
+                         "left undeclared where that is not above 1")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--from-json", type=Path, metavar="FILE", help="print the table of an earlier --json run")
     args = ap.parse_args(argv)
@@ -486,9 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.jobs > 1:
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
                 rows = list(pool.map(run_trace, todo, [args.data] * n, [args.workload] * n, [after] * n,
-                                     [args.frontier_u] * n))
+                                     [args.frontier_u] * n, [args.lift_factor] * n))
         else:
-            rows = [run_trace(t, args.data, args.workload, after, args.frontier_u) for t in todo]
+            rows = [run_trace(t, args.data, args.workload, after, args.frontier_u, args.lift_factor) for t in todo]
     except EbbtideError as exc:  # a bad CSV or policy: say what and where, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
