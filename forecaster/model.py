@@ -258,6 +258,18 @@ class ModelSettings:
     is observed yet and the event's `inside` and `shape` effects cannot be told apart; the
     forecast just after the end was then measured at 2-6.7x the highest value ever observed on
     page-view traces. The cap binds only on such forecasts; `notes` say when it did."""
+    ramp_ceiling: bool = True
+    """While an event's ramp is in the history but its peak is not (a fit inside the ramp),
+    its size is extrapolated from the part of the ramp seen, often hours of night traffic whose
+    rise in z says little about the peak; the forecast (yhat and the band) from the event's
+    start until `ebb_span` after its end is then capped at the highest value observed in the
+    history times the event's `lift` (1 without one), up to the start of a later event that has
+    not started yet (yhat_lower keeps its ratio to yhat). Ebbtide so never extrapolates a first-time event beyond anything it has
+    seen unless the calendar says how big it is (`lift`); the demand observed and the burst
+    allowance still scale up for a ramp that goes higher. Measured (bench/README.md, "A ramp
+    seen in part"): Melbourne's Boxing Day fitted 6 h into its declared ramp forecast 30k at the
+    peak (12x the actual 2.4k, 6x the history's highest), and the replay pre-scaled to 404 pods
+    where 43 served it. The cap binds only on such forecasts; `notes` say when it did."""
     ebb_start_cap: bool = True
     """Until the ebb's own starting height is learnt (`tail`, after `min_tail` of observed ebb),
     an ebb does not start above the event it follows: with the shape's coefficient a > 0 and
@@ -809,6 +821,7 @@ class EbbtideForecaster:
         self.settings = settings or ModelSettings()
         self._fitted_ok = False
         self._ceiling: tuple[float, tuple[str, ...]] | None = None
+        self._ramp_caps: tuple[tuple[Event, float], ...] = ()  # `ramp_ceiling`: (occurrence, cap)
         self._pool_days: dict[date, str] = {}
         self._lift_used: frozenset[str] = frozenset()  # events sized by their `lift` in the chosen fit
 
@@ -998,7 +1011,8 @@ class EbbtideForecaster:
                              + "; the interval also spans the forecast without it")
             elif n in lifts and col in fits[best_tau].columns:
                 notes.append(f"event {n}: its `lift` hint ({lifts[n]:g}x) is not used: the history holds its "
-                             f"ramp, and the effect fitted to it is forecast")
+                             f"ramp, and the effect fitted to it is forecast (until its peak is seen, the hint "
+                             f"still sets the `ramp_ceiling`)")
             elif col not in fits[best_tau].columns and n in borrowed:
                 notes.append(f"event {n} has no occurrence in the history: it borrows the mean fitted effect of "
                              f"{len(borrowed[n])} seen event(s) of its kind (shape coefficient(s) "
@@ -1046,6 +1060,7 @@ class EbbtideForecaster:
                           "outliers_s": self._outliers_s[-_MAX_OUTLIERS_KEPT:]}
         self._lift_used = frozenset(n for n, _, _ in self._best.lifted)
         self._ceiling = self._ebb_ceiling(values, hist_end)
+        self._ramp_caps = self._ramp_ceiling(values, hist_end)
         self._notes = notes
         self._fitted_ok = True
         return self
@@ -1113,6 +1128,19 @@ class EbbtideForecaster:
                 notes += (f"ebb ceiling: forecast after the end of {', '.join(self._ceiling[1])} capped at the "
                           f"highest value observed in the history ({cap:.6g}) on {int(over.sum())} of "
                           f"{len(idx)} points",)
+        for e, cap in self._ramp_caps:
+            mask = self._ramp_mask(idx, e)
+            over = mask & ((yhat > cap) | (upper > cap))
+            if over.any():
+                # the lower bound keeps its ratio to yhat (an extrapolated lower bound is no floor)
+                lower = np.where(mask & (yhat > cap), lower * cap / np.where(yhat > 0, yhat, 1.0), lower)
+                yhat = np.where(mask, np.minimum(yhat, cap), yhat)
+                upper = np.where(mask, np.minimum(upper, cap), upper)
+                notes += (f"ramp ceiling: {e.name}'s ramp is seen in part, its peak not; forecast capped at "
+                          f"{cap:.6g} (the history's highest value"
+                          + (f" x its lift {e.lift:g}" if e.lift is not None else "")
+                          + f") on {int(over.sum())} of {len(idx)} points: a size beyond it is not extrapolated "
+                          f"from a partial ramp (declare `lift` when the event is expected bigger)",)
         yhat = np.clip(yhat, 0.0, None)
         upper = np.maximum(upper, yhat)
         lower = np.clip(np.minimum(lower, yhat), 0.0, None)
@@ -1143,6 +1171,26 @@ class EbbtideForecaster:
             if e.name not in names and (self.settings.unseen_borrows_effect
                                         or evf.base_name(e.name) in self._lift_used):
                 mask &= np.asarray(idx + pd.Timedelta(self._step) / 2 < pd.Timestamp(e.start))
+        return mask
+
+    def _ramp_ceiling(self, values: pd.Series, hist_end: datetime) -> tuple[tuple[Event, float], ...]:
+        """(occurrence, cap) for `ramp_ceiling`: each sale/joint live occurrence whose start is in
+        the history (within the last point's interval) but whose peak is not, capped at the
+        history's highest value times its `lift` (1 without one); () when the setting is off."""
+        top = values.max(skipna=True)
+        if not self.settings.ramp_ceiling or not np.isfinite(top):
+            return ()
+        edge = hist_end + self._step
+        return tuple((e, float(top) * (e.lift or 1.0)) for e in self._occ if e.start < edge <= e.peak)
+
+    def _ramp_mask(self, idx: pd.DatetimeIndex, e: Event) -> np.ndarray:
+        """Points of `idx` in [e.start, e.end + `ebb_span`) and before the start of any other
+        occurrence starting after e's start (a later event may rise above any past value)."""
+        mid = idx + pd.Timedelta(self._step) / 2
+        mask = np.asarray((mid >= pd.Timestamp(e.start)) & (mid < pd.Timestamp(e.end + self.settings.ebb_span)))
+        for o in self._occ:
+            if o.start > e.start:
+                mask &= np.asarray(mid < pd.Timestamp(o.start))
         return mask
 
     # ---------------------------------------------------------------- internals

@@ -18,8 +18,9 @@ Cases:
 - (seeded) an event whose peak lies in the history but whose points are all missing (a
   Prometheus gap from its start on): 6x at the peak there, and its ebb in the forecast is not
   capped by the ebb ceiling (it rises above every observed value);
-- (seeded) an event whose ramp the history holds: the lift is ignored, the forecast equals
-  the one without the field exactly, and the note says so;
+- (seeded) an event whose ramp the history holds: the lift is not used for its effect, the
+  forecast equals the one without the field exactly (ramp ceiling off: the lift raises that
+  cap, tests/test_ramp_ceiling.py), and the note says so;
 - the warm-refit structure key (params["ebbtide"]["structure"]) changes with the lift (added,
   changed) and not for an equal calendar, so a warm state of a calendar without the lift is
   not reused;
@@ -187,8 +188,9 @@ def test_lift_is_ignored_once_the_history_holds_the_ramp():
     sale = tr.events[0]
     hist = tr.series.before(pd.Timestamp(sale.start) + 12 * H)  # half of the ramp observed
     idx = hist.future_index(timedelta(days=3))
-    _, plain = _forecast([sale], hist, idx, tr.zone)
-    _, hinted = _forecast([sale.model_copy(update={"lift": 2.0})], hist, idx, tr.zone)
+    # the effect is the fitted one (the ramp ceiling, which a lift raises, is test_ramp_ceiling's)
+    _, plain = _forecast([sale], hist, idx, tr.zone, ramp_ceiling=False)
+    _, hinted = _forecast([sale.model_copy(update={"lift": 2.0})], hist, idx, tr.zone, ramp_ceiling=False)
     pd.testing.assert_frame_equal(hinted.frame, plain.frame, check_exact=True)
     assert "event singles-day: its `lift` hint (2x) is not used: the history holds its ramp" in " ".join(hinted.notes)
     assert not any("`lift` hint" in n for n in plain.notes)
