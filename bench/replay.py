@@ -240,7 +240,7 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     series = read_series_csv(data / trace.file)
     event = Event.model_validate(trace.event)
     lift = None
-    if lift_factor is not None:  # an operator's estimate of the event's size, off by lift_factor
+    if lift_factor is not None and event.kind != "holiday":  # an operator's estimate, off by lift_factor
         sys.path.insert(0, str(REPO / "bench"))
         from lift import measured_lift
 
@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lift-factor", type=float, metavar="F",
                     help="declare the measured event's `lift` as F x its measured lift (bench/lift.py: its "
                          "highest value over the same slot 1-3 weeks before), as an operator's estimate off by F; "
-                         "left undeclared where that is not above 1")
+                         "left undeclared where that is not above 1 and on holidays (no lift there)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--from-json", type=Path, metavar="FILE", help="print the table of an earlier --json run")
     args = ap.parse_args(argv)
