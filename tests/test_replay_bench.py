@@ -7,7 +7,8 @@ Cases:
 - the 5-minute traces are in the default set, with the same events as their hourly files;
 - the table: a row from an older --json run (no floor fields) prints "-" in the feasibility
   column; a row whose floor is above 0.5x war state is called infeasible in plain words, one
-  below it is not, and one whose floor is above it only with min_replicas held says so;
+  below it is not, and one whose floor is above it only with min_replicas held says so; a row
+  with `during` (the event itself) prints its under-provisioning and replica-hours per strategy;
 - a trace of your own (--csv, --events): the first event (or the named one) is measured, the
   others stay in its calendar, an unknown name is an error naming the file's events; a bad CSV
   exits 2 with `error:` naming file and line, no traceback;
@@ -85,6 +86,16 @@ def test_table_reads_older_json_and_names_an_infeasible_trace(bench, capsys):
     bench.print_table([row(floor_vs_war=0.3, floor_min_replicas_vs_war=0.6)])
     out = capsys.readouterr().out.replace("\n", " ")
     assert "t: INFEASIBLE vs war with the policy's min_replicas" in out and "0.60x war state" in out
+
+    assert "during the event itself" not in out  # an older row has no `during`
+    d = {"start": "2026-01-05T00:00:00Z", "end": "2026-01-06T00:00:00Z",
+         "strategies": {k: dict(v) for k, v in row()["strategies"].items()}}
+    d["strategies"]["ebbtide"]["under_provisioned_share"] = 0.0
+    d["strategies"]["hpa"]["under_provisioned_share"] = 0.0123
+    bench.print_table([row(during=d)])
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "t: during the event itself (2026-01-05T00:00:00Z .. 2026-01-06T00:00:00Z" in out
+    assert "under-provisioned 0.00% Ebbtide, 1.23% HPA, 1.00% war state; replica-h 100 / 100 / 150" in out
 
 
 EVENTS = """events:
