@@ -66,9 +66,11 @@ class Event(BaseModel):
         "at the event's `peak` as a multiple of what the same time would see without the event, e.g. `8`. "
         "Used only while the history holds no point of the event (before its ramp starts): the forecast "
         "then rises to this multiple at the peak, so capacity is pre-scaled for it; once the ramp is "
-        "observed, the effect fitted to the data takes over. It wins over the size borrowed from seen "
-        "events of the same kind. Finite, > 1 and <= 1000; not for `holiday` events. Absent: learnt, "
-        "borrowed, or no effect.",
+        "observed, the effect fitted to the data takes over (until its peak is seen, the forecast is "
+        "capped at this multiple of the history's highest value). It wins over the size borrowed from "
+        "seen events of the same kind. Pre-scaling holds the capacity of the lifted peak from `start` on, "
+        "so declare `start` where the ramp really begins. Finite, > 1 and <= 1000; not for `holiday` "
+        "events. Absent: learnt, borrowed, or no effect.",
         json_schema_extra={"exclusiveMinimum": 1, "maximum": 1000},
     )
 
