@@ -94,6 +94,12 @@ def policy_json_schema() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- warnings
+LONG_LIFTED_RAMP = timedelta(hours=6)
+"""A lifted event whose declared ramp (start to peak) is longer than this is warned about: the
+`event` step buys the lifted peak's pods from `start` (bench/README.md, "During the event itself":
+a ramp declared from the local midnight held AAPL's lifted peak 13 h, above war state's cost)."""
+
+
 def policy_warnings(policy: Policy) -> list[tuple[Loc, str]]:
     """Risky but valid settings, as (path, message); pure, in document order."""
     out: list[tuple[Loc, str]] = []
@@ -105,6 +111,10 @@ def policy_warnings(policy: Policy) -> list[tuple[Loc, str]]:
             out.append((("events", i), f"{e.name}: start, peak and end are the same time (a zero-length event): "
                                        "its effect is learnt or, never seen in the history, borrowed from its kind at "
                                        "full height in that one instant; give the event's real window"))
+        if e.lift is not None and e.peak - e.start > LONG_LIFTED_RAMP:
+            out.append((("events", i, "lift"), f"{e.name}: with a lift, pre-scaling holds the lifted peak's capacity "
+                                               f"from start on, {format_duration(e.peak - e.start)} before the peak; "
+                                               "declare start where the ramp really begins"))
     p = policy.prometheus
     if p.insecure_skip_verify:
         out.append((("prometheus", "insecure_skip_verify"), "TLS verification is off (testing only)"))

@@ -19,7 +19,8 @@ Cases:
 - `ebbtide policy validate` (exit 0 + one summary line per file, exit 2 + every error of every
   file, --strict, missing file) and `ebbtide policy schema` via scaler.cli.main.
 - bitrate.workload defaults to the first workload and must name one (error with its line);
-- a zero-length event (start = peak = end) is a warning naming its line and name.
+- a zero-length event (start = peak = end) is a warning naming its line and name; so is a lift on
+  an event whose declared ramp is longer than 6 h (not a shorter one, not an event without lift).
 """
 
 from __future__ import annotations
@@ -485,3 +486,14 @@ def test_a_zero_length_event_is_warned_about_with_its_line():
     loaded = read_policy("policy.yaml", text)
     zero = [w for w in loaded.warnings if "zero-length" in w]
     assert len(zero) == 1 and zero[0].startswith("policy.yaml:4 events[1]: flash:"), loaded.warnings
+
+
+def test_a_lift_on_a_long_declared_ramp_is_warned_about_with_its_line():
+    line = "  - {name: big-sale, kind: sale, start: 2026-11-10T16:00:00Z, peak: 2026-11-11T12:00:00Z, end: 2026-11-11T16:00:00Z}"
+    long = MINIMAL_TEXT.replace(line, line[:-1] + ", lift: 8}")
+    warned = [w for w in read_policy("policy.yaml", long).warnings if "lifted peak" in w]
+    assert warned == ["policy.yaml:3 events[0].lift: big-sale: with a lift, pre-scaling holds the lifted peak's "
+                      "capacity from start on, 20h before the peak; declare start where the ramp really begins"]
+    short = long.replace("start: 2026-11-10T16:00:00Z", "start: 2026-11-11T08:00:00Z")  # a 4 h ramp
+    assert not [w for w in read_policy("policy.yaml", short).warnings if "lifted peak" in w]
+    assert not [w for w in read_policy("policy.yaml", MINIMAL_TEXT).warnings if "lifted peak" in w]  # no lift
