@@ -229,7 +229,8 @@ def synthetic_traces(seeds, folder: Path) -> list[Trace]:
 
 
 def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER,
-              frontier_u: tuple[float, ...] = FRONTIER_U, lift_factor: float | None = None) -> dict:
+              frontier_u: tuple[float, ...] = FRONTIER_U, lift_factor: float | None = None,
+              event_lookahead: timedelta | None = None) -> dict:
     import time
 
     from forecaster.csvio import read_series_csv
@@ -249,6 +250,10 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         event = Event.model_validate({**event.model_dump(), "lift": lift})
     calendar = [event, *(Event.model_validate(e) for e in trace.calendar)]
     policy = scaled_policy(load_policy(POLICY), series, trace.country, workload, trace.calendar_tz)
+    if event_lookahead is not None:  # --event-lookahead: the replayed workload's scaling.event_lookahead
+        w = policy.workloads[0]
+        policy = policy.model_copy(update={"workloads": [w.model_copy(update={"scaling": w.scaling.model_copy(
+            update={"event_lookahead": event_lookahead})})]})
     r = replay(series, policy, extra_events=calendar, start=event.start - BEFORE, end=event.end + after,
                options=ReplayOptions(window_after=after))
     d = r.to_dict()
@@ -267,6 +272,7 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     return {
         "trace": trace.name, "file": trace.file, "event": event.name, "workload": workload,
         "lift_factor": lift_factor, "lift": lift,
+        "event_lookahead_s": None if event_lookahead is None else event_lookahead.total_seconds(),
         "after_days": after / timedelta(days=1),
         "per_replica": per,
         "window": [w["start"], w["end"]],
@@ -449,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="declare the measured event's `lift` as F x its measured lift (bench/lift.py: its "
                          "highest value over the same slot 1-3 weeks before), as an operator's estimate off by F; "
                          "left undeclared where that is not above 1 and on holidays (no lift there)")
+    ap.add_argument("--event-lookahead", metavar="DURATION",
+                    help="set the replayed workload's scaling.event_lookahead (e.g. 2h); default: the policy's")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--from-json", type=Path, metavar="FILE", help="print the table of an earlier --json run")
     args = ap.parse_args(argv)
@@ -494,14 +502,22 @@ def main(argv: list[str] | None = None) -> int:
     after = timedelta(days=args.after)
     n = len(todo)
     from policies.errors import EbbtideError
+    from policies.units import parse_duration
+
+    try:
+        lookahead = parse_duration(args.event_lookahead) if args.event_lookahead else None
+    except ValueError as exc:
+        print(f"error: --event-lookahead {args.event_lookahead!r}: {exc}", file=sys.stderr)
+        return 2
 
     try:
         if args.jobs > 1:
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
                 rows = list(pool.map(run_trace, todo, [args.data] * n, [args.workload] * n, [after] * n,
-                                     [args.frontier_u] * n, [args.lift_factor] * n))
+                                     [args.frontier_u] * n, [args.lift_factor] * n, [lookahead] * n))
         else:
-            rows = [run_trace(t, args.data, args.workload, after, args.frontier_u, args.lift_factor) for t in todo]
+            rows = [run_trace(t, args.data, args.workload, after, args.frontier_u, args.lift_factor, lookahead)
+                    for t in todo]
     except EbbtideError as exc:  # a bad CSV or policy: say what and where, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -287,6 +287,15 @@ class Scaling(Strict):
         "in the plan; on hourly history with a daily cycle the observation alone usually wins. false: "
         "always the observation alone.",
     )
+    event_lookahead: PositiveDuration | None = Field(
+        default=None,
+        description="How far ahead of now the calendar's pre-scaling buys an event's ramp, a duration: from "
+        "one lead time (pod_startup + one tick) before the ramp's `start` until its `peak`, capacity covers the "
+        "highest forecast over the ramp up to this far ahead (never past the peak), so pods are bought that "
+        "long before the ramp needs them. Absent: up to the peak, i.e. the peak's capacity is held from `start` "
+        "on (as war state does), the safest and the dearest on a long declared ramp (a pre-sale of days, a "
+        "show declared from midnight).",
+    )
     collapse_confirm: Duration = Field(
         default=timedelta(minutes=30),
         description="How long a sudden demand collapse is held before it is believed, a duration: demand "

@@ -449,7 +449,7 @@ def plan(
     events = expand_events(policy.events, now - EBB_WINDOW, now + workload.forecast.horizon)
     ev = _event_context(events, now, lead)
     sized_x = x
-    x = _event_step(x, ev, usable, view, now, sc.headroom, per, freeze_floor, lead, steps)
+    x = _event_step(x, ev, usable, view, now, sc.headroom, per, freeze_floor, lead, steps, sc.event_lookahead)
 
     # ---- 4. clamp to the limits
     lo, hi, limits = _limits(workload, cluster.hpa_max, hpa_owned)
@@ -685,23 +685,33 @@ def _event_step(
     freeze_floor: int,
     lead: timedelta,
     steps: list[Step],
+    lookahead: timedelta | None = None,
 ) -> int:
-    """Step 3: pre-scale for an event's ramp (trusted forecast) or hold near its start (not)."""
+    """Step 3: pre-scale for an event's ramp (trusted forecast) or hold near its start (not).
+    With `lookahead` (scaling.event_lookahead), the ramp's forecast is covered only up to
+    now + lookahead (never past the peak); a ramp still beyond that adds nothing yet."""
     uncovered = ""
     if usable and ev.ramps:
         best: tuple[float, Event] | None = None
-        for e in ev.ramps:
-            m = view.max_of(view.upper, max(now, e.start), e.peak)  # type: ignore[union-attr]
+        ahead = [(e, max(now, e.start), e.peak if lookahead is None else min(e.peak, now + lookahead))
+                 for e in ev.ramps]
+        for e, a, b in ahead:
+            m = view.max_of(view.upper, a, b) if a <= b else None  # type: ignore[union-attr]
             if m is not None and (best is None or m > best[0]):
                 best = (m, e)
+        if best is None and lookahead is not None and all(a > b for _, a, b in ahead):
+            steps.append(Step("event", x, x, f"the ramp of event {ahead[0][0].name} starts beyond the event "
+                                             f"lookahead ({format_duration(lookahead)})"))
+            return x
         if best is not None:
             need = replicas_for(best[0], headroom, per)
             e = best[1]
             if need > x:
+                within = "" if lookahead is None else f" within the event lookahead ({format_duration(lookahead)})"
                 steps.append(Step(
                     "event", x, need,
                     f"pre-scaled from {x} to {need} for event {e.name}: ramp from {e.start.isoformat()} "
-                    f"to peak {e.peak.isoformat()}, highest forecast {fmt(best[0])} in it",
+                    f"to peak {e.peak.isoformat()}, highest forecast {fmt(best[0])} in it{within}",
                 ))
                 return need
             steps.append(Step("event", x, x, f"{x} already covers the forecast ramp of event {e.name}"))

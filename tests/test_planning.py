@@ -13,7 +13,9 @@ Cases:
   per pod start-up; stale, missing and absurd demand; missing SLI reading.
 - untrusted forecast: reactive sizing with the trust reasons; no demand -> hold; a forecast that
   ends before now is not used.
-- events: pre-scaling before a ramp, not too early, during the ramp; hold near an event start
+- events: pre-scaling before a ramp, not too early, during the ramp; with `event_lookahead` only
+  the ramp's forecast that far ahead (hand-computed), the peak's once the window reaches it,
+  nothing for a ramp beyond it; hold near an event start
   without a trusted forecast.
 - HPA-owned workloads: minReplicas written, HPA max honoured, minReplicas >= 1, freeze at the
   replicas the HPA runs.
@@ -281,6 +283,28 @@ def test_pre_scales_before_event_ramp():
     assert "flash-sale" in step(p, "event").reason
     # without the calendar entry, only the lead window counts (one step down to 5)
     assert run(trusted(_ramp_forecast()), obs(450), wl=wl, current=6).target_replicas == 5
+
+
+def _with_lookahead(wl, minutes: int):
+    return wl.model_copy(update={"scaling": wl.scaling.model_copy(
+        update={"event_lookahead": timedelta(minutes=minutes)})})
+
+
+def test_event_lookahead_buys_the_ramp_only_that_far_ahead():
+    wl = _with_lookahead(workload(), 10)
+    p = run(trusted(_ramp_forecast()), obs(450), wl=wl, current=6, pol=policy(wl, events=[EVENT]))
+    # the ramp's forecast up to now + 10 m: 500 + (10 - 2) x 2500 / 58 = 844.8; x 1.1 / 100 = 9.29 -> 10
+    assert step(p, "event").after == 10 and p.target_replicas == 10
+    assert "flash-sale" in step(p, "event").reason and "within the event lookahead (10m)" in step(p, "event").reason
+    # 50 minutes in, the window reaches the peak (3000): the peak's capacity, as without a lookahead
+    t = NOW + 50 * MIN
+    p = run(trusted(_ramp_forecast()), obs(2500, at=t), wl=wl, current=28, now=t, pol=policy(wl, events=[EVENT]))
+    assert step(p, "event").after == 33
+    # a lookahead shorter than the time to the ramp's start: nothing bought for it yet
+    short = _with_lookahead(workload(), 1)
+    p = run(trusted(_ramp_forecast()), obs(450), wl=short, current=6, pol=policy(short, events=[EVENT]))
+    assert "beyond the event lookahead (1m)" in step(p, "event").reason
+    assert step(p, "event").after == step(p, "event").before == 5
 
 
 def test_no_pre_scaling_long_before_the_ramp_and_kept_during_it():
