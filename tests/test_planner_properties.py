@@ -1,5 +1,5 @@
 """Properties of the planner over random policies, forecasts, observations, memories, events
-and bitrate caps (hypothesis, 200 examples each).
+(with and without scaling.event_lookahead) and bitrate caps (hypothesis, 200 examples each).
 
 Cases:
 - the target is never below min nor above max (nor above the HPA's maxReplicas);
@@ -93,6 +93,7 @@ class Scenario:
     burst_pods: int = 0
     down_interval: str = "0s"  # scaling.scale_down_interval (tick is 1m)
     last_step_down_min: int | None = None  # memory.last_step_down_at, minutes ago
+    event_lookahead: str | None = None  # scaling.event_lookahead (None: up to the peak)
 
 
 LEVEL = st.floats(0, 1e5, allow_nan=False)
@@ -162,6 +163,7 @@ def scenarios(draw) -> Scenario:
         burst_pods=draw(st.integers(0, 60)),
         down_interval=draw(st.sampled_from(["0s", "0s", "1m", "5m", "7m30s"])),
         last_step_down_min=draw(st.sampled_from(AGO_MIN)),
+        event_lookahead=draw(st.sampled_from([None, None, "1m", "10m", "2h"])),
     )
     if healthy:
         s = replace(s, sli_values=tuple(0.0 for _ in slis), sli_age_s=0.0, guard_until_min=None,
@@ -181,7 +183,8 @@ def build(s: Scenario):
                  for i, (t, up) in enumerate(s.slis)],
     )
     wl = wl.model_copy(update={"scaling": wl.scaling.model_copy(
-        update={"scale_down_interval": parse_duration(s.down_interval)})})
+        update={"scale_down_interval": parse_duration(s.down_interval),
+                "event_lookahead": parse_duration(s.event_lookahead) if s.event_lookahead else None})})
     events = []
     if s.event_start_min is not None:
         start = NOW + timedelta(minutes=s.event_start_min)
