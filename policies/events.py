@@ -69,7 +69,8 @@ class Event(BaseModel):
         "observed, the effect fitted to the data takes over (until its peak is seen, the forecast is "
         "capped at this multiple of the history's highest value). It wins over the size borrowed from "
         "seen events of the same kind. Pre-scaling holds the capacity of the lifted peak from `start` on, "
-        "so declare `start` where the ramp really begins. Finite, > 1 and <= 1000; not for `holiday` "
+        "so declare `start` where the ramp really begins (or bound it with a workload's "
+        "`scaling.event_lookahead`). Finite, > 1 and <= 1000; not for `holiday` "
         "events. Absent: learnt, borrowed, or no effect.",
         json_schema_extra={"exclusiveMinimum": 1, "maximum": 1000},
     )

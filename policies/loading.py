@@ -111,10 +111,12 @@ def policy_warnings(policy: Policy) -> list[tuple[Loc, str]]:
             out.append((("events", i), f"{e.name}: start, peak and end are the same time (a zero-length event): "
                                        "its effect is learnt or, never seen in the history, borrowed from its kind at "
                                        "full height in that one instant; give the event's real window"))
-        if e.lift is not None and e.peak - e.start > LONG_LIFTED_RAMP:
+        unbounded = [w.name for w in policy.workloads if w.scaling.event_lookahead is None]
+        if e.lift is not None and e.peak - e.start > LONG_LIFTED_RAMP and unbounded:
             out.append((("events", i, "lift"), f"{e.name}: with a lift, pre-scaling holds the lifted peak's capacity "
-                                               f"from start on, {format_duration(e.peak - e.start)} before the peak; "
-                                               "declare start where the ramp really begins"))
+                                               f"from start on, {format_duration(e.peak - e.start)} before the peak "
+                                               f"({', '.join(unbounded)}); declare start where the ramp really "
+                                               "begins, or set scaling.event_lookahead"))
     p = policy.prometheus
     if p.insecure_skip_verify:
         out.append((("prometheus", "insecure_skip_verify"), "TLS verification is off (testing only)"))

@@ -20,7 +20,8 @@ Cases:
   file, --strict, missing file) and `ebbtide policy schema` via scaler.cli.main.
 - bitrate.workload defaults to the first workload and must name one (error with its line);
 - a zero-length event (start = peak = end) is a warning naming its line and name; so is a lift on
-  an event whose declared ramp is longer than 6 h (not a shorter one, not an event without lift).
+  an event whose declared ramp is longer than 6 h (not a shorter one, not an event without lift,
+  not when every workload bounds its pre-scaling with scaling.event_lookahead).
 """
 
 from __future__ import annotations
@@ -493,7 +494,12 @@ def test_a_lift_on_a_long_declared_ramp_is_warned_about_with_its_line():
     long = MINIMAL_TEXT.replace(line, line[:-1] + ", lift: 8}")
     warned = [w for w in read_policy("policy.yaml", long).warnings if "lifted peak" in w]
     assert warned == ["policy.yaml:3 events[0].lift: big-sale: with a lift, pre-scaling holds the lifted peak's "
-                      "capacity from start on, 20h before the peak; declare start where the ramp really begins"]
+                      "capacity from start on, 20h before the peak (web); declare start where the ramp really "
+                      "begins, or set scaling.event_lookahead"]
+    bounded = long.replace("scaling: {min_replicas: 2, max_replicas: 500}",
+                           "scaling: {min_replicas: 2, max_replicas: 500, event_lookahead: 2h}")
+    assert bounded != long
+    assert not [w for w in read_policy("policy.yaml", bounded).warnings if "lifted peak" in w]
     short = long.replace("start: 2026-11-10T16:00:00Z", "start: 2026-11-11T08:00:00Z")  # a 4 h ramp
     assert not [w for w in read_policy("policy.yaml", short).warnings if "lifted peak" in w]
     assert not [w for w in read_policy("policy.yaml", MINIMAL_TEXT).warnings if "lifted peak" in w]  # no lift
