@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -151,10 +150,6 @@ def cases(only: str, synthetic: bool) -> list[tuple[fb.Case, Series, Event]]:
     return out
 
 
-def _pct(x) -> str:
-    return "-" if x is None or not math.isfinite(x) else f"{100 * x:.0f}%"
-
-
 def summary(rows: list[dict], factors: tuple[float, ...]) -> list[str]:
     """Per variant: median event-window under, cuts whose peak is covered, median 7-day WAPE ratio."""
     lines = []
@@ -165,14 +160,14 @@ def summary(rows: list[dict], factors: tuple[float, ...]) -> list[str]:
             continue
         base = [r["best_baseline"] for r in sel if r["best_baseline"]]
         if base:
-            lines.append(f"{group:9s} best baseline : event under median {_pct(np.median([b['under'] for b in base]))}, "
+            lines.append(f"{group:9s} best baseline : event under median {fb._pct(np.median([b['under'] for b in base]))}, "
                          f"peak covered {sum((b['peak_cover'] or 0) >= 1 for b in base)}/{len(base)}")
         for lab in labels:
             vs = [(r["variants"][lab], r["best_baseline"]) for r in sel if lab in r["variants"]]
             if not vs:
                 continue
             ratios = [v["wape"] / b["wape"] for v, b in vs if b and b["wape"]]
-            lines.append(f"{group:9s} ebbtide {lab:5s}: event under median {_pct(np.median([v['under'] for v, _ in vs]))}, "
+            lines.append(f"{group:9s} ebbtide {lab:5s}: event under median {fb._pct(np.median([v['under'] for v, _ in vs]))}, "
                          f"peak covered {sum((v['peak_cover'] or 0) >= 1 for v, _ in vs)}/{len(vs)}, "
                          f"7-day WAPE / best baseline median {np.median(ratios):.2f}, "
                          f"coverage median {np.median([v['coverage'] for v, _ in vs]):.2f}")
@@ -200,12 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for r in rows:
         b = r["best_baseline"] or {}
-        cells = " | ".join(f"{k} under {_pct(v['under'])} cover {v['peak_cover'] or 0:.2f} wape {_pct(v['wape'])}"
+        cells = " | ".join(f"{k} under {fb._pct(v['under'])} cover {v['peak_cover'] or 0:.2f} wape {fb._pct(v['wape'])}"
                            for k, v in r["variants"].items())
         lift = r["measured_lift"]
         print(f"{r['trace'][:28]:28s} {r['event'][:20]:20s} lift {lift or 0:5.1f} | {cells} | "
-              f"{b.get('name', '-')} under {_pct(b.get('under'))} cover {b.get('peak_cover') or 0:.2f} "
-              f"wape {_pct(b.get('wape'))}")
+              f"{b.get('name', '-')} under {fb._pct(b.get('under'))} cover {b.get('peak_cover') or 0:.2f} "
+              f"wape {fb._pct(b.get('wape'))}")
     print("\n".join(summary(rows, factors)))
     return 0
 

@@ -190,6 +190,18 @@ def _ratio(a: float, b: float) -> float:
     return (a / b) if b else (0.0 if not a else math.inf)
 
 
+def _bench_module(name: str):
+    """bench/<name>.py (a script, not a package), loaded once as `ebbtide_bench_<name>`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"ebbtide_bench_{name}", REPO / "bench" / f"{name}.py")
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclasses look it up
+        spec.loader.exec_module(module)
+    return module
+
+
 def synthetic_traces(seeds, folder: Path) -> list[Trace]:
     """bench/forecast.py's seeded synthetic traces (`synthetic_cases`: wide draws of peak, ebb
     shape and length, noise, outages, level steps; seeds 20-23 with two events) written to
@@ -197,15 +209,9 @@ def synthetic_traces(seeds, folder: Path) -> list[Trace]:
     the measured event is the trace's last sale or joint live event (the main sale after a
     pre-sale wave), the others are its calendar; no country holidays, the traces' own zone.
     A generalisation check of the planner on traces nobody tuned it to."""
-    import importlib.util
-
     import yaml
 
-    spec = importlib.util.spec_from_file_location("ebbtide_bench_forecast", REPO / "bench" / "forecast.py")
-    fb = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
-    if spec.name not in sys.modules:
-        sys.modules[spec.name] = fb  # its dataclasses look their module up while it loads
-        spec.loader.exec_module(fb)
+    fb = _bench_module("forecast")
     unknown = sorted(set(seeds) - set(fb.SYNTHETIC_SEEDS))
     if unknown:
         from policies.errors import EbbtideError
@@ -242,10 +248,7 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     event = Event.model_validate(trace.event)
     lift = None
     if lift_factor is not None and event.kind != "holiday":  # an operator's estimate, off by lift_factor
-        sys.path.insert(0, str(REPO / "bench"))
-        from lift import measured_lift
-
-        measured = measured_lift(series, event)
+        measured = _bench_module("lift").measured_lift(series, event)
         lift = lift_factor * measured if measured is not None and lift_factor * measured > 1.0 else None
         event = Event.model_validate({**event.model_dump(), "lift": lift})
     calendar = [event, *(Event.model_validate(e) for e in trace.calendar)]
@@ -261,7 +264,6 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     during = next((x for x in d["during"] if x["event"] == event.name), None)
     s = w["strategies"]
     eb, hpa, war = s["ebbtide"], s["hpa"], s["static"]
-    ratio = lambda a, b: (a / b) if b else (0.0 if not a else math.inf)  # noqa: E731
     per = policy.workloads[0].demand.per_replica
     floor_h = demand_floor(series, per, w["start"], w["end"])
     floor_min_h = demand_floor(series, per, w["start"], w["end"], max(1, policy.workloads[0].scaling.min_replicas))
@@ -277,16 +279,16 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         "per_replica": per,
         "window": [w["start"], w["end"]],
         "strategies": s,
-        "ebbtide_vs_war": ratio(eb["replica_hours"], war["replica_hours"]),
-        "ebbtide_vs_hpa": ratio(eb["replica_hours"], hpa["replica_hours"]),
-        "under_vs_hpa": ratio(eb["under_provisioned_share"], hpa["under_provisioned_share"]),
+        "ebbtide_vs_war": _ratio(eb["replica_hours"], war["replica_hours"]),
+        "ebbtide_vs_hpa": _ratio(eb["replica_hours"], hpa["replica_hours"]),
+        "under_vs_hpa": _ratio(eb["under_provisioned_share"], hpa["under_provisioned_share"]),
         "during": during,
-        "during_under_vs_hpa": (ratio(during["strategies"]["ebbtide"]["under_provisioned_share"],
+        "during_under_vs_hpa": (_ratio(during["strategies"]["ebbtide"]["under_provisioned_share"],
                                       during["strategies"]["hpa"]["under_provisioned_share"]) if during else None),
         "floor_replica_hours": round(floor_h, 3),
-        "floor_vs_war": ratio(floor_h, war["replica_hours"]),
+        "floor_vs_war": _ratio(floor_h, war["replica_hours"]),
         "floor_min_replicas_replica_hours": round(floor_min_h, 3),
-        "floor_min_replicas_vs_war": ratio(floor_min_h, war["replica_hours"]),
+        "floor_min_replicas_vs_war": _ratio(floor_min_h, war["replica_hours"]),
         "explain": w.get("explain", {}),
         "hpa_frontier": [p.to_dict() for p in points],
         "frontier": frontier_reading(eb["replica_hours"], eb["under_provisioned_share"], points),

@@ -105,6 +105,13 @@ _SKETCH_POINTS = 256  # holdout residuals kept per workload for a reused calibra
 _MAX_OUTLIERS_KEPT = 2000  # outlying fit-grid points remembered per workload for a warm refit
 
 
+def _peak_ratio(shape: np.ndarray, k: float) -> np.ndarray:
+    """g_K(shape) = log1p(K shape) / log1p(K), the peak-ratio transform of an event's `shape` in z
+    (`_features`): a multiplicative excess y = base (1 + K shape) is log1p(K shape) in z, so the
+    kernel keeps its shape in y; g_K(0) = 0, g_K(1) = 1 for every K; the plain shape for K <= 0.05."""
+    return np.log1p(k * shape) / np.log1p(k) if k > 0.05 else shape
+
+
 def _epoch_s(index: pd.DatetimeIndex) -> list[int]:
     """Whole epoch seconds of tz-aware timestamps."""
     return (index.as_unit("ns").asi8 // 1_000_000_000).tolist()
@@ -822,8 +829,8 @@ class EbbtideForecaster:
         self._fitted_ok = False
         self._ceiling: tuple[float, tuple[str, ...]] | None = None
         self._ramp_caps: tuple[tuple[Event, float], ...] = ()  # `ramp_ceiling`: (occurrence, cap)
-        self._pool_days: dict[date, str] = {}
         self._lift_used: frozenset[str] = frozenset()  # events sized by their `lift` in the chosen fit
+        self._pool_days: dict[date, str] = {}
 
     # ---------------------------------------------------------------- public API
     @property
@@ -997,7 +1004,7 @@ class EbbtideForecaster:
         for n in names:
             if n in hinted:
                 notes.append(f"ebb tau for {n}: {interval_text(hinted[n])} (from the event's `ebb` hint)")
-        lifts = {evf.base_name(e.name): e.lift for e in self._occ if e.lift is not None}
+        lifts = self._lifts()
         for n in names:
             col = f"{n}:shape"
             borrowed = dict(fits[best_tau].borrowed)
@@ -1173,6 +1180,10 @@ class EbbtideForecaster:
                 mask &= np.asarray(idx + pd.Timedelta(self._step) / 2 < pd.Timestamp(e.start))
         return mask
 
+    def _lifts(self) -> dict[str, float]:
+        """The calendar `lift` of each modelled event that has one, by calendar name."""
+        return {evf.base_name(e.name): e.lift for e in self._occ if e.lift is not None}
+
     def _ramp_ceiling(self, values: pd.Series, hist_end: datetime) -> tuple[tuple[Event, float], ...]:
         """(occurrence, cap) for `ramp_ceiling`: each sale/joint live occurrence whose start is in
         the history (within the last point's interval) but whose peak is not, capped at the
@@ -1211,7 +1222,7 @@ class EbbtideForecaster:
         for name, k in self._peak_excess.items():
             for col in (f"{name}:shape", f"{name}:tail"):
                 if col in feats and k > 0.05:
-                    feats[col] = np.log1p(k * feats[col].to_numpy()) / np.log1p(k)
+                    feats[col] = _peak_ratio(feats[col].to_numpy(), k)
         return feats
 
     def _estimate_peak_excess(self, coarse: pd.Series) -> dict[str, float]:
@@ -1320,7 +1331,7 @@ class EbbtideForecaster:
                 donors_of[n] = tuple((float(coef[f"{d}:shape"]), float(coef[f"{d}:inside"]),
                                       self._peak_excess.get(d, 0.0), carry.get(d, 0.0))
                                      for d in learnt if kinds[d] == kinds[n])
-        lifts = {evf.base_name(e.name): e.lift for e in self._occ if e.lift is not None}
+        lifts = self._lifts()
         out, lifted = [], []
         for n in unseen:
             if n in lifts:
@@ -1356,7 +1367,7 @@ class EbbtideForecaster:
         around = pd.DatetimeIndex([first - step, first])
         k = lift - 1.0
         shp = evf.shape(around, occ, f.taus[name], self._fit_step)
-        g = np.log1p(k * shp) / np.log1p(k) if k > 0.05 else shp
+        g = _peak_ratio(shp, k)
         at = int(np.argmax(g))
         z0 = float(self._predict_z(f, around[at:at + 1])[0])
         y0 = max(float(np.expm1(z0)), 0.0)  # y0 / s
@@ -1378,7 +1389,7 @@ class EbbtideForecaster:
             ins = sum(evf.inside(grid, e, self._fit_step) for e in occ)
             effect = np.zeros(len(grid))
             for a, b, k, w in donors:
-                g = np.log1p(k * shp) / np.log1p(k) if k > 0.05 else shp
+                g = _peak_ratio(shp, k)
                 effect += (a * g + b * np.where(ins > 0, ins, w * g)) / len(donors)
             out += np.maximum(effect, 0.0)
         return out

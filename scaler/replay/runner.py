@@ -266,7 +266,7 @@ def replay(
 
     g = _grid(trace, policy, hs, start, end)
     step_s, tick_s, sync_s, dt = g.step_s, g.tick_s, g.sync_s, g.dt
-    trace_t0, t_start, t_end, n = g.trace_t0, g.t_start, g.t_end, g.n
+    trace_t0, t_start, n = g.trace_t0, g.t_start, g.n
     demand_at = g.demand_at
 
     per_replica = workload.demand.per_replica
@@ -275,7 +275,7 @@ def replay(
     lag_s = hs.metric_lag_s
     clusters, hpas = _warm_start(g, workload, hs, STRATEGIES)
 
-    span_events = expand_events(events, _dt(t_start) - timedelta(days=30), _dt(t_end))
+    span_events = g.span_events(events)
     wars = war_windows(span_events, trace, per_replica=per_replica, headroom=workload.scaling.headroom,
                        min_replicas=hpa_min, max_replicas=hi, pod_startup=workload.pod_startup,
                        hold_after=options.war_hold_after)
@@ -389,9 +389,8 @@ def replay(
         if via_hpa and ex:
             # explain() splits the minReplicas floor Ebbtide wrote; the HPA's pods above it are the rest.
             ex["hpa_above_floor_replica_hours"] = round(summary["ebbtide"].replica_hours - ex["replica_hours"], 1)
-        windows.append(WindowSummary(ev.name, _dt(t_start + k0 * dt), _dt(t_start + k1 * dt), summary, ex))
-    during = tuple(WindowSummary(ev.name, _dt(t_start + k0 * dt), _dt(t_start + k1 * dt), rec.summarise(k0, k1))
-                   for ev, k0, k1 in g.event_spans(span_events))
+        windows.append(WindowSummary(ev.name, g.at(k0), g.at(k1), summary, ex))
+    during = g.summaries(rec, g.event_spans(span_events))
     timeline = rec.timeline(trace_t0, step_s, trusted_arr)
     notes = list(fc.stats.failures[:5])
     if not egress_known and bitrate:
@@ -441,6 +440,18 @@ class _Grid:
         are left out."""
         return [w for ev in events if _to_s(ev.end) >= self.t_start
                 for w in self._steps(ev, ev.end, ev.end + window_after)]
+
+    def span_events(self, events: Sequence[Event]) -> list[Event]:
+        """The occurrences of `events` (yearly ones expanded) from 30 days before the replay to its end."""
+        return expand_events(events, _dt(self.t_start) - timedelta(days=30), _dt(self.t_end))
+
+    def at(self, k: int) -> datetime:
+        """The start of step `k`."""
+        return _dt(self.t_start + k * self.dt)
+
+    def summaries(self, rec: _Recording, spans: Sequence[tuple[Event, int, int]]) -> tuple[WindowSummary, ...]:
+        """A WindowSummary (no `explain`) of `rec` over each (event, k0, k1) of `spans`."""
+        return tuple(WindowSummary(ev.name, self.at(k0), self.at(k1), rec.summarise(k0, k1)) for ev, k0, k1 in spans)
 
     def event_spans(self, events: Sequence[Event]) -> list[tuple[Event, int, int]]:
         """(event, k0, k1) per event whose start is inside the replay: steps [k0, k1) cover
@@ -524,10 +535,8 @@ def replay_hpa(
 
     rec = _Recording(t_start, dt, g.demand_steps(), desired, ready, np.zeros((0, g.n)), [], None, 0.0,
                      workload.demand.per_replica, _price_per_replica_hour(policy, workload), names=("hpa",))
-    span_events = expand_events(events, _dt(t_start) - timedelta(days=30), _dt(g.t_end))
-    windows = tuple(WindowSummary(ev.name, _dt(t_start + k0 * dt), _dt(t_start + k1 * dt), rec.summarise(k0, k1))
-                    for ev, k0, k1 in g.event_windows(span_events, options.window_after))
-    return HpaOnlyResult(workload=workload.name, settings=hs, start=_dt(t_start), end=_dt(t_start + g.n * dt),
+    windows = g.summaries(rec, g.event_windows(g.span_events(events), options.window_after))
+    return HpaOnlyResult(workload=workload.name, settings=hs, start=_dt(t_start), end=g.at(g.n),
                          summary=rec.summarise(0, g.n)["hpa"], windows=windows,
                          wall_s=time.perf_counter() - wall0)
 
