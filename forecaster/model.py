@@ -45,6 +45,10 @@ sized by the hint instead, through the same machinery: one borrowed entry whose 
 coefficient puts the forecast at its peak at `lift` x the fit's forecast without it
 (`_lift_entry`); the band spans the forecast without it and the ebb ceiling leaves it uncapped.
 Once the history holds a point of the event, its fitted effect is forecast and the hint unused.
+A new peace level is forecast only once it is seen holding for `min_settle_tail` past half of
+the kernel's move (`settle_needs_held_level`); before, a level the tail supports is a hedge
+(`settle_unheld_hedge`: the band spans the best fit with it, yhat moves halfway in z when that
+fit is better): a day of ebb cannot tell a new level from a slow ebb still under way.
 
 Intervals are calibrated, not Prophet's own: residuals in z on the requested grid, from the
 in-sample fit and from a holdout (the last `holdout` of history, refitted without it), give
@@ -456,6 +460,19 @@ class ModelSettings:
     min_settle_tail: timedelta = timedelta(days=1)
     """Observed ebb needed (besides half of the move, settle >= 0.5) before a new peace level is
     learnt: less than a daily cycle cannot tell a level from the daily shape's misfit."""
+    settle_needs_held_level: bool = True
+    """With it, `min_settle_tail` counts only the observed ebb from where the kernel has made half
+    of its move (settle >= 0.5) on: the new level must be seen holding for a daily cycle. Without
+    it, any observed ebb counts, and with a day of tail a short kernel's settle step turns a slow
+    ebb still under way into a permanent level (measured: bench/README.md, "A new level must be
+    seen holding")."""
+    settle_unheld_hedge: bool = True
+    """With `settle_needs_held_level`, while a new level is learnable from the observed ebb but
+    not yet seen holding: the exponential candidates are refitted with it allowed (one Prophet
+    fit each where it is learnable), the band spans the best of them that is not below the
+    observed tail (`settle_floor`), and when that fit's mean |z error| on the observed ebb is
+    lower than the chosen fit's, yhat is the mean (in z) of the two. A day of tail cannot tell
+    a new level from a slow ebb still under way."""
     settle_two_stage: bool = False
     """Score tau without the settle level, then add it for the chosen tau. Off by default:
     measured on the seeded synthetic suite it lost (median ratio 0.77 vs 0.47, coverage >= 0.9
@@ -827,6 +844,9 @@ class EbbtideForecaster:
         self.events = tuple(events)
         self.settings = settings or ModelSettings()
         self._fitted_ok = False
+        self._unheld = False
+        self._hedge: _Fitted | None = None
+        self._hedge_mean = False
         self._ceiling: tuple[float, tuple[str, ...]] | None = None
         self._ramp_caps: tuple[tuple[Event, float], ...] = ()  # `ramp_ceiling`: (occurrence, cap)
         self._lift_used: frozenset[str] = frozenset()  # events sized by their `lift` in the chosen fit
@@ -868,6 +888,7 @@ class EbbtideForecaster:
     def fit(self, history: Series, init: dict[str, Any] | None = None) -> "EbbtideForecaster":
         s = self.settings
         init = init if init is not None else s.init
+        self._hedge, self._hedge_mean = None, False
         values = history.values.astype(float)
         values = values[values.index > history.end - s.lookback]
         if not np.isfinite(values.to_numpy()).any():
@@ -920,6 +941,7 @@ class EbbtideForecaster:
         observed = np.isfinite(z)
 
         fits: dict[evf.EbbKernel | None, _Fitted] = {}
+        hedge_kernels: list[evf.EbbKernel] = []  # `settle_unheld_hedge`: refitted with a level not yet held
         losses: dict[evf.EbbKernel | None, float] = {}
         abs_err: dict[evf.EbbKernel | None, np.ndarray] = {}
         z_in: dict[evf.EbbKernel | None, np.ndarray] = {}  # in-sample z of each scored kernel
@@ -963,6 +985,7 @@ class EbbtideForecaster:
                 best_exp = best_of(exp_allowed)
                 if best_exp in plausible:  # the power law is not clearly better: keep the exponential
                     best_tau = best_exp
+            hedge_kernels = [t for t in allowed if t.alpha == 0 or s.power_settle]
             if s.band_spans_neighbours:
                 same = sorted((t for t in candidates if t.alpha == best_tau.alpha), key=lambda t: t.tau)
                 at = same.index(best_tau)
@@ -1042,6 +1065,8 @@ class EbbtideForecaster:
                 if any(c.endswith(":settle") for c in refit.columns):
                     fits[t] = refit
         self._best = fits[best_tau]
+        self._hedge = self._unheld_settle_fit(coarse.index, z, hedge_kernels, names, hinted, observed, ebb_mask,
+                                              stan_init, notes)
         self._pool_notes(hist_end, notes)
         if self._best.carried:
             notes.append(f"ebb starts at the event's fitted level at its end (at least the level without it) "
@@ -1092,6 +1117,11 @@ class EbbtideForecaster:
             zs += [self._fine_z(replace(f, pool_off=True), idx) for f in self._plausible if f.pool is not None]
         # A borrowed event size is a prior: the band also spans the forecast without it.
         zs += [self._fine_z(replace(f, borrow_off=True), idx) for f in self._plausible if f.borrowed]
+        if self._hedge is not None:  # `settle_unheld_hedge`: the band spans both, yhat between them if it fits better
+            z_h = self._fine_z(self._hedge, idx)
+            zs.append(z_h)
+            if self._hedge_mean:
+                z_best = 0.5 * (z_best + z_h)
         shift = self._recent_at(idx)
         if shift is not None:  # `recent_level`: yhat moves, the band spans both
             z_best = z_best + shift
@@ -1470,6 +1500,55 @@ class EbbtideForecaster:
                 out.append((n, 1.0))  # the ebb starts at a + b, the event's level at its end
         return tuple(out)
 
+    def _unheld_settle_fit(self, grid: pd.DatetimeIndex, z: np.ndarray, kernels, names, hinted, observed,
+                           ebb_mask: np.ndarray, stan_init, notes: list[str]) -> _Fitted | None:
+        """`settle_unheld_hedge`: with the chosen fit holding no new peace level, each of `kernels`
+        (the candidates that may carry one) refitted with a level that the observed ebb supports
+        but has not shown holding yet; of those whose level is learnt and not below the observed
+        tail (`settle_floor`), the one with the lowest mean |z error| on the observed ebb, or
+        None. `_hedge_mean`: it fits the ebb better than the chosen fit (the rule without
+        `settle_needs_held_level` would then have forecast its level), so yhat moves halfway."""
+        s = self.settings
+        if not (s.settle_level and s.settle_needs_held_level and s.settle_unheld_hedge and names and kernels
+                and self._use_settle) or any(c.endswith(":settle") for c in self._best.columns):
+            return None
+        if not ebb_mask.any():
+            return None
+
+        def loss_of(fit: _Fitted) -> float:
+            return float(np.mean(np.abs(z[ebb_mask] - self._predict_z(fit, grid)[ebb_mask])))
+
+        best, best_loss = None, math.inf
+        self._unheld = True
+        try:
+            for kernel in kernels:
+                taus = {n: hinted.get(n) or kernel for n in names}
+                feats = self._features(grid, taus)
+                if not any(self._learnable(c, feats[c].to_numpy(), observed, grid)
+                           for c in feats.columns if c.endswith(":settle")):
+                    continue
+                fit = self._fit_prophet(grid, z, taus, stan_init)
+                if not any(c.endswith(":settle") for c in fit.columns) or (
+                        s.settle_floor and self._settle_below_tail(fit, grid, observed)):
+                    continue
+                loss = loss_of(fit)
+                if loss < best_loss:
+                    best, best_loss = fit, loss
+        finally:
+            self._unheld = False
+        if best is None:
+            return None
+        self._hedge_mean = best_loss < loss_of(self._best)
+        if self._hedge_mean:
+            notes.append(f"a new peace level fits the observed ebb better than the chosen fit but is not yet seen "
+                         f"holding for {interval_text(s.min_settle_tail)}: the forecast is the mean (in z) of the "
+                         f"fits with and without it, the interval spans both (`settle_unheld_hedge`)")
+        else:
+            notes.append(f"a new peace level is learnable from the observed ebb but not yet seen holding for "
+                         f"{interval_text(s.min_settle_tail)}: the interval also spans the fit with it "
+                         f"(`settle_unheld_hedge`)")
+        return best
+
     def _learnable(self, col: str, x: np.ndarray, ok: np.ndarray, grid: pd.DatetimeIndex) -> bool:
         """Can the history identify this regressor's coefficient? A column zero or constant over
         the observed points has nothing to learn; `tail` needs `min_tail` of observed ebb;
@@ -1488,8 +1567,9 @@ class EbbtideForecaster:
             if not xo.size:
                 return False
         if kind == "settle":
+            held = xo >= 0.5 if self.settings.settle_needs_held_level and not self._unheld else xo > 0
             return (float(xo.max()) >= 0.5
-                    and int(np.sum(xo > 0)) * self._fit_step >= self.settings.min_settle_tail)
+                    and int(np.sum(held)) * self._fit_step >= self.settings.min_settle_tail)
         if kind == "tail":
             return int(np.sum(xo > 0)) * self._fit_step >= self.settings.min_tail
         return True
