@@ -15,7 +15,8 @@ Cases (seeded Prophet fits, slow):
   on the 5 shortest); a warm refit on the same history keeps the kernel (noted) and fits only the plausible
   ones; 6 h later (more ebb observed) it scores only the previous plausible tau range +- one
   candidate, in the plausible kernel families (noted), picks a tau in it, and its band holds
-  the true demand
+  the true demand (counted with `settle_unheld_hedge` off; with it, at most one level refit
+  more per exponential kernel searched)
 - no ebb observed yet (cut before the sale ends): only the prior's 3 candidates are fitted
 - a changed calendar (new event) is a different structure: the refit is cold (no "kept" note)
 """
@@ -121,33 +122,49 @@ def test_outliers_stay_masked_in_a_warm_refit(fit_counter):
     assert wape(truth(idx, with_sale=False), warm.predict(idx).yhat.to_numpy()) < 0.1
 
 
+def _searched(state: dict) -> tuple[int, list[timedelta], set]:
+    """The fits a warm refit's tau search makes from a cold fit's `state`: the previous plausible
+    range and one neighbour either side, per kernel family kept (the power law on its taus)."""
+    grid = list(ModelSettings().tau_candidates)
+    idx = [grid.index(timedelta(seconds=x)) for x in state["plausible_s"]]
+    allowed = grid[max(min(idx) - 1, 0):min(max(idx) + 1, len(grid) - 1) + 1]
+    families = set(state["plausible_alpha"])  # kernel families (exponential 0, power-law alphas) kept
+    power_taus = grid[:ModelSettings().power_tau_count]
+    return sum(len([t for t in allowed if a == 0 or t in power_taus]) for a in families), allowed, families
+
+
 def test_sale_warm_refits_narrow_the_tau_search(fit_counter):
     all_s, _ = hourly_series(24, seed=1)
     cut = SALE_PEAK + pd.Timedelta(days=1)
     hist = all_s.before(cut)
-    cold = EbbtideForecaster([SALE]).fit(hist)
+    s = ModelSettings(settle_unheld_hedge=False)  # the search's own fits; the hedge's are counted at the end
+    cold = EbbtideForecaster([SALE], s).fit(hist)
     n_cold = fit_counter()
-    s = ModelSettings()
     # every kernel: 7 exponential taus + the power law on the 5 shortest (screen reused for one), holdout
     assert n_cold >= 1 + len(s.tau_candidates) + s.power_tau_count
-    grid = list(ModelSettings().tau_candidates)
     state = cold.params["ebbtide"]
     plausible = [timedelta(seconds=x) for x in state["plausible_s"]]
 
-    same = EbbtideForecaster([SALE]).fit(hist, init=cold.params)
+    same = EbbtideForecaster([SALE], s).fit(hist, init=cold.params)
     assert fit_counter() == len(plausible)  # kept choice: only the plausible fits, calibration kept
     assert any("kept from the previous fit" in n for n in same.notes)
     assert same.chosen_tau == cold.chosen_tau
 
     later = all_s.before(cut + pd.Timedelta(hours=6))
-    warm = EbbtideForecaster([SALE]).fit(later, init=cold.params)
-    idx = [grid.index(t) for t in plausible]
-    allowed = grid[max(min(idx) - 1, 0):min(max(idx) + 1, len(grid) - 1) + 1]
-    families = set(state["plausible_alpha"])  # kernel families (exponential 0, power-law alphas) kept
-    power_taus = grid[:ModelSettings().power_tau_count]
-    assert fit_counter() == sum(len([t for t in allowed if a == 0 or t in power_taus]) for a in families)
+    warm = EbbtideForecaster([SALE], s).fit(later, init=cold.params)
+    searched, allowed, _ = _searched(state)
+    assert fit_counter() == searched
     assert any(n.startswith("warm refit: tau scored on") for n in warm.notes)
     assert warm.chosen_tau["flash-sale"] in allowed
+
+    # With the hedge (the default): the same search, plus at most one level refit per exponential
+    # kernel searched (`settle_unheld_hedge`).
+    cold = EbbtideForecaster([SALE]).fit(hist)
+    fit_counter()
+    warm = EbbtideForecaster([SALE]).fit(later, init=cold.params)
+    searched, allowed, families = _searched(cold.params["ebbtide"])
+    assert any(n.startswith("warm refit: tau scored on") for n in warm.notes)
+    assert searched <= fit_counter() <= searched + (len(allowed) if 0 in families else 0)
     f = warm.predict(later.future_index(timedelta(days=2)))
     # Capacity stays safe: the band holds the true demand. (yhat itself may follow a power-law
     # kernel here: 30 h of this exponential tail fit (1 + t/8h)^-1 about as well, the known

@@ -15,8 +15,9 @@ Cases:
   or 7), seed 23 at 5 min;
 - slow, seeded Prophet (`ebb_until_next_event`): a sale then a second one two days later, cut
   at the second's end: with the setting the forecast falls over the week and its 7-day WAPE is
-  far below the one without it (there the first's new peace level, learnt over the second's
-  ramp and peak, makes the forecast climb for a week);
+  far below the one without it and without `settle_needs_held_level` (there the first's new
+  peace level, learnt over the second's ramp and peak, makes the forecast climb for a week);
+  the held-level rule alone also stops the climb;
 - slow, seeded Prophet (`unseen_borrows_effect`): a pre-sale wave, cut a day after its end with
   the main sale 5 days ahead: with the setting the main sale is forecast above the seasonal
   level (the wave's effect borrowed), the WAPE is lower, the band still spans the forecast
@@ -156,12 +157,17 @@ def test_back_to_back_sales_ebb_counts_until_the_next_event():
                  peace_ratio=1.15)))
     cut = pd.Timestamp(tr.events[1].end).ceil("h")
     fc_on, on = _fit_predict(tr, cut)
-    fc_off, off = _fit_predict(tr, cut, ebb_until_next_event=False)
+    # Without it, and without `settle_needs_held_level` (which also stops a level being learnt
+    # over the second's ramp, tests/test_settle_held.py): the model before both.
+    fc_off, off = _fit_predict(tr, cut, ebb_until_next_event=False, settle_needs_held_level=False)
+    fc_held, held = _fit_predict(tr, cut, ebb_until_next_event=False)
     daily_on = fc_on.frame["yhat"].resample("1D").mean().to_numpy()
     daily_off = fc_off.frame["yhat"].resample("1D").mean().to_numpy()
+    daily_held = fc_held.frame["yhat"].resample("1D").mean().to_numpy()
     assert daily_on[-2] < daily_on[1]  # the ebb falls over the week
     assert daily_off[-2] > 1.5 * daily_off[1]  # without: the first's level learnt over the second climbs
-    assert on["wape"] < 1.2 and off["wape"] > 3.0
+    assert daily_held[-2] < daily_held[1]  # the held-level rule alone stops the climb too
+    assert on["wape"] < 1.2 and held["wape"] < 1.2 and off["wape"] > 3.0
     assert on["wape"] < 0.3 * off["wape"]
 
 
