@@ -503,6 +503,15 @@ class ModelSettings:
     outlier_max_run: timedelta = timedelta(hours=6)
     """Only runs of flagged points at most this long are outliers; a longer departure is a regime
     change (level shift, shutdown) the model must see."""
+    zero_outage_typical: float = 0.9
+    """A run of exact zeros longer than `outlier_max_run`, followed by data again, is a
+    collection outage read as zeros (a logging or scrape gap, a server down), not demand, when
+    at the same times a day and a week before and after (where observed, outside the run) at
+    least this share of the values is not zero: it is then treated as missing, for fitting and
+    calibration alike (noted). Zeros that recur there (an online shop's nights or weekends, a
+    closure on those days too) are demand; a run still going at the end of the history is kept
+    (it cannot be told from demand that stopped). 0 disables. Measured: bench/README.md, "Long
+    outages read as zeros"."""
     warm_reuse: bool = True
     """A warm refit (`fit(history, init=params)` with the same settings, step and modelled
     events) reuses the previous fit's choices: the tau choice when no new ebb point arrived
@@ -768,6 +777,37 @@ def long_tau_with_evidence(best: evf.EbbKernel, sse: dict[evf.EbbKernel, float],
     return min(within, key=lambda k: (abs(math.log(k.tau / centre)), k.tau))
 
 
+def zero_outages(values: pd.Series, step: timedelta, min_run: timedelta, typical: float) -> np.ndarray:
+    """Which points of `values` (a regular series, NaN = missing) are a collection outage read
+    as zeros (`ModelSettings.zero_outage_typical`), pure: runs of exact zeros longer than
+    `min_run` with an observed non-zero value after them, where at least `typical` of the
+    observed values at the same times 1 and 7 days before and after (outside the run) are not
+    zero."""
+    v = values.to_numpy(dtype=float)
+    mask = np.zeros(v.size, dtype=bool)
+    if typical <= 0 or not v.size:
+        return mask
+    zero = v == 0.0
+    later_data = np.flip(np.maximum.accumulate(np.flip(np.isfinite(v) & ~zero)))  # a non-zero at or after i
+    shifts = [int(round(k * timedelta(days=d) / step)) for d in (1, 7) for k in (-1, 1)]
+    i = 0
+    while i < v.size:
+        if not zero[i]:
+            i += 1
+            continue
+        j = i
+        while j < v.size and zero[j]:
+            j += 1
+        if (j - i) * step > min_run and j < v.size and later_data[j]:
+            at = np.concatenate([np.arange(i, j) + o for o in shifts])
+            at = at[(at >= 0) & (at < v.size) & ((at < i) | (at >= j))]
+            seen = v[at][np.isfinite(v[at])]
+            if seen.size and float(np.mean(seen != 0.0)) >= typical:
+                mask[i:j] = True
+        i = j
+    return mask
+
+
 def _robust_sd(r: np.ndarray) -> float:
     """Robust standard deviation of finite residuals `r`: 1.4826 x their median absolute
     deviation from the median (the sd for Gaussian noise, unmoved by a few outliers)."""
@@ -902,6 +942,12 @@ class EbbtideForecaster:
             raise ValueError(f"ebbtide: fit_step {interval_text(self._fit_step)} is not a multiple of the series "
                              f"step {interval_text(history.step)}")
         notes: list[str] = []
+        outage = zero_outages(values, history.step, s.outlier_max_run, s.zero_outage_typical)
+        if outage.any():
+            values = values.mask(outage)
+            notes.append(f"collection outage: {int(outage.sum())} points in runs of zeros longer than "
+                         f"{interval_text(s.outlier_max_run)}, where the same times a day and a week away are not "
+                         f"zero, treated as missing (`zero_outage_typical`)")
         self._tf = Log1pScaled.fit(values.to_numpy(), s.scale_fraction)
         coarse = aggregate_to_grid(values, self._fit_step)
         self._profile = self._within_bucket_profile(values, coarse)
