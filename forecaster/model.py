@@ -790,22 +790,20 @@ def zero_outages(values: pd.Series, step: timedelta, min_run: timedelta, typical
     zero = v == 0.0
     later_data = np.flip(np.maximum.accumulate(np.flip(np.isfinite(v) & ~zero)))  # a non-zero at or after i
     shifts = [int(round(k * timedelta(days=d) / step)) for d in (1, 7) for k in (-1, 1)]
-    i = 0
-    while i < v.size:
-        if not zero[i]:
-            i += 1
-            continue
-        j = i
-        while j < v.size and zero[j]:
-            j += 1
+    for i, j in _true_runs(zero):
         if (j - i) * step > min_run and j < v.size and later_data[j]:
             at = np.concatenate([np.arange(i, j) + o for o in shifts])
             at = at[(at >= 0) & (at < v.size) & ((at < i) | (at >= j))]
             seen = v[at][np.isfinite(v[at])]
             if seen.size and float(np.mean(seen != 0.0)) >= typical:
                 mask[i:j] = True
-        i = j
     return mask
+
+
+def _true_runs(flag: np.ndarray) -> list[tuple[int, int]]:
+    """The [start, end) index ranges of the runs of True in `flag`, in order."""
+    edges = np.diff(np.concatenate([[0], flag.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
 def _robust_sd(r: np.ndarray) -> float:
@@ -1685,18 +1683,10 @@ class EbbtideForecaster:
         max_run = max(1, int(s.outlier_max_run / self._fit_step))
         out = z.copy()
         n = 0
-        i = 0
-        while i < flag.size:
-            if not flag[i]:
-                i += 1
-                continue
-            j = i
-            while j < flag.size and flag[j]:
-                j += 1
+        for i, j in _true_runs(flag):
             if j - i <= max_run:
                 out[i:j] = np.nan
                 n += j - i
-            i = j
         if n:
             notes.append(f"outliers: {n} fit-grid points outside events treated as missing for fitting "
                          f"(|z residual| > {s.outlier_sigma:g} robust sd, runs <= {interval_text(s.outlier_max_run)})")

@@ -7,7 +7,7 @@ Cases (fast, pure, by hand; hourly, `min_run` 6 h, typical 0.9):
 - a run still going at the end of the series, or followed only by missing points: nothing
 - zeros that recur (8 night hours a day, as an online shop's): the nights are not outages, nor
   is a 40 h closure that spans nights (its night hours are zero a day and a week away too)
-- two long runs: both; 0 disables
+- two long runs: both; 0 disables; the run finder by hand (runs at either end, none)
 Case (slow, seeded Prophet): tests/test_model.py's sale series with a 36 h outage of zeros ten
 days before the sale, cut a day after the sale's end: noted, and the week's WAPE is lower than
 with the rule off (where the zeros also widen the band) and close to the series without an
@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import test_model as tm
 
-from forecaster.model import EbbtideForecaster, ModelSettings, zero_outages
+from forecaster.model import EbbtideForecaster, ModelSettings, _true_runs, zero_outages
 from forecaster.series import Series
 
 H = timedelta(hours=1)
@@ -35,6 +35,11 @@ def _series(v) -> pd.Series:
 
 def _mask(v, typical=0.9):
     return zero_outages(_series(v), H, timedelta(hours=6), typical)
+
+
+def test_true_runs_by_hand():
+    assert _true_runs(np.array([1, 1, 0, 1, 0, 0, 1], dtype=bool)) == [(0, 2), (3, 4), (6, 7)]
+    assert _true_runs(np.zeros(3, dtype=bool)) == [] and _true_runs(np.zeros(0, dtype=bool)) == []
 
 
 def test_a_long_zero_run_followed_by_data_is_an_outage():
