@@ -26,16 +26,16 @@ import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO))
 
+import forecast as fb  # noqa: E402  (bench/forecast.py: its --set rules, HORIZON)
 from forecaster.comparison import compare_at_cutoff  # noqa: E402
 from forecaster.csvio import read_series_csv  # noqa: E402
 from forecaster.model import ModelSettings  # noqa: E402
@@ -116,7 +116,7 @@ def run(days: list[int], settings: ModelSettings) -> list[dict]:
             cut = END + pd.Timedelta(days=d)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                c = compare_at_cutoff(s, [event()], cut, timedelta(days=7), settings)
+                c = compare_at_cutoff(s, [event()], cut, fb.HORIZON, settings)
             wapes = {r.model: r.metrics.wape for r in c.runs if r.metrics is not None}
             eb = c.ebbtide
             base = {k: v for k, v in wapes.items() if k != eb.model and math.isfinite(v)}
@@ -149,11 +149,8 @@ def main(argv=None) -> int:
                     help="override a ModelSettings field (bench/forecast.py's --set), e.g. settle_needs_held_level=false")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     a = ap.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from forecast import _parse_override  # the same --set rules as the forecast bench
-
-    overrides = dict(_parse_override(x) for x in a.set)
-    settings = ModelSettings(horizon_hint=timedelta(days=7), **overrides)
+    overrides = dict(fb._parse_override(x) for x in a.set)  # the same --set rules as the forecast bench
+    settings = ModelSettings(horizon_hint=fb.HORIZON, **overrides)
     rows = run([int(x) for x in a.days.split(",")], settings)
     if a.json:
         print(json.dumps({"rows": rows, "summary": summary(rows), "set": a.set}, indent=1))

@@ -882,9 +882,8 @@ class EbbtideForecaster:
         self.events = tuple(events)
         self.settings = settings or ModelSettings()
         self._fitted_ok = False
-        self._unheld = False
-        self._hedge: _Fitted | None = None
-        self._hedge_mean = False
+        self._hedge: _Fitted | None = None  # `settle_unheld_hedge`: the fit with a level not yet held
+        self._hedge_mean = False  # ... which fits the ebb better: yhat halfway to it
         self._ceiling: tuple[float, tuple[str, ...]] | None = None
         self._ramp_caps: tuple[tuple[Event, float], ...] = ()  # `ramp_ceiling`: (occurrence, cap)
         self._lift_used: frozenset[str] = frozenset()  # events sized by their `lift` in the chosen fit
@@ -1109,8 +1108,8 @@ class EbbtideForecaster:
                 if any(c.endswith(":settle") for c in refit.columns):
                     fits[t] = refit
         self._best = fits[best_tau]
-        self._hedge = self._unheld_settle_fit(coarse.index, z, hedge_kernels, names, hinted, observed, ebb_mask,
-                                              stan_init, notes)
+        self._hedge, self._hedge_mean = self._unheld_settle_fit(coarse.index, z, hedge_kernels, names, hinted,
+                                                                observed, ebb_mask, stan_init, notes)
         self._pool_notes(hist_end, notes)
         if self._best.carried:
             notes.append(f"ebb starts at the event's fitted level at its end (at least the level without it) "
@@ -1346,10 +1345,10 @@ class EbbtideForecaster:
         return m
 
     def _fit_prophet(self, grid: pd.DatetimeIndex, z: np.ndarray, taus: dict[str, timedelta],
-                     init: dict[str, Any] | None, span_days: float | None = None) -> _Fitted:
+                     init: dict[str, Any] | None, span_days: float | None = None, unheld: bool = False) -> _Fitted:
         feats = self._features(grid, taus) if taus else pd.DataFrame(index=grid)
         ok = np.isfinite(z)
-        columns = tuple(c for c in feats.columns if self._learnable(c, feats[c].to_numpy(), ok, grid))
+        columns = tuple(c for c in feats.columns if self._learnable(c, feats[c].to_numpy(), ok, grid, unheld))
         df = pd.DataFrame({"ds": grid.tz_convert(self.settings.calendar_tz).tz_localize(None)})
         for c in columns:
             df[c] = feats[c].to_numpy()
@@ -1545,45 +1544,40 @@ class EbbtideForecaster:
         return tuple(out)
 
     def _unheld_settle_fit(self, grid: pd.DatetimeIndex, z: np.ndarray, kernels, names, hinted, observed,
-                           ebb_mask: np.ndarray, stan_init, notes: list[str]) -> _Fitted | None:
+                           ebb_mask: np.ndarray, stan_init, notes: list[str]) -> tuple[_Fitted | None, bool]:
         """`settle_unheld_hedge`: with the chosen fit holding no new peace level, each of `kernels`
         (the candidates that may carry one) refitted with a level that the observed ebb supports
         but has not shown holding yet; of those whose level is learnt and not below the observed
-        tail (`settle_floor`), the one with the lowest mean |z error| on the observed ebb, or
-        None. `_hedge_mean`: it fits the ebb better than the chosen fit (the rule without
+        tail (`settle_floor`), the one with the lowest mean |z error| on the observed ebb (None:
+        no such fit), and whether it fits the ebb better than the chosen fit (the rule without
         `settle_needs_held_level` would then have forecast its level), so yhat moves halfway."""
         s = self.settings
-        if not (s.settle_level and s.settle_needs_held_level and s.settle_unheld_hedge and names and kernels
-                and self._use_settle) or any(c.endswith(":settle") for c in self._best.columns):
-            return None
-        if not ebb_mask.any():
-            return None
+        if (not (s.settle_level and s.settle_needs_held_level and s.settle_unheld_hedge and names and kernels
+                 and self._use_settle and ebb_mask.any())
+                or any(c.endswith(":settle") for c in self._best.columns)):
+            return None, False
 
         def loss_of(fit: _Fitted) -> float:
             return float(np.mean(np.abs(z[ebb_mask] - self._predict_z(fit, grid)[ebb_mask])))
 
         best, best_loss = None, math.inf
-        self._unheld = True
-        try:
-            for kernel in kernels:
-                taus = {n: hinted.get(n) or kernel for n in names}
-                feats = self._features(grid, taus)
-                if not any(self._learnable(c, feats[c].to_numpy(), observed, grid)
-                           for c in feats.columns if c.endswith(":settle")):
-                    continue
-                fit = self._fit_prophet(grid, z, taus, stan_init)
-                if not any(c.endswith(":settle") for c in fit.columns) or (
-                        s.settle_floor and self._settle_below_tail(fit, grid, observed)):
-                    continue
-                loss = loss_of(fit)
-                if loss < best_loss:
-                    best, best_loss = fit, loss
-        finally:
-            self._unheld = False
+        for kernel in kernels:
+            taus = {n: hinted.get(n) or kernel for n in names}
+            feats = self._features(grid, taus)
+            if not any(self._learnable(c, feats[c].to_numpy(), observed, grid, unheld=True)
+                       for c in feats.columns if c.endswith(":settle")):
+                continue
+            fit = self._fit_prophet(grid, z, taus, stan_init, unheld=True)
+            if not any(c.endswith(":settle") for c in fit.columns) or (
+                    s.settle_floor and self._settle_below_tail(fit, grid, observed)):
+                continue
+            loss = loss_of(fit)
+            if loss < best_loss:
+                best, best_loss = fit, loss
         if best is None:
-            return None
-        self._hedge_mean = best_loss < loss_of(self._best)
-        if self._hedge_mean:
+            return None, False
+        mean = best_loss < loss_of(self._best)
+        if mean:
             notes.append(f"a new peace level fits the observed ebb better than the chosen fit but is not yet seen "
                          f"holding for {interval_text(s.min_settle_tail)}: the forecast is the mean (in z) of the "
                          f"fits with and without it, the interval spans both (`settle_unheld_hedge`)")
@@ -1591,15 +1585,17 @@ class EbbtideForecaster:
             notes.append(f"a new peace level is learnable from the observed ebb but not yet seen holding for "
                          f"{interval_text(s.min_settle_tail)}: the interval also spans the fit with it "
                          f"(`settle_unheld_hedge`)")
-        return best
+        return best, mean
 
-    def _learnable(self, col: str, x: np.ndarray, ok: np.ndarray, grid: pd.DatetimeIndex) -> bool:
+    def _learnable(self, col: str, x: np.ndarray, ok: np.ndarray, grid: pd.DatetimeIndex,
+                   unheld: bool = False) -> bool:
         """Can the history identify this regressor's coefficient? A column zero or constant over
         the observed points has nothing to learn; `tail` needs `min_tail` of observed ebb;
         `settle` needs `min_settle_tail` of it and half of the move to the new level observed
         (settle >= 0.5, i.e. at least tau * ln 2 of tail), else it would extrapolate a few
-        hours' misfit for the whole horizon. With `ebb_until_next_event` only the ebb observed
-        before the next event's start counts for both."""
+        hours' misfit for the whole horizon; with `settle_needs_held_level` (and not `unheld`,
+        the hedge's refits) only the ebb from half of the move on counts. With
+        `ebb_until_next_event` only the ebb observed before the next event's start counts for both."""
         if not ok.any():
             return False
         xo = x[ok]
@@ -1611,7 +1607,7 @@ class EbbtideForecaster:
             if not xo.size:
                 return False
         if kind == "settle":
-            held = xo >= 0.5 if self.settings.settle_needs_held_level and not self._unheld else xo > 0
+            held = xo >= 0.5 if self.settings.settle_needs_held_level and not unheld else xo > 0
             return (float(xo.max()) >= 0.5
                     and int(np.sum(held)) * self._fit_step >= self.settings.min_settle_tail)
         if kind == "tail":
