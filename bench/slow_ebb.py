@@ -13,6 +13,8 @@ adds more) and forecast 7 days, Ebbtide against every baseline, as `ebbtide back
     .venv/bin/python bench/slow_ebb.py                                   # the table (~1-2 min)
     .venv/bin/python bench/slow_ebb.py --set settle_needs_held_level=false   # the rule before
     .venv/bin/python bench/slow_ebb.py --days 1,2,3 --json
+    .venv/bin/python bench/slow_ebb.py --days 1,2 --only hourly,30min --declare exact,peak-3h,shift-8h
+                                     # the sale declared as a person may get it wrong (DECLARATIONS)
 
 No file is read; the traces are generated (seeded) on each run.
 """
@@ -103,27 +105,46 @@ def trace(p: Probe, seed: int = 7) -> Series:
         return read_series_csv(path)
 
 
-def event() -> Event:
-    return Event(name="big-sale", kind="sale", start=(PEAK - pd.Timedelta(hours=6)).isoformat(),
-                 peak=PEAK.isoformat(), end=END.isoformat())
+def event(shift_h: float = 0.0, peak_to_end_h: float = 2.0, ramp_h: float = 6.0) -> Event:
+    """The sale as declared: the generator's ramp start, peak and end (shift 0), or moved."""
+    peak = PEAK + pd.Timedelta(hours=shift_h)
+    return Event(name="big-sale", kind="sale", start=(peak - pd.Timedelta(hours=ramp_h)).isoformat(),
+                 peak=peak.isoformat(), end=(peak + pd.Timedelta(hours=peak_to_end_h)).isoformat())
 
 
-def run(days: list[int], settings: ModelSettings) -> list[dict]:
+DECLARATIONS = {
+    "exact": lambda: [event()],
+    "peak+3h": lambda: [event(3)],  # the whole entry 3 h late
+    "peak-3h": lambda: [event(-3)],  # 3 h early: the declared end is 1 h before the real peak
+    "shift-8h": lambda: [event(-8)],  # a +08:00 local time written as UTC: over before the peak
+    "end=peak": lambda: [event(peak_to_end_h=0)],
+    "end+12h": lambda: [event(peak_to_end_h=14)],
+    "start-late": lambda: [event(ramp_h=1)],  # the ramp is not declared
+    "day-window": lambda: [event(peak_to_end_h=12, ramp_h=12)],  # the whole (UTC) day of the peak
+    "none": lambda: [],  # no calendar entry at all
+}
+"""How the sale is declared (`--declare`): a calendar entry is a person's, and may be off."""
+
+
+def run(days: list[int], settings: ModelSettings, only: tuple[str, ...] = (),
+        declare: tuple[str, ...] = ("exact",)) -> list[dict]:
     rows = []
     for p in PROBES:
+        if only and not any(o in p.name for o in only):
+            continue
         s = trace(p)
-        for d in days:
+        for d, how in ((d, how) for d in days for how in declare):
             cut = END + pd.Timedelta(days=d)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                c = compare_at_cutoff(s, [event()], cut, fb.HORIZON, settings)
+                c = compare_at_cutoff(s, DECLARATIONS[how](), cut, fb.HORIZON, settings)
             wapes = {r.model: r.metrics.wape for r in c.runs if r.metrics is not None}
             eb = c.ebbtide
             base = {k: v for k, v in wapes.items() if k != eb.model and math.isfinite(v)}
             best = min(base, key=base.get)
             notes = eb.forecast.notes
             rows.append({
-                "trace": p.name, "cut": f"end +{d}d", "ebbtide_wape": wapes[eb.model],
+                "trace": p.name, "cut": f"end +{d}d", "declared": how, "ebbtide_wape": wapes[eb.model],
                 "coverage": eb.metrics.coverage, "best_baseline": best, "best_wape": base[best],
                 "ratio_to_best": wapes[eb.model] / base[best] if base[best] > 0 else None,
                 "level": ("forecast" if any(n.startswith("new peace level after the ebb") for n in notes)
@@ -147,18 +168,28 @@ def main(argv=None) -> int:
     ap.add_argument("--days", default="1", help="cuts: days after the event's end, comma-separated (default 1)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a ModelSettings field (bench/forecast.py's --set), e.g. settle_needs_held_level=false")
+    ap.add_argument("--only", default="", help="traces whose name contains one of these (comma-separated)")
+    ap.add_argument("--declare", default="exact",
+                    help=f"how the sale is declared, comma-separated: {', '.join(DECLARATIONS)} (default exact)")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     a = ap.parse_args(argv)
+    declare = tuple(a.declare.split(","))
+    if unknown := [x for x in declare if x not in DECLARATIONS]:
+        ap.error(f"--declare: unknown {', '.join(unknown)} (one of {', '.join(DECLARATIONS)})")
     overrides = dict(fb._parse_override(x) for x in a.set)  # the same --set rules as the forecast bench
     settings = ModelSettings(horizon_hint=fb.HORIZON, **overrides)
-    rows = run([int(x) for x in a.days.split(",")], settings)
+    rows = run([int(x) for x in a.days.split(",")], settings, tuple(x for x in a.only.split(",") if x), declare)
     if a.json:
         print(json.dumps({"rows": rows, "summary": summary(rows), "set": a.set}, indent=1))
         return 0
-    print(f"{'trace':26} {'cut':9} {'Ebbtide':>8} {'cov':>5} {'best baseline':>20} {'wape':>6} {'ratio':>6} level")
+    print(f"{'trace':26} {'cut':9} {'declared':10} {'Ebbtide':>8} {'cov':>5} {'best baseline':>20} {'wape':>6} "
+          f"{'ratio':>6} level")
     for x in rows:
-        print(f"{x['trace']:26} {x['cut']:9} {100 * x['ebbtide_wape']:7.0f}% {100 * x['coverage']:4.0f}% "
-              f"{x['best_baseline']:>20} {100 * x['best_wape']:5.0f}% {x['ratio_to_best']:6.2f} {x['level']}")
+        print(f"{x['trace']:26} {x['cut']:9} {x['declared']:10} {100 * x['ebbtide_wape']:7.0f}% "
+              f"{100 * x['coverage']:4.0f}% {x['best_baseline']:>20} {100 * x['best_wape']:5.0f}% "
+              f"{x['ratio_to_best']:6.2f} {x['level']}")
+    for how in declare if len(declare) > 1 else ():
+        print(f"declared {how}: {summary([x for x in rows if x['declared'] == how])}")
     print(summary(rows))
     return 0
 

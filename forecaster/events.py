@@ -315,3 +315,124 @@ def holidays_frame(
     hi = pd.Timestamp(until.astimezone(zone).date()) + pd.Timedelta(days=400)
     frame = frame[(frame["ds"] >= lo) & (frame["ds"] <= hi)]
     return frame.sort_values(["ds", "holiday"]).reset_index(drop=True)
+
+
+def typical_ratio(values: pd.Series, occ: Sequence[Event], step: timedelta,
+                  quiet_after: timedelta) -> tuple[np.ndarray, float] | None:
+    """Each fit-grid value (left-labelled, `step` apart, NaN = missing) as a ratio to the
+    typical level of its time of the week (time of day with under two weeks of quiet history):
+    the median over quiet points, outside every occurrence of `occ` and its `quiet_after` (the
+    ebb; only the windows themselves when that leaves under 2 points). Returns (ratio, the
+    median of all quiet points), or None without quiet points. NaN where missing."""
+    v = values.to_numpy(dtype=float)
+    idx = values.index
+    t = _midpoints_s(idx, step)
+    finite = np.isfinite(v)
+    quiet = finite & ~in_or_after(idx, occ, quiet_after, step)
+    if quiet.sum() < 2:
+        quiet = finite & ~in_or_after(idx, occ, timedelta(0), step)
+    if not quiet.any():
+        return None
+    utc = idx.tz_convert("UTC")
+    slot = ((utc.hour * 3600 + utc.minute * 60 + utc.second) // max(int(step.total_seconds()), 1)).to_numpy()
+    if (t[quiet].max() - t[quiet].min()) >= 2 * 7 * 86400:  # two quiet weeks: the time of the week
+        slot = slot + (10 ** 6) * utc.day_of_week.to_numpy()
+    overall = float(np.median(v[quiet]))
+    typical = np.full(v.shape, overall)
+    for s_ in np.unique(slot):
+        m = quiet & (slot == s_)
+        if m.any():
+            typical[slot == s_] = float(np.median(v[m]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(finite & (typical > 0), v / typical, np.nan), overall
+
+
+def undeclared_excursions(values: pd.Series, occ: Sequence[Event], step: timedelta, quiet_after: timedelta,
+                          min_ratio: float, min_run: timedelta) -> list[tuple[pd.Timestamp, float, timedelta]]:
+    """Runs of the history at least `min_ratio` x the typical level (`typical_ratio`) for
+    longer than `min_run`, outside a day before any occurrence of `occ` and its `quiet_after`:
+    an event nobody declared, which the model fits as ordinary traffic. (peak time, peak ratio,
+    run length) per run. Shorter runs are the outlier screen's (masked for fitting)."""
+    typ = typical_ratio(values, occ, step, quiet_after)
+    if typ is None:
+        return []
+    ratio, overall = typ
+    v = values.to_numpy(dtype=float)
+    near = in_or_after(values.index + timedelta(days=1), occ, quiet_after + timedelta(days=1), step)
+    high = np.nan_to_num(ratio, nan=0.0) >= min_ratio
+    high &= (np.nan_to_num(v, nan=0.0) >= min_ratio * overall) & ~near
+    out = []
+    for i, j in true_runs(high):
+        if (j - i) * step > min_run:
+            k = i + int(np.nanargmax(ratio[i:j]))
+            out.append((values.index[k], float(ratio[k]), (j - i) * step))
+    return out
+
+
+def true_runs(flag: np.ndarray) -> list[tuple[int, int]]:
+    """The [start, end) index ranges of the runs of True in `flag`, in order."""
+    edges = np.diff(np.concatenate([[0], flag.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+_CLEARLY_HIGHER = 1.25
+"""`align_to_observed`: how much higher (as a ratio to the typical level) the peak after the
+declared end must be than the highest point inside the window: a sale held on a plateau through
+its end is as high one bucket later by noise alone."""
+
+
+def align_to_observed(occ: Sequence[Event], values: pd.Series, step: timedelta, within: timedelta,
+                      min_ratio: float, quiet_after: timedelta) -> tuple[list[Event], list[str]]:
+    """Occurrences whose traffic kept rising after the declared end, moved to the observed peak.
+
+    A calendar's times are a person's: a peak written in local time as UTC, or the announced
+    start of a show whose crowd peaks hours later. Take the fit-grid bucket (`values`:
+    left-labelled, `step` apart, NaN = missing) with the highest ratio to the typical level
+    (`typical_ratio`) in the `within` after an occurrence's declared end. When that ratio is at
+    least `min_ratio` (a clear excursion, not a normal evening), the bucket is `min_ratio` x the
+    median of all quiet points too (a night busier than usual is no sale's peak), and the ratio
+    is `_CLEARLY_HIGHER` x the highest inside [start, end), the traffic peaked after the
+    declared end: the whole entry moves so that its peak is that bucket (ramp and hold keep
+    their declared lengths; the end at least a step after the peak), and the ebb starts where
+    the traffic falls, not inside the rise. An end placed late costs little (the hold absorbs
+    the first hours of the ebb); one placed at the peak of a sale that holds its level for hours
+    made the hold look like a new level. Only occurrences whose whole `within` is observed are
+    moved (cut inside it, the highest point so far need not be the peak), and none whose
+    `within` reaches another occurrence's start (that one explains the rise). Returns
+    (occurrences, notes)."""
+    if within <= timedelta(0) or not len(occ):
+        return list(occ), []
+    typ = typical_ratio(values, occ, step, quiet_after)
+    if typ is None:
+        return list(occ), []
+    ratio, overall = typ
+    v = values.to_numpy(dtype=float)
+    idx = values.index
+    t = _midpoints_s(idx, step)
+    finite = np.isfinite(v)
+    last = float(t[finite].max()) if finite.any() else -np.inf
+    out, notes = [], []
+    for e in occ:
+        s0, e0 = _epoch_s(e.start), _epoch_s(e.end)
+        stop = e0 + within.total_seconds()
+        later = [_epoch_s(o.start) for o in occ if o is not e and _epoch_s(o.start) >= e0]
+        inside_m = (t >= s0) & (t < e0) & np.isfinite(ratio)
+        after_m = (t >= e0) & (t < stop) & np.isfinite(ratio)
+        if (last < stop - step.total_seconds() or any(x < stop for x in later)
+                or not after_m.any() or not inside_m.any()):
+            out.append(e)
+            continue
+        r_in = float(np.max(ratio[inside_m]))
+        i = int(np.flatnonzero(after_m)[np.argmax(ratio[after_m])])
+        if ratio[i] >= min_ratio and ratio[i] >= _CLEARLY_HIGHER * r_in and v[i] >= min_ratio * overall:
+            peak = idx[i].to_pydatetime()
+            by = peak - e.peak
+            moved = e.model_copy(update={"start": e.start + by, "peak": peak, "end": max(e.end + by, peak + step)})
+            notes.append(f"{e.name}: traffic rose after the declared end {e.end.isoformat()} to {ratio[i]:.1f}x "
+                         f"the typical level at {peak.isoformat()} (inside the declared window at most "
+                         f"{r_in:.1f}x): the entry is fitted {interval_text(by)} later, its peak there "
+                         f"(`event_align_within`)")
+            out.append(moved)
+        else:
+            out.append(e)
+    return out, notes

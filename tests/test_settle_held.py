@@ -39,6 +39,9 @@ def _cut_a_day_after(tau_h: float, seed: int, monkeypatch):
 
 
 def _run(hist, fut, **settings):
+    # The level rules alone: without the exponential/power-law hedge (`ebb_family_hedge`; its
+    # own tests in tests/test_family_hedge.py run these series with it).
+    settings.setdefault("ebb_family_hedge", False)
     return EbbtideForecaster([tm.SALE], ModelSettings(**settings)).fit(hist).predict(fut)
 
 

@@ -55,3 +55,18 @@ def test_summary_counts_by_hand():
     assert "2 <= 0.5, 1 > 1" in text
     assert "worst 1.70" in text
     assert "coverage of yhat_upper >= 0.9 on 3/4" in text
+
+
+def test_declarations_by_hand():
+    h = pd.Timedelta(hours=1)
+    (exact,) = bench.DECLARATIONS["exact"]()
+    assert (exact.start, exact.peak, exact.end) == (bench.PEAK - 6 * h, bench.PEAK, bench.END)
+    (early,) = bench.DECLARATIONS["shift-8h"]()
+    assert early.end == bench.PEAK - 6 * h  # over before the real ramp starts
+    (late_end,) = bench.DECLARATIONS["end+12h"]()
+    assert late_end.end == bench.END + 12 * h and late_end.peak == bench.PEAK
+    (day,) = bench.DECLARATIONS["day-window"]()
+    assert (day.start, day.end) == (bench.PEAK.normalize(), bench.PEAK.normalize() + 24 * h)
+    assert bench.DECLARATIONS["none"]() == []
+    with pytest.raises(SystemExit):
+        bench.main(["--declare", "exact,tomorrow"])

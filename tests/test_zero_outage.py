@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 import test_model as tm
 
-from forecaster.model import EbbtideForecaster, ModelSettings, _true_runs, zero_outages
+from forecaster.events import true_runs
+from forecaster.model import EbbtideForecaster, ModelSettings, zero_outages
 from forecaster.series import Series
 
 H = timedelta(hours=1)
@@ -38,8 +39,8 @@ def _mask(v, typical=0.9):
 
 
 def test_true_runs_by_hand():
-    assert _true_runs(np.array([1, 1, 0, 1, 0, 0, 1], dtype=bool)) == [(0, 2), (3, 4), (6, 7)]
-    assert _true_runs(np.zeros(3, dtype=bool)) == [] and _true_runs(np.zeros(0, dtype=bool)) == []
+    assert true_runs(np.array([1, 1, 0, 1, 0, 0, 1], dtype=bool)) == [(0, 2), (3, 4), (6, 7)]
+    assert true_runs(np.zeros(3, dtype=bool)) == [] and true_runs(np.zeros(0, dtype=bool)) == []
 
 
 def test_a_long_zero_run_followed_by_data_is_an_outage():
