@@ -6,6 +6,7 @@ Cases (fast; no Prophet fit):
   + 1 day is what the exponential with tau 30 h leaves (Poisson noise: within 15%)
 - the outage probe holds 36 hours of zeros; the tiny probe's values are around 0.004
 - summary: median, <= 0.5, > 1, worst and coverage counted on hand-made rows
+- the wrong declarations (`--declare`): their times by hand; an unknown one is refused
 """
 from __future__ import annotations
 
