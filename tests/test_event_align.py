@@ -116,10 +116,7 @@ def test_a_sale_declared_8h_early_is_fitted_from_its_observed_peak():
     from forecaster.model import EbbtideForecaster, ModelSettings
 
     early = tm.SALE.model_copy(update={k: getattr(tm.SALE, k) - 8 * H for k in ("start", "peak", "end")})
-    all_s, _ = tm.hourly_series(35, seed=2)
-    hist = all_s.before(tm.SALE_PEAK + pd.Timedelta(hours=4 + 24))
-    fut = hist.future_index(timedelta(days=7))
-    actual = all_s.values.reindex(fut).to_numpy()
+    hist, fut, actual = tm.day_after_end(2)
     on = EbbtideForecaster([early], ModelSettings()).fit(hist).predict(fut)
     off = EbbtideForecaster([early], ModelSettings(event_align_within=timedelta(0))).fit(hist).predict(fut)
     assert any("event_align_within" in n for n in on.notes)
@@ -150,8 +147,7 @@ def test_the_model_notes_an_undeclared_event():
 
     from forecaster.model import EbbtideForecaster, ModelSettings
 
-    all_s, _ = tm.hourly_series(35, seed=2)
-    hist = all_s.before(tm.SALE_PEAK + pd.Timedelta(hours=4 + 24))
+    hist, _, _ = tm.day_after_end(2)
     bare = EbbtideForecaster([], ModelSettings()).fit(hist)
     assert any(n.startswith("undeclared event?") for n in bare.notes)
     assert not any(n.startswith("undeclared event?")

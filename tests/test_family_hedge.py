@@ -38,10 +38,7 @@ def _hedged(f) -> bool:
 
 @pytest.mark.parametrize("seed", [1, 3])
 def test_a_day_of_exponential_tail_is_not_forecast_as_a_power_law_alone(seed):
-    all_s, _ = tm.hourly_series(35, seed=seed)
-    hist = all_s.before(tm.SALE_PEAK + pd.Timedelta(hours=4 + 24))  # a day after the end
-    fut = hist.future_index(timedelta(days=7))
-    actual = all_s.values.reindex(fut).to_numpy()
+    hist, fut, actual = tm.day_after_end(seed)
     off_m = EbbtideForecaster([tm.SALE], ModelSettings(ebb_family_hedge=False)).fit(hist)
     off = off_m.predict(fut)
     assert off_m.chosen_ebb[tm.SALE.name].alpha > 0  # the trap: a power law alone
@@ -60,13 +57,9 @@ def test_a_day_of_exponential_tail_is_not_forecast_as_a_power_law_alone(seed):
 
 
 def test_a_power_law_ebb_is_hedged_too_and_the_week_is_closer():
-    from datetime import datetime, timezone
+    from test_longtail import power_sale_trace
 
-    from forecaster.synthetic import SaleSpec, generate
-
-    spec = SaleSpec(peak_multiplier=10.0, peace_ratio=1.0, ebb_shape="power", ebb_alpha=1.0,
-                    ebb_tau=timedelta(hours=12))  # tests/test_longtail.py's trace
-    trace = generate(datetime(2026, 10, 1, tzinfo=timezone.utc), 42, timedelta(hours=1), 11, spec, outages=0)
+    trace = power_sale_trace()
     cut = pd.Timestamp(trace.events[0].end).ceil("h") + pd.Timedelta(days=1)
     hist = trace.series.before(cut)
     fut = hist.future_index(timedelta(days=7))

@@ -45,11 +45,16 @@ def _run(trace, cut: pd.Timestamp, settings: ModelSettings):
     return model, y, model.predict(idx).yhat.to_numpy()
 
 
-@pytest.fixture(scope="module")
-def power_trace():
+def power_sale_trace():
+    """Hourly, 11 weeks, a 10x sale ebbing as (1 + t/12 h)^-1 back to the old level (seed 42)."""
     spec = SaleSpec(peak_multiplier=10.0, peace_ratio=1.0, ebb_shape="power", ebb_alpha=1.0,
                     ebb_tau=timedelta(hours=12))
     return generate(datetime(2026, 10, 1, tzinfo=timezone.utc), 42, timedelta(hours=1), 11, spec, outages=0)
+
+
+@pytest.fixture(scope="module")
+def power_trace():
+    return power_sale_trace()
 
 
 @pytest.mark.parametrize("days_after", [1, 3])

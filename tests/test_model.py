@@ -96,6 +96,15 @@ def hourly_series(days: float, seed=1, with_sale=True) -> tuple[Series, pd.Datet
     return all_s, full
 
 
+def day_after_end(seed: int, days: float = 35) -> tuple[Series, pd.DatetimeIndex, np.ndarray]:
+    """`hourly_series(days, seed)` cut a day after the sale's end (4 h after its peak): the
+    history, the next 7 days' index and the actual values there."""
+    all_s, _ = hourly_series(days, seed=seed)
+    hist = all_s.before(SALE_PEAK + pd.Timedelta(hours=4 + 24))
+    fut = hist.future_index(timedelta(days=7))
+    return hist, fut, all_s.values.reindex(fut).to_numpy()
+
+
 def wape(y, f):
     return float(np.abs(y - f).sum() / np.abs(y).sum())
 

@@ -32,10 +32,7 @@ from forecaster.model import EbbtideForecaster, ModelSettings
 
 def _cut_a_day_after(tau_h: float, seed: int, monkeypatch):
     monkeypatch.setattr(tm, "TAU_TRUE_H", tau_h)
-    all_s, _ = tm.hourly_series(35, seed=seed)
-    hist = all_s.before(tm.SALE_PEAK + pd.Timedelta(hours=4 + 24))  # the end is 4 h after the peak
-    fut = hist.future_index(timedelta(days=7))
-    return hist, fut, all_s.values.reindex(fut).to_numpy()
+    return tm.day_after_end(seed)
 
 
 def _run(hist, fut, **settings):
