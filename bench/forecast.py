@@ -58,7 +58,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -692,6 +692,12 @@ def summary_text(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _calendar(case: Case, none: bool) -> Case:
+    """`case` as run: with `--no-calendar` (`none`), Ebbtide gets no events (the cuts, chosen from
+    them, and their groups stay)."""
+    return replace(case, events=()) if none else case
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
@@ -718,6 +724,10 @@ def main(argv: list[str] | None = None) -> int:
                         "work; --country still applies to --csv)")
     p.add_argument("--synthetic", action="store_true",
                    help="also run the seeded synthetic suite (the generalisation check)")
+    p.add_argument("--no-calendar", action="store_true",
+                   help="give Ebbtide no event calendar (every sale, live event and holiday left undeclared; "
+                        "country holidays still apply; with --csv, --events still chooses the cuts): the events "
+                        "are then only what the history shows (`undeclared_events`); cuts and groups stay")
     args = p.parse_args(argv)
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     SETTINGS_OVERRIDES.update(dict(_parse_override(t) for t in args.set))
@@ -732,8 +742,8 @@ def main(argv: list[str] | None = None) -> int:
         from policies.errors import EbbtideError
 
         try:
-            rows.extend(run_case(custom_case(args.csv, args.events, args.cut, args.tz, args.country),
-                                 args.repeats, log, cache=cache))
+            rows.extend(run_case(_calendar(custom_case(args.csv, args.events, args.cut, args.tz, args.country),
+                                           args.no_calendar), args.repeats, log, cache=cache))
         except (EbbtideError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -746,12 +756,12 @@ def main(argv: list[str] | None = None) -> int:
         if not (DATA / case.file).exists():
             log(f"skipping {case.file}: not in {DATA}")
             continue
-        rows.extend(run_case(case, args.repeats, log, cache=cache))
+        rows.extend(run_case(_calendar(case, args.no_calendar), args.repeats, log, cache=cache))
     if args.synthetic:
         for case, series in synthetic_cases():
             if args.only and args.only not in case.file and args.only != synthetic_group(case.file):
                 continue
-            rows.extend(run_case(case, args.repeats, log, series=series, cache=cache))
+            rows.extend(run_case(_calendar(case, args.no_calendar), args.repeats, log, series=series, cache=cache))
     if cache is not None:
         args.baseline_cache.write_text(json.dumps(cache))
     if args.json:

@@ -39,6 +39,7 @@ calendar days in a chosen zone).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -347,25 +348,124 @@ def typical_ratio(values: pd.Series, occ: Sequence[Event], step: timedelta,
         return np.where(finite & (typical > 0), v / typical, np.nan), overall
 
 
+_CLEARLY_HIGHER = 1.25
+"""`align_to_observed`: how much higher (as a ratio to the typical level) the peak after the
+declared end must be than the highest point inside the window: a sale held on a plateau through
+its end is as high one bucket later by noise alone. `undeclared_excursions`: the same margin
+tells a hold (within it of the peak) from the ebb."""
+
+
+UNDECLARED_PREFIX = "undeclared-"
+"""Name prefix of an occurrence inferred from the history (`Excursion.event`): it is modelled like
+a declared one, but never lends its size to an unseen event of the calendar."""
+
+_RAMP_FLOOR = 1.25
+"""`undeclared_excursions`: going back from a run, the inferred event starts where the traffic
+was last under this many times the typical level (noise on quiet buckets stays under it)."""
+
+_LONGEST_RAMP = timedelta(days=3)
+"""`undeclared_excursions`: how far back from the run the inferred ramp may reach."""
+
+_REBOUND = 2.0
+"""`undeclared_excursions`: a run inside the ebb of the one before is another event when its
+peak (smoothed ratio) stands this many times above the lowest point since the earlier peak."""
+
+
+@dataclass(frozen=True)
+class Excursion:
+    """A run of the history well above the typical level that no calendar entry explains
+    (`undeclared_excursions`), with the event times it implies. Times are fit-grid buckets
+    (left-labelled); `end` is the end of the last bucket of the hold."""
+
+    start: pd.Timestamp
+    """The inferred ramp's start: going back from the run, the last bucket under `_RAMP_FLOOR`
+    x typical, plus a step (at most `_LONGEST_RAMP` back). Ratios here and for `end` are
+    smoothed over an hour (a centred mean of 3 buckets at least)."""
+    peak: pd.Timestamp
+    """The bucket with the highest ratio to the typical level (unsmoothed)."""
+    end: pd.Timestamp
+    """The event's end: from the peak on, the hold (the smoothed ratio within `_CLEARLY_HIGHER`
+    of its value at the peak), then the fast fall (the ratio an hour later still
+    `_CLEARLY_HIGHER` x lower; at most 12 h of it): the ebb is the slow part after that knee."""
+    ratio: float
+    """The peak's ratio to the typical level."""
+    run: timedelta
+    """How long the traffic stood at least `min_ratio` x typical."""
+    fallen: bool
+    """The hold ended inside the history and the last observed bucket is clearly under the peak
+    (smoothed ratio at most the peak's / `_CLEARLY_HIGHER`): the peak is past, the ebb under way."""
+
+    def event(self) -> Event:
+        """The calendar entry this run implies (kind `joint_live`: a spike, its cause unknown)."""
+        return Event(name=f"{UNDECLARED_PREFIX}{self.peak.tz_convert('UTC'):%Y%m%dT%H%MZ}", kind="joint_live",
+                     start=self.start.to_pydatetime(), peak=self.peak.to_pydatetime(),
+                     end=self.end.to_pydatetime())
+
+
 def undeclared_excursions(values: pd.Series, occ: Sequence[Event], step: timedelta, quiet_after: timedelta,
-                          min_ratio: float, min_run: timedelta) -> list[tuple[pd.Timestamp, float, timedelta]]:
-    """Runs of the history at least `min_ratio` x the typical level (`typical_ratio`) for
-    longer than `min_run`, outside a day before any occurrence of `occ` and its `quiet_after`:
-    an event nobody declared, which the model fits as ordinary traffic. (peak time, peak ratio,
-    run length) per run. Shorter runs are the outlier screen's (masked for fitting)."""
+                          min_ratio: float, min_run: timedelta) -> list[Excursion]:
+    """Runs of the history (`values`: fit-grid buckets, left-labelled, `step` apart, NaN =
+    missing) at least `min_ratio` x the typical level (`typical_ratio`) for longer than
+    `min_run` (dips of up to an hour inside a run tolerated), outside a day before any
+    occurrence of `occ` and its `quiet_after`: an event
+    nobody declared, which the model fits as ordinary traffic unless told (or inferring) it.
+    Shorter runs are the outlier screen's (masked for fitting). One `Excursion` per run, in
+    order; a run inside the `quiet_after` of the one before is its ebb (as for a declared
+    event), not another, unless its peak stands `_REBOUND` x above the lowest (smoothed) point
+    since the earlier peak (a second sale: its ramp then starts after that trough)."""
     typ = typical_ratio(values, occ, step, quiet_after)
     if typ is None:
         return []
     ratio, overall = typ
     v = values.to_numpy(dtype=float)
-    near = in_or_after(values.index + timedelta(days=1), occ, quiet_after + timedelta(days=1), step)
+    idx = values.index
+    near = in_or_after(idx + timedelta(days=1), occ, quiet_after + timedelta(days=1), step)
     high = np.nan_to_num(ratio, nan=0.0) >= min_ratio
     high &= (np.nan_to_num(v, nan=0.0) >= min_ratio * overall) & ~near
-    out = []
+    # A dip of up to an hour (one bucket at least) inside a run is noise on a fine grid, not its end.
+    gap = max(int(timedelta(hours=1) / step), 1)
+    for i, j in true_runs(~high):
+        if 0 < i and j < high.size and j - i <= gap and not near[i:j].any():
+            high[i:j] = True
+    # Times are read off the ratio smoothed over an hour (3 buckets at least): one noisy bucket is
+    # neither the peak's level nor the end of a hold.
+    width = max(3, math.ceil(timedelta(hours=1) / step))
+    sm = (pd.Series(ratio).rolling(width + (width % 2 == 0), center=True, min_periods=1).mean()
+          .fillna(0.0).to_numpy())
+    finite = np.flatnonzero(np.isfinite(ratio))
+    last = int(finite[-1]) if finite.size else -1
+    back = max(int(_LONGEST_RAMP / step), 1)
+    hour = max(int(timedelta(hours=1) / step), 1)
+    knee_max = max(int(timedelta(hours=12) / step), 1)
+    out: list[Excursion] = []
+    prev_peak = -1
     for i, j in true_runs(high):
-        if (j - i) * step > min_run:
-            k = i + int(np.nanargmax(ratio[i:j]))
-            out.append((values.index[k], float(ratio[k]), (j - i) * step))
+        if (j - i) * step <= min_run:
+            continue
+        k = i + int(np.nanargmax(ratio[i:j]))
+        trough = -1  # the ramp starts after it
+        if out and idx[i] < out[-1].end + pd.Timedelta(quiet_after):
+            # In the ebb of the one before: the same event (a night whose typical level is low
+            # stands out again), unless the traffic rose again from a trough (a second sale).
+            trough = prev_peak + int(np.argmin(sm[prev_peak:i]))
+            if sm[k] < _REBOUND * sm[trough]:
+                continue
+        a = i
+        while a - 1 > trough and i - a < back and sm[a - 1] >= _RAMP_FLOOR and not near[a - 1]:
+            a -= 1
+        hold = sm[k] / _CLEARLY_HIGHER
+        b = k
+        while b + 1 <= last and sm[b + 1] >= hold:
+            b += 1
+        # Past the hold, the event lasts while the traffic still falls fast (by 1.25x within the
+        # hour: the show is over, its crowd leaving); the ebb is the slow part after that knee.
+        held = b
+        while b + hour <= last and sm[b + hour] * _CLEARLY_HIGHER < sm[b] and b - held < knee_max:
+            b += 1
+        fallen = b < last and sm[last] <= hold
+        out.append(Excursion(start=idx[a], peak=idx[k], end=idx[b] + pd.Timedelta(step), ratio=float(ratio[k]),
+                             run=(j - i) * step, fallen=bool(fallen)))
+        prev_peak = k
     return out
 
 
@@ -373,12 +473,6 @@ def true_runs(flag: np.ndarray) -> list[tuple[int, int]]:
     """The [start, end) index ranges of the runs of True in `flag`, in order."""
     edges = np.diff(np.concatenate([[0], flag.astype(np.int8), [0]]))
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
-
-
-_CLEARLY_HIGHER = 1.25
-"""`align_to_observed`: how much higher (as a ratio to the typical level) the peak after the
-declared end must be than the highest point inside the window: a sale held on a plateau through
-its end is as high one bucket later by noise alone."""
 
 
 def align_to_observed(occ: Sequence[Event], values: pd.Series, step: timedelta, within: timedelta,

@@ -363,9 +363,21 @@ class ModelSettings:
     """A run of the history at least this many times the typical level of its time of the week
     for longer than `outlier_max_run`, with no sale or joint live occurrence from a day before
     it to `ebb_span` after it, is named in `notes` as an undeclared event
-    (`forecaster.events.undeclared_excursions`): the model fits it as ordinary traffic, and
-    declaring it lets its ebb be modelled (measured on bench/slow_ebb.py with no calendar entry:
-    5 of 14 cuts worse than the best baseline, up to 1.8x). A note only; 0 turns it off."""
+    (`forecaster.events.undeclared_excursions`), and modelled as one (`undeclared_events`).
+    0 turns both off."""
+    undeclared_events: bool = True
+    """An undeclared run (`undeclared_note_ratio`) whose peak is past (the event's end, below,
+    inside the history and the last bucket clearly under the peak) is modelled as an event of
+    its own (kind `joint_live`, named `undeclared-<peak>`), with times read off the history
+    (`forecaster.events.Excursion`): its ramp from where the traffic was last under 1.25x
+    typical, its peak at the highest ratio, its end after the hold (within 1.25x of the peak)
+    and the fast fall that follows (1.25x lower within the hour); its ebb is then fitted like a
+    declared one's, instead of the spike being fitted as ordinary traffic (Prophet's trend and
+    seasonality bend to it, or it is forecast to come back). It never lends its size to an
+    unseen event of the calendar (`unseen_borrows_effect`). Measured (bench/README.md, "An event
+    nobody declared"): bench/slow_ebb.py with no calendar entry, cuts worse than the best
+    baseline 12 of 33 with a note only, none with this; the forecast bench with no calendar at
+    all (`--no-calendar`), synthetic geometric mean ratio 0.958 -> 0.567. Off: a note only."""
     unseen_borrows_effect: bool = True
     """A sale or joint live event of the calendar with no occurrence in the history (its size
     cannot be learnt: the main sale after a pre-sale wave, cut during the wave's ebb) borrows
@@ -993,12 +1005,7 @@ class EbbtideForecaster:
                                                      s.event_align_min_ratio, s.ebb_span)
             notes.extend(moved)
         if s.undeclared_note_ratio > 0:
-            for at, r, run in evf.undeclared_excursions(coarse, self._occ, self._fit_step, s.ebb_span,
-                                                        s.undeclared_note_ratio, s.outlier_max_run):
-                notes.append(f"undeclared event? the traffic stood at up to {r:.1f}x the typical level of its time "
-                             f"of the week for {interval_text(run)} around {at.isoformat()}, with no sale or joint "
-                             f"live event in the calendar near it: it is fitted as ordinary traffic; declare it "
-                             f"(`events:`) to have its ebb modelled (`undeclared_note_ratio`)")
+            self._occ = self._undeclared(coarse, notes)
         self._set_holidays(evf.holidays_frame(self.events, hist_start, hist_end + s.horizon_hint,
                                               tz=s.calendar_tz, country=s.country_holidays))
         self._pool_days = (evf.pooled_holiday_days(s.country_holidays, hist_start, hist_end + s.horizon_hint)
@@ -1288,6 +1295,30 @@ class EbbtideForecaster:
         return Forecast(frame, model=self.name, upper_quantile=self.settings.upper_quantile,
                         lower_quantile=self.settings.lower_quantile, notes=notes)
 
+    def _undeclared(self, coarse: pd.Series, notes: list[str]) -> list[Event]:
+        """`undeclared_note_ratio` and `undeclared_events`: the occurrences to model, with an
+        entry inferred for each run of the history that no calendar entry explains and whose peak
+        is past (`forecaster.events.undeclared_excursions`); every such run is noted."""
+        s = self.settings
+        occ = list(self._occ)
+        for x in evf.undeclared_excursions(coarse, self._occ, self._fit_step, s.ebb_span,
+                                           s.undeclared_note_ratio, s.outlier_max_run):
+            head = (f"undeclared event? the traffic stood at up to {x.ratio:.1f}x the typical level of its time "
+                    f"of the week for {interval_text(x.run)} around {x.peak.isoformat()}, with no sale or joint "
+                    f"live event in the calendar near it")
+            if s.undeclared_events and x.fallen:
+                e = x.event()
+                occ.append(e)
+                notes.append(f"{head}: modelled as an event {e.name} (start {e.start.isoformat()}, peak "
+                             f"{e.peak.isoformat()}, end {e.end.isoformat()}, read off the history) with its own "
+                             f"ebb; declare it (`events:`) to give it its real times (`undeclared_events`)")
+            else:
+                why = ("it has not fallen from its peak yet" if s.undeclared_events
+                       else "`undeclared_events` is off")
+                notes.append(f"{head}: it is fitted as ordinary traffic ({why}); declare it (`events:`) to have "
+                             f"its ebb modelled (`undeclared_note_ratio`)")
+        return sorted(occ, key=lambda e: e.start)
+
     def _ebb_ceiling(self, values: pd.Series, hist_end: datetime) -> tuple[float, tuple[str, ...]] | None:
         """(cap, names) for `ebb_ceiling`: the highest value of the history, and the occurrences
         whose peak is in it (within the last point's interval: points are labelled at their start;
@@ -1454,7 +1485,8 @@ class EbbtideForecaster:
         donors_of: dict[str, tuple] = {}
         last = grid[-1] + pd.Timedelta(self._fit_step)
         seen = {evf.base_name(e.name) for e in self._occ if pd.Timestamp(e.peak) < last}
-        learnt = [n for n in kinds if f"{n}:shape" in f.columns and f"{n}:inside" in f.columns and n in seen]
+        learnt = [n for n in kinds if f"{n}:shape" in f.columns and f"{n}:inside" in f.columns and n in seen
+                  and not n.startswith(evf.UNDECLARED_PREFIX)]
         if self.settings.unseen_borrows_effect and learnt:
             from prophet.utilities import regressor_coefficients
 

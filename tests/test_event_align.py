@@ -1,6 +1,6 @@
 """Event times a person got wrong: `forecaster.events.align_to_observed` and
-`ModelSettings.event_align_within` (forecaster.model); an event nobody declared:
-`forecaster.events.undeclared_excursions` and `ModelSettings.undeclared_note_ratio`.
+`ModelSettings.event_align_within` (forecaster.model). (An event nobody declared:
+tests/test_undeclared_events.py.)
 
 Why: a calendar entry's times are written by a person (a peak in local time written as UTC,
 the announced start of a show whose crowd peaks hours later). When the traffic kept rising after
@@ -16,9 +16,6 @@ Cases (pure ones by hand on a generated hourly series with a flat daily profile 
 - the window after the end not yet fully observed: nothing moves
 - another event starts inside that window: nothing moves
 - a dip event (a holiday declared as a sale, traffic below typical): nothing moves
-- an undeclared excursion (>= 3x for over 6 h, no event from a day before to the ebb's end) is
-  named by `undeclared_excursions`; with the event declared, or one just before it, or a burst
-  of 2 h, nothing; the model's `notes` name it (a note only; 0 turns it off)
 - seeded model fit: tests/test_model.py's sale declared 8 h early, cut a day after its end;
   with the setting on the week's WAPE is at most 0.75x the WAPE with it off (0s), and within
   0.03 of the WAPE with the sale declared at its real times
@@ -31,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.events import align_to_observed, undeclared_excursions
+from forecaster.events import align_to_observed
 from policies.events import Event
 
 H = timedelta(hours=1)
@@ -126,30 +123,3 @@ def test_a_sale_declared_8h_early_is_fitted_from_its_observed_peak():
     assert w_on <= 0.75 * w_off  # measured 0.28 vs 0.41 (seeds 1, 3, 5: 0.26-0.28 vs 0.41-0.42)
     assert abs(w_on - tm.wape(actual, exact.yhat.to_numpy())) <= 0.03  # as if declared right
     assert np.mean(actual <= on.yhat_upper.to_numpy()) >= 0.9
-
-
-def test_an_undeclared_event_is_named():
-    s = _series()  # 8x at PEAK, 1 + 7 exp(-|t|/3 h) >= 3 for |t| <= 3 h: 7 h
-    (found,) = undeclared_excursions(s, [], H, timedelta(days=7), 3.0, timedelta(hours=6))
-    assert found[0] == PEAK and found[1] == pytest.approx(8.0) and found[2] == timedelta(hours=7)
-    assert undeclared_excursions(s, [_event(0)], H, timedelta(days=7), 3.0, timedelta(hours=6)) == []
-    # a declared event ending the day before: its ebb window covers the run
-    before = Event(name="sale", kind="sale", start=(PEAK - pd.Timedelta(days=2)).isoformat(),
-                   peak=(PEAK - pd.Timedelta(days=2)).isoformat(), end=(PEAK - pd.Timedelta(days=1)).isoformat())
-    assert undeclared_excursions(s, [before], H, timedelta(days=7), 3.0, timedelta(hours=6)) == []
-    short = _series(width_h=1.0)  # >= 3x for 2 h: the outlier screen's, not named
-    assert undeclared_excursions(short, [], H, timedelta(days=7), 3.0, timedelta(hours=6)) == []
-
-
-@pytest.mark.slow
-def test_the_model_notes_an_undeclared_event():
-    import test_model as tm
-
-    from forecaster.model import EbbtideForecaster, ModelSettings
-
-    hist, _, _ = tm.day_after_end(2)
-    bare = EbbtideForecaster([], ModelSettings()).fit(hist)
-    assert any(n.startswith("undeclared event?") for n in bare.notes)
-    assert not any(n.startswith("undeclared event?")
-                   for n in EbbtideForecaster([], ModelSettings(undeclared_note_ratio=0)).fit(hist).notes)
-    assert not any(n.startswith("undeclared event?") for n in EbbtideForecaster([tm.SALE], ModelSettings()).fit(hist).notes)
