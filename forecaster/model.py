@@ -246,6 +246,18 @@ class ModelSettings:
     end, the power law 8 h^-1 scored 0.085 against the exponential's 0.092 and forecast the week
     at 1.5-1.8x the actual demand (WAPE 0.58). The mean halves the log error of whichever is
     wrong (bench/README.md, "Exponential or power law: a hedge")."""
+    peak_hedge: bool = True
+    """Fitted after a joint live event's peak but before its end (its peak seen, no whole bucket
+    of its ebb), what follows is a prior: the show's audience may stay to the announced end or
+    leave within the hour, and the ebb's pace is the prior's centre (`tau_candidates`, 16 h).
+    yhat is then the mean (in z) of the forecast with the event going on and the forecast with
+    it over at the cut (its columns zero from the history's end on); the band spans both, so
+    capacity (sized to yhat_upper) is unchanged. Attention after a launch or a keynote can be
+    gone within hours: cut at such peaks, the calendar's event alone was forecast at 1.0-1.7x
+    the best baseline's error on NASA's launch and AAPL's event, while the same traces with no
+    calendar did better (bench/README.md, "Cut at a show's peak"). Sales are not hedged: a
+    discount holds its buyers to its end (tests/test_model.py's sale, held 4 h after its peak,
+    cut an hour after it: WAPE 0.07-0.09, 0.31-0.32 if it were hedged)."""
     band_spans_families: bool = True
     """With the ebb observed, the interval also spans the best candidate of each kernel family
     (the exponential, each power law), plausible or not: a day or three of tail rarely tells
@@ -894,6 +906,9 @@ class _Fitted:
     (`ModelSettings.unseen_borrows_effect`); their mean effect is added at prediction."""
     borrow_off: bool = False
     """Predict without the borrowed effects (the interval spans both)."""
+    ended: tuple[str, ...] = ()
+    """Events whose columns are zero after the history's end: the forecast as if they were over
+    at the cut (`ModelSettings.peak_hedge`)."""
     lifted: tuple[tuple[str, float, int], ...] = ()
     """(unseen event, lift, donors set aside): the events of `borrowed` whose one entry comes from
     their calendar `lift` hint (`_lift_entry`), not from seen events, with how many seen events
@@ -927,6 +942,7 @@ class EbbtideForecaster:
         self._fitted_ok = False
         self._hedge: _Fitted | None = None  # `settle_unheld_hedge`: the fit with a level not yet held
         self._hedge_mean = False  # ... which fits the ebb better: yhat halfway to it
+        self._ended: _Fitted | None = None  # `peak_hedge`: the best fit with the fresh peaks' events over
         self._family: _Fitted | None = None  # `ebb_family_hedge`: the other kernel family's best, as good
         self._ceiling: tuple[float, tuple[str, ...]] | None = None
         self._ramp_caps: tuple[tuple[Event, float], ...] = ()  # `ramp_ceiling`: (occurrence, cap)
@@ -969,7 +985,7 @@ class EbbtideForecaster:
     def fit(self, history: Series, init: dict[str, Any] | None = None) -> "EbbtideForecaster":
         s = self.settings
         init = init if init is not None else s.init
-        self._hedge, self._hedge_mean, self._family = None, False, None
+        self._hedge, self._hedge_mean, self._family, self._ended = None, False, None, None
         values = history.values.astype(float)
         values = values[values.index > history.end - s.lookback]
         if not np.isfinite(values.to_numpy()).any():
@@ -1171,6 +1187,7 @@ class EbbtideForecaster:
                     fits[t] = refit
         self._best = fits[best_tau]
         self._family = self._family_hedge(fits, best_tau, family, losses, notes)
+        self._ended = self._peak_hedge(hist_end, notes)
         self._hedge, self._hedge_mean = self._unheld_settle_fit(coarse.index, z, hedge_kernels, names, hinted,
                                                                 observed, ebb_mask, stan_init, notes)
         self._pool_notes(hist_end, notes)
@@ -1227,6 +1244,10 @@ class EbbtideForecaster:
         zs += [self._fine_z(replace(f, borrow_off=True), idx) for f in self._plausible if f.borrowed]
         if self._family is not None:  # `ebb_family_hedge`: the other family's best fits as well
             z_best = 0.5 * (z_best + self._fine_z(self._family, idx))
+        if self._ended is not None:  # `peak_hedge`: the event may be over at the cut
+            z_end = self._fine_z(self._ended, idx)
+            zs.append(z_end)
+            z_best = 0.5 * (z_best + z_end)
         if self._hedge is not None:  # `settle_unheld_hedge`: the band spans both, yhat between them if it fits better
             z_h = self._fine_z(self._hedge, idx)
             zs.append(z_h)
@@ -1635,6 +1656,22 @@ class EbbtideForecaster:
                 out.append((n, 1.0))  # the ebb starts at a + b, the event's level at its end
         return tuple(out)
 
+    def _peak_hedge(self, hist_end: datetime, notes: list[str]) -> _Fitted | None:
+        """`peak_hedge`: the best fit with the joint live events over at the cut whose peak is in
+        the history and whose end is not (no whole bucket of their ebb observed), or None."""
+        if not self.settings.peak_hedge:
+            return None
+        edge = hist_end + self._step
+        names = sorted({evf.base_name(e.name) for e in self._occ
+                        if e.kind == "joint_live" and e.peak < edge and e.end > hist_end
+                        and f"{evf.base_name(e.name)}:shape" in self._best.columns})
+        if not names:
+            return None
+        notes.append(f"peak of {', '.join(names)} seen, none of its ebb yet: its pace is a prior; the forecast is "
+                     f"the mean (in z) of the event going on and the event over at the cut, the interval spans "
+                     f"both (`peak_hedge`)")
+        return replace(self._best, ended=tuple(names))
+
     def _family_hedge(self, fits: dict, best: evf.EbbKernel | None, other: evf.EbbKernel | None,
                       losses: dict, notes: list[str]) -> _Fitted | None:
         """`ebb_family_hedge`: the fit of the other kernel family's best (`other`, chosen as good
@@ -1802,6 +1839,11 @@ class EbbtideForecaster:
 
     def _predict_z(self, f: _Fitted, grid: pd.DatetimeIndex) -> np.ndarray:
         df = self._frame(grid, f.taus, f.columns, f.carried)
+        if f.ended:
+            after = np.asarray(grid > pd.Timestamp(self._last))
+            for c in f.columns:
+                if c.rpartition(":")[0] in f.ended:
+                    df.loc[after, c] = 0.0
         with _quiet():
             out = f.prophet.predict(df)
         return out["yhat"].to_numpy() + self._pool_at(f, grid) + self._borrow_at(f, grid)
