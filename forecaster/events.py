@@ -375,7 +375,7 @@ peak (smoothed ratio) stands this many times above the lowest point since the ea
 class Excursion:
     """A run of the history well above the typical level that no calendar entry explains
     (`undeclared_excursions`), with the event times it implies. Times are fit-grid buckets
-    (left-labelled); `end` is the end of the last bucket of the hold."""
+    (left-labelled); `end` is the end of the event's last bucket."""
 
     start: pd.Timestamp
     """The inferred ramp's start: going back from the run, the last bucket under `_RAMP_FLOOR`
@@ -400,6 +400,14 @@ class Excursion:
         return Event(name=f"{UNDECLARED_PREFIX}{self.peak.tz_convert('UTC'):%Y%m%dT%H%MZ}", kind="joint_live",
                      start=self.start.to_pydatetime(), peak=self.peak.to_pydatetime(),
                      end=self.end.to_pydatetime())
+
+
+def _smoothed(ratio: np.ndarray, step: timedelta) -> np.ndarray:
+    """`ratio` smoothed over an hour (a centred mean of 3 buckets at least; NaN -> 0): one noisy
+    bucket is neither an event's level nor the end of its hold."""
+    width = max(3, math.ceil(timedelta(hours=1) / step))
+    return (pd.Series(ratio).rolling(width + (width % 2 == 0), center=True, min_periods=1).mean()
+            .fillna(0.0).to_numpy())
 
 
 def undeclared_excursions(values: pd.Series, occ: Sequence[Event], step: timedelta, quiet_after: timedelta,
@@ -427,11 +435,7 @@ def undeclared_excursions(values: pd.Series, occ: Sequence[Event], step: timedel
     for i, j in true_runs(~high):
         if 0 < i and j < high.size and j - i <= gap and not near[i:j].any():
             high[i:j] = True
-    # Times are read off the ratio smoothed over an hour (3 buckets at least): one noisy bucket is
-    # neither the peak's level nor the end of a hold.
-    width = max(3, math.ceil(timedelta(hours=1) / step))
-    sm = (pd.Series(ratio).rolling(width + (width % 2 == 0), center=True, min_periods=1).mean()
-          .fillna(0.0).to_numpy())
+    sm = _smoothed(ratio, step)  # times are read off it
     finite = np.flatnonzero(np.isfinite(ratio))
     last = int(finite[-1]) if finite.size else -1
     back = max(int(_LONGEST_RAMP / step), 1)

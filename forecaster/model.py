@@ -52,7 +52,11 @@ fit is better): a day of ebb cannot tell a new level from a slow ebb still under
 other kernel family's best (exponential vs power law) fits the observed ebb within noise of the
 best, yhat is the mean of the two in z (`ebb_family_hedge`). An event whose traffic kept rising
 after its declared end is fitted moved to its observed peak (`event_align_within`;
-forecaster.events.align_to_observed): calendar times are a person's.
+forecaster.events.align_to_observed): calendar times are a person's. A run of the history well
+above its usual level that no entry explains is modelled as an event with times read off the
+data once its peak is past (`undeclared_events`; forecaster.events.undeclared_excursions). Cut
+just after a joint live event's peak, yhat is the mean in z of the show going on and the show
+over (`peak_hedge`): whether its audience stays is a prior there.
 
 Intervals are calibrated, not Prophet's own: residuals in z on the requested grid, from the
 in-sample fit and from a holdout (the last `holdout` of history, refitted without it), give
