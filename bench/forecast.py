@@ -692,10 +692,10 @@ def summary_text(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def _calendar(case: Case, none: bool) -> Case:
-    """`case` as run: with `--no-calendar` (`none`), Ebbtide gets no events (the cuts, chosen from
-    them, and their groups stay)."""
-    return replace(case, events=()) if none else case
+def _calendar(case: Case, none: bool, drop: tuple[str, ...] = ()) -> Case:
+    """`case` as run: with `--no-calendar` (`none`), Ebbtide gets no events; with `--undeclare`
+    (`drop`), none of those names. The cuts, chosen from the calendar, and their groups stay."""
+    return replace(case, events=tuple(e for e in case.events if not none and e.name not in drop))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -728,6 +728,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="give Ebbtide no event calendar (every sale, live event and holiday left undeclared; "
                         "country holidays still apply; with --csv, --events still chooses the cuts): the events "
                         "are then only what the history shows (`undeclared_events`); cuts and groups stay")
+    p.add_argument("--undeclare", action="append", default=[], metavar="NAME",
+                   help="leave the event NAME out of Ebbtide's calendar (repeatable; e.g. the main sale of "
+                        "--only syn-multi: --undeclare singles-day --undeclare cyber-monday --undeclare joint-live)")
     args = p.parse_args(argv)
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     SETTINGS_OVERRIDES.update(dict(_parse_override(t) for t in args.set))
@@ -743,7 +746,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             rows.extend(run_case(_calendar(custom_case(args.csv, args.events, args.cut, args.tz, args.country),
-                                           args.no_calendar), args.repeats, log, cache=cache))
+                                           args.no_calendar, tuple(args.undeclare)), args.repeats, log, cache=cache))
         except (EbbtideError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -756,12 +759,13 @@ def main(argv: list[str] | None = None) -> int:
         if not (DATA / case.file).exists():
             log(f"skipping {case.file}: not in {DATA}")
             continue
-        rows.extend(run_case(_calendar(case, args.no_calendar), args.repeats, log, cache=cache))
+        rows.extend(run_case(_calendar(case, args.no_calendar, tuple(args.undeclare)), args.repeats, log, cache=cache))
     if args.synthetic:
         for case, series in synthetic_cases():
             if args.only and args.only not in case.file and args.only != synthetic_group(case.file):
                 continue
-            rows.extend(run_case(_calendar(case, args.no_calendar), args.repeats, log, series=series, cache=cache))
+            rows.extend(run_case(_calendar(case, args.no_calendar, tuple(args.undeclare)), args.repeats, log,
+                                 series=series, cache=cache))
     if cache is not None:
         args.baseline_cache.write_text(json.dumps(cache))
     if args.json:

@@ -414,26 +414,28 @@ def undeclared_excursions(values: pd.Series, occ: Sequence[Event], step: timedel
                           min_ratio: float, min_run: timedelta) -> list[Excursion]:
     """Runs of the history (`values`: fit-grid buckets, left-labelled, `step` apart, NaN =
     missing) at least `min_ratio` x the typical level (`typical_ratio`) for longer than
-    `min_run` (dips of up to an hour inside a run tolerated), outside a day before any
-    occurrence of `occ` and its `quiet_after`: an event
-    nobody declared, which the model fits as ordinary traffic unless told (or inferring) it.
-    Shorter runs are the outlier screen's (masked for fitting). One `Excursion` per run, in
-    order; a run inside the `quiet_after` of the one before is its ebb (as for a declared
-    event), not another, unless its peak stands `_REBOUND` x above the lowest (smoothed) point
-    since the earlier peak (a second sale: its ramp then starts after that trough)."""
+    `min_run` (dips of up to an hour inside a run tolerated), outside [a day before, the end)
+    of any occurrence of `occ`: an event nobody declared, which the model fits as ordinary
+    traffic unless told (or inferring) it. Shorter runs are the outlier screen's (masked for
+    fitting). One `Excursion` per run, in order. A run inside the `quiet_after` (the ebb) of an
+    occurrence or of an excursion before it is that ebb, not another event, unless its peak
+    stands `_REBOUND` x above the lowest (smoothed) point since the earlier peak (a second sale:
+    its ramp then starts after that trough)."""
     typ = typical_ratio(values, occ, step, quiet_after)
     if typ is None:
         return []
     ratio, overall = typ
     v = values.to_numpy(dtype=float)
     idx = values.index
-    near = in_or_after(idx + timedelta(days=1), occ, quiet_after + timedelta(days=1), step)
+    # From a day before a declared event to its end, a run is that event's; in its ebb, it is
+    # its ebb unless the traffic rose again from a trough (below), as after an inferred one.
+    core = in_or_after(idx + timedelta(days=1), occ, timedelta(days=1), step)
     high = np.nan_to_num(ratio, nan=0.0) >= min_ratio
-    high &= (np.nan_to_num(v, nan=0.0) >= min_ratio * overall) & ~near
+    high &= (np.nan_to_num(v, nan=0.0) >= min_ratio * overall) & ~core
     # A dip of up to an hour (one bucket at least) inside a run is noise on a fine grid, not its end.
     gap = max(int(timedelta(hours=1) / step), 1)
     for i, j in true_runs(~high):
-        if 0 < i and j < high.size and j - i <= gap and not near[i:j].any():
+        if 0 < i and j < high.size and j - i <= gap and not core[i:j].any():
             high[i:j] = True
     sm = _smoothed(ratio, step)  # times are read off it
     finite = np.flatnonzero(np.isfinite(ratio))
@@ -441,21 +443,26 @@ def undeclared_excursions(values: pd.Series, occ: Sequence[Event], step: timedel
     back = max(int(_LONGEST_RAMP / step), 1)
     hour = max(int(timedelta(hours=1) / step), 1)
     knee_max = max(int(timedelta(hours=12) / step), 1)
+    # (peak index, end) of each event whose ebb a later run may lie in: the declared ones, then
+    # each inferred one as it is found.
+    before = [(max(int(idx.searchsorted(pd.Timestamp(e.peak), side="right")) - 1, 0), pd.Timestamp(e.end))
+              for e in occ]
     out: list[Excursion] = []
-    prev_peak = -1
     for i, j in true_runs(high):
         if (j - i) * step <= min_run:
             continue
         k = i + int(np.nanargmax(ratio[i:j]))
         trough = -1  # the ramp starts after it
-        if out and idx[i] < out[-1].end + pd.Timedelta(quiet_after):
-            # In the ebb of the one before: the same event (a night whose typical level is low
-            # stands out again), unless the traffic rose again from a trough (a second sale).
-            trough = prev_peak + int(np.argmin(sm[prev_peak:i]))
+        ebb_of = [p for p, end in before if end <= idx[i] < end + pd.Timedelta(quiet_after) and p < i]
+        if ebb_of:
+            # In the ebb of one before: its ebb (a night whose typical level is low stands out
+            # again), unless the traffic rose again from a trough (a second sale).
+            p = max(ebb_of)
+            trough = p + int(np.argmin(sm[p:i]))
             if sm[k] < _REBOUND * sm[trough]:
                 continue
         a = i
-        while a - 1 > trough and i - a < back and sm[a - 1] >= _RAMP_FLOOR and not near[a - 1]:
+        while a - 1 > trough and i - a < back and sm[a - 1] >= _RAMP_FLOOR and not core[a - 1]:
             a -= 1
         hold = sm[k] / _CLEARLY_HIGHER
         b = k
@@ -469,7 +476,7 @@ def undeclared_excursions(values: pd.Series, occ: Sequence[Event], step: timedel
         fallen = b < last and sm[last] <= hold
         out.append(Excursion(start=idx[a], peak=idx[k], end=idx[b] + pd.Timedelta(step), ratio=float(ratio[k]),
                              run=(j - i) * step, fallen=bool(fallen)))
-        prev_peak = k
+        before.append((k, out[-1].end))
     return out
 
 

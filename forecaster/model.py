@@ -378,7 +378,8 @@ class ModelSettings:
     undeclared_note_ratio: float = 3.0
     """A run of the history at least this many times the typical level of its time of the week
     for longer than `outlier_max_run`, with no sale or joint live occurrence from a day before
-    it to `ebb_span` after it, is named in `notes` as an undeclared event
+    it to its end (in an event's `ebb_span`, only traffic that rose 2x from the trough since
+    that event's peak), is named in `notes` as an undeclared event
     (`forecaster.events.undeclared_excursions`), and modelled as one (`undeclared_events`).
     0 turns both off."""
     undeclared_events: bool = True
@@ -393,7 +394,9 @@ class ModelSettings:
     unseen event of the calendar (`unseen_borrows_effect`). Measured (bench/README.md, "An event
     nobody declared"): bench/slow_ebb.py with no calendar entry, cuts worse than the best
     baseline 12 of 33 with a note only, none with this; the forecast bench with no calendar at
-    all (`--no-calendar`), synthetic geometric mean ratio 0.958 -> 0.567. Off: a note only."""
+    all (`--no-calendar`), synthetic geometric mean ratio 0.958 -> 0.567; a main sale or Cyber
+    Monday left out after a declared first event (a run in its ebb that rose 2x from the trough
+    is another event): seeded two-event ebb cuts median 1.11 -> 0.75. Off: a note only."""
     unseen_borrows_effect: bool = True
     """A sale or joint live event of the calendar with no occurrence in the history (its size
     cannot be learnt: the main sale after a pre-sale wave, cut during the wave's ebb) borrows

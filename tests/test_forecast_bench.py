@@ -5,7 +5,8 @@ Cases:
   2 days later, all in the "ebb" group; holiday events are modelled but not cut after;
 - explicit --cut times: in the "ebb" group only within 3 days after such an event's end;
 - errors for people: a cut without a zone, no cut and no event to cut after;
-- --no-calendar: the same cuts (chosen from the events file), Ebbtide given no events;
+- --no-calendar / --undeclare NAME: the same cuts (chosen from the events file), Ebbtide given
+  no events / all but NAME;
 - the seasonal oracle: the median of the same slot 2 and 1 weeks before and 1 and 2 weeks after,
   by hand on a 5-week hourly trace (its WAPE and coverage), with gaps and the trace's end skipped,
   and None when no other week exists.
@@ -108,8 +109,9 @@ def test_no_calendar_keeps_the_cuts_and_drops_the_events(bench, events, tmp_path
     monkeypatch.setattr(bench, "run_case", lambda case, *a, **k: seen.append(case) or [])
     monkeypatch.setattr(bench, "CASES", ())
     csv = tmp_path / "mine.csv"
-    for flags in ([], ["--no-calendar"]):
+    for flags in ([], ["--no-calendar"], ["--undeclare", "launch"]):
         assert bench.main(["--csv", str(csv), "--events", str(events), "--json", *flags]) == 0
-    with_cal, without = seen
+    with_cal, without, no_launch = seen
     assert len(with_cal.events) == 2 and without.events == ()
-    assert without.cuts == with_cal.cuts and len(without.cuts) == 3
+    assert [e.name for e in no_launch.events] == ["new-year"]
+    assert without.cuts == with_cal.cuts == no_launch.cuts and len(without.cuts) == 3

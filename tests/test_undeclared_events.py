@@ -15,8 +15,9 @@ are read off its 3-hour centred mean m):
   by 1.25x within the hour (the knee: m = 6.20, 4.73, 3.67, 2.91 at t = 1 .. 4 h; m(5) = 2.37
   is not under 2.91 / 1.25), so the event ends at t = 5 h; the peak is past (`fallen`); its
   event is a joint_live entry named after the peak
-- with the event declared, or one ending the day before (its ebb covers the run), or a burst of
-  2 h: nothing found
+- with the event declared, or one ending an hour before the run, or a burst of 2 h: nothing found
+- inside a declared event's ebb: a run over a trough under 2x lower is that event's (nothing
+  found); one that rose from normal traffic is another event (found)
 - a wider bump (6 h) cut one hour after the peak bucket: found, but not `fallen` (the hold
   reaches the history's end); cut 3 h after it, `fallen`, the hold ending at t = 3 h (m(2) =
   6.07 >= 7.29 / 1.25 = 5.83; the last point's m, over 2 points, 5.64)
@@ -32,6 +33,9 @@ are read off its 3-hour centred mean m):
   note-only and 0.26-0.28 declared); the note says what was inferred; `undeclared_note_ratio` 0
   turns both off; declared, nothing is inferred
 - an inferred event does not lend its size to an unseen joint live event of the calendar
+- a second sale 3 days after a declared one, left out of the calendar, cut a day after its end:
+  modelled (a run in the declared sale's ebb that rose from its trough); WAPE at most 0.5x the
+  note-only forecast's and within 0.1 of both declared (measured 0.37 vs 1.35 and 0.39)
 """
 from __future__ import annotations
 
@@ -84,9 +88,18 @@ def _declared(peak, end_h=2.0, name="sale"):
 
 def test_explained_or_short_runs_are_not_found():
     assert _find(_series(), [_declared(PEAK)]) == []
-    # a declared event ending the day before: its ebb window covers the run
-    assert _find(_series(), [_declared(PEAK - pd.Timedelta(days=2), end_h=24)]) == []
+    # a declared event ending an hour before the run: the run is its end, not another event
+    assert _find(_series(), [_declared(PEAK - pd.Timedelta(hours=12), end_h=11)]) == []
     assert _find(_series(width_h=1.0)) == []  # >= 3x for 2 h: the outlier screen's, not an event
+
+
+def test_in_a_declared_events_ebb_only_a_rise_from_a_trough_is_another_event():
+    spike, decl = (-3, 4, 8.0), _declared(PEAK - pd.Timedelta(hours=3), end_h=7)
+    # its ebb standing out again at 3.5x over a 2.5x trough: its own
+    assert _find(_levels(spike, (4, 12, 2.5), (12, 21, 3.5)), [decl]) == []
+    # back to normal for two days, then 3.5x for 9 h: a partner's spike nobody declared
+    (x,) = _find(_levels(spike, (60, 69, 3.5)), [decl])
+    assert x.peak == PEAK + pd.Timedelta(hours=60) and x.fallen
 
 
 def test_a_peak_not_yet_past_is_not_fallen():
@@ -181,3 +194,32 @@ def test_the_settings_turn_it_off_and_an_inferred_event_lends_nothing():
     assert any("modelled as an event undeclared-" in n for n in m.notes)
     assert any("event partner-live has no occurrence in the history: its size cannot be learnt" in n
                for n in m.notes)
+
+
+@pytest.mark.slow
+def test_a_second_sale_in_a_declared_ones_ebb_is_modelled():
+    import test_model as tm
+
+    from forecaster.model import EbbtideForecaster, ModelSettings
+    from forecaster.series import Series
+
+    second_peak = tm.SALE_PEAK + pd.Timedelta(days=3)
+    full = pd.date_range(tm.START, periods=(35 + 7) * 24, freq="1h")
+    base = tm.truth(full, with_sale=False)
+    first = tm.truth(full) / base - 1.0  # 7 x the first sale's excess
+    second = tm.truth(full - pd.Timedelta(days=3)) / tm.truth(full - pd.Timedelta(days=3), with_sale=False) - 1.0
+    y = base * (1.0 + first + second) * np.exp(np.random.default_rng(4).normal(0.0, 0.08, full.size))
+    series = Series(pd.Series(y, index=full), H, "two-sales")
+    hist = series.before(second_peak + pd.Timedelta(hours=4 + 24))  # a day after the second's end
+    fut = hist.future_index(timedelta(days=7))
+    actual = series.values.reindex(fut).to_numpy()
+    later = tm.SALE.model_copy(update={"name": "second-sale", "start": tm.SALE.start + timedelta(days=3),
+                                       "peak": tm.SALE.peak + timedelta(days=3),
+                                       "end": tm.SALE.end + timedelta(days=3)})
+    inferred = EbbtideForecaster([tm.SALE], ModelSettings()).fit(hist).predict(fut)
+    note_only = EbbtideForecaster([tm.SALE], ModelSettings(undeclared_events=False)).fit(hist).predict(fut)
+    both = EbbtideForecaster([tm.SALE, later], ModelSettings()).fit(hist).predict(fut)
+    w_inf, w_note, w_both = (tm.wape(actual, f.yhat.to_numpy()) for f in (inferred, note_only, both))
+    assert any("modelled as an event undeclared-" in n for n in inferred.notes)
+    assert w_inf <= 0.5 * w_note, (w_inf, w_note)
+    assert w_inf <= w_both + 0.1, (w_inf, w_both)
