@@ -382,7 +382,8 @@ class Excursion:
     x typical, plus a step (at most `_LONGEST_RAMP` back). Ratios here and for `end` are
     smoothed over an hour (a centred mean of 3 buckets at least)."""
     peak: pd.Timestamp
-    """The bucket with the highest ratio to the typical level (unsmoothed)."""
+    """The bucket with the highest ratio to the typical level (unsmoothed) in the run, or later
+    in its hold when the traffic rose higher there (a ramp that goes on rising: one event)."""
     end: pd.Timestamp
     """The event's end: from the peak on, the hold (the smoothed ratio within `_CLEARLY_HIGHER`
     of its value at the peak), then the fast fall (the ratio an hour later still
@@ -449,11 +450,11 @@ def undeclared_excursions(values: pd.Series, occ: Sequence[Event], step: timedel
               for e in occ]
     out: list[Excursion] = []
     for i, j in true_runs(high):
-        if (j - i) * step <= min_run:
-            continue
+        if (j - i) * step <= min_run or (out and idx[i] < out[-1].end):
+            continue  # too short, or inside the event found before (its ramp went on rising)
         k = i + int(np.nanargmax(ratio[i:j]))
         trough = -1  # the ramp starts after it
-        ebb_of = [p for p, end in before if end <= idx[i] < end + pd.Timedelta(quiet_after) and p < i]
+        ebb_of = [p for p, end in before if p < i and idx[i] < end + pd.Timedelta(quiet_after)]
         if ebb_of:
             # In the ebb of one before: its ebb (a night whose typical level is low stands out
             # again), unless the traffic rose again from a trough (a second sale).
@@ -464,10 +465,15 @@ def undeclared_excursions(values: pd.Series, occ: Sequence[Event], step: timedel
         a = i
         while a - 1 > trough and i - a < back and sm[a - 1] >= _RAMP_FLOOR and not core[a - 1]:
             a -= 1
-        hold = sm[k] / _CLEARLY_HIGHER
-        b = k
-        while b + 1 <= last and sm[b + 1] >= hold:
-            b += 1
+        while True:  # the hold; when the traffic rises above the run's peak in it, that is the peak
+            hold = sm[k] / _CLEARLY_HIGHER
+            b = k
+            while b + 1 <= last and sm[b + 1] >= hold:
+                b += 1
+            top = k + int(np.nanargmax(ratio[k:b + 1]))
+            if not ratio[top] > ratio[k]:
+                break
+            k = top
         # Past the hold, the event lasts while the traffic still falls fast (by 1.25x within the
         # hour: the show is over, its crowd leaving); the ebb is the slow part after that knee.
         held = b

@@ -394,9 +394,9 @@ class ModelSettings:
     unseen event of the calendar (`unseen_borrows_effect`). Measured (bench/README.md, "An event
     nobody declared"): bench/slow_ebb.py with no calendar entry, cuts worse than the best
     baseline 12 of 33 with a note only, none with this; the forecast bench with no calendar at
-    all (`--no-calendar`), synthetic geometric mean ratio 0.958 -> 0.567; a main sale or Cyber
+    all (`--no-calendar`), synthetic geometric mean ratio 0.958 -> 0.551; a main sale or Cyber
     Monday left out after a declared first event (a run in its ebb that rose 2x from the trough
-    is another event): seeded two-event ebb cuts median 1.11 -> 0.75. Off: a note only."""
+    is another event): seeded two-event ebb cuts median 1.11 -> 0.68. Off: a note only."""
     unseen_borrows_effect: bool = True
     """A sale or joint live event of the calendar with no occurrence in the history (its size
     cannot be learnt: the main sale after a pre-sale wave, cut during the wave's ebb) borrows

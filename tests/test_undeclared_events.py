@@ -24,6 +24,8 @@ are read off its 3-hour centred mean m):
 - a plateau at 8x for 10 h: the hold ends 2 h after the plateau (m(11) = 6.20 >= 5.87), the
   knee 3 h later (as above): the end at t = 15 h
 - a one-hour dip to 2x inside a plateau does not split its run (two hours do)
+- a run whose hold goes on rising to a higher peak (a day-long ramp: 3.5x, 2.9x, then 8x) is
+  one event with that peak; the later run inside it is not another
 - a second run inside the first's ebb (7 days): the same event when it stands under 2x the
   trough between them (8x, 2.5x, 3.5x), another when traffic rose again from normal (its ramp
   after the trough); 10 days apart: two
@@ -114,6 +116,14 @@ def test_a_plateau_ends_where_the_traffic_leaves_it():
     (x,) = _find(_series(bumps=((PEAK, 10),)))
     assert x.end == PEAK + pd.Timedelta(hours=15) and x.fallen
     assert PEAK <= x.peak <= PEAK + pd.Timedelta(hours=10)
+
+
+def test_a_ramp_that_rises_on_is_one_event_with_the_higher_peak():
+    # 3.5x for 10 h (a run), 2.9x for 17 h (under 3x, within 3.5 / 1.25), then 8x: one event,
+    # its peak the 8x, its ramp from the first run
+    (x,) = _find(_levels((-30, -20, 3.5), (-20, -3, 2.9), (-3, 4, 8.0)))
+    assert x.peak == PEAK - pd.Timedelta(hours=3) and x.ratio == pytest.approx(8.0)
+    assert x.start == PEAK - pd.Timedelta(hours=30) and x.fallen
 
 
 def test_a_one_hour_dip_does_not_split_a_run():
