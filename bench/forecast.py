@@ -59,6 +59,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field, replace
+from functools import partial
 from datetime import timedelta
 from pathlib import Path
 
@@ -738,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     HINDSIGHT = not args.no_hindsight
     COUNTRIES = not args.no_country
     rows: list[Row] = []
+    as_run = partial(_calendar, none=args.no_calendar, drop=tuple(args.undeclare))
     cache = None
     if args.baseline_cache is not None:
         cache = json.loads(args.baseline_cache.read_text()) if args.baseline_cache.exists() else {}
@@ -745,8 +747,8 @@ def main(argv: list[str] | None = None) -> int:
         from policies.errors import EbbtideError
 
         try:
-            rows.extend(run_case(_calendar(custom_case(args.csv, args.events, args.cut, args.tz, args.country),
-                                           args.no_calendar, tuple(args.undeclare)), args.repeats, log, cache=cache))
+            rows.extend(run_case(as_run(custom_case(args.csv, args.events, args.cut, args.tz, args.country)),
+                                 args.repeats, log, cache=cache))
         except (EbbtideError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -759,13 +761,12 @@ def main(argv: list[str] | None = None) -> int:
         if not (DATA / case.file).exists():
             log(f"skipping {case.file}: not in {DATA}")
             continue
-        rows.extend(run_case(_calendar(case, args.no_calendar, tuple(args.undeclare)), args.repeats, log, cache=cache))
+        rows.extend(run_case(as_run(case), args.repeats, log, cache=cache))
     if args.synthetic:
         for case, series in synthetic_cases():
             if args.only and args.only not in case.file and args.only != synthetic_group(case.file):
                 continue
-            rows.extend(run_case(_calendar(case, args.no_calendar, tuple(args.undeclare)), args.repeats, log,
-                                 series=series, cache=cache))
+            rows.extend(run_case(as_run(case), args.repeats, log, series=series, cache=cache))
     if cache is not None:
         args.baseline_cache.write_text(json.dumps(cache))
     if args.json:

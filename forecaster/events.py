@@ -433,16 +433,15 @@ def undeclared_excursions(values: pd.Series, occ: Sequence[Event], step: timedel
     core = in_or_after(idx + timedelta(days=1), occ, timedelta(days=1), step)
     high = np.nan_to_num(ratio, nan=0.0) >= min_ratio
     high &= (np.nan_to_num(v, nan=0.0) >= min_ratio * overall) & ~core
-    # A dip of up to an hour (one bucket at least) inside a run is noise on a fine grid, not its end.
-    gap = max(int(timedelta(hours=1) / step), 1)
+    hour = max(int(timedelta(hours=1) / step), 1)  # buckets, one at least
+    # A dip of up to an hour inside a run is noise on a fine grid, not its end.
     for i, j in true_runs(~high):
-        if 0 < i and j < high.size and j - i <= gap and not core[i:j].any():
+        if 0 < i and j < high.size and j - i <= hour and not core[i:j].any():
             high[i:j] = True
     sm = _smoothed(ratio, step)  # times are read off it
     finite = np.flatnonzero(np.isfinite(ratio))
     last = int(finite[-1]) if finite.size else -1
     back = max(int(_LONGEST_RAMP / step), 1)
-    hour = max(int(timedelta(hours=1) / step), 1)
     knee_max = max(int(timedelta(hours=12) / step), 1)
     # (peak index, end) of each event whose ebb a later run may lie in: the declared ones, then
     # each inferred one as it is found.
