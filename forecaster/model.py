@@ -64,7 +64,8 @@ conformal quantiles per lead-time bucket (the holdout residuals of that lead poo
 in-sample ones, one observation per day of lead in the finite-sample correction, monotone so the
 band never narrows further ahead), and per daily level band (`interval_groups`: the slots of the
 day ranked by fitted level, each band its own quantiles); the band is [min_c zhat_c +
-q_lo(band, lead), max_c zhat_c + q_hi(band, lead)] mapped back.
+q_lo(band, lead), max_c zhat_c + q_hi(band, lead)] mapped back. The quantile arithmetic is
+forecaster.intervals; every setting named here is a field of forecaster.settings.ModelSettings.
 With no event in or near the history, the holdout also decides between this Prophet model, the
 seasonal naive (a week, or a day with less history) and their average: the lowest holdout WAPE
 on ordinary days (holidays left out) wins, and `notes` say which; on holidays, and on days the
@@ -87,7 +88,7 @@ import hashlib
 import logging
 import math
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -96,8 +97,10 @@ import numpy as np
 import pandas as pd
 
 from forecaster import events as evf
+from forecaster import intervals
 from forecaster.csvio import interval_text
 from forecaster.series import Forecast, Series
+from forecaster.settings import ModelSettings
 from forecaster.transforms import Log1pScaled
 from policies.events import Event
 
@@ -113,7 +116,6 @@ _FIT_STEPS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=10),
 _STAN_KEYS = ("k", "m", "delta", "sigma_obs", "beta")
 _WARM_KEY = "ebbtide"  # params[_WARM_KEY]: the fit's choices a warm refit may reuse
 _WARM_VERSION = 4  # 2: ebb kernels (tau, power-law alpha) in the warm state; 3: interval level bands; 4: grid neighbours
-_SKETCH_POINTS = 256  # holdout residuals kept per workload for a reused calibration
 _MAX_OUTLIERS_KEPT = 2000  # outlying fit-grid points remembered per workload for a warm refit
 
 
@@ -159,462 +161,6 @@ def _quiet():
         yield
 
 
-def _default_taus() -> tuple[timedelta, ...]:
-    return evf.tau_grid(timedelta(hours=2), timedelta(hours=128), 7)
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """How EbbtideForecaster fits. Every default is generic (no trace was tuned for)."""
-
-    upper_quantile: float = 0.9
-    """Quantile yhat_upper stands for; capacity is sized to yhat_upper."""
-    lower_quantile: float = 0.1
-    """Quantile yhat_lower stands for."""
-    seed: int = 0
-    """Seed passed to Stan's optimizer (and to Prophet's sampler when uncertainty_samples > 0)."""
-    fit_step: timedelta | None = None
-    """Grid the model is fitted on. None: the finest of 1/5/10/15/30/60 min (multiple of the
-    series step) giving at most `max_fit_points` points over the lookback."""
-    max_fit_points: int = 2000
-    """Budget of fit-grid points for the automatic fit_step (Prophet's cost grows with it)."""
-    lookback: timedelta = timedelta(days=35)
-    """History used for fitting (the most recent part). 5 weeks: 4+ weekly cycles."""
-    daily_fourier_order: int = 8
-    """Fourier order of the daily seasonality (always on when the history spans >= 2 days)."""
-    weekly_fourier_order: int = 3
-    """Fourier order of the weekly seasonality (always on from 7 days of history, one full
-    cycle; Prophet's automatic rule needs more than 14 days)."""
-    calendar_tz: str = "UTC"
-    """Zone of Prophet's `ds`: local dates for holiday windows and the clock of daily
-    seasonality. Event regressors are exact in any zone."""
-    country_holidays: str | None = None
-    """ISO country code (e.g. "CN", "US") whose public holidays become holiday windows."""
-    pooled_holidays: bool = True
-    """With `country_holidays`: a public holiday the history never showed borrows the effect of
-    those it did. Prophet learns one coefficient per holiday NAME, so a holiday absent from the
-    lookback (most of a forecast week's, with 4-5 weeks of history) keeps its prior (~0) and
-    was forecast as an ordinary day. The pooled effect is, per local hour of the day, the mean
-    residual in z of the fit WITHOUT its holiday terms on the seen holidays (the country's
-    public holidays on its working days with observed points, outside sale/joint_live events):
-    what a holiday did to that hour. It is added to the forecast on the working-day public
-    holidays whose name has no observed day in the history; seen names keep their own window.
-    Per hour, not one level: a day-level shift in z cannot draw a closed day (no orders in
-    business hours, the usual nothing at night). No seen holiday: no effect (unidentified),
-    and `notes` say so. UK retail: Good Friday, without orders, tells the royal wedding and May
-    Day a week later. Holidays on the country's weekend are neither learnt from nor forecast
-    (forecaster.events `pooled_holiday_days`). Computed from each fit (no extra Prophet fit)."""
-    pooled_holiday_band: bool = True
-    """The interval also spans the forecast WITHOUT the pooled holiday effect: on those days the
-    effect is borrowed, not observed (a US Columbus Day is no Thanksgiving for a taxi fleet), and
-    capacity is sized to the upper bound. Off holidays nothing changes."""
-    tau_candidates: tuple[timedelta, ...] = field(default_factory=_default_taus)
-    """Ebb time constants to choose among (geometric: 2h .. 128h, 7 values). Stretched for
-    coarse series: see `tau_min_steps`."""
-    tau_min_steps: float = 1.0
-    """The candidate grid is multiplied by max(1, this x series step / its shortest candidate),
-    so no candidate is shorter than this many series steps (a decay within one step cannot be
-    seen): hourly and finer data keep 2 h .. 128 h, daily data get 1 d .. 64 d (weeks of
-    decline). 0 disables the stretch."""
-    ebb_power_alphas: tuple[float, ...] = (1.0,)
-    """Exponents of power-law (hyperbolic) ebb kernels (1 + t / tau) ** -alpha scored next to
-    the exponential ones once the ebb is observed, on the shortest `power_tau_count` taus of the
-    same grid (forecaster.events `EbbKernel`): attention after news and launches decays fast,
-    then with a long tail, which no single exponential follows. Each exponent adds
-    `power_tau_count` Prophet fits to a cold fit with the ebb observed (none with no ebb
-    observed: the prior is exponential). Empty: exponential kernels only (the model before the
-    long-tail work)."""
-    power_tau_count: int = 5
-    """How many of the (stretched) grid's shortest taus carry the power-law kernels (hourly:
-    2 h .. 32 h). A power law's tau is the length of its fast first phase; with tau of days it
-    barely falls within a week, which the long exponentials already offer. Measured against all
-    7 (bench/README.md): real "other" median 0.91 vs 1.00 (on a trace with no real ebb, taxi
-    Thanksgiving +2 d, 128 h^-1 tied with the 128 h exponential on noise), power-law seeds'
-    ebb median 0.56 vs 0.51 (the heaviest tail, alpha 0.75, wants a long tau), 12 fits vs 14."""
-    power_settle: bool = False
-    """Whether power-law kernels also get a new peace level (`settle`). Off: a long tail is the
-    competing explanation of a tail that stays up (exponential to a new level, or power law back
-    towards the old one), and with a level a short power-law kernel fits any first day of tail
-    and extrapolates the level (measured on a (1 + t/12h)^-1 ebb cut a day after the end: the
-    chosen kernel's 7-day WAPE 0.36 with the level, 0.08 without)."""
-    power_needs_evidence: bool = False
-    """Choose a power-law kernel only when it is clearly better than the best exponential (the
-    exponential not `plausible` next to it); else the exponential is the forecast and the
-    power law only widens the interval."""
-    ebb_family_hedge: bool = True
-    """When the best kernel of the other family (exponential vs power law) fits the observed ebb
-    as well as the best one (within noise: `_not_worse`, a paired two-standard-error check), yhat
-    is the mean (in z) of the two fits' forecasts; the band spans both (`band_spans_families`).
-    A day of tail rarely tells an exponential from a power law, and the two part ways over the
-    week: on tests/test_model.py's series (an exponential ebb, tau 16 h) cut a day after the
-    end, the power law 8 h^-1 scored 0.085 against the exponential's 0.092 and forecast the week
-    at 1.5-1.8x the actual demand (WAPE 0.58). The mean halves the log error of whichever is
-    wrong (bench/README.md, "Exponential or power law: a hedge")."""
-    peak_hedge: bool = True
-    """Fitted after a joint live event's peak but before its end (its peak seen, no whole bucket
-    of its ebb), what follows is a prior: the show's audience may stay to the announced end or
-    leave within the hour, and the ebb's pace is the prior's centre (`tau_candidates`, 16 h).
-    yhat is then the mean (in z) of the forecast with the event going on and the forecast with
-    it over at the cut (its columns zero from the history's end on); the band spans both, so
-    capacity (sized to yhat_upper) is unchanged. Attention after a launch or a keynote can be
-    gone within hours: cut at such peaks, the calendar's event alone was forecast at 1.0-1.7x
-    the best baseline's error on NASA's launch and AAPL's event, while the same traces with no
-    calendar did better (bench/README.md, "Cut at a show's peak"). Sales are not hedged: a
-    discount holds its buyers to its end (tests/test_model.py's sale, held 4 h after its peak,
-    cut an hour after it: WAPE 0.07-0.09, 0.31-0.32 if it were hedged)."""
-    band_spans_families: bool = True
-    """With the ebb observed, the interval also spans the best candidate of each kernel family
-    (the exponential, each power law), plausible or not: a day or three of tail rarely tells
-    the tail's shape apart beyond doubt, a wrong shape's error grows with the lead (no
-    residual set of the history shows it), and capacity is sized to the upper bound (measured
-    on the seeded suite: a single power-law kernel chosen on a 1-day tail forecast well but
-    its band held 34-48% of the week's points)."""
-    band_spans_neighbours: bool = True
-    """With the ebb observed, the interval also spans (`neighbour_reach` of the way towards) the
-    best kernel's neighbours on its own family's tau grid (the next shorter and longer tau with
-    the same exponent, when fitted and not below the observed tail): the grid steps tau by a
-    factor 2, so the ebb's real time constant lies anywhere between the best grid point and its
-    neighbours, and a slower tail than the best one's is what under-covers the days after a
-    news-like spike (page views cut a day after the event held ~75% of the week under the upper
-    bound with the best and each family's best alone; 99% with the neighbours at reach 0.5)."""
-    neighbour_reach: float = 0.5
-    """How far towards each grid neighbour the band reaches (`band_spans_neighbours`), in z
-    between the best kernel's forecast (0) and the neighbour's (1). The best grid point is the
-    one nearest the real tau, so the real tau lies within half a grid step of it: 0.5 reaches
-    about tau x sqrt(2) (and / sqrt(2)) without another Prophet fit."""
-    settle_floor: bool = True
-    """A candidate whose new peace level (`settle`) would take the forecast below what the
-    observed tail supports is not chosen: its level must not be below min(0, the event's fitted
-    effect at the last observed ebb point) - `settle_floor_tol` (in z). While the tail is still
-    above the old level, a negative level is the curvature of a wrong kernel extrapolated, not
-    data; under-forecasting capacity is the worse error. When every candidate breaks it, the
-    best one is refitted without the level (one extra Prophet fit)."""
-    settle_floor_tol: float = 0.05
-    """Slack of `settle_floor` in z (log units: about 5% of the level)."""
-    ebb_ceiling: bool = True
-    """After an event whose peak is in the history, the forecast over its ebb (end .. end +
-    `ebb_span`, outside any event window) is capped at the highest value observed in the
-    history: an ebb falls from the peak. Cut at (or just after) the event's end, no ebb point
-    is observed yet and the event's `inside` and `shape` effects cannot be told apart; the
-    forecast just after the end was then measured at 2-6.7x the highest value ever observed on
-    page-view traces. The cap binds only on such forecasts; `notes` say when it did."""
-    ramp_ceiling: bool = True
-    """While an event's ramp is in the history but its peak is not (a fit inside the ramp),
-    its size is extrapolated from the part of the ramp seen, often hours of night traffic whose
-    rise in z says little about the peak; the forecast (yhat and the band) from the event's
-    start until `ebb_span` after its end is then capped at the highest value observed in the
-    history times the event's `lift` (1 without one), up to the start of a later event that has
-    not started yet (yhat_lower keeps its ratio to yhat). Ebbtide so never extrapolates a first-time event beyond anything it has
-    seen unless the calendar says how big it is (`lift`); the demand observed and the burst
-    allowance still scale up for a ramp that goes higher. Measured (bench/README.md, "A ramp
-    seen in part"): Melbourne's Boxing Day fitted 6 h into its declared ramp forecast 30k at the
-    peak (12x the actual 2.4k, 6x the history's highest), and the replay pre-scaled to 404 pods
-    where 43 served it. The cap binds only on such forecasts; `notes` say when it did."""
-    ebb_start_cap: bool = True
-    """Until the ebb's own starting height is learnt (`tail`, after `min_tail` of observed ebb),
-    an ebb does not start above the event it follows: with the shape's coefficient a > 0 and
-    the `inside` one b < 0 (in z), it starts at the event's fitted level at its end, a + b,
-    but not below 0 (the level without the event), i.e. at max(a + b, 0) instead of a. Before
-    any ebb point the two are barely identified (a cut inside the ramp, or at the end): on NYC
-    taxi cut at Black Friday noon, 6 h of its morning dip seen, b = -0.73 and a = +0.62 put the
-    ebb 0.62 above normal and the next day's forecast 1.7x the actual. The fit is unchanged;
-    prediction carries `inside` along the ebb (w = min(1, a / -b) times the decay after the
-    end). It can only lower yhat over an ebb, never below the forecast without the event; the
-    interval still spans the uncapped ebb (a prior, not data: measured, capping the band too
-    lost coverage at 9 of 16 synthetic peak cuts). `notes` say when it acts."""
-    ebb_start_at_event_level: bool = True
-    """The other side of `ebb_start_cap`: until the ebb's own starting height is learnt (`tail`),
-    with the `inside` coefficient b > 0 (the event's level held through its window is above
-    what the shape a explains) the ebb starts at the event's fitted level at its end, a + b,
-    instead of a: the war state does not vanish at the calendar's end, it ebbs (docs/DOMAIN).
-    Without it a sale that stays up through a long window (11.11 over 28 h: b carries the
-    level, a is small) was forecast straight back to normal at its end: 77 against 535 in the
-    first hour. Same mechanics as the cap (`inside` carried along the decay, w = 1); the band
-    still spans the ebb from a, so the interval is never narrower. `notes` say when it acts."""
-    long_tau_needs_evidence: bool = True
-    """While less observed ebb than the prior's centre (the centre of `tau_candidates`, 16 h
-    by default, as with no ebb; observed ebb = its points x the fit step) is seen, a tau longer
-    than the centre is chosen only when the observed ebb tells it apart from the centre: else
-    the candidate of the best one's family (exponential or power law) nearest the centre (in
-    log tau) among those within noise of the best is the forecast. Within noise: Gaussian
-    log-likelihood ratio (sum of squared z errors on the ebb points, difference to the best's,
-    over 2 sigma^2) at most 1/2, the usual one-parameter 68% interval, sigma the robust sd
-    (1.4826 MAD) of the best fit's z residuals outside event and ebb windows (the history's own
-    noise on the fit grid; residuals are autocorrelated, so with several ebb points this
-    overstates the evidence and the rule acts less). Why only
-    long taus: a short observed ebb can show that tau is short (the level visibly drops) but
-    not how long a long one is (every kernel with tau >> the observed span is flat over it, so
-    the score saturates and a point above the fit, noise, picks the grid's longest), and a
-    long tau holds the event's level for days. Why only before the centre's span: from then
-    on the centre's kernel has fallen by 1 - 1/e over the observed ebb, and near-flat scores
-    mean the fit's `tail` and `settle` terms let a short kernel mimic the tail seen, not that
-    the tail is flat; the scores' choice extrapolates better there (measured on the 5-20 day
-    synthetic ebbs cut 1-2 days in: long-ebb median ratio 0.44 with the rule acting there,
-    0.35 with this bound, as without the rule). Measured: a 4.2x plateau held 31 h, cut 42 min
-    after its end (5-minute data, one ebb point on the 30-minute grid, scores 0.097 at 128 h vs
-    0.108 at 16 h, sigma 0.106) chose 128 h against a true 8 h and the ebb, starting at the
-    event's level (`ebb_start_at_event_level`), stayed near the plateau all week (7-day WAPE
-    116%). The interval is unchanged (it spans the plausible candidates, the best one's too);
-    `notes` say when the rule acts."""
-    prior_tau_spread: float = 2.0
-    """With no ebb observed yet, the interval spans the tau candidates within this factor of
-    the centre (the prior's central range) instead of the whole grid."""
-    ebb_span: timedelta = timedelta(days=7)
-    """How long after an event's end its observed ebb scores the tau candidates."""
-    event_align_within: timedelta = timedelta(hours=12)
-    """An event whose traffic kept rising after its declared end (a peak written in local time
-    as UTC, a show whose crowd peaks hours after the announced time) is fitted with the whole
-    entry moved so that its peak is the observed one, when that peak lies within this long after
-    the declared end, stands at least `event_align_min_ratio` x the typical level of its time of
-    the week and x the median of the quiet history, and is 1.25x higher (as a ratio) than
-    anything inside the declared window; only once the whole window is observed and no other
-    event starts in it (`forecaster.events.align_to_observed`). The ebb then starts where the
-    traffic falls, instead of taking the rest of the rise as its first hours. Measured on
-    bench/slow_ebb.py's traces declared 3 h or 8 h early: 9 of 28 cuts worse than the best
-    baseline before, none after (bench/README.md, "Event times a person got wrong"). 0 turns
-    it off."""
-    event_align_min_ratio: float = 2.0
-    """See `event_align_within`: how far above the typical level the later peak must stand."""
-    undeclared_note_ratio: float = 3.0
-    """A run of the history at least this many times the typical level of its time of the week
-    for longer than `outlier_max_run`, with no sale or joint live occurrence from a day before
-    it to its end (in an event's `ebb_span`, only traffic that rose 2x from the trough since
-    that event's peak), is named in `notes` as an undeclared event
-    (`forecaster.events.undeclared_excursions`), and modelled as one (`undeclared_events`).
-    0 turns both off."""
-    undeclared_events: bool = True
-    """An undeclared run (`undeclared_note_ratio`) whose peak is past (the event's end, below,
-    inside the history and the last bucket clearly under the peak) is modelled as an event of
-    its own (kind `joint_live`, named `undeclared-<peak>`), with times read off the history
-    (`forecaster.events.Excursion`): its ramp from where the traffic was last under 1.25x
-    typical, its peak at the highest ratio, its end after the hold (within 1.25x of the peak)
-    and the fast fall that follows (1.25x lower within the hour); its ebb is then fitted like a
-    declared one's, instead of the spike being fitted as ordinary traffic (Prophet's trend and
-    seasonality bend to it, or it is forecast to come back). It never lends its size to an
-    unseen event of the calendar (`unseen_borrows_effect`). Measured (bench/README.md, "An event
-    nobody declared"): bench/slow_ebb.py with no calendar entry, cuts worse than the best
-    baseline 12 of 33 with a note only, none with this; the forecast bench with no calendar at
-    all (`--no-calendar`), synthetic geometric mean ratio 0.958 -> 0.551; a main sale or Cyber
-    Monday left out after a declared first event (a run in its ebb that rose 2x from the trough
-    is another event): seeded two-event ebb cuts median 1.11 -> 0.68. Off: a note only."""
-    unseen_borrows_effect: bool = True
-    """A sale or joint live event of the calendar with no occurrence in the history (its size
-    cannot be learnt: the main sale after a pre-sale wave, cut during the wave's ebb) borrows
-    the fitted effect of the events of its kind whose peak the history holds: the mean of their
-    `shape` and `inside` contributions (in z, with their peak ratio K and ebb start, each drawn
-    on the unseen event's own calendar times and tau; never below 0). Without it such an event
-    was forecast as no event at all (the seasonal level through a 3-15x main sale: capacity
-    sized to the upper bound was not ready, as with the partner event in docs/DOMAIN.md that
-    nearly took the servers down). The borrowed size is a prior, not data: the interval also spans the forecast
-    without it, and the `ebb_ceiling` does not cap from the unseen event's start on (it may
-    rise above any past value). No seen event of the kind: nothing borrowed, `notes` say so.
-    An unseen event with a calendar `lift` hint is sized by the hint, not by donors (the
-    operator's explicit knowledge wins), whether this setting is on or off."""
-    ebb_until_next_event: bool = True
-    """An event's ebb counts as observed only until the next sale/joint_live event starts
-    (forecaster.events `clean_ebb_windows`): the points that score the tau candidates, that
-    make its `tail` (`min_tail`) and new peace level (`settle`: `min_settle_tail`, half of the
-    move) learnable, and its last observed ebb point for `settle_floor`. From the next event's
-    start its ramp, peak and ebb lie on top of this ebb: a second sale two days after the first
-    (Black Friday -> Cyber Monday), cut at the second's end, had the first's settle level learnt
-    over the second's ramp and peak (its 1 - decay rises through them) and the forecast climbed
-    from 2x to 12x the actual over the week (7-day WAPE 6.7). Off: the ebb counts for
-    `ebb_span` whatever follows (the model before the multi-event work). With one event per
-    history nothing changes."""
-    long_tau_own_ebb: bool = True
-    """With `long_tau_needs_evidence`, when the observed ebb that scores the shared tau holds
-    an earlier free event's ebb (several events without an `ebb` hint in the history), the
-    rule's bound counts only the observed ebb of the latest free event (the last one started
-    before the history's end: the one whose ebb is forecast). An earlier event's ebb says
-    nothing about the latest's tau except through the shared kernel, and each event has its
-    own `tail` and `settle` terms, so near-flat scores on a small wave's long clean ebb are
-    not evidence for a long tau of the main sale that follows. While the latest event's own
-    ebb is shorter than the prior's centre, a best tau longer than the centre is then chosen
-    only when it beats the centre by more than noise (same test and pick as
-    `long_tau_needs_evidence`). Measured (bench/README.md, "Several events"): seed 23 (a 3.1x
-    pre-sale wave, tau 28 h; 8 days later a 10.1x main sale, tau 32 h; 5-minute data) cut at
-    the main sale's end: on the wave's 5-day ebb the mean |z error| was 0.035 at 16 h, 0.034
-    at 32 h and 0.033 at 64 h, 64 h won and the main sale ebbed with it. With one event in the
-    history nothing changes; off: the bound counts every observed ebb point."""
-    holdout: timedelta = timedelta(days=7)
-    """Recent history held out (refit without it) to calibrate intervals and to compare with the
-    seasonal naive; at most a quarter of the history."""
-    naive_skips_holidays: bool = True
-    """When the holdout chose the seasonal naive or the average (no event around), Prophet's
-    forecast and band are used instead on the points whose local date is a holiday (public,
-    `country_holidays`, or a holiday-kind event), or whose naive source (the same time one
-    season back, in the history) falls on one: the naive copies an ordinary day onto a holiday
-    and a holiday onto an ordinary day, while Prophet has the holiday's own window (or the
-    pooled effect) and knows the ordinary day. The choice is made on ordinary days
-    (`holdout_ordinary_days`), so it acts on ordinary days. `notes` name the days."""
-    holdout_ordinary_days: bool = True
-    """The holdout's model choices (the residual profile's weight; with no event around,
-    Prophet vs the seasonal naive vs their average) are scored by WAPE on ordinary days only:
-    the local dates (`calendar_tz`) of public holidays (`country_holidays`) and holiday-kind
-    events are left out. The holdout refit has never seen a holiday inside the holdout, so its
-    per-name window is unlearnt there, and the seasonal naive copies an ordinary day: neither
-    error says how a model does on the ordinary days the choice is about (the forecast week may
-    have no holiday at all; where it has one, the per-name window or the pooled effect acts,
-    learnt on the full history). When the ordinary points would be fewer than a day or than
-    half of the scored ones, all are scored. The interval's holdout residuals keep the
-    holidays: a forecast week has unlearnt holidays too, and capacity is sized to the upper
-    bound. `notes` name the days left out."""
-    recent_level: bool = True
-    """Carry the last day's level misfit into the forecast, decaying: d0, the mean z residual of
-    the fitted forecast over the last 24 h of history (when none of it lies in an event's window
-    or its `ebb_span`, and it holds half a day of points), is added to yhat at lead L days times
-    phi ** L; phi is the history's own persistence of daily misfits, the AR(1) coefficient
-    (through 0) of consecutive 24 h block means of the residuals outside event windows over the
-    lookback, clipped to [0, 0.95] (at least 7 pairs, else no correction). Prophet's flat trend
-    and fixed seasonality cannot follow a level that moved in the last days (the week after
-    Christmas, a declining month); a seasonal naive copies the level whole, for a week; this
-    carries it as long as the history says such moves last. The band spans the forecast with
-    and without it (capacity is sized to yhat_upper: never lowered by it). Only the Prophet
-    forecast (not the seasonal naive or the average, `_mode`). `notes` say d0, phi and the
-    shift on the first and last day."""
-    honest_in_sample: bool = True
-    """With the seasonal residual profile added (weight > 0), the interval's in-sample residuals
-    use the profile with each point's own period left out (`_profile_left_out`): the profile is
-    the median of the last `profile_periods` periods' residuals per slot, so in-sample it
-    partly fits its own points and the residuals understate the error a new period meets.
-    False: the profile as fitted (the model before this setting)."""
-    holdout_origins: int = 2
-    """Forecast origins whose held-out residuals calibrate the interval: the holdout (the last
-    `holdout`) and, for each further origin, the `holdout` before the previous one, refitted
-    without it and forecast over it (one more Prophet fit each; kept while the calibration is
-    reused, `recalibrate_every`). An origin is used only when at least three times its span of
-    history lies before it (the holdout's quarter rule). One week's holdout samples one week's
-    luck: a second shows more of how far a week's level drifts from the fit. Only the interval
-    uses the extra origins; the model choices (residual profile weight, Prophet vs the seasonal
-    naive) stay with the latest holdout. 1: the latest holdout alone."""
-    interval_lead_edges: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=3))
-    """Lead-time buckets of the interval (lead = time after the last observed point): one pair
-    of residual quantiles per bucket (default: <= 1 d, 1-3 d, > 3 d), from the holdout residuals
-    of that lead pooled with the in-sample ones, made monotone (the band never narrows with lead).
-    Leads past the holdout use the last bucket that has holdout residuals. Empty: one pair."""
-    interval_block: timedelta = timedelta(days=1)
-    """Residuals within one block of lead time count as one observation in the finite-sample
-    (conformal) correction: holdout residuals are correlated (a day's level misfit moves all its
-    hours together), so a bucket of n residuals over d days is d observations, not n. The
-    correction raises the level to q + (1 - q) / (d + 1). Zero: each residual counts (n)."""
-    interval_groups: int = 4
-    """Daily level bands of the interval (group-conditional, "Mondrian" conformal): the slots
-    of the day (fit-grid steps, in `calendar_tz`) are ranked by the fitted level (median
-    in-sample z outside event windows) and cut into this many bands of equal slot count
-    (quietest first); each band gets its own residual quantiles per lead bucket, from its own
-    in-sample and holdout residuals. The transform does not fully stabilise the variance
-    (nights are noisier or quieter in z than evenings), so one quantile for all hours
-    over-covers some hours and under-covers others. Every future point's band is known in
-    advance (its time of day). Daily or coarser data: one band. 1: one pooled quantile per
-    lead bucket (the model before this setting)."""
-    interval_group_min: int = 48
-    """In-sample residuals a band needs for its own quantiles (else it uses the pooled ones);
-    a (band, lead bucket) cell without holdout residuals of its band uses the pooled value."""
-    horizon_hint: timedelta = timedelta(days=7)
-    """How far ahead predictions are expected; events starting within it are modelled."""
-    uncertainty_samples: int = 0
-    """Prophet's simulated intervals (slow). 0: intervals come only from calibrated residuals
-    (the default); > 0: the wider of the two is used."""
-    changepoint_prior_scale: float = 0.05
-    """Unused with the flat trend; kept for the plain-Prophet baseline and future trend modes."""
-    init: dict[str, Any] | None = None
-    """Warm start: `params` of an earlier fit (Stan's init); ignored if its shape differs."""
-    settle_level: bool = True
-    """Model a new peace level after each event (a step from its end, in z: a multiplicative
-    floor), learnt once part of the ebb is observed; DOMAIN.md: some viewers stay as regulars."""
-    min_settle_tail: timedelta = timedelta(days=1)
-    """Observed ebb needed (besides half of the move, settle >= 0.5) before a new peace level is
-    learnt: less than a daily cycle cannot tell a level from the daily shape's misfit."""
-    settle_needs_held_level: bool = True
-    """With it, `min_settle_tail` counts only the observed ebb from where the kernel has made half
-    of its move (settle >= 0.5) on: the new level must be seen holding for a daily cycle. Without
-    it, any observed ebb counts, and with a day of tail a short kernel's settle step turns a slow
-    ebb still under way into a permanent level (measured: bench/README.md, "A new level must be
-    seen holding")."""
-    settle_unheld_hedge: bool = True
-    """With `settle_needs_held_level`, while a new level is learnable from the observed ebb but
-    not yet seen holding: the exponential candidates are refitted with it allowed (one Prophet
-    fit each where it is learnable), the band spans the best of them that is not below the
-    observed tail (`settle_floor`), and when that fit's mean |z error| on the observed ebb is
-    lower than the chosen fit's, yhat is the mean (in z) of the two. A day of tail cannot tell
-    a new level from a slow ebb still under way."""
-    settle_two_stage: bool = False
-    """Score tau without the settle level, then add it for the chosen tau. Off by default:
-    measured on the seeded synthetic suite it lost (median ratio 0.77 vs 0.47, coverage >= 0.9
-    on 18/32 vs 27/32 cuts): with a raised peace level, a short tail scored without a level
-    picks a tau that the level then cannot repair."""
-    settle_prior_scale: float = 0.5
-    """Prophet prior scale (sd, in z = log units) of the settle step: shrinks it towards 0 unless
-    the observed tail supports it."""
-    free_tail: bool = True
-    """Once `min_tail` of the ebb is observed, learn its starting height from the tail itself
-    (the `tail` regressor), not only from the peak (the `shape` tie)."""
-    min_tail: timedelta = timedelta(hours=6)
-    """Observed ebb needed before the ebb's starting height is learnt from the tail itself
-    (the `tail` regressor) instead of only from the peak (the `shape` tie)."""
-    scale_fraction: float = 0.1
-    """Transform scale s as a fraction of the history's median (z = log1p(y / s))."""
-    seasonal_correction: bool = True
-    """Add the recent seasonal profile of the model's own residuals (median per hour-of-week, or
-    hour-of-day with under 2 weeks, over the last `profile_periods` periods, event windows left
-    out) to the forecast, weighted 0, 1/2 or 1 by the holdout: Prophet's low-order Fourier terms
-    cannot draw a sharp weekly shape that repeats exactly, the seasonal naive can."""
-    profile_periods: int = 3
-    """How many recent weeks (or days) the residual profile is the median over."""
-    outlier_sigma: float = 5.0
-    """Fit-grid points outside events whose z residual of a first fit lies more than this many
-    robust sd (1.4826 MAD) from the median are treated as missing when fitting (bursts without a
-    tail, collection gaps read as zeros). 0 disables."""
-    outlier_max_run: timedelta = timedelta(hours=6)
-    """Only runs of flagged points at most this long are outliers; a longer departure is a regime
-    change (level shift, shutdown) the model must see."""
-    zero_outage_typical: float = 0.9
-    """A run of exact zeros longer than `outlier_max_run`, followed by data again, is a
-    collection outage read as zeros (a logging or scrape gap, a server down), not demand, when
-    at the same times a day and a week before and after (where observed, outside the run) at
-    least this share of the values is not zero: it is then treated as missing, for fitting and
-    calibration alike (noted). Zeros that recur there (an online shop's nights or weekends, a
-    closure on those days too) are demand; a run still going at the end of the history is kept
-    (it cannot be told from demand that stopped). 0 disables. Measured: bench/README.md, "Long
-    outages read as zeros"."""
-    warm_reuse: bool = True
-    """A warm refit (`fit(history, init=params)` with the same settings, step and modelled
-    events) reuses the previous fit's choices: the tau choice when no new ebb point arrived
-    (else only the previous plausible range +- one candidate is scored) and the holdout
-    calibration while it is younger than `recalibrate_every`. False: every fit is cold."""
-    recalibrate_every: timedelta = timedelta(hours=24)
-    """Age after which a warm refit redoes the holdout calibration (one extra Prophet fit).
-    0 disables the reuse."""
-
-    def __post_init__(self) -> None:
-        if not (0.0 < self.lower_quantile < self.upper_quantile < 1.0):
-            raise ValueError(f"quantiles must satisfy 0 < lower ({self.lower_quantile}) < upper "
-                             f"({self.upper_quantile}) < 1")
-        if self.event_align_min_ratio <= 1.0:
-            raise ValueError(f"event_align_min_ratio must be > 1 (a peak above the typical level), got "
-                             f"{self.event_align_min_ratio}")
-        if self.prior_tau_spread < 1.0:
-            raise ValueError(f"prior_tau_spread must be >= 1, got {self.prior_tau_spread}")
-        if not self.tau_candidates or any(t <= timedelta(0) for t in self.tau_candidates):
-            raise ValueError("tau_candidates must be a non-empty list of positive durations")
-        if any(not a > 0 for a in self.ebb_power_alphas):
-            raise ValueError(f"ebb_power_alphas must be positive exponents, got {self.ebb_power_alphas}")
-        if self.power_tau_count < 1:
-            raise ValueError(f"power_tau_count must be >= 1, got {self.power_tau_count}")
-        if self.tau_min_steps < 0:
-            raise ValueError(f"tau_min_steps must be >= 0, got {self.tau_min_steps}")
-        if any(e <= timedelta(0) for e in self.interval_lead_edges) or list(self.interval_lead_edges) != sorted(
-                set(self.interval_lead_edges)):
-            raise ValueError("interval_lead_edges must be positive durations in increasing order")
-        if self.interval_block < timedelta(0):
-            raise ValueError(f"interval_block must be >= 0, got {self.interval_block}")
-        if not 0.0 <= self.neighbour_reach <= 1.0:
-            raise ValueError(f"neighbour_reach must be within 0..1, got {self.neighbour_reach}")
-        if self.interval_groups < 1 or self.interval_group_min < 1:
-            raise ValueError(f"interval_groups and interval_group_min must be >= 1, got "
-                             f"{self.interval_groups} and {self.interval_group_min}")
-
-
 # --------------------------------------------------------------------------- grid helpers
 
 def choose_fit_step(step: timedelta, span: timedelta, max_points: int) -> timedelta:
@@ -642,164 +188,6 @@ def aggregate_to_grid(values: pd.Series, fit_step: timedelta) -> pd.Series:
     out = values.groupby(starts).mean()
     full = pd.date_range(out.index[0], out.index[-1], freq=pd.Timedelta(fit_step))
     return out.reindex(full)
-
-
-def _conformal(resid: np.ndarray, q: float) -> float:
-    """Split-conformal quantile of residuals: level ceil((n+1) q)/n (upper side), or
-    floor((n+1) q)/n for low q; with too few residuals the extreme one."""
-    r = np.sort(resid[np.isfinite(resid)])
-    n = r.size
-    if n == 0:
-        return 0.0
-    if q >= 0.5:
-        k = math.ceil((n + 1) * q)
-        return float(r[min(k, n) - 1])
-    k = math.floor((n + 1) * q)
-    return float(r[max(k, 1) - 1])
-
-
-def _pooled_quantile(r_in: np.ndarray, r_hold: np.ndarray, q: float, n_eff: float | None = None) -> float:
-    """Quantile of in-sample and holdout residuals pooled with equal total weight per set (the
-    few holdout residuals are the honest out-of-sample ones; the many in-sample ones are stable),
-    with the split-conformal finite-sample correction on the holdout side: level
-    q + (1 - q) / (n_eff + 1) (q - q / (n_eff + 1) below the median), n_eff = the number of
-    independent holdout observations (default: every finite holdout residual)."""
-    a, b = r_in[np.isfinite(r_in)], r_hold[np.isfinite(r_hold)]
-    if b.size == 0:
-        return _conformal(a, q)
-    n = b.size if n_eff is None else max(float(n_eff), 1.0)
-    vals = np.concatenate([a, b])
-    w = np.concatenate([np.full(a.size, 0.5 / max(a.size, 1)), np.full(b.size, 0.5 / b.size)])
-    order = np.argsort(vals, kind="stable")
-    vals, cw = vals[order], np.cumsum(w[order])
-    level = q + (1 - q) / (n + 1) if q >= 0.5 else q - q / (n + 1)
-    i = int(np.searchsorted(cw, level * cw[-1], side="left"))
-    return float(vals[min(i, vals.size - 1)])
-
-
-def _lead_buckets(r_hold: np.ndarray, lead_hold_s: np.ndarray, edges_s: np.ndarray, block_s: float,
-                  step_s: float, origin: np.ndarray | None = None) -> list[tuple[np.ndarray, float] | None]:
-    """Holdout residuals split by lead bucket (len(edges_s) + 1 buckets; bucket k holds leads in
-    (edges_s[k-1], edges_s[k]], lead in seconds after the last training point): per bucket its
-    finite residuals and how many independent observations they count for (one per `block_s`
-    of lead covered, summed over the forecast origins `origin` (one label per residual; default
-    one origin); every residual when block_s is 0), or None when it has none."""
-    ok = np.isfinite(r_hold)
-    r_hold, lead_hold_s = r_hold[ok], lead_hold_s[ok]
-    origin = np.zeros(r_hold.size) if origin is None else np.asarray(origin)[ok]
-    out: list[tuple[np.ndarray, float] | None] = []
-    lo = -math.inf
-    for hi in [*edges_s.tolist(), math.inf]:
-        m = (lead_hold_s > lo) & (lead_hold_s <= hi)
-        if m.any():
-            n_eff = float(m.sum())
-            if block_s > 0:
-                n_eff = sum((float(lead_hold_s[m & (origin == o)].max() - lead_hold_s[m & (origin == o)].min())
-                             + step_s) / block_s for o in np.unique(origin[m]))
-            out.append((r_hold[m], n_eff))
-        else:
-            out.append(None)
-        lo = hi
-    return out
-
-
-def _bucket_quantiles(r_in: np.ndarray, buckets: list[tuple[np.ndarray, float] | None], q: float) -> np.ndarray:
-    """One residual quantile per lead bucket: the in-sample residuals `r_in` pooled with the
-    bucket's holdout residuals (equal total weight, `_pooled_quantile` with the bucket's count
-    of independent observations). A bucket without holdout residuals repeats the previous one
-    (the first: in-sample only). Monotone in lead: the upper quantile (q >= 0.5) never
-    decreases, the lower never increases, and each is on its side of 0."""
-    out: list[float] = []
-    for b in buckets:
-        if b is None:
-            out.append(out[-1] if out else _conformal(r_in, q))
-        else:
-            out.append(_pooled_quantile(r_in, b[0], q, b[1]))
-    arr = np.asarray(out, dtype=float)
-    if q >= 0.5:
-        return np.maximum.accumulate(np.maximum(arr, 0.0))
-    return np.minimum.accumulate(np.minimum(arr, 0.0))
-
-
-def _lead_quantiles(r_in: np.ndarray, r_hold: np.ndarray, lead_hold_s: np.ndarray, q: float,
-                    edges_s: np.ndarray, block_s: float, step_s: float) -> np.ndarray:
-    """One residual quantile per lead bucket (`_lead_buckets`, then `_bucket_quantiles`): the
-    holdout residuals of each lead pooled with the in-sample ones, monotone in lead."""
-    return _bucket_quantiles(r_in, _lead_buckets(r_hold, lead_hold_s, edges_s, block_s, step_s), q)
-
-
-def _level_bands(slot: np.ndarray, level: np.ndarray, n_slots: int, n_groups: int) -> np.ndarray:
-    """Band (0 = lowest level) of each of `n_slots` slots: slots ranked by the median `level`
-    of their points (`slot` holds each point's slot, 0 .. n_slots - 1), ties by slot number,
-    cut into min(n_groups, n_slots) bands of equal slot count (band = rank x bands // slots:
-    sizes differ by at most one when it does not divide). A slot with no finite level takes
-    the median of the others (a middle band)."""
-    n_groups = max(1, min(int(n_groups), int(n_slots)))
-    ok = np.isfinite(level)
-    med = np.full(n_slots, np.nan)
-    if ok.any():
-        frame = pd.DataFrame({"slot": slot[ok], "level": level[ok]}).groupby("slot")["level"].median()
-        med[frame.index.to_numpy()] = frame.to_numpy()
-    med = np.where(np.isfinite(med), med, np.nanmedian(med) if np.isfinite(med).any() else 0.0)
-    order = np.argsort(med, kind="stable")
-    bands = np.empty(n_slots, dtype=int)
-    bands[order] = (np.arange(n_slots) * n_groups) // n_slots
-    return bands
-
-
-def _group_buckets(r_hold: np.ndarray, lead_hold_s: np.ndarray, g_hold: np.ndarray,
-                   buckets: list[tuple[np.ndarray, float] | None], edges_s: np.ndarray,
-                   n_groups: int) -> list[list[tuple[np.ndarray, float] | None]]:
-    """The lead buckets (`_lead_buckets` of the same residuals: `buckets`) split by group: per
-    group g, per bucket the holdout residuals of group g (`g_hold`) at that lead with the
-    bucket's count of independent observations (a band of hours spans the same days of lead as
-    the whole bucket, and a day's misfit moves all its hours), or None when it has none."""
-    out = []
-    for g in range(n_groups):
-        m = g_hold == g
-        sub = _lead_buckets(r_hold[m], lead_hold_s[m], edges_s, 0.0, 1.0)
-        out.append([None if b is None or sb is None else (sb[0], b[1]) for b, sb in zip(buckets, sub, strict=True)])
-    return out
-
-
-def _group_quantiles(r_in: np.ndarray, g_in: np.ndarray, buckets: list[tuple[np.ndarray, float] | None],
-                     group_buckets: list[list[tuple[np.ndarray, float] | None]], q: float,
-                     min_points: int) -> np.ndarray:
-    """Group-conditional ("Mondrian") conformal quantiles, shape (groups, lead buckets): row g
-    pools group g's in-sample residuals (`r_in` where `g_in` == g) with its holdout residuals of
-    each lead bucket (`group_buckets[g]`, `_pooled_quantile`, the bucket's count of independent
-    observations). A group with fewer than `min_points` finite in-sample residuals takes the
-    pooled row (`_bucket_quantiles` over all groups); a cell whose bucket has holdout residuals
-    but none of the group takes the pooled value; a bucket without holdout residuals repeats the
-    previous cell (the first: the group's in-sample quantile). Each row is monotone in lead and
-    on its side of 0, like `_bucket_quantiles`."""
-    pooled = _bucket_quantiles(r_in, buckets, q)
-    out = np.tile(pooled, (max(len(group_buckets), 1), 1))
-    for g, gbs in enumerate(group_buckets):
-        m = (g_in == g) & np.isfinite(r_in)
-        if int(m.sum()) < min_points:
-            continue
-        row: list[float] = []
-        for k, (b, gb) in enumerate(zip(buckets, gbs, strict=True)):
-            if b is None:
-                row.append(row[-1] if row else _conformal(r_in[m], q))
-            elif gb is None:
-                row.append(float(pooled[k]))
-            else:
-                row.append(_pooled_quantile(r_in[m], gb[0], q, gb[1]))
-        arr = np.asarray(row, dtype=float)
-        out[g] = (np.maximum.accumulate(np.maximum(arr, 0.0)) if q >= 0.5
-                  else np.minimum.accumulate(np.minimum(arr, 0.0)))
-    return out
-
-
-def _sketch(r: np.ndarray) -> list[float]:
-    """Sorted residuals, or `_SKETCH_POINTS` evenly spaced quantiles of them when there are
-    more (what a cached calibration keeps per lead bucket)."""
-    r = np.sort(r[np.isfinite(r)])
-    if r.size > _SKETCH_POINTS:
-        r = np.quantile(r, (np.arange(_SKETCH_POINTS) + 0.5) / _SKETCH_POINTS)
-    return [float(x) for x in r]
 
 
 def _not_worse(err: np.ndarray, best_err: np.ndarray) -> bool:
@@ -2019,8 +1407,8 @@ class EbbtideForecaster:
                                                                group_buckets, mode_group_buckets)
         g_in = self._band_of(obs.index)
         gmin = s.interval_group_min
-        self._q_hi = _group_quantiles(r_in, g_in, buckets, group_buckets, u, gmin)
-        self._q_lo = _group_quantiles(r_in, g_in, buckets, group_buckets, lq, gmin)
+        self._q_hi = intervals.group_quantiles(r_in, g_in, buckets, group_buckets, u, gmin)
+        self._q_lo = intervals.group_quantiles(r_in, g_in, buckets, group_buckets, lq, gmin)
         notes.append(
             f"interval: conformal quantiles of z residuals ({r_in.size} in-sample, {n_hold} holdout "
             f"over the last {interval_text(hold)}) by lead {self._lead_labels()}"
@@ -2072,18 +1460,18 @@ class EbbtideForecaster:
         return rec[0] * rec[1] ** lead_d
 
     def _level_bands(self, index: pd.DatetimeIndex, yhat: np.ndarray) -> np.ndarray:
-        """Band of each slot of the day (fit-grid steps in `calendar_tz`): `_level_bands` of the
+        """Band of each slot of the day (fit-grid steps in `calendar_tz`): `intervals.level_bands` of the
         fitted level in z (`yhat` on `index`) outside event windows, `interval_groups` bands.
         One band when the fit grid is a day or coarser (or does not divide a day)."""
         s = self.settings
         if s.interval_groups <= 1 or self._fit_step >= DAY or DAY % self._fit_step != timedelta(0):
             return np.zeros(1, dtype=int)
         quiet = ~evf.in_or_after(index, self._occ, s.ebb_span, self._step) & np.isfinite(yhat)
-        return _level_bands(self._slot(index[quiet], DAY), self._tf.forward(yhat[quiet]),
-                            int(DAY / self._fit_step), s.interval_groups)
+        return intervals.level_bands(self._slot(index[quiet], DAY), self._tf.forward(yhat[quiet]),
+                                     int(DAY / self._fit_step), s.interval_groups)
 
     def _band_of(self, idx: pd.DatetimeIndex) -> np.ndarray:
-        """Daily level band (`_level_bands`) of each timestamp: known in advance for any time."""
+        """Daily level band (`intervals.level_bands`) of each timestamp: known in advance for any time."""
         if self._slot_band.size <= 1:
             return np.zeros(len(idx), dtype=int)
         return self._slot_band[self._slot(idx, DAY)]
@@ -2096,8 +1484,8 @@ class EbbtideForecaster:
         n_bands = int(self._slot_band.max()) + 1
         if n_bands <= 1:
             return buckets, []
-        return buckets, _group_buckets(r_hold, lead_hold_s, self._band_of(t_hold), buckets, self._lead_edges_s(),
-                                       n_bands)
+        return buckets, intervals.group_buckets(r_hold, lead_hold_s, self._band_of(t_hold), buckets,
+                                                self._lead_edges_s(), n_bands)
 
     def _lead_s(self, index: pd.DatetimeIndex, first: pd.Timestamp) -> np.ndarray:
         """Lead time in seconds of each point of `index` for a forecast whose first point is
@@ -2106,10 +1494,11 @@ class EbbtideForecaster:
 
     def _buckets(self, r_hold: np.ndarray, lead_hold_s: np.ndarray,
                  origin_s: np.ndarray | None = None) -> list[tuple[np.ndarray, float] | None]:
-        """Holdout residuals by the settings' lead buckets (`_lead_buckets`; `origin_s`: each
-        residual's forecast origin, for the count of independent observations)."""
-        return _lead_buckets(r_hold, lead_hold_s, self._lead_edges_s(), self.settings.interval_block.total_seconds(),
-                             self._step.total_seconds(), origin_s)
+        """Holdout residuals by the settings' lead buckets (`intervals.lead_buckets`; `origin_s`:
+        each residual's forecast origin, for the count of independent observations)."""
+        return intervals.lead_buckets(r_hold, lead_hold_s, self._lead_edges_s(),
+                                      self.settings.interval_block.total_seconds(), self._step.total_seconds(),
+                                      origin_s)
 
     def _lead_edges_s(self) -> np.ndarray:
         """`interval_lead_edges` in seconds."""
@@ -2449,12 +1838,12 @@ class EbbtideForecaster:
     def _calibration_record(self, history: Series, weight: float, buckets, mode_buckets, n_hold: int,
                             hold: timedelta, group_buckets=(), mode_group_buckets=()) -> dict:
         """What `_holdout_calibration` found, small enough to keep per workload: per lead bucket
-        the holdout residuals as at most `_SKETCH_POINTS` quantiles with their count of
+        the holdout residuals as at most `intervals.SKETCH_POINTS` quantiles with their count of
         independent observations (for the conformal correction), and the same per daily level
         band with the band of each slot of the day; the same for the seasonal naive or average
         when the holdout chose one; the profile weight."""
         def enc(bs):
-            return [None if b is None else [_sketch(b[0]), float(b[1])] for b in bs]
+            return [None if b is None else [intervals.sketch(b[0]), float(b[1])] for b in bs]
 
         rec = {"at_s": history.end.timestamp(), "weight": float(weight), "buckets": enc(buckets),
                "n_hold": int(n_hold), "hold_s": hold.total_seconds(), "mode": self._mode,
@@ -2528,8 +1917,8 @@ class EbbtideForecaster:
         r_hist = self._tf.forward(obs.to_numpy()) - self._tf.forward(comb)
         u, lq = self.settings.upper_quantile, self.settings.lower_quantile
         gmin = self.settings.interval_group_min
-        self._q_hi_mode = _group_quantiles(r_hist, g_in, buckets, group_buckets, u, gmin)
-        self._q_lo_mode = _group_quantiles(r_hist, g_in, buckets, group_buckets, lq, gmin)
+        self._q_hi_mode = intervals.group_quantiles(r_hist, g_in, buckets, group_buckets, u, gmin)
+        self._q_lo_mode = intervals.group_quantiles(r_hist, g_in, buckets, group_buckets, lq, gmin)
 
     def _prophet_interval(self, idx: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
         grid = self._coarse_grid_for(idx)

@@ -1,9 +1,9 @@
 """Group-conditional ("Mondrian") interval quantiles by daily level band (forecaster.model).
 
 Cases (fast):
-- _level_bands by hand: slots ranked by their median level, cut into equal bands (ties by slot
+- level_bands by hand: slots ranked by their median level, cut into equal bands (ties by slot
   number); a slot with no data takes the others' median; more bands than slots is capped
-- _group_buckets + _group_quantiles by hand: each band's in-sample residuals pooled with its own
+- group_buckets + group_quantiles by hand: each band's in-sample residuals pooled with its own
   holdout residuals per lead bucket (weights and finite-sample level worked out below); a cell
   whose bucket has holdout residuals but none of the band takes the pooled value; a band with
   too few in-sample residuals takes the pooled row; monotone rows
@@ -26,14 +26,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forecaster.model import (
-    EbbtideForecaster,
-    ModelSettings,
-    _group_buckets,
-    _group_quantiles,
-    _lead_buckets,
-    _level_bands,
-)
+from forecaster.intervals import group_buckets, group_quantiles, lead_buckets, level_bands
+from forecaster.model import EbbtideForecaster, ModelSettings
 from forecaster.series import Series
 
 DAY_S, HOUR_S = 86400.0, 3600.0
@@ -43,17 +37,17 @@ def test_level_bands_by_hand():
     slot = np.array([0, 1, 2, 3, 0, 1, 2, 3])
     level = np.array([3.0, 1.0, 4.0, 2.0, 3.0, 1.0, 4.0, 2.0])  # medians per slot: 3, 1, 4, 2
     # Ranks: slot 1 (1.0), slot 3 (2.0), slot 0 (3.0), slot 2 (4.0).
-    np.testing.assert_array_equal(_level_bands(slot, level, 4, 2), [1, 0, 1, 0])
-    np.testing.assert_array_equal(_level_bands(slot, level, 4, 4), [2, 0, 3, 1])
-    np.testing.assert_array_equal(_level_bands(slot, level, 4, 9), [2, 0, 3, 1])  # capped at 4 slots
-    np.testing.assert_array_equal(_level_bands(slot, level, 4, 1), [0, 0, 0, 0])
+    np.testing.assert_array_equal(level_bands(slot, level, 4, 2), [1, 0, 1, 0])
+    np.testing.assert_array_equal(level_bands(slot, level, 4, 4), [2, 0, 3, 1])
+    np.testing.assert_array_equal(level_bands(slot, level, 4, 9), [2, 0, 3, 1])  # capped at 4 slots
+    np.testing.assert_array_equal(level_bands(slot, level, 4, 1), [0, 0, 0, 0])
     # 6 slots, 4 bands: band = rank * 4 // 6 -> ranks 0..5 -> 0, 0, 1, 2, 2, 3.
     # Slots 4 and 5 have no data: they take the median of the others (2.5), ranked after
     # slot 3 (2.0) and before slot 0 (3.0), ties by slot number.
-    np.testing.assert_array_equal(_level_bands(slot, level, 6, 4), [2, 0, 3, 0, 1, 2])
+    np.testing.assert_array_equal(level_bands(slot, level, 6, 4), [2, 0, 3, 0, 1, 2])
     # The median, not the mean, of a slot's points: one outlying point does not move it.
     np.testing.assert_array_equal(
-        _level_bands(np.array([0, 0, 0, 1, 1, 1]), np.array([1.0, 1.0, 99.0, 2.0, 2.0, 2.0]), 2, 2), [0, 1])
+        level_bands(np.array([0, 0, 0, 1, 1, 1]), np.array([1.0, 1.0, 99.0, 2.0, 2.0, 2.0]), 2, 2), [0, 1])
 
 
 def _two_band_case():
@@ -66,7 +60,7 @@ def _two_band_case():
     lead = np.concatenate([np.arange(1, 13), np.arange(25, 31)]) * HOUR_S
     g_hold = np.array([0] * 6 + [1] * 6 + [1] * 6)
     edges = np.array([DAY_S])
-    buckets = _lead_buckets(r_hold, lead, edges, DAY_S, HOUR_S)
+    buckets = lead_buckets(r_hold, lead, edges, DAY_S, HOUR_S)
     return r_in, g_in, r_hold, lead, g_hold, edges, buckets
 
 
@@ -74,7 +68,7 @@ def test_group_buckets_split_by_band_with_the_bucket_count():
     _, _, r_hold, lead, g_hold, edges, buckets = _two_band_case()
     # Bucket counts: day 1 covers leads 1-12 h -> 0.5 day; day 2 covers 25-30 h -> 0.25 day.
     assert [b[1] for b in buckets] == [0.5, 0.25]
-    gb = _group_buckets(r_hold, lead, g_hold, buckets, edges, 2)
+    gb = group_buckets(r_hold, lead, g_hold, buckets, edges, 2)
     np.testing.assert_array_equal(gb[0][0][0], np.arange(1.0, 7.0))
     assert gb[0][0][1] == 0.5 and gb[0][1] is None  # band 0 has nothing after day 1
     np.testing.assert_array_equal(gb[1][0][0], np.arange(10.0, 70.0, 10.0))
@@ -84,8 +78,8 @@ def test_group_buckets_split_by_band_with_the_bucket_count():
 
 def test_group_quantiles_by_hand():
     r_in, g_in, r_hold, lead, g_hold, edges, buckets = _two_band_case()
-    gb = _group_buckets(r_hold, lead, g_hold, buckets, edges, 2)
-    q = _group_quantiles(r_in, g_in, buckets, gb, 0.9, 40)
+    gb = group_buckets(r_hold, lead, g_hold, buckets, edges, 2)
+    q = group_quantiles(r_in, g_in, buckets, gb, 0.9, 40)
     # Every bucket counts as one independent observation (0.5 and 0.25 day are floored at 1):
     # level 0.9 + 0.1 / 2 = 0.95 of the pool, in-sample and holdout each weighing one half.
     # Band 0, day 1: in-sample 50 x 0.01 = 0.5, then holdout 1..6 at 1/12 each: cumulative
@@ -100,14 +94,14 @@ def test_group_quantiles_by_hand():
     # after 7 (45) reaches 0.95; monotone -> max(60, 45) = 60.
     np.testing.assert_allclose(q, [[6.0, 50.0], [60.0, 60.0]])
     # Too few in-sample residuals per band (min 60): both rows are the pooled one.
-    np.testing.assert_allclose(_group_quantiles(r_in, g_in, buckets, gb, 0.9, 60), [[50.0, 50.0], [50.0, 50.0]])
+    np.testing.assert_allclose(group_quantiles(r_in, g_in, buckets, gb, 0.9, 60), [[50.0, 50.0], [50.0, 50.0]])
     # No holdout at all: each band's own split-conformal quantile, ceil((n + 1) 0.9)-th:
     # band 0 the 46th of 0.01..0.50 (0.46), band 1 the 45th of 1..49 (45).
     none = [None, None]
-    np.testing.assert_allclose(_group_quantiles(r_in, g_in, none, [none, none], 0.9, 40),
+    np.testing.assert_allclose(group_quantiles(r_in, g_in, none, [none, none], 0.9, 40),
                                [[0.46, 0.46], [45.0, 45.0]])
     # One band (no split): the pooled row, shape (1, buckets).
-    assert _group_quantiles(r_in, g_in, buckets, [], 0.9, 40).shape == (1, 2)
+    assert group_quantiles(r_in, g_in, buckets, [], 0.9, 40).shape == (1, 2)
 
 
 @given(st.lists(st.floats(-3, 3), min_size=1, max_size=80), st.integers(1, 5), st.integers(0, 2**31 - 1))
@@ -120,10 +114,10 @@ def test_group_quantile_rows_monotone_in_lead(vals, n_groups, seed):
     r_in = rng.normal(size=200)
     g_in = rng.integers(0, n_groups, r_in.size)
     edges = np.array([DAY_S, 3 * DAY_S])
-    buckets = _lead_buckets(r_hold, lead, edges, DAY_S, HOUR_S)
-    gb = _group_buckets(r_hold, lead, g_hold, buckets, edges, n_groups)
-    hi = _group_quantiles(r_in, g_in, buckets, gb, 0.9, 10)
-    lo = _group_quantiles(r_in, g_in, buckets, gb, 0.1, 10)
+    buckets = lead_buckets(r_hold, lead, edges, DAY_S, HOUR_S)
+    gb = group_buckets(r_hold, lead, g_hold, buckets, edges, n_groups)
+    hi = group_quantiles(r_in, g_in, buckets, gb, 0.9, 10)
+    lo = group_quantiles(r_in, g_in, buckets, gb, 0.1, 10)
     assert hi.shape == lo.shape == (n_groups, 3)
     assert (np.diff(hi, axis=1) >= 0).all() and (hi >= 0).all()
     assert (np.diff(lo, axis=1) <= 0).all() and (lo <= 0).all()

@@ -1,7 +1,7 @@
 """Honest residuals for the interval (forecaster.model): what the calibration learns from.
 
 Cases (fast):
-- _lead_buckets counts independent observations per forecast origin: two origins covering the
+- lead_buckets counts independent observations per forecast origin: two origins covering the
   same half day of lead count one day, not half a day (hand values); one origin as before
 - _profile_left_out by hand: at a point inside the residual profile's window, the median of
   its slot over the window's other periods; outside the window, the profile itself
@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecaster.model import EbbtideForecaster, ModelSettings, _lead_buckets
+from forecaster.intervals import lead_buckets
+from forecaster.model import EbbtideForecaster, ModelSettings
 from forecaster.series import Series
 
 DAY_S, HOUR_S = 86400.0, 3600.0
@@ -37,13 +38,13 @@ def test_lead_buckets_count_each_origin():
     r = np.arange(24, dtype=float)
     origin = np.repeat([0.0, 7 * DAY_S], 12)
     edges = np.array([DAY_S])
-    two = _lead_buckets(r, lead, edges, DAY_S, HOUR_S, origin)
+    two = lead_buckets(r, lead, edges, DAY_S, HOUR_S, origin)
     assert two[0][1] == pytest.approx(1.0) and two[1] is None
     np.testing.assert_array_equal(np.sort(two[0][0]), r)
-    one = _lead_buckets(r, lead, edges, DAY_S, HOUR_S)
+    one = lead_buckets(r, lead, edges, DAY_S, HOUR_S)
     assert one[0][1] == pytest.approx(0.5)
     # Every residual counts when block_s is 0, whatever the origins.
-    assert _lead_buckets(r, lead, edges, 0.0, HOUR_S, origin)[0][1] == 24.0
+    assert lead_buckets(r, lead, edges, 0.0, HOUR_S, origin)[0][1] == 24.0
 
 
 def test_profile_left_out_by_hand():

@@ -46,12 +46,10 @@ from forecaster.model import (
     EbbtideForecaster,
     ModelSettings,
     PlainProphetForecaster,
-    _conformal,
-    _lead_quantiles,
-    _pooled_quantile,
     aggregate_to_grid,
     choose_fit_step,
 )
+from forecaster.intervals import conformal_quantile, lead_quantiles, pooled_quantile
 from forecaster.series import Series
 from forecaster.transforms import Log1pScaled
 from policies.events import Event
@@ -135,9 +133,9 @@ def test_aggregate_to_grid_hand_values():
 
 def test_conformal_quantile_by_hand():
     r = np.arange(1.0, 11.0)  # 1..10
-    assert _conformal(r, 0.9) == 10.0  # ceil(11 * 0.9) = 10th smallest
-    assert _conformal(r, 0.5) == 6.0  # ceil(5.5) = 6th
-    assert _conformal(r, 0.1) == 1.0  # floor(1.1) = 1st
+    assert conformal_quantile(r, 0.9) == 10.0  # ceil(11 * 0.9) = 10th smallest
+    assert conformal_quantile(r, 0.5) == 6.0  # ceil(5.5) = 6th
+    assert conformal_quantile(r, 0.1) == 1.0  # floor(1.1) = 1st
 
 
 def test_lead_quantiles_by_hand():
@@ -148,19 +146,19 @@ def test_lead_quantiles_by_hand():
     edges = np.array([day_s, 3 * day_s])
     none = np.array([])
     # Day 1 is one observation: level 0.9 + 0.1 / 2 = 0.95 -> ceil(0.95 * 24) = 23rd of 1..24.
-    q = _lead_quantiles(none, r_hold, lead_hold, 0.9, edges, day_s, hour_s)
+    q = lead_quantiles(none, r_hold, lead_hold, 0.9, edges, day_s, hour_s)
     np.testing.assert_allclose(q, [23.0, 23.0, 23.0])  # day 2's 0.5 is raised to day 1's; 3 d+ repeats
     # Counting every point: level 0.9 + 0.1 / 25 = 0.904 -> ceil(21.7) = 22nd.
-    assert _lead_quantiles(none, r_hold, lead_hold, 0.9, edges, 0.0, hour_s)[0] == 22.0
-    assert _pooled_quantile(none, r_hold[:24], 0.9, 1.0) == 23.0
+    assert lead_quantiles(none, r_hold, lead_hold, 0.9, edges, 0.0, hour_s)[0] == 22.0
+    assert pooled_quantile(none, r_hold[:24], 0.9, 1.0) == 23.0
     # Pooled with in-sample residuals (equal total weight): 24 in-sample zeros and day 1 -> the
     # 0.95 level of the mixture is the 0.9 level of day 1 alone: ceil(0.9 * 24) = 22nd.
-    q_pool = _lead_quantiles(np.zeros(24), r_hold, lead_hold, 0.9, edges, day_s, hour_s)
+    q_pool = lead_quantiles(np.zeros(24), r_hold, lead_hold, 0.9, edges, day_s, hour_s)
     assert q_pool[0] == 22.0
     # Lower side: <= 0 and never increasing; with no holdout at all, in-sample only.
-    lo = _lead_quantiles(none, -r_hold, lead_hold, 0.1, edges, day_s, hour_s)
+    lo = lead_quantiles(none, -r_hold, lead_hold, 0.1, edges, day_s, hour_s)
     assert (lo <= 0).all() and (np.diff(lo) <= 0).all()
-    np.testing.assert_allclose(_lead_quantiles(np.arange(1.0, 11.0), none, none, 0.9, edges, day_s, hour_s),
+    np.testing.assert_allclose(lead_quantiles(np.arange(1.0, 11.0), none, none, 0.9, edges, day_s, hour_s),
                                [10.0, 10.0, 10.0])
 
 
@@ -171,8 +169,8 @@ def test_lead_quantiles_monotone_in_lead(vals, seed):
     r = np.asarray(vals)
     lead = rng.uniform(0, 8 * 86400.0, r.size)
     edges = np.array([86400.0, 3 * 86400.0])
-    hi = _lead_quantiles(rng.normal(size=10), r, lead, 0.9, edges, 86400.0, 3600.0)
-    lo = _lead_quantiles(rng.normal(size=10), r, lead, 0.1, edges, 86400.0, 3600.0)
+    hi = lead_quantiles(rng.normal(size=10), r, lead, 0.9, edges, 86400.0, 3600.0)
+    lo = lead_quantiles(rng.normal(size=10), r, lead, 0.1, edges, 86400.0, 3600.0)
     assert hi.shape == lo.shape == (3,)
     assert (np.diff(hi) >= 0).all() and (hi >= 0).all()
     assert (np.diff(lo) <= 0).all() and (lo <= 0).all()

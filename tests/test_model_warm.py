@@ -26,11 +26,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import forecaster.model as fm
+from forecaster import intervals
 from forecaster.model import EbbtideForecaster, ModelSettings
 from forecaster.series import Series
 from policies.events import Event
@@ -72,7 +72,7 @@ def test_params_are_plain_data_with_warm_state():
     warm = params["ebbtide"]
     cal = warm["calibration"]
     assert cal["n_hold"] > 0 and len(cal["buckets"]) == len(ModelSettings().interval_lead_edges) + 1
-    assert all(b is None or (len(b[0]) <= fm._SKETCH_POINTS and b[1] > 0) for b in cal["buckets"])
+    assert all(b is None or (len(b[0]) <= intervals.SKETCH_POINTS and b[1] > 0) for b in cal["buckets"])
     assert warm["best_tau_s"] is None and warm["n_ebb"] == 0
 
 
