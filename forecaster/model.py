@@ -311,6 +311,31 @@ class _Fitted:
 
 
 @dataclass(frozen=True)
+class _EbbChoice:
+    """The ebb kernel chosen for the events without an `ebb` hint (`_choose_ebb`), and the fits
+    and scores the hedges and the band read."""
+
+    fits: dict[evf.EbbKernel | None, _Fitted]
+    """Every Prophet fit made, by kernel (None: no free event)."""
+    best: evf.EbbKernel | None
+    """The forecast's kernel."""
+    plausible: list[evf.EbbKernel | None]
+    """Kernels the band spans (the best first)."""
+    losses: dict[evf.EbbKernel | None, float]
+    """Mean |z error| on the observed ebb of each scored kernel."""
+    family: evf.EbbKernel | None
+    """`ebb_family_hedge`: the other family's best, as good as the best."""
+    neighbours: list[evf.EbbKernel]
+    """In `plausible` only as the best's grid neighbours (`band_spans_neighbours`)."""
+    hedge_kernels: list[evf.EbbKernel]
+    """`settle_unheld_hedge`: kernels refitted with a level not yet held."""
+    mask: np.ndarray
+    """Fit-grid points of observed ebb the kernels were scored on."""
+    n_points: int
+    """How many (`mask.sum()`)."""
+
+
+@dataclass(frozen=True)
 class _PooledHoliday:
     """The pooled public-holiday effect of one fit: `by_hour[h]` is added (in z) at local hour
     h of every pooled holiday whose name is not in `seen` (24 values; an hour no seen holiday
@@ -427,8 +452,6 @@ class EbbtideForecaster:
         # Which events have a fixed tau (hint) and which share the candidate one.
         names = sorted({evf.base_name(e.name) for e in self._occ})
         hinted = {evf.base_name(e.name): e.ebb for e in self.events if e.ebb is not None}
-        free = [n for n in names if n not in hinted]
-        free_occ = [e for e in self._occ if evf.base_name(e.name) in free]
         self._peak_excess = {k: max(v, 0.0) for k, v in self._estimate_peak_excess(coarse).items()}
         z = self._tf.forward(coarse.to_numpy())
         self._use_settle = not s.settle_two_stage
@@ -444,6 +467,62 @@ class EbbtideForecaster:
         self._outliers_s = _epoch_s(coarse.index[np.isnan(z) & coarse.notna().to_numpy()])
         observed = np.isfinite(z)
 
+        ebb = self._choose_ebb(coarse, z, observed, names, hinted, screen_fit, screen_tau, warm, stan_init,
+                               hist_end, notes)
+        fits, best_tau, plausible = ebb.fits, ebb.best, ebb.plausible
+        self._event_size_notes(names, hinted, fits[best_tau], notes)
+        if not names:
+            notes.append("no sale/joint_live event in or near the history: seasonal model only")
+        if s.settle_level and s.settle_two_stage and names:
+            self._settle_refits(fits, [best_tau, *plausible], names, hinted, coarse, z, observed, stan_init)
+        self._best = fits[best_tau]
+        self._family = self._family_hedge(fits, best_tau, ebb.family, ebb.losses, notes)
+        self._ended = self._peak_hedge(hist_end, notes)
+        self._hedge, self._hedge_mean = self._unheld_settle_fit(coarse.index, z, ebb.hedge_kernels, names, hinted,
+                                                                observed, ebb.mask, stan_init, notes)
+        self._pool_notes(hist_end, notes)
+        if self._best.carried:
+            notes.append(f"ebb starts at the event's fitted level at its end (at least the level without it) "
+                         f"for {', '.join(n for n, _ in self._best.carried)}, not where the peak's shape alone "
+                         f"would put it: the ebb's own height is not observed yet (< {interval_text(s.min_tail)} "
+                         f"of ebb; `ebb_start_cap` lowers it, `ebb_start_at_event_level` raises it)")
+        if any(c.endswith(":settle") for c in self._best.columns):
+            notes.append("new peace level after the ebb (settle regressor) learnt from the observed tail")
+        self._plausible = [fits[t] for t in plausible]
+        self._neighbour = [t in ebb.neighbours for t in plausible]
+
+        # Calibration (and, with no event around, the choice against the seasonal naive).
+        self._mode = "prophet"
+        self._calibrate(history, values, coarse, z, best_tau, names, hinted, stan_init, notes, warm)
+        self._warm_out = {"structure": structure, "n_ebb": ebb.n_points,
+                          "best_tau_s": best_tau.tau.total_seconds() if best_tau is not None else None,
+                          "best_alpha": best_tau.alpha if best_tau is not None else None,
+                          "plausible_s": [t.tau.total_seconds() for t in plausible if t is not None],
+                          "plausible_alpha": [t.alpha for t in plausible if t is not None],
+                          "neighbour_s": [t.tau.total_seconds() for t in ebb.neighbours],
+                          "neighbour_alpha": [t.alpha for t in ebb.neighbours],
+                          "family_s": ebb.family.tau.total_seconds() if self._family is not None else None,
+                          "family_alpha": ebb.family.alpha if self._family is not None else None,
+                          "calibration": self._calibration_state,
+                          "outliers_s": self._outliers_s[-_MAX_OUTLIERS_KEPT:]}
+        self._lift_used = frozenset(n for n, _, _ in self._best.lifted)
+        self._ceiling = self._ebb_ceiling(values, hist_end)
+        self._ramp_caps = self._ramp_ceiling(values, hist_end)
+        self._notes = notes
+        self._fitted_ok = True
+        return self
+
+    def _choose_ebb(self, coarse: pd.Series, z: np.ndarray, observed: np.ndarray, names: list[str],
+                    hinted: dict[str, timedelta], screen_fit: _Fitted | None, screen_tau: evf.EbbKernel,
+                    warm: dict | None, stan_init: dict | None, hist_end: datetime, notes: list[str]) -> _EbbChoice:
+        """The ebb kernel of the events without an `ebb` hint (the free ones), and every fit it
+        took: one Prophet fit per candidate kernel, scored on the observed ebb (module docstring);
+        with none observed yet, the prior's centre. `screen_fit` is the outlier screen's fit at
+        `screen_tau`, reused when it masked nothing. Notes say why."""
+        s = self.settings
+        free = [n for n in names if n not in hinted]
+        free_occ = [e for e in self._occ if evf.base_name(e.name) in free]
+        mid = evf.EbbKernel(s.tau_candidates[len(s.tau_candidates) // 2])
         fits: dict[evf.EbbKernel | None, _Fitted] = {}
         hedge_kernels: list[evf.EbbKernel] = []  # `settle_unheld_hedge`: refitted with a level not yet held
         losses: dict[evf.EbbKernel | None, float] = {}
@@ -540,82 +619,55 @@ class EbbtideForecaster:
                          f"interval spans {', '.join(t.text() for t in plausible)}")
         else:
             best_tau, plausible = None, [None]
+        return _EbbChoice(fits, best_tau, plausible, losses, family, neighbours, hedge_kernels, ebb_mask, n_ebb)
+
+    def _event_size_notes(self, names: list[str], hinted: dict[str, timedelta], fitted: _Fitted,
+                          notes: list[str]) -> None:
+        """Notes on what the calendar fixed (`ebb` hints) and where each event's size comes from in
+        the chosen fit (`fitted`): a `lift` hint, its own history, the effects of seen events of
+        its kind, or nothing to learn it from."""
         for n in names:
             if n in hinted:
                 notes.append(f"ebb tau for {n}: {interval_text(hinted[n])} (from the event's `ebb` hint)")
         lifts = self._lifts()
         for n in names:
             col = f"{n}:shape"
-            borrowed = dict(fits[best_tau].borrowed)
-            lifted = {e: (lift, nd) for e, lift, nd in fits[best_tau].lifted}
-            if col not in fits[best_tau].columns and n in lifted:
+            borrowed = dict(fitted.borrowed)
+            lifted = {e: (lift, nd) for e, lift, nd in fitted.lifted}
+            if col not in fitted.columns and n in lifted:
                 lift, nd = lifted[n]
                 notes.append(f"event {n} has no occurrence in the history: its size comes from its `lift` hint "
                              f"({lift:g}x at the peak, shape coefficient {borrowed[n][0][0]:+.2f} in z)"
                              + (f"; the hint wins over the mean fitted effect of {nd} seen event(s) of its kind "
                                 f"(`unseen_borrows_effect`): it is the operator's explicit knowledge" if nd else "")
                              + "; the interval also spans the forecast without it")
-            elif n in lifts and col in fits[best_tau].columns:
+            elif n in lifts and col in fitted.columns:
                 notes.append(f"event {n}: its `lift` hint ({lifts[n]:g}x) is not used: the history holds its "
                              f"ramp, and the effect fitted to it is forecast (until its peak is seen, the hint "
                              f"still sets the `ramp_ceiling`)")
-            elif col not in fits[best_tau].columns and n in borrowed:
+            elif col not in fitted.columns and n in borrowed:
                 notes.append(f"event {n} has no occurrence in the history: it borrows the mean fitted effect of "
                              f"{len(borrowed[n])} seen event(s) of its kind (shape coefficient(s) "
                              + ", ".join(f"{a:+.2f}" for a, _, _, _ in borrowed[n])
                              + "; `unseen_borrows_effect`); the interval also spans the forecast without it")
-            elif col not in fits[best_tau].columns:
+            elif col not in fitted.columns:
                 notes.append(f"event {n} has no occurrence in the history: its size cannot be learnt "
                              f"from data (no effect forecast)")
-        if not names:
-            notes.append("no sale/joint_live event in or near the history: seasonal model only")
-        if s.settle_level and s.settle_two_stage and names:
-            self._use_settle = True
-            for t in dict.fromkeys([best_tau, *plausible]):
-                taus = {n: hinted.get(n) or t for n in names}
-                feats = self._features(coarse.index, taus)
-                if not any(self._learnable(c, feats[c].to_numpy(), observed, coarse.index)
-                           for c in feats.columns if c.endswith(":settle")):
-                    continue  # too little tail for a new level at this tau: keep the fit
-                refit = self._fit_prophet(coarse.index, z, taus, stan_init)
-                if any(c.endswith(":settle") for c in refit.columns):
-                    fits[t] = refit
-        self._best = fits[best_tau]
-        self._family = self._family_hedge(fits, best_tau, family, losses, notes)
-        self._ended = self._peak_hedge(hist_end, notes)
-        self._hedge, self._hedge_mean = self._unheld_settle_fit(coarse.index, z, hedge_kernels, names, hinted,
-                                                                observed, ebb_mask, stan_init, notes)
-        self._pool_notes(hist_end, notes)
-        if self._best.carried:
-            notes.append(f"ebb starts at the event's fitted level at its end (at least the level without it) "
-                         f"for {', '.join(n for n, _ in self._best.carried)}, not where the peak's shape alone "
-                         f"would put it: the ebb's own height is not observed yet (< {interval_text(s.min_tail)} "
-                         f"of ebb; `ebb_start_cap` lowers it, `ebb_start_at_event_level` raises it)")
-        if any(c.endswith(":settle") for c in self._best.columns):
-            notes.append("new peace level after the ebb (settle regressor) learnt from the observed tail")
-        self._plausible = [fits[t] for t in plausible]
-        self._neighbour = [t in neighbours for t in plausible]
 
-        # Calibration (and, with no event around, the choice against the seasonal naive).
-        self._mode = "prophet"
-        self._calibrate(history, values, coarse, z, best_tau, names, hinted, stan_init, notes, warm)
-        self._warm_out = {"structure": structure, "n_ebb": n_ebb,
-                          "best_tau_s": best_tau.tau.total_seconds() if best_tau is not None else None,
-                          "best_alpha": best_tau.alpha if best_tau is not None else None,
-                          "plausible_s": [t.tau.total_seconds() for t in plausible if t is not None],
-                          "plausible_alpha": [t.alpha for t in plausible if t is not None],
-                          "neighbour_s": [t.tau.total_seconds() for t in neighbours],
-                          "neighbour_alpha": [t.alpha for t in neighbours],
-                          "family_s": family.tau.total_seconds() if self._family is not None else None,
-                          "family_alpha": family.alpha if self._family is not None else None,
-                          "calibration": self._calibration_state,
-                          "outliers_s": self._outliers_s[-_MAX_OUTLIERS_KEPT:]}
-        self._lift_used = frozenset(n for n, _, _ in self._best.lifted)
-        self._ceiling = self._ebb_ceiling(values, hist_end)
-        self._ramp_caps = self._ramp_ceiling(values, hist_end)
-        self._notes = notes
-        self._fitted_ok = True
-        return self
+    def _settle_refits(self, fits: dict, kernels: list, names: list[str], hinted: dict[str, timedelta],
+                       coarse: pd.Series, z: np.ndarray, observed: np.ndarray, stan_init: dict | None) -> None:
+        """`settle_two_stage`: the chosen and plausible `kernels`, scored without a new peace level,
+        refitted with it where the history holds enough tail to learn it (`fits` updated)."""
+        self._use_settle = True
+        for t in dict.fromkeys(kernels):
+            taus = {n: hinted.get(n) or t for n in names}
+            feats = self._features(coarse.index, taus)
+            if not any(self._learnable(c, feats[c].to_numpy(), observed, coarse.index)
+                       for c in feats.columns if c.endswith(":settle")):
+                continue  # too little tail for a new level at this tau: keep the fit
+            refit = self._fit_prophet(coarse.index, z, taus, stan_init)
+            if any(c.endswith(":settle") for c in refit.columns):
+                fits[t] = refit
 
     def predict(self, index: pd.DatetimeIndex) -> Forecast:
         self._need_fit()
