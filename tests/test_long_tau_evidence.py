@@ -11,6 +11,12 @@ Cases of the pure rule (hand-computed log-likelihood ratios (sse_k - sse_best) /
 - no noise estimate (sd 0): unchanged;
 - property: the result is never longer than best, is in best's family, and is within noise.
 
+Cases of the lowest-loss choice (`lowest_loss_kernel`, pure, hand-set losses):
+- a clearly lower loss wins, however long its tau;
+- losses within TIE_Z (1e-4) of the lowest are a tie: the shortest tau wins, in either order of
+  the rounding noise (the order that decided a daily series' tau before);
+- at the same tau, the exponential before the power law; a loss just beyond TIE_Z is not a tie.
+
 Cases of the forecaster (slow, seeded Prophet, a generated hourly trace: daily cycle, 6
 weeks of history, a sale held at 4x the usual level through a 28 h window, lognormal noise
 6 %), each fitted with the setting on and off:
@@ -36,7 +42,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecaster.events import EbbKernel
-from forecaster.model import EbbtideForecaster, ModelSettings, long_tau_with_evidence
+from forecaster.model import TIE_Z, EbbtideForecaster, ModelSettings, long_tau_with_evidence, lowest_loss_kernel
 from forecaster.series import Series
 from policies.events import Event
 
@@ -183,3 +189,16 @@ def test_a_long_tail_that_tells_a_long_tau_apart_keeps_it():
     assert on.chosen_tau["double-11"] == off.chosen_tau["double-11"]
     assert on.chosen_tau["double-11"] > CENTRE
     assert not any("long_tau_needs_evidence" in n for n in on.notes)
+
+
+def test_lowest_loss_kernel_breaks_near_ties_to_the_shortest_tau():
+    k = {h: EbbKernel(timedelta(hours=h)) for h in (24, 48, 96, 384)}
+    assert lowest_loss_kernel(k.values(), {k[24]: 0.30, k[48]: 0.20, k[96]: 0.25, k[384]: 0.10}) == k[384]
+    # Stan's rounding: ~1e-6 apart in either order, the shortest tau wins both times.
+    noise = {k[24]: 8e-6, k[48]: 3e-6, k[96]: 4e-6, k[384]: 5e-7}
+    assert lowest_loss_kernel(k.values(), noise) == k[24]
+    assert lowest_loss_kernel(k.values(), {t: 1e-5 - v for t, v in noise.items()}) == k[24]
+    power = EbbKernel(timedelta(hours=24), 1.0)
+    assert lowest_loss_kernel([power, k[24]], {power: 0.1, k[24]: 0.1}) == k[24]
+    assert lowest_loss_kernel([k[24], k[48]], {k[24]: 0.1 + 1.5 * TIE_Z, k[48]: 0.1}) == k[48]
+

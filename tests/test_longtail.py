@@ -9,11 +9,12 @@ of the two families is checked against the old model too, at 0.6x):
   the exponential-only model forecast 0.68 x: a new peace level learnt from the still-falling
   tail took the forecast below the old level)
 - the same series cut three days after the end: again at most half (measured 0.04 vs 0.20)
-- a daily series with a 10-day exponential ebb cut a day after the end: no candidate tau is
+- a daily series with a 10-day exponential ebb cut two days after the end: no candidate tau is
   shorter than the series step (the grid is stretched to 1 d .. 64 d) and the WAPE is below the
-  unstretched model's (measured 0.22 vs 0.27 with LBFGS fits; 0.18 vs 0.53 while Prophet's Newton
-  optimiser, which stopped short of the optimum on these 35-point grids, had the unstretched
-  model pick tau 8 h)
+  unstretched model's (measured 0.08 vs 0.24: 24 h against 8 h). Cut one day after the end,
+  the one ebb point is fitted alike (to ~1e-6 in z) by every kernel: the choice is then the
+  tie rule's (the shortest), not evidence, and this comparison was once decided by Stan's
+  convergence noise (it flipped between two installs a day apart)
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def test_power_law_ebb_followed_better_than_exponential_only(power_trace, days_a
 def test_daily_series_gets_a_tau_grid_in_days():
     spec = SaleSpec(day=49, peak_multiplier=8.0, peace_ratio=1.0, ebb_tau=timedelta(days=10))
     trace = generate(datetime(2026, 8, 1, tzinfo=timezone.utc), 70, timedelta(days=1), 4, spec, outages=0)
-    cut = pd.Timestamp(trace.events[0].end).ceil("D") + pd.Timedelta(days=1)
+    cut = pd.Timestamp(trace.events[0].end).ceil("D") + pd.Timedelta(days=2)
     old, y, yhat_old = _run(trace, cut, OLD)
     new, _, yhat_new = _run(trace, cut, ModelSettings())
     assert new.chosen_tau["singles-day"] >= timedelta(days=1)
