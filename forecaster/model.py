@@ -474,7 +474,7 @@ class EbbtideForecaster:
         warm = self._warm_state(init, structure)
         stan_init = _stan_init(init)
         self._kernels = self._kernel_grid(history.step)
-        mid = evf.EbbKernel(s.tau_candidates[len(s.tau_candidates) // 2])
+        mid = self._prior_centre()
         screen_tau = warm["best_tau"] if warm and warm.get("best_tau") in self._kernels else mid
         screen_taus = {n: hinted.get(n) or screen_tau for n in names}
         z = self._premask_outliers(coarse.index, z, warm, notes)
@@ -537,7 +537,7 @@ class EbbtideForecaster:
         s = self.settings
         free = [n for n in names if n not in hinted]
         free_occ = [e for e in self._occ if evf.base_name(e.name) in free]
-        mid = evf.EbbKernel(s.tau_candidates[len(s.tau_candidates) // 2])
+        mid = self._prior_centre()
         fits: dict[evf.EbbKernel | None, _Fitted] = {}
         hedge_kernels: list[evf.EbbKernel] = []  # `settle_unheld_hedge`: refitted with a level not yet held
         losses: dict[evf.EbbKernel | None, float] = {}
@@ -1853,6 +1853,11 @@ class EbbtideForecaster:
         return ([evf.EbbKernel(t) for t in taus]
                 + [evf.EbbKernel(t, a) for a in s.ebb_power_alphas for t in taus[:s.power_tau_count]])
 
+    def _prior_centre(self) -> evf.EbbKernel:
+        """The prior's ebb kernel: the exponential at the centre of `tau_candidates` (unstretched)."""
+        taus = self.settings.tau_candidates
+        return evf.EbbKernel(taus[len(taus) // 2])
+
     def _tau_candidates(self, free, n_ebb: int, warm: dict | None,
                         notes: list[str]) -> tuple[list, tuple | None]:
         """Which ebb kernels to fit, and (best, plausible) when they are kept from the last fit.
@@ -1873,9 +1878,8 @@ class EbbtideForecaster:
             # the step says nothing about how fast attention ebbs. Stretched (daily: 8 d centre),
             # the barely identified shape/inside pair of a coarse series carried the peak over
             # the week (measured: 5x over-forecast on a daily synthetic cut at the peak).
-            taus = list(s.tau_candidates)
-            mid = taus[len(taus) // 2]
-            return [evf.EbbKernel(t) for t in taus
+            mid = self._prior_centre().tau
+            return [evf.EbbKernel(t) for t in s.tau_candidates
                     if abs(math.log(t / mid)) <= math.log(s.prior_tau_spread) + 1e-9], None
         if warm is None or not warm["n_ebb"] or warm["best_tau"] not in grid \
                 or any(t not in grid for t in warm["plausible"]):
