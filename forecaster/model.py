@@ -335,7 +335,7 @@ class _EbbChoice:
     best: evf.EbbKernel | None
     """The forecast's kernel."""
     plausible: list[evf.EbbKernel | None]
-    """Kernels the band spans (the best first)."""
+    """Kernels the band spans (the best among them)."""
     losses: dict[evf.EbbKernel | None, float]
     """Mean |z error| on the observed ebb of each scored kernel."""
     family: evf.EbbKernel | None
