@@ -13,7 +13,10 @@ Cases:
 - scale-up is always possible: demand observed now above what the current count serves and
   max not reached -> target > current, even during a breach or any cooldown;
 - every tier (the core tier above all) stays at or above its HD floor;
-- equal inputs give equal plans (and equal digests).
+- equal inputs give equal plans (and equal digests);
+- the unit of demand does not matter: demand, forecast, recent demand, lookback peak and
+  per_replica all x 8 or x 1/8 (exact in binary floating point) give the same replicas, bitrate
+  caps and guard.
 """
 
 from __future__ import annotations
@@ -367,3 +370,25 @@ def test_scale_up_always_possible(s, excess, why):
         assert p.target_replicas > cur
     else:
         assert p.target_replicas == hi
+
+
+def in_other_units(s: Scenario, k: float) -> Scenario:
+    """The same scenario with every demand figure (and what one replica serves) times `k`."""
+    def times(v):
+        return None if v is None else v * k
+    shape = None if s.fc_shape is None else (s.fc_shape[0], s.fc_shape[1] * k, s.fc_shape[2] * k, *s.fc_shape[3:])
+    return replace(s, per_replica=s.per_replica * k, fc_shape=shape, demand=times(s.demand),
+                   lookback_peak=times(s.lookback_peak),
+                   history=None if s.history is None else tuple(v * k for v in s.history))
+
+
+@PROPS
+@given(scenarios(), st.sampled_from([8.0, 0.125]))
+def test_the_unit_of_demand_does_not_change_the_plan(s, k):
+    """Requests per second or per minute, one replica's worth in the same unit: the same plan."""
+    p, q = plan(*build(s)), plan(*build(in_other_units(s, k)))
+    assert q.target_replicas == p.target_replicas
+    assert [(c.tier, c.rung, c.weak_network_rung) for c in q.bitrate] == \
+        [(c.tier, c.rung, c.weak_network_rung) for c in p.bitrate]
+    assert q.memory.guard_until == p.memory.guard_until and q.memory.burst_pods == p.memory.burst_pods
+
