@@ -59,8 +59,8 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field, replace
-from functools import partial
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np

@@ -80,6 +80,14 @@ def lead_buckets(r_hold: np.ndarray, lead_hold_s: np.ndarray, edges_s: np.ndarra
     return out
 
 
+def _monotone_in_lead(q_by_lead: np.ndarray, q: float) -> np.ndarray:
+    """Quantiles by lead bucket made monotone and on their side of 0: an upper quantile (q >= 0.5)
+    never decreases further ahead, a lower one never increases (the band never narrows)."""
+    if q >= 0.5:
+        return np.maximum.accumulate(np.maximum(q_by_lead, 0.0))
+    return np.minimum.accumulate(np.minimum(q_by_lead, 0.0))
+
+
 def bucket_quantiles(r_in: np.ndarray, buckets: list[tuple[np.ndarray, float] | None], q: float) -> np.ndarray:
     """One residual quantile per lead bucket: the in-sample residuals `r_in` pooled with the
     bucket's holdout residuals (equal total weight, `pooled_quantile` with the bucket's count
@@ -92,10 +100,7 @@ def bucket_quantiles(r_in: np.ndarray, buckets: list[tuple[np.ndarray, float] | 
             out.append(out[-1] if out else conformal_quantile(r_in, q))
         else:
             out.append(pooled_quantile(r_in, b[0], q, b[1]))
-    arr = np.asarray(out, dtype=float)
-    if q >= 0.5:
-        return np.maximum.accumulate(np.maximum(arr, 0.0))
-    return np.minimum.accumulate(np.minimum(arr, 0.0))
+    return _monotone_in_lead(np.asarray(out, dtype=float), q)
 
 
 def lead_quantiles(r_in: np.ndarray, r_hold: np.ndarray, lead_hold_s: np.ndarray, q: float,
@@ -164,9 +169,7 @@ def group_quantiles(r_in: np.ndarray, g_in: np.ndarray, buckets: list[tuple[np.n
                 row.append(float(pooled[k]))
             else:
                 row.append(pooled_quantile(r_in[m], gb[0], q, gb[1]))
-        arr = np.asarray(row, dtype=float)
-        out[g] = (np.maximum.accumulate(np.maximum(arr, 0.0)) if q >= 0.5
-                  else np.minimum.accumulate(np.minimum(arr, 0.0)))
+        out[g] = _monotone_in_lead(np.asarray(row, dtype=float), q)
     return out
 
 

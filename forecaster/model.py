@@ -469,6 +469,9 @@ class EbbtideForecaster:
         hinted = {evf.base_name(e.name): e.ebb for e in self.events if e.ebb is not None}
         self._peak_excess = {k: max(v, 0.0) for k, v in self._estimate_peak_excess(coarse).items()}
         z = self._tf.forward(coarse.to_numpy())
+        # With `settle_two_stage`, the outlier screen and the tau candidates are fitted WITHOUT the
+        # settle level, which is added afterwards for the chosen tau (`_settle_refits`; see the
+        # setting for what was measured).
         self._use_settle = not s.settle_two_stage
         structure = self._structure_key(names, hinted, history)
         warm = self._warm_state(init, structure)
@@ -552,9 +555,6 @@ class EbbtideForecaster:
         if screen_fit is not None:
             # No outlier was masked: the screening fit IS the fit for its tau (same data, taus, init).
             fits[screen_tau if free else None] = screen_fit
-        # With `settle_two_stage`, tau is scored WITHOUT the settle level and the level is added
-        # afterwards for the chosen tau (see the setting for what was measured).
-        self._use_settle = not s.settle_two_stage
         for tau in candidates:
             if tau not in fits:
                 fits[tau] = self._fit_prophet(coarse.index, z, {n: hinted.get(n) or tau for n in names}, stan_init)
