@@ -34,7 +34,6 @@ PAUSE_IMAGE="${PAUSE_IMAGE:-registry.k8s.io/pause:3.9}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RELEASE=e2e
 FULLNAME=ebbtide-e2e
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/ebbtide-e2e.XXXXXX")"
 PF_PID=""
 
 # Demand the recording rules publish, per workload, and what each replica serves (see the policy).
@@ -167,6 +166,8 @@ case "$MODE" in
   workstation|chart) ;;
   *) die "unknown mode '$MODE' (workstation, chart, print-policy, print-manifests)" ;;
 esac
+# Made only for a real run (the print modes above need none, and their callers would be left with it).
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/ebbtide-e2e.XXXXXX")"
 
 KUBECTL=(kubectl)
 [[ -n "${KUBE_CONTEXT:-}" ]] && KUBECTL+=(--context "$KUBE_CONTEXT")

@@ -54,6 +54,7 @@ Issue targets, over the weeks after each event: Ebbtide replica-hours <= 0.5x wa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -469,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.explain:
             print_explain(rows)
         return 0
+    with contextlib.ExitStack() as scratch:  # the synthetic traces' folder goes when the run ends
+        return _replay(args, scratch)
+
+
+def _replay(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
     todo = []
     if args.csv or args.events:
         from policies.errors import EbbtideError
@@ -486,8 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         from policies.errors import EbbtideError
 
         try:
-            todo.extend(synthetic_traces(sorted(set(args.synthetic)),
-                                         Path(tempfile.mkdtemp(prefix="ebbtide-synthetic-"))))
+            folder = scratch.enter_context(tempfile.TemporaryDirectory(prefix="ebbtide-synthetic-"))
+            todo.extend(synthetic_traces(sorted(set(args.synthetic)), Path(folder)))
         except EbbtideError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -54,6 +54,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -569,9 +570,11 @@ E2E = REPO / ".ci" / "e2e-real-cluster.sh"
 
 
 def _e2e(*args: str) -> str:
-    out = subprocess.run(["bash", str(E2E), *args], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "NS": "ebbtide-e2e"})
-    assert out.returncode == 0, out.stderr
+    with tempfile.TemporaryDirectory() as scratch:
+        out = subprocess.run(["bash", str(E2E), *args], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "NS": "ebbtide-e2e", "TMPDIR": scratch})
+        assert out.returncode == 0, out.stderr
+        assert not os.listdir(scratch), "the print modes leave no work folder behind"
     return out.stdout
 
 

@@ -19,6 +19,7 @@ Cases:
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -127,7 +128,7 @@ def test_custom_trace_with_a_bad_csv_exits_2_naming_file_and_line(bench, tmp_pat
     assert err.startswith("error: ") and "bad.csv:3" in err
 
 
-def test_synthetic_traces_round_trip_and_measure_the_last_event(bench, tmp_path, capsys):
+def test_synthetic_traces_round_trip_and_measure_the_last_event(bench, tmp_path, capsys, monkeypatch):
     from forecaster.csvio import read_series_csv
 
     fb = load_bench("forecast")
@@ -140,5 +141,9 @@ def test_synthetic_traces_round_trip_and_measure_the_last_event(bench, tmp_path,
     assert trace.event["name"] == second.name
     assert [e["name"] for e in trace.calendar] == [first.name]
     assert trace.calendar_tz == case.calendar_tz and trace.country is None
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     assert bench.main(["--synthetic", "99"]) == 2
     assert "no seed 99" in capsys.readouterr().err
+    assert not list(scratch.iterdir())  # the traces' folder does not outlive the run
