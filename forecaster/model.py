@@ -87,6 +87,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import tempfile
 import warnings
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
@@ -159,6 +160,17 @@ def _quiet():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*Pandas4Warning.*")
         yield
+
+
+def _fit_stan(m: Any, df: pd.DataFrame, **kwargs: Any) -> None:
+    """`m.fit(df, **kwargs)` with CmdStan's output in a folder of this fit, removed when the fit
+    returns or fails. By default cmdstanpy keeps every run's CSV and log (~30 kB) in one temp
+    folder until the process exits; an Ebbtide fit makes 7-20 runs, so a controller refitting
+    for weeks (or a fit worker, which never exits) would fill the chart's `/tmp` emptyDir and be
+    evicted. Prophet passes `output_dir` on to cmdstanpy's `optimize` and reads the result
+    before returning."""
+    with _quiet(), tempfile.TemporaryDirectory(prefix="ebbtide-stan-") as out:
+        m.fit(df, output_dir=out, **kwargs)
 
 
 # --------------------------------------------------------------------------- grid helpers
@@ -937,17 +949,16 @@ class EbbtideForecaster:
         # fit; LBFGS reached an equal or higher posterior in ~0.1 s (Prophet still falls back to
         # Newton when LBFGS fails).
         kwargs: dict[str, Any] = {"seed": self.settings.seed, "algorithm": "LBFGS"}
-        with _quiet():
-            fitted = False
-            if init:
-                try:
-                    m.fit(df, init=init, **kwargs)
-                    fitted = True
-                except Exception:  # shape mismatch with the warm start: refit cold
-                    m = self._new_prophet(self._span_days if span_days is None else span_days)
-                    self._add_regressors(m, columns)
-            if not fitted:
-                m.fit(df, **kwargs)
+        fitted = False
+        if init:
+            try:
+                _fit_stan(m, df, init=init, **kwargs)
+                fitted = True
+            except Exception:  # shape mismatch with the warm start: refit cold
+                m = self._new_prophet(self._span_days if span_days is None else span_days)
+                self._add_regressors(m, columns)
+        if not fitted:
+            _fit_stan(m, df, **kwargs)
         f = _Fitted(m, dict(taus), columns, self._carried_inside(m, columns))
         f = replace(f, pool=self._pooled_effect(f, grid, z))
         borrowed, lifted = self._borrowed(f, grid)
@@ -2046,8 +2057,7 @@ class PlainProphetForecaster:
                     yearly_seasonality=False, interval_width=width,
                     uncertainty_samples=self.uncertainty_samples)
         df = pd.DataFrame({"ds": v.index.tz_convert("UTC").tz_localize(None), "y": v.to_numpy()})
-        with _quiet():
-            m.fit(df, seed=self.seed)
+        _fit_stan(m, df, seed=self.seed)
         self._m = m
         return self
 

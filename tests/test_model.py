@@ -34,6 +34,8 @@ Cases (slow, seeded Prophet fits):
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import timedelta
 
 import numpy as np
@@ -287,6 +289,29 @@ def test_warm_start_round_trip(ebb_case):
     assert set(params) == {"k", "m", "delta", "sigma_obs", "beta", "ebbtide"}
     warm = EbbtideForecaster([SALE]).fit(hist, init=params)
     np.testing.assert_allclose(warm.predict(idx).yhat, model.predict(idx).yhat, rtol=0.02)
+
+
+@pytest.mark.slow
+def test_a_fit_leaves_no_files_behind(ebb_case, monkeypatch, tmp_path):
+    """CmdStan's files of every run (a CSV and a log, ~30 kB, 7-20 runs a fit) go when the fit
+    returns, warm-started or not, Ebbtide or plain Prophet: a controller refits for weeks, and
+    its pod's /tmp is a size-limited emptyDir."""
+    import cmdstanpy
+
+    model, hist, _, _ = ebb_case
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    def stan_files() -> int:
+        return sum(len(dirs) + len(files) for _, dirs, files in os.walk(cmdstanpy._TMPDIR))
+
+    before = stan_files()
+    EbbtideForecaster([SALE]).fit(hist, init=model.params)
+    EbbtideForecaster([SALE]).fit(hist)
+    PlainProphetForecaster(uncertainty_samples=0).fit(hist)
+    assert stan_files() == before
+    assert not list(scratch.iterdir())
 
 
 @pytest.mark.slow
