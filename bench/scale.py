@@ -14,7 +14,9 @@ For each size N and executor, in a fresh child process (so peak RSS is per case)
 - tick with cached models: median of --ticks Controller.tick(fit=False) one minute apart
   (checked: no fit job is submitted during the ticks);
 - peak RSS of the controller process (ru_maxrss), and its RSS after building the fake data;
-  bytes of forecast arrays in the cache.
+  bytes of forecast arrays in the cache;
+- files and bytes left in the case's own $TMPDIR after the two full refits, workers still up
+  (CmdStan's files: what would grow a controller's /tmp emptyDir with uptime).
 Baselines in the same run: Prophet's own plain fit (PlainProphetForecaster, no intervals) and
 one EbbtideForecaster fit, per series, sequential in one process (median of a few series); and
 the `inline` executor (sequential fitting in the controller process) for sizes <= --inline-max.
@@ -61,6 +63,17 @@ def _rss_mb() -> float:
 def _current_rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _tmp_left() -> tuple[int, int]:
+    """(files and folders, bytes of files) under this process's temp folder."""
+    import tempfile
+
+    entries = size = 0
+    for root, dirs, files in os.walk(tempfile.gettempdir()):
+        entries += len(dirs) + len(files)
+        size += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return entries, size
 
 
 def _traces(n: int, events: str):
@@ -181,6 +194,7 @@ def one_case(n: int, executor: str, workers: int, model: str, events: str, ticks
     warm_refit_s = time.perf_counter() - t
     warm_fit_s = [o.fit_s for o in warm_outcomes if o.ok]
     cache_bytes = cache.nbytes()
+    tmp_entries, tmp_bytes = _tmp_left()
     peak = _rss_mb()
     cache.close()
     children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
@@ -198,6 +212,7 @@ def one_case(n: int, executor: str, workers: int, model: str, events: str, ticks
         "planned": planned, "fit_jobs_during_ticks": fits_in_ticks, "due_after_ticks": due_after,
         "cache_forecast_bytes": cache_bytes, "rss_after_setup_mb": round(rss_setup, 1),
         "peak_rss_mb": round(peak, 1), "worker_peak_rss_mb": round(children_peak, 1),
+        "tmp_entries_left": tmp_entries, "tmp_kb_left": round(tmp_bytes / 1024),
     }
 
 
@@ -220,11 +235,15 @@ def baseline(sample: int, events: str) -> dict:
 
 
 def _child(args: list[str], timeout_s: float | None) -> dict:
+    import tempfile
+
     cmd = [sys.executable, str(Path(__file__).resolve()), *args]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout_s:.0f}s"}
+    with tempfile.TemporaryDirectory(prefix="ebbtide-scale-") as tmp:  # the case's own $TMPDIR
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
+                                 env={**os.environ, "TMPDIR": tmp})
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout_s:.0f}s"}
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode != 0 or not lines:
         return {"error": f"exit {out.returncode}: {out.stderr.strip().splitlines()[-1:] if out.stderr else ''}"}
@@ -274,14 +293,16 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(r), flush=True)
     print()
     print(f"{'N':>5} {'executor':<8} {'cold refit s':>12} {'s/series':>9} {'warm refit s':>12} {'s/series':>9} "
-          f"{'tick s (med)':>12} {'peak RSS MB':>11} {'RSS data MB':>11} {'cache KB':>9} {'fits in ticks':>13}")
+          f"{'tick s (med)':>12} {'peak RSS MB':>11} {'RSS data MB':>11} {'cache KB':>9} {'fits in ticks':>13} "
+          f"{'tmp files':>9} {'tmp KB':>7}")
     for r in results["cases"]:
         if "error" in r:
             print(f"{r['workloads']:>5} {r['executor']:<8} {r['error']}")
             continue
         print(f"{r['workloads']:>5} {r['executor']:<8} {r['full_refit_s']:>12} {r['refit_per_series_s']:>9} "
               f"{r['warm_refit_s']:>12} {r['warm_refit_per_series_s']:>9} {r['tick_s_median']:>12} {r['peak_rss_mb']:>11} {r['rss_after_setup_mb']:>11} "
-              f"{r['cache_forecast_bytes'] / 1024:>9.0f} {r['fit_jobs_during_ticks']:>13}")
+              f"{r['cache_forecast_bytes'] / 1024:>9.0f} {r['fit_jobs_during_ticks']:>13} "
+              f"{r['tmp_entries_left']:>9} {r['tmp_kb_left']:>7}")
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
