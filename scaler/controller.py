@@ -821,3 +821,6 @@ class Controller:
         forget = getattr(self.forecasters, "forget_except", None)
         if forget is not None:
             forget(names)
+        if self.metrics is not None:
+            tiers = {t.name for t in policy.bitrate.tiers} if policy.bitrate is not None else set()
+            self.metrics.forget_except(names, tiers)

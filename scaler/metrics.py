@@ -20,7 +20,8 @@ Metrics (units in names; labels in braces):
     ebbtide_current_replicas{workload}           replicas read from the cluster, pods
     ebbtide_observed_demand{workload}            the demand sample the tick planned with (instant query
                                                  at now), demand units; absent while the tick had none
-    ebbtide_forecast_demand{workload,quantile}   forecast demand at now (quantile: yhat, upper), demand units
+    ebbtide_forecast_demand{workload,quantile}   forecast demand at now (quantile: yhat, upper), demand units;
+                                                 absent while the plan had no forecast
     ebbtide_forecast_trusted{workload}           1 when the last plan used a trusted forecast
     ebbtide_quality_guard_active{workload}       1 while the quality guard holds scale-in
     ebbtide_data_ok{workload}                    1 when demand and every SLI were fresh this tick
@@ -37,6 +38,8 @@ Metrics (units in names; labels in braces):
     ebbtide_tick_duration_seconds                histogram of tick wall time, seconds
     ebbtide_last_tick_timestamp_seconds          Unix time the last tick ended
     ebbtide_writes_total{workload}               plans that changed the cluster (not dry-run)
+
+Series of a workload or tier the policy no longer has are removed (`forget_except`, each tick).
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ class ControllerMetrics:
                               ["workload"], registry=r)
         for kind in ERROR_KINDS:  # export zeros, so rate() and alerts work from the start
             self.errors.labels(kind=kind)
+        self._workloads: set[str] = set()  # label values recorded, for forget_except
+        self._tiers: set[str] = set()
 
     # ------------------------------------------------------------------ recording
     def error(self, kind: str) -> None:
@@ -128,6 +133,7 @@ class ControllerMetrics:
         `observed_demand`: the demand sample the tick used (demand units), None when it had none
         (the series is then removed, so a graph shows a gap rather than a stale value)."""
         w = plan.workload
+        self._workloads.add(w)
         if observed_demand is not None and math.isfinite(observed_demand):
             self.observed_demand.labels(workload=w).set(observed_demand)
         else:
@@ -137,15 +143,33 @@ class ControllerMetrics:
         self.forecast_trusted.labels(workload=w).set(1 if plan.forecast_trusted else 0)
         self.guard_active.labels(workload=w).set(1 if plan.guard_active else 0)
         self.data_ok.labels(workload=w).set(1 if plan.data_ok else 0)
-        if forecast_now is not None:
-            self.forecast_demand.labels(workload=w, quantile="yhat").set(forecast_now[0])
-            self.forecast_demand.labels(workload=w, quantile="upper").set(forecast_now[1])
+        for i, quantile in enumerate(("yhat", "upper")):
+            if forecast_now is not None:
+                self.forecast_demand.labels(workload=w, quantile=quantile).set(forecast_now[i])
+            else:  # no forecast this tick: no series, not the last forecast held as if current
+                self.forecast_demand.remove(w, quantile)
         for cap in plan.bitrate or ():
+            self._tiers.add(cap.tier)
             self.bitrate_cap_kbps.labels(tier=cap.tier).set(cap.max_kbps)
         saved = max(0, max_replicas - plan.target_replicas) * tick.total_seconds() / 3600.0
         self.savings.labels(workload=w).inc(saved)
         if wrote:
             self.writes.labels(workload=w).inc()
+
+    def forget_except(self, workloads: set[str], tiers: set[str]) -> None:
+        """Remove the series of workloads and bitrate tiers no longer in the policy (a reload
+        dropped or renamed them): a gauge left behind would keep its last value for ever, e.g.
+        `ebbtide_quality_guard_active` 1 and its alert firing for a workload nobody runs."""
+        for w in self._workloads - workloads:
+            for family in (self.planned_replicas, self.current_replicas, self.observed_demand, self.forecast_trusted,
+                           self.guard_active, self.data_ok, self.savings, self.writes):
+                family.remove(w)
+            for quantile in ("yhat", "upper"):
+                self.forecast_demand.remove(w, quantile)
+        for tier in self._tiers - tiers:
+            self.bitrate_cap_kbps.remove(tier)
+        self._workloads &= workloads
+        self._tiers &= tiers
 
     def text(self) -> str:
         """The registry in the Prometheus text format (what /metrics serves)."""

@@ -20,7 +20,8 @@ Cases:
 - refits on the workload's own interval, warm-started with the previous fit's params;
 - cluster read failure -> no plan, no apply, report not ok; apply failure -> reported, memory kept;
 - observed demand: ebbtide_observed_demand is the sample the tick planned with, absent while
-  Prometheus is down;
+  Prometheus is down; ebbtide_forecast_demand is absent while a plan has no forecast;
+- a reload that drops a workload and the bitrate section removes their series from /metrics;
 - bitrate is planned with `bitrate.workload` only (default: the first workload);
 - [slow] Kubernetes API faults through Controller.tick on the kmock emulator (real KubeCluster):
   409, 429 (Retry-After) and 500 on the scale patch and a 500-after-commit on the bitrate
@@ -386,6 +387,44 @@ def test_bitrate_is_planned_with_the_named_workload_only():
     assert [bitrate_scope(default, i).bitrate is not None for i in range(2)] == [True, False]
     named = load_policy_text(two + bitrate + "  workload: api\n")
     assert [bitrate_scope(named, i).bitrate is not None for i in range(2)] == [False, True]
+
+
+def test_a_reload_that_drops_a_workload_or_tier_removes_its_series():
+    """A workload (or bitrate tier) the new policy no longer has leaves /metrics at the next tick:
+    its last gauges (here the guard on, as Prometheus is down) would otherwise stay for ever and
+    keep EbbtideQualityGuardActive firing for a workload nobody runs."""
+    api = ("  - name: api\n    target: {kind: Deployment, namespace: live, name: api}\n"
+           "    demand: {query: 'sum(api)', per_replica: 50}\n    scaling: {max_replicas: 20}\n")
+    bitrate = ("bitrate:\n  ladder: [{name: 1080p, kbps: 6000}, {name: 720p, kbps: 3000}]\n"
+               "  tiers: [{name: core, hd_floor: 720p}]\n")
+    both = load_policy_text(f.policy_yaml(extra_workload=api) + bitrate)
+    c, metrics, _ = controller(f.DownSource(), f.FakeCluster({"edge": 20, "api": 5}))
+    c.tick(both, dry_run=False, fit=True)
+    for w in ("edge", "api"):
+        assert metrics.value("ebbtide_quality_guard_active", {"workload": w}) == 1
+        assert metrics.value("ebbtide_planned_replicas", {"workload": w}) is not None
+    assert metrics.value("ebbtide_bitrate_cap_kbps", {"tier": "core"}) == 6000
+    c.tick(f.make_policy(), dry_run=False, fit=True)  # api and the bitrate section removed
+    for name in ("ebbtide_quality_guard_active", "ebbtide_planned_replicas", "ebbtide_current_replicas",
+                 "ebbtide_forecast_trusted", "ebbtide_data_ok", "ebbtide_estimated_savings_replica_hours_total"):
+        assert metrics.value(name, {"workload": "api"}) is None, name
+        assert metrics.value(name, {"workload": "edge"}) is not None, name
+    assert metrics.value("ebbtide_bitrate_cap_kbps", {"tier": "core"}) is None
+    assert "workload=\"api\"" not in metrics.text()
+
+
+def test_the_forecast_gauge_is_removed_while_a_plan_has_no_forecast():
+    from types import SimpleNamespace
+
+    metrics = ControllerMetrics()
+    plan = SimpleNamespace(workload="edge", target_replicas=4, current_replicas=4, forecast_trusted=False,
+                           guard_active=False, data_ok=True, bitrate=None)
+    labels = {"workload": "edge", "quantile": "upper"}
+    metrics.record_plan(plan, 10, timedelta(minutes=1), (90.0, 120.0), wrote=False, observed_demand=100.0)
+    assert metrics.value("ebbtide_forecast_demand", labels) == 120.0
+    metrics.record_plan(plan, 10, timedelta(minutes=1), None, wrote=False, observed_demand=100.0)
+    assert metrics.value("ebbtide_forecast_demand", labels) is None  # not the old forecast held as current
+    assert metrics.value("ebbtide_forecast_demand", {**labels, "quantile": "yhat"}) is None
 
 
 def test_recent_demand_keeps_complete_points_of_the_lookback():
