@@ -54,7 +54,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -246,8 +246,8 @@ class LiveForecasterCache:
         params = model_params(model)
         cutoff = pd.Timestamp(now) - pd.Timedelta(window) - pd.Timedelta(fs.horizon + fs.refit_interval)
         issued = tuple(f for f in (prev.issued if prev else ()) if f.index[-1] >= cutoff) + (fc,)
-        self._store(workload.name, _Fitted(key, now, True, TrustedForecast(fc, verdict.trusted, verdict.reasons),
-                                           params, issued[-8:]))
+        tf = TrustedForecast(fc, verdict.trusted, verdict.reasons, verdict.level_trusted is not False)
+        self._store(workload.name, _Fitted(key, now, True, tf, params, issued[-8:]))
         return RefitOutcome(workload.name, True, "; ".join(verdict.reasons), fit_s, verdict.trusted)
 
     def forecast(self, workload: Workload, now: datetime) -> TrustedForecast:
@@ -265,8 +265,7 @@ class LiveForecasterCache:
         if sliced.empty:
             return TrustedForecast(None, False, (f"forecast from {e.attempted_at.isoformat()} has no point "
                                                  "at or after now (refit overdue)",))
-        return TrustedForecast(Forecast(sliced, fc.model, fc.upper_quantile, fc.lower_quantile, fc.notes),
-                               e.verdict.trusted, e.verdict.reasons)
+        return replace(e.verdict, forecast=Forecast(sliced, fc.model, fc.upper_quantile, fc.lower_quantile, fc.notes))
 
     def _store(self, name: str, entry: _Fitted) -> None:
         with self._lock:

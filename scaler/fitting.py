@@ -41,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -202,6 +202,7 @@ class FitResult:
     fit_s: float = 0.0
     warm_started: bool = False
     worker: str = ""
+    level_trusted: bool = True  # TrustedForecast.level_trusted
 
 
 def quiet_worker() -> None:
@@ -255,7 +256,7 @@ def run_fit_job(job: FitJob) -> FitResult:
     issued = tuple(c for c in prev_issued if c.end_s >= cutoff_s) + (fc,)
     return FitResult(w.name, job.key, now, True, "; ".join(verdict.reasons), bool(verdict.trusted),
                      tuple(verdict.reasons), fc, params, issued[-8:],
-                     fit_s, warm, worker)
+                     fit_s, warm, worker, verdict.level_trusted is not False)
 
 
 def _failed_result(job: FitJob, exc: BaseException) -> FitResult:
@@ -568,7 +569,7 @@ class ParallelForecasterCache:
         if fc is None:
             return TrustedForecast(None, False, (f"forecast from {e.attempted_at.isoformat()} has no point "
                                                  "at or after now (refit overdue)",))
-        return TrustedForecast(fc, e.verdict.trusted, e.verdict.reasons)
+        return replace(e.verdict, forecast=fc)
 
     def forget_except(self, names: set[str]) -> None:
         with self._lock:
@@ -641,7 +642,7 @@ class ParallelForecasterCache:
             entry = _Entry(r.key, r.attempted_at, False, TrustedForecast(None, False, r.reasons), None,
                            r.params, r.issued)
         else:
-            verdict = TrustedForecast(None, r.trusted, r.reasons)
+            verdict = TrustedForecast(None, r.trusted, r.reasons, r.level_trusted)
             entry = _Entry(r.key, r.attempted_at, True, verdict, r.forecast, r.params, r.issued)
         with self._lock:
             self._entries[r.workload] = entry

@@ -22,8 +22,10 @@ appends a `Step(name, before, after, reason)` to the plan:
 3. `event` — pre-scaling. Trusted forecast: from pod_startup + one tick before an event's ramp
    `start` until its `peak`, size for the highest forecast over [max(now, start), peak] (the
    forecast carries the event effect), so pods are ready when the ramp arrives and are not given
-   back during it. Forecast not usable: within pod_startup + one tick either side of an event
-   start, never scale in (hold at least the replicas running).
+   back during it; for a forecast trusted on its growth only (`TrustedForecast.level_trusted`
+   False), at least the observed demand x the growth it expects to that highest point (as step
+   1). Forecast not usable: within pod_startup + one tick either side of an event start, never
+   scale in (hold at least the replicas running).
 4. `clamp` — into [min_replicas, max_replicas], and under the HPA's maxReplicas when an HPA owns
    the workload (its minReplicas is then at least 1). The result is this tick's recommendation
    (kept in memory for stabilisation).
@@ -142,6 +144,8 @@ def _ns(t: datetime) -> int:
 
 
 _COLUMNS = ("yhat", "yhat_lower", "yhat_upper")
+#: Said where the planner does not take a forecast's level at face value (TrustedForecast.level_trusted).
+LEVEL_UNTRUSTED = "the forecast's level is not trusted, only its growth"
 
 
 def _arrays(forecast: Forecast) -> tuple[np.ndarray, np.ndarray]:
@@ -168,9 +172,10 @@ def _view(arrays: tuple[np.ndarray, np.ndarray] | None) -> tuple[_ForecastView |
 def _forecast_digest(tf: TrustedForecast, frame_hash: str | None) -> object:
     """A JSON-able identity of the forecast: a hash of its frame's bytes plus its metadata."""
     if tf.forecast is None or frame_hash is None:
-        return [None, tf.trusted, list(tf.reasons)]
+        return [None, tf.trusted, list(tf.reasons), tf.level_trusted]
     f = tf.forecast
-    return [frame_hash, f.model, f.upper_quantile, f.lower_quantile, list(f.notes), tf.trusted, list(tf.reasons)]
+    return [frame_hash, f.model, f.upper_quantile, f.lower_quantile, list(f.notes), tf.trusted, list(tf.reasons),
+            tf.level_trusted]
 
 
 # A Forecast is a value (its frame is never changed once made), and the replay hands the planner
@@ -394,11 +399,15 @@ def plan(
         distrust.append(f"forecast has no point in [now, now + {format_duration(lead)}]")
     observed = fmt(demand.value) if demand.ok else f"unusable: {demand.problem}"
     sized: float | None
+    # (demand observed, forecast upper at its time) when the forecast's level failed the rolling
+    # check: step 3 then also sizes the ramp as the growth it expects from there (as step 1 does).
+    anchor: tuple[float, float | None] | None = None
     if usable and demand.ok:
         # Anchored on the observation: the forecast's level error is already resolved by the
         # demand observed, so only the growth it expects over the lead window is added.
         fc_obs = view.max_of(view.upper, quality.demand_at, quality.demand_at)
         base = fc_obs if fc_obs is not None else fc_now
+        anchor = None if forecast.level_trusted else (demand.value, base)
         growth = anchored_growth(fc_demand, base, per)
         sized = demand.value * growth
         steps.append(Step(
@@ -449,7 +458,7 @@ def plan(
     events = expand_events(policy.events, now - EBB_WINDOW, now + workload.forecast.horizon)
     ev = _event_context(events, now, lead)
     sized_x = x
-    x = _event_step(x, ev, usable, view, now, sc.headroom, per, freeze_floor, lead, steps, sc.event_lookahead)
+    x = _event_step(x, ev, usable, view, now, sc.headroom, per, freeze_floor, lead, steps, sc.event_lookahead, anchor)
 
     # ---- 4. clamp to the limits
     lo, hi, limits = _limits(workload, cluster.hpa_max, hpa_owned)
@@ -494,8 +503,11 @@ def plan(
     # ---- bitrate
     caps: tuple[TierCap, ...] | None = None
     if policy.bitrate is not None:
+        # The peak the traffic level is compared with takes the forecast's level only when that is
+        # trusted: a level too high would make now look quiet and cut bitrate. (In the traffic
+        # level itself a forecast can only raise it above the demand observed: fewer cuts.)
         peak_candidates = [quality.lookback_peak, demand.value if demand.ok else None]
-        if usable:
+        if usable and forecast.level_trusted:
             peak_candidates.append(float(np.nanmax(view.yhat)) if np.isfinite(view.yhat).any() else None)
         peaks = [p for p in peak_candidates if p is not None and math.isfinite(p)]
         ctx = BitrateContext(
@@ -686,10 +698,15 @@ def _event_step(
     lead: timedelta,
     steps: list[Step],
     lookahead: timedelta | None = None,
+    anchor: tuple[float, float | None] | None = None,
 ) -> int:
     """Step 3: pre-scale for an event's ramp (trusted forecast) or hold near its start (not).
     With `lookahead` (scaling.event_lookahead), the ramp's forecast is covered only up to
-    now + lookahead (never past the peak); a ramp still beyond that adds nothing yet."""
+    now + lookahead (never past the peak); a ramp still beyond that adds nothing yet. With
+    `anchor` (observed demand, forecast upper at its time: a forecast whose level is not
+    trusted), the ramp needs at least the observed demand x the growth the forecast expects to
+    it (`anchored_growth`): a level too low does not under-buy the ramp (one too high still buys
+    its own level: capacity, not quality, is what that costs)."""
     uncovered = ""
     if usable and ev.ramps:
         best: tuple[float, Event] | None = None
@@ -697,6 +714,8 @@ def _event_step(
                  for e in ev.ramps]
         for e, a, b in ahead:
             m = view.max_of(view.upper, a, b) if a <= b else None  # type: ignore[union-attr]
+            if m is not None and anchor is not None:
+                m = max(m, anchor[0] * anchored_growth(m, anchor[1], per))
             if m is not None and (best is None or m > best[0]):
                 best = (m, e)
         if best is None and lookahead is not None and all(a > b for _, a, b in ahead):
@@ -708,10 +727,14 @@ def _event_step(
             e = best[1]
             if need > x:
                 within = "" if lookahead is None else f" within the event lookahead ({format_duration(lookahead)})"
+                level = f"highest forecast {fmt(best[0])} in it"
+                if anchor is not None:
+                    level = (f"highest forecast in it, or if higher the demand observed {fmt(anchor[0])} x the "
+                             f"growth the forecast expects to it ({LEVEL_UNTRUSTED}): {fmt(best[0])}")
                 steps.append(Step(
                     "event", x, need,
                     f"pre-scaled from {x} to {need} for event {e.name}: ramp from {e.start.isoformat()} "
-                    f"to peak {e.peak.isoformat()}, highest forecast {fmt(best[0])} in it{within}",
+                    f"to peak {e.peak.isoformat()}, {level}{within}",
                 ))
                 return need
             steps.append(Step("event", x, x, f"{x} already covers the forecast ramp of event {e.name}"))

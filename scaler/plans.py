@@ -139,12 +139,18 @@ class TrustedForecast:
     """A forecast with its trust verdict (from the rolling backtest and the trust gate).
 
     `forecast None` = forecasting failed or was not possible; with `trusted False` the planner
-    sizes reactively on current demand. `reasons` say why (for the Plan).
+    sizes reactively on current demand. `reasons` say why (for the Plan). `level_trusted`, with
+    `trusted`: the forecast's level passed the rolling check too (WAPE within `trust_bound`), not
+    only its growth (`forecaster.backtest.TrustVerdict.level_trusted`). The growth anchored on
+    the observed demand needs `trusted` alone; where the planner would take the level itself, a
+    level not trusted may only add capacity or keep bitrate (scaler.planning: event pre-scaling
+    covers at least the growth on the observed demand; the bitrate peak leaves it out).
     """
 
     forecast: Forecast | None
     trusted: bool
     reasons: tuple[str, ...] = ()
+    level_trusted: bool = True
 
 
 @dataclass(frozen=True)

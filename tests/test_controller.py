@@ -16,7 +16,8 @@ Cases:
 - a forecast whose rolling check misses (WAPE 0.50 > 0.35) and foresees no growth -> not
   trusted, reactive;
 - a forecast twice too high with the right daily shape -> trusted on its growth (level not),
-  and the same check through judge_issued without per_replica (level only) -> not trusted;
+  and the same check through judge_issued without per_replica (level only) -> not trusted; the
+  forecast both caches serve says so (`level_trusted` False);
 - refits on the workload's own interval, warm-started with the previous fit's params;
 - cluster read failure -> no plan, no apply, report not ok; apply failure -> reported, memory kept;
 - observed demand: ebbtide_observed_demand is the sample the tick planned with, absent while
@@ -259,6 +260,15 @@ def test_a_forecast_with_the_right_shape_at_a_wrong_level_is_trusted_on_its_grow
     # Without the workload's per_replica the shared check judges the level alone.
     v = LiveForecasterCache.judge_issued(hist, DoubleShapeModel, (), window, span, wl.forecast)
     assert not v.trusted and v.reasons == ("WAPE 1.00 above bound 0.35 over 1 origin(s)",)
+    # The forecast served to the planner carries both flags, in this process and through the
+    # fit workers' path (scaler.fitting), so the planner keeps the level out of what sizes to it.
+    from scaler.fitting import InlineExecutor, ParallelForecasterCache
+
+    for cache in (LiveForecasterCache(f.factory_of(DoubleShapeModel)),
+                  ParallelForecasterCache(InlineExecutor(), f.factory_of(DoubleShapeModel))):
+        assert cache.refit(wl, policy.events, hist, f.NOW).ok
+        served = cache.forecast(wl, f.NOW)
+        assert served.forecast is not None and served.trusted and served.level_trusted is False
 
 
 def test_refits_on_the_workloads_interval_with_warm_start():

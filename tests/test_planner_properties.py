@@ -78,6 +78,7 @@ class Scenario:
     hpa_max: int | None
     running: int
     fc_trusted: bool
+    fc_level_trusted: bool  # TrustedForecast.level_trusted (trusted on growth only when False)
     fc_shape: tuple[int, float, float, int, int | None] | None  # points, base, jump level, jump at, NaN at
     fc_offset_min: int
     demand: float | None
@@ -99,8 +100,11 @@ class Scenario:
     event_lookahead: str | None = None  # scaling.event_lookahead (None: up to the peak)
 
 
-LEVEL = st.floats(0, 1e5, allow_nan=False)
-FACTOR = st.floats(0, 3, allow_nan=False)
+# No subnormal levels or factors (below 2.2e-308, never a demand figure): there x 0.125
+# underflows, and the unit-invariance property found 0.5 x 5e-324 = 0 (a lookback peak: no
+# bitrate cut) against 0.5 x 4e-323 > 0 (a cut). Absurd figures are drawn apart (NaN, inf, -1, 1e12).
+LEVEL = st.floats(0, 1e5, allow_nan=False, allow_subnormal=False)
+FACTOR = st.floats(0, 3, allow_nan=False, allow_subnormal=False)
 # Options drawn as one choice each (hypothesis draws are the cost of these tests): durations
 # (down cooldown, up cooldown, stabilisation, pod start-up), SLI set-ups, minutes around `now`
 # that straddle the lead windows (1m30s, 2m, 6m), rung caps per tier.
@@ -147,6 +151,7 @@ def scenarios(draw) -> Scenario:
         hpa_max=draw(st.none() | st.integers(1, 300)) if hpa else None,
         running=running,
         fc_trusted=draw(st.booleans()),
+        fc_level_trusted=draw(st.booleans()),
         fc_shape=fc_shape,
         fc_offset_min=draw(st.integers(-10, 2)),
         demand=draw(st.one_of(level, level, LEVEL, st.none(), st.sampled_from([float("nan"), float("inf"), -1.0, 1e12]))),
@@ -202,7 +207,8 @@ def build(s: Scenario):
         if nan_at is not None and nan_at < n:
             values[nan_at] = np.nan
         fc = forecast(values, start=NOW + timedelta(minutes=s.fc_offset_min))
-    tf = TrustedForecast(fc, s.fc_trusted, () if s.fc_trusted else ("not trusted in this example",))
+    tf = TrustedForecast(fc, s.fc_trusted, () if s.fc_trusted else ("not trusted in this example",),
+                         s.fc_level_trusted)
     sli_at = NOW - timedelta(seconds=s.sli_age_s)
     readings = tuple(SliReading(f"sli-{i}", v, sli_at if v is not None else None) for i, v in enumerate(s.sli_values))
     recent = None

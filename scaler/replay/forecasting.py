@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -32,7 +32,6 @@ import pandas as pd
 from forecaster.backtest import TrustPolicy, judge_and_fit, model_params
 from forecaster.series import Forecast, Forecaster, Series
 from policies.errors import EbbtideError
-from policies.events import Event
 from policies.schema import Workload
 from policies.units import format_duration
 from scaler.plans import TrustedForecast
@@ -120,7 +119,7 @@ class ReplayForecaster:
         sliced = self._frame.iloc[lo:hi]
         fc = Forecast(sliced, self._current.model, self._current.upper_quantile,
                       self._current.lower_quantile, self._current.notes)
-        tf = TrustedForecast(fc, self._verdict.trusted, self._verdict.reasons)
+        tf = replace(self._verdict, forecast=fc)
         self._slice = ((lo, hi), tf)
         return tf
 
@@ -175,4 +174,4 @@ class ReplayForecaster:
         self._issued = [(o, f) for o, f in self._issued
                         if f.index[-1] >= pd.Timestamp(now) - pd.Timedelta(self.trust_window)]
         self.stats.trusted_refits += int(trusted)
-        self._verdict = TrustedForecast(fc, trusted, verdict_reasons)
+        self._verdict = TrustedForecast(fc, trusted, verdict_reasons, verdict.level_trusted is not False)
