@@ -246,8 +246,7 @@ class LiveForecasterCache:
         params = model_params(model)
         cutoff = pd.Timestamp(now) - pd.Timedelta(window) - pd.Timedelta(fs.horizon + fs.refit_interval)
         issued = tuple(f for f in (prev.issued if prev else ()) if f.index[-1] >= cutoff) + (fc,)
-        tf = TrustedForecast(fc, verdict.trusted, verdict.reasons, verdict.level_trusted is not False)
-        self._store(workload.name, _Fitted(key, now, True, tf, params, issued[-8:]))
+        self._store(workload.name, _Fitted(key, now, True, TrustedForecast.judged(fc, verdict), params, issued[-8:]))
         return RefitOutcome(workload.name, True, "; ".join(verdict.reasons), fit_s, verdict.trusted)
 
     def forecast(self, workload: Workload, now: datetime) -> TrustedForecast:

@@ -256,7 +256,7 @@ def run_fit_job(job: FitJob) -> FitResult:
     issued = tuple(c for c in prev_issued if c.end_s >= cutoff_s) + (fc,)
     return FitResult(w.name, job.key, now, True, "; ".join(verdict.reasons), bool(verdict.trusted),
                      tuple(verdict.reasons), fc, params, issued[-8:],
-                     fit_s, warm, worker, verdict.level_trusted is not False)
+                     fit_s, warm, worker, TrustedForecast.judged(None, verdict).level_trusted)
 
 
 def _failed_result(job: FitJob, exc: BaseException) -> FitResult:

@@ -13,9 +13,12 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from forecaster.series import Forecast, Series
+
+if TYPE_CHECKING:
+    from forecaster.backtest import TrustVerdict
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,11 @@ class TrustedForecast:
     trusted: bool
     reasons: tuple[str, ...] = ()
     level_trusted: bool = True
+
+    @classmethod
+    def judged(cls, forecast: Forecast | None, verdict: TrustVerdict) -> TrustedForecast:
+        """`forecast` with the trust `verdict` gave it (both flags and the reasons)."""
+        return cls(forecast, bool(verdict.trusted), tuple(verdict.reasons), verdict.level_trusted is not False)
 
 
 @dataclass(frozen=True)

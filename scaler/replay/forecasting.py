@@ -159,7 +159,6 @@ class ReplayForecaster:
             self._current, self._frame = None, None
             self._verdict = TrustedForecast(None, False, (f"forecast failed: {exc}",))
             return
-        trusted, verdict_reasons = verdict.trusted, verdict.reasons
         self._params = model_params(model)
         self.stats.fit_s.append(time.perf_counter() - t0)
         self.stats.refits += 1
@@ -173,5 +172,5 @@ class ReplayForecaster:
         self._issued.append((index[0], fc))
         self._issued = [(o, f) for o, f in self._issued
                         if f.index[-1] >= pd.Timestamp(now) - pd.Timedelta(self.trust_window)]
-        self.stats.trusted_refits += int(trusted)
-        self._verdict = TrustedForecast(fc, trusted, verdict_reasons, verdict.level_trusted is not False)
+        self.stats.trusted_refits += int(verdict.trusted)
+        self._verdict = TrustedForecast.judged(fc, verdict)
