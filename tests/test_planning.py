@@ -17,6 +17,9 @@ Cases:
   the ramp's forecast that far ahead (hand-computed), the peak's once the window reaches it,
   nothing for a ramp beyond it; hold near an event start
   without a trusted forecast.
+- a forecast trusted on its growth only (`level_trusted` False): the ramp is bought for at least
+  the observed demand x its growth (a level too low), its own level when that is higher or no
+  demand is observed; the bitrate peak leaves its level out (no cut it alone would cause).
 - HPA-owned workloads: minReplicas written, HPA max honoured, minReplicas >= 1, freeze at the
   replicas the HPA runs.
 - memory carried between ticks; equal inputs -> equal plans and digest; JSON output; bitrate in
