@@ -1,7 +1,8 @@
 """The running controller: schedules, policy hot reload, leader election, clean shutdown.
 
-Jobs (APScheduler 3.x BackgroundScheduler, two worker threads, every job max_instances=1 and
-coalesce=True: a late or overrunning job never piles up, it runs once when it can):
+Jobs (APScheduler 3.x BackgroundScheduler, two worker threads and one more for `leader` alone,
+every job max_instances=1 and coalesce=True: a late or overrunning job never piles up, it runs
+once when it can):
 
 - `tick`   every `schedule.tick` of the policy: Controller.tick (no fit inside: fits are slow).
 - `refit`  every `schedule.tick` too, but it only fits the workloads whose model is due
@@ -10,9 +11,10 @@ coalesce=True: a late or overrunning job never piles up, it runs once when it ca
 - `reload` every `reload_interval` (5 s): re-reads the policy file when its mtime or size
            changed; a file that does not validate keeps the last good policy, logs every problem
            and counts ebbtide_policy_reload_errors_total. A new tick length reschedules `tick`.
-- `leader` every `renew_interval` (5 s) with leader election on: acquire or renew the Lease.
-           The tick asks once more right before it runs; a follower plans and serves metrics but
-           its apply runs with dry_run=True.
+- `leader` every `renew_interval` (5 s) with leader election on: acquire or renew the Lease,
+           on its own thread, so a long refit and a long tick cannot hold it past the Lease's
+           duration. The tick asks once more right before it runs; a follower plans and serves
+           metrics but its apply runs with dry_run=True.
 
 SIGTERM/SIGINT set a stop event: the scheduler stops taking jobs, waits for the running ones,
 the Lease is released when the elector offers `release()`, and `run()` returns 0.
@@ -296,8 +298,11 @@ class ControllerLoop:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        # The Lease has a thread of its own: in the shared pool a cold refit (minutes) and a tick
+        # (seconds with many workloads or a slow Prometheus) held both threads, the renewal
+        # waited behind them, and the Lease could lapse while this replica's tick still wrote.
         sched = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=2)},
+            executors={"default": ThreadPoolExecutor(max_workers=2), "lease": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
             timezone=timezone.utc,
         )
@@ -306,7 +311,7 @@ class ControllerLoop:
         sched.add_job(self.tick_job, "interval", seconds=self._tick_s, id="tick", next_run_time=first)
         sched.add_job(self.reload_job, "interval", seconds=self.reload_interval_s, id="reload")
         if not isinstance(self.elector, AlwaysLeader):
-            sched.add_job(self.leader_job, "interval", seconds=self.renew_interval_s, id="leader")
+            sched.add_job(self.leader_job, "interval", seconds=self.renew_interval_s, id="leader", executor="lease")
         with self._sched_lock:
             self._scheduler, self._stopping = sched, False
         self.metrics.up.set(1)

@@ -271,6 +271,41 @@ def test_scheduler_ticks_and_reschedules_on_a_new_tick_length(tmp_path):
     assert metrics.value("ebbtide_up") == 0
 
 
+def test_the_lease_is_renewed_while_a_long_refit_and_a_long_tick_run(tmp_path):
+    """A cold refit holds its job for minutes and a tick with many workloads (or a slow
+    Prometheus) for seconds; the Lease must still be renewed every renew interval, or it lapses
+    (15 s) and a second replica starts writing while this one's tick still does."""
+    renewals = []
+
+    class Counting:
+        def try_acquire_or_renew(self, now):
+            renewals.append(time.monotonic())
+            return True
+
+    loop, *_ = make_loop(tmp_path, tick="1s", elector=Counting())
+    loop.renew_interval_s = 0.1
+    release = threading.Event()
+    busy = {"tick": threading.Event(), "refit": threading.Event()}
+
+    def blocking(name):
+        def job(*a, **k):
+            busy[name].set()
+            release.wait(20)
+        return job
+
+    loop.controller.tick = blocking("tick")
+    loop.controller.refit_due = blocking("refit")
+    loop.start()
+    try:
+        assert wait_for(lambda: busy["tick"].is_set() and busy["refit"].is_set())
+        seen = len(renewals)
+        # Both jobs are stuck: the renewals go on (the elector is called from its own thread).
+        assert wait_for(lambda: len(renewals) >= seen + 5, timeout_s=10.0), len(renewals) - seen
+    finally:
+        release.set()
+        loop.stop()
+
+
 def test_sigterm_stops_run_cleanly_and_releases_the_lease(tmp_path):
     lease = f.SharedLease()
     loop, *_ = make_loop(tmp_path, tick="1s", elector=f.LeaseElector(lease, "pod-a"))
