@@ -202,6 +202,9 @@ class ControllerLoop:
         # stop(): APScheduler's shutdown(wait=True) holds its job-store lock while it waits for
         # running jobs, so a job calling reschedule_job then would deadlock.
         self._sched_lock = threading.Lock()
+        # One elector call at a time: the tick asks too, and two renewals racing on the same
+        # resourceVersion would make one of them a 409, i.e. a follower for that tick.
+        self._leader_lock = threading.Lock()
         self._stopping = False
         self._tick_s = store.current().schedule.tick.total_seconds()
         health.policy_loaded = True
@@ -215,18 +218,19 @@ class ControllerLoop:
     # ------------------------------------------------------------------ jobs
     def leader_job(self) -> bool:
         """Acquire or renew the Lease; any failure makes this replica a follower (no writes)."""
-        try:
-            leader = bool(self.elector.try_acquire_or_renew(self._now()))
-        except Exception as exc:  # noqa: BLE001 (any failure of the elector must mean "not leader")
-            log.warning("leader election failed, acting as follower: %s", exc)
-            self.metrics.error("leader")
-            leader = False
-        if leader != self.is_leader:
-            log.info("leadership %s", "acquired: this replica writes" if leader else
-                     "not held: planning only (dry-run)")
-        self.is_leader = leader
-        self.metrics.leader.set(1 if leader else 0)
-        return leader
+        with self._leader_lock:
+            try:
+                leader = bool(self.elector.try_acquire_or_renew(self._now()))
+            except Exception as exc:  # noqa: BLE001 (any failure of the elector must mean "not leader")
+                log.warning("leader election failed, acting as follower: %s", exc)
+                self.metrics.error("leader")
+                leader = False
+            if leader != self.is_leader:
+                log.info("leadership %s", "acquired: this replica writes" if leader else
+                         "not held: planning only (dry-run)")
+            self.is_leader = leader
+            self.metrics.leader.set(1 if leader else 0)
+            return leader
 
     def tick_job(self) -> TickReport | None:
         """One tick; never raises (a failing tick is logged and counted, the next one runs)."""

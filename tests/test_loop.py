@@ -306,6 +306,35 @@ def test_the_lease_is_renewed_while_a_long_refit_and_a_long_tick_run(tmp_path):
         loop.stop()
 
 
+def test_the_tick_and_the_lease_thread_never_call_the_elector_at_once(tmp_path):
+    """Two renewals racing on the Lease's resourceVersion: one gets a 409 and its caller (the
+    tick, say) acts as a follower for nothing. The calls are serialised."""
+    inside, overlaps = [0], []
+    both = threading.Barrier(2)
+
+    class Slow:
+        def try_acquire_or_renew(self, now):
+            inside[0] += 1
+            overlaps.append(inside[0])
+            time.sleep(0.05)
+            inside[0] -= 1
+            return True
+
+    loop, *_ = make_loop(tmp_path, elector=Slow())
+
+    def renew_together():
+        for _ in range(5):
+            both.wait(5)
+            loop.leader_job()
+
+    threads = [threading.Thread(target=renew_together) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(overlaps) == 10 and max(overlaps) == 1 and loop.is_leader
+
+
 def test_sigterm_stops_run_cleanly_and_releases_the_lease(tmp_path):
     lease = f.SharedLease()
     loop, *_ = make_loop(tmp_path, tick="1s", elector=f.LeaseElector(lease, "pod-a"))
