@@ -109,8 +109,6 @@ class ControllerMetrics:
                               ["workload"], registry=r)
         for kind in ERROR_KINDS:  # export zeros, so rate() and alerts work from the start
             self.errors.labels(kind=kind)
-        self._workloads: set[str] = set()  # label values recorded, for forget_except
-        self._tiers: set[str] = set()
 
     # ------------------------------------------------------------------ recording
     def error(self, kind: str) -> None:
@@ -133,7 +131,6 @@ class ControllerMetrics:
         `observed_demand`: the demand sample the tick used (demand units), None when it had none
         (the series is then removed, so a graph shows a gap rather than a stale value)."""
         w = plan.workload
-        self._workloads.add(w)
         if observed_demand is not None and math.isfinite(observed_demand):
             self.observed_demand.labels(workload=w).set(observed_demand)
         else:
@@ -149,7 +146,6 @@ class ControllerMetrics:
             else:  # no forecast this tick: no series, not the last forecast held as if current
                 self.forecast_demand.remove(w, quantile)
         for cap in plan.bitrate or ():
-            self._tiers.add(cap.tier)
             self.bitrate_cap_kbps.labels(tier=cap.tier).set(cap.max_kbps)
         saved = max(0, max_replicas - plan.target_replicas) * tick.total_seconds() / 3600.0
         self.savings.labels(workload=w).inc(saved)
@@ -160,16 +156,15 @@ class ControllerMetrics:
         """Remove the series of workloads and bitrate tiers no longer in the policy (a reload
         dropped or renamed them): a gauge left behind would keep its last value for ever, e.g.
         `ebbtide_quality_guard_active` 1 and its alert firing for a workload nobody runs."""
-        for w in self._workloads - workloads:
+        # Every plan sets ebbtide_planned_replicas, so its series name every workload recorded.
+        for w in _label_values(self.planned_replicas, "workload") - workloads:
             for family in (self.planned_replicas, self.current_replicas, self.observed_demand, self.forecast_trusted,
                            self.guard_active, self.data_ok, self.savings, self.writes):
                 family.remove(w)
             for quantile in ("yhat", "upper"):
                 self.forecast_demand.remove(w, quantile)
-        for tier in self._tiers - tiers:
+        for tier in _label_values(self.bitrate_cap_kbps, "tier") - tiers:
             self.bitrate_cap_kbps.remove(tier)
-        self._workloads &= workloads
-        self._tiers &= tiers
 
     def text(self) -> str:
         """The registry in the Prometheus text format (what /metrics serves)."""
@@ -178,6 +173,11 @@ class ControllerMetrics:
     def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
         """Current value of one sample (tests, status lines); None when absent."""
         return self.registry.get_sample_value(name, labels or {})
+
+
+def _label_values(family: Gauge, label: str) -> set[str]:
+    """The values of `label` among the series `family` exports now."""
+    return {s.labels[label] for m in family.collect() for s in m.samples}
 
 
 @dataclass
