@@ -92,6 +92,11 @@ def trusted(fc: Forecast | None) -> TrustedForecast:
     return TrustedForecast(fc, True)
 
 
+def growth_only(fc: Forecast | None) -> TrustedForecast:
+    """A forecast trusted on its growth while its level failed the rolling check."""
+    return TrustedForecast(fc, True, ("WAPE 0.52 above bound 0.35; growth better than reactive",), level_trusted=False)
+
+
 def untrusted(fc: Forecast | None = None, reason: str = "rolling WAPE 0.52 above trust bound 0.35") -> TrustedForecast:
     return TrustedForecast(fc, False, (reason,))
 

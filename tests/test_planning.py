@@ -43,10 +43,10 @@ import numpy as np
 import pytest
 
 from planner_helpers import (
-    MIN, NOW, flat, forecast, obs, policy, sli, state, step, trusted, untrusted, workload,
+    MIN, NOW, flat, forecast, growth_only, obs, policy, sli, state, step, trusted, untrusted, workload,
 )
 from scaler.planning import LEVEL_UNTRUSTED, plan
-from scaler.plans import PlannerMemory, RecentDemand, SliReading, TrustedForecast
+from scaler.plans import PlannerMemory, RecentDemand, SliReading
 
 
 def run(fc, observed, wl=None, current=8, memory=None, now=NOW, pol=None, **state_kw):
@@ -332,27 +332,22 @@ def test_untrusted_forecast_holds_near_event_start():
 
 
 # --------------------------------------------------------------------------- trusted on growth, not on level
-def _growth_only(fc):
-    """A forecast trusted on its growth while its level failed the rolling check."""
-    return TrustedForecast(fc, True, ("WAPE 0.52 above bound 0.35; growth better than reactive",), level_trusted=False)
-
-
 def test_a_forecast_trusted_on_growth_only_pre_scales_at_least_from_the_observed_demand():
     wl = workload()
     pol = policy(wl, events=[EVENT])
     # The ramp forecast says 500 now; 1000 is observed: its level is half the demand.
     level = run(trusted(_ramp_forecast()), obs(1000), wl=wl, current=12, pol=pol)
     assert step(level, "event").after == 33  # its level trusted: its own peak, 3000 x 1.1 / 100
-    growth = run(_growth_only(_ramp_forecast()), obs(1000), wl=wl, current=12, pol=pol)
+    growth = run(growth_only(_ramp_forecast()), obs(1000), wl=wl, current=12, pol=pol)
     # not trusted on its level: 1000 x (3000 + 100) / (500 + 100) = 5166.7; x 1.1 / 100 = 56.8 -> 57
     assert step(growth, "event").after == 57 and growth.target_replicas == 50  # max_replicas
     assert LEVEL_UNTRUSTED in step(growth, "event").reason and "5167" in step(growth, "event").reason
     assert growth.forecast_trusted and step(growth, "demand").after == step(level, "demand").after
     # a level too high (250 observed) still buys its own peak: capacity, never quality, is at stake
-    high = run(_growth_only(_ramp_forecast()), obs(250), wl=wl, current=6, pol=pol)
+    high = run(growth_only(_ramp_forecast()), obs(250), wl=wl, current=6, pol=pol)
     assert step(high, "event").after == 33
     # with no demand observed there is nothing to anchor on: its level, as before
-    blind = run(_growth_only(_ramp_forecast()), obs(None), wl=wl, current=6, pol=pol)
+    blind = run(growth_only(_ramp_forecast()), obs(None), wl=wl, current=6, pol=pol)
     assert step(blind, "event").after == 33
 
 
@@ -366,7 +361,7 @@ def test_bitrate_peak_ignores_a_forecast_trusted_on_growth_only():
     # Its level counted: 900 now against a 6000 peak is quiet (0.15 < 0.5): the edge tier is cut.
     assert {c.tier: c.rung for c in run(trusted(fc), seen, wl=wl, pol=pol, caps=caps).bitrate}["edge"] == "720p"
     # Not trusted on its level: the peak is the 1200 seen; 900 now (0.75): no cut.
-    growth = run(_growth_only(fc), seen, wl=wl, pol=pol, caps=caps)
+    growth = run(growth_only(fc), seen, wl=wl, pol=pol, caps=caps)
     assert {c.tier: c.rung for c in growth.bitrate}["edge"] == "1080p"
 
 
