@@ -93,12 +93,59 @@ def _observed(history: Series, model: str) -> np.ndarray:
     return y
 
 
+def seasonal_sources(index: pd.DatetimeIndex, season: timedelta, tz: str | None,
+                     last: pd.Timestamp | None = None) -> pd.DatetimeIndex:
+    """The time (UTC) a seasonal naive copies at each point of `index`: `j` seasons back, with
+    `j` = 1, or with `last` (the history's last point) the fewest seasons that land at or
+    before it (so past the first season the last season repeats). With `tz` the season is
+    counted on that zone's clock: a week before 09:00 local is 09:00 local, also across a
+    daylight-saving change (then 167 or 169 hours back, not 168). A local time that does not
+    exist there (the hour skipped in spring) is moved forward to the next one that does; one
+    that occurs twice (autumn) is its first occurrence. With `tz` None, or a zone without
+    such changes, it is exactly `j` seasons of UTC time back."""
+    idx = pd.DatetimeIndex(index).tz_convert("UTC")
+    season_td = pd.Timedelta(season)
+    if last is None:
+        j = np.ones(len(idx))
+    else:
+        j = np.ceil(np.asarray((idx - last) / season_td, dtype=float)).clip(1, None)
+
+    def back(j_: np.ndarray) -> pd.DatetimeIndex:
+        shift = pd.to_timedelta(j_ * season_td.value, unit="ns")
+        if tz is None:
+            return pd.DatetimeIndex(idx - shift)
+        local = idx.tz_convert(tz).tz_localize(None) - shift
+        return (pd.DatetimeIndex(local).tz_localize(tz, ambiguous=np.ones(len(idx), dtype=bool),
+                                                    nonexistent="shift_forward").tz_convert("UTC"))
+
+    src = back(j)
+    if last is not None:
+        late = np.asarray(src > last)
+        while late.any():  # a clock change put the source after the history: one season more
+            j = np.where(late, j + 1, j)
+            src = back(j)
+            late = np.asarray(src > last)
+    return src
+
+
+def nearest_on_grid(times: pd.DatetimeIndex, anchor: pd.Timestamp, step: timedelta) -> pd.DatetimeIndex:
+    """Each of `times` (UTC) moved to the nearest point of the grid through `anchor` with `step`
+    (a source time `seasonal_sources` moved by a clock change of an hour lies between the points
+    of a coarser grid, e.g. a daily one)."""
+    step_td = pd.Timedelta(step)
+    k = np.rint(np.asarray((pd.DatetimeIndex(times).tz_convert("UTC") - anchor) / step_td, dtype=float))
+    return pd.DatetimeIndex(anchor + pd.to_timedelta(k * step_td.value, unit="ns"))
+
+
 class SeasonalNaive:
     """Tomorrow looks like today (or next week like this week).
 
     yhat at `t` is the value one season earlier; for horizons longer than a season the last
     season of history repeats. NaN in the history is filled from the season before (then from
-    the history's median where no earlier season exists).
+    the history's median where no earlier season exists). With `tz`, "one season earlier" is
+    read on that zone's clock (`seasonal_sources`): across a daylight-saving change the same
+    local time is copied, not the same UTC offset, so a morning ramp is not forecast an hour
+    off for the season after it. The default (None) counts steps, as the textbook model does.
 
     Intervals are empirical: for a point `j` seasons ahead, the quantiles of the past errors
     `y_t - y_{t - j*season}` (NaN ignored). Where fewer than 10 such errors exist, the
@@ -108,11 +155,12 @@ class SeasonalNaive:
     """
 
     def __init__(self, season: timedelta = DAY, upper_quantile: float = 0.9,
-                 lower_quantile: float = 0.1, name: str | None = None):
+                 lower_quantile: float = 0.1, name: str | None = None, tz: str | None = None):
         if season <= timedelta(0):
             raise ValueError("season must be positive")
         _check_quantiles(lower_quantile, upper_quantile)
         self.season = season
+        self.tz = tz
         self.upper_quantile = upper_quantile
         self.lower_quantile = lower_quantile
         if name is None:
@@ -149,9 +197,16 @@ class SeasonalNaive:
                 notes.append("gaps with no earlier season were filled with the history's median")
             self._template = filled[-m:]
             self._y = y
+            self._filled = pd.Series(filled, index=history.values.index.tz_convert("UTC"))
         self._notes = tuple(notes)
         self._fitted = True
         return self
+
+    def at(self, times: pd.DatetimeIndex) -> np.ndarray:
+        """The (gap-filled) history at `times` (`nearest_on_grid`); NaN outside the history."""
+        if not self._fitted or self._short:
+            return np.full(len(times), np.nan)
+        return self._filled.reindex(nearest_on_grid(times, self._last, self._step)).to_numpy()
 
     def _lag_quantiles(self, j: int) -> tuple[float, float]:
         """(lower, upper) quantiles of the errors of a forecast `j` seasons ahead."""
@@ -183,6 +238,9 @@ class SeasonalNaive:
             return _assemble(index, yhat, yhat + lo_q, yhat + hi_q, self.name,
                              self.lower_quantile, self.upper_quantile, notes)
         yhat = self._template[(k - 1) % self._m]
+        if self.tz is not None:
+            local = self.at(seasonal_sources(index, self.season, self.tz, self._last))
+            yhat = np.where(np.isfinite(local), local, yhat)
         seasons_ahead = (k - 1) // self._m + 1
         lower = np.empty(k.size)
         upper = np.empty(k.size)

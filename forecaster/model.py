@@ -99,6 +99,7 @@ import pandas as pd
 
 from forecaster import events as evf
 from forecaster import intervals
+from forecaster.baselines import nearest_on_grid, seasonal_sources
 from forecaster.csvio import interval_text
 from forecaster.series import Forecast, Series
 from forecaster.settings import ModelSettings
@@ -227,15 +228,15 @@ def _not_worse(err: np.ndarray, best_err: np.ndarray) -> bool:
     return float(np.mean(d)) <= 2.0 * se
 
 
-def _naive_forecast(train: Series, index: pd.DatetimeIndex, season: timedelta) -> np.ndarray | None:
-    """The seasonal naive (`season`) fitted on `train` and predicted at `index`; None when
-    `train` is shorter than a season (or a season is under two steps)."""
+def _naive_forecast(train: Series, index: pd.DatetimeIndex, season: timedelta, tz: str) -> np.ndarray | None:
+    """The seasonal naive (`season`, on the clock of `tz`) fitted on `train` and predicted at
+    `index`; None when `train` is shorter than a season (or a season is under two steps)."""
     from forecaster.baselines import SeasonalNaive
 
     if (season / train.step) < 2 or len(train) < season / train.step:
         return None
     try:
-        return SeasonalNaive(season).fit(train).predict(index).yhat.to_numpy()
+        return SeasonalNaive(season, tz=tz).fit(train).predict(index).yhat.to_numpy()
     except ValueError:
         return None
 
@@ -1682,7 +1683,7 @@ class EbbtideForecaster:
             yh = self._fine_yhat(f, test.index, (weight, *prof) if prof is not None else (0.0, WEEK, np.zeros(1)))
             out.append(self._held_out_residuals(test, yh, o_cut))
             if self._mode != "prophet" and getattr(self, "_mode_holdout", None) is not None:
-                ny = _naive_forecast(history.before(o_cut), test.index, self._naive.season)
+                ny = _naive_forecast(history.before(o_cut), test.index, self._naive.season, self.settings.calendar_tz)
                 if ny is not None:
                     comb = ny if self._mode == "naive" else 0.5 * (yh + ny)
                     r, ld, t = self._mode_holdout
@@ -1724,16 +1725,14 @@ class EbbtideForecaster:
     def _naive_off_days(self, idx: pd.DatetimeIndex) -> np.ndarray:
         """True at the points of `idx` where the seasonal naive (and the average) give way to
         Prophet (`naive_skips_holidays`): the point's local date is a holiday, or the date of
-        the history point the naive copies there (one season back, or j seasons back `j` =
-        ceil(lead / season) past the first season) is one."""
+        the history point the naive copies there (`forecaster.baselines.seasonal_sources`) is
+        one."""
         days = self._holiday_days if self.settings.naive_skips_holidays else {}
         if not days or not len(idx):
             return np.zeros(len(idx), dtype=bool)
-        season = pd.Timedelta(self._naive.season)
-        back = np.ceil(np.asarray((idx - self._last) / season, dtype=float)).clip(1, None)
-        src = idx - pd.to_timedelta(back * season.value, unit="ns")
         tz = self.settings.calendar_tz
-        return (evf.local_date_mask(idx, days, tz) > 0) | (evf.local_date_mask(pd.DatetimeIndex(src), days, tz) > 0)
+        src = seasonal_sources(idx, self._naive.season, tz, self._last)
+        return (evf.local_date_mask(idx, days, tz) > 0) | (evf.local_date_mask(src, days, tz) > 0)
 
     def _ordinary_points(self, idx: pd.DatetimeIndex) -> np.ndarray:
         """True at the points of `idx` on ordinary days: no holiday window on their local date
@@ -1948,7 +1947,7 @@ class EbbtideForecaster:
         self._mode = cal.get("mode", "prophet")
         mode_buckets, mode_band_buckets = None, []
         if self._mode != "prophet":
-            self._naive = SeasonalNaive(timedelta(seconds=cal["season_s"])).fit(history)
+            self._naive = SeasonalNaive(timedelta(seconds=cal["season_s"]), tz=self.settings.calendar_tz).fit(history)
             mode_buckets = dec(cal["mode_buckets"])
             mode_band_buckets = [dec(g) for g in cal.get("mode_band_buckets", [])]
         age = history.end.to_pydatetime() - datetime.fromtimestamp(cal["at_s"], tz=timezone.utc)
@@ -1968,7 +1967,7 @@ class EbbtideForecaster:
 
         train_hist = history.before(cut)
         season = WEEK if (train_hist.end - train_hist.start) >= 2 * WEEK else DAY
-        ny = _naive_forecast(train_hist, test.index, season)
+        ny = _naive_forecast(train_hist, test.index, season, self.settings.calendar_tz)
         if ny is None:
             return
         y = test.to_numpy()
@@ -1981,7 +1980,7 @@ class EbbtideForecaster:
         if mode == "prophet":
             return
         self._mode = mode
-        self._naive = SeasonalNaive(season).fit(history)
+        self._naive = SeasonalNaive(season, tz=self.settings.calendar_tz).fit(history)
         comb = ny if mode == "naive" else 0.5 * (yh + ny)
         r = self._tf.forward(y) - self._tf.forward(comb)
         self._mode_holdout = (r, self._lead_s(test.index, cut), test.index)
@@ -1990,11 +1989,12 @@ class EbbtideForecaster:
                         buckets: list[tuple[np.ndarray, float] | None], g_in: np.ndarray, group_buckets) -> None:
         """Interval of the seasonal naive or the average (after `_choose_vs_naive` picked it):
         its holdout residuals pooled, per lead bucket, with its residuals over the history (last
-        `lookback`): the seasonal naive's are out of sample (yhat(t) = y(t - season)); the
-        average's mix them with the full fit's in-sample ones (residual profile included). By
-        daily level band (`g_in`: the band of each history point) like the model's interval."""
-        season = self._naive.season
-        lagged = history.values.reindex(obs.index - pd.Timedelta(season)).to_numpy()
+        `lookback`): the seasonal naive's are out of sample (yhat(t) = y(the same local time a
+        season before)); the average's mix them with the full fit's in-sample ones (residual
+        profile included). By daily level band (`g_in`: the band of each history point) like the
+        model's interval."""
+        src = seasonal_sources(obs.index, self._naive.season, self.settings.calendar_tz)
+        lagged = history.values.reindex(nearest_on_grid(src, history.end, history.step)).to_numpy()
         comb = lagged if self._mode == "naive" else 0.5 * (yhat_in + lagged)
         r_hist = self._tf.forward(obs.to_numpy()) - self._tf.forward(comb)
         u, lq = self.settings.upper_quantile, self.settings.lower_quantile
