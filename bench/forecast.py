@@ -194,6 +194,25 @@ def custom_case(csv: Path, events_file: Path | None, cuts: list[str], tz: str = 
     return Case(str(Path(csv).resolve()), events, chosen, calendar_tz=tz, country=country)
 
 
+def sweep_cuts(csv: Path, every: str) -> list[str]:
+    """`--cut-every`: cut times (ISO, 00:00 UTC) every `every` from the first midnight a full
+    lookback (`ModelSettings.lookback`) after the trace's first row to the last one a full
+    forecast (`HORIZON`) before its end."""
+    from policies.errors import EbbtideError
+    from policies.units import parse_duration
+
+    try:
+        step = pd.Timedelta(parse_duration(every))
+    except ValueError as exc:
+        raise EbbtideError(f"--cut-every {every!r}: {exc}") from None
+    if step <= pd.Timedelta(0):
+        raise EbbtideError(f"--cut-every {every!r}: must be positive")
+    series = read_series_csv(Path(csv))
+    first = (series.start + ModelSettings().lookback).ceil("D")
+    last = series.end + series.step - HORIZON
+    return [t.isoformat() for t in pd.date_range(first, last, freq=step) if t <= last]
+
+
 SYNTHETIC_SEEDS = tuple(range(24))
 POWER_SEEDS = range(8, 12)
 """Seeds whose ebb is a long-tailed power law (attention after news: fast first hours, long tail)."""
@@ -708,6 +727,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=Path, help="events file (YAML) of --csv (default: no events)")
     p.add_argument("--cut", action="append", default=[], metavar="ISO",
                    help="forecast origin for --csv (repeatable); default: each sale/joint_live event's end, +1 d, +2 d")
+    p.add_argument("--cut-every", metavar="DURATION",
+                   help="with --csv: also cut at every DURATION (e.g. 14d), at 00:00 UTC, from a full lookback "
+                        "after the first row to a full forecast week before the last: a sweep of ordinary weeks")
     p.add_argument("--tz", default="UTC", help="calendar zone of --csv (daily seasonality, holidays). Default UTC")
     p.add_argument("--country", help="country whose holidays are modelled for --csv (ISO code, e.g. US)")
     p.add_argument("--repeats", type=int, default=3, help="fits per model for the median fit time")
@@ -747,6 +769,8 @@ def main(argv: list[str] | None = None) -> int:
         from policies.errors import EbbtideError
 
         try:
+            if args.cut_every:
+                args.cut = [*args.cut, *sweep_cuts(args.csv, args.cut_every)]
             rows.extend(run_case(as_run(custom_case(args.csv, args.events, args.cut, args.tz, args.country)),
                                  args.repeats, log, cache=cache))
         except (EbbtideError, ValueError) as exc:

@@ -74,6 +74,19 @@ def test_bad_cuts_are_errors_for_people(bench, events, tmp_path):
         bench.custom_case(tmp_path / "mine.csv", None, [])
 
 
+def test_cut_every_sweeps_the_ordinary_weeks(bench, tmp_path):
+    # 60 days of hourly rows from 2026-01-01T05:00Z: the first cut is the first midnight a full
+    # lookback (35 d) in (02-05T05:00Z -> 02-06); every 6 d on while a full week is left (the
+    # last row is 03-02T04:00Z: cuts up to 02-23T05:00Z, so 02-18 and not 02-24).
+    path = tmp_path / "mine.csv"
+    idx = pd.date_range("2026-01-01T05:00:00Z", periods=60 * 24, freq="h")
+    path.write_text("ts,value\n" + "".join(f"{t.isoformat()},1\n" for t in idx))
+    cuts = bench.sweep_cuts(path, "6d")
+    assert cuts == [f"2026-02-{d:02d}T00:00:00+00:00" for d in (6, 12, 18)]
+    with pytest.raises(EbbtideError, match="--cut-every 'often'"):
+        bench.sweep_cuts(path, "often")
+
+
 def _weeks_trace(levels, hours_per_week=168):
     """Hourly trace of len(levels) weeks, week k constant at levels[k]."""
     idx = pd.date_range("2026-01-05", periods=len(levels) * hours_per_week, freq="h", tz="UTC")
