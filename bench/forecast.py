@@ -15,6 +15,8 @@ baselines in ordinary weeks.
     .venv/bin/python bench/forecast.py --synthetic --only syn-held    # one synthetic group alone
     .venv/bin/python bench/forecast.py --csv mine.csv --events mine.yaml [--cut ISO ...] [--tz Z]
                                                       # a trace of your own, the same table
+    .venv/bin/python bench/forecast.py --csv mine.csv --events mine.yaml --cut-every 14d --brief
+                                                      # its ordinary weeks too, every 14 days
 
 The synthetic suite is the guard against tuning to the real files: several seeded traces from
 forecaster/synthetic.py whose peak multiplier, ebb tau, peace (settle) level, ramp, noise,
