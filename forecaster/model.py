@@ -99,7 +99,7 @@ import pandas as pd
 
 from forecaster import events as evf
 from forecaster import intervals
-from forecaster.baselines import nearest_on_grid, seasonal_sources
+from forecaster.baselines import SeasonalNaive, nearest_on_grid, seasonal_sources
 from forecaster.csvio import interval_text
 from forecaster.series import Forecast, Series
 from forecaster.settings import ModelSettings
@@ -231,8 +231,6 @@ def _not_worse(err: np.ndarray, best_err: np.ndarray) -> bool:
 def _naive_forecast(train: Series, index: pd.DatetimeIndex, season: timedelta, tz: str) -> np.ndarray | None:
     """The seasonal naive (`season`, on the clock of `tz`) fitted on `train` and predicted at
     `index`; None when `train` is shorter than a season (or a season is under two steps)."""
-    from forecaster.baselines import SeasonalNaive
-
     if (season / train.step) < 2 or len(train) < season / train.step:
         return None
     try:
@@ -1938,8 +1936,6 @@ class EbbtideForecaster:
         """(weight, buckets, mode buckets, holdout count, holdout span, band of each slot of the
         day, buckets per band, mode buckets per band) of a cached calibration; sets the mode (and
         refits the seasonal naive on this history when it was chosen)."""
-        from forecaster.baselines import SeasonalNaive
-
         def dec(bs):
             return [None if b is None else (np.asarray(b[0], dtype=float), float(b[1])) for b in bs]
 
@@ -1963,8 +1959,6 @@ class EbbtideForecaster:
         """No event around: pick prophet, seasonal naive or their average by holdout WAPE on the
         `scored` points of `test` (`_scored_points`); the chosen one's holdout residuals (for its
         interval) cover all of `test`."""
-        from forecaster.baselines import SeasonalNaive
-
         train_hist = history.before(cut)
         season = WEEK if (train_hist.end - train_hist.start) >= 2 * WEEK else DAY
         ny = _naive_forecast(train_hist, test.index, season, self.settings.calendar_tz)
