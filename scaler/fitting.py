@@ -254,9 +254,9 @@ def run_fit_job(job: FitJob) -> FitResult:
     cutoff_s = (pd.Timestamp(now) - pd.Timedelta(window) - pd.Timedelta(fs.horizon + fs.refit_interval)
                 - _EPOCH).total_seconds()
     issued = tuple(c for c in prev_issued if c.end_s >= cutoff_s) + (fc,)
-    return FitResult(w.name, job.key, now, True, "; ".join(verdict.reasons), bool(verdict.trusted),
-                     tuple(verdict.reasons), fc, params, issued[-8:],
-                     fit_s, warm, worker, TrustedForecast.judged(None, verdict).level_trusted)
+    judged = TrustedForecast.judged(None, verdict)  # the flags and reasons the cache rebuilds it from
+    return FitResult(w.name, job.key, now, True, "; ".join(judged.reasons), judged.trusted, judged.reasons, fc,
+                     params, issued[-8:], fit_s, warm, worker, judged.level_trusted)
 
 
 def _failed_result(job: FitJob, exc: BaseException) -> FitResult:
