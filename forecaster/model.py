@@ -66,10 +66,11 @@ band never narrows further ahead), and per daily level band (`interval_groups`: 
 day ranked by fitted level, each band its own quantiles); the band is [min_c zhat_c +
 q_lo(band, lead), max_c zhat_c + q_hi(band, lead)] mapped back. The quantile arithmetic is
 forecaster.intervals; every setting named here is a field of forecaster.settings.ModelSettings.
-With no event in or near the history, the holdout also decides between this Prophet model, the
-seasonal naive (a week, or a day with less history) and their average: the lowest holdout WAPE
-on ordinary days (holidays left out) wins, and `notes` say which; on holidays, and on days the
-naive would copy a holiday onto, Prophet's forecast stays.
+With no event in or near the history, the forecast is the average of this Prophet model and the
+weekly seasonal naive, unless one of the two beats the average on every ordinary day of the
+holdout (holidays left out; `no_event_average`); with a daily naive (under two weeks of
+history) the lowest holdout WAPE of the three wins; `notes` say which;
+on holidays, and on days the naive would copy a holiday onto, Prophet's forecast stays.
 
 Fine data is fitted on a coarser grid (mean per bucket, in the series' own units) so that four
 weeks of 1-minute data fit in seconds; predictions are interpolated back (in z, between bucket
@@ -297,6 +298,31 @@ def _window_dates(holidays: pd.DataFrame) -> dict[date, str]:
         for k in range(int(row.lower_window), int(row.upper_window) + 1):
             out.setdefault((row.ds + pd.Timedelta(days=k)).date(), str(row.holiday))
     return out
+
+
+def single_beats_average_daily(y: np.ndarray, forecasts: dict[str, np.ndarray],
+                               days: np.ndarray) -> tuple[str, str]:
+    """(`"blend"` or the name of one of the two `forecasts`, a note) for the no-event choice
+    (`ModelSettings.no_event_average`), pure: the average of the two unless one of them has a
+    lower WAPE than the average on every day of `days` (the local date of each point of `y`),
+    over at least two days. The average's absolute error is at most the mean of the two (the
+    triangle inequality), so both cannot win every day."""
+    (a, fa), (b, fb) = forecasts.items()
+    avg = 0.5 * (fa + fb)
+    uniq = list(dict.fromkeys(days))
+    if len(uniq) < 2:
+        return "blend", " (the average: under two days to compare on)"
+    wins = {a: 0, b: 0}
+    for d in uniq:
+        m = days == d
+        w_avg = _wape(y[m], avg[m])
+        for name, f in ((a, fa), (b, fb)):
+            wins[name] += _wape(y[m], f[m]) < w_avg
+    for name in (a, b):
+        if wins[name] == len(uniq):
+            return name, f" (it beat the average on each of the {len(uniq)} days)"
+    return "blend", (f" (the average unless one beats it on every day: {a} on {wins[a]}, "
+                     f"{b} on {wins[b]} of {len(uniq)})")
 
 
 def _wape(y: np.ndarray, yhat: np.ndarray) -> float:
@@ -1640,11 +1666,11 @@ class EbbtideForecaster:
         yh = self._fine_yhat(f_hold, test.index, season_h or (0.0, WEEK, np.zeros(1)))
         r_hold, lead_hold_s, t_hold = self._held_out_residuals(test, yh, cut)
         scored = self._scored_points(np.ones(len(test), dtype=bool), ordinary)
+        extra, forecasts = self._earlier_origins(coarse, z, obs, cut, n_hold_coarse, taus, init, seasonal,
+                                                 event_time, weight)
         if not names and len(test) and history.step <= DAY:
-            self._choose_vs_naive(history, cut, test, yh, notes, scored)
+            self._choose_vs_naive(history, [(cut, test, yh), *forecasts], scored, notes)
         self._holiday_note(test.index, ordinary, scored, notes)
-        extra = self._earlier_origins(history, coarse, z, obs, cut, n_hold_coarse, taus, init, seasonal,
-                                      event_time, weight)
         if extra:
             r_hold = np.concatenate([r_hold, *(e[0] for e in extra)])
             lead_hold_s = np.concatenate([lead_hold_s, *(e[1] for e in extra)])
@@ -1654,17 +1680,18 @@ class EbbtideForecaster:
                          + f", each forecast {interval_text(hold)} ahead")
         return weight, r_hold, lead_hold_s, t_hold, hold
 
-    def _earlier_origins(self, history: Series, coarse: pd.Series, z: np.ndarray, obs: pd.Series,
+    def _earlier_origins(self, coarse: pd.Series, z: np.ndarray, obs: pd.Series,
                          cut: pd.Timestamp, n_hold_coarse: int, taus, init, seasonal: bool,
-                         event_time: np.ndarray, weight: float) -> list[tuple]:
-        """Held-out residuals in z (with lead times in seconds and timestamps) of the origins
-        before the holdout's (`holdout_origins`): origin k is `k` holdout spans before `cut`,
-        refitted on the history before it (residual profile of that fit, the holdout's `weight`)
-        and forecast over the next span; used only with three spans of history before it. Events
-        whose peak that fit never saw are left out, as in the holdout. With the seasonal naive or
-        the average chosen (`_mode`), its residuals over the same span extend `_mode_holdout`."""
+                         event_time: np.ndarray, weight: float) -> tuple[list[tuple], list[tuple]]:
+        """The origins before the holdout's (`holdout_origins`): origin k is `k` holdout spans
+        before `cut`, refitted on the history before it (residual profile of that fit, the
+        holdout's `weight`) and forecast over the next span; used only with three spans of history
+        before it. Returns, per origin, its held-out residuals in z (with lead times in seconds
+        and timestamps; events whose peak that fit never saw left out, as in the holdout), and
+        (origin, observed points, forecast) for `_choose_vs_naive`."""
         s = self.settings
         out: list[tuple] = []
+        forecasts: list[tuple] = []
         for k in range(1, max(int(s.holdout_origins), 1)):
             at = len(coarse) - (k + 1) * n_hold_coarse
             end_at = at + n_hold_coarse
@@ -1680,15 +1707,8 @@ class EbbtideForecaster:
                 continue
             yh = self._fine_yhat(f, test.index, (weight, *prof) if prof is not None else (0.0, WEEK, np.zeros(1)))
             out.append(self._held_out_residuals(test, yh, o_cut))
-            if self._mode != "prophet" and getattr(self, "_mode_holdout", None) is not None:
-                ny = _naive_forecast(history.before(o_cut), test.index, self._naive.season, self.settings.calendar_tz)
-                if ny is not None:
-                    comb = ny if self._mode == "naive" else 0.5 * (yh + ny)
-                    r, ld, t = self._mode_holdout
-                    r_mode = self._tf.forward(test.to_numpy()) - self._tf.forward(comb)
-                    self._mode_holdout = (np.concatenate([r, r_mode]),
-                                          np.concatenate([ld, self._lead_s(test.index, o_cut)]), t.append(test.index))
-        return out
+            forecasts.append((o_cut, test, yh))
+        return out, forecasts
 
     def _fit_before(self, coarse: pd.Series, z: np.ndarray, cut: pd.Timestamp, taus, init, seasonal: bool,
                     event_time: np.ndarray) -> tuple[_Fitted, tuple[timedelta, np.ndarray] | None]:
@@ -1720,16 +1740,18 @@ class EbbtideForecaster:
         self._holidays = frame
         self._holiday_days = _window_dates(frame)
 
-    def _naive_off_days(self, idx: pd.DatetimeIndex) -> np.ndarray:
+    def _naive_off_days(self, idx: pd.DatetimeIndex, season: timedelta | None = None,
+                        last: pd.Timestamp | None = None) -> np.ndarray:
         """True at the points of `idx` where the seasonal naive (and the average) give way to
         Prophet (`naive_skips_holidays`): the point's local date is a holiday, or the date of
-        the history point the naive copies there (`forecaster.baselines.seasonal_sources`) is
-        one."""
+        the history point the naive copies there (`forecaster.baselines.seasonal_sources`, the
+        naive of `season` on a history ending at `last`; default: the fitted naive's, the
+        history's) is one."""
         days = self._holiday_days if self.settings.naive_skips_holidays else {}
         if not days or not len(idx):
             return np.zeros(len(idx), dtype=bool)
         tz = self.settings.calendar_tz
-        src = seasonal_sources(idx, self._naive.season, tz, self._last)
+        src = seasonal_sources(idx, season or self._naive.season, tz, self._last if last is None else last)
         return (evf.local_date_mask(idx, days, tz) > 0) | (evf.local_date_mask(src, days, tz) > 0)
 
     def _ordinary_points(self, idx: pd.DatetimeIndex) -> np.ndarray:
@@ -1954,30 +1976,60 @@ class EbbtideForecaster:
                 timedelta(seconds=cal["hold_s"]), np.asarray(cal.get("slot_band", [0]), dtype=int),
                 [dec(g) for g in cal.get("band_buckets", [])], mode_band_buckets)
 
-    def _choose_vs_naive(self, history: Series, cut: pd.Timestamp, test: pd.Series, yh: np.ndarray,
-                         notes: list[str], scored: np.ndarray) -> None:
-        """No event around: pick prophet, seasonal naive or their average by holdout WAPE on the
-        `scored` points of `test` (`_scored_points`); the chosen one's holdout residuals (for its
-        interval) cover all of `test`."""
-        train_hist = history.before(cut)
+    def _choose_vs_naive(self, history: Series, origins: list[tuple], scored: np.ndarray,
+                         notes: list[str]) -> None:
+        """No event around: pick prophet, seasonal naive or their average on the `scored` points
+        (`_scored_points`) of the holdout, the first of the forecast `origins` (origin, observed
+        points, Prophet's forecast there), with the naive as the forecast applies it (Prophet
+        where it meets a holiday, `_naive_off_days`): with the weekly naive and
+        `no_event_average`, the average unless one wins every day
+        (`single_beats_average_daily`), else the lowest WAPE. The chosen one's residuals over all
+        points of every origin (for its interval) set `_mode_holdout`. Only the latest origin
+        scores: scoring over two (tried) moved as many sweep cuts worse as better."""
+        o_cut, test, yh = origins[0]
+        train_hist = history.before(o_cut)
         season = WEEK if (train_hist.end - train_hist.start) >= 2 * WEEK else DAY
-        ny = _naive_forecast(train_hist, test.index, season, self.settings.calendar_tz)
+        ny = self._naive_applied(history, origins[0], season)
         if ny is None:
             return
         y = test.to_numpy()
         ys, yhs, nys = y[scored], yh[scored], ny[scored]
         scores = {"prophet": _wape(ys, yhs), "naive": _wape(ys, nys), "blend": _wape(ys, 0.5 * (yhs + nys))}
-        mode = min(scores, key=lambda k: (scores[k], k != "prophet"))
         label = f"seasonal naive ({interval_text(season)})"
+        if self.settings.no_event_average and season == WEEK:
+            days = test.index[scored].tz_convert(self.settings.calendar_tz).date
+            mode, why = single_beats_average_daily(ys, {"prophet": yhs, "naive": nys}, days)
+        else:
+            mode = min(scores, key=lambda k: (scores[k], k != "prophet"))
+            why = ""
         notes.append("holdout WAPE: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
-                     + f" -> {'prophet' if mode == 'prophet' else (label if mode == 'naive' else 'average of prophet and ' + label)}")
+                     + f" -> {'prophet' if mode == 'prophet' else (label if mode == 'naive' else 'average of prophet and ' + label)}"
+                     + why)
         if mode == "prophet":
             return
         self._mode = mode
         self._naive = SeasonalNaive(season, tz=self.settings.calendar_tz).fit(history)
-        comb = ny if mode == "naive" else 0.5 * (yh + ny)
-        r = self._tf.forward(y) - self._tf.forward(comb)
-        self._mode_holdout = (r, self._lead_s(test.index, cut), test.index)
+        r, ld, t = [], [], []
+        for k, (o_cut, test, yh) in enumerate(origins):
+            ny = self._naive_applied(history, origins[k], season) if k else ny
+            if ny is None:
+                continue
+            comb = ny if mode == "naive" else 0.5 * (yh + ny)
+            r.append(self._tf.forward(test.to_numpy()) - self._tf.forward(comb))
+            ld.append(self._lead_s(test.index, o_cut))
+            t.append(test.index)
+        self._mode_holdout = (np.concatenate(r), np.concatenate(ld), t[0].append(t[1:]))
+
+    def _naive_applied(self, history: Series, origin: tuple, season: timedelta) -> np.ndarray | None:
+        """The seasonal naive from `origin` (origin, observed points, Prophet's forecast there)
+        over its points as a forecast applies it: Prophet's value where the naive meets a
+        holiday (`_naive_off_days`). None when the history before the origin is too short."""
+        o_cut, test, yh = origin
+        train_hist = history.before(o_cut)
+        ny = _naive_forecast(train_hist, test.index, season, self.settings.calendar_tz)
+        if ny is None:
+            return None
+        return np.where(self._naive_off_days(test.index, season, train_hist.end), yh, ny)
 
     def _calibrate_mode(self, history: Series, obs: pd.Series, yhat_in: np.ndarray,
                         buckets: list[tuple[np.ndarray, float] | None], g_in: np.ndarray, group_buckets) -> None:

@@ -31,8 +31,10 @@ are read off its 3-hour centred mean m):
   after the trough); 10 days apart: two
 - seeded model fits (slow): tests/test_model.py's sale left out of the calendar, cut a day after
   its end (seeds 1, 2, 3): with `undeclared_events` the week's WAPE is at most 0.3x that with a
-  note only, and within 0.05 of the WAPE with the sale declared (measured 0.24-0.28 vs 1.49-1.52
-  note-only and 0.26-0.28 declared); the note says what was inferred; `undeclared_note_ratio` 0
+  note only and Prophet alone (`no_event_average` off), at most 0.5x that with a note only and
+  the default average of Prophet and the weekly naive, and within 0.05 of the WAPE with the
+  sale declared (measured 0.24-0.27 vs 1.49-1.52 Prophet alone, 0.58-0.60 the average, and
+  0.26-0.28 declared); the note says what was inferred; `undeclared_note_ratio` 0
   turns both off; declared, nothing is inferred
 - an inferred event does not lend its size to an unseen joint live event of the calendar
 - a second sale 3 days after a declared one, left out of the calendar, cut a day after its end:
@@ -175,9 +177,15 @@ def test_an_undeclared_sale_is_modelled_from_the_history(seed):
     hist, fut, actual = tm.day_after_end(seed)
     inferred = EbbtideForecaster([], ModelSettings()).fit(hist).predict(fut)
     note_only = EbbtideForecaster([], ModelSettings(undeclared_events=False)).fit(hist).predict(fut)
+    # The sale fitted as ordinary traffic, Prophet alone (the holdout's lowest WAPE picks it here;
+    # by default the average with the weekly naive, which copies the week before the sale).
+    note_prophet = EbbtideForecaster([], ModelSettings(undeclared_events=False,
+                                                       no_event_average=False)).fit(hist).predict(fut)
     declared = EbbtideForecaster([tm.SALE], ModelSettings()).fit(hist).predict(fut)
-    w_inf, w_note, w_decl = (tm.wape(actual, f.yhat.to_numpy()) for f in (inferred, note_only, declared))
-    assert w_inf <= 0.3 * w_note, (w_inf, w_note)
+    w_inf, w_note, w_prophet, w_decl = (tm.wape(actual, f.yhat.to_numpy())
+                                        for f in (inferred, note_only, note_prophet, declared))
+    assert w_inf <= 0.3 * w_prophet, (w_inf, w_prophet)
+    assert w_inf <= 0.5 * w_note, (w_inf, w_note)
     assert w_inf <= w_decl + 0.05, (w_inf, w_decl)
     assert np.mean(actual <= inferred.yhat_upper.to_numpy()) >= 0.9
     said = [n for n in inferred.notes if n.startswith("undeclared event?")]
