@@ -34,6 +34,7 @@ import pytest
 from forecaster.model import EbbtideForecaster, ModelSettings
 from forecaster.series import Series
 from policies.events import Event
+from support.traces import ordinary_hourly
 
 UTC = timezone.utc
 
@@ -89,13 +90,7 @@ def _closed_mondays_trace(seed: int = 3) -> tuple[Series, tuple[Event, ...], pd.
     """Five weeks of history and one forecast week, hourly UTC; holidays (5% of normal, one day
     each, different names) on Mondays 2024-04-22 and 2024-04-29; the cut is Wed 2024-05-01
     00:00Z, so the second holiday lies inside the 7-day holdout and the first one a week before."""
-    idx = pd.date_range("2024-03-27T00:00:00Z", "2024-05-08T00:00:00Z", freq="h", inclusive="left")
-    hour = np.asarray(idx.hour, dtype=float)
-    dow = np.asarray(idx.day_of_week)
-    daily = 1.0 + 0.6 * np.sin(2 * np.pi * (hour - 9) / 24)
-    weekly = np.where(dow >= 5, 0.7, 1.0)
-    rng = np.random.default_rng(seed)
-    y = 1000.0 * daily * weekly * np.exp(rng.normal(0.0, 0.15, len(idx)))
+    idx, y = ordinary_hourly("2024-03-27T00:00:00Z", "2024-05-08T00:00:00Z", seed, 0.15)
     events = []
     for i, day in enumerate(("2024-04-22", "2024-04-29")):
         on = np.asarray(idx.normalize() == pd.Timestamp(day, tz="UTC"))

@@ -34,6 +34,7 @@ import pytest
 
 from forecaster.model import EbbtideForecaster, ModelSettings, single_beats_average_daily
 from forecaster.series import Series
+from support.traces import ordinary_hourly
 
 D1, D2 = "2024-05-01", "2024-05-02"
 
@@ -86,15 +87,7 @@ def test_a_day_without_demand_is_won_by_no_one():
 def _ordinary_trace(seed: int, level_walk: float, noise: float) -> Series:
     """Five weeks of hourly traffic, no event: a smooth daily and weekly shape, times a daily
     level that random-walks (`level_walk`, sd in log per day), times hourly noise."""
-    idx = pd.date_range("2024-03-27T00:00:00Z", "2024-05-01T00:00:00Z", freq="h", inclusive="left")
-    hour = np.asarray(idx.hour, dtype=float)
-    dow = np.asarray(idx.day_of_week)
-    daily = 1.0 + 0.6 * np.sin(2 * np.pi * (hour - 9) / 24)
-    weekly = np.where(dow >= 5, 0.7, 1.0)
-    rng = np.random.default_rng(seed)
-    day = np.asarray((idx - idx[0]) // pd.Timedelta(days=1))
-    level = np.exp(np.cumsum(rng.normal(0.0, level_walk, day.max() + 1)))[day]
-    y = 1000.0 * daily * weekly * level * np.exp(rng.normal(0.0, noise, len(idx)))
+    idx, y = ordinary_hourly("2024-03-27T00:00:00Z", "2024-05-01T00:00:00Z", seed, noise, level_walk)
     return Series(pd.Series(y, index=idx), step=timedelta(hours=1), name="ordinary")
 
 

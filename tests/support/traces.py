@@ -24,3 +24,21 @@ def spike_pageviews(start: datetime, peak: datetime, end: datetime, seed: int = 
     after = mid >= end
     mult[after] = 1 + 49 * (1 + np.asarray((mid[after] - end) / pd.Timedelta(hours=6))) ** -0.8
     return pd.Series(np.round(base * mult * np.exp(rng.normal(0, 0.08, len(idx)))), index=idx)
+
+
+def ordinary_hourly(start: str, end: str, seed: int, noise: float,
+                    level_walk: float | None = None) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """Hourly UTC traffic with no event, `start` up to `end`: 1000 x a daily sine (peak 15:00,
+    x1.6; trough 03:00, x0.4) x weekends at 0.7, times a daily level that random-walks
+    (`level_walk`, sd in log per day; None holds it at 1 and draws nothing, so a seed gives
+    the same noise as before), times lognormal noise (`noise`, sd)."""
+    idx = pd.date_range(start, end, freq="h", inclusive="left")
+    hour = np.asarray(idx.hour, dtype=float)
+    daily = 1.0 + 0.6 * np.sin(2 * np.pi * (hour - 9) / 24)
+    weekly = np.where(np.asarray(idx.day_of_week) >= 5, 0.7, 1.0)
+    rng = np.random.default_rng(seed)
+    level = np.ones(len(idx))
+    if level_walk is not None:
+        day = np.asarray((idx - idx[0]) // pd.Timedelta(days=1))
+        level = np.exp(np.cumsum(rng.normal(0.0, level_walk, day.max() + 1)))[day]
+    return idx, 1000.0 * daily * weekly * level * np.exp(rng.normal(0.0, noise, len(idx)))
