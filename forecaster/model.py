@@ -472,6 +472,7 @@ class EbbtideForecaster:
                              f"step {interval_text(history.step)}")
         notes: list[str] = []
         outage = zero_outages(values, history.step, s.outlier_max_run, s.zero_outage_typical)
+        self._outage_s = np.asarray(_epoch_s(values.index[outage]), dtype=np.int64)
         if outage.any():
             values = values.mask(outage)
             notes.append(f"collection outage: {int(outage.sum())} points in runs of zeros longer than "
@@ -1965,7 +1966,8 @@ class EbbtideForecaster:
         self._mode = cal.get("mode", "prophet")
         mode_buckets, mode_band_buckets = None, []
         if self._mode != "prophet":
-            self._naive = SeasonalNaive(timedelta(seconds=cal["season_s"]), tz=self.settings.calendar_tz).fit(history)
+            self._naive = SeasonalNaive(timedelta(seconds=cal["season_s"]),
+                                        tz=self.settings.calendar_tz).fit(self._naive_history(history, notes))
             mode_buckets = dec(cal["mode_buckets"])
             mode_band_buckets = [dec(g) for g in cal.get("mode_band_buckets", [])]
         age = history.end.to_pydatetime() - datetime.fromtimestamp(cal["at_s"], tz=timezone.utc)
@@ -1986,6 +1988,7 @@ class EbbtideForecaster:
         (`single_beats_average_daily`), else the lowest WAPE. The chosen one's residuals over all
         points of every origin (for its interval) set `_mode_holdout`. Only the latest origin
         scores: scoring over two (tried) moved as many sweep cuts worse as better."""
+        history = self._naive_history(history, notes)
         o_cut, test, yh = origins[0]
         train_hist = history.before(o_cut)
         season = WEEK if (train_hist.end - train_hist.start) >= 2 * WEEK else DAY
@@ -2020,6 +2023,22 @@ class EbbtideForecaster:
             t.append(test.index)
         self._mode_holdout = (np.concatenate(r), np.concatenate(ld), t[0].append(t[1:]))
 
+    def _naive_history(self, history: Series, notes: list[str]) -> Series:
+        """`history` as the seasonal naive copies it (`naive_skips_outliers`): the points of a
+        collection outage and of the fit-grid buckets the outlier screen masked set missing, so
+        the naive copies the season before there. `notes` say how many when any."""
+        if not self.settings.naive_skips_outliers:
+            return history
+        idx = history.index
+        hit = (np.isin(np.asarray(_epoch_s(idx), dtype=np.int64), self._outage_s)
+               | np.isin(np.asarray(_epoch_s(_bucket_starts(idx, self._fit_step)), dtype=np.int64),
+                         np.asarray(self._outliers_s, dtype=np.int64)))
+        if not hit.any():
+            return history
+        notes.append(f"seasonal naive: {int(hit.sum())} history points the fit left out (outliers, outage) are "
+                     f"copied from the season before, not repeated")
+        return Series(history.values.mask(hit), history.step, history.name)
+
     def _naive_applied(self, history: Series, origin: tuple, season: timedelta) -> np.ndarray | None:
         """The seasonal naive from `origin` (origin, observed points, Prophet's forecast there)
         over its points as a forecast applies it: Prophet's value where the naive meets a
@@ -2040,7 +2059,10 @@ class EbbtideForecaster:
         profile included). By daily level band (`g_in`: the band of each history point) like the
         model's interval."""
         src = seasonal_sources(obs.index, self._naive.season, self.settings.calendar_tz)
-        lagged = history.values.reindex(nearest_on_grid(src, history.end, history.step)).to_numpy()
+        if self.settings.naive_skips_outliers:  # what the naive copies: outliers and outages left out
+            lagged = self._naive.at(src)
+        else:
+            lagged = history.values.reindex(nearest_on_grid(src, history.end, history.step)).to_numpy()
         comb = lagged if self._mode == "naive" else 0.5 * (yhat_in + lagged)
         r_hist = self._tf.forward(obs.to_numpy()) - self._tf.forward(comb)
         u, lq = self.settings.upper_quantile, self.settings.lower_quantile
