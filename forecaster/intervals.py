@@ -103,13 +103,6 @@ def bucket_quantiles(r_in: np.ndarray, buckets: list[tuple[np.ndarray, float] | 
     return _monotone_in_lead(np.asarray(out, dtype=float), q)
 
 
-def lead_quantiles(r_in: np.ndarray, r_hold: np.ndarray, lead_hold_s: np.ndarray, q: float,
-                    edges_s: np.ndarray, block_s: float, step_s: float) -> np.ndarray:
-    """One residual quantile per lead bucket (`lead_buckets`, then `bucket_quantiles`): the
-    holdout residuals of each lead pooled with the in-sample ones, monotone in lead."""
-    return bucket_quantiles(r_in, lead_buckets(r_hold, lead_hold_s, edges_s, block_s, step_s), q)
-
-
 def level_bands(slot: np.ndarray, level: np.ndarray, n_slots: int, n_groups: int) -> np.ndarray:
     """Band (0 = lowest level) of each of `n_slots` slots: slots ranked by the median `level`
     of their points (`slot` holds each point's slot, 0 .. n_slots - 1), ties by slot number,

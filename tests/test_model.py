@@ -51,7 +51,7 @@ from forecaster.model import (
     aggregate_to_grid,
     choose_fit_step,
 )
-from forecaster.intervals import conformal_quantile, lead_quantiles, pooled_quantile
+from forecaster.intervals import bucket_quantiles, conformal_quantile, lead_buckets, pooled_quantile
 from forecaster.series import Series
 from forecaster.transforms import Log1pScaled
 from policies.events import Event
@@ -138,6 +138,12 @@ def test_conformal_quantile_by_hand():
     assert conformal_quantile(r, 0.9) == 10.0  # ceil(11 * 0.9) = 10th smallest
     assert conformal_quantile(r, 0.5) == 6.0  # ceil(5.5) = 6th
     assert conformal_quantile(r, 0.1) == 1.0  # floor(1.1) = 1st
+
+
+def lead_quantiles(r_in, r_hold, lead_hold_s, q, edges_s, block_s, step_s):
+    """One residual quantile per lead bucket, as the model computes it: the holdout residuals of
+    each lead (`lead_buckets`) pooled with the in-sample ones (`bucket_quantiles`)."""
+    return bucket_quantiles(r_in, lead_buckets(r_hold, lead_hold_s, edges_s, block_s, step_s), q)
 
 
 def test_lead_quantiles_by_hand():
