@@ -325,6 +325,44 @@ def single_beats_average_daily(y: np.ndarray, forecasts: dict[str, np.ndarray],
                      f"{b} on {wins[b]} of {len(uniq)})")
 
 
+def recent_days_depart(z: np.ndarray, per_day: int, k: float, days: int = 7,
+                       min_pairs: int = 7) -> tuple[bool, str]:
+    """Is one of the last `days` days of `z` (a regular history in the model's transform,
+    `per_day` points a day, NaN = missing) unlike the same day a week before it, beyond the
+    usual week-on-week change? (`ModelSettings.no_event_average_departure`), pure. With w the
+    points of a week, the week-on-week moves z[t] - z[t - w] are cut into days ending at the
+    last point; d_j is the mean move of day j (0 = the last), over the points observed both
+    then and a week before (none with under half of them: a masked burst or gap then does not
+    move the day by the hours it leaves out). A day j < `days` departs
+    when d_j is more than `k` robust sd (1.4826 MAD) from the median of the earlier d_j
+    (j >= `days`). False with fewer than `min_pairs` earlier d_j or a zero spread. Returns
+    (departs, a note naming the furthest day)."""
+    z = np.asarray(z, dtype=float)
+    w = 7 * per_day
+    n = (len(z) - w) // per_day if per_day >= 1 else 0
+    if n < days + min_pairs:
+        return False, ""
+    move = z[w:] - z[:-w]
+    rows = move[len(move) - n * per_day:].reshape(n, per_day)[::-1]  # row 0: the last day
+    seen = np.isfinite(rows)
+    count = seen.sum(axis=1)
+    d = np.where(count >= 0.5 * per_day, np.where(seen, rows, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan)
+    earlier = d[days:][np.isfinite(d[days:])]
+    recent = d[:days]
+    if not np.isfinite(recent).any() or earlier.size < min_pairs:
+        return False, ""
+    centre = float(np.median(earlier))
+    sd = 1.4826 * float(np.median(np.abs(earlier - centre)))
+    if sd <= 0:
+        return False, ""
+    score = np.where(np.isfinite(recent), np.abs(recent - centre) / sd, -np.inf)
+    j = int(np.argmax(score))
+    ago = "the last day" if j == 0 else f"the day {j} day{'s' if j > 1 else ''} before the last"
+    return bool(score[j] > k), (f"{ago}'s level moved {float(recent[j]):+.3f} in z from a week before, "
+                                f"{float(score[j]):.1f} robust sd from the {earlier.size} earlier days' "
+                                f"week-on-week moves")
+
+
 def _wape(y: np.ndarray, yhat: np.ndarray) -> float:
     m = np.isfinite(y) & np.isfinite(yhat)
     den = np.abs(y[m]).sum()
@@ -493,6 +531,7 @@ class EbbtideForecaster:
             self._occ, moved = evf.align_to_observed(self._occ, coarse, self._fit_step, s.event_align_within,
                                                      s.event_align_min_ratio, s.ebb_span)
             notes.extend(moved)
+        self._unmodelled_excursion = False
         if s.undeclared_note_ratio > 0:
             self._occ = self._undeclared(coarse, notes)
         self._set_holidays(evf.holidays_frame(self.events, hist_start, hist_end + s.horizon_hint,
@@ -834,6 +873,7 @@ class EbbtideForecaster:
                              f"{e.peak.isoformat()}, end {e.end.isoformat()}, read off the history) with its own "
                              f"ebb; declare it (`events:`) to give it its real times (`undeclared_events`)")
             else:
+                self._unmodelled_excursion = True
                 why = ("it has not fallen from its peak yet" if s.undeclared_events
                        else "`undeclared_events` is off")
                 notes.append(f"{head}: it is fitted as ordinary traffic ({why}); declare it (`events:`) to have "
@@ -1999,12 +2039,21 @@ class EbbtideForecaster:
         ys, yhs, nys = y[scored], yh[scored], ny[scored]
         scores = {"prophet": _wape(ys, yhs), "naive": _wape(ys, nys), "blend": _wape(ys, 0.5 * (yhs + nys))}
         label = f"seasonal naive ({interval_text(season)})"
+        premise = ""  # why the average's premise (an ordinary week ahead, like the last) fails
         if self.settings.no_event_average and season == WEEK:
+            if self._unmodelled_excursion:
+                premise = "an event nobody declared is in the history, fitted as ordinary traffic"
+            elif self.settings.no_event_average_departure > 0:
+                recent = history.values[history.index > history.end - self.settings.lookback]
+                departs, how = recent_days_depart(self._tf.forward(recent.to_numpy(dtype=float)),
+                                                  int(DAY / history.step), self.settings.no_event_average_departure)
+                premise = how if departs else ""
+        if self.settings.no_event_average and season == WEEK and not premise:
             days = test.index[scored].tz_convert(self.settings.calendar_tz).date
             mode, why = single_beats_average_daily(ys, {"prophet": yhs, "naive": nys}, days)
         else:
             mode = min(scores, key=lambda k: (scores[k], k != "prophet"))
-            why = ""
+            why = f" (lowest WAPE, not the average: {premise})" if premise else ""
         notes.append("holdout WAPE: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
                      + f" -> {'prophet' if mode == 'prophet' else (label if mode == 'naive' else 'average of prophet and ' + label)}"
                      + why)
