@@ -29,18 +29,9 @@ import pytest
 
 from forecaster.model import EbbtideForecaster, ModelSettings
 from forecaster.series import Series
-from support.traces import ordinary_hourly
+from support.traces import wandering_week
 
 HOURS = 168  # the forecast week: every copy of the last week
-
-
-def _trace(edit=None) -> Series:
-    idx, y = ordinary_hourly("2024-03-27T00:00:00Z", "2024-05-01T00:00:00Z", seed=2, noise=0.05,
-                             level_walk=0.05)
-    values = pd.Series(y, index=idx)
-    if edit is not None:
-        edit(values)
-    return Series(values, step=timedelta(hours=1), name="ordinary")
 
 
 def _fit(history: Series, **settings) -> tuple[EbbtideForecaster, pd.DatetimeIndex, np.ndarray, np.ndarray]:
@@ -87,7 +78,7 @@ def test_a_burst_a_week_ago_is_not_forecast_again():
     def edit(v: pd.Series) -> None:
         v[burst] *= 20.0
 
-    history = _trace(edit)
+    history = wandering_week(edit)
     on, off, typical = _check_skipped(history, burst)
     assert np.all(on < 1.5 * typical), (on, typical)
     assert np.all(off > 5.0 * typical), (off, typical)  # half of a 20x burst
@@ -100,7 +91,7 @@ def test_an_outage_a_week_ago_is_not_forecast_again():
     def edit(v: pd.Series) -> None:
         v[outage] = 0.0
 
-    history = _trace(edit)
+    history = wandering_week(edit)
     on, off, typical = _check_skipped(history, outage)
     assert np.all(on > 0.7 * typical), (on, typical)
     assert np.all(off < 0.7 * on), (off, on)  # half of nothing on the naive's side
@@ -108,7 +99,7 @@ def test_an_outage_a_week_ago_is_not_forecast_again():
 
 @pytest.mark.slow
 def test_without_outliers_the_rule_changes_nothing():
-    history = _trace()
+    history = wandering_week()
     m_on, _, on, _ = _fit(history)
     m_off, _, off, _ = _fit(history, naive_skips_outliers=False)
     assert not any(n.startswith("seasonal naive:") for n in m_on.notes)

@@ -26,15 +26,13 @@ day but two: the lowest holdout WAPE decides and the note says why; a 6x one-day
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from forecaster.model import EbbtideForecaster, ModelSettings, recent_days_depart
 from forecaster.series import Series
-from support.traces import ordinary_hourly
+from support.traces import wandering_week
 
 PER_DAY = 4
 
@@ -90,15 +88,6 @@ def test_too_little_history_or_no_spread_never_departs():
     assert recent_days_depart(_z(_moves(27) + [0.2]), 0, 5.0) == (False, "")
 
 
-def _wandering(edit=None) -> Series:
-    idx, y = ordinary_hourly("2024-03-27T00:00:00Z", "2024-05-01T00:00:00Z", seed=2, noise=0.05,
-                             level_walk=0.05)
-    values = pd.Series(y, index=idx)
-    if edit is not None:
-        edit(values)
-    return Series(values, step=timedelta(hours=1), name="wandering")
-
-
 def _choice(history: Series, **settings) -> str:
     m = EbbtideForecaster((), ModelSettings(seed=0, **settings)).fit(history)
     return next(n for n in m.notes if n.startswith("holdout WAPE:"))
@@ -106,16 +95,16 @@ def _choice(history: Series, **settings) -> str:
 
 @pytest.mark.slow
 def test_a_small_bump_in_the_last_week_drops_the_average():
-    assert "-> average of prophet and seasonal naive (168h)" in _choice(_wandering())
+    assert "-> average of prophet and seasonal naive (168h)" in _choice(wandering_week())
 
     def bump(v: pd.Series) -> None:  # 2x for a whole day: under the undeclared-event ratio (3x)
         v[pd.Timestamp("2024-04-28T00:00:00Z"):pd.Timestamp("2024-04-28T23:00:00Z")] *= 2.0
 
-    note = _choice(_wandering(bump))
+    note = _choice(wandering_week(bump))
     assert "(lowest WAPE, not the average: the day 2 days before the last's level moved +0.59" in note, note
     assert "average of prophet" not in note.split(" -> ")[1].split(" (")[0], note
     # The threshold off: the average again.
-    assert "-> average of prophet and seasonal naive (168h)" in _choice(_wandering(bump),
+    assert "-> average of prophet and seasonal naive (168h)" in _choice(wandering_week(bump),
                                                                         no_event_average_departure=0.0)
 
 
@@ -124,6 +113,6 @@ def test_an_event_noted_but_not_modelled_drops_the_average():
     def sale(v: pd.Series) -> None:  # 6x for 12 h, two days before the cut
         v[pd.Timestamp("2024-04-28T08:00:00Z"):pd.Timestamp("2024-04-28T19:00:00Z")] *= 6.0
 
-    note = _choice(_wandering(sale), undeclared_events=False, no_event_average_departure=0.0)
+    note = _choice(wandering_week(sale), undeclared_events=False, no_event_average_departure=0.0)
     assert ("(lowest WAPE, not the average: an event nobody declared is in the history, fitted as ordinary "
             "traffic)") in note, note

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Callable
 
 import numpy as np
 import pandas as pd
+
+from forecaster.series import Series
 
 
 def spike_pageviews(start: datetime, peak: datetime, end: datetime, seed: int = 3) -> pd.Series:
@@ -42,3 +45,14 @@ def ordinary_hourly(start: str, end: str, seed: int, noise: float,
         day = np.asarray((idx - idx[0]) // pd.Timedelta(days=1))
         level = np.exp(np.cumsum(rng.normal(0.0, level_walk, day.max() + 1)))[day]
     return idx, 1000.0 * daily * weekly * level * np.exp(rng.normal(0.0, noise, len(idx)))
+
+
+def wandering_week(edit: Callable[[pd.Series], None] | None = None, name: str = "wandering") -> Series:
+    """Five weeks of `ordinary_hourly` (2024-03-27 .. 04-30, seed 2, 5% noise, a daily level
+    that wanders by 5% a day): the history on which, with no event around, Ebbtide forecasts
+    the average of Prophet and the weekly naive. `edit` changes the values in place first."""
+    idx, y = ordinary_hourly("2024-03-27T00:00:00Z", "2024-05-01T00:00:00Z", seed=2, noise=0.05, level_walk=0.05)
+    values = pd.Series(y, index=idx)
+    if edit is not None:
+        edit(values)
+    return Series(values, step=timedelta(hours=1), name=name)
