@@ -1515,7 +1515,8 @@ class EbbtideForecaster:
         if s.seasonal_correction:
             r_coarse = z - self._predict_z(self._best, coarse.index)
             full_prof = self._residual_profile(coarse.index, r_coarse, event_time)
-        reused = self._reusable_calibration(warm, history)
+        self._premise_failed = None
+        reused = self._reusable_calibration(warm, history, notes)
         if reused is not None:
             (weight, buckets, mode_buckets, n_hold, hold, self._slot_band, group_buckets,
              mode_group_buckets) = self._restore_calibration(reused, history, notes)
@@ -1970,12 +1971,24 @@ class EbbtideForecaster:
                      + ", ".join("exponential" if a == 0 else f"power {a:g}" for a in sorted(families)) + ")")
         return [k for k in grid if k.alpha in families and taus[lo] <= k.tau <= taus[hi]], None
 
-    def _reusable_calibration(self, warm: dict | None, history: Series) -> dict | None:
+    def _reusable_calibration(self, warm: dict | None, history: Series, notes: list[str]) -> dict | None:
+        """The previous fit's calibration while younger than `recalibrate_every`, unless the
+        no-event average's premise (`_average_premise`) changed since it was made: the model
+        choice it holds was made under the other rule, so the holdout is redone."""
         cal = (warm or {}).get("calibration")
         if not isinstance(cal, dict) or self.settings.recalibrate_every <= timedelta(0):
             return None
         age_s = history.end.timestamp() - float(cal.get("at_s", -math.inf))
-        return cal if 0 <= age_s < self.settings.recalibrate_every.total_seconds() else None
+        if not 0 <= age_s < self.settings.recalibrate_every.total_seconds():
+            return None
+        was = cal.get("premise_failed")
+        if was is not None and self.settings.no_event_average:
+            now = self._average_premise(self._naive_history(history, []))
+            if bool(now) != bool(was):
+                notes.append("warm refit: holdout recalibrated, the no-event average's premise "
+                             + (f"failed since the last calibration ({now})" if now else "holds again"))
+                return None
+        return cal
 
     def _calibration_record(self, history: Series, weight: float, buckets, mode_buckets, n_hold: int,
                             hold: timedelta, group_buckets=(), mode_group_buckets=()) -> dict:
@@ -1989,7 +2002,8 @@ class EbbtideForecaster:
 
         rec = {"at_s": history.end.timestamp(), "weight": float(weight), "buckets": enc(buckets),
                "n_hold": int(n_hold), "hold_s": hold.total_seconds(), "mode": self._mode,
-               "slot_band": [int(x) for x in self._slot_band], "band_buckets": [enc(g) for g in group_buckets]}
+               "slot_band": [int(x) for x in self._slot_band], "band_buckets": [enc(g) for g in group_buckets],
+               "premise_failed": self._premise_failed}
         if self._mode != "prophet":
             rec.update(season_s=self._naive.season.total_seconds(), mode_buckets=enc(mode_buckets),
                        mode_band_buckets=[enc(g) for g in mode_group_buckets or ()])
@@ -2039,15 +2053,8 @@ class EbbtideForecaster:
         ys, yhs, nys = y[scored], yh[scored], ny[scored]
         scores = {"prophet": _wape(ys, yhs), "naive": _wape(ys, nys), "blend": _wape(ys, 0.5 * (yhs + nys))}
         label = f"seasonal naive ({interval_text(season)})"
-        premise = ""  # why the average's premise (an ordinary week ahead, like the last) fails
-        if self.settings.no_event_average and season == WEEK:
-            if self._unmodelled_excursion:
-                premise = "an event nobody declared is in the history, fitted as ordinary traffic"
-            elif self.settings.no_event_average_departure > 0:
-                recent = history.values[history.index > history.end - self.settings.lookback]
-                departs, how = recent_days_depart(self._tf.forward(recent.to_numpy(dtype=float)),
-                                                  int(DAY / history.step), self.settings.no_event_average_departure)
-                premise = how if departs else ""
+        premise = self._average_premise(history) if self.settings.no_event_average and season == WEEK else ""
+        self._premise_failed = bool(premise) if self.settings.no_event_average and season == WEEK else None
         if self.settings.no_event_average and season == WEEK and not premise:
             days = test.index[scored].tz_convert(self.settings.calendar_tz).date
             mode, why = single_beats_average_daily(ys, {"prophet": yhs, "naive": nys}, days)
@@ -2071,6 +2078,21 @@ class EbbtideForecaster:
             ld.append(self._lead_s(test.index, o_cut))
             t.append(test.index)
         self._mode_holdout = (np.concatenate(r), np.concatenate(ld), t[0].append(t[1:]))
+
+    def _average_premise(self, naive_history: Series) -> str:
+        """Why the no-event average's premise (the week ahead ordinary, like the last) fails,
+        or "" when it holds (`no_event_average_departure`): an event nobody declared fitted as
+        ordinary traffic, or a day of the week the naive copies that moved from the week before
+        it (`recent_days_depart` on `naive_history`, the history as the naive copies it)."""
+        if self._unmodelled_excursion:
+            return "an event nobody declared is in the history, fitted as ordinary traffic"
+        if self.settings.no_event_average_departure <= 0:
+            return ""
+        h = naive_history
+        recent = h.values[h.index > h.end - self.settings.lookback]
+        departs, how = recent_days_depart(self._tf.forward(recent.to_numpy(dtype=float)), int(DAY / h.step),
+                                          self.settings.no_event_average_departure)
+        return how if departs else ""
 
     def _naive_history(self, history: Series, notes: list[str]) -> Series:
         """`history` as the seasonal naive copies it (`naive_skips_outliers`): the points of a

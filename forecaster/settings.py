@@ -314,7 +314,8 @@ class ModelSettings:
     same day a week before by more than this many robust sd of the earlier days' week-on-week
     moves (`forecaster.model.recent_days_depart`; 0: never): a sale or show too small for the
     undeclared-event rule going on or ebbing at the cut, or inside the week the naive would
-    repeat; an undeclared holiday; a closure. Declared holidays are tested too: leaving their
+    repeat; an undeclared holiday; a closure. A warm refit redoes a reused holdout calibration
+    when the premise changed since it was made. Declared holidays are tested too: leaving their
     days out (tried) moved a real quiet cut (Melbourne 2016-05-02, the Sunday before ANZAC Day
     in the week the naive copies) over the threshold, 0.72x -> 0.92x the best baseline. 5, as `outlier_sigma`: a robust sd from four
     weeks of days is itself uncertain by about a third, and at 3 a steady seeded series under

@@ -21,7 +21,10 @@ Cases, by hand (`recent_days_depart`):
 Seeded Prophet (slow): five weeks of generated traffic with a wandering level (the average is
 forecast, tests/test_no_event_average.py), then the same with a 2x day-long bump on the last
 day but two: the lowest holdout WAPE decides and the note says why; a 6x one-day sale with
-`undeclared_events` off (noted, not modelled): the same, for the other reason.
+`undeclared_events` off (noted, not modelled): the same, for the other reason. A warm refit
+(the controller's hourly refit, reusing the last holdout calibration for up to a day) whose
+premise changed since that calibration redoes it: 12 hours at 2x after a calibration that chose
+the average; 12 ordinary hours keep it.
 """
 
 from __future__ import annotations
@@ -116,3 +119,23 @@ def test_an_event_noted_but_not_modelled_drops_the_average():
     note = _choice(wandering_week(sale), undeclared_events=False, no_event_average_departure=0.0)
     assert ("(lowest WAPE, not the average: an event nobody declared is in the history, fitted as ordinary "
             "traffic)") in note, note
+
+
+@pytest.mark.slow
+def test_a_warm_refit_recalibrates_when_the_premise_changed():
+    cut = pd.Timestamp("2024-05-01T00:00:00Z")
+    end = "2024-05-01T12:00:00Z"
+    cold = EbbtideForecaster((), ModelSettings(seed=0)).fit(wandering_week(end=end).before(cut))
+    assert any("-> average of prophet and seasonal naive (168h)" in n for n in cold.notes), cold.notes
+
+    def busy(v: pd.Series) -> None:  # the 12 hours since the calibration at 2x
+        v[cut:] *= 2.0
+
+    warm = EbbtideForecaster((), ModelSettings(seed=0)).fit(wandering_week(busy, end=end), init=cold.params)
+    assert any(n.startswith("warm refit: holdout recalibrated, the no-event average's premise failed since the "
+                            "last calibration (the last day's level moved") for n in warm.notes), warm.notes
+    assert not any(n.startswith("warm refit: holdout calibration kept") for n in warm.notes)
+    assert any("(lowest WAPE, not the average:" in n for n in warm.notes), warm.notes
+
+    calm = EbbtideForecaster((), ModelSettings(seed=0)).fit(wandering_week(end=end), init=cold.params)
+    assert any(n.startswith("warm refit: holdout calibration kept") for n in calm.notes), calm.notes

@@ -47,11 +47,12 @@ def ordinary_hourly(start: str, end: str, seed: int, noise: float,
     return idx, 1000.0 * daily * weekly * level * np.exp(rng.normal(0.0, noise, len(idx)))
 
 
-def wandering_week(edit: Callable[[pd.Series], None] | None = None, name: str = "wandering") -> Series:
-    """Five weeks of `ordinary_hourly` (2024-03-27 .. 04-30, seed 2, 5% noise, a daily level
+def wandering_week(edit: Callable[[pd.Series], None] | None = None, name: str = "wandering",
+                   end: str = "2024-05-01T00:00:00Z") -> Series:
+    """Five weeks of `ordinary_hourly` (2024-03-27 up to `end`, seed 2, 5% noise, a daily level
     that wanders by 5% a day): the history on which, with no event around, Ebbtide forecasts
     the average of Prophet and the weekly naive. `edit` changes the values in place first."""
-    idx, y = ordinary_hourly("2024-03-27T00:00:00Z", "2024-05-01T00:00:00Z", seed=2, noise=0.05, level_walk=0.05)
+    idx, y = ordinary_hourly("2024-03-27T00:00:00Z", end, seed=2, noise=0.05, level_walk=0.05)
     values = pd.Series(y, index=idx)
     if edit is not None:
         edit(values)
