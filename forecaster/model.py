@@ -1201,9 +1201,9 @@ class EbbtideForecaster:
         if not self.settings.peak_hedge:
             return None
         edge = hist_end + self._step
-        names = sorted({evf.base_name(e.name) for e in self._occ
-                        if e.kind == "joint_live" and e.peak < edge and e.end > hist_end
-                        and f"{evf.base_name(e.name)}:shape" in self._best.columns})
+        shows = {evf.base_name(e.name) for e in self._occ
+                 if e.kind == "joint_live" and e.peak < edge and e.end > hist_end}
+        names = sorted(n for n in shows if f"{n}:shape" in self._best.columns)
         if not names:
             return None
         notes.append(f"peak of {', '.join(names)} seen, none of its ebb yet: its pace is a prior; the forecast is "
