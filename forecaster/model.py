@@ -351,8 +351,7 @@ def recent_days_depart(z: np.ndarray, per_day: int, k: float, days: int = 7,
     recent = d[:days]
     if not np.isfinite(recent).any() or earlier.size < min_pairs:
         return False, ""
-    centre = float(np.median(earlier))
-    sd = 1.4826 * float(np.median(np.abs(earlier - centre)))
+    centre, sd = float(np.median(earlier)), _robust_sd(earlier)
     if sd <= 0:
         return False, ""
     score = np.where(np.isfinite(recent), np.abs(recent - centre) / sd, -np.inf)
@@ -2053,9 +2052,10 @@ class EbbtideForecaster:
         ys, yhs, nys = y[scored], yh[scored], ny[scored]
         scores = {"prophet": _wape(ys, yhs), "naive": _wape(ys, nys), "blend": _wape(ys, 0.5 * (yhs + nys))}
         label = f"seasonal naive ({interval_text(season)})"
-        premise = self._average_premise(history) if self.settings.no_event_average and season == WEEK else ""
-        self._premise_failed = bool(premise) if self.settings.no_event_average and season == WEEK else None
-        if self.settings.no_event_average and season == WEEK and not premise:
+        average_rule = self.settings.no_event_average and season == WEEK
+        premise = self._average_premise(history) if average_rule else ""
+        self._premise_failed = bool(premise) if average_rule else None
+        if average_rule and not premise:
             days = test.index[scored].tz_convert(self.settings.calendar_tz).date
             mode, why = single_beats_average_daily(ys, {"prophet": yhs, "naive": nys}, days)
         else:
@@ -2069,8 +2069,9 @@ class EbbtideForecaster:
         self._mode = mode
         self._naive = SeasonalNaive(season, tz=self.settings.calendar_tz).fit(history)
         r, ld, t = [], [], []
-        for k, (o_cut, test, yh) in enumerate(origins):
-            ny = self._naive_applied(history, origins[k], season) if k else ny
+        for k, origin in enumerate(origins):
+            o_cut, test, yh = origin
+            ny = self._naive_applied(history, origin, season) if k else ny
             if ny is None:
                 continue
             comb = ny if mode == "naive" else 0.5 * (yh + ny)
