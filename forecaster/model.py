@@ -362,6 +362,43 @@ def recent_days_depart(z: np.ndarray, per_day: int, k: float, days: int = 7,
                                 f"week-on-week moves")
 
 
+def level_break(d: np.ndarray, k: float, days: int = 2, max_age: int = 7, min_days: int = 7,
+                before: int = 3) -> tuple[bool, float, int]:
+    """Did the level break in the last `max_age` days of the daily level misfits `d` (oldest
+    first, NaN = no clean day) and hold for at least `days`? (`ModelSettings.level_break_sigma`)
+    Pure. For each age j from `days` to `max_age`, the last j days are tested against the
+    `before` days before them (the level before the break, their median). The scale is how far
+    the misfit moves from one day to the next: the robust sd (1.4826 MAD) of the day-to-day
+    changes of the days before the last j (at least `min_days` finite pairs, a non-zero
+    spread), so a level that wanders (a flat trend under a drifting audience) is not read as a
+    break, and one that jumps is. A break when each of the last j days lies more than `k` such
+    sd from that median, all on the same side, and they differ from one another by at most `k`
+    sd: a level that jumped and held, not one day off (an undeclared holiday, a bad day) nor an
+    excursion rising or ebbing through them. `k` <= 0 never. Returns (breaks, the smallest jump
+    of those days in sd, the break's age j in days; 0s when none)."""
+    d = np.asarray(d, dtype=float)
+    if k <= 0 or days < 1:
+        return False, 0.0, 0
+    for age in range(days, max(max_age, days) + 1):
+        if d.size < age + before or not np.isfinite(d[len(d) - age:]).all():
+            break
+        last, earlier = d[len(d) - age:], d[:len(d) - age]
+        ref = earlier[len(earlier) - before:]
+        ref = ref[np.isfinite(ref)]
+        steps = np.diff(earlier)
+        steps = steps[np.isfinite(steps)]
+        if not ref.size or steps.size < min_days:
+            break
+        sd = _robust_sd(steps)
+        if sd <= 0:
+            continue
+        jump = (last - float(np.median(ref))) / sd
+        score = float(np.min(np.abs(jump)))
+        if score > k and (np.all(jump > 0) or np.all(jump < 0)) and float(np.ptp(last)) <= k * sd:
+            return True, score, age
+    return False, 0.0, 0
+
+
 def _wape(y: np.ndarray, yhat: np.ndarray) -> float:
     m = np.isfinite(y) & np.isfinite(yhat)
     den = np.abs(y[m]).sum()
@@ -449,6 +486,8 @@ class EbbtideForecaster:
         self.events = tuple(events)
         self.settings = settings or ModelSettings()
         self._fitted_ok = False
+        self._holiday_days: dict[date, str] = {}
+        self._level_broke = False
         self._hedge: _Fitted | None = None  # `settle_unheld_hedge`: the fit with a level not yet held
         self._hedge_mean = False  # ... which fits the ebb better: yhat halfway to it
         self._ended: _Fitted | None = None  # `peak_hedge`: the best fit with the fresh peaks' events over
@@ -1560,6 +1599,10 @@ class EbbtideForecaster:
                if self._slot_band.max() > 0 else "")
             + f": {self._quantile_text(self._q_hi, self._q_lo)}"
             + (f", spread over {len(self._plausible)} plausible tau" if len(self._plausible) > 1 else ""))
+        if self._mode != "prophet" and self._level_broke:
+            notes.append(f"level break: Prophet's forecast with the recent level, not the {self._mode} the holdout "
+                         f"chose (the seasonal naive would copy a week from before the break)")
+            self._mode = "prophet"
         if self._mode != "prophet":
             self._calibrate_mode(history, obs, yhat_fair, mode_buckets, g_in, mode_group_buckets)
             notes.append(f"interval of the {self._mode} forecast (its residuals over the history and the holdout) by "
@@ -1570,7 +1613,10 @@ class EbbtideForecaster:
         """(d0, phi) of `recent_level` from the fitted forecast's z residuals `resid` at `index`
         (the history's points), or None: d0 the mean over the last 24 h (up to `hist_end`), phi
         the AR(1) coefficient through 0 of consecutive 24 h block means (blocks aligned on
-        `hist_end`, each needing half its points finite and outside event windows)."""
+        `hist_end`, each needing half its points finite and outside event windows), or 1 when
+        the last blocks are a level break (`level_break_sigma`, `level_break`; not when they
+        touch a holiday); sets `_level_broke`."""
+        self._level_broke = False
         clean = np.isfinite(resid) & ~evf.in_or_after(index, self._occ, self.settings.ebb_span, self._step)
         block = np.asarray((pd.Timestamp(hist_end) - index) // pd.Timedelta(DAY), dtype=int)
         per_block = max(int(DAY / self._step) // 2, 1)
@@ -1580,15 +1626,25 @@ class EbbtideForecaster:
         if 0 not in means.index or g["ev"].sum().get(0, 0) > 0 or not np.isfinite(means.get(0, np.nan)):
             return None
         d = means.reindex(range(int(means.index.max()) + 1)).to_numpy()[::-1]  # oldest first
+        d0 = float(means[0])
+        broke, score, age = level_break(d, self.settings.level_break_sigma, self.settings.level_break_days)
+        if broke and (evf.local_date_mask(index[block < age], self._holiday_days, self.settings.calendar_tz) > 0).any():
+            broke = False  # a holiday's own effect, not a level
         prev, cur = d[:-1], d[1:]
         ok = np.isfinite(prev) & np.isfinite(cur)
+        h = self.settings.horizon_hint / DAY
+        if broke:
+            self._level_broke = True
+            notes.append(f"recent level: the last 24 h ran {d0:+.3f} in z from the fit; each of the last {age} days ran "
+                         f"at least {score:.1f} robust sd of the daily changes from the days before them, on one "
+                         f"side and alike (`level_break_sigma`): a level break, carried undecayed over the horizon "
+                         f"(phi 1); the band spans it and the forecast without it")
+            return d0, 1.0
         if ok.sum() < 7 or not np.sum(prev[ok] ** 2) > 0:
             return None
         phi = float(np.clip(np.sum(prev[ok] * cur[ok]) / np.sum(prev[ok] ** 2), 0.0, 0.95))
-        d0 = float(means[0])
         if phi <= 0 or d0 == 0:
             return None
-        h = self.settings.horizon_hint / DAY
         notes.append(f"recent level: the last 24 h ran {d0:+.3f} in z from the fit; daily misfits persist "
                      f"with phi {phi:.2f} ({int(ok.sum())} day pairs): yhat shifted by {d0 * phi ** (1 / 24):+.3f} "
                      f"at the first hour, {d0 * phi ** h:+.3f} at {h:g} d; the band spans it and the forecast "
