@@ -120,7 +120,7 @@ def _scalar(tp: Any, metadata: list[Any] | tuple[Any, ...]) -> str:
         return "duration"
     if tp is datetime:
         return "time (ISO 8601 with zone)"
-    if tp is str and schema._not_blank in validators:
+    if tp is str and schema._promql in validators:
         return "PromQL"
     if tp is str and any(getattr(m, "pattern", None) == schema.NAME_PATTERN for m in metadata):
         return "name (lowercase DNS name)"

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from policies import promql
 from policies.errors import InputFileError
 from policies.schema import Loc, Policy, PolicyJsonSchema
 from policies.units import format_duration, parse_time
@@ -124,6 +125,27 @@ def policy_warnings(policy: Policy) -> list[tuple[Loc, str]]:
         out.extend((("workloads", i) + loc, msg) for loc, msg in _workload_warnings(w))
     if policy.bitrate is not None:
         out.extend((("bitrate",) + loc, msg) for loc, msg in _bitrate_warnings(policy.bitrate))
+    out.extend(_promql_warnings(policy))
+    return out
+
+
+def _promql_warnings(policy: Policy) -> list[tuple[Loc, str]]:
+    """A warning per query whose function the PromQL parser does not know (policies.promql;
+    every other parse problem is an error at validation)."""
+    queries: list[tuple[Loc, str | None]] = []
+    for i, w in enumerate(policy.workloads):
+        queries.append((("workloads", i, "demand", "query"), w.demand.query))
+        queries.extend((("workloads", i, "quality", j, "query"), q.query) for j, q in enumerate(w.quality))
+    if policy.bitrate is not None:
+        b = policy.bitrate
+        queries.extend((("bitrate", "tiers", i, "viewers_query"), t.viewers_query) for i, t in enumerate(b.tiers))
+        if b.weak_network is not None:
+            queries.append((("bitrate", "weak_network", "loss_query"), b.weak_network.loss_query))
+    out = []
+    for loc, text in queries:
+        problem = promql.check(text) if text else None
+        if problem is not None:
+            out.append((loc, problem.message))
     return out
 
 

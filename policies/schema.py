@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
+from policies import promql
 from policies.events import Event, check_holiday_country
 from policies.units import check_zone, format_duration, parse_duration
 
@@ -95,13 +96,18 @@ Name = Annotated[str, Field(min_length=1, max_length=253),
                                         "ending with a letter or digit")]
 
 
-def _not_blank(text: str) -> str:
+def _promql(text: str) -> str:
+    """Not blank, and parses as PromQL (policies.promql: an unknown function is only a warning,
+    `policy_warnings`)."""
     if not text.strip():
         raise ValueError("must be a PromQL expression, not blank")
+    problem = promql.check(text)
+    if problem is not None and problem.severity == "error":
+        raise ValueError(problem.message)
     return text
 
 
-PromQL = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
+PromQL = Annotated[str, Field(min_length=1), AfterValidator(_promql)]
 
 Loc = tuple[str | int, ...]
 

@@ -1,0 +1,51 @@
+"""policies.promql.check: a policy's PromQL parsed offline.
+
+Cases: valid queries of every kind a policy holds (aggregations, histogram_quantile, ratios,
+label matchers, subqueries, offsets) give no problem; syntax and type errors are errors quoting
+the parser's reason and the query; a function the parser does not know is a warning naming it;
+a long query is quoted cut to 120 characters with "...", on one line.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.promql import check
+
+
+@pytest.mark.parametrize("query", [
+    "sum(rate(http_requests_total[5m]))",
+    'histogram_quantile(0.99, sum by (le) (rate(player_startup_seconds_bucket{app="live"}[5m])))',
+    "sum(rate(a_total[5m])) / sum(rate(b_total[5m]))",
+    "max_over_time(sum(live_viewers)[1h:1m] offset 1d)",
+    'sum(live_viewers{tier=~"core|silent"}) or vector(0)',
+    "double_exponential_smoothing(sum(rate(x[5m]))[1h:1m], 0.3, 0.3)",
+])
+def test_valid_queries_pass(query):
+    assert check(query) is None
+
+
+@pytest.mark.parametrize("query, reason", [
+    ("sum(rate(x[5m])", "unclosed left parenthesis"),
+    ("rate(x)", "expected type matrix in call to function 'rate', got vector"),
+    ("rate(x[5x])", "bad number or duration syntax: 5x"),
+    ('sum(x{a="b")', "unexpected character inside braces: ')'"),
+    ("sum(x, y)", "wrong number of arguments for aggregate expression provided, expected 1, got 2"),
+])
+def test_errors_quote_the_reason_and_the_query(query, reason):
+    p = check(query)
+    assert p is not None and p.severity == "error"
+    assert p.message == f"not valid PromQL ({reason}): {query!r}"
+
+
+def test_an_unknown_function_is_a_warning():
+    p = check("holt_winters(x[1h], 0.3, 0.3)")
+    assert p is not None and p.severity == "warning" and "'holt_winters'" in p.message
+
+
+def test_a_long_query_is_cut_on_one_line():
+    query = "sum(\n  rate(" + "a" * 200 + "[5m]"
+    p = check(query)
+    assert p.severity == "error"
+    quoted = p.message.split("): ", 1)[1]
+    assert quoted == repr(("sum( rate(" + "a" * 200)[:120] + "...")
