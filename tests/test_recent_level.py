@@ -213,18 +213,26 @@ def test_a_level_move_that_lasts_is_carried():
     assert np.mean(on_w) < np.mean(off_w), (on_w, off_w)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("factor", [0.5, 2.0])
-def test_a_step_two_days_before_the_cut_is_followed(factor):
-    idx_all, v = ordinary_hourly("2026-02-02T00:00:00Z", "2026-03-16T00:00:00Z", seed=3, noise=0.1)
+def _step_fits(seed: int, days: int, factor: float, level_walk: float | None = None):
+    """`ordinary_hourly` (10% noise) whose level is multiplied by `factor` from `days` before a
+    cut on 2026-03-12, fitted with the break (`on`) and without it (`off`, `level_break_sigma`
+    0); with the 3 days after the cut (`idx`) and their actual demand (`y`)."""
+    idx_all, v = ordinary_hourly("2026-02-02T00:00:00Z", "2026-03-16T00:00:00Z", seed=seed, noise=0.1,
+                                 level_walk=level_walk)
     cut = pd.Timestamp("2026-03-12T00:00:00Z")
-    v = np.where(idx_all >= cut - pd.Timedelta(days=2), v * factor, v)
+    v = np.where(idx_all >= cut - pd.Timedelta(days=days), v * factor, v)
     stepped = Series(pd.Series(v, index=idx_all), timedelta(hours=1), "step")
     hist = stepped.before(cut)
     idx = hist.future_index(timedelta(days=3))
-    y = stepped.values.reindex(idx).to_numpy()
     on = EbbtideForecaster(settings=ModelSettings(seed=0)).fit(hist)
     off = EbbtideForecaster(settings=ModelSettings(seed=0, level_break_sigma=0.0)).fit(hist)
+    return on, off, idx, stepped.values.reindex(idx).to_numpy()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factor", [0.5, 2.0])
+def test_a_step_two_days_before_the_cut_is_followed(factor):
+    on, off, idx, y = _step_fits(seed=3, days=2, factor=factor)
     assert on._level_broke and on._mode == "prophet"
     assert any("level break" in n for n in on.notes)
     f_on, f_off = on.predict(idx), off.predict(idx)
@@ -240,16 +248,7 @@ def test_a_break_overrides_the_naive_the_holdout_chose():
     # A daily level that wanders (3% a day) and halves three days before the cut: with the break
     # off the holdout picks the seasonal naive, which copies the week before the step (3-day
     # WAPE 0.99); the break uses Prophet's forecast with the new level instead (0.13).
-    idx_all, v = ordinary_hourly("2026-02-02T00:00:00Z", "2026-03-16T00:00:00Z", seed=1, noise=0.1,
-                                 level_walk=0.03)
-    cut = pd.Timestamp("2026-03-12T00:00:00Z")
-    v = np.where(idx_all >= cut - pd.Timedelta(days=3), v * 0.5, v)
-    stepped = Series(pd.Series(v, index=idx_all), timedelta(hours=1), "step")
-    hist = stepped.before(cut)
-    idx = hist.future_index(timedelta(days=3))
-    y = stepped.values.reindex(idx).to_numpy()
-    on = EbbtideForecaster(settings=ModelSettings(seed=0)).fit(hist)
-    off = EbbtideForecaster(settings=ModelSettings(seed=0, level_break_sigma=0.0)).fit(hist)
+    on, off, idx, y = _step_fits(seed=1, days=3, factor=0.5, level_walk=0.03)
     assert off._mode != "prophet" and on._mode == "prophet"
     assert any(n.startswith("level break: Prophet's forecast") for n in on.notes)
     assert _wape(y, on.predict(idx).yhat.to_numpy()) < 0.5 * _wape(y, off.predict(idx).yhat.to_numpy())
