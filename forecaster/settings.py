@@ -362,8 +362,8 @@ class ModelSettings:
     Christmas, a declining month); a seasonal naive copies the level whole, for a week; this
     carries it as long as the history says such moves last. The band spans the forecast with
     and without it (capacity is sized to yhat_upper: never lowered by it). Only the Prophet
-    forecast (not the seasonal naive or the average, `_mode`), unless the last day is a level
-    break (`level_break_sigma`: phi 1, Prophet's forecast). `notes` say d0, phi and the shift
+    forecast (not the seasonal naive or the average, `_mode`), unless the level broke in the
+    last days (`level_break_sigma`: phi 1, Prophet's forecast). `notes` say d0, phi and the shift
     on the first and last day."""
     level_break_sigma: float = 5.0
     """A level break: the daily misfit (`recent_level`: the mean z residual of a 24 h block)
