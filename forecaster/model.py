@@ -1630,9 +1630,6 @@ class EbbtideForecaster:
         broke, score, age = level_break(d, self.settings.level_break_sigma, self.settings.level_break_days)
         if broke and (evf.local_date_mask(index[block < age], self._holiday_days, self.settings.calendar_tz) > 0).any():
             broke = False  # a holiday's own effect, not a level
-        prev, cur = d[:-1], d[1:]
-        ok = np.isfinite(prev) & np.isfinite(cur)
-        h = self.settings.horizon_hint / DAY
         if broke:
             self._level_broke = True
             notes.append(f"recent level: the last 24 h ran {d0:+.3f} in z from the fit; each of the last {age} days ran "
@@ -1640,11 +1637,14 @@ class EbbtideForecaster:
                          f"side and alike (`level_break_sigma`): a level break, carried undecayed over the horizon "
                          f"(phi 1); the band spans it and the forecast without it")
             return d0, 1.0
+        prev, cur = d[:-1], d[1:]
+        ok = np.isfinite(prev) & np.isfinite(cur)
         if ok.sum() < 7 or not np.sum(prev[ok] ** 2) > 0:
             return None
         phi = float(np.clip(np.sum(prev[ok] * cur[ok]) / np.sum(prev[ok] ** 2), 0.0, 0.95))
         if phi <= 0 or d0 == 0:
             return None
+        h = self.settings.horizon_hint / DAY
         notes.append(f"recent level: the last 24 h ran {d0:+.3f} in z from the fit; daily misfits persist "
                      f"with phi {phi:.2f} ({int(ok.sum())} day pairs): yhat shifted by {d0 * phi ** (1 / 24):+.3f} "
                      f"at the first hour, {d0 * phi ** h:+.3f} at {h:g} d; the band spans it and the forecast "
