@@ -484,6 +484,12 @@ def _parse_override(text: str) -> tuple[str, object]:
     return name, raw
 
 
+def settings_with(overrides: list[str]) -> ModelSettings:
+    """ModelSettings for a 7-day forecast (`HORIZON`) with `--set name=value` overrides, parsed by
+    the forecast bench's rules (`_parse_override`): for the other bench scripts."""
+    return ModelSettings(horizon_hint=HORIZON, **dict(_parse_override(t) for t in overrides))
+
+
 def run_case(case: Case, repeats: int, log, series: Series | None = None,
              cache: dict | None = None) -> list[Row]:
     """Evaluate Ebbtide and every baseline at each cut of `case`. `cache` (optional, mutated):

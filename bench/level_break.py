@@ -129,8 +129,7 @@ def main(argv=None) -> int:
                     help="override a ModelSettings field (bench/forecast.py's --set), e.g. level_break_days=1")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
     a = ap.parse_args(argv)
-    overrides = dict(fb._parse_override(x) for x in a.set)
-    settings = ModelSettings(horizon_hint=fb.HORIZON, **overrides)
+    settings = fb.settings_with(a.set)  # the same --set rules as the forecast bench
     rows = run(a.seeds, settings)
     if a.json:
         print(json.dumps({"rows": rows, "summary": summary(rows), "set": a.set}, indent=1))

@@ -176,8 +176,7 @@ def main(argv=None) -> int:
     declare = tuple(a.declare.split(","))
     if unknown := [x for x in declare if x not in DECLARATIONS]:
         ap.error(f"--declare: unknown {', '.join(unknown)} (one of {', '.join(DECLARATIONS)})")
-    overrides = dict(fb._parse_override(x) for x in a.set)  # the same --set rules as the forecast bench
-    settings = ModelSettings(horizon_hint=fb.HORIZON, **overrides)
+    settings = fb.settings_with(a.set)  # the same --set rules as the forecast bench
     rows = run([int(x) for x in a.days.split(",")], settings, tuple(x for x in a.only.split(",") if x), declare)
     if a.json:
         print(json.dumps({"rows": rows, "summary": summary(rows), "set": a.set}, indent=1))
