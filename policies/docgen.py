@@ -115,12 +115,11 @@ def _type(tp: Any, metadata: list[Any] | tuple[Any, ...] = ()) -> str:
 
 
 def _scalar(tp: Any, metadata: list[Any] | tuple[Any, ...]) -> str:
-    validators = [getattr(m, "func", None) for m in metadata if isinstance(m, AfterValidator)]
     if tp is timedelta:
         return "duration"
     if tp is datetime:
         return "time (ISO 8601 with zone)"
-    if tp is str and schema._promql in validators:
+    if tp is str and schema.is_promql(tp, metadata):
         return "PromQL"
     if tp is str and any(getattr(m, "pattern", None) == schema.NAME_PATTERN for m in metadata):
         return "name (lowercase DNS name)"

@@ -20,14 +20,15 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from policies import promql
 from policies.errors import InputFileError
-from policies.schema import Loc, Policy, PolicyJsonSchema
+from policies.schema import Loc, Policy, PolicyJsonSchema, is_promql
 from policies.units import format_duration, parse_time
 from policies.yamlio import PathKey, format_path, format_validation_errors, line_for, load_yaml_with_lines
 
@@ -131,22 +132,32 @@ def policy_warnings(policy: Policy) -> list[tuple[Loc, str]]:
 
 def _promql_warnings(policy: Policy) -> list[tuple[Loc, str]]:
     """A warning per query whose function the PromQL parser does not know (policies.promql;
-    every other parse problem is an error at validation)."""
-    queries: list[tuple[Loc, str | None]] = []
-    for i, w in enumerate(policy.workloads):
-        queries.append((("workloads", i, "demand", "query"), w.demand.query))
-        queries.extend((("workloads", i, "quality", j, "query"), q.query) for j, q in enumerate(w.quality))
-    if policy.bitrate is not None:
-        b = policy.bitrate
-        queries.extend((("bitrate", "tiers", i, "viewers_query"), t.viewers_query) for i, t in enumerate(b.tiers))
-        if b.weak_network is not None:
-            queries.append((("bitrate", "weak_network", "loss_query"), b.weak_network.loss_query))
+    every other parse problem is an error at validation). The queries are found by their type
+    (schema.PromQL), so a PromQL field added to the schema is checked without a change here."""
     out = []
-    for loc, text in queries:
+    for loc, text in _promql_fields(policy, ()):
         problem = promql.check(text) if text else None
         if problem is not None:
             out.append((loc, problem.message))
     return out
+
+
+def _promql_fields(value: object, loc: Loc) -> Iterator[tuple[Loc, str | None]]:
+    """(path, text) of every schema.PromQL field in `value` and the models, lists and mappings
+    below it, in document order."""
+    if isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            child = getattr(value, name)
+            if is_promql(info.annotation, info.metadata):
+                yield loc + (name,), child
+            else:
+                yield from _promql_fields(child, loc + (name,))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _promql_fields(item, loc + (i,))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _promql_fields(item, loc + (key,))
 
 
 def _workload_warnings(w) -> list[tuple[Loc, str]]:

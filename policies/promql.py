@@ -11,6 +11,7 @@ than the parser, and the server is the judge. Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -29,8 +30,10 @@ class Problem:
     message: str
 
 
+@functools.lru_cache(maxsize=1024)
 def check(expr: str) -> Problem | None:
-    """None when `expr` parses as PromQL, else the Problem with the parser's reason."""
+    """None when `expr` parses as PromQL, else the Problem with the parser's reason. Cached:
+    validation and the warnings pass ask about the same queries, and a reload about them again."""
     try:
         promql_parser.parse(expr)
     except ValueError as exc:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -108,6 +108,12 @@ def _promql(text: str) -> str:
 
 
 PromQL = Annotated[str, Field(min_length=1), AfterValidator(_promql)]
+
+
+def is_promql(annotation: Any, metadata: Iterable[object] = ()) -> bool:
+    """Whether a field typed `annotation` with pydantic's `metadata` is PromQL: pydantic unpacks
+    a bare `PromQL` into str plus its validator, and keeps `PromQL | None` whole."""
+    return PromQL in get_args(annotation) or any(getattr(m, "func", None) is _promql for m in metadata)
 
 Loc = tuple[str | int, ...]
 

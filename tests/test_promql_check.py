@@ -49,3 +49,25 @@ def test_a_long_query_is_cut_on_one_line():
     assert p.severity == "error"
     quoted = p.message.split("): ", 1)[1]
     assert quoted == repr(("sum( rate(" + "a" * 200)[:120] + "...")
+
+
+def test_every_query_of_the_reference_policy_is_checked_for_warnings():
+    """The warnings pass finds PromQL fields by their type: each query of the reference policy
+    (demand, quality SLIs, tier viewers, weak-network loss), given a function the parser does not
+    know, is warned about at its own line and path, and nothing else is."""
+    import re
+    from pathlib import Path
+
+    from policies.loading import read_policy
+
+    text = (Path(__file__).parents[1] / "policies/examples/reference.yaml").read_text()
+    pattern = re.compile(r"^(\s*(?:- )?(?:query|viewers_query|loss_query): ).*$", re.M)
+    changed = pattern.sub(lambda m: m.group(1) + "'holt_winters(x[1h], 0.3, 0.3)'", text)
+    lines = [i + 1 for i, line in enumerate(changed.splitlines()) if "holt_winters" in line]
+    assert len(lines) == 14
+    loaded = read_policy("reference.yaml", changed)
+    warned = [w for w in loaded.warnings if "'holt_winters' is unknown" in w]
+    assert [int(w.split(":")[1].split()[0]) for w in warned] == lines
+    paths = {w.split(" ")[1].rstrip(":") for w in warned}
+    assert {"workloads[0].demand.query", "workloads[1].quality[1].query", "bitrate.tiers[2].viewers_query",
+            "bitrate.weak_network.loss_query"} <= paths
