@@ -491,6 +491,38 @@ def true_runs(flag: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
+def flat_occurrences(occ: Sequence[Event], values: pd.Series, step: timedelta, quiet_after: timedelta,
+                     max_ratio: float) -> list[tuple[Event, float]]:
+    """Declared occurrences of `occ` that brought no peak: their whole window [start, end) lies
+    in the history (`values`: fit-grid buckets, left-labelled, `step` apart, NaN = missing),
+    half of its buckets at least are observed, and the ratio to the typical level of the time
+    of the week (`typical_ratio`, smoothed over an hour: one noisy bucket is no peak) stays
+    under `max_ratio` in all of it. Pure. Returns (occurrence, its highest smoothed ratio) in
+    the order of `occ`; inferred occurrences (`UNDECLARED_PREFIX`) are never flat (they are
+    runs well above typical by construction)."""
+    declared = [e for e in occ if not e.name.startswith(UNDECLARED_PREFIX)]
+    if max_ratio <= 0 or not declared or not len(values):
+        return []
+    typ = typical_ratio(values, occ, step, quiet_after)
+    if typ is None:
+        return []
+    ratio = typ[0]
+    smooth = _smoothed(ratio, step)
+    t = _midpoints_s(values.index, step)
+    first, last = t[0] - step.total_seconds() / 2, t[-1] + step.total_seconds() / 2
+    out = []
+    for e in declared:
+        s0, e0 = _epoch_s(e.start), _epoch_s(e.end)
+        window = (t >= s0) & (t < e0)
+        seen = window & np.isfinite(ratio)
+        if s0 < first or e0 > last or not window.any() or 2 * seen.sum() < window.sum():
+            continue
+        top = float(smooth[seen].max())
+        if top < max_ratio:
+            out.append((e, top))
+    return out
+
+
 def align_to_observed(occ: Sequence[Event], values: pd.Series, step: timedelta, within: timedelta,
                       min_ratio: float, quiet_after: timedelta) -> tuple[list[Event], list[str]]:
     """Occurrences whose traffic kept rising after the declared end, moved to the observed peak.

@@ -569,10 +569,11 @@ class EbbtideForecaster:
             self._occ, moved = evf.align_to_observed(self._occ, coarse, self._fit_step, s.event_align_within,
                                                      s.event_align_min_ratio, s.ebb_span)
             notes.extend(moved)
+        flat = self._flat_events(coarse, notes)
         self._unmodelled_excursion = False
         if s.undeclared_note_ratio > 0:
             self._occ = self._undeclared(coarse, notes)
-        self._set_holidays(evf.holidays_frame(self.events, hist_start, hist_end + s.horizon_hint,
+        self._set_holidays(evf.holidays_frame((*self.events, *flat), hist_start, hist_end + s.horizon_hint,
                                               tz=s.calendar_tz, country=s.country_holidays))
         self._pool_days = (evf.pooled_holiday_days(s.country_holidays, hist_start, hist_end + s.horizon_hint)
                            if s.pooled_holidays and s.country_holidays else {})
@@ -917,6 +918,22 @@ class EbbtideForecaster:
                 notes.append(f"{head}: it is fitted as ordinary traffic ({why}); declare it (`events:`) to have "
                              f"its ebb modelled (`undeclared_note_ratio`)")
         return sorted(occ, key=lambda e: e.start)
+
+    def _flat_events(self, coarse: pd.Series, notes: list[str]) -> list[Event]:
+        """`flat_event_ratio`: the occurrences that brought no peak (forecaster.events.
+        flat_occurrences) leave `_occ` (no ramp, ebb or settle level) and are returned as
+        holiday-kind windows for the holidays frame; each is noted."""
+        s = self.settings
+        flat = evf.flat_occurrences(self._occ, coarse, self._fit_step, s.ebb_span, s.flat_event_ratio)
+        if not flat:
+            return []
+        gone = {id(e) for e, _ in flat}
+        self._occ = [e for e in self._occ if id(e) not in gone]
+        for e, top in flat:
+            notes.append(f"{e.name} ({e.kind}) brought no peak: its traffic stood at most {top:.2f}x the typical "
+                         f"level of its time of the week in its window, under {s.flat_event_ratio:g}x; fitted as a "
+                         f"holiday-kind date effect, with no ramp, ebb or new peace level (`flat_event_ratio`)")
+        return [e.model_copy(update={"kind": "holiday", "recurrence": None}) for e, _ in flat]
 
     def _ebb_ceiling(self, values: pd.Series, hist_end: datetime) -> tuple[float, tuple[str, ...]] | None:
         """(cap, names) for `ebb_ceiling`: the highest value of the history, and the occurrences

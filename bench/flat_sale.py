@@ -1,0 +1,138 @@
+"""A declared sale that brought no peak: Ebbtide with `flat_event_ratio` on and off, same run.
+
+Why: a calendar entry says a sale happened, not that it lifted this workload's traffic (NYC
+taxi passengers on Black Friday stood at most 1.14x a typical Friday, and lower the holiday
+weekend after). Fitted as a sale, such a dip became an ebb and a new peace level
+(docs/forecasting.md, "A sale that brought no peak"). This generator is the case on its own:
+35 days hourly, a daily cycle, weekends x0.8, a level wandering 3% a day, lognormal noise (sd
+0.08); on a Friday a "sale" is declared 06:00-22:00 while the traffic falls to x0.85 or x0.7 for
+that day (`1d`) or for it and the weekend after (`3d`). Cut 1, 1.5, 2, 3 and 4 days after the
+Friday starts, forecast 7 days, Ebbtide (on, and off: `flat_event_ratio=0`) against every
+baseline, as `ebbtide backtest` does.
+
+    .venv/bin/python bench/flat_sale.py                 # the table (~3 min)
+    .venv/bin/python bench/flat_sale.py --seeds 5 --json
+
+No file is read; the traces are generated (seeded) on each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO))
+
+import forecast as fb  # noqa: E402  (bench/forecast.py: its --set rules, HORIZON)
+from forecaster.backtest import forecast_at_cutoff  # noqa: E402
+from forecaster.comparison import compare_at_cutoff  # noqa: E402
+from forecaster.model import EbbtideForecaster, ModelSettings  # noqa: E402
+from forecaster.series import Series  # noqa: E402
+from policies.events import Event  # noqa: E402
+
+START = pd.Timestamp("2026-10-01T00:00:00Z")
+FRIDAY = pd.Timestamp("2026-10-23T00:00:00Z")
+SALE = Event(name="black-friday", kind="sale", start=(FRIDAY + pd.Timedelta(hours=6)).isoformat(),
+             peak=(FRIDAY + pd.Timedelta(hours=14)).isoformat(), end=(FRIDAY + pd.Timedelta(hours=22)).isoformat())
+"""The declared sale: a Friday, 06:00-22:00 UTC."""
+DIPS = ((1, 0.85), (1, 0.7), (3, 0.7))
+"""(days, factor): the traffic times `factor` from the Friday's 00:00 for `days` days."""
+CUTS_H = (24, 36, 48, 72, 96)
+"""Cuts, hours after the Friday's 00:00 (the sale ends at 22:00)."""
+
+
+def trace(seed: int, days: int, factor: float) -> Series:
+    """Seed `seed`'s traffic (module docstring) with the dip of `days` days at `factor`."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range(START, periods=35 * 24, freq="1h")
+    hours = np.asarray((idx - START) / pd.Timedelta(hours=1), dtype=float)
+    weekly = np.where(idx.day_of_week >= 5, 0.8, 1.0)
+    wander = np.repeat(np.exp(np.cumsum(rng.normal(0.0, 0.03, 35))), 24)
+    mu = 100.0 * (1.0 + 0.5 * np.sin(2 * np.pi * ((hours % 24) - 6) / 24)) * weekly * wander
+    mu = np.where((idx >= FRIDAY) & (idx < FRIDAY + pd.Timedelta(days=days)), factor * mu, mu)
+    return Series(pd.Series(mu * np.exp(rng.normal(0.0, 0.08, size=mu.size)), index=idx),
+                  pd.Timedelta(hours=1).to_pytimedelta(), f"flat-sale-{seed}")
+
+
+def run(seeds: int, settings: ModelSettings) -> list[dict]:
+    off = replace(settings, flat_event_ratio=0.0)
+    rows = []
+    for seed in range(1, seeds + 1):
+        for days, factor in DIPS:
+            s = trace(seed, days, factor)
+            for cut_h in CUTS_H:
+                cut = FRIDAY + pd.Timedelta(hours=cut_h)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    c = compare_at_cutoff(s, [SALE], cut, fb.HORIZON, settings)
+                    before = forecast_at_cutoff(s, EbbtideForecaster([SALE], off), cut, fb.HORIZON)
+                eb = c.ebbtide
+                base = {r.model: r.metrics.wape for r in c.runs[1:]
+                        if r.metrics is not None and math.isfinite(r.metrics.wape)}
+                best = min(base, key=base.get)
+                rows.append({
+                    "seed": seed, "dip": f"{days}d x{factor:g}", "cut_h": cut_h,
+                    "wape": eb.metrics.wape, "wape_off": before.metrics.wape,
+                    "coverage": eb.metrics.coverage, "coverage_off": before.metrics.coverage,
+                    "best_baseline": best, "best_wape": base[best],
+                    "ratio": eb.metrics.wape / base[best], "ratio_off": before.metrics.wape / base[best],
+                    "flat": any("brought no peak" in n for n in eb.forecast.notes),
+                })
+    return rows
+
+
+def _geo(x: list[float]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in x))
+
+
+def summary(rows: list[dict]) -> list[str]:
+    out = []
+    for dip in dict.fromkeys(r["dip"] for r in rows):
+        g = [r for r in rows if r["dip"] == dip]
+        out.append(
+            f"dip {dip:8}: {len(g)} cuts, flat on {sum(r['flat'] for r in g)}; ratio to the best baseline "
+            f"(geometric mean) {_geo([r['ratio_off'] for r in g]):.2f} -> {_geo([r['ratio'] for r in g]):.2f}, "
+            f"> 1 on {sum(r['ratio_off'] > 1 for r in g)} -> {sum(r['ratio'] > 1 for r in g)}, worst "
+            f"{max(r['ratio_off'] for r in g):.2f} -> {max(r['ratio'] for r in g):.2f}; WAPE on / off: "
+            f"{sum(r['wape'] < r['wape_off'] - 0.005 for r in g)} lower, "
+            f"{sum(r['wape'] > r['wape_off'] + 0.005 for r in g)} higher (by more than 0.005)")
+    out.append(f"all {len(rows)} cuts: WAPE on / off geometric mean "
+               f"{_geo([r['wape'] / r['wape_off'] for r in rows]):.2f}, worst WAPE "
+               f"{max(r['wape_off'] for r in rows):.3f} -> {max(r['wape'] for r in rows):.3f}")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3, help="traces per dip (default 3)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a ModelSettings field (bench/forecast.py's --set), e.g. flat_event_ratio=1.5")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    a = ap.parse_args(argv)
+    rows = run(a.seeds, fb.settings_with(a.set))
+    if a.json:
+        print(json.dumps({"rows": rows, "summary": summary(rows), "set": a.set}, indent=1))
+        return 0
+    print(f"{'seed':>4} {'dip':>9} {'cut':>5} {'WAPE off':>9} {'WAPE on':>8} {'best baseline':>20} {'wape':>6} "
+          f"{'ratio off -> on':>16} {'cov off -> on':>14} flat")
+    for r in rows:
+        print(f"{r['seed']:4} {r['dip']:>9} {r['cut_h']:4}h {100 * r['wape_off']:8.1f}% {100 * r['wape']:7.1f}% "
+              f"{r['best_baseline']:>20} {100 * r['best_wape']:5.1f}% {r['ratio_off']:7.2f} -> {r['ratio']:5.2f} "
+              f"{100 * r['coverage_off']:5.0f}% -> {100 * r['coverage']:3.0f}% {'yes' if r['flat'] else '-'}")
+    print("\n".join(summary(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
