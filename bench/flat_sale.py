@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,9 +32,7 @@ sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO))
 
 import forecast as fb  # noqa: E402  (bench/forecast.py: its --set rules, HORIZON)
-from forecaster.backtest import forecast_at_cutoff  # noqa: E402
-from forecaster.comparison import compare_at_cutoff  # noqa: E402
-from forecaster.model import EbbtideForecaster, ModelSettings  # noqa: E402
+from forecaster.model import ModelSettings  # noqa: E402
 from forecaster.series import Series  # noqa: E402
 from policies.events import Event  # noqa: E402
 
@@ -72,28 +67,10 @@ def run(seeds: int, settings: ModelSettings) -> list[dict]:
         for days, factor in DIPS:
             s = trace(seed, days, factor)
             for cut_h in CUTS_H:
-                cut = FRIDAY + pd.Timedelta(hours=cut_h)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    c = compare_at_cutoff(s, [SALE], cut, fb.HORIZON, settings)
-                    before = forecast_at_cutoff(s, EbbtideForecaster([SALE], off), cut, fb.HORIZON)
-                eb = c.ebbtide
-                base = {r.model: r.metrics.wape for r in c.runs[1:]
-                        if r.metrics is not None and math.isfinite(r.metrics.wape)}
-                best = min(base, key=base.get)
-                rows.append({
-                    "seed": seed, "dip": f"{days}d x{factor:g}", "cut_h": cut_h,
-                    "wape": eb.metrics.wape, "wape_off": before.metrics.wape,
-                    "coverage": eb.metrics.coverage, "coverage_off": before.metrics.coverage,
-                    "best_baseline": best, "best_wape": base[best],
-                    "ratio": eb.metrics.wape / base[best], "ratio_off": before.metrics.wape / base[best],
-                    "flat": any("brought no peak" in n for n in eb.forecast.notes),
-                })
+                fields, notes = fb.on_off(s, [SALE], FRIDAY + pd.Timedelta(hours=cut_h), settings, off)
+                rows.append({"seed": seed, "dip": f"{days}d x{factor:g}", "cut_h": cut_h, **fields,
+                             "flat": any("brought no peak" in n for n in notes)})
     return rows
-
-
-def _geo(x: list[float]) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in x))
 
 
 def summary(rows: list[dict]) -> list[str]:
@@ -101,15 +78,11 @@ def summary(rows: list[dict]) -> list[str]:
     for dip in dict.fromkeys(r["dip"] for r in rows):
         g = [r for r in rows if r["dip"] == dip]
         out.append(
-            f"dip {dip:8}: {len(g)} cuts, flat on {sum(r['flat'] for r in g)}; ratio to the best baseline "
-            f"(geometric mean) {_geo([r['ratio_off'] for r in g]):.2f} -> {_geo([r['ratio'] for r in g]):.2f}, "
-            f"> 1 on {sum(r['ratio_off'] > 1 for r in g)} -> {sum(r['ratio'] > 1 for r in g)}, worst "
-            f"{max(r['ratio_off'] for r in g):.2f} -> {max(r['ratio'] for r in g):.2f}; WAPE on / off: "
+            f"dip {dip:8}: {len(g)} cuts, flat on {sum(r['flat'] for r in g)}; {fb.on_off_line(g)}; WAPE on / off: "
             f"{sum(r['wape'] < r['wape_off'] - 0.005 for r in g)} lower, "
             f"{sum(r['wape'] > r['wape_off'] + 0.005 for r in g)} higher (by more than 0.005)")
-    out.append(f"all {len(rows)} cuts: WAPE on / off geometric mean "
-               f"{_geo([r['wape'] / r['wape_off'] for r in rows]):.2f}, worst WAPE "
-               f"{max(r['wape_off'] for r in rows):.3f} -> {max(r['wape'] for r in rows):.3f}")
+    out.append(f"all {len(rows)} cuts: WAPE on / off geometric mean {fb.geo([r['wape'] / r['wape_off'] for r in rows]):.2f}, "
+               f"worst WAPE {max(r['wape_off'] for r in rows):.3f} -> {max(r['wape'] for r in rows):.3f}")
     return out
 
 

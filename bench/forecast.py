@@ -57,6 +57,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import time
 import warnings
@@ -72,8 +73,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from forecaster.backtest import evaluate  # noqa: E402
-from forecaster.comparison import baseline_models  # noqa: E402
+from forecaster.backtest import evaluate, forecast_at_cutoff  # noqa: E402
+from forecaster.comparison import baseline_models, compare_at_cutoff  # noqa: E402
 from forecaster.csvio import read_series_csv  # noqa: E402
 from forecaster.events import REGRESSOR_KINDS  # noqa: E402
 from forecaster.model import EbbtideForecaster, ModelSettings  # noqa: E402
@@ -488,6 +489,37 @@ def settings_with(overrides: list[str]) -> ModelSettings:
     """ModelSettings for a 7-day forecast (`HORIZON`) with `--set name=value` overrides, parsed by
     the forecast bench's rules (`_parse_override`): for the other bench scripts."""
     return ModelSettings(horizon_hint=HORIZON, **dict(_parse_override(t) for t in overrides))
+
+
+def on_off(series: Series, events, cut, settings: ModelSettings, off: ModelSettings) -> tuple[dict, list[str]]:
+    """Ebbtide with `settings` and with `off` (a rule switched off), and every baseline, forecast
+    `HORIZON` from `cut`: the fields the on/off bench scripts share (wape, coverage and ratio to the
+    best baseline, each also `_off`; best_baseline, best_wape) and the notes of the forecast with
+    `settings` (for the other bench scripts; warnings silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = compare_at_cutoff(series, list(events), cut, HORIZON, settings)
+        before = forecast_at_cutoff(series, EbbtideForecaster(tuple(events), off), cut, HORIZON)
+    eb = c.ebbtide
+    base = {r.model: r.metrics.wape for r in c.runs[1:] if r.metrics is not None and math.isfinite(r.metrics.wape)}
+    best = min(base, key=base.get)
+    return ({"wape": eb.metrics.wape, "wape_off": before.metrics.wape,
+             "coverage": eb.metrics.coverage, "coverage_off": before.metrics.coverage,
+             "best_baseline": best, "best_wape": base[best],
+             "ratio": eb.metrics.wape / base[best], "ratio_off": before.metrics.wape / base[best]},
+            list(eb.forecast.notes))
+
+
+def geo(x) -> float:
+    """Geometric mean of positive numbers."""
+    return math.exp(statistics.fmean(math.log(v) for v in x))
+
+
+def on_off_line(rows: list[dict]) -> str:
+    """Ratio to the best baseline, off -> on, of `on_off` rows: geometric mean, cuts > 1, worst."""
+    off, on = [r["ratio_off"] for r in rows], [r["ratio"] for r in rows]
+    return (f"ratio to the best baseline (geometric mean) {geo(off):.2f} -> {geo(on):.2f}, > 1 on "
+            f"{sum(x > 1 for x in off)} -> {sum(x > 1 for x in on)}, worst {max(off):.2f} -> {max(on):.2f}")
 
 
 def run_case(case: Case, repeats: int, log, series: Series | None = None,

@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,9 +34,7 @@ sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO))
 
 import forecast as fb  # noqa: E402  (bench/forecast.py: its --set rules, HORIZON)
-from forecaster.backtest import forecast_at_cutoff  # noqa: E402
-from forecaster.comparison import compare_at_cutoff  # noqa: E402
-from forecaster.model import EbbtideForecaster, ModelSettings  # noqa: E402
+from forecaster.model import ModelSettings  # noqa: E402
 from forecaster.series import Series  # noqa: E402
 
 START = pd.Timestamp("2025-03-03T00:00:00Z")
@@ -84,26 +79,10 @@ def run(seeds: int, settings: ModelSettings) -> list[dict]:
     for seed in range(seeds):
         for age in (*AGES, None):
             s, label, factor = trace(seed, age)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                c = compare_at_cutoff(s, [], CUT, fb.HORIZON, settings)
-                before = forecast_at_cutoff(s, EbbtideForecaster((), off), CUT, fb.HORIZON)
-            eb = c.ebbtide
-            base = {r.model: r.metrics.wape for r in c.runs[1:] if r.metrics is not None and math.isfinite(r.metrics.wape)}
-            best = min(base, key=base.get)
-            rows.append({
-                "trace": label, "age_days": age, "factor": None if age is None else factor,
-                "wape": eb.metrics.wape, "wape_off": before.metrics.wape,
-                "coverage": eb.metrics.coverage, "coverage_off": before.metrics.coverage,
-                "best_baseline": best, "best_wape": base[best],
-                "ratio": eb.metrics.wape / base[best], "ratio_off": before.metrics.wape / base[best],
-                "break": any(n.startswith("recent level") and "level break" in n for n in eb.forecast.notes),
-            })
+            fields, notes = fb.on_off(s, (), CUT, settings, off)
+            rows.append({"trace": label, "age_days": age, "factor": None if age is None else factor, **fields,
+                         "break": any(n.startswith("recent level") and "level break" in n for n in notes)})
     return rows
-
-
-def _geo(x: list[float]) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in x))
 
 
 def summary(rows: list[dict]) -> list[str]:
@@ -114,11 +93,8 @@ def summary(rows: list[dict]) -> list[str]:
             continue
         name = f"step {age} d before" if age is not None else "no step (control)"
         out.append(
-            f"{name:18}: {len(g)} cuts, break fired on {sum(r['break'] for r in g)}; ratio to the best baseline "
-            f"(geometric mean) {_geo([r['ratio_off'] for r in g]):.2f} -> {_geo([r['ratio'] for r in g]):.2f}, "
-            f"> 1 on {sum(r['ratio_off'] > 1 for r in g)} -> {sum(r['ratio'] > 1 for r in g)}, worst "
-            f"{max(r['ratio_off'] for r in g):.2f} -> {max(r['ratio'] for r in g):.2f}; coverage >= 0.9 on "
-            f"{sum(r['coverage_off'] >= 0.9 for r in g)} -> {sum(r['coverage'] >= 0.9 for r in g)}")
+            f"{name:18}: {len(g)} cuts, break fired on {sum(r['break'] for r in g)}; {fb.on_off_line(g)}; coverage "
+            f">= 0.9 on {sum(r['coverage_off'] >= 0.9 for r in g)} -> {sum(r['coverage'] >= 0.9 for r in g)}")
     return out
 
 

@@ -480,7 +480,8 @@ def _replay(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
         from policies.errors import EbbtideError
 
         if not (args.csv and args.events):
-            ap.error("--csv and --events go together")
+            print("error: --csv and --events go together (the events file names the event measured)", file=sys.stderr)
+            return 2
         try:
             todo.append(custom_trace(args.csv, args.events, args.event, args.country, args.calendar_tz))
         except (EbbtideError, OSError) as exc:

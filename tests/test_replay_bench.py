@@ -128,6 +128,14 @@ def test_custom_trace_with_a_bad_csv_exits_2_naming_file_and_line(bench, tmp_pat
     assert err.startswith("error: ") and "bad.csv:3" in err
 
 
+@pytest.mark.parametrize("given", ["--csv", "--events"])
+def test_csv_and_events_go_together(bench, tmp_path, capsys, given):
+    path = tmp_path / "one.file"
+    path.write_text(EVENTS)
+    assert bench.main([given, str(path)]) == 2
+    assert capsys.readouterr().err.startswith("error: --csv and --events go together")
+
+
 def test_synthetic_traces_round_trip_and_measure_the_last_event(bench, tmp_path, capsys, monkeypatch):
     from forecaster.csvio import read_series_csv
 
