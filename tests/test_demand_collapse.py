@@ -40,7 +40,6 @@ from hypothesis import given
 from forecaster.series import Forecast, Series
 from planner_helpers import MIN, NOW, obs, policy, sli, state, step, trusted, workload
 from policies.loading import load_policy_text
-from policies.units import parse_duration
 from scaler.planning import plan
 from scaler.plans import PlannerMemory, TrustedForecast
 from scaler.replay import replay

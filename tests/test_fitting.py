@@ -37,7 +37,6 @@ import pytest
 from controller_fakes import (
     DEMAND_Q,
     NOW,
-    SLI_Q,
     Clock,
     ConstantModel,
     DownSource,

@@ -114,7 +114,7 @@ def test_custom_trace_measures_the_first_or_named_event_and_models_the_rest(benc
     assert t.event["name"] == "launch" and [e["name"] for e in t.calendar] == ["new-year"]
     named = bench.custom_trace(csv, events, "new-year")
     assert named.event["name"] == "new-year" and [e["name"] for e in named.calendar] == ["launch"]
-    with pytest.raises(bench.EbbtideError if hasattr(bench, "EbbtideError") else Exception, match="no event named 'nope'"):
+    with pytest.raises(EbbtideError, match="no event named 'nope'"):
         bench.custom_trace(csv, events, "nope")
 
 
