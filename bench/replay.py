@@ -35,7 +35,9 @@ and its ratio to war state. Where the floor alone is above 0.5x war state, no st
 "<= 0.5x war" with zero under-provisioning; the table says so.
 
 One rule scales the policy to every trace, with nothing tuned per file:
-- per_replica = median(trace) / 10 (the median demand needs ~10 replicas);
+- per_replica = median(trace) / 10 (the median demand needs ~10 replicas); of a trace idle more
+  than half the time (a shop's nights and closed days: median 0), the median of its non-zero
+  values / 10 (the demand when there is any);
 - max_replicas = max(the policy's, ceil(2 x max(trace) / per_replica)) (never clamps a peak);
 - the policy's events are replaced by the trace's event, declared as a person would from the
   data README (the event's local calendar day, peak at the README's time or midday), and its
@@ -131,11 +133,24 @@ TRACES += (
 )
 
 
+def typical_demand(series) -> float:
+    """The trace's median, or, when it is idle more than half the time (median 0), the median of
+    its non-zero values. EbbtideError when it holds no demand at all."""
+    from policies.errors import EbbtideError
+
+    v = series.values.dropna()
+    med = float(v.median()) if len(v) else math.nan
+    if not med > 0:
+        med = float(v[v > 0].median()) if (v > 0).any() else math.nan
+    if not med > 0:
+        raise EbbtideError(f"{series.name}: no demand above 0 in the trace: nothing to size replicas to")
+    return med
+
+
 def scaled_policy(policy, series, country: str, workload: str = WORKLOAD, calendar_tz: str = "UTC"):
     """The reference policy's `workload`, scaled to the trace by the one rule above."""
     wl = policy.workload(workload)
-    med = float(series.values.median())
-    per_replica = med / 10.0
+    per_replica = typical_demand(series) / 10.0
     top = float(series.values.max())
     max_replicas = max(wl.scaling.max_replicas, math.ceil(2 * top / per_replica))
     wl = wl.model_copy(update={

@@ -50,6 +50,14 @@ def test_demand_floor_integrates_whole_pods_over_the_clipped_range(bench):
     assert bench.demand_floor(s, 100.0, "2026-01-02T00:00:00Z", "2026-01-02T05:00:00Z") == 0.0
 
 
+def test_per_replica_comes_from_the_median_or_the_busy_hours_median(bench):
+    assert bench.typical_demand(hourly([0.0, 10.0, 30.0, float("nan")])) == 10.0  # median of 0, 10, 30
+    # A shop's nights and closed days: idle more than half the time, the median of the non-zero hours.
+    assert bench.typical_demand(hourly([0.0, 0.0, 0.0, 20.0, 40.0])) == 30.0
+    with pytest.raises(EbbtideError, match="no demand above 0"):
+        bench.typical_demand(hourly([0.0, 0.0, float("nan")]))
+
+
 def test_demand_floor_rounds_binary_noise_before_the_ceiling(bench):
     s = hourly([330.0, 330.0])
     assert bench.demand_floor(s, 110.0, "2026-01-01T00:00:00Z", "2026-01-01T02:00:00Z") == pytest.approx(6.0)
