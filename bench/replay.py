@@ -252,7 +252,7 @@ def synthetic_traces(seeds, folder: Path) -> list[Trace]:
 
 def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER,
               frontier_u: tuple[float, ...] = FRONTIER_U, lift_factor: float | None = None,
-              event_lookahead: timedelta | None = None) -> dict:
+              event_lookahead: timedelta | None = None, jump_confirm: timedelta | None = None) -> dict:
     import time
 
     from forecaster.csvio import read_series_csv
@@ -269,10 +269,12 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         event = Event.model_validate({**event.model_dump(), "lift": lift})
     calendar = [event, *(Event.model_validate(e) for e in trace.calendar)]
     policy = scaled_policy(load_policy(POLICY), series, trace.country, workload, trace.calendar_tz)
-    if event_lookahead is not None:  # --event-lookahead: the replayed workload's scaling.event_lookahead
+    # --event-lookahead, --jump-confirm: the replayed workload's scaling fields of those names
+    changes = {k: v for k, v in (("event_lookahead", event_lookahead), ("jump_confirm", jump_confirm)) if v is not None}
+    if changes:
         w = policy.workloads[0]
         policy = policy.model_copy(update={"workloads": [w.model_copy(update={"scaling": w.scaling.model_copy(
-            update={"event_lookahead": event_lookahead})})]})
+            update=changes)})]})
     r = replay(series, policy, extra_events=calendar, start=event.start - BEFORE, end=event.end + after,
                options=ReplayOptions(window_after=after))
     d = r.to_dict()
@@ -291,6 +293,7 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         "trace": trace.name, "file": trace.file, "event": event.name, "workload": workload,
         "lift_factor": lift_factor, "lift": lift,
         "event_lookahead_s": None if event_lookahead is None else event_lookahead.total_seconds(),
+        "jump_confirm_s": policy.workloads[0].scaling.jump_confirm.total_seconds(),
         "after_days": after / timedelta(days=1),
         "per_replica": per,
         "window": [w["start"], w["end"]],
@@ -475,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
                          "left undeclared where that is not above 1 and on holidays (no lift there)")
     ap.add_argument("--event-lookahead", metavar="DURATION",
                     help="set the replayed workload's scaling.event_lookahead (e.g. 2h); default: the policy's")
+    ap.add_argument("--jump-confirm", metavar="DURATION",
+                    help="set the replayed workload's scaling.jump_confirm (e.g. 0s; 1000d: a jump over 100x "
+                         "everything known is never believed, the rule before it); default: the policy's")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--from-json", type=Path, metavar="FILE", help="print the table of an earlier --json run")
     args = ap.parse_args(argv)
@@ -528,19 +534,22 @@ def _replay(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
     from policies.errors import EbbtideError
     from policies.units import parse_duration
 
-    try:
-        lookahead = parse_duration(args.event_lookahead) if args.event_lookahead else None
-    except ValueError as exc:
-        print(f"error: --event-lookahead {args.event_lookahead!r}: {exc}", file=sys.stderr)
-        return 2
+    durations = {}
+    for flag, text in (("--event-lookahead", args.event_lookahead), ("--jump-confirm", args.jump_confirm)):
+        try:
+            durations[flag] = parse_duration(text) if text else None
+        except ValueError as exc:
+            print(f"error: {flag} {text!r}: {exc}", file=sys.stderr)
+            return 2
+    lookahead, jump = durations["--event-lookahead"], durations["--jump-confirm"]
 
     try:
         if args.jobs > 1:
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
                 rows = list(pool.map(run_trace, todo, [args.data] * n, [args.workload] * n, [after] * n,
-                                     [args.frontier_u] * n, [args.lift_factor] * n, [lookahead] * n))
+                                     [args.frontier_u] * n, [args.lift_factor] * n, [lookahead] * n, [jump] * n))
         else:
-            rows = [run_trace(t, args.data, args.workload, after, args.frontier_u, args.lift_factor, lookahead)
+            rows = [run_trace(t, args.data, args.workload, after, args.frontier_u, args.lift_factor, lookahead, jump)
                     for t in todo]
     except EbbtideError as exc:  # a bad CSV or policy: say what and where, no traceback
         print(f"error: {exc}", file=sys.stderr)

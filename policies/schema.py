@@ -317,6 +317,15 @@ class Scaling(Strict):
         "there when traffic returns. After this long the low demand is accepted as real and the normal "
         "scale-down rules apply. A zero while the lower bound is near zero (quiet nights) is normal. 0s: off.",
     )
+    jump_confirm: Duration = Field(
+        default=timedelta(minutes=1),
+        description="How long a demand sample more than 100 times every known level (the forecast now, the last "
+        "good sample, what the running pods serve, one pod's worth) is held before it is believed, a duration: "
+        "such a jump may be a broken exporter or a unit change, so it is not sized for and scale-in and bitrate "
+        "cuts are frozen; once it has lasted this long it is taken for traffic (a viral spike, a partner's "
+        "shout-out) and sized for like any other sample, capped by max_replicas. 1m: believed at the tick a "
+        "minute after it first came, i.e. when a second sample a minute apart confirms it; 0s: at once.",
+    )
 
     @field_validator("max_replicas")
     @classmethod

@@ -12,12 +12,14 @@ scaler.memory_store):
                 "last_step_down_at": null, "collapse_since": null}}
 
 `_Document` reads it, `_Memory` its `memory` (PlannerMemory's fields): pydantic models in
-strict mode, unknown keys refused (policies.schema.Strict), every field present; no bool or
+strict mode, unknown keys refused (policies.schema.Strict), every field present but
+`jump_since` (added later, and written only while an absurd demand jump is held: absent reads
+as null, so a document of an earlier release reads and re-encodes to the same bytes); no bool or
 float for an int, no string for a number. `version` is MEMORY_FORMAT_VERSION; times are ISO 8601
 strings with their zone (a time without one is refused); `last_demand` is in demand units, finite
 and >= 0 or null; `burst_pods` and the replicas of each `recommendations` [time, replicas] pair
 are whole numbers >= 0 (pods); `guard_actions` are policies.schema.BreachAction; no event time
-(recommendation, last scale-up/down and step-down, collapse start) is later than `saved_at`.
+(recommendation, last scale-up/down and step-down, collapse and jump start) is later than `saved_at`.
 
 `decode_memory(encode_memory(m, t))` gives back exactly `m` and `t` (equal instants and equal
 UTC offsets; floats by their shortest repr). Anything else is refused with a MemoryFormatError
@@ -48,7 +50,7 @@ from scaler.plans import PlannerMemory
 MEMORY_FORMAT_VERSION = 1
 
 #: Times that record something that happened (so never after the save).
-_EVENT_TIMES = ("last_scale_up_at", "last_scale_down_at", "last_step_down_at", "collapse_since")
+_EVENT_TIMES = ("last_scale_up_at", "last_scale_down_at", "last_step_down_at", "collapse_since", "jump_since")
 
 
 class MemoryFormatError(ValueError):
@@ -83,6 +85,8 @@ def encode_memory(memory: PlannerMemory, saved_at: datetime) -> str:
             "collapse_since": _iso_or_none(memory.collapse_since, "collapse_since"),
         },
     }
+    if memory.jump_since is not None:  # written only while a jump is held: older documents stay byte-equal
+        doc["memory"]["jump_since"] = _iso(memory.jump_since, "jump_since")
     return json.dumps(doc, separators=(",", ":"), allow_nan=False)
 
 
@@ -143,6 +147,7 @@ class _Memory(Strict):
     burst_pods: _Count
     last_step_down_at: _Time | None
     collapse_since: _Time | None
+    jump_since: _Time | None = None  # added after version 1 was first written: absent reads as null
 
 
 class _Document(Strict):
@@ -207,8 +212,8 @@ def restore_memory(saved: SavedMemory, workload: Workload, now: datetime,
       `max_staleness` (the policy's `prometheus.max_staleness`, the bound past which a demand
       sample is not trusted) before or after `now` (a clock running behind counts the same):
       `last_demand` (the reference of the absurd-jump and collapse checks: an old sample is no
-      reference), `collapse_since` (the collapse then waits `collapse_confirm` afresh, as on a
-      fresh start) and `burst_pods` (pods the step limit may let go at once: 0 paces every pod).
+      reference), `collapse_since` and `jump_since` (the collapse or jump then waits
+      `collapse_confirm` or `jump_confirm` afresh, as on a fresh start) and `burst_pods` (pods the step limit may let go at once: 0 paces every pod).
       Each of these is what an empty memory holds, so the planner is never less careful than
       on a fresh start.
     """
@@ -226,10 +231,11 @@ def restore_memory(saved: SavedMemory, workload: Workload, now: datetime,
                 memory = replace(memory, guard_until=None, guard_actions=())
     age = now - saved.saved_at
     if abs(age) > max_staleness:
-        dropped = [name for name, empty in (("last_demand", None), ("collapse_since", None), ("burst_pods", 0))
+        dropped = [name for name, empty in (("last_demand", None), ("collapse_since", None), ("jump_since", None),
+                                            ("burst_pods", 0))
                    if getattr(memory, name) != empty]
         if dropped:
             notes.append(f"saved at {saved.saved_at.isoformat()}, more than max_staleness "
                          f"{format_duration(max_staleness)} from now: {', '.join(dropped)} dropped")
-        memory = replace(memory, last_demand=None, collapse_since=None, burst_pods=0)
+        memory = replace(memory, last_demand=None, collapse_since=None, jump_since=None, burst_pods=0)
     return memory, tuple(notes)

@@ -38,7 +38,9 @@ appends a `Step(name, before, after, reason)` to the plan:
    within scale_up_cooldown of the last scale-up, scale up only as far as the demand observed
    now needs.
 7. `quality_guard` — an SLI in breach, an SLI reading missing/stale, demand data
-   missing/stale/absurd (see scaler.safety.check_demand), or a demand collapse not yet
+   missing/stale/absurd (see scaler.safety.check_demand; a jump over 100x everything known is
+   absurd until it has lasted `scaling.jump_confirm`, scaler.safety.confirm_jump, its start in
+   `memory.jump_since`, then it is believed and sized for), or a demand collapse not yet
    confirmed (scaler.safety.check_collapse: a sudden fall far below the trusted forecast's
    `yhat_lower` and the last good sample, held for `scaling.collapse_confirm`, its start in
    `memory.collapse_since`) activates the guard: no scale-in
@@ -99,6 +101,7 @@ from scaler.safety import (
     check_demand,
     check_slis,
     clamp,
+    confirm_jump,
     anchored_growth,
     cooldowns,
     fmt,
@@ -367,6 +370,11 @@ def plan(
         quality.demand_now, quality.demand_at, now, policy.prometheus.max_staleness,
         (fc_now, mem.last_demand, running * per, per),
     )
+    # A jump over 100x everything known: a broken metric until jump_confirm says it is traffic.
+    jump = confirm_jump(demand, now, mem.jump_since, sc.jump_confirm)
+    demand = jump.demand
+    if jump.reason:
+        notes.append(jump.reason)
     slis = check_slis(workload.quality, quality.slis, now, policy.prometheus.max_staleness)
     # A sudden fall far below the trusted forecast's lower bound (at the sample's time) and the
     # last good sample: an outage or a broken metric until collapse_confirm says otherwise.
@@ -541,6 +549,7 @@ def plan(
         burst_pods=burst_pods,
         last_step_down_at=now if x < current - speculative else mem.last_step_down_at,
         collapse_since=collapse.since,
+        jump_since=jump.since,
     )
     return Plan(
         workload=workload.name,

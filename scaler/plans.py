@@ -115,7 +115,9 @@ class PlannerMemory:
     `last_step_down_at`: time of the last scale-down beyond the burst pods (the part the step
     limit paces); the next one waits `scaling.scale_down_interval` after it;
     `collapse_since`: start of a demand collapse not yet confirmed (scaler.safety.check_collapse;
-    None: none under way). While it lasts `last_demand` keeps the level before the collapse.
+    None: none under way). While it lasts `last_demand` keeps the level before the collapse;
+    `jump_since`: start of an absurd demand jump not yet believed (scaler.safety.confirm_jump;
+    None: none under way). While it lasts `last_demand` keeps the level before the jump.
     """
 
     recommendations: tuple[tuple[datetime, int], ...] = ()
@@ -127,6 +129,7 @@ class PlannerMemory:
     burst_pods: int = 0
     last_step_down_at: datetime | None = None
     collapse_since: datetime | None = None
+    jump_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,7 @@ class Plan:
             "burst_pods": self.memory.burst_pods,
             "last_step_down_at": _iso(self.memory.last_step_down_at),
             "collapse_since": _iso(self.memory.collapse_since),
+            "jump_since": _iso(self.memory.jump_since),
         }
         d["steps"] = [
             {"step": s.name, "before": _plain(s.before), "after": _plain(s.after), "reason": s.reason}

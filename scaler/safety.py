@@ -30,8 +30,9 @@ from policies.units import format_duration
 from scaler.plans import SliReading, Step
 
 #: A demand sample more than this many times above every reference level (the forecast now, the
-#: last good sample, what the running pods serve, one pod's worth) is taken for a broken
-#: exporter or a unit change, not traffic: it is not used for sizing and blocks scale-in.
+#: last good sample, what the running pods serve, one pod's worth) may be a broken exporter or a
+#: unit change, not traffic: it is not used for sizing and blocks scale-in until it has lasted
+#: `scaling.jump_confirm` (confirm_jump); then it is believed (a viral spike is traffic).
 ABSURD_JUMP_FACTOR = 100.0
 
 #: A demand sample that falls, in one step, to less than 1/COLLAPSE_FACTOR of both the trusted
@@ -243,11 +244,14 @@ def scale_step(current: int, fraction: float) -> int:
 # --------------------------------------------------------------------------- data checks
 @dataclass(frozen=True)
 class DemandCheck:
-    """Verdict on this tick's demand sample. `ok` False: missing, stale, or absurd (`problem`)."""
+    """Verdict on this tick's demand sample. `ok` False: missing, stale, or absurd (`problem`).
+    `jump`: the sample, when what made it absurd is only its size (over ABSURD_JUMP_FACTOR x
+    every known level: `confirm_jump` may still believe it); None otherwise."""
 
     value: float | None
     ok: bool
     problem: str = ""
+    jump: float | None = None
 
 
 def check_demand(
@@ -283,8 +287,49 @@ def check_demand(
             None, False,
             f"demand data absurd ({fmt(v)} is over {fmt(ABSURD_JUMP_FACTOR)}x every known level, "
             f"highest {fmt(max(refs))})",
+            jump=v,
         )
     return DemandCheck(v, True)
+
+
+@dataclass(frozen=True)
+class JumpCheck:
+    """Verdict of `confirm_jump`: the demand check to use this tick, the start of a jump under
+    way (for `memory.jump_since`; None: none), and, on the tick one is believed, why."""
+
+    demand: DemandCheck
+    since: datetime | None
+    reason: str = ""
+
+
+def confirm_jump(demand: DemandCheck, now: datetime, since: datetime | None, confirm: timedelta) -> JumpCheck:
+    """Is an absurd jump (`demand.jump`: a sample over ABSURD_JUMP_FACTOR x every known level)
+    still a possible broken metric, or has it lasted long enough to be traffic?
+
+    A jump STARTS at the first such sample and CONTINUES while the samples stay absurd by their
+    size (`since`, from `memory.jump_since`, keeps its start; a missing or stale sample in
+    between does not end it). While it lasts less than `confirm` (the policy's
+    `scaling.jump_confirm`) after its start the sample stays unusable (the guard freezes
+    scale-in and bitrate cuts, nothing is sized for it) and the problem says for how long more;
+    from then on it is believed: `demand` becomes usable with the sample's value, and the
+    reason says so. A believed sample becomes the last good one, so the next is measured
+    against it. `confirm` 0s: believed at once. Pure: `now` is an argument."""
+    if demand.jump is None:
+        return JumpCheck(demand, since if not demand.ok and since is not None else None)
+    start = min(since, now) if since is not None else now
+    if now - start >= confirm:
+        return JumpCheck(
+            DemandCheck(demand.jump, True), None,
+            f"demand jump since {start.isoformat()} believed after jump_confirm {format_duration(confirm)}: "
+            f"{demand.problem.removeprefix('demand data absurd ').strip('()')}; taken for traffic and sized for",
+        )
+    left = confirm - (now - start)
+    return JumpCheck(
+        DemandCheck(None, False, f"{demand.problem}; held {format_duration(left)} more as a possible broken "
+                                 f"metric (jump_confirm {format_duration(confirm)}, since {start.isoformat()})",
+                    jump=demand.jump),
+        start,
+    )
 
 
 @dataclass(frozen=True)

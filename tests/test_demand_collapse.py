@@ -259,15 +259,22 @@ class MedianBand:
         return Forecast(frame, self.name, upper_quantile=0.9)
 
 
-def _outage_replay(policy_text: str) -> pd.DataFrame:
+def daily_replay(policy_text: str, at: datetime, hours: float, factor: float) -> pd.DataFrame:
+    """The replay timeline (indexed by time) of 3 days of 5-minute traffic, 16k-24k viewers a
+    day, times `factor` for `hours` from `at`, replayed with MedianBand from day 2 until an hour
+    after that."""
     idx = pd.date_range(T0, T0 + timedelta(days=3), freq=STEP, inclusive="left")
-    hours = (idx - idx[0]) / pd.Timedelta(hours=1)
-    values = 20_000.0 + 4_000.0 * np.sin(2 * np.pi * hours / 24)  # 16k-24k viewers a day
-    values = np.where((idx >= OUTAGE) & (idx < OUTAGE + timedelta(hours=6)), 0.0, values)
-    trace = Series(pd.Series(values, index=idx), STEP, "outage")
+    h = (idx - idx[0]) / pd.Timedelta(hours=1)
+    values = 20_000.0 + 4_000.0 * np.sin(2 * np.pi * h / 24)
+    values = np.where((idx >= at) & (idx < at + timedelta(hours=hours)), factor * values, values)
+    trace = Series(pd.Series(values, index=idx), STEP, "daily")
     r = replay(trace, load_policy_text(policy_text), start=T0 + timedelta(days=2),
-               end=OUTAGE + timedelta(hours=7), make_model=MedianBand)
+               end=at + timedelta(hours=hours + 1), make_model=MedianBand)
     return r.timeline.set_index(pd.to_datetime(r.timeline["ts"], utc=True))
+
+
+def _outage_replay(policy_text: str) -> pd.DataFrame:
+    return daily_replay(policy_text, OUTAGE, 6, 0.0)
 
 
 def test_replay_holds_through_the_first_collapse_confirm_of_an_outage():

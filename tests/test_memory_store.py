@@ -14,9 +14,9 @@ Cases:
   version-2 document with other fields (the version is told first), a missing or unknown field;
 - a document written by the previous release (fixed text, several zones, microseconds) reads
   back to the memory it was written from and encodes to the same bytes;
-- restore rule, by hand: saved 10 min ago with max_staleness 5m -> last_demand, collapse_since
-  and burst_pods dropped, absolute times kept; 2 min ago -> all kept; a guard hold longer than
-  the policy's longest SLI hold is cut to saved_at + hold; no SLIs left -> no hold;
+- restore rule, by hand: saved 10 min ago with max_staleness 5m -> last_demand, collapse_since,
+  jump_since and burst_pods dropped, absolute times kept; 2 min ago -> all kept; a guard hold
+  longer than the policy's longest SLI hold is cut to saved_at + hold; no SLIs left -> no hold;
 - restart with a guard hold: a breach at 12:00 holds until 12:15; a new Controller at 12:05 with
   the same ConfigMap store holds 33 replicas (guard), where one without the store scales in
   33 -> 30; the ConfigMap is created with one key per workload, labelled, schema-valid;
@@ -139,13 +139,14 @@ def saved_memories(draw) -> tuple[PlannerMemory, datetime]:
         burst_pods=draw(st.integers(0, 1000)),
         last_step_down_at=maybe(before),
         collapse_since=maybe(before),
+        jump_since=maybe(before),
     )
     return memory, saved_at
 
 
 def _times(m: PlannerMemory) -> list[datetime | None]:
     return [t for t, _ in m.recommendations] + [m.last_scale_up_at, m.last_scale_down_at, m.guard_until,
-                                                 m.last_step_down_at, m.collapse_since]
+                                                 m.last_step_down_at, m.collapse_since, m.jump_since]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -193,6 +194,8 @@ def _bad(**memory_changes) -> str:
     (_bad(recommendations=[["yesterday", 3]]), "memory.recommendations[0][0]"),
     (_bad(last_scale_down_at="2026-11-20T12:01:00+00:00"), "memory.last_scale_down_at: a time after saved_at"),
     (_bad(collapse_since=5), "memory.collapse_since"),
+    (_bad(jump_since="2026-11-20T12:01:00+00:00"), "memory.jump_since: a time after saved_at"),
+    (_bad(jump_since=None, xyz=1), "memory.xyz"),
 ])
 def test_decode_refuses_what_is_not_a_memory(text, field):
     with pytest.raises(MemoryFormatError, match=field.replace("[", r"\[").replace("]", r"\]")):
@@ -269,6 +272,7 @@ FULL = PlannerMemory(
     last_scale_up_at=T0 - timedelta(hours=1), last_scale_down_at=T0 - timedelta(minutes=3),
     guard_until=T0 + timedelta(minutes=10), guard_actions=("freeze_scale_in",), last_demand=1800.0,
     burst_pods=2, last_step_down_at=T0 - timedelta(minutes=3), collapse_since=T0 - timedelta(minutes=1),
+    jump_since=T0 - timedelta(minutes=1),
 )
 
 
@@ -280,7 +284,7 @@ def test_restore_drops_what_expires_only_when_stale():
     assert stale == PlannerMemory(recommendations=FULL.recommendations, last_scale_up_at=FULL.last_scale_up_at,
                                   last_scale_down_at=FULL.last_scale_down_at, guard_until=FULL.guard_until,
                                   guard_actions=FULL.guard_actions, last_step_down_at=FULL.last_step_down_at)
-    assert len(notes) == 1 and "last_demand, collapse_since, burst_pods dropped" in notes[0]
+    assert len(notes) == 1 and "last_demand, collapse_since, jump_since, burst_pods dropped" in notes[0]
     ahead, _ = restore_memory(SavedMemory(FULL, T0), w, T0 - timedelta(minutes=6), timedelta(minutes=5))
     assert ahead == stale  # a save from the future (clock skew) is as untrustworthy
 

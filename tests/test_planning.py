@@ -235,6 +235,26 @@ def test_absurd_demand_is_not_used_and_freezes(value):
     assert p.memory.last_demand == 800
 
 
+def test_an_absurd_jump_that_lasts_jump_confirm_is_believed():
+    # A 250x jump (a viral spike, or a broken exporter): held on the tick it comes, its start
+    # remembered; a minute later (jump_confirm 1m, the default) the same level is traffic.
+    first = run(trusted(flat(900)), obs(200_000), current=10, memory=PlannerMemory(last_demand=800))
+    assert not first.data_ok and first.target_replicas == 10
+    assert "held 1m more as a possible broken metric (jump_confirm 1m" in step(first, "quality_guard").reason
+    assert first.memory.jump_since == NOW and first.memory.last_demand == 800
+    later = NOW + MIN
+    second = run(trusted(flat(900, start=later)), obs(200_000, at=later), current=10, memory=first.memory,
+                 now=later)
+    assert second.data_ok and second.target_replicas == 50  # sized for it, capped by max_replicas
+    assert any("believed after jump_confirm 1m" in n and "taken for traffic" in n for n in second.notes)
+    assert second.memory.jump_since is None and second.memory.last_demand == 200_000
+    # jump_confirm 0s: believed on its first tick
+    wl = workload()
+    wl = wl.model_copy(update={"scaling": wl.scaling.model_copy(update={"jump_confirm": timedelta(0)})})
+    at_once = run(trusted(flat(900)), obs(200_000), wl=wl, current=10, memory=PlannerMemory(last_demand=800))
+    assert at_once.data_ok and at_once.target_replicas == 50
+
+
 def test_large_but_plausible_jump_is_believed():
     p = run(trusted(flat(900)), obs(50_000), current=10, memory=PlannerMemory(last_demand=800))
     assert p.data_ok and p.target_replicas == 50

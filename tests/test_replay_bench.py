@@ -144,6 +144,27 @@ def test_csv_and_events_go_together(bench, tmp_path, capsys, given):
     assert capsys.readouterr().err.startswith("error: --csv and --events go together")
 
 
+def test_a_bad_duration_flag_exits_2_naming_it(bench, tmp_path, capsys):
+    events = tmp_path / "events.yaml"
+    events.write_text(EVENTS)
+    csv = tmp_path / "t.csv"
+    csv.write_text("ts,value\n2026-01-01T00:00:00Z,5\n")
+    assert bench.main(["--csv", str(csv), "--events", str(events), "--jump-confirm", "soon"]) == 2
+    assert capsys.readouterr().err.startswith("error: --jump-confirm 'soon'")
+
+
+def test_the_viral_spike_jumps_far_beyond_its_history(tmp_path):
+    from conftest import load_bench
+
+    viral = load_bench("viral_spike")
+    assert viral.main([str(tmp_path)]) == 0
+    rows = pd.read_csv(tmp_path / "viral.csv")
+    assert len(rows) == 35 * 24 and list(rows.columns) == ["ts", "value"]
+    at = rows.index[rows["ts"] == viral.SPIKE.strftime("%Y-%m-%dT%H:%M:%SZ")][0]
+    assert rows["value"][at] > 500 * rows["value"][:at].max()  # far over 100x everything before it
+    assert "name: viral" in (tmp_path / "viral.yaml").read_text()
+
+
 def test_synthetic_traces_round_trip_and_measure_the_last_event(bench, tmp_path, capsys, monkeypatch):
     from forecaster.csvio import read_series_csv
 

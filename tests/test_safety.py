@@ -29,9 +29,9 @@ from planner_helpers import MIN, NOW
 from policies.schema import QualitySli
 from scaler.plans import SliReading
 from scaler.safety import (
-    DemandCheck, GuardState, QualityCheck, apply_guard, burst_growth, check_demand, check_slis, clamp, cooldowns,
-    guard_state, limit_scale_down, min_burst_pairs, points_ahead, prune_recommendations, replicas_for, scale_step,
-    stabilise,
+    DemandCheck, GuardState, QualityCheck, apply_guard, burst_growth, check_demand, check_slis, clamp, confirm_jump,
+    cooldowns, guard_state, limit_scale_down, min_burst_pairs, points_ahead, prune_recommendations, replicas_for,
+    scale_step, stabilise,
 )
 
 STALE = timedelta(minutes=5)
@@ -71,6 +71,27 @@ def test_check_demand_jump_against_largest_reference():
     c = check_demand(5000.1, NOW, NOW, STALE, [None, 0, 50, 20])
     assert not c.ok and "highest 50" in c.problem
     assert check_demand(1e12, NOW, NOW, STALE, [None, 0]).ok  # nothing to judge a jump against
+    assert c.jump == 5000.1  # absurd by its size alone: confirm_jump may believe it
+    assert check_demand(float("nan"), NOW, NOW, STALE, [50]).jump is None
+
+
+def test_confirm_jump_holds_then_believes():
+    jump = check_demand(9000.0, NOW, NOW, STALE, [50])
+    held = confirm_jump(jump, NOW, None, 2 * MIN)  # starts now: held 2m
+    assert not held.demand.ok and held.since == NOW and held.reason == ""
+    assert "held 2m more" in held.demand.problem and "jump_confirm 2m" in held.demand.problem
+    again = confirm_jump(jump, NOW + MIN, held.since, 2 * MIN)  # a minute on: 1m left
+    assert not again.demand.ok and again.since == NOW and "held 1m more" in again.demand.problem
+    done = confirm_jump(jump, NOW + 2 * MIN, again.since, 2 * MIN)
+    assert done.demand.ok and done.demand.value == 9000.0 and done.since is None
+    assert "believed after jump_confirm 2m" in done.reason and "9000 is over 100x" in done.reason
+    assert confirm_jump(jump, NOW, None, timedelta(0)).demand.ok  # 0s: at once
+    # A missing sample in between keeps the start; a usable one ends the jump.
+    missing = check_demand(None, None, NOW + MIN, STALE, [50])
+    assert confirm_jump(missing, NOW + MIN, NOW, 2 * MIN).since == NOW
+    normal = check_demand(60.0, NOW + MIN, NOW + MIN, STALE, [50])
+    kept = confirm_jump(normal, NOW + MIN, NOW, 2 * MIN)
+    assert kept.since is None and kept.demand is normal
 
 
 def _sli(name="rebuffering", threshold=0.02, **kw) -> QualitySli:
