@@ -81,7 +81,8 @@ def summary(rows: list[dict]) -> list[str]:
             f"dip {dip:8}: {len(g)} cuts, flat on {sum(r['flat'] for r in g)}; {fb.on_off_line(g)}; WAPE on / off: "
             f"{sum(r['wape'] < r['wape_off'] - 0.005 for r in g)} lower, "
             f"{sum(r['wape'] > r['wape_off'] + 0.005 for r in g)} higher (by more than 0.005)")
-    out.append(f"all {len(rows)} cuts: WAPE on / off geometric mean {fb.geo([r['wape'] / r['wape_off'] for r in rows]):.2f}, "
+    ratio = fb.geo([r["wape"] / r["wape_off"] for r in rows])
+    out.append(f"all {len(rows)} cuts: WAPE on / off geometric mean {ratio:.2f}, "
                f"worst WAPE {max(r['wape_off'] for r in rows):.3f} -> {max(r['wape'] for r in rows):.3f}")
     return out
 

@@ -213,7 +213,8 @@ def restore_memory(saved: SavedMemory, workload: Workload, now: datetime,
       sample is not trusted) before or after `now` (a clock running behind counts the same):
       `last_demand` (the reference of the absurd-jump and collapse checks: an old sample is no
       reference), `collapse_since` and `jump_since` (the collapse or jump then waits
-      `collapse_confirm` or `jump_confirm` afresh, as on a fresh start) and `burst_pods` (pods the step limit may let go at once: 0 paces every pod).
+      `collapse_confirm` or `jump_confirm` afresh, as on a fresh start) and `burst_pods` (pods
+      the step limit may let go at once: 0 paces every pod).
       Each of these is what an empty memory holds, so the planner is never less careful than
       on a fresh start.
     """
