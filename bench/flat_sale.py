@@ -19,7 +19,6 @@ No file is read; the traces are generated (seeded) on each run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -90,20 +89,16 @@ def summary(rows: list[dict]) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3, help="traces per dip (default 3)")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override a ModelSettings field (bench/forecast.py's --set), e.g. flat_event_ratio=1.5")
-    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    fb.add_bench_args(ap, "flat_event_ratio=1.5")
     a = ap.parse_args(argv)
     rows = run(a.seeds, fb.settings_with(a.set))
     if a.json:
-        print(json.dumps({"rows": rows, "summary": summary(rows), "set": a.set}, indent=1))
+        fb.print_json(rows, summary(rows), a.set)
         return 0
-    print(f"{'seed':>4} {'dip':>9} {'cut':>5} {'WAPE off':>9} {'WAPE on':>8} {'best baseline':>20} {'wape':>6} "
-          f"{'ratio off -> on':>16} {'cov off -> on':>14} flat")
+    print(f"{'seed':>4} {'dip':>9} {'cut':>5} {fb.ON_OFF_HEADER} flat")
     for r in rows:
-        print(f"{r['seed']:4} {r['dip']:>9} {r['cut_h']:4}h {100 * r['wape_off']:8.1f}% {100 * r['wape']:7.1f}% "
-              f"{r['best_baseline']:>20} {100 * r['best_wape']:5.1f}% {r['ratio_off']:7.2f} -> {r['ratio']:5.2f} "
-              f"{100 * r['coverage_off']:5.0f}% -> {100 * r['coverage']:3.0f}% {'yes' if r['flat'] else '-'}")
+        flat = "yes" if r["flat"] else "-"
+        print(f"{r['seed']:4} {r['dip']:>9} {r['cut_h']:4}h {fb.on_off_cells(r, decimals=1)} {flat}")
     print("\n".join(summary(rows)))
     return 0
 

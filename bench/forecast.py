@@ -515,6 +515,32 @@ def geo(x) -> float:
     return math.exp(statistics.fmean(math.log(v) for v in x))
 
 
+def add_bench_args(ap: argparse.ArgumentParser, example: str) -> None:
+    """`--set` (ModelSettings overrides, by this bench's rules: `settings_with`) and `--json`
+    (`print_json`), as the other bench scripts take them; `example` is a `--set` for the help."""
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help=f"override a ModelSettings field (bench/forecast.py's --set), e.g. {example}")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+
+def print_json(rows: list[dict], summary, overrides: list[str]) -> None:
+    """The other bench scripts' `--json` document: their rows, their summary and the `--set` given."""
+    print(json.dumps({"rows": rows, "summary": summary, "set": overrides}, indent=1))
+
+
+ON_OFF_HEADER = (f"{'WAPE off':>9} {'WAPE on':>8} {'best baseline':>20} {'wape':>6} {'ratio off -> on':>16} "
+                 f"{'cov off -> on':>14}")
+"""The table columns of `on_off_cells`."""
+
+
+def on_off_cells(r: dict, decimals: int = 0) -> str:
+    """An `on_off` row's figures for a table (`ON_OFF_HEADER`); WAPE in % with `decimals`."""
+    d = decimals
+    return (f"{100 * r['wape_off']:8.{d}f}% {100 * r['wape']:7.{d}f}% {r['best_baseline']:>20} "
+            f"{100 * r['best_wape']:5.{d}f}% {r['ratio_off']:7.2f} -> {r['ratio']:5.2f} "
+            f"{100 * r['coverage_off']:5.0f}% -> {100 * r['coverage']:3.0f}%")
+
+
 def on_off_line(rows: list[dict]) -> str:
     """Ratio to the best baseline, off -> on, of `on_off` rows: geometric mean, cuts > 1, worst."""
     off, on = [r["ratio_off"] for r in rows], [r["ratio"] for r in rows]

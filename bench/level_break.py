@@ -21,7 +21,6 @@ No file is read; the traces are generated (seeded) on each run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -101,22 +100,16 @@ def summary(rows: list[dict]) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=12, help="traces per step age (default 12)")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override a ModelSettings field (bench/forecast.py's --set), e.g. level_break_days=1")
-    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    fb.add_bench_args(ap, "level_break_days=1")
     a = ap.parse_args(argv)
-    settings = fb.settings_with(a.set)  # the same --set rules as the forecast bench
-    rows = run(a.seeds, settings)
+    rows = run(a.seeds, fb.settings_with(a.set))
     if a.json:
-        print(json.dumps({"rows": rows, "summary": summary(rows), "set": a.set}, indent=1))
+        fb.print_json(rows, summary(rows), a.set)
         return 0
-    print(f"{'trace':34} {'step':>10} {'WAPE off':>9} {'WAPE on':>8} {'best baseline':>20} {'wape':>6} "
-          f"{'ratio off -> on':>16} {'cov off -> on':>14} break")
+    print(f"{'trace':34} {'step':>10} {fb.ON_OFF_HEADER} break")
     for r in rows:
         step = "-" if r["age_days"] is None else f"x{r['factor']:.2f}@-{r['age_days']}d"
-        print(f"{r['trace']:34} {step:>10} {100 * r['wape_off']:8.0f}% {100 * r['wape']:7.0f}% "
-              f"{r['best_baseline']:>20} {100 * r['best_wape']:5.0f}% {r['ratio_off']:7.2f} -> {r['ratio']:5.2f} "
-              f"{100 * r['coverage_off']:5.0f}% -> {100 * r['coverage']:3.0f}% {'yes' if r['break'] else '-'}")
+        print(f"{r['trace']:34} {step:>10} {fb.on_off_cells(r)} {'yes' if r['break'] else '-'}")
     print("\n".join(summary(rows)))
     return 0
 

@@ -21,7 +21,6 @@ No file is read; the traces are generated (seeded) on each run.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -166,12 +165,10 @@ def summary(rows: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", default="1", help="cuts: days after the event's end, comma-separated (default 1)")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override a ModelSettings field (bench/forecast.py's --set), e.g. settle_needs_held_level=false")
     ap.add_argument("--only", default="", help="traces whose name contains one of these (comma-separated)")
     ap.add_argument("--declare", default="exact",
                     help=f"how the sale is declared, comma-separated: {', '.join(DECLARATIONS)} (default exact)")
-    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    fb.add_bench_args(ap, "settle_needs_held_level=false")
     a = ap.parse_args(argv)
     declare = tuple(a.declare.split(","))
     if unknown := [x for x in declare if x not in DECLARATIONS]:
@@ -179,7 +176,7 @@ def main(argv=None) -> int:
     settings = fb.settings_with(a.set)  # the same --set rules as the forecast bench
     rows = run([int(x) for x in a.days.split(",")], settings, tuple(x for x in a.only.split(",") if x), declare)
     if a.json:
-        print(json.dumps({"rows": rows, "summary": summary(rows), "set": a.set}, indent=1))
+        fb.print_json(rows, summary(rows), a.set)
         return 0
     print(f"{'trace':26} {'cut':9} {'declared':10} {'Ebbtide':>8} {'cov':>5} {'best baseline':>20} {'wape':>6} "
           f"{'ratio':>6} level")

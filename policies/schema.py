@@ -115,6 +115,7 @@ def is_promql(annotation: Any, metadata: Iterable[object] = ()) -> bool:
     a bare `PromQL` into str plus its validator, and keeps `PromQL | None` whole."""
     return PromQL in get_args(annotation) or any(getattr(m, "func", None) is _promql for m in metadata)
 
+
 Loc = tuple[str | int, ...]
 
 
