@@ -16,6 +16,9 @@ Real server (mark `prometheus`, one server for the module, one xdist worker):
 - a stopped server -> MetricsError "connection refused" naming query and server.
 Stub HTTP API (no Prometheus needed):
 - bearer token and basic auth headers are sent; explicit start/end/step/timeout parameters;
+- the policy's credential files (as the chart mounts them) are read by scaler.loop's
+  `prometheus_source` and sent (a token file's trailing newline dropped); a file that cannot be
+  read is an EbbtideError naming the policy field and the path;
 - a slow server -> "timed out" after the configured timeout, not retried;
 - a 200 answer that is not the Prometheus API -> MetricsError;
 - TLS: a self-signed server is refused by default, accepted with its CA bundle or when
@@ -239,6 +242,39 @@ def test_basic_auth_header_is_sent():
     expected = "Basic " + base64.b64encode(b"ebbtide:pa:ss").decode()
     assert seen[0].headers["Authorization"] == expected
     assert params_of(seen[0].path)["time"] == [f"{T0_S}.000"]
+
+
+def test_the_policy_credential_files_are_read_and_sent(tmp_path):
+    from policies.schema import PrometheusSettings
+    from scaler.loop import prometheus_source
+
+    token = tmp_path / "token"
+    token.write_text("tok-from-a-secret\n")  # a mounted Secret usually ends in a newline
+    password = tmp_path / "password"
+    password.write_text("pa:ss\n")
+    answer = StubAnswer(body=b'{"status":"success","data":{"resultType":"vector","result":[]}}')
+    with stub_prometheus_api(answer) as (url, seen):
+        by_token = PrometheusSettings.model_validate({"url": url, "bearer_token_file": str(token)})
+        assert prometheus_source(by_token).instant("up", T0) is None
+        by_password = PrometheusSettings.model_validate(
+            {"url": "http://unused.invalid:9090", "basic_auth": {"username": "ebbtide", "password_file": str(password)}})
+        assert prometheus_source(by_password, url=url).instant("up", T0) is None  # the url argument wins
+    assert [r.headers["Authorization"] for r in seen] == [
+        "Bearer tok-from-a-secret", "Basic " + base64.b64encode(b"ebbtide:pa:ss").decode()]
+
+
+def test_an_unreadable_credential_file_names_the_field_and_the_path(tmp_path):
+    from policies.errors import EbbtideError
+    from policies.schema import PrometheusSettings
+    from scaler.loop import prometheus_source
+
+    gone = tmp_path / "no-such-token"
+    cases = [({"bearer_token_file": str(gone)}, "prometheus.bearer_token_file"),
+             ({"basic_auth": {"username": "u", "password_file": str(gone)}}, "prometheus.basic_auth.password_file")]
+    for fields, field in cases:
+        with pytest.raises(EbbtideError) as err:
+            prometheus_source(PrometheusSettings.model_validate(fields))
+        assert str(err.value) == f"{field}: cannot read {gone}: No such file or directory"
 
 
 def test_a_slow_server_times_out_once_without_retries():

@@ -11,7 +11,9 @@ Cases:
   are counted and printed: the leader writes every tick, the follower never); an elector that
   raises makes a follower;
 - a follower is ready (/readyz 200) after its first tick, without ever leading;
-- a tick that raises (a bug) is logged and counted, the loop goes on;
+- a tick that raises (a bug) is logged and counted, the loop goes on; an input or dependency
+  problem (EbbtideError) is one ERROR line without a traceback; a failing refit (either kind) is
+  counted as a forecast error and the next tick runs;
 - the APScheduler loop ticks on the policy's interval and picks up a new tick length on reload;
 - SIGTERM stops `run()` cleanly (returns 0, ebbtide_up 0, Lease released);
 - /metrics, /healthz (503 when wedged) and /readyz (503 before the first tick).
@@ -241,6 +243,36 @@ def test_a_tick_that_raises_is_counted_and_the_loop_goes_on(tmp_path, caplog):
     assert metrics.value("ebbtide_errors_total", {"kind": "tick"}) == 1
     assert "ZeroDivisionError" in caplog.text
     loop.controller.tick = real_tick
+    assert loop.tick_job() is not None and loop.health.ticks_done == 1
+
+
+def test_input_problems_and_failing_refits_are_counted_and_the_loop_goes_on(tmp_path, caplog):
+    from policies.errors import EbbtideError
+
+    loop, _, metrics, _ = make_loop(tmp_path)
+
+    def unreachable(*a, **k):
+        raise EbbtideError("prometheus http://prom:9090: query 'viewers' failed: connection refused")
+
+    real_tick = loop.controller.tick
+    loop.controller.tick = unreachable
+    assert loop.tick_job() is None
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in errors] == [
+        "tick failed: prometheus http://prom:9090: query 'viewers' failed: connection refused"]
+    assert errors[0].exc_info is None  # a message for people, no traceback
+    assert metrics.value("ebbtide_errors_total", {"kind": "tick"}) == 1
+    loop.controller.tick = real_tick
+
+    caplog.clear()
+    loop.controller.refit_due = unreachable
+    loop.refit_job()  # never raises
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "refit failed: prometheus http://prom:9090: query 'viewers' failed: connection refused"]
+    loop.controller.refit_due = lambda *a, **k: 1 / 0
+    loop.refit_job()
+    assert "ZeroDivisionError" in caplog.text  # a bug keeps its traceback
+    assert metrics.value("ebbtide_errors_total", {"kind": "forecast"}) == 2
     assert loop.tick_job() is not None and loop.health.ticks_done == 1
 
 

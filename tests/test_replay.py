@@ -19,12 +19,15 @@ Cases:
   HPA speed (the syncs right after the burst is seen, before Ebbtide's next tick);
 - the synthetic sale with `hpa:`: explain splits the floor, the HPA's pods above it are >= 0
   and add up to the window's replica-hours; under-provisioning no worse than the baseline's;
+  `format_explain` (bench/replay.py --explain) prints the total, each part's share, the HPA's
+  pods above the floor when an HPA owns the workload, "no ticks" for an empty window;
 - the recent demand handed to the planner (burst allowance) holds the complete history points
   before the observation, the last burst_lookback of them, equal to the trace;
 - without `hpa:`, Ebbtide's pods are exactly the plan's target from tick to tick (no HPA on top);
 - CLI: a bad CSV, an unknown workload and a bad policy exit 2 with a clear `error:` line;
   --timeline-out writes the documented columns (bitrate caps included when the policy plans
-  bitrate) and --json prints the summary;
+  bitrate) and --json prints the summary; without --json, one table per section (whole replay,
+  during and after the event) holds the same figures and their ratios;
 - progress without a terminal: one plain stderr line per tenth of the way, never more often, and
   with --json stdout holds nothing but the JSON document.
 """
@@ -46,6 +49,7 @@ from scaler.cli import main
 from scaler.cli.replay import _plain_progress
 from scaler.planning import plan
 from scaler.replay import replay
+from scaler.replay.explain import format_explain
 
 T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -133,6 +137,13 @@ def test_end_to_end_with_fake_forecaster():
     assert ex["replica_hours"] == pytest.approx(w.strategies["ebbtide"].replica_hours, rel=0.02)
     assert 0 <= ex["trusted_tick_share"] <= 1
     assert "hpa_above_floor_replica_hours" not in ex
+    # bench/replay.py --explain prints it: the total, then each part with its share of it
+    lines = format_explain("sale", ex).splitlines()
+    assert lines[0].startswith(f"sale: {ex['replica_hours']:.0f} replica-h; trusted "
+                               f"{100 * ex['trusted_tick_share']:.0f}% of ticks")
+    assert lines[1] == "  parts: " + ", ".join(f"{k} {v:.0f} ({100 * v / ex['replica_hours']:.0f}%)"
+                                               for k, v in ex["parts_replica_hours"].items())
+    assert not any("HPA-owned" in line for line in lines)
     json.dumps(r.to_dict())
 
 
@@ -411,4 +422,34 @@ def test_hpa_owned_sale_explain_splits_the_floor():
     assert ex["hpa_above_floor_replica_hours"] >= 0
     assert ex["replica_hours"] + ex["hpa_above_floor_replica_hours"] == pytest.approx(
         w.strategies["ebbtide"].replica_hours, abs=0.1)
+    assert f"the HPA ran {ex['hpa_above_floor_replica_hours']:.0f} replica-h above it" in format_explain("sale", ex)
+    assert format_explain("sale", {}) == "sale: no ticks"
     assert r.strategies["ebbtide"].under_provisioned_share <= r.strategies["hpa"].under_provisioned_share
+
+
+def test_cli_tables_show_the_json_figures(tmp_path, capsys):
+    """Without --json, one table per section (whole replay, during and after each event), each
+    strategy's row holding the --json figures and their ratios to the war state and the HPA."""
+    pol = _write(tmp_path, "p.yaml", POLICY)
+    events = _write(tmp_path, "e.yaml", "events:\n  - {name: flash, kind: sale, start: 2026-03-02T01:00:00Z, "
+                                        "peak: 2026-03-02T02:00:00Z, end: 2026-03-02T03:00:00Z}\n")
+    args = ["replay", "--csv", _small_csv(tmp_path), "--policy", pol, "--events", events]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    titles = [line.strip() for line in text.splitlines()
+              if line.strip().startswith(("whole replay", "during ", "after "))]
+    sections = [report["strategies"], *(w["strategies"] for w in report["during"]),
+                *(w["strategies"] for w in report["windows"])]
+    assert [t.split(" (")[0] for t in titles] == ["whole replay", "during flash", "after flash"]
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines()
+            if line.startswith("│") and line.split("│")[1].strip() in ("ebbtide", "hpa", "war state")]
+    assert len(rows) == 3 * len(sections)
+    for k, strategies in enumerate(sections):
+        war, hpa = strategies["static"]["replica_hours"], strategies["hpa"]["replica_hours"]
+        for row, name in zip(rows[3 * k:3 * k + 3], ("ebbtide", "hpa", "static"), strict=True):
+            s = strategies[name]
+            assert row[1] == f"{s['replica_hours']:.1f}"
+            assert row[2] == f"{s['replica_hours'] / war:.2f}x" and row[3] == f"{s['replica_hours'] / hpa:.2f}x"
+            assert row[5] == f"{100 * s['under_provisioned_share']:.3f}%" and row[8] == str(s["scaling_actions"])
