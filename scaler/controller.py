@@ -132,10 +132,21 @@ class Cluster(Protocol):
     def read(self, workload: Workload, bitrate_target: BitrateTarget | None) -> WorkloadState: ...
 
     def apply(self, plan: Plan, workload: Workload, bitrate_target: BitrateTarget | None,
-              dry_run: bool, *, state: WorkloadState | None = None) -> Any:
-        """Make the cluster match `plan` (dry_run: record the writes, send none). Returns an
-        ApplyResult-like object: `ok`, `error`, `changed`, `writes`. May raise EbbtideError."""
+              dry_run: bool, *, state: WorkloadState | None = None) -> "Applied":
+        """Make the cluster match `plan` (dry_run: record the writes, send none). May raise
+        EbbtideError."""
         ...
+
+
+class Applied(Protocol):
+    """What `Cluster.apply` returns (scaler.kube.ApplyResult in production): a dataclass with at
+    least these fields. `ok`: every change the plan asked for is in the cluster; `changed`: the
+    plan differed from the state (writes were sent, or would have been in dry-run); `error`: why
+    not ok."""
+
+    ok: bool
+    changed: bool
+    error: str | None
 
 
 class ForecasterCache(Protocol):
@@ -338,40 +349,16 @@ def _json_default(v: object) -> object:
     return str(v)
 
 
-def describe_apply(result: Any) -> Any:
-    """The adapter's apply result as plain JSON data (whatever shape it has)."""
+def describe_apply(result: Applied | None) -> Any:
+    """The adapter's apply result (a dataclass, `Applied`) as plain JSON data."""
     if result is None:
         return None
-    if hasattr(result, "to_json"):
-        return result.to_json()
-    if is_dataclass(result) and not isinstance(result, type):
-        return json.loads(json.dumps(asdict(result), default=_json_default))
-    return str(result)
+    return json.loads(json.dumps(asdict(result), default=_json_default))
 
 
-def apply_failure(result: Any) -> str | None:
-    """The adapter's failure message when its result says `ok` False, else None."""
-    if getattr(result, "ok", True) is False:
-        return str(getattr(result, "error", None) or "the adapter reported a failure")
-    return None
-
-
-def apply_wrote(result: Any) -> bool:
-    """Did the adapter change the cluster? Reads `wrote`, `changed` or a non-empty `writes`/`calls`."""
-    if getattr(result, "ok", True) is False:
-        return False
-    for name in ("wrote", "changed"):
-        v = getattr(result, name, None)
-        if isinstance(v, bool):
-            return v
-    for name in ("writes", "calls", "patches"):
-        v = getattr(result, name, None)
-        if v is not None and not callable(v):
-            try:
-                return len(v) > 0
-            except TypeError:
-                return bool(v)
-    return False
+def apply_failure(result: Applied) -> str | None:
+    """The adapter's failure message when its result is not `ok`, else None."""
+    return None if result.ok else (result.error or "the adapter reported a failure")
 
 
 # --------------------------------------------------------------------------- one tick
@@ -385,7 +372,7 @@ class WorkloadOutcome:
     plan: Plan | None
     held: bool
     problems: tuple[str, ...] = ()
-    applied: Any = None
+    applied: Applied | None = None
     wrote: bool = False
     error: str | None = None
 
@@ -719,7 +706,7 @@ class Controller:
             problems.append(error)
             if self.metrics is not None:
                 self.metrics.error("apply")
-        wrote = (not dry_run) and error is None and apply_wrote(applied)
+        wrote = (not dry_run) and error is None and applied is not None and applied.changed
         outcome = WorkloadOutcome(w.name, plan, held=not plan.data_ok, problems=tuple(problems),
                                   applied=applied, wrote=wrote, error=error)
         self._record(policy, w, plan, forecast, outcome, dry_run, leader, observation.demand_now)
