@@ -7,7 +7,8 @@ Cases:
   reproduce command in the HTML names the inputs;
 - --start/--end cut the timeline: only the days inside are costed;
 - errors for people (exit 2): --replay-json without --timeline, an unknown --event, --prometheus
-  without a range, a bad --zone;
+  without a range, a bad --zone, --prometheus-url without --prometheus, a negative
+  --transcoded-streams, an unknown --workload (the policy's listed), a bad --step;
 - event_range: the last occurrence of a yearly event before `now`, to its end + 14 days;
 - (prometheus, real server) --prometheus over backfilled kube-state-metrics and demand: what ran
   is costed from kube_deployment_spec_replicas (hand-computed compute cost), the baselines are
@@ -98,6 +99,11 @@ def test_start_and_end_cut_the_timeline(timeline, tmp_path, capsys):
     (["--timeline", "t.csv", "--event", "no-such-sale"], "--event 'no-such-sale': no such event"),
     (["--prometheus"], "--prometheus needs a range"),
     (["--timeline", "t.csv", "--zone", "Mars/Olympus"], "--zone: unknown IANA time zone 'Mars/Olympus'"),
+    (["--timeline", "t.csv", "--prometheus-url", "http://p:9090"], "--prometheus-url needs --prometheus"),
+    (["--timeline", "t.csv", "--transcoded-streams", "-1"], "--transcoded-streams must be >= 0"),
+    (["--timeline", "t.csv", "--workload", "nope"], "unknown workload 'nope'; the policy has: ingest, transcode, edge, api"),
+    (["--prometheus", "--start", "2026-11-12T00:00:00Z", "--end", "2026-11-13T00:00:00Z", "--step", "soon"],
+     "--step: not a duration: 'soon'"),
 ])
 def test_errors_for_people(argv, message, tmp_path, capsys):
     assert main(["report", "--policy", str(REFERENCE), "--out", str(tmp_path), *argv]) == 2
