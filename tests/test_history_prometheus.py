@@ -20,7 +20,8 @@ Stub HTTP API (no Prometheus needed):
   `prometheus_source` and sent (a token file's trailing newline dropped); a file that cannot be
   read is an EbbtideError naming the policy field and the path;
 - a slow server -> "timed out" after the configured timeout, not retried;
-- a 200 answer that is not the Prometheus API -> MetricsError;
+- a 200 answer that is not the Prometheus API -> MetricsError; a Prometheus-shaped answer whose
+  result is malformed (a proxy, another TSDB) -> MetricsError naming the query and what is wrong;
 - TLS: a self-signed server is refused by default, accepted with its CA bundle or when
   verification is switched off.
 """
@@ -290,6 +291,33 @@ def test_an_answer_that_is_not_the_prometheus_api_is_an_error():
     with stub_prometheus_api(page) as (url, _):
         with pytest.raises(MetricsError, match="not a Prometheus API response"):
             PrometheusSource(url).range("up", T0, T0 + MIN, MIN)
+
+
+def _answer(result_type: str, result) -> StubAnswer:
+    import json
+
+    return StubAnswer(body=json.dumps({"status": "success", "data": {"resultType": result_type,
+                                                                     "result": result}}).encode())
+
+
+@pytest.mark.parametrize("kind, answer, what", [
+    ("range", _answer("matrix", {"not": "a list"}), "expected a range result (matrix), got dict"),
+    ("range", _answer("matrix", [{"metric": {}, "values": [["soon", "1"]]}]), "malformed range result"),
+    ("range", _answer("matrix", [{"metric": {}}]), "malformed range result"),
+    ("instant", _answer("scalar", [T0_S, "many"]), "malformed scalar result"),
+    ("instant", _answer("vector", [{"metric": {}}]), "malformed instant result"),
+    ("instant", _answer("vector", {"not": "a list"}), "expected an instant result (vector), got dict"),
+])
+def test_a_malformed_result_is_an_error_naming_the_query(kind, answer, what):
+    query = "sum(rate(x[5m]))"
+    with stub_prometheus_api(answer) as (url, _):
+        src = PrometheusSource(url)
+        with pytest.raises(MetricsError) as err:
+            if kind == "range":
+                src.range(query, T0, T0 + FIVE_MIN, FIVE_MIN)
+            else:
+                src.instant(query, T0)
+    assert str(err.value).startswith(f"prometheus {url}: query {query!r} ") and what in str(err.value)
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
