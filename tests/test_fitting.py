@@ -7,6 +7,8 @@ Cases:
 - schedule: 41 workloads ticked every 5 minutes for 12 h: each refits at start and then exactly
   once per interval, at its own phase (next_scheduled_refit), never more than 4 in one tick;
 - a failed fit keeps the warm start and is retried after FIT_RETRY, not at its slot;
+- a forecast whose points are all over (refits stopped: a wedged executor) is not used: the
+  verdict is untrusted, says "refit overdue", and the planner sizes reactively;
 - warm start: the second refit passes the first fit's params as `init` (the model saw them) and
   the result says warm_started; changed settings drop the warm start;
 - CompactForecast: float32 arrays, 12 bytes per point, slice_at agrees with the pandas slicing
@@ -155,6 +157,19 @@ def test_a_failed_fit_is_retried_after_fit_retry_with_the_warm_start_kept():
     assert cache.forecast(w, later).forecast is None  # reactive, and says why
     assert not cache.due(w, policy.events, later + FIT_RETRY - timedelta(seconds=1))
     assert cache.due(w, policy.events, later + FIT_RETRY)
+
+
+def test_an_exhausted_forecast_is_not_trusted_and_says_the_refit_is_overdue():
+    policy = many_workloads_policy(0)
+    w = policy.workloads[0]
+    cache = ParallelForecasterCache(InlineExecutor(), constant_factory)
+    cache.refit(w, policy.events, history_of(), NOW)
+    reach = w.forecast.horizon + w.forecast.refit_interval  # what one refit predicts
+    inside = cache.forecast(w, NOW + reach - timedelta(hours=1))
+    assert inside.trusted and inside.forecast is not None
+    over = cache.forecast(w, NOW + reach + timedelta(hours=1))
+    assert not over.trusted and over.forecast is None
+    assert over.reasons == (f"forecast from {NOW.isoformat()} has no point at or after now (refit overdue)",)
 
 
 # --------------------------------------------------------------------------- warm start
