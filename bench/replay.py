@@ -7,12 +7,16 @@
                                      [--country CC] [...]    # a trace of your own, same rules
     .venv/bin/python bench/replay.py --synthetic SEED [--synthetic SEED ...] --after 10
                                      # bench/forecast.py's seeded synthetic traces, same rules
+    .venv/bin/python bench/replay.py --policy policies/examples/minimal.yaml [...]
+                                     # another policy's workload (its first, or --workload), same rules
 
 For each trace in ../shared/data (skipped, with a message, when absent), one workload of the
 reference policy (policies/examples/reference.yaml; default `edge`, the viewer-serving tier:
 the traces count requests, visitors and passengers, i.e. demand served per request, not
 long-lived streams; `--workload ingest|transcode|api` replays another; `api` has an HPA, so
-Ebbtide moves its minReplicas and the HPA scales on top) is replayed from 7 days
+Ebbtide moves its minReplicas and the HPA scales on top; `--policy FILE` replays a workload of
+another policy instead, e.g. the issue's minimal one, every scaling field at its default) is
+replayed from 7 days
 before the declared event to 14 days after its end (`--after`; clipped to the trace), and the
 three strategies are compared
 over the weeks after the event: replica-hours and their ratio to war state and to the HPA,
@@ -252,7 +256,8 @@ def synthetic_traces(seeds, folder: Path) -> list[Trace]:
 
 def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER,
               frontier_u: tuple[float, ...] = FRONTIER_U, lift_factor: float | None = None,
-              event_lookahead: timedelta | None = None, jump_confirm: timedelta | None = None) -> dict:
+              event_lookahead: timedelta | None = None, jump_confirm: timedelta | None = None,
+              policy_file: Path = POLICY) -> dict:
     import time
 
     from forecaster.csvio import read_series_csv
@@ -268,7 +273,7 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         lift = lift_factor * measured if measured is not None and lift_factor * measured > 1.0 else None
         event = Event.model_validate({**event.model_dump(), "lift": lift})
     calendar = [event, *(Event.model_validate(e) for e in trace.calendar)]
-    policy = scaled_policy(load_policy(POLICY), series, trace.country, workload, trace.calendar_tz)
+    policy = scaled_policy(load_policy(policy_file), series, trace.country, workload, trace.calendar_tz)
     # --event-lookahead, --jump-confirm: the replayed workload's scaling fields of those names
     changes = {k: v for k, v in (("event_lookahead", event_lookahead), ("jump_confirm", jump_confirm)) if v is not None}
     if changes:
@@ -464,7 +469,10 @@ def main(argv: list[str] | None = None) -> int:
                     "the shared ones, with the same rules as --csv (its last sale/joint live event measured; "
                     "the traces end 10-14 days after it: use --after 10)")
     ap.add_argument("--jobs", type=int, default=1, help="traces replayed in parallel (processes). Default 1")
-    ap.add_argument("--workload", default=WORKLOAD, help=f"reference workload to replay. Default {WORKLOAD}")
+    ap.add_argument("--policy", type=Path, default=POLICY, help="policy whose workload is replayed, scaled to each "
+                    "trace by the same rule. Default policies/examples/reference.yaml")
+    ap.add_argument("--workload", help=f"workload of the policy to replay. Default: {WORKLOAD} of the reference "
+                    "policy, the first workload of another")
     ap.add_argument("--after", type=float, default=AFTER.days, metavar="DAYS",
                     help=f"days after the event's end that are replayed and measured. Default {AFTER.days}")
     ap.add_argument("--explain", action="store_true",
@@ -542,20 +550,27 @@ def _replay(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
             print(f"error: {flag} {text!r}: {exc}", file=sys.stderr)
             return 2
     lookahead, jump = durations["--event-lookahead"], durations["--jump-confirm"]
+    try:
+        args.workload = _workload_of(args.policy, args.workload)
+    except EbbtideError as exc:  # a policy that does not load (its errors, file and line), no such workload
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     try:
         if args.jobs > 1:
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
                 rows = list(pool.map(run_trace, todo, [args.data] * n, [args.workload] * n, [after] * n,
-                                     [args.frontier_u] * n, [args.lift_factor] * n, [lookahead] * n, [jump] * n))
+                                     [args.frontier_u] * n, [args.lift_factor] * n, [lookahead] * n, [jump] * n,
+                                     [args.policy] * n))
         else:
-            rows = [run_trace(t, args.data, args.workload, after, args.frontier_u, args.lift_factor, lookahead, jump)
-                    for t in todo]
+            rows = [run_trace(t, args.data, args.workload, after, args.frontier_u, args.lift_factor, lookahead, jump,
+                              args.policy) for t in todo]
     except EbbtideError as exc:  # a bad CSV or policy: say what and where, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        json.dump({"targets": TARGETS, "after_days": args.after, "workload": args.workload, "traces": rows},
+        json.dump({"targets": TARGETS, "after_days": args.after, "policy": str(args.policy),
+                   "workload": args.workload, "traces": rows},
                   sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
@@ -564,6 +579,20 @@ def _replay(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
         if args.explain:
             print_explain(rows)
     return 0
+
+
+def _workload_of(policy_file: Path, name: str | None) -> str:
+    """The workload replayed: `name` when the policy has it (EbbtideError naming those it has
+    otherwise); not given, `edge` of the reference policy, the first workload of another."""
+    from policies.errors import EbbtideError
+    from policies.loading import load_policy
+
+    names = [w.name for w in load_policy(policy_file).workloads]
+    if name is None:
+        name = WORKLOAD if policy_file.resolve() == POLICY.resolve() else names[0]
+    if name not in names:
+        raise EbbtideError(f"{policy_file}: unknown workload {name!r}; the policy has: {', '.join(names)}")
+    return name
 
 
 def _utilisations(text: str) -> tuple[float, ...]:

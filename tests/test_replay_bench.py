@@ -12,6 +12,9 @@ Cases:
 - a trace of your own (--csv, --events): the first event (or the named one) is measured, the
   others stay in its calendar, an unknown name is an error naming the file's events; a bad CSV
   exits 2 with `error:` naming file and line, no traceback;
+- --policy: another policy's workload is replayed (its first when --workload is not given, `edge`
+  of the reference), scaled by the same rule with its own scaling fields (the minimal policy's
+  defaults); an unknown workload or a policy that does not load exits 2 naming the file;
 - --synthetic: a seeded synthetic trace is written as a CSV that reads back equal to the
   generated series, with its calendar; the measured event is its last sale/joint live event
   (the second of a two-event seed), the other stays in the calendar; an unknown seed exits 2.
@@ -151,6 +154,31 @@ def test_a_bad_duration_flag_exits_2_naming_it(bench, tmp_path, capsys):
     csv.write_text("ts,value\n2026-01-01T00:00:00Z,5\n")
     assert bench.main(["--csv", str(csv), "--events", str(events), "--jump-confirm", "soon"]) == 2
     assert capsys.readouterr().err.startswith("error: --jump-confirm 'soon'")
+
+
+def test_another_policy_replays_its_own_workload_scaled_by_the_same_rule(bench, tmp_path, capsys):
+    from policies.loading import load_policy
+
+    minimal = bench.REPO / "policies" / "examples" / "minimal.yaml"
+    assert bench._workload_of(bench.POLICY, None) == "edge"
+    assert bench._workload_of(minimal, None) == "web"
+    assert bench._workload_of(bench.POLICY, "api") == "api"
+    policy = bench.scaled_policy(load_policy(minimal), hourly([100.0, 300.0, 200.0]), "US", "web")
+    [w] = policy.workloads
+    assert (w.name, w.demand.per_replica, w.scaling.max_replicas) == ("web", 20.0, 500)  # median 200 / 10
+    assert (w.scaling.headroom, w.scaling.burst_quantile, w.forecast.country_holidays) == (0.15, None, "US")
+    assert policy.events == []
+    events = tmp_path / "events.yaml"
+    events.write_text(EVENTS)
+    csv = tmp_path / "t.csv"
+    csv.write_text("ts,value\n2026-01-01T00:00:00Z,5\n")
+    assert bench.main(["--csv", str(csv), "--events", str(events), "--policy", str(minimal),
+                       "--workload", "edge"]) == 2
+    assert capsys.readouterr().err == f"error: {minimal}: unknown workload 'edge'; the policy has: web\n"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: ebbtide/v1\n")
+    assert bench.main(["--csv", str(csv), "--events", str(events), "--policy", str(broken)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {broken}:1 workloads: required field is missing")
 
 
 def test_the_viral_spike_jumps_far_beyond_its_history(tmp_path):
