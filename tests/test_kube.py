@@ -12,7 +12,11 @@ Cases:
   HPA's maxReplicas; the HPA found by listing when the state was read elsewhere; an HPA plan
   with no HPA any more writes nothing.
 - bitrate document: ConfigMap created when missing, JSON and YAML, other keys kept on patch; a
-  FEC-profile-only change is written.
+  FEC-profile-only change is written; a ConfigMap deleted between the read and the write is
+  created (PATCH 404, then POST).
+- a ConfigMap's data (the planner memory store): told it is missing but created meanwhile ->
+  POST 409, then one merge patch keeping the other keys; told nothing and missing -> PATCH 404,
+  then POST with the managed-by label.
 - zero API calls when the plan equals the state (scale, HPA, bitrate), counted at the transport.
 - dry run: zero write requests, the would-be writes returned, the cluster unchanged.
 - retries: 409 (re-read then re-write), 429 (Retry-After honoured), 500 (back-off with
@@ -254,6 +258,37 @@ def test_bitrate_configmap_created_with_key_and_format(kube_env, target):
     assert [w.body.get("reason") for w in result.writes if w.purpose == "event"] == [REASON_BITRATE]
     # read back through the adapter: the caps it wrote
     assert cluster.read(wl, target).bitrate_caps == (("core", "1080p"), ("edge", "720p"))
+
+
+def test_a_bitrate_configmap_deleted_since_the_read_is_created(kube_env):
+    kube_env.server.seed(deployment(NS, "web", 3, 3), configmap(NS, CM, {"policy.json": doc_text({})}))
+    cluster = kube_env.cluster()
+    wl = make_workload()
+    state = cluster.read(wl, TARGET_JSON)  # the ConfigMap is there: the write will patch it
+    cluster._core.delete_namespaced_config_map(CM, NS)  # someone else, between the read and the write
+    kube_env.transport.clear()
+    result = cluster.apply(make_plan(3, 3, caps=CAPS_720), wl, TARGET_JSON, state=state)
+    assert result.ok and result.changed
+    cm_calls = [(r.method, r.status) for r in kube_env.transport.requests if "/configmaps" in r.path]
+    assert cm_calls == [("PATCH", 404), ("POST", 200)]  # the emulator answers a create with 200
+    doc = parse_document(kube_env.server.get("ConfigMap", NS, CM)["data"]["policy.json"], "json", "x")
+    assert (doc["edge"]["max_rung"], doc["core"]["max_rung"]) == ("720p", "1080p")
+
+
+def test_config_map_data_follows_what_the_server_holds_not_what_the_caller_saw(kube_env):
+    kube_env.server.seed(configmap(NS, "state", {"keep": "me", "old": "x"}))
+    cluster = kube_env.cluster()
+    # Told it is missing, but it exists (created meanwhile): the create is refused, then one patch.
+    assert cluster.write_config_map_data(NS, "state", {"edge": "{}", "old": None}, exists=False)
+    assert kube_env.server.get("ConfigMap", NS, "state")["data"] == {"keep": "me", "edge": "{}"}
+    assert [(r.method, r.status) for r in kube_env.transport.requests] == [("POST", 409), ("PATCH", 200)]
+    kube_env.transport.clear()
+    # Told nothing and missing: the patch finds nothing, then it is created, labelled as ours.
+    assert cluster.write_config_map_data(NS, "fresh", {"edge": "{}", "gone": None})
+    assert [(r.method, r.status) for r in kube_env.transport.requests] == [("PATCH", 404), ("POST", 200)]
+    fresh = kube_env.server.get("ConfigMap", NS, "fresh")
+    assert fresh["data"] == {"edge": "{}"}
+    assert fresh["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "ebbtide"
 
 
 def test_bitrate_patch_keeps_other_keys(kube_env):
