@@ -28,7 +28,9 @@ Cases:
   an unknown field.
 - RetryPolicy delays (pure, hand-computed); document parse/dump round trip.
 - Lease: pure decisions; two electors -> one leader; takeover only after expiry (injected
-  time) and a whole lease duration of unchanged observation; release frees it at once.
+  time) and a whole lease duration of unchanged observation; release frees it at once; every
+  write of a Lease read with a resourceVersion carries it as a precondition (the emulator keeps
+  none, a real API server does), and a 409 there (another candidate wrote first) means follower.
 - from_kubeconfig against the emulator; a missing kubeconfig is a KubeError.
 - with the real planner: its plan applies, and the next tick's equal plan makes no call.
 - a quality guard that starts gets one Warning Event even when nothing else changes; while it
@@ -600,6 +602,30 @@ def test_release_frees_the_lease_at_once(kube_env):
     assert b.release(NOW) is False  # not b's to release
     assert a.release(NOW + timedelta(seconds=1)) is True
     assert b.try_acquire_or_renew(NOW + timedelta(seconds=2)) is True
+
+
+def test_lease_writes_carry_the_resource_version_read_and_a_conflict_means_follower(kube_env):
+    old = "2026-11-20T11:00:00.000000Z"  # pod-a's last renewal, an hour before NOW: long expired
+    kube_env.server.seed({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                          "metadata": {"name": "ebbtide-leader", "namespace": NS, "resourceVersion": "41"},
+                          "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15, "acquireTime": old,
+                                   "renewTime": old, "leaseTransitions": 0}})
+    b = LeaderElector(kube_env.cluster(), NS, "ebbtide-leader", "pod-b", lease_duration_s=15)
+    assert b.try_acquire_or_renew(NOW) is False  # first sight of the record: watch it a lease duration
+    kube_env.transport.fail("PATCH", r"/leases/ebbtide-leader$", 409)  # pod-c took it over meanwhile
+    assert b.try_acquire_or_renew(NOW + timedelta(seconds=16)) is False
+    assert b.last_decision.action == "acquire" and "409" in b.last_error
+    patches = [r for r in kube_env.transport.requests if r.method == "PATCH"]
+    assert [p.body["metadata"] for p in patches] == [{"resourceVersion": "41"}]
+    assert patches[0].body["spec"]["holderIdentity"] == "pod-b"
+    # Giving a lease up is conditional too: nobody else's newer record is wiped.
+    kube_env.server.seed({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                          "metadata": {"name": "other-leader", "namespace": NS, "resourceVersion": "7"},
+                          "spec": {"holderIdentity": "pod-b", "leaseDurationSeconds": 15, "renewTime": old}})
+    kube_env.transport.clear()
+    assert LeaderElector(kube_env.cluster(), NS, "other-leader", "pod-b").release(NOW) is True
+    [released] = [r for r in kube_env.transport.requests if r.method == "PATCH"]
+    assert released.body["metadata"] == {"resourceVersion": "7"} and released.body["spec"]["holderIdentity"] is None
 
 
 def test_lease_api_error_means_follower(kube_env):
