@@ -14,7 +14,9 @@ Cases:
   exits 2 with `error:` naming file and line, no traceback;
 - --policy: another policy's workload is replayed (its first when --workload is not given, `edge`
   of the reference), scaled by the same rule with its own scaling fields (the minimal policy's
-  defaults); an unknown workload or a policy that does not load exits 2 naming the file;
+  defaults); an unknown workload or a policy that does not load exits 2 naming the file; end to
+  end on six days of a trace of your own (reactive: no fit), the JSON names the policy and its
+  workload, per_replica follows the rule, the window ends with the trace;
 - --synthetic: a seeded synthetic trace is written as a CSV that reads back equal to the
   generated series, with its calendar; the measured event is its last sale/joint live event
   (the second of a two-event seed), the other stays in the calendar; an unknown seed exits 2.
@@ -179,6 +181,32 @@ def test_another_policy_replays_its_own_workload_scaled_by_the_same_rule(bench, 
     broken.write_text("apiVersion: ebbtide/v1\n")
     assert bench.main(["--csv", str(csv), "--events", str(events), "--policy", str(broken)]) == 2
     assert capsys.readouterr().err.startswith(f"error: {broken}:1 workloads: required field is missing")
+
+
+def test_a_trace_of_your_own_replays_with_another_policy_end_to_end(bench, tmp_path, capsys):
+    """Six days of hourly demand (too little history for a fit: reactive sizing throughout, no
+    Prophet), the minimal policy: the JSON names the policy and its workload, per_replica follows
+    the one rule, and the three strategies are measured over the days after the event."""
+    import json
+
+    index = pd.date_range("2026-01-01T00:00:00Z", periods=6 * 24, freq="h")
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"ts": index.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "value": [1000.0 + 500 * ((h % 24) >= 12) + 3000 * (96 <= h < 108) for h in range(len(index))]}
+                 ).to_csv(csv, index=False)
+    events = tmp_path / "events.yaml"
+    events.write_text(EVENTS)
+    minimal = bench.REPO / "policies" / "examples" / "minimal.yaml"
+    assert bench.main(["--csv", str(csv), "--events", str(events), "--policy", str(minimal), "--json",
+                       "--frontier-u", "0.8"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["policy"], report["workload"]) == (str(minimal), "web")
+    [t] = report["traces"]
+    # hours: 60 at 1000, 72 at 1500, 12 at 4000 (the launch): the median is 1500, per_replica 1500 / 10
+    assert (t["event"], t["workload"], t["per_replica"]) == ("launch", "web", 150.0)
+    assert t["window"] == ["2026-01-06T00:00:00Z", "2026-01-07T00:00:00Z"]  # to the trace's end
+    assert set(t["strategies"]) == {"ebbtide", "hpa", "static"}
+    assert all(s["replica_hours"] > 0 for s in t["strategies"].values())
 
 
 def test_the_viral_spike_jumps_far_beyond_its_history(tmp_path):
