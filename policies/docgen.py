@@ -196,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(reference_markdown())
         return 0
     path = Path(args.write or args.check)
-    current = path.read_text(encoding="utf-8")
-    fresh = render_into(current)
+    try:
+        fresh = render_into(current := path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # no such file, or no markers: say which, no traceback
+        print(f"error: {path}: {exc}", file=sys.stderr)
+        return 2
     if args.check:
         if fresh != current:
             print(f"{path} is stale: run python -m policies.docgen --write {path}", file=sys.stderr)

@@ -15,7 +15,8 @@ Cases:
 - an unknown key injected into ANY mapping of the reference policy is reported at its line;
 - times without a zone are refused; duplicate YAML keys are refused naming both lines;
 - policy_digest: equal content -> equal digest whatever the formatting; any change -> new digest;
-- docs/policy.md's generated field reference is up to date;
+- docs/policy.md's generated field reference is up to date; `python -m policies.docgen` --check exits 1
+  naming a stale file, --write makes it fresh, a file without the markers or absent exits 2;
 - `ebbtide policy validate` (exit 0 + one summary line per file, exit 2 + every error of every
   file, --strict, missing file) and `ebbtide policy schema` via scaler.cli.main.
 - bitrate.workload defaults to the first workload and must name one (error with its line);
@@ -381,6 +382,21 @@ def test_load_policy_and_text_agree(tmp_path: Path):
 def test_docs_reference_is_up_to_date():
     current = (REPO / "docs" / "policy.md").read_text(encoding="utf-8")
     assert docgen.render_into(current) == current, "run: python -m policies.docgen --write docs/policy.md"
+
+
+def test_docgen_check_and_write_on_the_command_line(tmp_path, capsys):
+    doc = tmp_path / "policy.md"
+    fresh = (REPO / "docs" / "policy.md").read_text(encoding="utf-8")
+    doc.write_text(fresh.replace("| `min_replicas` |", "| `min_replicaz` |", 1), encoding="utf-8")
+    assert docgen.main(["--check", str(doc)]) == 1
+    assert capsys.readouterr().err == f"{doc} is stale: run python -m policies.docgen --write {doc}\n"
+    assert docgen.main(["--write", str(doc)]) == 0
+    assert doc.read_text(encoding="utf-8") == fresh and docgen.main(["--check", str(doc)]) == 0
+    doc.write_text("# no markers here\n", encoding="utf-8")
+    assert docgen.main(["--check", str(doc)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {doc}: markers not found; the document must contain\n")
+    assert docgen.main(["--write", str(tmp_path / "absent.md")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'absent.md'}: ")
 
 
 def test_docs_document_every_field_with_a_description():
