@@ -16,11 +16,10 @@ the traces count requests, visitors and passengers, i.e. demand served per reque
 long-lived streams; `--workload ingest|transcode|api` replays another; `api` has an HPA, so
 Ebbtide moves its minReplicas and the HPA scales on top; `--policy FILE` replays a workload of
 another policy instead, e.g. the issue's minimal one, every scaling field at its default) is
-replayed from 7 days
-before the declared event to 14 days after its end (`--after`; clipped to the trace), and the
-three strategies are compared
-over the weeks after the event: replica-hours and their ratio to war state and to the HPA,
-demand above ready capacity (%) and its ratio to the HPA, scaling actions, and wall time.
+replayed from 7 days before the declared event to 14 days after its end (`--after`; clipped to
+the trace), and the three strategies are compared over the weeks after the event: replica-hours
+and their ratio to war state and to the HPA, demand above ready capacity (%) and its ratio to
+the HPA, scaling actions, and wall time.
 The 5-minute files are replayed as their own traces (`nasa-5min`, `aapl-5min`, the hourly
 files' events): there the burst allowance is on most of the time (docs/planner.md, step 1b).
 
