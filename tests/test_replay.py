@@ -27,7 +27,8 @@ Cases:
 - CLI: a bad CSV, an unknown workload and a bad policy exit 2 with a clear `error:` line;
   --timeline-out writes the documented columns (bitrate caps included when the policy plans
   bitrate) and --json prints the summary; without --json, one table per section (whole replay,
-  during and after the event) holds the same figures and their ratios;
+  during and after the event) holds the same figures and their ratios, after a summary line that
+  prints the trace's path as written (brackets are not markup) and is never wrapped;
 - progress without a terminal: one plain stderr line per tenth of the way, never more often, and
   with --json stdout holds nothing but the JSON document.
 """
@@ -425,6 +426,17 @@ def test_hpa_owned_sale_explain_splits_the_floor():
     assert f"the HPA ran {ex['hpa_above_floor_replica_hours']:.0f} replica-h above it" in format_explain("sale", ex)
     assert format_explain("sale", {}) == "sale: no ticks"
     assert r.strategies["ebbtide"].under_provisioned_share <= r.strategies["hpa"].under_provisioned_share
+
+
+def test_cli_summary_line_prints_the_path_as_written_on_one_line(tmp_path, capsys):
+    folder = tmp_path / "traces[b]"  # [b] is rich markup for bold: it must not be swallowed
+    folder.mkdir()
+    csv = folder / "t[1].csv"
+    csv.write_text(open(_small_csv(tmp_path)).read())
+    assert main(["replay", "--csv", str(csv), "--policy", _write(tmp_path, "p.yaml", POLICY)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"{csv} workload live: 2026-03-02T00:00:00Z .. ")
+    assert first.endswith(" s") and "of ticks, wall " in first  # not wrapped at the 120 columns of a log
 
 
 def test_cli_tables_show_the_json_figures(tmp_path, capsys):

@@ -102,19 +102,21 @@ def print_tables(report: dict) -> None:
     """The summary as rich tables: the whole range, each event itself (its ramp: pre-scaling), then
     each post-event window."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 120)
     sim = report["simulation"]
-    console.print(f"[bold]{report['file']}[/] workload [bold]{report['workload']}[/]: "
+    # One line each, never wrapped (logs are grepped), and a path's [brackets] printed as written.
+    console.print(f"[bold]{escape(report['file'])}[/] workload [bold]{escape(report['workload'])}[/]: "
                   f"{report['start']} .. {report['end']}, {sim['ticks']} ticks, {sim['refits']} refits, "
                   f"forecast trusted on {100 * (sim['trusted_tick_share'] or 0):.0f}% of ticks, "
-                  f"wall {sim['wall_s']:.1f} s")
+                  f"wall {sim['wall_s']:.1f} s", soft_wrap=True)
     sections = [("whole replay", report["strategies"])]
     sections += [(f"during {w['event']} ({w['start']} .. {w['end']})", w["strategies"]) for w in report["during"]]
     sections += [(f"after {w['event']} ({w['start']} .. {w['end']})", w["strategies"]) for w in report["windows"]]
     for title, strategies in sections:
-        table = Table(title=title, show_header=True, header_style="bold")
+        table = Table(title=escape(title), show_header=True, header_style="bold")
         for col in ("strategy", "replica-h", "vs war", "vs HPA", f"cost {report['currency']}",
                     "under %", "under vs HPA", "under min", "actions"):
             table.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
@@ -128,7 +130,7 @@ def print_tables(report: dict) -> None:
                           f"{s['under_provisioned_minutes']:.1f}", str(s["scaling_actions"]))
         console.print(table)
     for note in report["notes"]:
-        console.print(f"note: {note}")
+        console.print(f"note: {escape(note)}", soft_wrap=True)
 
 
 def _ratio(a, b) -> str:
