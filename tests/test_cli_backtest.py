@@ -15,7 +15,8 @@ Cases (bad input: exit 2, one `error:` message naming file and line, or the flag
 - end to end (slow): a small synthetic hourly CSV with a sale: --json lists Ebbtide first and
   every baseline with metrics and fit seconds, --forecast-out writes ts,yhat,yhat_lower,
   yhat_upper on the file's grid for the horizon; a cutoff at the end of the data says there are
-  no actuals and gives null metrics; the table output names every model.
+  no actuals and gives null metrics; the table output names every model;
+- the table prints paths, event names, errors and notes as written: [brackets] are not markup.
 """
 
 from __future__ import annotations
@@ -261,3 +262,18 @@ def test_end_to_end_without_actuals_and_table(sale_trace, capsys):
     assert code == 0, err
     for name in ("ebbtide", "holt_winters", "prophet", "no actuals"):
         assert name in stdout
+
+
+def test_the_table_prints_brackets_as_written(capsys):
+    from scaler.cli.backtest import print_table
+
+    metrics = {"wape": 0.1, "smape": 0.1, "under_forecast": 0.0, "over_forecast": 0.1, "coverage": 0.95}
+    report = {"file": "traces[b]/t[1].csv", "train_points": 48, "interval": "1h", "cutoff": "2026-03-03T00:00:00Z",
+              "horizon": "12h", "forecast_points": 12, "events": ["sale[b]"], "note": "cut [b]efore the end",
+              "models": {"ebbtide": {"error": None, "metrics": metrics, "fit_s": 1.0, "notes": ["window [S, E + 7 d) [b]"]},
+                         "prophet": {"error": "fit failed [b]", "metrics": None, "fit_s": None, "notes": []}}}
+    print_table(report)
+    out = capsys.readouterr().out
+    for text in ("traces[b]/t[1].csv", "events: sale[b]", "failed: fit failed [b]", "note: cut [b]efore the end",
+                 "ebbtide: window [S, E + 7 d) [b]"):
+        assert text in out, text

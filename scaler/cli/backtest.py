@@ -205,20 +205,22 @@ def _fmt(v, pct: bool = True) -> str:
 def print_table(report: dict) -> None:
     """A rich table of the report, one row per model."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
+    # Paths, event names, errors and notes are printed as written ([brackets] are not markup).
     console.print(
-        f"[bold]{report['file']}[/]: {report['train_points']} points of {report['interval']} before "
+        f"[bold]{escape(report['file'])}[/]: {report['train_points']} points of {report['interval']} before "
         f"{report['cutoff']}, forecasting {report['horizon']} ({report['forecast_points']} points)"
-        + (f"; events: {', '.join(report['events'])}" if report["events"] else "")
+        + (f"; events: {escape(', '.join(report['events']))}" if report["events"] else "")
     )
     table = Table(show_header=True, header_style="bold")
     for col in ("model", "WAPE", "sMAPE", "under", "over", "coverage", "fit s"):
         table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     for name, m in report["models"].items():
         if m["error"]:
-            table.add_row(name, f"[red]failed: {m['error']}[/]", "", "", "", "", "")
+            table.add_row(name, f"[red]failed: {escape(m['error'])}[/]", "", "", "", "", "")
             continue
         x = m["metrics"] or {}
         table.add_row(name, _fmt(x.get("wape")), _fmt(x.get("smape"), pct=False),
@@ -227,6 +229,6 @@ def print_table(report: dict) -> None:
     console.print(table)
     console.print(METRICS_LEGEND, style="dim")
     if report["note"]:
-        console.print(f"note: {report['note']}")
+        console.print(f"note: {escape(report['note'])}")
     for n in report["models"].get("ebbtide", {}).get("notes", []):
-        console.print(f"  ebbtide: {n}")
+        console.print(f"  ebbtide: {escape(n)}")

@@ -209,6 +209,7 @@ def write_outputs(out: Path, scenario: Scenario, stage: ReplayStage, report) -> 
 
 def print_summary(console, scenario: Scenario, stage: ReplayStage, report, paths: dict[str, Path]) -> None:
     import pandas as pd
+    from rich.markup import escape
     from rich.table import Table
 
     from scaler.reporting import format_money, strategy_label
@@ -235,11 +236,11 @@ def print_summary(console, scenario: Scenario, stage: ReplayStage, report, paths
                       format_money(c.egress, cur), format_money(c.transcoding, cur), format_money(c.total, cur),
                       "-" if q.unserved_share is None else f"{100 * q.unserved_share:.3f}%")
     console.print(table)
-    console.print(f"[bold]{report.headline.text}[/]")
+    console.print(f"[bold]{escape(report.headline.text)}[/]")
     for b in report.baselines:
         console.print(savings_sentence(report.savings_daily[b], over="the whole replay"), style="dim")
     for name, p in paths.items():
-        console.print(f"wrote {p}")
+        console.print(f"wrote {escape(str(p))}")
 
 
 def run(args) -> int:
