@@ -658,7 +658,7 @@ def render(rows: list[Row]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=200)
+    console = Console(width=200, markup=False)  # trace names and cuts printed as written
     names = []
     for r in rows:
         for k in r.models:

@@ -331,7 +331,7 @@ def print_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 130)
+    console = Console(width=None if sys.stdout.isatty() else 130, markup=False)  # names as written
     days = rows[0].get("after_days", AFTER.days) if rows else AFTER.days
     wl = rows[0].get("workload", "ingest") if rows else WORKLOAD
     table = Table(title=f"workload {wl}: weeks after each event (event end + {days:g} d)", header_style="bold")
@@ -396,7 +396,7 @@ def print_frontier(rows: list[dict]) -> None:
     rows = [r for r in rows if r.get("hpa_frontier")]
     if not rows:
         return
-    console = Console(width=None if sys.stdout.isatty() else 200)
+    console = Console(width=None if sys.stdout.isatty() else 200, markup=False)  # names as written
     us = sorted({p["target_utilisation"] for r in rows for p in r["hpa_frontier"]})
     table = Table(title="Against every HPA tuning: replica-h vs Ebbtide's / under % (weeks after each event)",
                   header_style="bold")

@@ -9,6 +9,7 @@ Cases:
   column; a row whose floor is above 0.5x war state is called infeasible in plain words, one
   below it is not, and one whose floor is above it only with min_replicas held says so; a row
   with `during` (the event itself) prints its under-provisioning and replica-hours per strategy;
+  a trace named with [brackets] is printed as written (not read as markup);
 - a trace of your own (--csv, --events): the first event (or the named one) is measured, the
   others stay in its calendar, an unknown name is an error naming the file's events; a bad CSV
   exits 2 with `error:` naming file and line, no traceback;
@@ -110,6 +111,10 @@ def test_table_reads_older_json_and_names_an_infeasible_trace(bench, capsys):
     out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
     assert "t: during the event itself (2026-01-05T00:00:00Z .. 2026-01-06T00:00:00Z" in out
     assert "under-provisioned 0.00% Ebbtide, 1.23% HPA, 1.00% war state; replica-h 100 / 100 / 150" in out
+
+    bench.print_table([row(trace="mine[b]")])  # a --csv trace's name: [b] is not markup
+    out = capsys.readouterr().out
+    assert "│ mine[b]" in out and "mine[b]: targets vs war" in out
 
 
 EVENTS = """events:
