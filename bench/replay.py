@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -537,7 +538,6 @@ def _replay(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
             continue
         todo.append(t)
     after = timedelta(days=args.after)
-    n = len(todo)
     from policies.errors import EbbtideError
     from policies.units import parse_duration
 
@@ -555,15 +555,15 @@ def _replay(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    one = functools.partial(run_trace, data=args.data, workload=args.workload, after=after,
+                            frontier_u=args.frontier_u, lift_factor=args.lift_factor, event_lookahead=lookahead,
+                            jump_confirm=jump, policy_file=args.policy)
     try:
         if args.jobs > 1:
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                rows = list(pool.map(run_trace, todo, [args.data] * n, [args.workload] * n, [after] * n,
-                                     [args.frontier_u] * n, [args.lift_factor] * n, [lookahead] * n, [jump] * n,
-                                     [args.policy] * n))
+                rows = list(pool.map(one, todo))
         else:
-            rows = [run_trace(t, args.data, args.workload, after, args.frontier_u, args.lift_factor, lookahead, jump,
-                              args.policy) for t in todo]
+            rows = [one(t) for t in todo]
     except EbbtideError as exc:  # a bad CSV or policy: say what and where, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
