@@ -315,7 +315,7 @@ def confirm_jump(demand: DemandCheck, now: datetime, since: datetime | None, con
     reason says so. A believed sample becomes the last good one, so the next is measured
     against it. `confirm` 0s: believed at once. Pure: `now` is an argument."""
     if demand.jump is None:
-        return JumpCheck(demand, since if not demand.ok and since is not None else None)
+        return JumpCheck(demand, since if not demand.ok else None)
     start = min(since, now) if since is not None else now
     if now - start >= confirm:
         return JumpCheck(
