@@ -321,6 +321,7 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         "sim_s_per_day": round((d["simulation"]["wall_s"] - d["simulation"]["fit_s_total"])
                                / ((r.end - r.start) / timedelta(days=1)), 3),
         "whole_replay": d["strategies"],
+        "notes": d["notes"],
     }
 
 
@@ -371,6 +372,8 @@ def print_table(rows: list[dict]) -> None:
                           f"{_pct(ds['hpa'])} HPA, {_pct(ds['static'])} war state; replica-h "
                           f"{ds['ebbtide']['replica_hours']:.0f} / {ds['hpa']['replica_hours']:.0f} / "
                           f"{ds['static']['replica_hours']:.0f}")
+        for note in row.get("notes", ()):
+            console.print(f"{row['trace']}: note: {note}")
         floor = row.get("floor_vs_war")
         if floor is not None and floor > TARGETS["vs_war"]:
             console.print(f"{row['trace']}: INFEASIBLE vs war: the demand floor (ceil(demand / per_replica), no "

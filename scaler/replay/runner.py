@@ -39,6 +39,7 @@ from scaler.plans import (
     recent_demand,
     recent_window,
 )
+from scaler.replay.checks import fit_notes
 from scaler.replay.cluster import SimulatedCluster
 from scaler.replay.explain import TickLog, explain
 from scaler.replay.forecasting import ForecastStats, ReplayForecaster, forecast_history
@@ -392,7 +393,11 @@ def replay(
         windows.append(WindowSummary(ev.name, g.at(k0), g.at(k1), summary, ex))
     during = g.summaries(rec, g.event_spans(span_events))
     timeline = rec.timeline(trace_t0, step_s, trusted_arr)
-    notes = list(fc.stats.failures[:5])
+    notes = fit_notes(demand, per_replica=per_replica, min_replicas=lo, max_replicas=hi,
+                      target_utilisation=hs.target_utilisation,
+                      events_in_replay=len(windows) + len(during) + sum(
+                          _to_s(w.hold_from) < g.t_end and _to_s(w.hold_until) > t_start for w in wars))
+    notes += fc.stats.failures[:5]
     if not egress_known and bitrate:
         notes.append("egress not estimated: give every bitrate tier a `share` (viewers per tier)")
     return ReplayResult(
