@@ -17,6 +17,8 @@ baselines in ordinary weeks.
                                                       # a trace of your own, the same table
     .venv/bin/python bench/forecast.py --csv mine.csv --events mine.yaml --cut-every 14d --brief
                                                       # its ordinary weeks too, every 14 days
+    .venv/bin/python bench/forecast.py --csv mine.csv --cut-every 11d --history 11d
+                                                      # each model trained on only 11 days before each cut
 
 The synthetic suite is the guard against tuning to the real files: several seeded traces from
 forecaster/synthetic.py whose peak multiplier, ebb tau, peace (settle) level, ramp, noise,
@@ -197,10 +199,10 @@ def custom_case(csv: Path, events_file: Path | None, cuts: list[str], tz: str = 
     return Case(str(Path(csv).resolve()), events, chosen, calendar_tz=tz, country=country)
 
 
-def sweep_cuts(csv: Path, every: str) -> list[str]:
+def sweep_cuts(csv: Path, every: str, history: timedelta | None = None) -> list[str]:
     """`--cut-every`: cut times (ISO, 00:00 UTC) every `every` from the first midnight a full
-    lookback (`ModelSettings.lookback`) after the trace's first row to the last one a full
-    forecast (`HORIZON`) before its end."""
+    lookback (`ModelSettings.lookback`; `history` when given, `--history`) after the trace's
+    first row to the last one a full forecast (`HORIZON`) before its end."""
     from policies.errors import EbbtideError
     from policies.units import parse_duration
 
@@ -211,7 +213,7 @@ def sweep_cuts(csv: Path, every: str) -> list[str]:
     if step <= pd.Timedelta(0):
         raise EbbtideError(f"--cut-every {every!r}: must be positive")
     series = read_series_csv(Path(csv))
-    first = (series.start + ModelSettings().lookback).ceil("D")
+    first = (series.start + (ModelSettings().lookback if history is None else history)).ceil("D")
     last = series.end + series.step - HORIZON
     return [t.isoformat() for t in pd.date_range(first, last, freq=step) if t <= last]
 
@@ -463,6 +465,9 @@ would set it); `--no-country` turns it off (the bench's setting before the poole
 SETTINGS_OVERRIDES: dict = {}
 """ModelSettings fields overridden from the command line (`--set name=value`, for ablations)."""
 
+HISTORY: timedelta | None = None
+"""`--history`: every model trains on only this much history before each cut (None: all of it)."""
+
 
 def _parse_override(text: str) -> tuple[str, object]:
     from dataclasses import fields
@@ -564,7 +569,7 @@ def run_case(case: Case, repeats: int, log, series: Series | None = None,
             raise ValueError(f"cut {label!r} ({cut.isoformat()}) is after the trace's last point "
                              f"({series.end.isoformat()})")
         cut = on_grid[0]  # some traces sit off the round clock (e.g. hh:57:53): snap to the grid
-        history = series.before(cut)
+        history = series.before(cut) if HISTORY is None else series.between(cut - HISTORY, cut)
         index = series.future_index(HORIZON, cut)
         index = index[index <= series.end]
         row = Row(Path(case.file).name, label, cut.isoformat(), clear, len(index) * series.step / timedelta(hours=1))
@@ -572,7 +577,7 @@ def run_case(case: Case, repeats: int, log, series: Series | None = None,
         for i, b in enumerate(baseline_models(series.step)):
             makers.append((b.name, (lambda i=i: baseline_models(series.step)[i])))
         for name, make in makers:
-            key = f"{case.file}|{label}|{name}"
+            key = f"{case.file}|{label}|{name}" + ("" if HISTORY is None else f"|history {HISTORY}")
             if cache is not None and name != "ebbtide" and key in cache:
                 row.models[name] = cache[key]
                 continue
@@ -796,6 +801,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cut-every", metavar="DURATION",
                    help="with --csv: also cut at every DURATION (e.g. 14d), at 00:00 UTC, from a full lookback "
                         "after the first row to a full forecast week before the last: a sweep of ordinary weeks")
+    p.add_argument("--history", metavar="DURATION",
+                   help="every model (Ebbtide and the baselines) trains on only DURATION before each cut (e.g. 11d): "
+                        "a service or a trace that starts days before the cut; with --cut-every the sweep starts "
+                        "DURATION after the first row")
     p.add_argument("--tz", default="UTC", help="calendar zone of --csv (daily seasonality, holidays). Default UTC")
     p.add_argument("--country", help="country whose holidays are modelled for --csv (ISO code, e.g. US)")
     p.add_argument("--repeats", type=int, default=3, help="fits per model for the median fit time")
@@ -823,7 +832,19 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     SETTINGS_OVERRIDES.update(dict(_parse_override(t) for t in args.set))
-    global HINDSIGHT, COUNTRIES
+    global HINDSIGHT, COUNTRIES, HISTORY
+    HISTORY = None
+    if args.history is not None:
+        from policies.units import parse_duration
+
+        try:
+            HISTORY = parse_duration(args.history)
+        except ValueError as exc:
+            print(f"error: --history {args.history!r}: {exc}", file=sys.stderr)
+            return 2
+        if HISTORY <= timedelta(0):
+            print(f"error: --history {args.history!r}: must be positive", file=sys.stderr)
+            return 2
     HINDSIGHT = not args.no_hindsight
     COUNTRIES = not args.no_country
     rows: list[Row] = []
@@ -836,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             if args.cut_every:
-                args.cut = [*args.cut, *sweep_cuts(args.csv, args.cut_every)]
+                args.cut = [*args.cut, *sweep_cuts(args.csv, args.cut_every, HISTORY)]
             rows.extend(run_case(as_run(custom_case(args.csv, args.events, args.cut, args.tz, args.country)),
                                  args.repeats, log, cache=cache))
         except (EbbtideError, ValueError) as exc:

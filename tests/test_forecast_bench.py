@@ -128,3 +128,42 @@ def test_no_calendar_keeps_the_cuts_and_drops_the_events(bench, events, tmp_path
     assert len(with_cal.events) == 2 and without.events == ()
     assert [e.name for e in no_launch.events] == ["new-year"]
     assert without.cuts == with_cal.cuts == no_launch.cuts and len(without.cuts) == 3
+
+
+def test_history_trains_every_model_on_that_much_before_each_cut(bench, tmp_path, monkeypatch, capsys):
+    # 60 days of hourly rows from 2026-01-01T05:00Z. With --history 10d the sweep starts at the
+    # first midnight 10 days in (01-11T05:00Z -> 01-12), and every model sees only the 10 days
+    # before each cut; without it, the whole trace before the cut.
+    from forecaster.series import Forecast
+
+    path = tmp_path / "mine.csv"
+    idx = pd.date_range("2026-01-01T05:00:00Z", periods=60 * 24, freq="h")
+    path.write_text("ts,value\n" + "".join(f"{t.isoformat()},{1 + (t.hour % 3)}\n" for t in idx))
+    assert bench.sweep_cuts(path, "20d", timedelta(days=10)) == [
+        "2026-01-12T00:00:00+00:00", "2026-02-01T00:00:00+00:00", "2026-02-21T00:00:00+00:00"]
+    seen = []
+
+    class Flat:
+        name = "flat"
+
+        def fit(self, history):
+            seen.append((history.start, history.end))
+            return self
+
+        def predict(self, index):
+            ones = np.ones(len(index))
+            return Forecast(pd.DataFrame({"yhat": ones, "yhat_lower": ones, "yhat_upper": ones}, index=index), "flat")
+
+    monkeypatch.setattr(bench, "EbbtideForecaster", lambda *a, **k: Flat())
+    monkeypatch.setattr(bench, "baseline_models", lambda step: [Flat()])
+    cut = pd.Timestamp("2026-02-01T00:00:00Z")
+    args = ["--csv", str(path), "--cut", cut.isoformat(), "--json", "--no-hindsight", "--repeats", "1"]
+    assert bench.main([*args, "--history", "10d"]) == 0
+    assert seen and set(seen) == {(cut - pd.Timedelta(days=10), cut - pd.Timedelta(hours=1))}
+    seen.clear()
+    assert bench.main(args) == 0  # the setting does not outlive its run
+    assert seen and set(seen) == {(idx[0], cut - pd.Timedelta(hours=1))}
+    capsys.readouterr()
+    for bad in ("0s", "soon"):
+        assert bench.main([*args, "--history", bad]) == 2
+        assert capsys.readouterr().err.startswith(f"error: --history {bad!r}: ")
