@@ -68,8 +68,8 @@ q_lo(band, lead), max_c zhat_c + q_hi(band, lead)] mapped back. The quantile ari
 forecaster.intervals; every setting named here is a field of forecaster.settings.ModelSettings.
 With no event in or near the history, the forecast is the average of this Prophet model and the
 weekly seasonal naive, unless one of the two beats the average on every ordinary day of the
-holdout (holidays left out; `no_event_average`); with a daily naive (under two weeks of
-history) the lowest holdout WAPE of the three wins; `notes` say which;
+holdout (holidays left out; `no_event_average`); with a daily naive (under a week of history
+before the holdout, `weekly_naive_min_training`) the lowest holdout WAPE of the three wins; `notes` say which;
 on holidays, and on days the naive would copy a holiday onto, Prophet's forecast stays.
 
 Fine data is fitted on a coarser grid (mean per bucket, in the series' own units) so that four
@@ -2117,7 +2117,7 @@ class EbbtideForecaster:
         history = self._naive_history(history, notes)
         o_cut, test, yh = origins[0]
         train_hist = history.before(o_cut)
-        season = WEEK if (train_hist.end - train_hist.start) >= 2 * WEEK else DAY
+        season = WEEK if (train_hist.end - train_hist.start) >= self.settings.weekly_naive_min_training else DAY
         ny = self._naive_applied(history, origins[0], season)
         if ny is None:
             return

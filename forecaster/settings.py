@@ -306,15 +306,23 @@ class ModelSettings:
     holdout: timedelta = timedelta(days=7)
     """Recent history held out (refit without it) to calibrate intervals and to compare with the
     seasonal naive; at most a quarter of the history."""
+    weekly_naive_min_training: timedelta = timedelta(days=7)
+    """With no event around, the seasonal naive Prophet is compared with (and averaged with)
+    copies the same local time a week back when the history before the holdout spans at least
+    this much, else a day back. A week-back copy needs one week before the holdout, no more:
+    every holdout point's source is then in it. The daily naive copies yesterday, so a Saturday
+    onto a Sunday and a Friday onto a Monday, on traffic with a weekly cycle. 14 days was the
+    rule before (2026-11-24), which sent histories of 9.3 to 18.7 days (a quarter held out) to
+    the daily naive. At least 7 days."""
     no_event_average: bool = True
-    """With no event around and the weekly seasonal naive (at least two weeks of training),
+    """With no event around and the weekly seasonal naive (`weekly_naive_min_training`),
     forecast the average of Prophet and the naive unless one of the two beats the average on
     every ordinary day of the holdout (its WAPE on that day's scored points lower; at least two
     such days); then that one alone. One week of holdout is too little to choose by its lowest
     WAPE: the choice follows the week's luck, and the average of two forecasts with different
     errors is rarely far behind the better one and often ahead of both. A model that loses
     every day (a Prophet fit gone wrong, a naive on a shape that moved) is still dropped. With
-    the daily naive (a history under two weeks, a holdout of a few days) the lowest holdout
+    the daily naive (a history under `weekly_naive_min_training` before the holdout) the lowest holdout
     WAPE still decides: yesterday's copy lacks the weekly cycle, and right after an event
     nobody declared it copies the ebb (NASA and AAPL with no calendar: 1.26-1.47x Prophet's
     holdout error; averaging lifted five of their cuts above the best baseline). False: the
@@ -549,6 +557,9 @@ class ModelSettings:
             raise ValueError(f"interval_block must be >= 0, got {self.interval_block}")
         if not 0.0 <= self.neighbour_reach <= 1.0:
             raise ValueError(f"neighbour_reach must be within 0..1, got {self.neighbour_reach}")
+        if self.weekly_naive_min_training < timedelta(days=7):
+            raise ValueError(f"weekly_naive_min_training must be at least 7 days (a week-back copy needs a week), "
+                             f"got {self.weekly_naive_min_training}")
         if self.interval_groups < 1 or self.interval_group_min < 1:
             raise ValueError(f"interval_groups and interval_group_min must be >= 1, got "
                              f"{self.interval_groups} and {self.interval_group_min}")

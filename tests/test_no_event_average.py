@@ -20,8 +20,11 @@ Cases, by hand (`single_beats_average_daily`, pure):
   holdout WAPE (one of the two alone) decides, as before;
 - (slow, seeded Prophet) a steady level under 15% hourly noise: the naive copies a week of
   noise, Prophet beats the average on all 7 days and is used alone;
-- (slow, seeded Prophet) ten days of the wandering trace: the naive is the daily one, and the
-  lowest holdout WAPE decides with the setting on too.
+- (slow, seeded Prophet) nine days of the wandering trace (under a week before the holdout):
+  the naive is the daily one, and the lowest holdout WAPE decides with the setting on too;
+- (slow, seeded Prophet) twelve days (nine before the holdout): the weekly naive, and the
+  average; with the rule before (two weeks before the holdout) the daily naive, whose holdout
+  WAPE is far higher, and the week ahead forecast worse (`weekly_naive_min_training`).
 """
 
 from __future__ import annotations
@@ -136,10 +139,37 @@ def test_a_model_that_beats_the_average_every_day_is_used_alone():
 
 @pytest.mark.slow
 def test_with_the_daily_naive_the_lowest_holdout_wape_decides():
+    # 9 days: a quarter held out leaves 6.75 days before the holdout, under a week
     history = _ordinary_trace(seed=2, level_walk=0.05, noise=0.05)
-    history = history.before(history.start + timedelta(days=10))
+    history = history.before(history.start + timedelta(days=9))
     note = _choice(EbbtideForecaster((), ModelSettings(seed=0)).fit(history))
     assert "seasonal naive (24h)" in note and "(the average unless" not in note, note
     expected = {"prophet": "-> prophet", "naive": "-> seasonal naive (24h)",
                 "blend": "-> average of prophet and seasonal naive (24h)"}[_lowest(note)]
     assert note.endswith(expected), note
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [2, 3])
+def test_one_week_before_the_holdout_is_enough_for_the_weekly_naive(seed):
+    # 12 days: 9 before the holdout. The weekly naive copies last week's Saturday onto this
+    # one; the daily naive (the rule before, `weekly_naive_min_training` 14 days) copied Friday.
+    full = _ordinary_trace(seed=seed, level_walk=0.05, noise=0.05)
+    history = full.before(full.start + timedelta(days=12))
+    week = full.values[(full.index > history.end) & (full.index <= history.end + timedelta(days=7))]
+    wape, naive_wape, notes = {}, {}, {}
+    for days in (7, 14):  # 7: the default
+        f = EbbtideForecaster((), ModelSettings(seed=0, weekly_naive_min_training=timedelta(days=days))).fit(history)
+        notes[days] = note = _choice(f)
+        naive_wape[days] = float(note.split("naive ")[1].split(",")[0])
+        yhat = f.predict(week.index).yhat.to_numpy()
+        wape[days] = float(np.abs(yhat - week.to_numpy()).sum() / week.sum())
+    assert "-> average of prophet and seasonal naive (168h) (the average unless one beats it" in notes[7], notes[7]
+    assert "seasonal naive (24h)" in notes[14] or notes[14].endswith("-> prophet"), notes[14]
+    assert naive_wape[7] < 0.6 * naive_wape[14]  # the holdout sees the weekly cycle copied
+    assert wape[7] < wape[14]                    # and so does the week ahead
+
+
+def test_a_week_back_copy_needs_a_week_of_training():
+    with pytest.raises(ValueError, match="weekly_naive_min_training must be at least 7 days"):
+        ModelSettings(weekly_naive_min_training=timedelta(days=6))
