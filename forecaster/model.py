@@ -69,8 +69,9 @@ forecaster.intervals; every setting named here is a field of forecaster.settings
 With no event in or near the history, the forecast is the average of this Prophet model and the
 weekly seasonal naive, unless one of the two beats the average on every ordinary day of the
 holdout (holidays left out; `no_event_average`); with a daily naive (under a week of history
-before the holdout, `weekly_naive_min_training`) the lowest holdout WAPE of the three wins; `notes` say which;
-on holidays, and on days the naive would copy a holiday onto, Prophet's forecast stays.
+before the holdout, `weekly_naive_min_training`) the lowest holdout WAPE of the three wins;
+`notes` say which; on holidays, and on days the naive would copy a holiday onto, Prophet's
+forecast stays.
 
 Fine data is fitted on a coarser grid (mean per bucket, in the series' own units) so that four
 weeks of 1-minute data fit in seconds; predictions are interpolated back (in z, between bucket

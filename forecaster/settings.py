@@ -322,8 +322,8 @@ class ModelSettings:
     WAPE: the choice follows the week's luck, and the average of two forecasts with different
     errors is rarely far behind the better one and often ahead of both. A model that loses
     every day (a Prophet fit gone wrong, a naive on a shape that moved) is still dropped. With
-    the daily naive (a history under `weekly_naive_min_training` before the holdout) the lowest holdout
-    WAPE still decides: yesterday's copy lacks the weekly cycle, and right after an event
+    the daily naive (under `weekly_naive_min_training` of history before the holdout) the
+    lowest holdout WAPE still decides: yesterday's copy lacks the weekly cycle, and right after an event
     nobody declared it copies the ebb (NASA and AAPL with no calendar: 1.26-1.47x Prophet's
     holdout error; averaging lifted five of their cuts above the best baseline). False: the
     lowest holdout WAPE of the three (ties to Prophet) everywhere, the model before. Measured
