@@ -69,8 +69,8 @@ forecaster.intervals; every setting named here is a field of forecaster.settings
 With no event in or near the history, the forecast is the average of this Prophet model and the
 weekly seasonal naive, unless one of the two beats the average on every ordinary day of the
 holdout (holidays left out; `no_event_average`); with a daily naive (under a week of history
-before the holdout, `weekly_naive_min_training`) the lowest holdout WAPE of the three wins;
-`notes` say which; on holidays, and on days the naive would copy a holiday onto, Prophet's
+before the holdout, `weekly_naive_min_training`), or under two weeks there
+(`no_event_average_min_training`), the lowest holdout WAPE of the three wins; `notes` say which; on holidays, and on days the naive would copy a holiday onto, Prophet's
 forecast stays.
 
 Fine data is fitted on a coarser grid (mean per bucket, in the series' own units) so that four
@@ -2126,7 +2126,8 @@ class EbbtideForecaster:
         ys, yhs, nys = y[scored], yh[scored], ny[scored]
         scores = {"prophet": _wape(ys, yhs), "naive": _wape(ys, nys), "blend": _wape(ys, 0.5 * (yhs + nys))}
         label = f"seasonal naive ({interval_text(season)})"
-        average_rule = self.settings.no_event_average and season == WEEK
+        average_rule = (self.settings.no_event_average and season == WEEK
+                        and train_hist.end - train_hist.start >= self.settings.no_event_average_min_training)
         premise = self._average_premise(history) if average_rule else ""
         self._premise_failed = bool(premise) if average_rule else None
         if average_rule and not premise:

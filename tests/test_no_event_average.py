@@ -22,9 +22,11 @@ Cases, by hand (`single_beats_average_daily`, pure):
   noise, Prophet beats the average on all 7 days and is used alone;
 - (slow, seeded Prophet) nine days of the wandering trace (under a week before the holdout):
   the naive is the daily one, and the lowest holdout WAPE decides with the setting on too;
-- (slow, seeded Prophet) twelve days (nine before the holdout): the weekly naive, and the
-  average; with the rule before (two weeks before the holdout) the daily naive, whose holdout
-  WAPE is far higher, and the week ahead forecast worse (`weekly_naive_min_training`).
+- (slow, seeded Prophet) twelve days (nine before the holdout): the weekly naive, chosen or
+  not by the lowest holdout WAPE (under two weeks of training, `no_event_average_min_training`);
+  with the rule before (two weeks before the holdout for a week-back copy) the daily naive,
+  whose holdout WAPE is far higher, and the week ahead forecast worse
+  (`weekly_naive_min_training`).
 """
 
 from __future__ import annotations
@@ -164,8 +166,14 @@ def test_one_week_before_the_holdout_is_enough_for_the_weekly_naive(seed):
         naive_wape[days] = float(note.split("naive ")[1].split(",")[0])
         yhat = f.predict(week.index).yhat.to_numpy()
         wape[days] = float(np.abs(yhat - week.to_numpy()).sum() / week.sum())
-    assert "-> average of prophet and seasonal naive (168h) (the average unless one beats it" in notes[7], notes[7]
+    # under two weeks of training the lowest holdout WAPE decides (`no_event_average_min_training`)
+    assert "seasonal naive (168h)" in notes[7] and "(the average unless" not in notes[7], notes[7]
+    expected = {"prophet": "-> prophet", "naive": "-> seasonal naive (168h)",
+                "blend": "-> average of prophet and seasonal naive (168h)"}[_lowest(notes[7])]
+    assert notes[7].endswith(expected), notes[7]
     assert "seasonal naive (24h)" in notes[14] or notes[14].endswith("-> prophet"), notes[14]
+    from_one_week = EbbtideForecaster((), ModelSettings(seed=0, no_event_average_min_training=timedelta(0)))
+    assert "seasonal naive (168h) (the average unless one beats it" in _choice(from_one_week.fit(history))
     assert naive_wape[7] < 0.6 * naive_wape[14]  # the holdout sees the weekly cycle copied
     assert wape[7] < wape[14]                    # and so does the week ahead
 
@@ -173,3 +181,5 @@ def test_one_week_before_the_holdout_is_enough_for_the_weekly_naive(seed):
 def test_a_week_back_copy_needs_a_week_of_training():
     with pytest.raises(ValueError, match="weekly_naive_min_training must be at least 7 days"):
         ModelSettings(weekly_naive_min_training=timedelta(days=6))
+    with pytest.raises(ValueError, match="no_event_average_min_training must be >= 0"):
+        ModelSettings(no_event_average_min_training=timedelta(days=-1))
