@@ -329,8 +329,8 @@ class ModelSettings:
     no_event_average: bool = True
     """With no event around and the weekly seasonal naive (`weekly_naive_min_training`), on
     two weeks of training (`no_event_average_min_training`), forecast the average of Prophet
-    and the naive unless one of the two beats the average on every ordinary day of the holdout (its WAPE on that day's scored points lower; at least two
-    such days); then that one alone. One week of holdout is too little to choose by its lowest
+    and the naive unless one of the two beats the average on every ordinary day of the holdout
+    (its WAPE on that day's scored points lower; at least two such days); then that one alone. One week of holdout is too little to choose by its lowest
     WAPE: the choice follows the week's luck, and the average of two forecasts with different
     errors is rarely far behind the better one and often ahead of both. A model that loses
     every day (a Prophet fit gone wrong, a naive on a shape that moved) is still dropped. With
