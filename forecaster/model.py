@@ -70,8 +70,9 @@ With no event in or near the history, the forecast is the average of this Prophe
 weekly seasonal naive, unless one of the two beats the average on every ordinary day of the
 holdout (holidays left out; `no_event_average`); with a daily naive (under a week of history
 before the holdout, `weekly_naive_min_training`), or under two weeks there
-(`no_event_average_min_training`), the lowest holdout WAPE of the three wins; `notes` say which; on holidays, and on days the naive would copy a holiday onto, Prophet's
-forecast stays.
+(`no_event_average_min_training`), the lowest holdout WAPE of the three wins; `notes` say
+which; on holidays, and on days the naive would copy a holiday onto, Prophet's forecast
+stays. The band of the naive or the average also spans Prophet's (`mode_band_spans_prophet`).
 
 Fine data is fitted on a coarser grid (mean per bucket, in the series' own units) so that four
 weeks of 1-minute data fit in seconds; predictions are interpolated back (in z, between bucket
@@ -858,6 +859,8 @@ class EbbtideForecaster:
                      if self._q_hi_mode is not None else yhat + shift_hi)
             lower = (self._tf.inverse(self._tf.forward(yhat) + self._quantiles_at(idx, self._q_lo_mode))
                      if self._q_lo_mode is not None else yhat - shift_lo)
+            if self.settings.mode_band_spans_prophet:  # the choice rests on a few days of holdout
+                upper, lower = np.maximum(upper, p_upper), np.minimum(lower, p_lower)
             off = self._naive_off_days(idx)
             if off.any():
                 yhat, upper, lower = (np.where(off, p, m) for p, m in
@@ -1624,7 +1627,9 @@ class EbbtideForecaster:
         if self._mode != "prophet":
             self._calibrate_mode(history, obs, yhat_fair, mode_buckets, g_in, mode_group_buckets)
             notes.append(f"interval of the {self._mode} forecast (its residuals over the history and the holdout) by "
-                         f"lead {self._lead_labels()}: {self._quantile_text(self._q_hi_mode, self._q_lo_mode)}")
+                         f"lead {self._lead_labels()}: {self._quantile_text(self._q_hi_mode, self._q_lo_mode)}"
+                         + ("; the band also spans Prophet's (`mode_band_spans_prophet`)"
+                            if s.mode_band_spans_prophet else ""))
 
     def _recent_level(self, index: pd.DatetimeIndex, resid: np.ndarray, hist_end: datetime,
                       notes: list[str]) -> tuple[float, float] | None:

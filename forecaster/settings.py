@@ -327,21 +327,21 @@ class ModelSettings:
     (geometric mean), 51 -> 47 cuts above it; with no calendar (NASA and AAPL, an undeclared
     event in the copied week) the ebb cuts 0.813 -> 0.802. 0 days: the average from one week."""
     no_event_average: bool = True
-    """With no event around and the weekly seasonal naive (`weekly_naive_min_training`), on
-    two weeks of training (`no_event_average_min_training`), forecast the average of Prophet
-    and the naive unless one of the two beats the average on every ordinary day of the holdout
-    (its WAPE on that day's scored points lower; at least two such days); then that one alone. One week of holdout is too little to choose by its lowest
-    WAPE: the choice follows the week's luck, and the average of two forecasts with different
-    errors is rarely far behind the better one and often ahead of both. A model that loses
-    every day (a Prophet fit gone wrong, a naive on a shape that moved) is still dropped. With
-    the daily naive (under `weekly_naive_min_training` of history before the holdout) the
-    lowest holdout WAPE still decides: yesterday's copy lacks the weekly cycle, and right after
-    an event nobody declared it copies the ebb (NASA and AAPL with no calendar: 1.26-1.47x Prophet's
-    holdout error; averaging lifted five of their cuts above the best baseline). False: the
-    lowest holdout WAPE of the three (ties to Prophet) everywhere, the model before. Measured
-    (bench/README.md, "No event around: the average"): over 58 swept ordinary weeks of two real
-    traces, choosing by lowest WAPE was 0.897x the best baseline (geometric mean), the average
-    0.879x; NYC taxi's quiet cut coverage 0.88 -> 0.94."""
+    """With no event around and the weekly seasonal naive (`weekly_naive_min_training`), on two
+    weeks of training (`no_event_average_min_training`), forecast the average of Prophet and the
+    naive unless one of the two beats the average on every ordinary day of the holdout (its WAPE
+    on that day's scored points lower; at least two such days); then that one alone. One week of
+    holdout is too little to choose by its lowest WAPE: the choice follows the week's luck, and
+    the average of two forecasts with different errors is rarely far behind the better one and
+    often ahead of both. A model that loses every day (a Prophet fit gone wrong, a naive on a
+    shape that moved) is still dropped. With the daily naive (under `weekly_naive_min_training`
+    of history before the holdout) the lowest holdout WAPE still decides: yesterday's copy lacks
+    the weekly cycle, and right after an event nobody declared it copies the ebb (NASA and AAPL
+    with no calendar: 1.26-1.47x Prophet's holdout error; averaging lifted five of their cuts
+    above the best baseline). False: the lowest holdout WAPE of the three (ties to Prophet)
+    everywhere, the model before. Measured (bench/README.md, "No event around: the average"):
+    over 58 swept ordinary weeks of two real traces, choosing by lowest WAPE was 0.897x the best
+    baseline (geometric mean), the average 0.879x; NYC taxi's quiet cut coverage 0.88 -> 0.94."""
     no_event_average_departure: float = 5.0
     """`no_event_average` assumes the week ahead is ordinary, like the last. It does not hold, and
     the lowest holdout WAPE decides instead, when the history holds an event nobody declared
@@ -359,6 +359,19 @@ class ModelSettings:
     around: when the average's premise fails"): with no calendar, the seeded suite's small
     sales (2.8x, 3.3x) were averaged with a naive that copied an ordinary week, coverage 0.98
     -> 0.57 at their peaks."""
+    mode_band_spans_prophet: bool = True
+    """When the holdout chose the seasonal naive or the average (no event around), the band is
+    the wider of that forecast's own band and Prophet's, point by point. The choice rests on a
+    week of holdout or less, and the chosen forecast's own residuals on the days since the
+    history's first week: a band that does not also span the model set aside is sure of a
+    choice the data cannot make. Measured (bench/README.md, "The band spans Prophet's"): the
+    bench's 30 real cuts, coverage of yhat_upper >= 0.9 on 28 -> 30 (NYC taxi's Christmas week
+    0.86 -> 0.90 and 0.89 -> 0.92), at more spare capacity on the six cuts it moved (the share
+    of demand a capacity sized to yhat_upper leaves unused: 0.39-0.40 -> 0.47 on those two);
+    ordinary weeks swept, NYC taxi 21 -> 22 of 25 and Melbourne 28 -> 33 of 42 (spare 0.22 ->
+    0.24, 0.25 -> 0.28), and with 11 days of history 73 -> 91 of 103 (spare 0.95 -> 1.20, UCI's
+    closed nights included). The forecast (yhat) is unchanged. False: the chosen forecast's
+    band alone."""
     naive_skips_holidays: bool = True
     """When the holdout chose the seasonal naive or the average (no event around), Prophet's
     forecast and band are used instead on the points whose local date is a holiday (public,

@@ -183,3 +183,25 @@ def test_a_week_back_copy_needs_a_week_of_training():
         ModelSettings(weekly_naive_min_training=timedelta(days=6))
     with pytest.raises(ValueError, match="no_event_average_min_training must be >= 0"):
         ModelSettings(no_event_average_min_training=timedelta(days=-1))
+
+
+@pytest.mark.slow
+def test_the_average_band_also_spans_prophets():
+    # The wandering trace, where the average is forecast: its band is the wider of its own and
+    # Prophet's, point by point (`mode_band_spans_prophet`); yhat does not move.
+    from dataclasses import replace
+
+    history = _ordinary_trace(seed=2, level_walk=0.05, noise=0.05)
+    index = pd.date_range(history.end + timedelta(hours=1), periods=7 * 24, freq="h")
+    f = EbbtideForecaster((), ModelSettings(seed=0)).fit(history)
+    assert any(n.startswith("interval of the blend forecast") and n.endswith("(`mode_band_spans_prophet`)")
+               for n in f.notes), f.notes
+    on = f.predict(index).frame
+    f.settings = replace(f.settings, mode_band_spans_prophet=False)
+    own = f.predict(index).frame
+    f._mode, f._recent = "prophet", None  # the same fit's Prophet (the recent level acts on Prophet alone)
+    prophet = f.predict(index).frame
+    np.testing.assert_allclose(on.yhat, own.yhat, rtol=1e-12)
+    np.testing.assert_allclose(on.yhat_upper, np.maximum(own.yhat_upper, prophet.yhat_upper), rtol=1e-9)
+    np.testing.assert_allclose(on.yhat_lower, np.minimum(own.yhat_lower, prophet.yhat_lower), rtol=1e-9)
+    assert (on.yhat_upper > own.yhat_upper * 1.001).any()  # Prophet's band is wider somewhere
