@@ -199,19 +199,26 @@ def custom_case(csv: Path, events_file: Path | None, cuts: list[str], tz: str = 
     return Case(str(Path(csv).resolve()), events, chosen, calendar_tz=tz, country=country)
 
 
-def sweep_cuts(csv: Path, every: str, history: timedelta | None = None) -> list[str]:
-    """`--cut-every`: cut times (ISO, 00:00 UTC) every `every` from the first midnight a full
-    lookback (`ModelSettings.lookback`; `history` when given, `--history`) after the trace's
-    first row to the last one a full forecast (`HORIZON`) before its end."""
+def positive_duration(flag: str, text: str) -> timedelta:
+    """A duration flag's value (`90m`, `11d`): EbbtideError naming the flag when it does not
+    parse or is not positive."""
     from policies.errors import EbbtideError
     from policies.units import parse_duration
 
     try:
-        step = pd.Timedelta(parse_duration(every))
+        value = parse_duration(text)
     except ValueError as exc:
-        raise EbbtideError(f"--cut-every {every!r}: {exc}") from None
-    if step <= pd.Timedelta(0):
-        raise EbbtideError(f"--cut-every {every!r}: must be positive")
+        raise EbbtideError(f"{flag} {text!r}: {exc}") from None
+    if value <= timedelta(0):
+        raise EbbtideError(f"{flag} {text!r}: must be positive")
+    return value
+
+
+def sweep_cuts(csv: Path, every: str, history: timedelta | None = None) -> list[str]:
+    """`--cut-every`: cut times (ISO, 00:00 UTC) every `every` from the first midnight a full
+    lookback (`ModelSettings.lookback`; `history` when given, `--history`) after the trace's
+    first row to the last one a full forecast (`HORIZON`) before its end."""
+    step = pd.Timedelta(positive_duration("--cut-every", every))
     series = read_series_csv(Path(csv))
     first = (series.start + (ModelSettings().lookback if history is None else history)).ceil("D")
     last = series.end + series.step - HORIZON
@@ -833,18 +840,13 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     SETTINGS_OVERRIDES.update(dict(_parse_override(t) for t in args.set))
     global HINDSIGHT, COUNTRIES, HISTORY
-    HISTORY = None
-    if args.history is not None:
-        from policies.units import parse_duration
+    from policies.errors import EbbtideError
 
-        try:
-            HISTORY = parse_duration(args.history)
-        except ValueError as exc:
-            print(f"error: --history {args.history!r}: {exc}", file=sys.stderr)
-            return 2
-        if HISTORY <= timedelta(0):
-            print(f"error: --history {args.history!r}: must be positive", file=sys.stderr)
-            return 2
+    try:
+        HISTORY = None if args.history is None else positive_duration("--history", args.history)
+    except EbbtideError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     HINDSIGHT = not args.no_hindsight
     COUNTRIES = not args.no_country
     rows: list[Row] = []
@@ -853,8 +855,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline_cache is not None:
         cache = json.loads(args.baseline_cache.read_text()) if args.baseline_cache.exists() else {}
     if args.csv:
-        from policies.errors import EbbtideError
-
         try:
             if args.cut_every:
                 args.cut = [*args.cut, *sweep_cuts(args.csv, args.cut_every, HISTORY)]
