@@ -2123,7 +2123,8 @@ class EbbtideForecaster:
         history = self._naive_history(history, notes)
         o_cut, test, yh = origins[0]
         train_hist = history.before(o_cut)
-        season = WEEK if (train_hist.end - train_hist.start) >= self.settings.weekly_naive_min_training else DAY
+        trained = train_hist.end - train_hist.start  # the history before the holdout
+        season = WEEK if trained >= self.settings.weekly_naive_min_training else DAY
         ny = self._naive_applied(history, origins[0], season)
         if ny is None:
             return
@@ -2132,7 +2133,7 @@ class EbbtideForecaster:
         scores = {"prophet": _wape(ys, yhs), "naive": _wape(ys, nys), "blend": _wape(ys, 0.5 * (yhs + nys))}
         label = f"seasonal naive ({interval_text(season)})"
         average_rule = (self.settings.no_event_average and season == WEEK
-                        and train_hist.end - train_hist.start >= self.settings.no_event_average_min_training)
+                        and trained >= self.settings.no_event_average_min_training)
         premise = self._average_premise(history) if average_rule else ""
         self._premise_failed = bool(premise) if average_rule else None
         if average_rule and not premise:
