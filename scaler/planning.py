@@ -17,7 +17,9 @@ appends a `Step(name, before, after, reason)` to the plan:
    (scaler.safety.burst_duty: the share of the time the allowance is on), so that share of the
    headroom is counted inside the allowance. Pods bought by it alone stay out of
    the stabilisation window and the scale-down cooldown and are remembered (`memory.burst_pods`):
-   when the observation does not need them they go at once, beyond the step limit.
+   when the observation does not need them they go at once, beyond the step limit. With
+   `scaling.burst_bridge` at least the allowance's off-time in each history point, the allowance
+   also stands through that gap (its pods are kept instead of deleted and created again).
 2. `headroom` — replicas = ceil(demand x (1 + headroom) / per_replica).
 3. `event` — pre-scaling. Trusted forecast: from pod_startup + one tick before an event's ramp
    `start` until its `peak`, size for the highest forecast over [max(now, start), peak] (the
@@ -449,7 +451,7 @@ def plan(
     unburst = sized
     burst_q = sc.burst_quantile if sc.burst_quantile is not None else sc.quantile
     sized = _burst_step(sized, demand.value if demand.ok else None, quality, sc.burst_lookback, burst_q,
-                        per, sc.headroom, now, lead, steps, smoothing=sc.burst_smoothing)
+                        per, sc.headroom, now, lead, steps, smoothing=sc.burst_smoothing, bridge=sc.burst_bridge)
 
     # ---- 2. headroom
     if sized is None:
@@ -583,6 +585,7 @@ def _burst_step(
     lead: timedelta,
     steps: list[Step],
     smoothing: bool = True,
+    bridge: timedelta = timedelta(0),
 ) -> float | None:
     """Step 1b: while the lead window reaches history points after the one being observed, size
     for at least level x B / (1 + headroom) ** duty, where B is the `quantile` of the growth
@@ -614,6 +617,13 @@ def _burst_step(
         return sized
     ahead = points_ahead(quality.demand_at, now + lead, recent.start, recent.step)
     grid = format_duration(recent.step)
+    duty = burst_duty(quality.demand_at, now + lead, recent.step)
+    off = recent.step * (1.0 - duty)  # how long the allowance is off in each history step
+    bridged = timedelta(0) < off <= bridge
+    if bridged:
+        # Off for at most `burst_bridge` a point: the same allowance stands through the gap rather
+        # than its pods being deleted at each new observation and created again moments later.
+        ahead = max(ahead, 1)
     if ahead < 1:
         steps.append(Step(
             "burst", sized, sized,
@@ -650,13 +660,14 @@ def _burst_step(
                 missing, f": the history's last {missing} points are missing")
             source += (f" (the smoothed level does not reach the observed point{gap}; growth learnt "
                        f"from single points)")
-    duty = burst_duty(quality.demand_at, now + lead, recent.step)
     inside = (1.0 + headroom) ** duty
     need = level * growth / inside
     basis = (f"q{quantile:g} of the growth realised over {span} in the last {format_duration(lookback)} "
              f"is {growth:.3g} ({learnt.pairs} pairs); "
              f"the allowance is on {100 * duty:.0f}% of the time, so that share of the headroom is "
-             f"counted inside it (/ {inside:.3g})")
+             f"counted inside it (/ {inside:.3g})"
+             + (f"; bridged through its {format_duration(off)} off a {grid} point (burst_bridge "
+                f"{format_duration(bridge)}): its pods are kept, not deleted and created again" if bridged else ""))
     if need <= sized:
         steps.append(Step("burst", sized, sized, f"{fmt(sized)} already covers the burst allowance: {basis}"))
         return sized
