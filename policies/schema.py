@@ -228,6 +228,15 @@ class Demand(Strict):
                           "(e.g. `sum(rate(http_requests_total[5m]))`, or concurrent viewers).")
     per_replica: float = Field(gt=0, description="Demand one replica serves at target quality "
                                "(same unit as the query, e.g. requests/s or viewers per replica).")
+    lag: Duration = Field(
+        default=timedelta(seconds=150),
+        description="How old the demand the query returns is, a duration: for a `rate()` query the scrape "
+        "interval plus the rate window (150s: 30 s + 2 m), for a gauge of viewers about the scrape interval. "
+        "The planner places each observation this long before its sample time, so the burst allowance knows "
+        "which history point it belongs to and the forecast is read for that time (`ebbtide replay` "
+        "simulates demand this late, for the HPA too). Staleness (prometheus.max_staleness) is the "
+        "sample's own age, without it.",
+    )
 
 
 class Resources(Strict):

@@ -158,7 +158,7 @@ class ForecasterCache(Protocol):
 
     def refit(self, workload: Workload, events: Sequence[Event], history: Series, now: datetime) -> "RefitOutcome": ...
 
-    def forecast(self, workload: Workload, now: datetime) -> TrustedForecast: ...
+    def forecast(self, workload: Workload, now: datetime, data_until: datetime | None = None) -> TrustedForecast: ...
 
 
 @dataclass(frozen=True)
@@ -260,7 +260,10 @@ class LiveForecasterCache:
         self._store(workload.name, _Fitted(key, now, True, TrustedForecast.judged(fc, verdict), params, issued[-8:]))
         return RefitOutcome(workload.name, True, "; ".join(verdict.reasons), fit_s, verdict.trusted)
 
-    def forecast(self, workload: Workload, now: datetime) -> TrustedForecast:
+    def forecast(self, workload: Workload, now: datetime, data_until: datetime | None = None) -> TrustedForecast:
+        """The trusted forecast at `now`, sliced from the bucket holding `data_until` (the demand
+        observation's time, before `now` by the demand's lag: the planner compares the observation
+        with the forecast for its time) or else `now`, up to the horizon."""
         e = self._entries.get(workload.name)
         if e is None:
             return TrustedForecast(None, False, ("no forecast yet: the model has not been fitted",))
@@ -269,7 +272,8 @@ class LiveForecasterCache:
             return e.verdict
         step = pd.Timedelta(fc.index[1] - fc.index[0]) if len(fc.index) > 1 else pd.Timedelta(workload.forecast.step)
         now_ts = pd.Timestamp(now)
-        lo = fc.index.searchsorted(now_ts - step, side="right")  # buckets not over yet
+        seen_ts = now_ts if data_until is None else min(now_ts, pd.Timestamp(data_until))
+        lo = fc.index.searchsorted(seen_ts - step, side="right")  # buckets not over yet at the observation
         hi = fc.index.searchsorted(now_ts + pd.Timedelta(workload.forecast.horizon), side="left")
         sliced = fc.frame.iloc[lo:hi]
         if sliced.empty:
@@ -679,7 +683,7 @@ class Controller:
             refit = self._refit(w, policy.events, history, now)
             if not refit.ok:
                 problems.append(refit.message)
-        forecast = self.forecasters.forecast(w, now)
+        forecast = self.forecasters.forecast(w, now, observation.demand_at)
         bitrate_target = policy.bitrate.target if policy.bitrate is not None else None
         try:
             state = self.cluster.read(w, bitrate_target)
@@ -752,14 +756,17 @@ class Controller:
         peak = None
         if history is not None:
             peak = _finite_or_none(float(np.nanmax(history.values.to_numpy(dtype=float))))
+        # The demand returned is `demand.lag` old (scrape interval + rate window): the observation
+        # is placed then, as the replay places it, and the burst allowance's history ends there.
+        seen_at = (demand.timestamp if demand else now) - w.demand.lag
         return Observation(
             demand_now=_finite_or_none(demand.value) if demand else None,
-            demand_at=demand.timestamp if demand else None,
+            demand_at=seen_at if demand else None,
             slis=tuple(slis),
             tier_viewers=tuple(tier_viewers),
             weak_network_loss=loss,
             lookback_peak=peak,
-            recent_demand=recent_demand(history, now, w.scaling.burst_lookback),
+            recent_demand=recent_demand(history, min(now, seen_at), w.scaling.burst_lookback),
         )
 
     def _refit(self, w: Workload, events: Sequence[Event], history: Series, now: datetime) -> RefitOutcome:

@@ -131,12 +131,14 @@ class CompactForecast:
                               "yhat_upper": self.yhat_upper[lo:hi].astype(float)}, index=self.index(lo, hi))
         return Forecast(frame, self.model, self.upper_quantile, self.lower_quantile, self.notes)
 
-    def slice_at(self, now: datetime, horizon: timedelta) -> Forecast | None:
-        """Buckets not over yet at `now` up to now + horizon, like LiveForecasterCache.forecast;
-        None when no point is left (refit overdue)."""
+    def slice_at(self, now: datetime, horizon: timedelta, data_until: datetime | None = None) -> Forecast | None:
+        """Buckets not over yet at `data_until` (the demand observation's time; default `now`, never
+        after it) up to now + horizon, like LiveForecasterCache.forecast; None when no point is left
+        (refit overdue)."""
         now_s = pd.Timestamp(now).timestamp()
-        # First bucket whose interval [t, t + step) is not over: t > now - step.
-        lo = max(0, math.floor((now_s - self.step_s - self.start_s) / self.step_s) + 1)
+        seen_s = now_s if data_until is None else min(now_s, pd.Timestamp(data_until).timestamp())
+        # First bucket whose interval [t, t + step) is not over: t > seen - step.
+        lo = max(0, math.floor((seen_s - self.step_s - self.start_s) / self.step_s) + 1)
         hi = min(len(self), math.ceil((now_s + horizon.total_seconds() - self.start_s) / self.step_s))
         if lo >= hi:
             return None
@@ -559,13 +561,13 @@ class ParallelForecasterCache:
         """Refit one workload (on the executor) and store the result."""
         return self.refit_many([(workload, events, history)], now)[0]
 
-    def forecast(self, workload: Workload, now: datetime) -> TrustedForecast:
+    def forecast(self, workload: Workload, now: datetime, data_until: datetime | None = None) -> TrustedForecast:
         e = self._entries.get(workload.name)
         if e is None:
             return TrustedForecast(None, False, ("no forecast yet: the model has not been fitted",))
         if e.forecast is None:
             return e.verdict
-        fc = e.forecast.slice_at(now, workload.forecast.horizon)
+        fc = e.forecast.slice_at(now, workload.forecast.horizon, data_until)
         if fc is None:
             return TrustedForecast(None, False, (f"forecast from {e.attempted_at.isoformat()} has no point "
                                                  "at or after now (refit overdue)",))

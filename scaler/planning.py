@@ -368,8 +368,10 @@ def plan(
     # ---- data checks (they feed sizing and the guard)
     _, view, view_problem, frame_hash = _prepared(forecast.forecast)
     fc_now = view.max_of(view.upper, now, now) if view is not None else None
+    # Staleness is the sample's own age: the observation stands demand.lag before its sample time.
+    sampled_at = quality.demand_at + workload.demand.lag if quality.demand_at is not None else None
     demand = check_demand(
-        quality.demand_now, quality.demand_at, now, policy.prometheus.max_staleness,
+        quality.demand_now, sampled_at, now, policy.prometheus.max_staleness,
         (fc_now, mem.last_demand, running * per, per),
     )
     # A jump over 100x everything known: a broken metric until jump_confirm says it is traffic.

@@ -84,9 +84,12 @@ def test_trusted_forecast_gives_the_hand_computed_plan_and_one_live_apply():
     assert line["kind"] == "plan" and line["workload"] == "edge"
     assert (line["current_replicas"], line["target_replicas"], line["dry_run"]) == (10, 33, False)
     assert line["reasons"][0].startswith("sized for demand 3000: observed 3000 x expected growth 1")
-    # the planner got the history's complete points: the burst allowance looked and found the
-    # lead window inside the point being observed
-    assert out.plan.steps[1].name == "burst" and "no unobserved demand" in line["reasons"][1]
+    # the planner got the history's complete points and the observation placed demand.lag (150 s)
+    # before its sample: the burst allowance looks one point ahead, on (150 s + the 2 m lead window)
+    # / 5 m = 90% of the time (40% were the sample taken as current), and the flat history's growth
+    # of 1 adds nothing
+    assert out.plan.steps[1].name == "burst" and line["reasons"][1].startswith("3000 already covers")
+    assert "over 1 5m point" in line["reasons"][1] and "on 90% of the time" in line["reasons"][1]
     assert line["reasons"][2] == "ceil(3000 x (1 + 0.1) / 100 per replica) = 33 replicas"
     assert line["applied"]["changed"] is True and line["wrote"] is True
     assert metrics.value("ebbtide_planned_replicas", {"workload": "edge"}) == 33

@@ -215,8 +215,9 @@ def build(s: Scenario):
     if s.history is not None:
         step = timedelta(minutes=s.history_step_min)
         recent = RecentDemand(NOW - len(s.history) * step + timedelta(minutes=s.history_offset_min), step, s.history)
+    # demand_age_s is the sample's own age; the observation stands demand.lag before the sample
     o = Observation(
-        s.demand, NOW - timedelta(seconds=s.demand_age_s) if s.demand is not None else None, readings,
+        s.demand, NOW - timedelta(seconds=s.demand_age_s) - wl.demand.lag if s.demand is not None else None, readings,
         tier_viewers=(("core", 100.0),), weak_network_loss=s.loss, lookback_peak=s.lookback_peak,
         recent_demand=recent,
     )

@@ -41,8 +41,9 @@ class HpaSettings:
     """Ratio tolerance: |1 - usage_ratio| <= this -> no change. Default 0.1."""
     target_utilisation: float = 0.8
     """Target share of per_replica each ready pod should carry. Default 0.8."""
-    metric_lag_s: float = 150.0
-    """Age of the metric the HPA reads: scrape interval (30 s) + rate window (2 m). Default 150 s."""
+    metric_lag_s: float | None = None
+    """Age of the demand metric, seconds, for the HPA and Ebbtide alike. None (default): the replayed
+    workload's `demand.lag` (default 150 s: scrape interval 30 s + rate window 2 m)."""
     scale_down_stabilisation_s: float = 300.0
     """behavior.scaleDown.stabilizationWindowSeconds. Default 300 s."""
     scale_up_stabilisation_s: float = 0.0

@@ -273,7 +273,7 @@ def replay(
     per_replica = workload.demand.per_replica
     lo, hi = workload.scaling.min_replicas, workload.scaling.max_replicas
     hpa_min = max(1, lo)
-    lag_s = hs.metric_lag_s
+    lag_s = metric_lag_s(hs, workload)
     clusters, hpas = _warm_start(g, workload, hs, STRATEGIES)
 
     span_events = g.span_events(events)
@@ -529,7 +529,7 @@ def replay_hpa(
     clusters, hpas = _warm_start(g, workload, hs, ("hpa",))
     c, hpa = clusters["hpa"], hpas["hpa"]
     floor = max(1, workload.scaling.min_replicas)
-    lag_s, sync_s, t_start, dt, demand_at = hs.metric_lag_s, g.sync_s, g.t_start, g.dt, g.demand_at
+    lag_s, sync_s, t_start, dt, demand_at = metric_lag_s(hs, workload), g.sync_s, g.t_start, g.dt, g.demand_at
     desired = np.zeros((1, g.n), dtype=np.int32)
     ready = np.zeros((1, g.n), dtype=np.int32)
     for k in range(g.n):
@@ -643,6 +643,12 @@ class _Recording:
             cols[f"cap_{tier}_kbps"] = mean(self.cap_kbps[j])
         cols["forecast_trusted"] = mean(trusted)
         return pd.DataFrame(cols)
+
+
+def metric_lag_s(hs: HpaSettings, workload: Workload) -> float:
+    """Age of the demand both controllers read, seconds: `hs.metric_lag_s` when set, else the
+    workload's `demand.lag` (what `ebbtide run` assumes of the same query)."""
+    return hs.metric_lag_s if hs.metric_lag_s is not None else workload.demand.lag.total_seconds()
 
 
 def _price_per_replica_hour(policy: Policy, workload: Workload) -> float:
