@@ -480,6 +480,23 @@ def history_window(now: datetime, lookback: timedelta, step: timedelta) -> tuple
     return end - timedelta(seconds=lookback_s), end
 
 
+def demand_history_range(w: Workload, now: datetime) -> tuple[datetime, datetime]:
+    """Evaluation range of a workload's demand history: the buckets complete at `now - lag`
+    (`history_window`; the replay's history ends there too), each read `demand.lag` after its
+    start, since a sample stands for the demand `lag` before it (a `rate()` at t + lag covers
+    the bucket starting at t). `_read_history` labels the points back by `lag`."""
+    start, end = history_window(now - w.demand.lag, w.forecast.lookback, w.forecast.step)
+    return start + w.demand.lag, end + w.demand.lag
+
+
+def label_demand_history(series: Series, w: Workload) -> Series:
+    """The points read over `demand_history_range`, each labelled by the bucket it stands for
+    (`demand.lag` before the time it was read at)."""
+    if not w.demand.lag:
+        return series
+    return Series(series.values.set_axis(series.index - pd.Timedelta(w.demand.lag)), series.step, series.name)
+
+
 def _finite_or_none(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
@@ -717,10 +734,11 @@ class Controller:
         return outcome, refit
 
     def _read_history(self, w: Workload, now: datetime, queries: _Queries) -> tuple[Series | None, str | None]:
-        start, end = history_window(now, w.forecast.lookback, w.forecast.step)
+        start, end = demand_history_range(w, now)
         series, problem = queries.range(w.demand.query, start, end, w.forecast.step)
         if series is None:
             return None, f"demand history unavailable: {problem}"
+        series = label_demand_history(series, w)
         if not series.values.notna().any():
             return None, (f"demand query {w.demand.query!r} returned no data over the last "
                           f"{format_duration(w.forecast.lookback)}")

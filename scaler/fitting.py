@@ -678,14 +678,14 @@ def bounded_map(fn: Callable[[Any], Any], items: Sequence[Any], max_in_flight: i
 
 def tick_queries(policy: Policy, now: datetime) -> list[tuple]:
     """The queries one tick makes, deduplicated: per workload the demand history
-    (range, the window of scaler.controller.history_window), demand now and each quality SLI
+    (range, the window of scaler.controller.demand_history_range), demand now and each quality SLI
     (instant); with a bitrate policy, tier viewers and weak-network loss (instant). Each item is
     ("range", query, start, end, step) or ("instant", query, at)."""
-    from scaler.controller import history_window
+    from scaler.controller import demand_history_range
 
     keys: dict[tuple, None] = {}
     for w in policy.workloads:
-        start, end = history_window(now, w.forecast.lookback, w.forecast.step)
+        start, end = demand_history_range(w, now)
         keys[("range", w.demand.query, start, end, w.forecast.step)] = None
         keys[("instant", w.demand.query, now)] = None
         for q in w.quality:

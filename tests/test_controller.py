@@ -209,13 +209,16 @@ def test_too_little_history_is_reactive_without_fitting():
     plan = c.tick(f.make_policy(), dry_run=False, fit=True).outcomes[0].plan
     assert made == []
     assert plan.steps[0].name == "reactive"
-    assert "only 2d of history, need 7d" in plan.steps[0].reason
+    # the source's 2 days end at now; the buckets complete at now - demand.lag (150 s) end 5 min earlier
+    assert "only 1d23h55m of history, need 7d" in plan.steps[0].reason
 
 
 def test_a_forecast_that_missed_recent_demand_is_not_trusted():
     n = int(timedelta(days=8) / f.STEP) + 1
     values = np.full(n, 3000.0)
-    values[-72:] = 6000.0  # the last 6 h (the trust window = horizon 6h) doubled
+    # the last 6 h of complete buckets (the trust window = horizon 6h) doubled: the point at now is
+    # not complete at now - demand.lag, so 73 points
+    values[-73:] = 6000.0
     source = StaticMetricsSource({f.DEMAND_Q: f.series(values), f.SLI_Q: f.series(np.full(n, 0.005))})
     plan = controller(source, f.FakeCluster({"edge": 10}))[0].tick(f.make_policy(), dry_run=False, fit=True) \
         .outcomes[0].plan

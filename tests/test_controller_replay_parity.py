@@ -2,14 +2,15 @@
 
 The replay's figures stand for the controller only if both observe the same way. Here the same
 bursty 5-minute trace is served to both: to the replay as the trace, to a Controller through a
-Prometheus stand-in whose instant query returns the demand `demand.lag` (150 s) old, stamped
-with the evaluation time (as Prometheus stamps a `rate()`), and whose range query returns the
-trace's points. The forecast is kept out (min_history above the trace: reactive sizing in both),
+Prometheus stand-in whose every evaluation returns the demand `demand.lag` (150 s) old, instant
+values stamped with the evaluation time (as Prometheus stamps a `rate()`), range points on the
+grid asked for. The forecast is kept out (min_history above the trace: reactive sizing in both),
 so what is compared is the observation (demand, its time, the burst allowance's history) and
 the plans made from it, over three hours of one-minute ticks with the burst allowance on and off.
-Before `demand.lag`, the controller stamped the sample at `now` (the third test, `lag: 0s`): on
-this run every observation differed from the replay's, the allowance stood on 36 of 180 ticks
-instead of 144, and 60 of the 180 targets differed.
+Before `demand.lag`, the controller stamped the sample at `now` and read the history's points as
+the buckets starting where they were read (the third test, `lag: 0s`): on this run every
+observation differed from the replay's, the allowance stood on 36 of 180 ticks instead of 144,
+and 61 of the 180 targets differed.
 """
 
 from __future__ import annotations
@@ -52,13 +53,15 @@ def _trace() -> Series:
 
 
 class LaggedPrometheus:
-    """Instant: the trace point holding `at - lag`, stamped `at`; range: the trace's points."""
+    """Every evaluation at time T returns the trace point holding T - lag: instant values are
+    stamped T (as Prometheus stamps an expression), range points are on the grid asked for."""
 
     def __init__(self, trace: Series, lag: timedelta):
         self.inner, self.lag = StaticMetricsSource({"demand": trace}), lag
 
     def range(self, query, start, end, step):
-        return self.inner.range(query, start, end, step)
+        s = self.inner.range(query, start - self.lag, end - self.lag, step)
+        return Series(s.values.set_axis(s.index + pd.Timedelta(self.lag)), s.step, s.name)
 
     def instant(self, query, at):
         v = self.inner.instant(query, at - self.lag)

@@ -23,7 +23,7 @@ from forecaster.series import Series  # noqa: E402
 from forecaster.synthetic import generate  # noqa: E402
 from policies.errors import EbbtideError  # noqa: E402
 from policies.loading import load_policy_text  # noqa: E402
-from scaler.controller import Controller, history_window  # noqa: E402
+from scaler.controller import Controller, demand_history_range, label_demand_history  # noqa: E402
 from scaler.fitting import DaskExecutor, InlineExecutor, ParallelForecasterCache, ProcessExecutor  # noqa: E402
 
 START = datetime(2026, 9, 1, tzinfo=timezone.utc)
@@ -96,10 +96,9 @@ def test_dask_in_process_cluster_equals_inline_with_warm_start():
     inline, r_inline = _run(policy, source, now, InlineExecutor(), constant_factory)
     dask_ex = DaskExecutor(workers=1, processes=False)
     cache = ParallelForecasterCache(dask_ex, constant_factory)
-    start, end = history_window(now, timedelta(days=10), STEP)
-
-    def read(w):
-        return source.range(w.demand.query, start, end, STEP), None
+    def read(w):  # as the controller reads it
+        start, end = demand_history_range(w, now)
+        return label_demand_history(source.range(w.demand.query, start, end, STEP), w), None
 
     try:
         cache.refit_due_batch(policy, now, read)
