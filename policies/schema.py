@@ -62,6 +62,15 @@ Duration = Annotated[
     WithJsonSchema(DURATION_JSON_SCHEMA),
 ]
 PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+
+def _whole_seconds(td: timedelta) -> timedelta:
+    if td.total_seconds() != int(td.total_seconds()):
+        raise ValueError("must be a whole number of seconds, e.g. 150s (Prometheus times are whole seconds)")
+    return td
+
+
+WholeSecondsDuration = Annotated[Duration, AfterValidator(_whole_seconds)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -228,7 +237,7 @@ class Demand(Strict):
                           "(e.g. `sum(rate(http_requests_total[5m]))`, or concurrent viewers).")
     per_replica: float = Field(gt=0, description="Demand one replica serves at target quality "
                                "(same unit as the query, e.g. requests/s or viewers per replica).")
-    lag: Duration = Field(
+    lag: WholeSecondsDuration = Field(
         default=timedelta(seconds=150),
         description="How old the demand the query returns is, a duration: for a `rate()` query the scrape "
         "interval plus the rate window (150s: 30 s + 2 m), for a gauge of viewers about the scrape interval. "

@@ -3,7 +3,7 @@ long before its sample time (as the replay places the value it reads `metric_lag
 replay's metric lag defaults to it. Values worked by hand.
 
 Cases:
-- schema: default 150 s; a negative lag is refused;
+- schema: default 150 s; a negative or fractional-second lag is refused;
 - staleness is the sample's own age: an observation placed 150 s before a fresh sample is
   usable under max_staleness 2m; a sample 130 s old (observation 280 s back) is stale;
 - the replay's HPA sees a demand step `demand.lag` late: 30 s with `lag: 30s` (pods asked at
@@ -27,12 +27,15 @@ from scaler.replay import HpaSettings, ReplayOptions, replay
 from test_hpa_replay import POLICY, _trace, hold_planner
 
 
-def test_default_lag_and_a_negative_one_refused():
+def test_default_lag_and_a_negative_or_fractional_one_refused():
     w = workload()
     assert w.demand.lag == timedelta(seconds=150)
     data = w.model_dump(mode="json")
     data["demand"]["lag"] = "-1s"
     with pytest.raises(ValidationError, match="lag"):
+        Workload.model_validate(data)
+    data["demand"]["lag"] = "1500ms"  # the history is read lag after each bucket: Prometheus wants whole seconds
+    with pytest.raises(ValidationError, match="whole number of seconds"):
         Workload.model_validate(data)
 
 
