@@ -71,6 +71,7 @@ def _whole_seconds(td: timedelta) -> timedelta:
 
 
 WholeSecondsDuration = Annotated[Duration, AfterValidator(_whole_seconds)]
+PositiveWholeSeconds = Annotated[PositiveDuration, AfterValidator(_whole_seconds)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -214,7 +215,7 @@ class PrometheusSettings(Strict):
 
 
 class Schedule(Strict):
-    tick: PositiveDuration = Field(default=timedelta(minutes=1), description="How often plans are made and "
+    tick: PositiveWholeSeconds = Field(default=timedelta(minutes=1), description="How often plans are made and "
                                    "applied (every workload, every tick).")
 
 
@@ -369,7 +370,7 @@ class Scaling(Strict):
 class ForecastSettings(Strict):
     lookback: PositiveDuration = Field(default=timedelta(days=28), description="History the model is fitted "
                                        "on (>= min_history).")
-    step: PositiveDuration = Field(default=timedelta(minutes=5), description="Resolution of history and "
+    step: PositiveWholeSeconds = Field(default=timedelta(minutes=5), description="Resolution of history and "
                                    "forecast (<= horizon).")
     horizon: PositiveDuration = Field(default=timedelta(hours=24), description="How far ahead to forecast "
                                       "(>= the workload's pod_startup).")
