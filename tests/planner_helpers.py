@@ -35,6 +35,7 @@ def workload(
     burst_lookback: str = "7d",
     burst_quantile: float | None = None,
     burst_smoothing: bool = True,
+    burst_bridge: str = "0s",
 ) -> Workload:
     data = {
         "name": "edge",
@@ -46,7 +47,7 @@ def workload(
             "headroom": headroom, "max_scale_down_fraction": max_scale_down_fraction,
             "scale_down_cooldown": scale_down_cooldown, "scale_up_cooldown": scale_up_cooldown,
             "stabilization": stabilization, "burst_lookback": burst_lookback, "burst_quantile": burst_quantile,
-            "burst_smoothing": burst_smoothing,
+            "burst_smoothing": burst_smoothing, "burst_bridge": burst_bridge,
         },
         "forecast": {"horizon": horizon},
         "quality": quality or [],

@@ -35,9 +35,8 @@ INSIDE = 1.25 ** 0.85
 
 
 def wl(bridge: str) -> Workload:
-    w = workload(headroom=0.25, pod_startup="45s", quantile=0.9, burst_smoothing=False)  # lead 1m45s
-    return w.model_copy(update={"scaling": w.scaling.model_copy(update={"burst_bridge": pd.Timedelta(bridge)
-                                                                         .to_pytimedelta()})})
+    return workload(headroom=0.25, pod_startup="45s", quantile=0.9, burst_smoothing=False,  # lead 1m45s
+                    burst_bridge=bridge)
 
 
 def off_tick(bridge: str, history: RecentDemand = FIVE):
@@ -97,10 +96,8 @@ def _noisy_five_minute_trace() -> Series:
 
 
 def _replay_policy(bridge: str):
-    w = workload(per_replica=100, headroom=0.25, pod_startup="45s", max_replicas=400, min_replicas=1)
-    w = w.model_copy(update={"scaling": w.scaling.model_copy(update={"burst_bridge": pd.Timedelta(bridge)
-                                                                     .to_pytimedelta()})})
-    return policy(w)
+    return policy(workload(per_replica=100, headroom=0.25, pod_startup="45s", max_replicas=400, min_replicas=1,
+                           burst_bridge=bridge))
 
 
 @pytest.mark.slow
