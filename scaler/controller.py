@@ -54,7 +54,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -80,6 +80,7 @@ from scaler.plans import (
     SliReading,
     TrustedForecast,
     WorkloadState,
+    forecast_window,
     recent_demand,
 )
 
@@ -261,25 +262,20 @@ class LiveForecasterCache:
         return RefitOutcome(workload.name, True, "; ".join(verdict.reasons), fit_s, verdict.trusted)
 
     def forecast(self, workload: Workload, now: datetime, data_until: datetime | None = None) -> TrustedForecast:
-        """The trusted forecast at `now`, sliced from the bucket holding `data_until` (the demand
-        observation's time, before `now` by the demand's lag: the planner compares the observation
-        with the forecast for its time) or else `now`, up to the horizon."""
+        """The trusted forecast at `now`, cut to `scaler.plans.forecast_window` (from the bucket
+        holding `data_until`, the demand observation's time, up to the horizon)."""
         e = self._entries.get(workload.name)
         if e is None:
-            return TrustedForecast(None, False, ("no forecast yet: the model has not been fitted",))
+            return TrustedForecast.not_fitted()
         fc = e.verdict.forecast
         if fc is None:
             return e.verdict
         step = pd.Timedelta(fc.index[1] - fc.index[0]) if len(fc.index) > 1 else pd.Timedelta(workload.forecast.step)
-        now_ts = pd.Timestamp(now)
-        seen_ts = now_ts if data_until is None else min(now_ts, pd.Timestamp(data_until))
-        lo = fc.index.searchsorted(seen_ts - step, side="right")  # buckets not over yet at the observation
-        hi = fc.index.searchsorted(now_ts + pd.Timedelta(workload.forecast.horizon), side="left")
-        sliced = fc.frame.iloc[lo:hi]
-        if sliced.empty:
-            return TrustedForecast(None, False, (f"forecast from {e.attempted_at.isoformat()} has no point "
-                                                 "at or after now (refit overdue)",))
-        return replace(e.verdict, forecast=Forecast(sliced, fc.model, fc.upper_quantile, fc.lower_quantile, fc.notes))
+        after, before = forecast_window(now, workload.forecast.horizon, step, data_until)
+        lo = fc.index.searchsorted(pd.Timestamp(after), side="right")
+        hi = fc.index.searchsorted(pd.Timestamp(before), side="left")
+        window = Forecast(fc.frame.iloc[lo:hi], fc.model, fc.upper_quantile, fc.lower_quantile, fc.notes)
+        return e.verdict.sliced(window, e.attempted_at)
 
     def _store(self, name: str, entry: _Fitted) -> None:
         with self._lock:

@@ -41,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -54,7 +54,7 @@ from policies.errors import EbbtideError
 from policies.events import Event
 from policies.schema import Policy, Workload
 from policies.units import format_duration
-from scaler.plans import TrustedForecast
+from scaler.plans import TrustedForecast, forecast_window
 
 log = logging.getLogger("ebbtide.fitting")
 
@@ -132,14 +132,12 @@ class CompactForecast:
         return Forecast(frame, self.model, self.upper_quantile, self.lower_quantile, self.notes)
 
     def slice_at(self, now: datetime, horizon: timedelta, data_until: datetime | None = None) -> Forecast | None:
-        """Buckets not over yet at `data_until` (the demand observation's time; default `now`, never
-        after it) up to now + horizon, like LiveForecasterCache.forecast; None when no point is left
-        (refit overdue)."""
-        now_s = pd.Timestamp(now).timestamp()
-        seen_s = now_s if data_until is None else min(now_s, pd.Timestamp(data_until).timestamp())
-        # First bucket whose interval [t, t + step) is not over: t > seen - step.
-        lo = max(0, math.floor((seen_s - self.step_s - self.start_s) / self.step_s) + 1)
-        hi = min(len(self), math.ceil((now_s + horizon.total_seconds() - self.start_s) / self.step_s))
+        """The points of `scaler.plans.forecast_window` (the buckets not over yet at `data_until`,
+        up to now + horizon); None when no point is left (refit overdue)."""
+        after, before = forecast_window(now, horizon, timedelta(seconds=self.step_s), data_until)
+        # First point after `after`, first point at or after `before`, on the grid start + i * step.
+        lo = max(0, math.floor((pd.Timestamp(after).timestamp() - self.start_s) / self.step_s) + 1)
+        hi = min(len(self), math.ceil((pd.Timestamp(before).timestamp() - self.start_s) / self.step_s))
         if lo >= hi:
             return None
         return self.to_forecast(lo, hi)
@@ -564,14 +562,10 @@ class ParallelForecasterCache:
     def forecast(self, workload: Workload, now: datetime, data_until: datetime | None = None) -> TrustedForecast:
         e = self._entries.get(workload.name)
         if e is None:
-            return TrustedForecast(None, False, ("no forecast yet: the model has not been fitted",))
+            return TrustedForecast.not_fitted()
         if e.forecast is None:
             return e.verdict
-        fc = e.forecast.slice_at(now, workload.forecast.horizon, data_until)
-        if fc is None:
-            return TrustedForecast(None, False, (f"forecast from {e.attempted_at.isoformat()} has no point "
-                                                 "at or after now (refit overdue)",))
-        return replace(e.verdict, forecast=fc)
+        return e.verdict.sliced(e.forecast.slice_at(now, workload.forecast.horizon, data_until), e.attempted_at)
 
     def forget_except(self, names: set[str]) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -162,6 +162,31 @@ class TrustedForecast:
     def judged(cls, forecast: Forecast | None, verdict: TrustVerdict) -> TrustedForecast:
         """`forecast` with the trust `verdict` gave it (both flags and the reasons)."""
         return cls(forecast, bool(verdict.trusted), tuple(verdict.reasons), verdict.level_trusted is not False)
+
+    @classmethod
+    def not_fitted(cls) -> TrustedForecast:
+        """No model fitted yet for the workload: untrusted, so the planner sizes reactively."""
+        return cls(None, False, ("no forecast yet: the model has not been fitted",))
+
+    def sliced(self, window: Forecast | None, attempted_at: datetime) -> TrustedForecast:
+        """This verdict with its forecast cut to `window` (`forecast_window`'s points, taken by
+        the cache that holds the forecast); untrusted, "refit overdue", when no point is left
+        (the refit attempted at `attempted_at` is too old)."""
+        if window is None or window.frame.empty:
+            return TrustedForecast(None, False, (f"forecast from {attempted_at.isoformat()} has no point "
+                                                 "at or after now (refit overdue)",))
+        return replace(self, forecast=window)
+
+
+def forecast_window(now: datetime, horizon: timedelta, step: timedelta,
+                    data_until: datetime | None = None) -> tuple[datetime, datetime]:
+    """The points a tick at `now` plans with, as the open interval (after, before) of their
+    times: the buckets [t, t + step) not over yet at `data_until` (the demand observation's time,
+    before `now` by the demand's lag: the planner compares the observation with the forecast for
+    its time; default `now`, never after it), up to `now + horizon`. One rule for every cache
+    (scaler.controller.LiveForecasterCache on a frame, scaler.fitting.CompactForecast on arrays)."""
+    seen = now if data_until is None else min(now, data_until)
+    return seen - step, now + horizon
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from forecaster.series import Forecast, Forecaster, Series
 from policies.errors import EbbtideError
 from policies.schema import Workload
 from policies.units import format_duration
-from scaler.plans import TrustedForecast
+from scaler.plans import TrustedForecast, forecast_window
 
 ModelFactory = Callable[[], Forecaster]
 
@@ -90,7 +90,6 @@ class ReplayForecaster:
         self._last_fit: datetime | None = None
         self._fitted_on: tuple | None = None  # (points, first ts, last ts) of the last refit's history
         self._params: dict | None = None
-        self._horizon_ns = pd.Timedelta(self.settings.horizon).value
         self._frame_ns = np.empty(0, dtype=np.int64)  # the cached frame's index, int64 ns
         self._slice: tuple[tuple[int, int], TrustedForecast] | None = None  # ((lo, hi), what at() returned)
 
@@ -105,13 +104,9 @@ class ReplayForecaster:
             self._refit(now, data_until)
         if self._current is None or self._frame is None:
             return self._verdict
-        now_ns = pd.Timestamp(now).value
-        # Buckets not over yet at the newest observation (ts + step > data_until: the planner
-        # compares the observation with the forecast for its time) up to the horizon.
-        seen_ns = min(now_ns, pd.Timestamp(data_until).value)
-        ts_ns = self._frame_ns
-        lo = int(np.searchsorted(ts_ns, seen_ns - self._step.value, side="right"))
-        hi = int(np.searchsorted(ts_ns, now_ns + self._horizon_ns, side="left"))
+        after, before = forecast_window(now, self.settings.horizon, self._step, data_until)
+        lo = int(np.searchsorted(self._frame_ns, pd.Timestamp(after).value, side="right"))
+        hi = int(np.searchsorted(self._frame_ns, pd.Timestamp(before).value, side="left"))
         if hi <= lo:
             return TrustedForecast(None, False, ("forecast horizon exhausted",))
         if self._slice is not None and self._slice[0] == (lo, hi):
