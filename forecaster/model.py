@@ -785,7 +785,9 @@ class EbbtideForecaster:
                              + "; `unseen_borrows_effect`); the interval also spans the forecast without it")
             elif col not in fitted.columns:
                 notes.append(f"event {n} has no occurrence in the history: its size cannot be learnt "
-                             f"from data (no effect forecast)")
+                             f"from data (no effect forecast: the planner sizes its ramp as ordinary "
+                             f"traffic): give it a `lift` (its peak as a multiple of normal traffic, e.g. "
+                             f"from last year's dashboards)")
 
     def _settle_refits(self, fits: dict, kernels: list, names: list[str], hinted: dict[str, timedelta],
                        coarse: pd.Series, z: np.ndarray, observed: np.ndarray, stan_init: dict | None) -> None:

@@ -133,7 +133,8 @@ def test_unseen_event_peaks_at_lift_times_the_forecast_without_it(quiet_trace, e
     assert "event partner-show has no occurrence in the history: its size comes from its `lift` hint (6x at " \
            "the peak, shape coefficient +" in notes
     assert "the interval also spans the forecast without it" in notes
-    assert "cannot be learnt" in " ".join(plain.notes)
+    assert ("cannot be learnt from data (no effect forecast: the planner sizes its ramp as ordinary traffic): "
+            "give it a `lift`") in " ".join(plain.notes)
 
 
 @pytest.fixture(scope="module")
