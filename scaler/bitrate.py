@@ -43,6 +43,7 @@ from forecaster.series import Forecast
 from policies.events import EBB_SPAN
 from policies.schema import Bitrate, CapRule
 from scaler.plans import Observation, Step, TierCap
+from scaler.safety import fmt
 
 #: How long after an event's end `after_event` rules apply (the ebb, policies.events.EBB_SPAN).
 EBB_WINDOW = EBB_SPAN
@@ -137,8 +138,8 @@ def rule_applies(
         if level is None or peak is None or peak <= 0:
             return False, f"rule {rule.name}: traffic level or peak unknown, rule skipped"
         if not level < rule.traffic_below * peak:
-            return False, f"rule {rule.name}: traffic {level:.4g} not below {rule.traffic_below:g} x peak {peak:.4g}"
-        parts.append(f"traffic {level:.4g} below {rule.traffic_below:g} x peak {peak:.4g}")
+            return False, f"rule {rule.name}: traffic {fmt(level)} not below {rule.traffic_below:g} x peak {fmt(peak)}"
+        parts.append(f"traffic {fmt(level)} below {rule.traffic_below:g} x peak {fmt(peak)}")
     if rule.after_event:
         if ebb_since is None:
             return False, f"rule {rule.name}: not in an ebb (no event ended within {EBB_WINDOW.days} d)"

@@ -53,11 +53,14 @@ _ACTION_ORDER = ("freeze_scale_in", "restore_bitrate", "scale_up")
 
 
 def fmt(x: float) -> str:
-    """A number as people read it in a reason: `950`, `1045.5`, `0.02`."""
+    """A number as people read it in a reason: `950`, `1046` (1045.5: 4 significant digits),
+    `0.02`, and from 10,000 up the nearest whole number, `132583` (not `1.326e+05`)."""
     if x is None:
         return "none"
     if math.isfinite(x) and float(x).is_integer():
         return str(int(x))
+    if math.isfinite(x) and abs(x) >= 1e4:
+        return f"{x:.0f}"
     return f"{x:.4g}"
 
 

@@ -1,6 +1,8 @@
 """The safety steps one by one (scaler.safety), hand-computed.
 
 Cases:
+- fmt: numbers in reasons as people read them: whole numbers plain, 4 significant digits below
+  10,000, the nearest whole number from there (never `1.326e+05`), none, infinities.
 - replicas_for: ceiling with headroom, binary noise not rounded up, zero demand.
 - scale_step: at least one pod, floor of the fraction.
 - check_demand: fresh, missing, stale, from the future, NaN/inf/negative, 100x jump judged
@@ -30,11 +32,20 @@ from policies.schema import QualitySli
 from scaler.plans import SliReading
 from scaler.safety import (
     DemandCheck, GuardState, QualityCheck, apply_guard, burst_growth, check_demand, check_slis, clamp, confirm_jump,
-    cooldowns, guard_state, limit_scale_down, min_burst_pairs, points_ahead, prune_recommendations, replicas_for,
+    cooldowns, fmt, guard_state, limit_scale_down, min_burst_pairs, points_ahead, prune_recommendations, replicas_for,
     scale_step, stabilise,
 )
 
 STALE = timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(("x", "text"), [
+    (950.0, "950"), (1045.5, "1046"), (0.02, "0.02"), (2 / 3, "0.6667"), (9999.4, "9999"),
+    (132582.889, "132583"), (1.43e6 + 0.5, "1430000"), (-25000.4, "-25000"), (None, "none"),
+    (math.inf, "inf"), (1.5e-05, "1.5e-05"),
+])
+def test_fmt_reads_as_people_write_numbers(x, text):
+    assert fmt(x) == text
 
 
 @pytest.mark.parametrize(("demand", "headroom", "per", "expected"), [
