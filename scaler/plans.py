@@ -183,8 +183,9 @@ def forecast_window(now: datetime, horizon: timedelta, step: timedelta,
     """The points a tick at `now` plans with, as the open interval (after, before) of their
     times: the buckets [t, t + step) not over yet at `data_until` (the demand observation's time,
     before `now` by the demand's lag: the planner compares the observation with the forecast for
-    its time; default `now`, never after it), up to `now + horizon`. One rule for every cache
-    (scaler.controller.LiveForecasterCache on a frame, scaler.fitting.CompactForecast on arrays)."""
+    its time; default `now`, never after it), up to `now + horizon`. One rule for every cache:
+    scaler.controller.LiveForecasterCache (a frame), scaler.fitting.CompactForecast (arrays) and
+    the replay's scaler.replay.forecasting.ReplayForecaster (int64 times)."""
     seen = now if data_until is None else min(now, data_until)
     return seen - step, now + horizon
 

@@ -8,7 +8,7 @@ Cases:
 - `ReplayForecaster.at`: between refits the same TrustedForecast object comes back until the
   slice moves, and its frame always equals the slice computed from scratch with pandas (points
   whose interval is not over at the observation, up to now + horizon); past the frame's end it
-  says the horizon is exhausted;
+  is untrusted and says the refit is overdue, as the controller's caches do;
 - `prune_recommendations` keeps the (time, replicas) tuples it is given (identity), turns other
   rows (lists) into tuples, and keeps exactly the rows in (now - window, now];
 - `planning._plain` on a run of stabilisation windows (the oldest rows leave, new ones join,
@@ -146,7 +146,7 @@ def test_forecast_slices_are_reused_until_they_move_and_equal_a_fresh_slice():
     assert len(seen_ids) > 10  # the slice did move (every 5 minutes, at two phases)
 
 
-def test_forecast_past_its_frame_says_the_horizon_is_exhausted():
+def test_forecast_past_its_frame_says_the_refit_is_overdue():
     policy = load_policy_text(POLICY)
     fc = ReplayForecaster(_history(), policy.workloads[0], _Ramp)
     now = T0 + timedelta(hours=12)
@@ -154,7 +154,8 @@ def test_forecast_past_its_frame_says_the_horizon_is_exhausted():
     fc._last_fit = now + timedelta(days=10)  # no refit due: the frame of `now` stays
     late = now + timedelta(hours=5)  # beyond horizon + refit interval of the frame
     tf = fc.at(late, late)
-    assert tf.forecast is None and tf.reasons == ("forecast horizon exhausted",)
+    assert tf.forecast is None and not tf.trusted
+    assert tf.reasons == (f"forecast from {fc._last_fit.isoformat()} has no point at or after now (refit overdue)",)
 
 
 # --------------------------------------------------------------------------- planner digest

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -107,14 +107,11 @@ class ReplayForecaster:
         after, before = forecast_window(now, self.settings.horizon, self._step, data_until)
         lo = int(np.searchsorted(self._frame_ns, pd.Timestamp(after).value, side="right"))
         hi = int(np.searchsorted(self._frame_ns, pd.Timestamp(before).value, side="left"))
-        if hi <= lo:
-            return TrustedForecast(None, False, ("forecast horizon exhausted",))
         if self._slice is not None and self._slice[0] == (lo, hi):
             return self._slice[1]
-        sliced = self._frame.iloc[lo:hi]
-        fc = Forecast(sliced, self._current.model, self._current.upper_quantile,
+        fc = Forecast(self._frame.iloc[lo:hi], self._current.model, self._current.upper_quantile,
                       self._current.lower_quantile, self._current.notes)
-        tf = replace(self._verdict, forecast=fc)
+        tf = self._verdict.sliced(fc, self._last_fit)
         self._slice = ((lo, hi), tf)
         return tf
 
