@@ -97,6 +97,8 @@ from scaler.safety import (
     apply_guard,
     BURST_SMOOTHING,
     BurstGrowth,
+    DemandCheck,
+    GuardState,
     burst_duty,
     burst_growth,
     check_collapse,
@@ -405,49 +407,8 @@ def plan(
         )
 
     # ---- 1. demand over the lead window (or reactive sizing)
-    fc_demand = view.max_of(view.upper, now, now + lead) if usable else None
-    if usable and fc_demand is None:
-        usable = False
-        distrust.append(f"forecast has no point in [now, now + {format_duration(lead)}]")
-    observed = fmt(demand.value) if demand.ok else f"unusable: {demand.problem}"
-    sized: float | None
-    # (demand observed, forecast upper at its time) when the forecast's level failed the rolling
-    # check: step 3 then also sizes the ramp as the growth it expects from there (as step 1 does).
-    anchor: tuple[float, float | None] | None = None
-    if usable and demand.ok:
-        # Anchored on the observation: the forecast's level error is already resolved by the
-        # demand observed, so only the growth it expects over the lead window is added.
-        fc_obs = view.max_of(view.upper, quality.demand_at, quality.demand_at)
-        base = fc_obs if fc_obs is not None else fc_now
-        anchor = None if forecast.level_trusted else (demand.value, base)
-        growth = anchored_growth(fc_demand, base, per)
-        sized = demand.value * growth
-        steps.append(Step(
-            "demand", fc_demand, sized,
-            f"sized for demand {fmt(sized)}: observed {fmt(demand.value)} x expected growth {growth:.3g} "
-            f"over the next {format_duration(lead)} (pod start-up {format_duration(workload.pod_startup)} + "
-            f"one tick): forecast yhat_upper (q{sc.quantile:g}) peaks at {fmt(fc_demand)} there, "
-            f"{fmt(base)} when demand was observed",
-        ))
-    elif usable:
-        sized = fc_demand
-        steps.append(Step(
-            "demand", fc_demand, sized,
-            f"sized for demand {fmt(sized)}: highest forecast yhat_upper (q{sc.quantile:g}) over the next "
-            f"{format_duration(lead)}; demand observed now is {observed}",
-        ))
-    elif demand.ok:
-        sized = demand.value
-        steps.append(Step(
-            "reactive", None, sized,
-            f"reactive sizing on demand observed now {fmt(sized)}: {'; '.join(distrust)}",
-        ))
-    else:
-        sized = None
-        steps.append(Step(
-            "reactive", None, None,
-            f"holding {current}: {'; '.join(distrust)}, and demand now is {observed}",
-        ))
+    sized, anchor, usable = _demand_step(view if usable else None, demand, quality.demand_at, forecast.level_trusted,
+                                         fc_now, now, lead, workload, current, distrust, steps)
 
     # ---- 1b. burst allowance learnt from the recent history
     unburst = sized
@@ -515,24 +476,8 @@ def plan(
     # ---- bitrate
     caps: tuple[TierCap, ...] | None = None
     if policy.bitrate is not None:
-        # The peak the traffic level is compared with takes the forecast's level only when that is
-        # trusted: a level too high would make now look quiet and cut bitrate. (In the traffic
-        # level itself a forecast can only raise it above the demand observed: fewer cuts.)
-        peak_candidates = [quality.lookback_peak, demand.value if demand.ok else None]
-        if usable and forecast.level_trusted:
-            peak_candidates.append(float(np.nanmax(view.yhat)) if np.isfinite(view.yhat).any() else None)
-        peaks = [p for p in peak_candidates if p is not None and math.isfinite(p)]
-        ctx = BitrateContext(
-            tick=tick,
-            peak_demand=max(peaks) if peaks else None,
-            demand_now=demand.value if demand.ok else None,
-            ebb_since=ev.ebb_since,
-        )
-        caps, bsteps = plan_bitrate(
-            policy.bitrate, forecast.forecast if usable else None, quality, now, cluster.bitrate_caps,
-            "restore_bitrate" in guard.actions, ctx, allow_cuts=not guard.active,
-        )
-        steps.extend(bsteps)
+        caps = _bitrate_steps(policy, forecast, view if usable else None, quality, demand.value if demand.ok else None,
+                              now, ev.ebb_since, cluster.bitrate_caps, guard, steps)
 
     if not forecast.trusted or not usable:
         notes.extend(distrust)
@@ -573,6 +518,105 @@ def plan(
         ),
         notes=tuple(notes),
     )
+
+
+def _demand_step(
+    view: _ForecastView | None,
+    demand: DemandCheck,
+    demand_at: datetime | None,
+    level_trusted: bool,
+    fc_now: float | None,
+    now: datetime,
+    lead: timedelta,
+    workload: Workload,
+    current: int,
+    distrust: list[str],
+    steps: list[Step],
+) -> tuple[float | None, tuple[float, float | None] | None, bool]:
+    """Step 1 (docs/planner.md): the demand to size for over the lead window, appended to
+    `steps` with its reason. `view`: the trusted, usable forecast, else None (reactive sizing on
+    the demand observed, with `distrust`'s reasons). Returns (demand sized for or None to hold,
+    anchor, forecast still usable): the anchor is (demand observed, forecast upper at its time)
+    when the forecast's level failed the rolling check, so the event step also sizes the ramp
+    as the growth it expects from there; a forecast with no point in the lead window is not
+    usable (the reason joins `distrust`)."""
+    sc, per = workload.scaling, workload.demand.per_replica
+    fc_demand = view.max_of(view.upper, now, now + lead) if view is not None else None
+    usable = fc_demand is not None
+    if view is not None and not usable:
+        distrust.append(f"forecast has no point in [now, now + {format_duration(lead)}]")
+    observed = fmt(demand.value) if demand.ok else f"unusable: {demand.problem}"
+    anchor: tuple[float, float | None] | None = None
+    if usable and demand.ok:
+        # Anchored on the observation: the forecast's level error is already resolved by the
+        # demand observed, so only the growth it expects over the lead window is added.
+        fc_obs = view.max_of(view.upper, demand_at, demand_at)
+        base = fc_obs if fc_obs is not None else fc_now
+        anchor = None if level_trusted else (demand.value, base)
+        growth = anchored_growth(fc_demand, base, per)
+        sized = demand.value * growth
+        steps.append(Step(
+            "demand", fc_demand, sized,
+            f"sized for demand {fmt(sized)}: observed {fmt(demand.value)} x expected growth {growth:.3g} "
+            f"over the next {format_duration(lead)} (pod start-up {format_duration(workload.pod_startup)} + "
+            f"one tick): forecast yhat_upper (q{sc.quantile:g}) peaks at {fmt(fc_demand)} there, "
+            f"{fmt(base)} when demand was observed",
+        ))
+    elif usable:
+        sized = fc_demand
+        steps.append(Step(
+            "demand", fc_demand, sized,
+            f"sized for demand {fmt(sized)}: highest forecast yhat_upper (q{sc.quantile:g}) over the next "
+            f"{format_duration(lead)}; demand observed now is {observed}",
+        ))
+    elif demand.ok:
+        sized = demand.value
+        steps.append(Step(
+            "reactive", None, sized,
+            f"reactive sizing on demand observed now {fmt(sized)}: {'; '.join(distrust)}",
+        ))
+    else:
+        sized = None
+        steps.append(Step(
+            "reactive", None, None,
+            f"holding {current}: {'; '.join(distrust)}, and demand now is {observed}",
+        ))
+    return sized, anchor, usable
+
+
+def _bitrate_steps(
+    policy: Policy,
+    forecast: TrustedForecast,
+    view: _ForecastView | None,
+    quality: Observation,
+    demand_now: float | None,
+    now: datetime,
+    ebb_since: datetime | None,
+    caps_now,
+    guard: GuardState,
+    steps: list[Step],
+) -> tuple[TierCap, ...]:
+    """The bitrate steps (scaler.bitrate.plan_bitrate), appended to `steps`; returns the caps.
+    `view`: the forecast when usable, else None. The peak the traffic level is compared with
+    takes the forecast's level only when that is trusted: a level too high would make now look
+    quiet and cut bitrate. (In the traffic level itself a forecast can only raise it above the
+    demand observed: fewer cuts.)"""
+    peak_candidates = [quality.lookback_peak, demand_now]
+    if view is not None and forecast.level_trusted:
+        peak_candidates.append(float(np.nanmax(view.yhat)) if np.isfinite(view.yhat).any() else None)
+    peaks = [p for p in peak_candidates if p is not None and math.isfinite(p)]
+    ctx = BitrateContext(
+        tick=policy.schedule.tick,
+        peak_demand=max(peaks) if peaks else None,
+        demand_now=demand_now,
+        ebb_since=ebb_since,
+    )
+    caps, bsteps = plan_bitrate(
+        policy.bitrate, forecast.forecast if view is not None else None, quality, now, caps_now,
+        "restore_bitrate" in guard.actions, ctx, allow_cuts=not guard.active,
+    )
+    steps.extend(bsteps)
+    return caps
 
 
 def _burst_step(
@@ -772,7 +816,8 @@ def _event_step(
                 f"{e.name} ({e.start.isoformat()}), {why}",
             ))
             return freeze_floor
-        steps.append(Step("event", x, x, f"event {e.name} starts within {format_duration(lead)}; {x} does not scale in"))
+        steps.append(Step("event", x, x,
+                          f"event {e.name} starts within {format_duration(lead)}; {x} does not scale in"))
         return x
     steps.append(Step("event", x, x, uncovered or "no event ramp within the lead time"))
     return x
