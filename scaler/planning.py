@@ -466,7 +466,11 @@ def plan(
     # ---- 7. quality guard
     settle = max(workload.pod_startup, sc.scale_up_cooldown)
     may_step_up = mem.last_scale_up_at is None or now - mem.last_scale_up_at >= settle
-    x, st = apply_guard(x, current, freeze_floor, guard, scale_step(current, sc.max_scale_down_fraction), may_step_up)
+    # A breach's step up: the step limit's pods for a minute of ticks (one tick's at a tick of a
+    # minute or longer), so a shorter tick with a smaller fraction keeps its size.
+    per_minute = max(1, math.floor(round(timedelta(minutes=1) / tick, 9)))
+    step_up = scale_step(current, sc.max_scale_down_fraction, per_minute)
+    x, st = apply_guard(x, current, freeze_floor, guard, step_up, may_step_up)
     steps.append(st)
 
     # ---- 8. hard limits last

@@ -236,12 +236,15 @@ def burst_duty(observed_at: datetime, lead_end: datetime, step: timedelta) -> fl
     return min(1.0, max(0.0, (lead_end - observed_at).total_seconds() / s))
 
 
-def scale_step(current: int, fraction: float) -> int:
-    """Largest scale-down per tick, pods: max(1, floor(current * fraction)).
+def scale_step(current: int, fraction: float, ticks: int = 1) -> int:
+    """Largest scale-down over `ticks` ticks taken at once, pods: max(1, floor(current * fraction
+    * ticks)); one tick's step by default. The pod is floored once per step taken, so a workload
+    keeps its pace per minute whatever the tick: 0.1 a tick at a 1-minute tick is 0.025 a tick
+    at 15 s with `scale_down_interval: 1m` (at least 1 pod a minute, not 4).
 
-    The guard's breach scale-up uses the same size, so a breach undoes one step of scale-in.
+    The guard's breach scale-up uses one tick's size, so a breach undoes one step of scale-in.
     """
-    return max(1, math.floor(round(current * fraction, 9)))
+    return max(1, math.floor(round(current * fraction * ticks, 9)))
 
 
 # --------------------------------------------------------------------------- data checks
@@ -573,23 +576,23 @@ def scale_down_ticks(
 def limit_scale_down(
     x: int, current: int, fraction: float, speculative: int = 0, ticks: int = 1, interval: str = ""
 ) -> tuple[int, Step]:
-    """At most `ticks` x max(1, floor(current * fraction)) pods fewer than `current`, beyond the
-    `speculative` pods of `current` (bought by the burst allowance alone for demand that has
-    not come: they may go at once). So a scale-down is at most speculative + ticks x step pods.
-    `ticks` comes from `scale_down_ticks` (1: the plain per-tick limit; 0: only the speculative
-    pods may go now); `interval` describes it for the reason (e.g. "scale_down_interval 5m")."""
+    """At most `scale_step(current, fraction, ticks)` = max(1, floor(current * fraction * ticks))
+    pods fewer than `current`, beyond the `speculative` pods of `current` (bought by the burst
+    allowance alone for demand that has not come: they may go at once). So a scale-down is at
+    most speculative + that many pods. `ticks` comes from `scale_down_ticks` (1: the plain
+    per-tick limit; 0: only the speculative pods may go now); `interval` describes it for the
+    reason (e.g. "scale_down_interval 5m")."""
     if x >= current:
         return x, Step("step_limit", x, x, "no scale-down to limit")
     spec = min(max(0, speculative), current)
     base = current - spec
-    step = scale_step(current, fraction)
-    allowed = step * max(0, ticks)
+    allowed = scale_step(current, fraction, ticks) if ticks > 0 else 0
     freed = f"{spec} pods bought by the burst allowance for demand that did not come go at once; " if spec else ""
     beyond = " beyond them" if spec else ""
     if ticks == 1:
-        size = f"{step} pods per tick"
+        size = f"{allowed} pods per tick"
     elif ticks > 1:
-        size = f"{allowed} pods: {step} per tick for the {ticks} ticks of {interval}"
+        size = f"{allowed} pods: {fmt(fraction)} of {current} for each of the {ticks} ticks of {interval}"
     else:
         size = f"no pods{beyond} until {interval} has passed since the last scale-down"
     if base - x <= allowed:

@@ -3,10 +3,10 @@
 
 Cases:
 - the target is never below min nor above max (nor above the HPA's maxReplicas);
-- no scale-down step larger than max(1, floor(current x max_scale_down_fraction)) beyond the
-  pods the burst allowance alone bought (memory.burst_pods), times the ticks of
-  scale_down_interval when it is longer than a tick; within scale_down_interval of the last
-  scale-down beyond the burst pods, no scale-down beyond them at all;
+- no scale-down step larger than max(1, floor(current x max_scale_down_fraction x ticks)) beyond
+  the pods the burst allowance alone bought (memory.burst_pods), ticks being those of
+  scale_down_interval when it is longer than a tick (else 1); within scale_down_interval of the
+  last scale-down beyond the burst pods, no scale-down beyond them at all;
 - the burst allowance (a recent demand history) never lowers the target;
 - no scale-in and no bitrate cut during a quality breach, a held guard, or on stale, missing or
   absurd demand or SLI data;
@@ -36,7 +36,7 @@ from scaler.planning import plan
 from scaler.plans import (
     Observation, PlannerMemory, PlanningState, RecentDemand, SliReading, TrustedForecast, WorkloadState,
 )
-from scaler.safety import scale_step
+
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -271,7 +271,8 @@ def assert_step_limit(s: Scenario, p) -> None:
         ticks = 0  # within the interval of the last scale-down beyond the burst pods
     else:
         ticks = math.floor(interval / MIN)
-    assert cur - p.target_replicas <= min(s.burst_pods, cur) + ticks * scale_step(cur, s.fraction)
+    allowed = max(1, math.floor(round(cur * s.fraction * ticks, 9))) if ticks else 0
+    assert cur - p.target_replicas <= min(s.burst_pods, cur) + allowed
     stepped_down = p.target_replicas < cur - min(s.burst_pods, cur)
     assert p.memory.last_step_down_at == (NOW if stepped_down else
                                           None if s.last_step_down_min is None else NOW - s.last_step_down_min * MIN)

@@ -10,7 +10,7 @@ Cases:
   cooldown after a scale-up only; scale-up cooldown (the demand observed now is never delayed).
 - the inputs digest of equal policies held in different objects is equal.
 - quality guard: breach freezes scale-in and holds for `hold`; expiry; scale_up on breach, once
-  per pod start-up; stale, missing and absurd demand; missing SLI reading.
+  per pod start-up, a minute's step whatever the tick; stale, missing and absurd demand; missing SLI reading.
 - untrusted forecast: reactive sizing with the trust reasons; no demand -> hold; a forecast that
   ends before now is not used.
 - events: pre-scaling before a ramp, not too early, during the ramp; with `event_lookahead` only
@@ -201,6 +201,12 @@ def test_breach_scale_up_one_step_once_per_pod_startup():
              wl=wl, current=44, memory=p.memory, now=t)
     assert p2.target_replicas == 44
     assert "waits" in step(p2, "quality_guard").reason
+    # A 15 s tick with a quarter of the fraction keeps the step up a minute's worth: 4 ticks of
+    # 0.025 x 40 = 4 pods, not max(1, floor(40 x 0.025)) = 1.
+    quick = workload(max_scale_down_fraction=0.025, quality=wl.model_dump(mode="json")["quality"])
+    p3 = run(trusted(flat(500)), obs(400, slis={"rebuffering": 0.05}), wl=quick, current=40,
+             pol=policy(quick, tick="15s"))
+    assert p3.target_replicas == 44 and "scaled up one step (+4)" in step(p3, "quality_guard").reason
 
 
 def test_stale_and_missing_demand_freeze_scale_in():

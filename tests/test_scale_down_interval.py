@@ -5,8 +5,11 @@ observed demand alone sizes; 1000 observed needs ceil(1000 x 1.1 / 100) = 11 pod
 Cases:
 - scale_down_ticks: 1 with an interval of at most one tick; 0 within the interval of the last
   scale-down; floor(interval / tick) after it or with none yet.
-- limit_scale_down with ticks: the step times the ticks; ticks 0 lets only the burst pods go;
-  the reasons say which.
+- limit_scale_down with ticks: floor(current x fraction x ticks), at least 1 pod, floored once
+  for the interval (15 pods at 10%: 7 in a 5m interval, where five per-tick steps of 1 made 5;
+  5 pods: 2, not 5), so a 15 s tick keeps a 1-minute tick's pace with a quarter of the fraction
+  and a 1m interval (at most 1 pod a minute at 12 pods, not 4); ticks 0 lets only the burst pods
+  go; the reasons say which.
 - a descent from 40 to 11 over ticks with memory carried: 40 -> 20 -> (held 4 ticks) -> 11 with a
   5m interval: two deletions instead of the sixteen of the per-tick staircase.
 - burst pods go at once within the interval, and releasing them alone does not restart it.
@@ -46,9 +49,17 @@ def test_scale_down_ticks():
 
 def test_limit_scale_down_with_ticks():
     x, st = limit_scale_down(10, 40, 0.1, ticks=5, interval="scale_down_interval 5m")
-    assert x == 20  # 5 ticks x floor(40 x 0.1) = 20 pods
-    assert "20 pods: 4 per tick for the 5 ticks of scale_down_interval 5m" in st.reason
+    assert x == 20  # floor(40 x 0.1 x 5) = 20 pods
+    assert "20 pods: 0.1 of 40 for each of the 5 ticks of scale_down_interval 5m" in st.reason
     assert limit_scale_down(25, 40, 0.1, ticks=5)[0] == 25  # 15 is within 20
+    assert limit_scale_down(1, 15, 0.1, ticks=5)[0] == 8  # floor(7.5) = 7 pods, not 5 x max(1, floor(1.5))
+    assert limit_scale_down(1, 5, 0.1, ticks=5)[0] == 3  # floor(2.5) = 2 pods, not 5 x 1
+    assert limit_scale_down(1, 2, 0.1, ticks=5)[0] == 1  # at least 1 pod per interval
+    # A 15 s tick with a quarter of the fraction and a 1m interval keeps the 1-minute tick's pace:
+    for current in (3, 12, 40, 57, 200):
+        one_minute = limit_scale_down(0, current, 0.1)[0]
+        assert limit_scale_down(0, current, 0.025, ticks=4)[0] == one_minute
+    assert limit_scale_down(0, 12, 0.025)[0] == 11  # per 15 s tick without the interval: 1 pod, 4 a minute
     x, st = limit_scale_down(5, 17, 0.1, speculative=6, ticks=0, interval="scale_down_interval 5m")
     assert x == 11  # only the 6 burst pods go
     assert "until scale_down_interval 5m has passed" in st.reason
