@@ -216,7 +216,9 @@ class PrometheusSettings(Strict):
 
 class Schedule(Strict):
     tick: PositiveWholeSeconds = Field(default=timedelta(minutes=1), description="How often plans are made and "
-                                   "applied (every workload, every tick).")
+                                   "applied (every workload, every tick). 15s reacts to a demand jump as soon "
+                                   "as an HPA does (its sync period); per-tick limits (max_scale_down_fraction, "
+                                   "bitrate step_rungs) then act four times a minute.")
 
 
 # --------------------------------------------------------------------------- workloads
@@ -275,7 +277,10 @@ class Scaling(Strict):
     )
     max_scale_down_fraction: Fraction = Field(
         default=0.1,
-        description="Largest scale-down per tick, as a fraction of current replicas (at least 1 pod), 0-1.",
+        description="Largest scale-down per tick, as a fraction of current replicas (at least 1 pod), 0-1. A "
+        "pace per tick: with a 15 s tick, a quarter of the per-minute fraction (and `scale_down_interval: 1m` "
+        "or longer, so the one-pod floor counts per interval, not per tick). A quality breach's `scale_up` adds "
+        "a minute's worth of it.",
     )
     scale_down_cooldown: Duration = Field(
         default=timedelta(minutes=10),
@@ -293,9 +298,9 @@ class Scaling(Strict):
     scale_down_interval: Duration = Field(
         default=timedelta(0),
         description="Least time between two scale-downs beyond the burst allowance's pods; each may then remove "
-        "the step limit (max_scale_down_fraction) once per tick of the interval, so a descent keeps its speed in "
-        "fewer, larger steps (fewer pod deletions, cache cold starts and Events). 0s or one tick: a step every "
-        "tick.",
+        "floor(current x max_scale_down_fraction x the interval's ticks) pods, at least 1, so a descent keeps its "
+        "speed in fewer, larger steps (fewer pod deletions, cache cold starts and Events). 0s or one tick: a step "
+        "every tick.",
     )
     burst_lookback: Duration = Field(
         default=timedelta(days=7),
@@ -324,8 +329,9 @@ class Scaling(Strict):
         description="Keep the burst allowance's pods through its off-time when that is at most this long, a "
         "duration. The allowance is on while the lead window reaches the history point after the one being "
         "observed, and off for the rest of each point; on history points a little longer than the lead window "
-        "plus the metric lag (5-minute points: on ~85% of each, off ~45 s) its pods are otherwise deleted at "
-        "every new observation and created again moments later, two scaling actions a point and short-lived "
+        "plus the metric lag (5-minute points: on 70-85% of each, off 45-90 s at a 1 min to 15 s tick) its "
+        "pods are otherwise deleted at every new observation and created again moments later, two scaling "
+        "actions a point and short-lived "
         "pods that hand their sessions on. Bridged, the same pods stand through the gap: ~45% fewer "
         "scaling actions on 5-minute traces for 1-3% more replica-hours (bench/README.md). 0s: released at "
         "once when off.",

@@ -7,6 +7,8 @@ Cases:
   or caps), and a traffic.csv + events.yaml that `ebbtide backtest` reads back; the terminal
   shows the cost table and the headline;
 - a bad --step is an error for people (exit 2).
+- the demo's policy (a 5-minute tick) keeps the reference policy's scale-down pace per minute:
+  the step limit is a fraction per tick, so it is scaled by the ratio of the ticks.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import pytest
 
 from forecaster.csvio import read_series_csv
 from policies.events import load_events_file
+from policies.loading import load_policy
 from scaler.cli import main
+from scaler.cli.demo import DEMO_WORKLOAD, TICK, demo_policy, reference_policy_path
 
 
 @pytest.mark.slow
@@ -62,3 +66,14 @@ def test_demo_writes_the_report(tmp_path, capsys):
 def test_demo_bad_step(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--step", "7m"]) == 2
     assert "--step: '7m' must divide a day" in capsys.readouterr().err
+
+
+def test_demo_policy_keeps_the_reference_pace_per_minute():
+    ref = load_policy(reference_policy_path())
+    demo = demo_policy(ref.events)
+    assert demo.schedule.tick == TICK
+    ref_w, demo_w = ref.workload(DEMO_WORKLOAD), demo.workload(DEMO_WORKLOAD)
+    minute = pd.Timedelta(minutes=1)
+    per_minute = ref_w.scaling.max_scale_down_fraction * (minute / ref.schedule.tick)
+    assert demo_w.scaling.max_scale_down_fraction * (minute / TICK) == pytest.approx(per_minute)
+    assert 0 < demo_w.scaling.max_scale_down_fraction <= 1

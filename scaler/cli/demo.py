@@ -97,13 +97,17 @@ def reference_policy_path() -> Path:
 
 def demo_policy(events) -> object:
     """The reference policy, reduced to the viewer-serving workload, with the demo's tick,
-    forecast step and refit interval, and the synthetic trace's calendar."""
+    forecast step and refit interval, and the synthetic trace's calendar. The step limit is a
+    fraction per tick, so it is scaled to the demo's longer tick: a descent keeps the reference's
+    pace per minute."""
     from policies.loading import load_policy
 
     policy = load_policy(reference_policy_path())
     w = policy.workload(DEMO_WORKLOAD)
+    pace = min(1.0, w.scaling.max_scale_down_fraction * (TICK / policy.schedule.tick))
     w = w.model_copy(update={"forecast": w.forecast.model_copy(update={"step": FORECAST_STEP,
-                                                                      "refit_interval": REFIT_INTERVAL})})
+                                                                      "refit_interval": REFIT_INTERVAL}),
+                             "scaling": w.scaling.model_copy(update={"max_scale_down_fraction": pace})})
     return policy.model_copy(update={"events": list(events), "workloads": [w],
                                      "schedule": policy.schedule.model_copy(update={"tick": TICK}),
                                      "cost": policy.cost.model_copy(update={"egress_billing": EGRESS_BILLING})})
