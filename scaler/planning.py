@@ -118,6 +118,7 @@ from scaler.safety import (
     scale_down_ticks,
     scale_step,
     stabilise,
+    ticks_in,
 )
 
 
@@ -468,8 +469,7 @@ def plan(
     may_step_up = mem.last_scale_up_at is None or now - mem.last_scale_up_at >= settle
     # A breach's step up: the step limit's pods for a minute of ticks (one tick's at a tick of a
     # minute or longer), so a shorter tick with a smaller fraction keeps its size.
-    per_minute = max(1, math.floor(round(timedelta(minutes=1) / tick, 9)))
-    step_up = scale_step(current, sc.max_scale_down_fraction, per_minute)
+    step_up = scale_step(current, sc.max_scale_down_fraction, ticks_in(timedelta(minutes=1), tick))
     x, st = apply_guard(x, current, freeze_floor, guard, step_up, may_step_up)
     steps.append(st)
 

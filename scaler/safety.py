@@ -242,9 +242,18 @@ def scale_step(current: int, fraction: float, ticks: int = 1) -> int:
     keeps its pace per minute whatever the tick: 0.1 a tick at a 1-minute tick is 0.025 a tick
     at 15 s with `scale_down_interval: 1m` (at least 1 pod a minute, not 4).
 
-    The guard's breach scale-up uses one tick's size, so a breach undoes one step of scale-in.
+    A breach's scale-up (the guard) takes `ticks_in(1 minute, tick)` ticks' worth: a minute of
+    scale-in undone at once, whatever the tick.
     """
     return max(1, math.floor(round(current * fraction * ticks, 9)))
+
+
+def ticks_in(span: timedelta, tick: timedelta) -> int:
+    """Whole ticks in `span`, at least 1: max(1, floor(span / tick)) (a ratio within 1e-9 of a
+    whole number counts as it)."""
+    if tick <= timedelta(0):
+        raise ValueError("ticks_in(): tick must be positive")
+    return max(1, math.floor(round(span / tick, 9)))
 
 
 # --------------------------------------------------------------------------- data checks
@@ -570,7 +579,7 @@ def scale_down_ticks(
         return 1
     if last_step_down_at is not None and now - last_step_down_at < interval:
         return 0
-    return max(1, math.floor(round(interval / tick, 9)))
+    return ticks_in(interval, tick)
 
 
 def limit_scale_down(

@@ -3,6 +3,7 @@ small ones (per_replica 100, headroom 0.1, fraction 0.1, tick 1m, untrusted fore
 observed demand alone sizes; 1000 observed needs ceil(1000 x 1.1 / 100) = 11 pods).
 
 Cases:
+- ticks_in: whole ticks in a span, at least one (4 in a minute at 15 s).
 - scale_down_ticks: 1 with an interval of at most one tick; 0 within the interval of the last
   scale-down; floor(interval / tick) after it or with none yet.
 - limit_scale_down with ticks: floor(current x fraction x ticks), at least 1 pod, floored once
@@ -21,10 +22,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from planner_helpers import MIN, NOW, obs, policy, state, step, untrusted, workload
 from scaler.planning import plan
 from scaler.plans import PlannerMemory
-from scaler.safety import limit_scale_down, scale_down_ticks
+from scaler.safety import limit_scale_down, scale_down_ticks, ticks_in
 
 
 def _wl(interval: str = "5m", **kw):
@@ -45,6 +48,15 @@ def test_scale_down_ticks():
     assert scale_down_ticks(NOW, NOW - 60 * MIN, five, MIN) == 5  # no accrual beyond the interval
     assert scale_down_ticks(NOW, None, timedelta(minutes=7, seconds=30), MIN) == 7
     assert scale_down_ticks(NOW, None, timedelta(minutes=10), timedelta(minutes=2)) == 5
+
+
+def test_ticks_in():
+    assert ticks_in(MIN, timedelta(seconds=15)) == 4
+    assert ticks_in(MIN, timedelta(seconds=20)) == 3  # 60 / 20 in floating point is not below 3
+    assert ticks_in(MIN, MIN) == 1 and ticks_in(MIN, 2 * MIN) == 1  # at least one
+    assert ticks_in(timedelta(minutes=7, seconds=30), MIN) == 7
+    with pytest.raises(ValueError, match="tick must be positive"):
+        ticks_in(MIN, timedelta(0))
 
 
 def test_limit_scale_down_with_ticks():
