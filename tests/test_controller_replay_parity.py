@@ -10,7 +10,8 @@ the plans made from it, over three hours of one-minute ticks with the burst allo
 Before `demand.lag`, the controller stamped the sample at `now` and read the history's points as
 the buckets starting where they were read (the third test, `lag: 0s`): on this run every
 observation differed from the replay's, the allowance stood on 36 of 180 ticks instead of 144,
-and 61 of the 180 targets differed.
+and 61 of the 180 targets differed. At the reference policy's 15 s tick (a quarter of the step,
+taken once per 5 minutes) the two also agree on all 240 ticks of an hour.
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ def _runs(policy_text: str, ticks: int = 180, controller_text: str | None = None
     ctl_policy = load_policy_text(controller_text) if controller_text else policy
     trace = _trace()
     t0 = (START + pd.Timedelta(days=8, hours=9)).to_pydatetime()
+    tick = policy.schedule.tick
     in_replay: list = []
-    replay(trace, policy, planner=_recording(in_replay), start=t0, end=t0 + timedelta(minutes=ticks))
+    replay(trace, policy, planner=_recording(in_replay), start=t0, end=t0 + ticks * tick)
     in_controller: list = []
     clock = f.Clock(t0)
     cluster = f.FakeCluster({"edge": in_replay[0][2]})  # the replay's warm start
@@ -92,7 +94,7 @@ def _runs(policy_text: str, ticks: int = 180, controller_text: str | None = None
                    planner=_recording(in_controller))
     for _ in range(ticks):
         c.tick(ctl_policy, dry_run=False, fit=True)
-        clock.advance(timedelta(minutes=1))
+        clock.advance(tick)
     return in_replay[:ticks], in_controller
 
 
@@ -123,6 +125,21 @@ def test_with_a_bridge_too():
     # bridged: the allowance stands on every tick, through its 45 s gaps
     assert not any("no unobserved demand" in r[4] for r in in_controller)
     assert all("bridged through its 45s off a 5m point" in r[4] for r in in_controller)
+
+
+def test_at_the_reference_policys_15_second_tick():
+    """The reference policy's timing: a 15 s tick, a quarter of the step taken once per 5m."""
+    text = POLICY.replace("schedule: {tick: 1m}", "schedule: {tick: 15s}").replace(
+        "max_scale_down_fraction: 0.1,", "max_scale_down_fraction: 0.025, scale_down_interval: 5m,")
+    assert text.count("15s") == 1 and text.count("0.025") == 1
+    in_replay, in_controller = _runs(text, ticks=240)
+    assert len(in_controller) == len(in_replay) == 240
+    assert [i for i, (a, b) in enumerate(zip(in_replay, in_controller)) if not _same(a, b)] == []
+    assert in_controller[1][0] - in_controller[0][0] == timedelta(seconds=15)
+    # the lead window is 45 s + 15 s: the allowance is on 70% of each 5-minute point
+    on = sum("over 1 5m point" in r[4] for r in in_controller)
+    assert 0.6 * 240 <= on <= 0.8 * 240
+    assert len({r[3] for r in in_controller}) > 5
 
 
 def test_the_controller_before_demand_lag_would_not_have():
