@@ -331,8 +331,8 @@ class Scaling(Strict):
         "observed, and off for the rest of each point; on history points a little longer than the lead window "
         "plus the metric lag (5-minute points: on 70-85% of each, off 45-90 s at a 1 min to 15 s tick) its "
         "pods are otherwise deleted at every new observation and created again moments later, two scaling "
-        "actions a point and short-lived "
-        "pods that hand their sessions on. Bridged, the same pods stand through the gap: ~45% fewer "
+        "actions a point and short-lived pods that hand their sessions on. Bridged, the same pods stand "
+        "through the gap: ~45% fewer "
         "scaling actions on 5-minute traces for 1-3% more replica-hours (bench/README.md). 0s: released at "
         "once when off.",
     )
