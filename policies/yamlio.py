@@ -62,8 +62,49 @@ def _line_map(node: yaml.Node | None, path: PathKey, out: dict[PathKey, int]) ->
             _line_map(item, path + (i,), out)
 
 
+MAX_YAML_VALUES = 500_000
+"""Most values (mapping keys and values, list items, scalars) a YAML document may expand to,
+its aliases (`*name`) expanded: a policy with a thousand workloads holds under 100,000. A few
+hundred bytes of nested aliases (a "billion laughs" file) expand to billions, which would take
+all the memory of the machine before any error could be told."""
+
+MAX_YAML_DEPTH = 64
+"""Deepest nesting of mappings and lists a YAML document may have (a policy has under 10); an
+alias that contains itself (`a: &x [*x]`) nests without end and is refused by the same rule."""
+
+
+def _check_shape(node: yaml.Node | None, p: Path) -> None:
+    """Refuse a document nested deeper than MAX_YAML_DEPTH or expanding (aliases followed) to
+    more than MAX_YAML_VALUES values, naming the line where that starts."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node, depth: int) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        if depth > MAX_YAML_DEPTH:
+            raise InputFileError([f"{p}:{n.start_mark.line + 1}: nested deeper than {MAX_YAML_DEPTH} levels (or an "
+                                  f"alias that contains itself): not a policy or events file"])
+        if isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(v, depth + 1) for v in n.value)
+        else:
+            total = 1
+        if total > MAX_YAML_VALUES:
+            raise InputFileError([f"{p}:{n.start_mark.line + 1}: expands to more than {MAX_YAML_VALUES:,} values "
+                                  f"with its aliases (*name) followed: refused (nested aliases that multiply, "
+                                  f"a \"billion laughs\" file?)"])
+        sizes[id(n)] = total
+        return total
+
+    if node is not None:
+        size(node, 0)
+
+
 def load_yaml_with_lines(path: str | Path, text: str | None = None) -> tuple[Any, dict[PathKey, int]]:
-    """Read a YAML file; return (data, {path: line}). Syntax errors name file and line."""
+    """Read a YAML file; return (data, {path: line}). Syntax errors name file and line; a
+    document too deep or too large once its aliases are expanded (`_check_shape`) is refused
+    before it is built."""
     p = Path(path)
     if text is None:
         try:
@@ -74,7 +115,10 @@ def load_yaml_with_lines(path: str | Path, text: str | None = None) -> tuple[Any
             raise InputFileError([f"{p}: cannot read: {exc}"]) from None
     try:
         node = yaml.compose(text, Loader=_UniqueKeyLoader)
+        _check_shape(node, p)
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except RecursionError:
+        raise InputFileError([f"{p}: nested too deeply to read (more than {MAX_YAML_DEPTH} levels are refused)"]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""

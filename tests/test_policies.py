@@ -168,6 +168,30 @@ def test_duplicate_yaml_keys_name_both_lines():
     assert _errors(text) == ["policy.yaml:9: invalid YAML: duplicate key 'pod_startup' (first at line 8)"]
 
 
+def test_aliases_that_multiply_are_refused_before_they_are_built():
+    # 9 levels of 9 aliases: 9**9 (387 million) values from a few hundred bytes ("billion laughs")
+    rows = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        rows.append(f"{name}: &{name} [{','.join(['*' + prev] * 9)}]")
+    assert _errors("\n".join(rows) + "\n") == [
+        "policy.yaml:6: expands to more than 500,000 values with its aliases (*name) followed: refused (nested "
+        'aliases that multiply, a "billion laughs" file?)']
+    # an anchor, as engineers set one to share a block, is fine
+    shared = MINIMAL_TEXT.replace("    scaling:", "    resources: &r {cpu_cores: 2, memory_gib: 4}\n    scaling:")
+    assert load_policy_text(shared).workloads[0].resources.cpu_cores == 2
+
+
+def test_self_containing_alias_and_deep_nesting_are_clear_errors():
+    assert _errors("apiVersion: ebbtide/v1\nevents: &x [*x]\n") == [
+        "policy.yaml:2: nested deeper than 64 levels (or an alias that contains itself): not a policy or events file"]
+    deep = 100
+    assert _errors("events: " + "[" * deep + "]" * deep + "\n") == [
+        "policy.yaml:1: nested deeper than 64 levels (or an alias that contains itself): not a policy or events file"]
+    very = 5000  # past PyYAML's own recursion
+    assert _errors("events: " + "[" * very + "]" * very + "\n") == [
+        "policy.yaml: nested too deeply to read (more than 64 levels are refused)"]
+
+
 def _mapping_paths(data, path=()):
     """Every mapping in the data with its path (free-form maps such as `caps` excluded)."""
     if isinstance(data, dict):
