@@ -118,7 +118,8 @@ def load_yaml_with_lines(path: str | Path, text: str | None = None) -> tuple[Any
         _check_shape(node, p)
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except RecursionError:
-        raise InputFileError([f"{p}: nested too deeply to read (more than {MAX_YAML_DEPTH} levels are refused)"]) from None
+        raise InputFileError([f"{p}: nested too deeply to read (more than {MAX_YAML_DEPTH} levels are "
+                              f"refused)"]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
