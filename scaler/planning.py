@@ -95,6 +95,7 @@ from scaler.plans import (
 )
 from scaler.safety import (
     apply_guard,
+    ABSURD_JUMP_FACTOR,
     BURST_SMOOTHING,
     BurstGrowth,
     DemandCheck,
@@ -716,6 +717,9 @@ def _burst_step(
              f"is {growth:.3g} ({learnt.pairs} pairs); "
              f"the allowance is on {100 * duty:.0f}% of the time, so that share of the headroom is "
              f"counted inside it (/ {inside:.3g})"
+             + (f"; {learnt.spikes} one-point spike(s) over {fmt(ABSURD_JUMP_FACTOR)}x everything before them, "
+                f"gone the next point, left out of that history (a broken metric, not traffic)"
+                if learnt.spikes else "")
              + (f"; bridged through its {format_duration(off)} off a {grid} point (burst_bridge "
                 f"{format_duration(bridge)}): its pods are kept, not deleted and created again" if bridged else ""))
     if need <= sized:

@@ -130,7 +130,8 @@ class BurstGrowth:
     quantile (pinball) loss of level x growth against the demand realised, per candidate alpha
     tried (1.0 first, then the others in the order given; what the choice was made on);
     `point_growth`: the growth learnt from the points themselves (alpha 1, over the same pairs),
-    for a level that is a single observation."""
+    for a level that is a single observation. `spikes`: one-point spikes no traffic makes
+    (`absurd_spikes`) left out of the history."""
 
     growth: float
     pairs: int
@@ -138,6 +139,7 @@ class BurstGrowth:
     level: float = math.nan
     loss: tuple[tuple[float, float], ...] = ()
     point_growth: float = math.nan
+    spikes: int = 0
 
 
 def smoothed_levels(values: Sequence[float], alpha: float) -> np.ndarray:
@@ -169,6 +171,34 @@ def smoothed_levels(values: Sequence[float], alpha: float) -> np.ndarray:
     return out
 
 
+def absurd_spikes(values: Sequence[float], factor: float = ABSURD_JUMP_FACTOR) -> np.ndarray:
+    """True at the one-point spikes of a demand history that no traffic makes: a point over
+    `factor` x every finite point before it (those already found left out), which the next
+    finite point falls back from by the same factor. A broken metric that lasted past
+    `jump_confirm` leaves one; left in the history, it would size the burst allowance's
+    smoothed level (and choose the smoothing) for hours after it. A jump that stays (the next
+    point as high) is traffic and is kept; so is a spike in the last point (nothing after it
+    yet), or at the history's start (nothing before it)."""
+    v = np.asarray(values, dtype=float).copy()
+    n = v.size
+    hit = np.zeros(n, dtype=bool)
+    if n < 3:
+        return hit
+    pos = np.arange(n)
+    while True:
+        fin = np.isfinite(v)
+        running = np.maximum.accumulate(np.where(fin, v, -np.inf))
+        before = np.concatenate(([-np.inf], running[:-1]))
+        first_at = np.minimum.accumulate(np.where(fin, pos, n)[::-1])[::-1]  # first finite at or after j
+        after = np.concatenate((first_at[1:], [n]))
+        nxt = np.where(after < n, v[np.minimum(after, n - 1)], np.nan)
+        new = fin & (before > 0) & (v > factor * before) & np.isfinite(nxt) & (nxt * factor < v)
+        if not new.any():
+            return hit
+        hit |= new
+        v[new] = np.nan
+
+
 def burst_growth(values: Sequence[float], ahead: int, quantile: float, per_replica: float,
                  alphas: Sequence[float] = BURST_SMOOTHING) -> BurstGrowth | None:
     """The `quantile` of the growth realised over `ahead` points of a demand history, >= 1, from
@@ -188,11 +218,17 @@ def burst_growth(values: Sequence[float], ahead: int, quantile: float, per_repli
     smoothed level sizes the same coverage with less capacity. On hourly history with a daily
     cycle a smoothed level lags the rise and the point alone wins. A pure function of the history.
 
+    One-point spikes no traffic makes (`absurd_spikes`) are left out first, as missing points
+    (`spikes` counts them).
+
     None when `ahead` < 1 or fewer than `min_burst_pairs(quantile)` pairs at alpha 1.
     """
     if ahead < 1:
         return None
     v = np.asarray(values, dtype=float)
+    spikes = absurd_spikes(v)
+    if spikes.any():
+        v = np.where(spikes, np.nan, v)
     if v.size <= ahead:
         return None
     nxt = np.lib.stride_tricks.sliding_window_view(v[1:], ahead).max(axis=1)  # NaN if any is NaN
@@ -219,7 +255,7 @@ def burst_growth(values: Sequence[float], ahead: int, quantile: float, per_repli
             point_growth = growth
     assert best is not None  # alpha 1 came first and had enough pairs
     _, growth, pairs, alpha, level = best
-    return BurstGrowth(growth, pairs, alpha, level, tuple(losses), point_growth)
+    return BurstGrowth(growth, pairs, alpha, level, tuple(losses), point_growth, int(spikes.sum()))
 
 
 def burst_duty(observed_at: datetime, lead_end: datetime, step: timedelta) -> float:

@@ -13,10 +13,14 @@ Cases:
   (1 - alpha) x history level) and the reason names it; `burst_smoothing: false` grows from the
   observation alone; a history that does not end right before the observed point falls back to
   the observation, with the growth learnt from single points (the level it multiplies).
+- absurd one-point spikes (a broken metric believed after jump_confirm, then gone) are left out
+  of the history, as missing points, by hand; the planner's allowance after one is the one
+  without it, and the reason says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from datetime import timedelta
@@ -26,7 +30,7 @@ import pytest
 from planner_helpers import NOW, obs, policy, state, step, untrusted, workload
 from scaler.planning import plan
 from scaler.plans import RecentDemand
-from scaler.safety import BURST_SMOOTHING, burst_growth, smoothed_levels
+from scaler.safety import BURST_SMOOTHING, absurd_spikes, burst_growth, smoothed_levels
 
 
 def test_smoothed_levels_by_hand():
@@ -143,3 +147,37 @@ def test_a_history_that_stops_short_of_the_observed_point_grows_from_the_observa
     # the lead window reaches one point beyond the observed one as before; the level is the
     # point, so the growth is the one learnt from points
     assert step(p, "burst").after == pytest.approx(700 * point.growth / INSIDE)
+
+
+def test_absurd_spikes_by_hand():
+    assert absurd_spikes([5, 6, 1e15, 5, 6]).tolist() == [False, False, True, False, False]
+    # a jump that stays is traffic; a spike in the last point has nothing after it yet
+    assert not absurd_spikes([5, 6, 1e15, 1e15, 6]).any()
+    assert not absurd_spikes([5, 6, 1e15]).any()
+    # each spike is measured against the points before it, earlier spikes left out; a missing
+    # point after a spike: the next finite one decides
+    assert absurd_spikes([5, 6, 1e4, 5, 1e15, math.nan, 6]).tolist() == [False, False, True, False, True, False,
+                                                                        False]
+    # 100x exactly, and a fall back by less than 100x, are kept
+    assert not absurd_spikes([5, 6, 600, 5, 6]).any()
+    assert not absurd_spikes([5, 6, 601, 6.1, 6]).any()
+    # nothing before but zeros: one visitor on an empty night is no spike
+    assert not absurd_spikes([0, 0, 1, 0, 0]).any()
+
+
+def test_a_broken_metrics_spike_does_not_size_the_allowance_for_hours():
+    # a sample of 1e15 believed after jump_confirm, then demand back to normal: the allowance
+    # is learnt as if the point were missing, and the reason says so
+    spiked = list(NOISY)
+    spiked[-6] = 1e15
+    gapped = list(NOISY)
+    gapped[-6] = math.nan
+    with_spike = burst_growth(spiked, 1, 0.9, 100)
+    assert with_spike.spikes == 1
+    assert with_spike == dataclasses.replace(burst_growth(gapped, 1, 0.9, 100), spikes=1)
+    p = _plan(workload(**WL), history=RecentDemand(HIST.start, STEP, tuple(spiked)))
+    assert step(p, "burst").after == pytest.approx(step(_plan(workload(**WL), history=RecentDemand(
+        HIST.start, STEP, tuple(gapped))), "burst").after)
+    assert step(p, "burst").after < 2000
+    assert "1 one-point spike(s) over 100x everything before them, gone the next point, left out" \
+        in step(p, "burst").reason
