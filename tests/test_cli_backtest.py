@@ -277,3 +277,30 @@ def test_the_table_prints_brackets_as_written(capsys):
     for text in ("traces[b]/t[1].csv", "events: sale[b]", "failed: fit failed [b]", "note: cut [b]efore the end",
                  "ebbtide: window [S, E + 7 d) [b]"):
         assert text in out, text
+
+
+def test_the_table_names_missing_points_and_keeps_huge_errors_readable(capsys):
+    from scaler.cli.backtest import print_table
+
+    metrics = {"wape": 7.3e294, "smape": 0.5, "under_forecast": 0.0, "over_forecast": 1234.5, "coverage": 1.0}
+    report = {"file": "t.csv", "train_points": 284, "train_missing": 24, "interval": "1h",
+              "cutoff": "2026-03-03T00:00:00Z", "horizon": "12h", "forecast_points": 12, "events": [], "note": None,
+              "models": {"seasonal_naive_week": {"error": None, "metrics": metrics, "fit_s": 0.0, "notes": []}}}
+    print_table(report)
+    out = capsys.readouterr().out
+    assert "284 points of 1h (24 of them missing) before" in " ".join(out.split())
+    assert "7e+296%" in out and "123450.0%" not in out and "1e+05%" in out  # 1234.5 -> 123450% -> 1e+05%
+    report.pop("train_missing")
+    print_table(report)
+    assert "missing" not in capsys.readouterr().out
+
+
+def test_the_report_counts_missing_training_points(tmp_path, capsys):
+    rows = ["ts,value"] + [f"2026-03-01T{h:02d}:00:00Z,{'' if h in (3, 4) else 100 + h}" for h in range(24)]
+    rows += [f"2026-03-02T{h:02d}:00:00Z,{100 + h}" for h in range(24)]
+    f = tmp_path / "t.csv"
+    f.write_text("\n".join(rows) + "\n")
+    code, out, err = run_cli(capsys, "--csv", str(f), "--cutoff", "2026-03-02T12:00:00Z",
+                             "--horizon", "6h", "--json")
+    assert code == 0, err
+    assert json.loads(out)["train_missing"] == 2

@@ -188,6 +188,7 @@ def build_report(file, series, events, origin, horizon, runs, failures) -> dict:
         "horizon": format_duration(horizon),
         "train_start": series.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "train_points": first.train_points,
+        "train_missing": int(series.before(origin).values.isna().sum()),
         "forecast_points": len(first.forecast.index),
         "actual_points": n_actual,
         "events": [e.name for e in events],
@@ -197,9 +198,14 @@ def build_report(file, series, events, origin, horizon, runs, failures) -> dict:
 
 
 def _fmt(v, pct: bool = True) -> str:
+    """A metric for the table: a share as a percentage, else 2 decimals; beyond 100,000 (a
+    forecast off by orders of magnitude, e.g. a baseline copying a value of 1e300) in powers of
+    ten, so the column stays readable."""
     if v is None:
         return "-"
-    return f"{100 * v:.1f}%" if pct else f"{v:.2f}"
+    x = 100 * v if pct else v
+    text = f"{x:.0e}" if abs(x) >= 1e5 else (f"{x:.1f}" if pct else f"{x:.2f}")
+    return text + ("%" if pct else "")
 
 
 def print_table(report: dict) -> None:
@@ -211,7 +217,9 @@ def print_table(report: dict) -> None:
     console = Console()
     # Paths, event names, errors and notes are printed as written ([brackets] are not markup).
     console.print(
-        f"[bold]{escape(report['file'])}[/]: {report['train_points']} points of {report['interval']} before "
+        f"[bold]{escape(report['file'])}[/]: {report['train_points']} points of {report['interval']}"
+        + (f" ({report['train_missing']} of them missing)" if report.get("train_missing") else "")
+        + f" before "
         f"{report['cutoff']}, forecasting {report['horizon']} ({report['forecast_points']} points)"
         + (f"; events: {escape(', '.join(report['events']))}" if report["events"] else "")
     )
