@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -161,12 +161,36 @@ class PolicyJsonSchema(GenerateJsonSchema):
         return super().encode_default(dft)
 
 
+def _admits_bool(annotation: Any) -> bool:
+    """Does a field of this annotation take a YAML true/false as such (bool, or any model or
+    mapping that may hold one), rather than as a number?"""
+    if annotation is bool:
+        return True
+    if get_origin(annotation) is Annotated:
+        return _admits_bool(get_args(annotation)[0])
+    args = get_args(annotation)
+    if args:
+        return any(_admits_bool(a) for a in args if a is not type(None))
+    return annotation not in (int, float)
+
+
 class Strict(BaseModel):
     """Base of every policy model: unknown keys refused, values frozen once loaded, numbers
     finite (`.nan` or `.inf` in YAML is refused: a NaN threshold would never breach, an
     infinite per_replica would size every workload to its floor)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, value: Any, info: Any) -> Any:
+        """`true`/`false` where a number is expected is refused (pydantic would read 1 and 0:
+        `min_replicas: true` is a slip, not one replica)."""
+        if isinstance(value, bool) and info.field_name in cls.model_fields:
+            if not _admits_bool(cls.model_fields[info.field_name].annotation):
+                raise PydanticCustomError("bool_not_number", "expected a number, not {value}",
+                                          {"value": str(value).lower()})
+        return value
 
     @classmethod
     def model_json_schema(cls, by_alias: bool | None = True, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]

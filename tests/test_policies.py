@@ -543,3 +543,14 @@ def test_a_lift_on_a_long_declared_ramp_is_warned_about_with_its_line():
     short = long.replace("start: 2026-11-10T16:00:00Z", "start: 2026-11-11T08:00:00Z")  # a 4 h ramp
     assert not [w for w in read_policy("policy.yaml", short).warnings if "lifted peak" in w]
     assert not [w for w in read_policy("policy.yaml", MINIMAL_TEXT).warnings if "lifted peak" in w]  # no lift
+
+
+def test_true_or_false_where_a_number_is_expected_is_refused():
+    text = MINIMAL_TEXT.replace("{min_replicas: 2, max_replicas: 500}", "{min_replicas: true, max_replicas: 500}")
+    assert _errors(text) == ["policy.yaml:9 workloads[0].scaling.min_replicas: expected a number, not true"]
+    text = MINIMAL_TEXT.replace("per_replica: 1000", "per_replica: false")
+    assert _errors(text) == ["policy.yaml:7 workloads[0].demand.per_replica: expected a number, not false"]
+    # where a bool is the type, it is read as such
+    text = MINIMAL_TEXT.replace("{min_replicas: 2, max_replicas: 500}",
+                                "{min_replicas: 2, max_replicas: 500, burst_smoothing: false}")
+    assert load_policy_text(text).workloads[0].scaling.burst_smoothing is False
