@@ -13,6 +13,8 @@ Rules (documented in docs/forecasting.md):
 
 from __future__ import annotations
 
+import re
+
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +23,10 @@ import pandas as pd
 
 from forecaster.series import Series
 from policies.errors import InputFileError
+
+
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
 def read_series_csv(path: str | Path) -> Series:
@@ -35,15 +41,28 @@ def read_series_csv(path: str | Path) -> Series:
     except UnicodeDecodeError as exc:
         raise InputFileError([f"{p}: not UTF-8 text ({exc.reason}); save it as UTF-8 "
                               f"(spreadsheets: CSV UTF-8)"]) from None
-    except (pd.errors.ParserError, OSError) as exc:
+    except pd.errors.ParserError as exc:
+        m = _FIELDS.search(str(exc))
+        if m:  # "Error tokenizing data. C error: Expected 2 fields in line 122, saw 4"
+            raise InputFileError([f"{p}:{m.group(2)}: {m.group(3)} fields where the header has {m.group(1)} "
+                                  f"(a comma inside a value? quote it, or remove the extra column)"]) from None
         raise InputFileError([f"{p}: not a readable CSV: {exc}"]) from None
-    cols = [c.strip().lower() for c in raw.columns]
+    except OSError as exc:
+        raise InputFileError([f"{p}: not a readable CSV: {exc}"]) from None
+    header = [str(c).strip() for c in raw.columns]
+    cols = [c.lower() for c in header]
     raw.columns = cols
     missing = [c for c in ("ts", "value") if c not in cols]
     if missing:
+        sep = next((c for c in ";\t|" if any(c in h for h in header)), None)
+        if any(_ISO_START.match(c) for c in header):
+            hint = " (the file has no header row? add `ts,value` as its first line)"
+        elif sep is not None:
+            hint = f" (columns separated by {sep!r}? separate them with commas: `ts,value`)"
+        else:
+            hint = " (expected `ts,value`)"
         raise InputFileError(
-            [f"{p}:1: missing column(s) {', '.join(missing)} in header {','.join(cols)!s} "
-             f"(expected `ts,value`)"]
+            [f"{p}:1: missing column(s) {', '.join(missing)} in header {','.join(header)!s}{hint}"]
         )
     if len(raw) < 2:
         raise InputFileError([f"{p}: needs at least 2 data rows, found {len(raw)}"])

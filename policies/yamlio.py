@@ -123,7 +123,10 @@ def load_yaml_with_lines(path: str | Path, text: str | None = None) -> tuple[Any
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise InputFileError([f"{p}{line}: invalid YAML: {exc.problem or exc}"]) from None
+        problem = str(exc.problem or exc)
+        if "block" in problem or "mapping values are not allowed" in problem:
+            problem += " (check the indentation of this line against the lines above it)"
+        raise InputFileError([f"{p}{line}: invalid YAML: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise InputFileError([f"{p}: invalid YAML: {exc}"]) from None
     lines: dict[PathKey, int] = {}

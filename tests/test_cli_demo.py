@@ -68,6 +68,15 @@ def test_demo_bad_step(tmp_path, capsys):
     assert "--step: '7m' must divide a day" in capsys.readouterr().err
 
 
+def test_demo_out_under_a_file_is_refused_before_any_work(tmp_path, capsys):
+    f = tmp_path / "report.html"
+    f.write_text("x")
+    for out in (f, f / "sub"):
+        assert main(["demo", "--out", str(out)]) == 2
+        assert f"--out {out}: {f} is a file, not a folder" in capsys.readouterr().err
+    assert f.read_text() == "x"
+
+
 def test_demo_policy_keeps_the_reference_pace_per_minute():
     ref = load_policy(reference_policy_path())
     demo = demo_policy(ref.events)

@@ -66,6 +66,13 @@ def test_mixed_offsets_are_converted(tmp_path):
         ("", ": file is empty"),
         ("ts,count\n2026-01-01T00:00:00Z,1\n2026-01-01T01:00:00Z,1\n", ":1: missing column(s) value"),
         ("ts,value\n2026-01-01T00:00:00Z,1\n", "needs at least 2 data rows, found 1"),
+        ("2026-01-01T00:00:00Z,1\n2026-01-01T01:00:00Z,1\n2026-01-01T02:00:00Z,1\n",
+         ":1: missing column(s) ts, value in header 2026-01-01T00:00:00Z,1 (the file has no header row? add "
+         "`ts,value` as its first line)"),
+        ("ts;value\n2026-01-01T00:00:00Z;1\n2026-01-01T01:00:00Z;1\n",
+         ":1: missing column(s) ts, value in header ts;value (columns separated by ';'? separate them with commas"),
+        ("ts,value\n2026-01-01T00:00:00Z,1\n2026-01-01T01:00:00Z,1,2,3\n",
+         ":3: 4 fields where the header has 2 (a comma inside a value? quote it, or remove the extra column)"),
         ("ts,value\n2026-01-01T00:00:00Z,1\nlater,2\n", ":3: ts 'later' is not an ISO 8601 time"),
         ("ts,value\n2026-01-01T00:00:00,1\n2026-01-01T01:00:00,2\n", ":2: ts '2026-01-01T00:00:00' has no zone"),
         ("ts,value\n2026-01-01T00:00:00Z,1\n2026-01-01T01:00:00,2\n", ":3: ts '2026-01-01T01:00:00' has no zone"),

@@ -554,3 +554,10 @@ def test_true_or_false_where_a_number_is_expected_is_refused():
     text = MINIMAL_TEXT.replace("{min_replicas: 2, max_replicas: 500}",
                                 "{min_replicas: 2, max_replicas: 500, burst_smoothing: false}")
     assert load_policy_text(text).workloads[0].scaling.burst_smoothing is False
+
+
+def test_bad_indentation_is_told_as_such():
+    text = MINIMAL_TEXT.replace("    pod_startup: 90s\n", "      pod_startup: 90s\n")
+    (problem,) = _errors(text)
+    assert problem.startswith("policy.yaml:") and "invalid YAML" in problem
+    assert problem.endswith("(check the indentation of this line against the lines above it)")

@@ -242,6 +242,14 @@ def test_replay_start_after_the_trace_is_a_clear_error(tmp_path, capsys):
     assert err == (f"error: replay range 2030-01-01T00:00:00Z .. the trace end overlaps the trace {p} "
                    f"(2026-03-07T00:00:00Z .. 2026-03-10T00:00:00Z) by less than one interval: choose "
                    f"--start/--end inside it\n")
+    # inside the trace but shorter than one of its intervals
+    code = main(["replay", "--csv", str(p), "--policy", str(pol), "--start", "2026-03-08T00:00:00Z",
+                 "--end", "2026-03-08T00:30:00Z"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err == (f"error: replay range 2026-03-08T00:00:00Z .. 2026-03-08T00:30:00Z holds less than one "
+                   f"interval (1h) of the trace {p} (2026-03-07T00:00:00Z .. 2026-03-10T00:00:00Z): choose a "
+                   f"longer range\n")
 
 
 def test_replay_refits_only_on_new_intervals():

@@ -261,6 +261,9 @@ def run(args) -> int:
     if step <= timedelta(0) or timedelta(days=1) % step != timedelta(0):
         raise EbbtideError(f"--step: {args.step!r} must divide a day (1m, 5m, 15m, 1h)")
     out = Path(args.out)
+    blocker = next((q for q in (out, *out.parents) if q.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise EbbtideError(f"--out {out}: {blocker} is a file, not a folder (the demo writes a folder of files)")
     command = f"ebbtide demo --out {args.out} --seed {args.seed} --step {args.step}"
     console = Console(width=None if sys.stdout.isatty() else 120)
     progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),

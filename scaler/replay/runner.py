@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
+from forecaster.csvio import interval_text
 from forecaster.series import Forecaster, Series
 from policies.errors import EbbtideError
 from policies.events import EBB_SPAN, Event, expand_events
@@ -485,8 +486,13 @@ def _grid(trace: Series, policy: Policy, hs: HpaSettings, start: datetime | None
     if t_end - t_start < step_s:
         asked = (f"{_iso(start) if start is not None else 'the trace start'} .. "
                  f"{_iso(end) if end is not None else 'the trace end'}")
-        raise EbbtideError(f"replay range {asked} overlaps the trace {trace.name} ({_iso(_dt(trace_t0))} .. "
-                           f"{_iso(_dt(trace_end_s))}) by less than one interval: choose --start/--end inside it")
+        inside = (start is None or _to_s(start) < trace_end_s) and (end is None or _to_s(end) > trace_t0)
+        span = f"the trace {trace.name} ({_iso(_dt(trace_t0))} .. {_iso(_dt(trace_end_s))})"
+        if inside:
+            raise EbbtideError(f"replay range {asked} holds less than one interval ({interval_text(trace.step)}) "
+                               f"of {span}: choose a longer range")
+        raise EbbtideError(f"replay range {asked} overlaps {span} by less than one interval: choose "
+                           f"--start/--end inside it")
     n = (t_end - t_start) // dt
     return _Grid(step_s, tick_s, sync_s, dt, trace_t0, t_start, t_end, n, trace.values.to_numpy(dtype=float))
 
