@@ -285,6 +285,21 @@ def local_date_mask(grid: pd.DatetimeIndex, days: Iterable[date], tz: str = "UTC
     return np.asarray(local.isin(wanted), dtype=float)
 
 
+PROPHET_RESERVED = frozenset(
+    [n + sfx for n in ("trend", "additive_terms", "daily", "weekly", "yearly", "holidays", "zeros",
+                       "extra_regressors_additive", "yhat", "extra_regressors_multiplicative",
+                       "multiplicative_terms") for sfx in ("", "_lower", "_upper")]
+    + ["ds", "y", "cap", "floor", "y_scaled", "cap_scaled"])
+"""Names Prophet keeps for itself (prophet.Prophet.validate_column_name, 1.1), `daily` and
+`weekly` also being this model's seasonalities."""
+
+
+def prophet_holiday_name(name: str) -> str:
+    """A holiday event's name as the model's holiday window: as written, or `event:NAME` when
+    Prophet keeps that name for itself (an event called `holidays` or `trend` made every fit fail)."""
+    return f"event:{name}" if name in PROPHET_RESERVED else name
+
+
 def holidays_frame(
     events: Iterable[Event],
     since: datetime,
@@ -307,7 +322,7 @@ def holidays_frame(
         # The end is exclusive: an event ending exactly at local midnight does not cover that day.
         end_local = ev.end.astimezone(zone)
         d1 = (end_local - timedelta(microseconds=1)).date() if ev.end > ev.start else d0
-        rows.append((ev.name.split("@")[0], pd.Timestamp(d0), 0, max(0, (d1 - d0).days)))
+        rows.append((prophet_holiday_name(ev.name.split("@")[0]), pd.Timestamp(d0), 0, max(0, (d1 - d0).days)))
     if country:
         for day, name in sorted(_country_calendar(country, since, until).items()):
             rows.append((f"{country}:{name}", pd.Timestamp(day), 0, 0))

@@ -81,6 +81,16 @@ class Event(BaseModel):
         json_schema_extra={"exclusiveMinimum": 1, "maximum": 1000},
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        # `@` names a yearly event's other occurrences (`singles-day@2025`); `_delim_` is the
+        # one text the forecaster's model (Prophet) cannot take in a column name.
+        for bad in ("@", "_delim_"):
+            if bad in v:
+                raise ValueError(f"event name {v!r} must not contain {bad!r}")
+        return v
+
     @field_validator("start", "peak", "end", mode="before")
     @classmethod
     def _aware_time(cls, v):

@@ -304,3 +304,21 @@ def test_the_report_counts_missing_training_points(tmp_path, capsys):
                              "--horizon", "6h", "--json")
     assert code == 0, err
     assert json.loads(out)["train_missing"] == 2
+
+
+def test_an_event_outside_the_data_and_horizon_is_warned_about(tmp_path, capsys):
+    f = hourly_csv(tmp_path / "t.csv")
+    ev = tmp_path / "ev.yaml"
+    ev.write_text("events:\n"
+                  "  - {name: typo, kind: sale, start: 2036-03-02T10:00:00Z, peak: 2036-03-02T12:00:00Z, "
+                  "end: 2036-03-02T16:00:00Z}\n"
+                  "  - {name: in, kind: sale, start: 2026-03-02T10:00:00Z, peak: 2026-03-02T12:00:00Z, "
+                  "end: 2026-03-02T16:00:00Z}\n"
+                  "  - {name: yearly, kind: holiday, start: 2020-03-03T00:00:00Z, peak: 2020-03-03T12:00:00Z, "
+                  "end: 2020-03-04T00:00:00Z, recurrence: yearly}\n")
+    code, out, err = run_cli(capsys, "--csv", str(f), "--cutoff", "2026-03-03T00:00:00Z", "--horizon", "6h",
+                             "--events", str(ev), "--json")
+    assert code == 0, err
+    assert err.count("warning:") == 1, err
+    assert (f"warning: {ev}: event typo (2036-03-02T10:00:00+00:00 .. 2036-03-02T16:00:00+00:00) falls outside the "
+            f"data and the horizon") in err

@@ -51,6 +51,7 @@ from forecaster.model import (
     aggregate_to_grid,
     choose_fit_step,
 )
+from forecaster import events as evf
 from forecaster.intervals import bucket_quantiles, conformal_quantile, lead_buckets, pooled_quantile
 from forecaster.series import Series
 from forecaster.transforms import Log1pScaled
@@ -418,3 +419,18 @@ def test_held_out_week_coverage_at_least_quantile_bound(seed):
     q, n = s.upper_quantile, idx.size
     bound = q - 3.0 * np.sqrt(q * (1.0 - q) / n)  # the quantile less three binomial standard errors
     assert np.mean(actual <= f.yhat_upper.to_numpy()) >= bound
+
+
+@pytest.mark.parametrize("name", ["holidays", "daily", "trend", "yhat"])
+def test_events_named_as_prophet_keeps_names_are_fitted(name):
+    # an event called `holidays` (or `daily`, Prophet's own seasonality) made every fit fail
+    all_s, _ = hourly_series(26)
+    hist = all_s.before(SALE_PEAK - pd.Timedelta(days=2))
+    day = (SALE_PEAK - pd.Timedelta(days=9)).normalize()
+    hol = Event(name=name, kind="holiday", start=day.isoformat(), peak=(day + pd.Timedelta(hours=12)).isoformat(),
+                end=(day + pd.Timedelta(days=1)).isoformat())
+    sale = SALE.model_copy(update={"name": name + "-sale"})
+    f = EbbtideForecaster([hol, sale]).fit(hist).predict(hist.future_index(timedelta(hours=6)))
+    assert f.frame.notna().all().all() and len(f.frame) == 6
+    assert evf.prophet_holiday_name(name) == f"event:{name}"
+    assert evf.prophet_holiday_name("singles-day") == "singles-day"

@@ -151,6 +151,8 @@ def test_load_events_file_both_shapes(tmp_path):
         (("    ebb: 36h", "    ebb: 36h\n    kind: sale"), ":9: invalid YAML: duplicate key 'kind' (first at line 3)"),
         (("events:", "event:"), ":1 event: unknown top-level key"),
         (("  - name: joint", "  - name: [joint"), "invalid YAML"),
+        (("name: joint", "name: joint@home"), ":9 events[1].name: event name 'joint@home' must not contain '@'"),
+        (("name: joint", "name: a_delim_b"), ":9 events[1].name: event name 'a_delim_b' must not contain '_delim_'"),
     ],
 )
 def test_load_events_file_errors(tmp_path, edit, fragment):

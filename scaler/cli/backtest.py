@@ -123,6 +123,13 @@ def run(args) -> int:
         raise EbbtideError(f"{where}: only {format_duration(span)} of data before the cutoff "
                            f"{origin.isoformat()}, need at least {format_duration(MIN_TRAIN)}")
 
+    until = origin + pd.Timedelta(horizon)
+    lo, hi = series.start.to_pydatetime(), until.to_pydatetime()
+    for e in events:
+        if not any(o.end >= lo and o.start <= hi for o in e.occurrences(lo, hi)):
+            print(f"warning: {args.events}: event {e.name} ({e.start.isoformat()} .. {e.end.isoformat()}) falls "
+                  f"outside the data and the horizon ({series.start.isoformat()} .. {until.isoformat()}): it has "
+                  f"no effect (a wrong year?)", file=sys.stderr)
     comparison = compare_models(series, events, origin, horizon, settings)
     runs, failures = list(comparison.runs), comparison.failures
     if args.forecast_out:
