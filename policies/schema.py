@@ -181,6 +181,19 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
+    @classmethod
+    def model_json_schema(cls, by_alias: bool | None = True, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        """JSON Schema for editors; durations and their defaults written as in the YAML."""
+        kwargs.setdefault("schema_generator", PolicyJsonSchema)
+        return super().model_json_schema(by_alias, *args, **kwargs)
+
+
+class PolicyModel(Strict):
+    """Base of the policy file's models: Strict, and `true`/`false` refused where a number is
+    expected. (Not in Strict itself: a field validator makes pydantic validate JSON as Python,
+    and strict models read from JSON, such as the saved planner memory, then refuse arrays
+    as tuples; those are strict already, and take no bool for a number.)"""
+
     @field_validator("*", mode="before")
     @classmethod
     def _no_bool_for_number(cls, value: Any, info: Any) -> Any:
@@ -192,21 +205,15 @@ class Strict(BaseModel):
                                           {"value": str(value).lower()})
         return value
 
-    @classmethod
-    def model_json_schema(cls, by_alias: bool | None = True, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
-        """JSON Schema for editors; durations and their defaults written as in the YAML."""
-        kwargs.setdefault("schema_generator", PolicyJsonSchema)
-        return super().model_json_schema(by_alias, *args, **kwargs)
-
 
 # --------------------------------------------------------------------------- connection
-class BasicAuth(Strict):
+class BasicAuth(PolicyModel):
     username: str = Field(min_length=1, description="Basic-auth user name.")
     password_file: str = Field(min_length=1, description="Path of a file holding the password (e.g. a mounted "
                                "Secret); read at start-up and on policy reload.")
 
 
-class PrometheusSettings(Strict):
+class PrometheusSettings(PolicyModel):
     url: Annotated[str, Matching(r"https?://\S+", "must be an http:// or https:// URL")] = Field(
         default="http://prometheus-operated.monitoring.svc:9090",
         description="Base URL of the Prometheus HTTP API (http:// or https://). Overridden by "
@@ -238,7 +245,7 @@ class PrometheusSettings(Strict):
         return self
 
 
-class Schedule(Strict):
+class Schedule(PolicyModel):
     tick: PositiveWholeSeconds = Field(default=timedelta(minutes=1), description="How often plans are made and "
                                    "applied (every workload, every tick). 15s reacts to a demand jump as soon "
                                    "as an HPA does (its sync period); per-tick limits (max_scale_down_fraction, "
@@ -246,20 +253,20 @@ class Schedule(Strict):
 
 
 # --------------------------------------------------------------------------- workloads
-class Target(Strict):
+class Target(PolicyModel):
     kind: Literal["Deployment", "StatefulSet"] = Field(description="Kind of the scaled workload.")
     namespace: Name = Field(description="Namespace of the workload.")
     name: Name = Field(description="Name of the workload.")
 
 
-class HpaRef(Strict):
+class HpaRef(PolicyModel):
     name: Name = Field(
         description="Name of the HorizontalPodAutoscaler (same namespace) that owns the workload. "
         "Ebbtide then moves the HPA's minReplicas instead of the scale subresource (never fights it)."
     )
 
 
-class Demand(Strict):
+class Demand(PolicyModel):
     query: PromQL = Field(description="PromQL giving the workload's demand as ONE series "
                           "(e.g. `sum(rate(http_requests_total[5m]))`, or concurrent viewers).")
     per_replica: float = Field(gt=0, description="Demand one replica serves at target quality "
@@ -275,7 +282,7 @@ class Demand(Strict):
     )
 
 
-class Resources(Strict):
+class Resources(PolicyModel):
     cpu_cores: float = Field(default=1.0, gt=0, description="CPU request per replica, cores.")
     memory_gib: float = Field(default=2.0, gt=0, description="Memory request per replica, GiB.")
 
@@ -284,7 +291,7 @@ MAX_REPLICAS = 2**31 - 1
 """Largest replica count Kubernetes stores (`spec.replicas` and an HPA's minReplicas are int32)."""
 
 
-class Scaling(Strict):
+class Scaling(PolicyModel):
     min_replicas: int = Field(default=1, ge=0, description="Floor on replicas, pods.")
     max_replicas: int = Field(ge=1, le=MAX_REPLICAS, description="Ceiling on replicas, pods (required; "
                               ">= min_replicas; at most 2147483647, Kubernetes' int32 replicas).")
@@ -397,7 +404,7 @@ class Scaling(Strict):
         return v
 
 
-class ForecastSettings(Strict):
+class ForecastSettings(PolicyModel):
     lookback: PositiveDuration = Field(default=timedelta(days=28), description="History the model is fitted "
                                        "on (>= min_history).")
     step: PositiveWholeSeconds = Field(default=timedelta(minutes=5), description="Resolution of history and "
@@ -454,7 +461,7 @@ class ForecastSettings(Strict):
 BreachAction = Literal["freeze_scale_in", "restore_bitrate", "scale_up"]
 
 
-class QualitySli(Strict):
+class QualitySli(PolicyModel):
     name: Name = Field(description="SLI name used in reasons, Events and metrics (e.g. `rebuffering`).")
     query: PromQL = Field(description="PromQL giving the SLI as one number (instant query).")
     threshold: float = Field(description="Breach threshold, in the query's unit (ratio, seconds, ...).")
@@ -528,7 +535,7 @@ def _validate_with(handler: ValidatorFunctionWrapHandler, value: Any, problems: 
     return result
 
 
-class Workload(Strict):
+class Workload(PolicyModel):
     name: Name = Field(description="Unique workload name (reports, metrics, --workload).")
     target: Target = Field(description="The Deployment or StatefulSet whose replicas Ebbtide plans.")
     hpa: HpaRef | None = Field(default=None, description="Set when an HPA owns the workload. Absent: "
@@ -559,7 +566,7 @@ class Workload(Strict):
 
 
 # --------------------------------------------------------------------------- bitrate
-class Rung(Strict):
+class Rung(PolicyModel):
     name: str = Field(min_length=1, description="Rung name, e.g. `1080p`.")
     kbps: float = Field(gt=0, description="Video bitrate of the rung, kbit/s.")
 
@@ -567,7 +574,7 @@ class Rung(Strict):
 TierName = Literal["core", "silent", "edge", "returning"]
 
 
-class ViewerTier(Strict):
+class ViewerTier(PolicyModel):
     name: TierName = Field(
         description="core (active, keep perfect), silent (activatable, keep good), edge (churning, "
         "cost-sensitive), returning (potential returners)."
@@ -586,7 +593,7 @@ def _hhmm_minutes(text: str) -> int:
     return hh * 60 + mm
 
 
-class CapRule(Strict):
+class CapRule(PolicyModel):
     name: str = Field(min_length=1, description="Rule name used in reasons.")
     hours: Annotated[str, Matching(r"\d{2}:\d{2}-\d{2}:\d{2}", "must be HH:MM-HH:MM, e.g. 01:00-08:00")] | None = Field(
                               default=None,
@@ -616,7 +623,7 @@ class CapRule(Strict):
         return check_zone(v)
 
 
-class WeakNetwork(Strict):
+class WeakNetwork(PolicyModel):
     loss_query: PromQL | None = Field(default=None, description="PromQL for the packet-loss ratio (0-1) of "
                                       "weak-network viewers. Absent: the profile never applies in production.")
     loss_above: float = Field(default=0.05, ge=0, le=1, description="Loss ratio (0-1) above which the profile "
@@ -627,7 +634,7 @@ class WeakNetwork(Strict):
                             "floor). Absent: no extra cap.")
 
 
-class BitrateTarget(Strict):
+class BitrateTarget(PolicyModel):
     kind: Literal["ConfigMap"] = Field(default="ConfigMap", description="Object the media stack reads.")
     namespace: Name = Field(default="default", description="Namespace of the object.")
     name: Name = Field(default="ebbtide-bitrate", description="Name of the object.")
@@ -642,7 +649,7 @@ def _rung_list(info: ValidationInfo) -> list[str] | None:
     return None if ladder is None else [r.name for r in ladder]
 
 
-class Bitrate(Strict):
+class Bitrate(PolicyModel):
     ladder: list[Rung] = Field(min_length=1, description="Rungs from highest to lowest bitrate (strictly "
                                "decreasing kbps, unique names).")
     tiers: list[ViewerTier] = Field(min_length=1, description="Viewer tiers and their HD floors (unique names).")
@@ -724,7 +731,7 @@ class Bitrate(Strict):
 
 
 # --------------------------------------------------------------------------- cost
-class Cost(Strict):
+class Cost(PolicyModel):
     currency: Annotated[str, Matching(r"[A-Z]{3}", "must be a 3-letter ISO 4217 code in capitals, e.g. "
                                       "USD")] = Field(default="USD", description="ISO 4217 currency code of "
                           "every price.")
@@ -746,7 +753,7 @@ class Cost(Strict):
 
 
 # --------------------------------------------------------------------------- the policy
-class Policy(Strict):
+class Policy(PolicyModel):
     """Load it with policies.loading.load_policy: every error at once, with file and line."""
 
     api_version: Literal["ebbtide/v1"] = Field(alias="apiVersion", description="Schema version: ebbtide/v1.")
