@@ -71,16 +71,34 @@ def _replay_bench():
 
 @dataclass(frozen=True)
 class Setting:
-    """What the model holds fixed: the replay bench's reference `edge` workload and HPA."""
+    """What the model holds fixed: the replay bench's workload (`reference()`: the reference
+    policy's `edge`) and the replay's HPA (scaler.replay.hpa.HpaSettings' defaults)."""
 
-    metric_lag_s: float = 150.0
-    sync_s: float = 15.0
-    pod_startup_s: float = 45.0
-    stabilisation_s: float = 300.0
-    target_utilisation: float = 0.8
-    min_replicas: int = 10
+    metric_lag_s: float
+    sync_s: float
+    pod_startup_s: float
+    stabilisation_s: float
+    target_utilisation: float
+    scale_up_pods: int
+    scale_up_factor: float
+    min_replicas: int
     window_days: float = 14.0
     lookback_days: float = 7.0
+
+    @classmethod
+    def reference(cls, **changes) -> "Setting":
+        """From the reference policy's `edge` workload and the replay's default HPA, with `changes`."""
+        from policies.loading import load_policy
+        from scaler.replay.hpa import HpaSettings
+
+        rb = _replay_bench()
+        wl = load_policy(rb.POLICY).workload(rb.WORKLOAD)
+        hpa = HpaSettings()
+        base = dict(metric_lag_s=wl.demand.lag.total_seconds(), sync_s=hpa.sync_s,
+                    pod_startup_s=wl.pod_startup.total_seconds(), stabilisation_s=hpa.scale_down_stabilisation_s,
+                    target_utilisation=hpa.target_utilisation, scale_up_pods=hpa.scale_up_pods,
+                    scale_up_factor=1.0 + hpa.scale_up_percent / 100.0, min_replicas=wl.scaling.min_replicas)
+        return cls(**{**base, **changes})
 
 
 def pods(capacity: np.ndarray, per_replica: float, min_replicas: int) -> np.ndarray:
@@ -151,8 +169,9 @@ def families(v: np.ndarray, i0: int, i1: int, per: float, per_day: int, hours: n
 
 
 def frontier(v: np.ndarray, step_s: float, i0: int, i1: int, per: float, hours: np.ndarray,
-             s: Setting = Setting()) -> dict:
+             s: Setting | None = None) -> dict:
     """The HPA's figures and each family's curve and target readings (module docstring)."""
+    s = s or Setting.reference()
     pre = min(1.0, (s.metric_lag_s + s.sync_s / 2 + s.pod_startup_s) / step_s)
     sync_share = s.sync_s / step_s
     n = 1 + int(s.stabilisation_s // step_s)
@@ -178,7 +197,7 @@ def frontier(v: np.ndarray, step_s: float, i0: int, i1: int, per: float, hours: 
                 break
             short = short + slot * np.where(rising, np.maximum(0.0, y - have * per), 0.0)
             cost = cost + slot * np.where(rising, have - post, 0.0)
-            have = np.minimum(post, np.maximum(2.0 * have, have + 4.0))
+            have = np.minimum(post, np.maximum(s.scale_up_factor * have, have + s.scale_up_pods))
             left -= slot
         return float(np.sum(cost[ok])), float(np.sum(short[ok])) / total
 
@@ -208,7 +227,7 @@ def readings(curve: list[tuple[float, float, float]]) -> dict:
             "under_at_cost_target": min(meet_cost) if meet_cost else None, "both": both}
 
 
-def run(trace, data: Path, setting: Setting = Setting()) -> dict:
+def run(trace, data: Path, setting: Setting | None = None) -> dict:
     from datetime import timedelta
 
     import pandas as pd
@@ -217,6 +236,7 @@ def run(trace, data: Path, setting: Setting = Setting()) -> dict:
     from policies.events import Event
 
     rb = _replay_bench()
+    setting = setting or Setting.reference()
     series = read_series_csv(Path(trace.file) if Path(trace.file).is_absolute() else data / trace.file)
     event = Event.model_validate(trace.event)
     per = rb.typical_demand(series) / 10.0

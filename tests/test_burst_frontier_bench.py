@@ -45,7 +45,7 @@ def test_stabilised_max(bench):
 
 
 def test_flat_series_has_no_shortfall_and_one_jump_is_hand_computed(bench):
-    s = bench.Setting(min_replicas=1)
+    s = bench.Setting.reference(min_replicas=1)
     v = np.full(60, 100.0)
     r = bench.frontier(v, 3600.0, 30, 50, 10.0, _hours(60), s)
     assert r["hpa_under_share"] == 0.0
@@ -63,7 +63,7 @@ def test_hpa_family_at_its_own_target_is_the_hpa(bench):
     rng = np.random.default_rng(3)
     n = 24 * 21
     v = 100 + 50 * np.sin(np.arange(n) * 2 * np.pi / 24) + rng.normal(0, 10, n)
-    r = bench.frontier(v, 3600.0, 24 * 14, n - 1, 10.0, _hours(n), bench.Setting(min_replicas=1))
+    r = bench.frontier(v, 3600.0, 24 * 14, n - 1, 10.0, _hours(n), bench.Setting.reference(min_replicas=1))
     for name in ("HPA x m", "last x m"):
         at = {p: (c, u) for p, c, u in r["families"][name]["curve"]}
         assert at[1.25] == (pytest.approx(1.0), pytest.approx(1.0))
