@@ -65,9 +65,9 @@ def _line_map(node: yaml.Node | None, path: PathKey, out: dict[PathKey, int]) ->
 MAX_YAML_VALUES = 500_000
 """Most values (mapping keys and values, list items, scalars) a YAML document may expand to,
 its aliases (`*name`) expanded: a thousand workloads written out in full hold about 100,000 (the
-reference policy's hold 50-98 values each). A few
-hundred bytes of nested aliases (a "billion laughs" file) expand to billions, which would take
-all the memory of the machine before any error could be told."""
+reference policy's hold 50-98 values each). A few hundred bytes of nested aliases (a "billion
+laughs" file) expand to billions, which would take all the memory of the machine before any
+error could be told."""
 
 MAX_YAML_DEPTH = 64
 """Deepest nesting of mappings and lists a YAML document may have (a policy has under 10); an
