@@ -1642,7 +1642,8 @@ class EbbtideForecaster:
         the last blocks are a level break (`level_break_sigma`, `level_break`; not when they
         touch a holiday); sets `_level_broke`."""
         self._level_broke = False
-        clean = np.isfinite(resid) & ~evf.in_or_after(index, self._occ, self.settings.ebb_span, self._step)
+        clean = np.isfinite(resid) & ~evf.in_or_after(index, self._occ, self.settings.recent_level_after_event,
+                                                      self._step)
         block = np.asarray((pd.Timestamp(hist_end) - index) // pd.Timedelta(DAY), dtype=int)
         per_block = max(int(DAY / self._step) // 2, 1)
         frame = pd.DataFrame({"b": block, "r": np.where(clean, resid, np.nan), "ev": ~clean & np.isfinite(resid)})

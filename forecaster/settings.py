@@ -414,6 +414,17 @@ class ModelSettings:
     forecast (not the seasonal naive or the average, `_mode`), unless the level broke in the
     last days (`level_break_sigma`: phi 1, Prophet's forecast). `notes` say d0, phi and the shift
     on the first and last day."""
+    recent_level_after_event: timedelta = timedelta(days=3)
+    """`recent_level` stays off while the last 24 h touch an event's window or lie within this
+    long after its end, and those days are left out of phi: the ebb's own fit (tau, the new
+    peace level) owns them. After 3 days even the slowest plausible ebb of the prior (32 h) is
+    down to a tenth, and the last day's misfit is a level again. It was `ebb_span` (7 days)
+    before: NASA hourly cut a week after the launch (07-20, the launch's weekday) forecast the
+    next day 25-35% high at a level the month had already left (24 h WAPE 31% against the daily
+    naive's 11%; 24% now). Measured (bench/README.md, "The recent level after an ebb"): of 28
+    cuts 3-7 days after the real traces' events 11 moved, 10 better, one worse by 0.002; of the
+    bench's 30 real cuts one moved (0.427 -> 0.432), of its 118 seeded none; 0 restores the
+    correction right after an end, 7d the rule before."""
     level_break_sigma: float = 5.0
     """A level break: the daily misfit (`recent_level`: the mean z residual of a 24 h block)
     jumped within the last 7 days and held (`forecaster.model.level_break`): each of the last
@@ -562,6 +573,8 @@ class ModelSettings:
             raise ValueError(f"flat_event_ratio must be >= 0 (0: off), got {self.flat_event_ratio}")
         if not self.no_event_average_departure >= 0:
             raise ValueError(f"no_event_average_departure must be >= 0, got {self.no_event_average_departure}")
+        if self.recent_level_after_event < timedelta(0):
+            raise ValueError(f"recent_level_after_event must be >= 0, got {self.recent_level_after_event}")
         if not self.level_break_sigma >= 0 or self.level_break_days < 1:
             raise ValueError(f"level_break_sigma must be >= 0 and level_break_days >= 1, got "
                              f"{self.level_break_sigma} and {self.level_break_days}")

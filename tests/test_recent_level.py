@@ -4,8 +4,8 @@ level misfit carried into the forecast, decaying at the history's own persistenc
 Cases (fast, no Prophet fit):
 - _recent_level by hand: 24 h block means that halve each day (aligned on the history's end)
   give phi = 0.5 (AR(1) through 0) and d0 = the last block's mean; alternating signs give no
-  correction (phi clipped to 0); fewer than 7 day pairs give none; a last day touching an
-  event's window gives none
+  correction (phi clipped to 0); fewer than 7 day pairs give none; a last day within 3 days of
+  an event's end (`recent_level_after_event`) gives none, one 4 days after it a correction
 - _recent_at: d0 x phi ** lead in days, none for the seasonal naive's forecast
 - level_break by hand (`level_break_sigma`, `level_break_days` 2): the last two days' misfits
   k robust sd (of the earlier day-to-day changes) from the median of the 3 days before break
@@ -86,8 +86,21 @@ def test_no_correction_when_the_last_day_touches_an_event():
     ev = Event(name="sale", kind="sale", start=datetime(2026, 3, 18, 10, tzinfo=UTC),
                peak=datetime(2026, 3, 18, 12, tzinfo=UTC), end=datetime(2026, 3, 18, 14, tzinfo=UTC))
     idx, r = _blocks([0.8 * 0.5 ** k for k in range(12)])
-    # The sale ended two days before END, but its ebb_span (7 d) covers the last day.
+    # The sale ended two days before END: `recent_level_after_event` (3 d) covers the last day.
     assert _bare([ev])._recent_level(idx, r, END.to_pydatetime(), []) is None
+
+
+def test_the_correction_returns_once_the_ebb_is_days_old():
+    # A sale that ended four days before END: the ebb's own fit has had its days, the last
+    # day's misfit is a level again (NASA a week after its launch: 25-35% high all day).
+    ev = Event(name="sale", kind="sale", start=datetime(2026, 3, 16, 10, tzinfo=UTC),
+               peak=datetime(2026, 3, 16, 12, tzinfo=UTC), end=datetime(2026, 3, 16, 14, tzinfo=UTC))
+    idx, r = _blocks([0.8 * 0.5 ** k for k in range(16)])  # enough day pairs for phi around the event's days
+    d0, phi = _bare([ev])._recent_level(idx, r, END.to_pydatetime(), [])
+    assert d0 == pytest.approx(0.8 * 0.5 ** 15) and phi == pytest.approx(0.5)
+    seven = _bare([ev])
+    seven.settings = ModelSettings(recent_level_after_event=timedelta(days=7))  # the rule before
+    assert seven._recent_level(idx, r, END.to_pydatetime(), []) is None
 
 
 def test_recent_at_decays_by_lead_days():
