@@ -14,7 +14,6 @@ Rules (documented in docs/forecasting.md):
 from __future__ import annotations
 
 import re
-
 from datetime import timedelta
 from pathlib import Path
 

@@ -34,7 +34,8 @@ class Event(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, description="Unique name, used in reports (e.g. `singles-day-2026`).")
+    name: str = Field(min_length=1, description="Unique name, used in reports (e.g. `singles-day-2026`); "
+                      "without `@` (it marks a yearly event's other occurrences) or `_delim_`.")
     kind: EventKind = Field(
         description="`sale` (11.11, 618, Black Friday), `joint_live` (co-streaming or a joint event "
         "with a partner platform), or `holiday`. The kind changes the forecast cut between the peak and "

@@ -94,8 +94,8 @@ from scaler.plans import (
     digest,
 )
 from scaler.safety import (
-    apply_guard,
     ABSURD_JUMP_FACTOR,
+    apply_guard,
     BURST_SMOOTHING,
     BurstGrowth,
     DemandCheck,
