@@ -489,8 +489,10 @@ def check_slis(
 ) -> QualityCheck:
     """Compare each configured SLI with its latest reading (matched by name).
 
-    A reading that is absent, None, NaN, without a sample time, or older than `max_staleness` is
-    a data problem (the guard treats it like a breach of freeze + restore, without a hold).
+    A reading that is absent, None, NaN, without a sample time, older than `max_staleness` (or
+    from further in the future: a clock problem), infinite or negative (an SLI is a ratio, a
+    duration or a count) is a data problem (the guard treats it like a breach of freeze +
+    restore, without a hold).
     Breach: value above (breach_when=above) or below (below) the threshold; equal is no breach.
     """
     by_name = {r.name: r for r in readings}
@@ -503,11 +505,15 @@ def check_slis(
         if r is None or r.value is None or r.at is None or math.isnan(r.value):
             problems.append(f"SLI {sli.name} missing")
             continue
-        if now - r.at > max_staleness:
+        if now - r.at > max_staleness or r.at - now > max_staleness:
             problems.append(
                 f"SLI {sli.name} stale (sample from {r.at.isoformat()}, older than "
                 f"{format_duration(max_staleness)})"
             )
+            continue
+        if math.isinf(r.value) or r.value < 0:
+            problems.append(f"SLI {sli.name} absurd ({r.value}: infinite or negative; quality SLIs are ratios, "
+                            f"seconds or counts, >= 0)")
             continue
         above = r.value > sli.threshold
         below = r.value < sli.threshold

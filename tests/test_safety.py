@@ -129,6 +129,19 @@ def test_check_slis_missing_and_stale_readings():
     assert "SLI d stale" in q.data_problems[3]
 
 
+def test_check_slis_absurd_and_future_readings_are_data_problems():
+    # a rebuffering ratio of -1 (a broken recording rule) once read as "within threshold" and let
+    # a scale-in and a bitrate cut through
+    slis = [_sli("a"), _sli("b"), _sli("c", breach_when="below"), _sli("d")]
+    readings = [SliReading("a", -1.0, NOW), SliReading("b", float("inf"), NOW), SliReading("c", float("-inf"), NOW),
+                SliReading("d", 0.01, NOW + 6 * MIN)]
+    q = check_slis(slis, readings, NOW, STALE)
+    assert not q.breaches and not q.data_ok
+    assert [p.split(" (")[0] for p in q.data_problems] == ["SLI a absurd", "SLI b absurd", "SLI c absurd",
+                                                            "SLI d stale"]
+    assert check_slis(slis[:1], [SliReading("a", 0.0, NOW)], NOW, STALE).data_ok  # zero is a reading
+
+
 def test_guard_state_hold_starts_extends_and_expires():
     breach = QualityCheck((("r", "SLI r in breach"),), (), ("freeze_scale_in",), timedelta(minutes=15))
     fine = DemandCheck(1.0, True)
