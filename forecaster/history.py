@@ -527,8 +527,10 @@ class PrometheusSource:
     def instant(self, query: str, at: datetime) -> InstantValue | None:
         """See MetricsSource.instant.
 
-        Two requests when the answer is a vector: the query itself, then `timestamp(query)` for
-        the sample times (with a reducer, the oldest of the combined samples' times counts).
+        Two requests or more when the answer is a vector: the query itself, then the sample
+        times (`_sample_time_s`: a bare selector's `timestamp(query)`, with a reducer the oldest
+        of the combined samples' times; an expression's, one `max(timestamp(selector))` per
+        selector it reads, the oldest counting).
         """
         at_ts = _utc(at, "at")
         at_s = at_ts.value / 1e9
@@ -563,14 +565,33 @@ class PrometheusSource:
         return InstantValue(value, _from_epoch(sample_ts_s))
 
     def _sample_time_s(self, query: str, params: dict, default: float) -> float:
-        """Oldest sample time (epoch s) behind `query`'s vector, via `timestamp(query)`."""
-        stamped = self._call(query, self._client.custom_query, f"timestamp({query})", params=params)
+        """Sample time (epoch s) behind `query`'s answer. A bare selector: the oldest of its
+        series' samples, `timestamp(query)`. Anything else (an aggregation, `rate()`, a ratio)
+        answers at the evaluation time however old its inputs are (`timestamp(sum(x))` is the
+        evaluation time), so: for each selector it reads (policies.promql.source_selectors), its
+        newest sample, `max(timestamp(selector))`, and the oldest of those, the source that
+        went quiet first. Without selectors (a literal), or when they cannot be told (`offset`,
+        `@`, unparsable), `timestamp(query)` as for a selector."""
+        from policies.promql import is_selector, source_selectors
+
+        sources = source_selectors(query)
+        if sources == ():
+            return default
+        if sources is None or is_selector(query):
+            return self._stamp(query, f"timestamp({query})", params, min, default)
+        stamps = [self._stamp(query, f"max(timestamp({sel}))", params, max, math.nan) for sel in sources]
+        stamps = [t for t in stamps if math.isfinite(t)]
+        return min(stamps) if stamps else default
+
+    def _stamp(self, query: str, stamp_query: str, params: dict, pick, default: float) -> float:
+        """`pick` (min or max) of the sample times `stamp_query` answers, else `default`."""
+        stamped = self._call(query, self._client.custom_query, stamp_query, params=params)
         try:
             times = [float(item["value"][1]) for item in stamped]
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):
             return default
         times = [t for t in times if math.isfinite(t)]
-        return min(times) if times else default
+        return pick(times) if times else default
 
 
 def _from_epoch(ts_s: float) -> datetime:

@@ -50,3 +50,50 @@ def _shown(expr: str, limit: int = 120) -> str:
     """The expression as quoted in a message, cut at `limit` characters."""
     one_line = " ".join(expr.split())
     return repr(one_line if len(one_line) <= limit else one_line[:limit] + "...")
+
+
+_CHILDREN = ("lhs", "rhs", "expr", "args", "vector_selector", "param")
+
+
+@functools.lru_cache(maxsize=1024)
+def source_selectors(expr: str) -> tuple[str, ...] | None:
+    """The vector selectors `expr` reads, as PromQL text (`x{job="a"}` of `sum(rate(x{job="a"}[5m]))`),
+    in order, each once: what the freshness of its answer rests on. An aggregation or a function
+    answers at the evaluation time whatever the age of its inputs (`timestamp(sum(x))` is "now"),
+    so a sample's age is read from its selectors (`timestamp(x)`). None when `expr` does not
+    parse, or a selector carries `offset` or `@` (its age is not its freshness): the caller then
+    falls back on `timestamp(expr)`. Pure."""
+    try:
+        root = promql_parser.parse(expr)
+    except ValueError:
+        return None
+    found: list[str] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, promql_parser.VectorSelector):
+            if node.offset or node.at is not None:
+                return None
+            text = node.prettify()
+            if text not in found:
+                found.append(text)
+            continue
+        children: list = []
+        for name in _CHILDREN:
+            child = getattr(node, name, None)
+            if isinstance(child, (list, tuple)):
+                children.extend(child)
+            elif child is not None and not isinstance(child, (str, int, float, bool)):
+                children.append(child)
+        stack.extend(reversed(children))  # left to right, as written
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=1024)
+def is_selector(expr: str) -> bool:
+    """Is `expr` a bare instant-vector selector (`x`, `x{job="a"}`), whose `timestamp()` is its
+    samples' own time? Pure."""
+    try:
+        return isinstance(promql_parser.parse(expr), promql_parser.VectorSelector)
+    except ValueError:
+        return False

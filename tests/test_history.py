@@ -437,6 +437,19 @@ def test_instant_returns_value_and_sample_time():
     assert fake.instant_calls[0][1] == {"time": f"{T0_S + 120}.000", "timeout": "30"}
 
 
+def test_instant_of_an_expression_is_as_old_as_its_quietest_source():
+    # sum()/rate() answer at the evaluation time: the age comes from each selector's newest sample
+    q = 'sum(rate(req{job="a"}[5m])) / sum(rate(req_all[5m]))'
+    fake = FakePrometheus(instant_answers={
+        q: [{"metric": {}, "value": [T0_S + 600, "0.5"]}],
+        'max(timestamp(req{job="a"}))': [{"metric": {}, "value": [T0_S + 600, str(T0_S + 590)]}],
+        "max(timestamp(req_all))": [{"metric": {}, "value": [T0_S + 600, str(T0_S + 200)]}],
+    })
+    v = source(fake).instant(q, at(10))
+    assert v == InstantValue(0.5, T0 + timedelta(seconds=200))
+    assert [c[0] for c in fake.instant_calls] == [q, 'max(timestamp(req{job="a"}))', "max(timestamp(req_all))"]
+
+
 def test_instant_without_result_is_none():
     fake = FakePrometheus()
     assert source(fake).instant("sli", T0) is None

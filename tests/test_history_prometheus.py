@@ -187,12 +187,18 @@ class TestRealPrometheus:
         # Beyond Prometheus's 5-minute lookback: nothing.
         assert src.instant("ebb_demand_5m", last + timedelta(minutes=10)) is None
 
-    def test_instant_of_an_aggregate_is_stamped_with_the_evaluation_time(self, prom):
+    def test_instant_of_an_expression_is_stamped_with_its_sources_samples(self, prom):
+        # `timestamp(sum(x))` is the evaluation time, however old x's samples: a stale metric
+        # behind sum() or rate() once read as fresh (a scale-in and a bitrate cut on stale data)
         last = last_point(Data.start_multi, Data.n_multi, FIVE_MIN)
-        at = last + timedelta(minutes=1)
-        v = PrometheusSource(prom.url).instant("sum(ebb_multi)", at)
+        at = last + timedelta(minutes=4)
+        src = PrometheusSource(prom.url)
+        v = src.instant("sum(ebb_multi)", at)
         assert v is not None and v.value == Data.v_multi_a[-1] + Data.v_multi_b[-1]
-        assert v.timestamp == at
+        assert v.timestamp == last
+        ratio = src.instant('sum(ebb_multi{pod="a"}) / sum(ebb_multi)', at)
+        assert ratio is not None and ratio.timestamp == last
+        assert src.instant("vector(1)", at).timestamp == at  # a literal has no sources
 
     def test_bad_promql_is_an_http_400_with_the_servers_message(self, prom):
         with pytest.raises(MetricsError) as err:

@@ -71,3 +71,21 @@ def test_every_query_of_the_reference_policy_is_checked_for_warnings():
     paths = {w.split(" ")[1].rstrip(":") for w in warned}
     assert {"workloads[0].demand.query", "workloads[1].quality[1].query", "bitrate.tiers[2].viewers_query",
             "bitrate.weak_network.loss_query"} <= paths
+
+
+@pytest.mark.parametrize("query, selectors", [
+    ("x", ("x",)),
+    ('sum(rate(http_requests_total{job="a"}[5m])) / sum(rate(x[5m]))', ('http_requests_total{job="a"}', "x")),
+    ("max(x) + max(x)", ("x",)),
+    ("histogram_quantile(0.95, sum by (le) (rate(b_bucket[5m])))", ("b_bucket",)),
+    ("max_over_time(sum(live_viewers)[1h:1m])", ("live_viewers",)),
+    ('label_replace(x, "a", "b", "c", "d")', ("x",)),
+    ("vector(1)", ()),
+    ("rate(x[5m] offset 1m)", None),  # an offset selector's age is not its freshness
+    ("sum(rate(x[5m])", None),  # not PromQL
+])
+def test_source_selectors(query, selectors):
+    from policies.promql import is_selector, source_selectors
+
+    assert source_selectors(query) == selectors
+    assert is_selector(query) == (query == "x")
