@@ -66,6 +66,14 @@ class KubeError(EbbtideError):
     """A Kubernetes call failed for good (after retries), or the cluster is not as the policy says."""
 
 
+def _api_client(cfg: k8s.Configuration) -> k8s.ApiClient:
+    """The client for `cfg`, with the HTTP library's own retries off: `RetryPolicy` is the one
+    retry loop. urllib3 retried a GET 3 more times inside each of its attempts, so one API
+    server that never answered held a tick for 207 s, not the ~65 s `RetryPolicy` allows."""
+    cfg.retries = False
+    return k8s.ApiClient(cfg)
+
+
 # --------------------------------------------------------------------------- retries
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -285,12 +293,17 @@ class KubeCluster:
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None, **kwargs: Any) -> "KubeCluster":
         """From a kubeconfig file (None: $KUBECONFIG or ~/.kube/config) and context (None: current)."""
+        cfg = k8s.Configuration()
+        where = f"kubeconfig {path or '(default)'}{f' context {context}' if context else ''}"
         try:
-            api = k8s_config.new_client_from_config(config_file=path, context=context)
+            k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg)
         except (ConfigException, OSError) as exc:
-            raise KubeError(f"kubeconfig {path or '(default)'}"
-                            f"{f' context {context}' if context else ''}: {exc}") from None
-        return cls(api, **kwargs)
+            raise KubeError(f"{where}: {exc}") from None
+        except (yaml.YAMLError, TypeError, AttributeError, KeyError, ValueError) as exc:
+            # not YAML, or YAML of another shape (a list, a string): the client's own parser fails
+            raise KubeError(f"{where}: not a valid kubeconfig ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:200]})") from None
+        return cls(_api_client(cfg), **kwargs)
 
     @classmethod
     def in_cluster(cls, **kwargs: Any) -> "KubeCluster":
@@ -300,7 +313,7 @@ class KubeCluster:
             k8s_config.load_incluster_config(client_configuration=cfg)
         except ConfigException as exc:
             raise KubeError(f"not running in a Kubernetes pod (in-cluster config): {exc}") from None
-        return cls(k8s.ApiClient(cfg), **kwargs)
+        return cls(_api_client(cfg), **kwargs)
 
     # ---- HTTP with retries
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:

@@ -649,6 +649,17 @@ def test_from_kubeconfig(kube_env, tmp_path):
     assert cluster.read(make_workload(), None) == WorkloadState(replicas=2, ready_replicas=2)
     with pytest.raises(KubeError, match="kubeconfig .*missing"):
         KubeCluster.from_kubeconfig(str(tmp_path / "missing"))
+    # the HTTP library does not retry inside RetryPolicy's attempts (a hung server held a tick 207 s)
+    retries = cluster.api_client.rest_client.pool_manager.connection_pool_kw["retries"]
+    assert retries is False or retries.total is False
+
+
+@pytest.mark.parametrize("text, kind", [("a: b: c\n", "ScannerError"), ("- a\n- b\n", "TypeError")])
+def test_a_kubeconfig_that_is_not_one_is_a_clear_error(tmp_path, text, kind):
+    path = tmp_path / "kubeconfig"
+    path.write_text(text)
+    with pytest.raises(KubeError, match=rf"^kubeconfig {path}: not a valid kubeconfig \({kind}: "):
+        KubeCluster.from_kubeconfig(str(path))
 
 
 # --------------------------------------------------------------------------- with the real planner
