@@ -14,8 +14,9 @@ tier keeps its HD floor always). A rule applies when all its conditions hold:
 
 Changes are stepped: a cut moves at most `step_rungs` rungs per tick; a restore jumps straight
 to its target (safest wins, and every cut is reversible). A tier with no cap written yet starts
-from the ladder top. While the quality guard restores bitrate, every tier is at the ladder top;
-while any guard is active no cap is cut.
+from the ladder top; one whose written cap is no rung of the ladder (another policy's ladder, a
+hand edit) gets the ladder top first, and cuts from the next tick. While the quality guard
+restores bitrate, every tier is at the ladder top; while any guard is active no cap is cut.
 
 Weak-network profile: when the weak-network viewers' packet-loss ratio is known and above
 `loss_above`, every tier gets the profile's `fec_profile` (anti-loss FEC/retransmission) and its
@@ -196,6 +197,7 @@ def plan_bitrate(
         cur_name = current.get(tier.name)
         cur_i = index.get(cur_name, 0) if cur_name is not None else 0
         start_note = "" if cur_name in index else " (no cap written yet: starting from the ladder top)"
+        unknown = cur_name is not None and cur_name not in index
         if guard_active:
             target_i, why = 0, "quality guard: restored to the ladder top"
         else:
@@ -209,6 +211,10 @@ def plan_bitrate(
                 target_i = floor_i
         if not allow_cuts and target_i > cur_i:
             target_i, why = cur_i, f"{why}; cut withheld while the quality guard is active"
+        if unknown:  # what the viewers get now is not known: no cut from it, the top first
+            start_note = (f" (the cap written, {cur_name!r}, is no rung of the ladder: the ladder top this "
+                          f"tick, cuts from the next)")
+            target_i = 0
         if target_i > cur_i:
             new_i = min(target_i, cur_i + bitrate.step_rungs)
             move = (f"stepped down from {ladder[cur_i]} to {ladder[new_i]}"

@@ -196,7 +196,13 @@ def parse_document(text: str, fmt: Literal["json", "yaml"], where: str) -> dict[
         doc = json.loads(text) if fmt == "json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise KubeError(f"{where}: not valid {fmt.upper()}: {exc}".splitlines()[0]) from None
-    tiers = doc.get("tiers") if isinstance(doc, dict) else None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise KubeError(f"{where}: not a bitrate document (a {type(doc).__name__}, not a mapping with `tiers`)")
+    if "tiers" in doc and doc["tiers"] is None:
+        raise KubeError(f"{where}: `tiers` is null; a bitrate document maps each tier to its cap")
+    tiers = doc.get("tiers")
     if tiers is None:
         return {}
     if not isinstance(tiers, dict) or not all(isinstance(v, dict) and isinstance(v.get("max_rung"), str)

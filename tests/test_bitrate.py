@@ -46,6 +46,16 @@ def rungs(caps) -> dict[str, str]:
     return {c.tier: c.rung for c in caps}
 
 
+def test_a_written_cap_the_ladder_does_not_know_gets_the_top_before_any_cut():
+    # a hand edit or another policy's ladder: what viewers get now is unknown, so no cut from it
+    br = bitrate()
+    caps, steps = plan_bitrate(br, None, NO_OBS, AT_NIGHT, {"core": "999p", "silent": "1080p"}, False, CTX)
+    assert rungs(caps) == {"core": "1080p", "silent": "720p", "edge": "720p"}
+    assert "the cap written, '999p', is no rung of the ladder: the ladder top this tick" in steps[1].reason
+    caps, _ = plan_bitrate(br, None, NO_OBS, AT_NIGHT, rungs(caps), False, CTX)
+    assert rungs(caps)["core"] == "720p"  # cut from the next tick, to its floor
+
+
 def test_night_rule_steps_down_one_rung_per_tick_and_keeps_floors():
     br = bitrate()
     caps, steps = plan_bitrate(br, None, NO_OBS, AT_NIGHT, {}, False, CTX)
@@ -94,7 +104,7 @@ def test_written_cap_below_floor_is_raised_to_the_floor():
     caps, _ = plan_bitrate(bitrate(), None, NO_OBS, AT_NIGHT, {"core": "360p"}, False, CTX)
     assert rungs(caps)["core"] == "720p"
     caps, _ = plan_bitrate(bitrate(), None, NO_OBS, AT_NIGHT, {"core": "no-such-rung"}, False, CTX)
-    assert rungs(caps)["core"] == "720p"
+    assert rungs(caps)["core"] == "1080p"  # an unknown written cap: the top first (test above)
 
 
 def test_traffic_below_relative_to_peak():

@@ -557,6 +557,12 @@ def test_document_round_trip_and_errors():
     assert parse_document("", "json", "cm") == {}
     with pytest.raises(KubeError, match="cm: `tiers` must map each tier"):
         parse_document('{"tiers": {"core": "1080p"}}', "json", "cm")
+    # garbage Ebbtide cannot read is refused, not taken for "no caps yet" and overwritten
+    with pytest.raises(KubeError, match=r"cm: not a bitrate document \(a list, not a mapping with `tiers`\)"):
+        parse_document("[1, 2, 3]", "json", "cm")
+    with pytest.raises(KubeError, match="cm: `tiers` is null"):
+        parse_document("tiers: null\n", "yaml", "cm")
+    assert parse_document("{}", "json", "cm") == {}  # a mapping without caps yet
 
 
 # --------------------------------------------------------------------------- leases
