@@ -749,6 +749,9 @@ class Controller:
             problems.append(f"demand now unavailable: {problem}")
         elif demand is None:
             problems.append(f"demand query {w.demand.query!r} returned no current sample")
+        elif not math.isfinite(demand.value):
+            problems.append(f"demand query {w.demand.query!r} returned {demand.value} (not a finite number): "
+                            f"taken as no sample")
         slis = []
         for q in w.quality:
             v, problem = queries.instant(q.query, now)

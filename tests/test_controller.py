@@ -137,6 +137,23 @@ def test_prometheus_down_holds_every_tick_with_zero_scale_downs():
     assert all("quality_guard" in [s["step"] for s in line["steps"]] for line in audit_lines(buf))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_demand_that_is_not_a_number_holds_and_says_so(bad):
+    from forecaster.history import InstantValue
+
+    class NotANumber(StaticMetricsSource):
+        def instant(self, query, at):
+            v = super().instant(query, at)
+            return InstantValue(bad, v.timestamp) if query == f.DEMAND_Q and v is not None else v
+
+    base = f.flat_source(500)
+    cluster = f.FakeCluster({"edge": 20})
+    c, _, _ = controller(NotANumber(base._series), cluster)
+    out = c.tick(f.make_policy(), dry_run=False, fit=True).outcomes[0]
+    assert out.held and not out.plan.data_ok and cluster.replicas["edge"] == 20
+    assert any(f"returned {bad} (not a finite number)" in p for p in out.problems), out.problems
+
+
 def test_prometheus_lost_mid_run_stops_scale_downs():
     cluster = f.FakeCluster({"edge": 40})
     source = f.SwitchableSource(f.flat_source(1000, end=f.NOW + timedelta(hours=1)))
