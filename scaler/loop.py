@@ -205,6 +205,7 @@ class ControllerLoop:
         # One elector call at a time: the tick asks too, and two renewals racing on the same
         # resourceVersion would make one of them a 409, i.e. a follower for that tick.
         self._leader_lock = threading.Lock()
+        self._lease_error: str | None = None  # the last Lease error logged (said once, not every beat)
         self._stopping = False
         self._tick_s = store.current().schedule.tick.total_seconds()
         health.policy_loaded = True
@@ -225,6 +226,11 @@ class ControllerLoop:
                 log.warning("leader election failed, acting as follower: %s", exc)
                 self.metrics.error("leader")
                 leader = False
+            error = None if leader else getattr(self.elector, "last_error", None)
+            if error and error != self._lease_error:  # a refused Lease (RBAC) said once, not every beat
+                log.warning("leader election: %s; acting as follower (planning only, no writes)", error)
+                self.metrics.error("leader")
+            self._lease_error = error
             if leader != self.is_leader:
                 log.info("leadership %s", "acquired: this replica writes" if leader else
                          "not held: planning only (dry-run)")

@@ -235,6 +235,26 @@ def test_an_elector_that_raises_makes_a_follower(tmp_path):
     assert metrics.value("ebbtide_errors_total", {"kind": "leader"}) == 1
 
 
+def test_a_refused_lease_is_logged_once_per_new_error(tmp_path, caplog):
+    # an RBAC refusal made a silent follower: nothing was written and nothing said why
+    class Refused:
+        last_error = "Lease live/ebbtide: HTTP 403 Forbidden"
+
+        def try_acquire_or_renew(self, now):
+            return False
+
+    loop, _, metrics, _ = make_loop(tmp_path, elector=Refused())
+    for _ in range(3):
+        assert loop.leader_job() is False
+    warned = [r.getMessage() for r in caplog.records if "leader election" in r.getMessage()]
+    assert warned == ["leader election: Lease live/ebbtide: HTTP 403 Forbidden; acting as follower (planning "
+                      "only, no writes)"]
+    assert metrics.value("ebbtide_errors_total", {"kind": "leader"}) == 1
+    Refused.last_error = "Lease live/ebbtide: no answer (ReadTimeoutError)"
+    loop.leader_job()
+    assert metrics.value("ebbtide_errors_total", {"kind": "leader"}) == 2
+
+
 def test_a_tick_that_raises_is_counted_and_the_loop_goes_on(tmp_path, caplog):
     loop, _, metrics, _ = make_loop(tmp_path)
     real_tick = loop.controller.tick
