@@ -35,7 +35,7 @@ def check(expr: str) -> Problem | None:
     """None when `expr` parses as PromQL, else the Problem with the parser's reason. Cached:
     validation and the warnings pass ask about the same queries, and a reload about them again."""
     try:
-        promql_parser.parse(expr)
+        root = promql_parser.parse(expr)
     except ValueError as exc:
         reason = str(exc).strip() or "invalid PromQL"
         unknown = _UNKNOWN_FUNCTION.search(reason)
@@ -43,6 +43,12 @@ def check(expr: str) -> Problem | None:
             return Problem("warning", f"function {unknown.group(1)!r} is unknown to Ebbtide's PromQL parser "
                                       "(promql-parser): check that your Prometheus has it")
         return Problem("error", f"not valid PromQL ({reason}): {_shown(expr)}")
+    while isinstance(root, promql_parser.ParenExpr):
+        root = root.expr
+    if isinstance(root, (promql_parser.MatrixSelector, promql_parser.SubqueryExpr)):
+        return Problem("error", f"gives a range vector, and a policy's query must give one value now (an "
+                                f"instant vector or a scalar): wrap it, e.g. in rate(...) or max_over_time(...): "
+                                f"{_shown(expr)}")
     return None
 
 

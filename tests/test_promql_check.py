@@ -38,6 +38,15 @@ def test_errors_quote_the_reason_and_the_query(query, reason):
     assert p.message == f"not valid PromQL ({reason}): {query!r}"
 
 
+@pytest.mark.parametrize("query", ["x[5m]", "(x[5m])", "sum(rate(x[5m]))[10m:1m]"])
+def test_a_range_vector_is_an_error(query):
+    # it parses, and every tick then failed at the server ("invalid expression type range vector")
+    p = check(query)
+    assert p is not None and p.severity == "error"
+    assert p.message.startswith("gives a range vector, and a policy's query must give one value now")
+    assert p.message.endswith(repr(query))
+
+
 def test_an_unknown_function_is_a_warning():
     p = check("holt_winters(x[1h], 0.3, 0.3)")
     assert p is not None and p.severity == "warning" and "'holt_winters'" in p.message
