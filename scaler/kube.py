@@ -309,6 +309,8 @@ class KubeCluster:
             # not YAML, or YAML of another shape (a list, a string): the client's own parser fails
             raise KubeError(f"{where}: not a valid kubeconfig ({type(exc).__name__}: "
                             f"{' '.join(str(exc).split())[:200]})") from None
+        if not (cfg.host or "").strip():
+            raise KubeError(f"{where}: its cluster has no `server` URL (clusters[].cluster.server)")
         return cls(_api_client(cfg), **kwargs)
 
     @classmethod

@@ -660,6 +660,16 @@ def test_from_kubeconfig(kube_env, tmp_path):
     assert retries is False or retries.total is False
 
 
+def test_a_kubeconfig_cluster_without_a_server_is_a_clear_error(tmp_path):
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {}}], "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]}))
+    with pytest.raises(KubeError, match=r"its cluster has no `server` URL"):
+        KubeCluster.from_kubeconfig(str(path))
+
+
 @pytest.mark.parametrize("text, kind", [("a: b: c\n", "ScannerError"), ("- a\n- b\n", "TypeError")])
 def test_a_kubeconfig_that_is_not_one_is_a_clear_error(tmp_path, text, kind):
     path = tmp_path / "kubeconfig"

@@ -366,6 +366,8 @@ def run(args) -> int:
     s = settings_from_args(args, os.environ)
     logging.basicConfig(level=getattr(logging, s.log_level), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if s.log_level != "DEBUG":  # APScheduler says "Running job ..." for every run of every job
+        logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     clock = SystemClock() if s.at is None else ShiftedClock(s.at)
 
     metrics = ControllerMetrics()
