@@ -134,6 +134,8 @@ def rolling_quantiles(x: np.ndarray, ends: np.ndarray, span: int, qs: np.ndarray
 def families(v: np.ndarray, i0: int, i1: int, per: float, per_day: int, hours: np.ndarray,
              lookback: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """name -> (parameters, capacity before each point j+1, j in [i0, i1), one row a parameter)."""
+    from scaler.safety import smoothed_levels
+
     j = np.arange(i0, i1)
     last = v[j]
     qs = np.array([0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.875, 0.9, 0.925, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995])
@@ -150,12 +152,7 @@ def families(v: np.ndarray, i0: int, i1: int, per: float, per_day: int, hours: n
     dist = lambda e, idx: np.abs((hours[idx] - hours[e] + 12) % 24 - 12) <= 1  # noqa: E731
     ghour = np.maximum(1.0, rolling_quantiles(growth, ends, lookback, qs, select=dist))
     out["growth q hour"] = (qs, (last[:, None] * ghour).T)
-    level = np.full(v.size, np.nan)
-    lv = math.nan
-    for k, x in enumerate(v):
-        if np.isfinite(x):
-            lv = x if not np.isfinite(lv) else 0.5 * x + 0.5 * lv
-        level[k] = lv
+    level = smoothed_levels(v, 0.5)  # the burst allowance's own smoothing (scaler.safety)
     glevel = np.full(v.size, np.nan)
     glevel[1:] = (v[1:] + per) / (level[:-1] + per)
     gl = np.maximum(1.0, rolling_quantiles(glevel, ends, lookback, qs))
