@@ -305,6 +305,12 @@ class DemandCheck:
     jump: float | None = None
 
 
+def stale(at: datetime, now: datetime, max_staleness: timedelta) -> bool:
+    """A sample time more than `max_staleness` from `now`: older, or as far in the future (a
+    clock problem). One rule for the demand and the quality SLIs."""
+    return abs(now - at) > max_staleness
+
+
 def check_demand(
     value: float | None,
     at: datetime | None,
@@ -322,8 +328,7 @@ def check_demand(
     """
     if value is None or at is None:
         return DemandCheck(None, False, "demand data missing (the query returned no sample)")
-    age = now - at
-    if age > max_staleness or -age > max_staleness:
+    if stale(at, now, max_staleness):
         return DemandCheck(
             None, False,
             f"demand data stale (sample from {at.isoformat()}, older than max_staleness "
@@ -505,7 +510,7 @@ def check_slis(
         if r is None or r.value is None or r.at is None or math.isnan(r.value):
             problems.append(f"SLI {sli.name} missing")
             continue
-        if now - r.at > max_staleness or r.at - now > max_staleness:
+        if stale(r.at, now, max_staleness):
             problems.append(
                 f"SLI {sli.name} stale (sample from {r.at.isoformat()}, older than "
                 f"{format_duration(max_staleness)})"
