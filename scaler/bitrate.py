@@ -196,8 +196,12 @@ def plan_bitrate(
         floor_i = index[tier.hd_floor]
         cur_name = current.get(tier.name)
         cur_i = index.get(cur_name, 0) if cur_name is not None else 0
-        start_note = "" if cur_name in index else " (no cap written yet: starting from the ladder top)"
         unknown = cur_name is not None and cur_name not in index
+        if unknown:  # what the viewers get now is not known: no cut from it, the top first
+            start_note = (f" (the cap written, {cur_name!r}, is no rung of the ladder: the ladder top this "
+                          f"tick, cuts from the next)")
+        else:
+            start_note = "" if cur_name in index else " (no cap written yet: starting from the ladder top)"
         if guard_active:
             target_i, why = 0, "quality guard: restored to the ladder top"
         else:
@@ -211,9 +215,7 @@ def plan_bitrate(
                 target_i = floor_i
         if not allow_cuts and target_i > cur_i:
             target_i, why = cur_i, f"{why}; cut withheld while the quality guard is active"
-        if unknown:  # what the viewers get now is not known: no cut from it, the top first
-            start_note = (f" (the cap written, {cur_name!r}, is no rung of the ladder: the ladder top this "
-                          f"tick, cuts from the next)")
+        if unknown:
             target_i = 0
         if target_i > cur_i:
             new_i = min(target_i, cur_i + bitrate.step_rungs)
