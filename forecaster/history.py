@@ -40,6 +40,7 @@ import pandas as pd
 
 from forecaster.series import Series
 from policies.errors import EbbtideError
+from policies.tls import ca_bundle_problem
 
 #: Prometheus refuses a range query when (end - start) / step > 11,000 (HTTP 400). We stay one
 #: point under it: a chunk holds at most this many grid points, so (end - start) / step <= 10,999.
@@ -403,8 +404,8 @@ class PrometheusSource:
                 f"prometheus {self.display_url}: both a bearer token and basic auth are set; choose one",
                 url=self.display_url,
             )
-        if ca_bundle is not None and not Path(ca_bundle).is_file():
-            raise MetricsError(f"prometheus {self.display_url}: CA bundle {ca_bundle} not found",
+        if ca_bundle is not None and (problem := ca_bundle_problem(ca_bundle)) is not None:
+            raise MetricsError(f"prometheus {self.display_url}: CA bundle {ca_bundle}: {problem}",
                                url=self.display_url)
         if max_points_per_query < 1:
             raise ValueError(f"max_points_per_query must be >= 1, got {max_points_per_query}")

@@ -45,6 +45,7 @@ from kubernetes.utils import retry_after_seconds
 
 from policies.errors import EbbtideError
 from policies.schema import BitrateTarget, Workload
+from policies.tls import ca_bundle_problem, client_cert_problem
 from scaler.plans import Plan, TierCap, WorkloadState
 
 FIELD_MANAGER = "ebbtide"
@@ -64,6 +65,17 @@ T = TypeVar("T")
 
 class KubeError(EbbtideError):
     """A Kubernetes call failed for good (after retries), or the cluster is not as the policy says."""
+
+
+def _check_tls_files(cfg: k8s.Configuration, where: str) -> None:
+    """A CA or client certificate the kubeconfig names (or holds as `-data`, which the client
+    writes to a temporary file) that TLS cannot load is an error now, naming the kubeconfig,
+    not `0 SSLError [X509: ...]` from every API call."""
+    if cfg.verify_ssl and cfg.ssl_ca_cert and (problem := ca_bundle_problem(cfg.ssl_ca_cert)) is not None:
+        raise KubeError(f"{where}: its CA certificate (certificate-authority or -data, read from "
+                        f"{cfg.ssl_ca_cert}): {problem}")
+    if cfg.cert_file and (problem := client_cert_problem(cfg.cert_file, cfg.key_file)) is not None:
+        raise KubeError(f"{where}: its client certificate (client-certificate/-key or their -data): {problem}")
 
 
 def _api_client(cfg: k8s.Configuration) -> k8s.ApiClient:
@@ -311,6 +323,7 @@ class KubeCluster:
                             f"{' '.join(str(exc).split())[:200]})") from None
         if not (cfg.host or "").strip():
             raise KubeError(f"{where}: its cluster has no `server` URL (clusters[].cluster.server)")
+        _check_tls_files(cfg, where)
         return cls(_api_client(cfg), **kwargs)
 
     @classmethod

@@ -135,6 +135,7 @@ def prometheus_source(settings: PrometheusSettings, url: str | None = None):
     EbbtideError naming the file when one cannot be read.
     """
     from forecaster.history import PrometheusSource
+    from policies.tls import ca_bundle_problem
 
     def read(path: str, what: str) -> str:
         try:
@@ -142,6 +143,8 @@ def prometheus_source(settings: PrometheusSettings, url: str | None = None):
         except OSError as exc:
             raise EbbtideError(f"prometheus.{what}: cannot read {path}: {exc.strerror or exc}") from None
 
+    if settings.ca_file and (problem := ca_bundle_problem(settings.ca_file)) is not None:
+        raise EbbtideError(f"prometheus.ca_file: {settings.ca_file}: {problem}")
     token = read(settings.bearer_token_file, "bearer_token_file") if settings.bearer_token_file else None
     basic = None
     if settings.basic_auth is not None:

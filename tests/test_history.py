@@ -393,7 +393,7 @@ def test_credentials_in_the_url_are_not_repeated_in_messages():
     [
         ({"url": "prom.test:9090"}, "not an http"),
         ({"bearer_token": "t", "basic_auth": ("u", "p")}, "choose one"),
-        ({"ca_bundle": "/nonexistent/ca.pem"}, "CA bundle /nonexistent/ca.pem not found"),
+        ({"ca_bundle": "/nonexistent/ca.pem"}, "CA bundle /nonexistent/ca.pem: not found"),
         ({"timeout_s": 0}, "timeout must be positive"),
     ],
 )
@@ -409,8 +409,10 @@ def test_unknown_reducer_is_refused():
 
 
 def test_real_client_is_configured_from_the_options(tmp_path):
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    from conftest import require_binary
+    from support.prometheus import self_signed_certificate
+
+    ca, _ = self_signed_certificate(tmp_path, require_binary("openssl", "install openssl (apt-get install -y openssl)"))
     src = PrometheusSource(URL, bearer_token="tok", ca_bundle=ca, timeout_s=7)
     client = src._client
     assert client.headers == {"Authorization": "Bearer tok"}

@@ -282,6 +282,12 @@ def test_an_unreadable_credential_file_names_the_field_and_the_path(tmp_path):
         with pytest.raises(EbbtideError) as err:
             prometheus_source(PrometheusSettings.model_validate(fields))
         assert str(err.value) == f"{field}: cannot read {gone}: No such file or directory"
+    junk = tmp_path / "ca.pem"
+    junk.write_text("not a certificate\n")
+    with pytest.raises(EbbtideError) as err:  # a CA bundle TLS cannot load: the field, not each query's TLS error
+        prometheus_source(PrometheusSettings.model_validate({"url": "https://prom.test", "ca_file": str(junk)}))
+    assert str(err.value) == (f"prometheus.ca_file: {junk}: TLS cannot load it "
+                              "(NO_CERTIFICATE_OR_CRL_FOUND: no PEM certificate in it)")
 
 
 def test_a_slow_server_times_out_once_without_retries():
