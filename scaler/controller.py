@@ -90,6 +90,8 @@ log = logging.getLogger("ebbtide.controller")
 FIT_RETRY = timedelta(minutes=15)
 #: Longest window over which issued forecasts are scored against what happened (trust check).
 TRUST_WINDOW = timedelta(days=1)
+#: A planner-memory store that keeps refusing saves (RBAC) is warned about this often, not every tick.
+SAVE_WARN_EVERY = timedelta(minutes=10)
 
 Planner = Callable[[TrustedForecast, Observation, Workload, Policy, PlanningState, datetime], Plan]
 ModelFactory = Callable[[Workload, Sequence[Event]], Callable[[], Forecaster]]
@@ -546,6 +548,9 @@ class Controller:
         self._stored: dict[str, PlannerMemory | None] = {}
         self._memory_loaded = False
         self._was_leader = False
+        # Failed saves in a row: (first failure, when last warned, failures); None when the last
+        # save went through. A store refused for good (RBAC) warns once per SAVE_WARN_EVERY.
+        self._save_failing: tuple[datetime, datetime, int] | None = None
 
     # ------------------------------------------------------------------ entry points
     def tick(self, policy: Policy, *, dry_run: bool, leader: bool = True, fit: bool = False) -> TickReport:
@@ -668,15 +673,37 @@ class Controller:
         try:
             store.save(changes)
         except EbbtideError as exc:
-            self._state_problem("state_save", f"planner memory not saved ({', '.join(sorted(changes))}): {exc}; "
-                                              "planning and applying go on, the next tick saves again")
+            self._save_failed(now, f"planner memory not saved ({', '.join(sorted(changes))}): {exc}; "
+                                   "planning and applying go on, the next tick saves again")
             return False
+        if self._save_failing is not None:
+            since, _, failures = self._save_failing
+            log.info("planner memory saved to %s again (%d failed saves since %s)", store.where, failures,
+                     since.isoformat())
+            self._save_failing = None
         for name in changes:
             if name in names:
                 self._stored[name] = self.memory[name]
             else:
                 self._stored.pop(name, None)
         return True
+
+    def _save_failed(self, now: datetime, message: str) -> None:
+        """Count every failed save; warn on the first of a run of failures and then once per
+        SAVE_WARN_EVERY (DEBUG in between), so a store refused for good does not warn every tick."""
+        since, warned, failures = self._save_failing or (now, now - SAVE_WARN_EVERY, 0)
+        failures += 1
+        if now - warned >= SAVE_WARN_EVERY:
+            warned = now
+            if failures > 1:
+                message += f" (failing since {since.isoformat()}, {failures} saves; said again every " \
+                           f"{SAVE_WARN_EVERY.total_seconds() / 60:g} minutes)"
+            self._state_problem("state_save", message)
+        else:
+            log.debug("%s", message)
+            if self.metrics is not None:
+                self.metrics.error("state_save")
+        self._save_failing = (since, warned, failures)
 
     def _state_problem(self, kind: str, message: str) -> None:
         log.warning("%s", message)

@@ -493,3 +493,40 @@ def test_run_settings_for_the_state_configmap():
     assert (env.state_configmap, env.state_namespace) == ("x-state", "ns1")
     with pytest.raises(EbbtideError, match="--state-configmap: 'State_1' is not a ConfigMap name"):
         parse_settings(["run", "--policy", "p.yaml", "--state-configmap", "State_1"], {})
+
+
+def test_a_store_that_keeps_refusing_saves_warns_once_per_ten_minutes_and_says_when_it_is_back(caplog):
+    """A ConfigMap refused for good (RBAC 403) warned on every tick (every 15 s). Now the first
+    failure of a run warns, the next ones are counted and logged at DEBUG until SAVE_WARN_EVERY
+    has passed, and the first save that goes through says so."""
+    from scaler.controller import SAVE_WARN_EVERY
+
+    metrics = ControllerMetrics()
+    c = Controller(f.Clock(), None, None, None, metrics=metrics,  # type: ignore[arg-type]
+                   memory_store=InMemoryMemoryStore())
+    store = c.memory_store
+    store.fail_saves = True
+    pol = f.make_policy()
+    t = f.NOW
+    with caplog.at_level(logging.DEBUG, logger="ebbtide.controller"):
+        for i in range(45):  # 11 minutes of 15 s ticks, each with a memory that changed
+            c.memory["edge"] = PlannerMemory(last_scale_up_at=t)
+            assert c.save_memory(pol, t) is False
+            t += timedelta(seconds=15)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        debug = [r for r in caplog.records if r.levelno == logging.DEBUG and "not saved" in r.getMessage()]
+        assert len(warnings) == 2 and len(debug) == 43 and errors(metrics, "state_save") == 45
+        assert "failing since" not in warnings[0]
+        assert f"(failing since {f.NOW.isoformat()}, 41 saves; said again every 10 minutes)" in warnings[1]
+        assert 40 * timedelta(seconds=15) == SAVE_WARN_EVERY
+        store.fail_saves = False
+        c.memory["edge"] = PlannerMemory(last_scale_up_at=t)
+        assert c.save_memory(pol, t) is True
+    back = [r.getMessage() for r in caplog.records if "again" in r.getMessage() and r.levelno == logging.INFO]
+    assert back == [f"planner memory saved to in-memory store again (45 failed saves since {f.NOW.isoformat()})"]
+    store.fail_saves = True  # a new run of failures warns at once
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ebbtide.controller"):
+        c.memory["edge"] = PlannerMemory(last_scale_up_at=t + timedelta(seconds=15))
+        c.save_memory(pol, t + timedelta(seconds=15))
+    assert len(caplog.records) == 1 and "failing since" not in caplog.records[0].getMessage()
