@@ -115,9 +115,13 @@ def load_yaml_with_lines(path: str | Path, text: str | None = None) -> tuple[Any
         except (OSError, UnicodeDecodeError) as exc:
             raise InputFileError([f"{p}: cannot read: {exc}"]) from None
     try:
-        node = yaml.compose(text, Loader=_UniqueKeyLoader)
-        _check_shape(node, p)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        loader = _UniqueKeyLoader(text)  # a SafeLoader subclass: parsed once, built from the checked nodes
+        try:
+            node = loader.get_single_node()
+            _check_shape(node, p)
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except RecursionError:
         raise InputFileError([f"{p}: nested too deeply to read (more than {MAX_YAML_DEPTH} levels are "
                               f"refused)"]) from None
@@ -176,4 +180,8 @@ def format_validation_errors(
 
 def _is_union_tag(part: str | int) -> bool:
     # pydantic adds the member type name to locations inside unions ("function-after[...]").
-    return isinstance(part, str) and ("[" in part and "]" in part and part[0].isalpha() and "(" not in part and part.split("[")[0] in {"function-after", "function-before", "function-wrap", "function-plain", "tagged-union", "union"})
+    return (isinstance(part, str) and "[" in part and "]" in part and part[0].isalpha() and "(" not in part
+            and part.split("[")[0] in _UNION_TAGS)
+
+
+_UNION_TAGS = {"function-after", "function-before", "function-wrap", "function-plain", "tagged-union", "union"}
