@@ -75,7 +75,16 @@ def round_money(amount: Fraction, quantum: Decimal = CENT) -> Decimal:
     """`amount` (exact, currency) rounded half up to a multiple of `quantum`."""
     q = Fraction(quantum)
     steps = math.floor(amount / q + Fraction(1, 2))
+    if abs(steps) >= MAX_STEPS:
+        raise EbbtideError(f"a cost or quantity of {float(amount):.3g} is beyond what Ebbtide adds up exactly "
+                           f"(more than any bill): check the inputs' units (pods, viewers, streams, prices)")
     return (Decimal(steps) * quantum).quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+MAX_STEPS = 10 ** 24
+"""Largest rounded amount, in quanta (cents, millionths), `round_money` accepts: totals are sums of
+such lines in Decimal's 28 digits, which would round them silently past this (1e22 currency units
+in cents, more than any bill)."""
 
 
 def _quantity(x: Fraction) -> Decimal:
@@ -223,8 +232,13 @@ def _values(x: object, n: int, what: str, field_name: str) -> np.ndarray:
 
 
 def _quantise(x: np.ndarray, per_unit: int) -> np.ndarray:
-    """Floats -> integers of 1/per_unit, half to even (NaN -> 0; mask them separately)."""
-    return np.rint(np.where(np.isfinite(x), x, 0.0) * per_unit).astype(np.int64)
+    """Floats -> integers of 1/per_unit, half to even (NaN -> 0; mask them separately). Values
+    int64 cannot hold become Python ints: a cast wrapped past 9.2e18 units (2e12 viewers at
+    6 Mbit/s) into negative costs."""
+    scaled = np.rint(np.where(np.isfinite(x), x, 0.0) * per_unit)
+    if scaled.size == 0 or np.abs(scaled).max() < 2.0 ** 62:
+        return scaled.astype(np.int64)
+    return np.array([int(v) for v in scaled], dtype=object)
 
 
 # --------------------------------------------------------------------------- timelines

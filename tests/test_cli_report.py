@@ -80,7 +80,8 @@ def test_report_from_a_replay_timeline(timeline, tmp_path, capsys):
     assert html_totals(out / "report.html") == sums
     assert sums["static"] > sums["hpa"] > sums["ebbtide"]
     # the reference policy's singles-day ends 2026-11-12 00:00+08:00: its ebb is in the range
-    assert printed.startswith("The Singles Day ebb (Nov 12 to Nov 15, 2026) cost ")  # days in Asia/Shanghai
+    # days in Asia/Shanghai; the ebb runs 14 days, 3 of them in the timeline
+    assert printed.startswith("The Singles Day ebb (Nov 12 to Nov 15, 2026, the part in the report) cost ")
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "a replay note" in html
     assert f"--timeline {timeline}" in html and "--zone Asia/Shanghai" in html
@@ -100,13 +101,57 @@ def test_start_and_end_cut_the_timeline(timeline, tmp_path, capsys):
     (["--prometheus"], "--prometheus needs a range"),
     (["--timeline", "t.csv", "--zone", "Mars/Olympus"], "--zone: unknown IANA time zone 'Mars/Olympus'"),
     (["--timeline", "t.csv", "--prometheus-url", "http://p:9090"], "--prometheus-url needs --prometheus"),
-    (["--timeline", "t.csv", "--transcoded-streams", "-1"], "--transcoded-streams must be >= 0"),
+    (["--timeline", "t.csv", "--transcoded-streams", "-1"],
+     "--transcoded-streams must be a finite number >= 0, got -1"),
     (["--timeline", "t.csv", "--workload", "nope"], "unknown workload 'nope'; the policy has: ingest, transcode, edge, api"),
     (["--prometheus", "--start", "2026-11-12T00:00:00Z", "--end", "2026-11-13T00:00:00Z", "--step", "soon"],
      "--step: not a duration: 'soon'"),
 ])
 def test_errors_for_people(argv, message, tmp_path, capsys):
     assert main(["report", "--policy", str(REFERENCE), "--out", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def _tampered(timeline: Path, edit) -> Path:
+    frame = pd.read_csv(timeline, dtype=str)
+    frame = edit(frame)
+    path = timeline.with_name("tampered.csv")
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _json(tmp_path: Path, obj) -> str:
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(obj))
+    return str(path)
+
+
+def _set(frame, col, i, value):
+    frame.loc[i, col] = value
+    return frame
+
+
+@pytest.mark.parametrize("edit, extra, message", [
+    (lambda f: f.drop(columns="demand"), [], "tampered.csv: no `demand` column (columns: ts, replicas_ebbtide"),
+    (lambda f: _set(f, "ts", 5, f["ts"][3]), [], "tampered.csv:7: ts '2026-11-12T03:00:00Z' is not after the row "
+                                                  "before it ('2026-11-12T04:00:00Z')"),
+    (lambda f: _set(f, "cap_core_kbps", 4, "-100"), [], "tampered.csv:6: cap_core_kbps '-100' is not a finite number"),
+    (lambda f: _set(f, "demand", 4, "inf"), [], "tampered.csv:6: demand 'inf' is not a finite number >= 0"),
+    (None, ["--replay-json", {"workload": "edge", "notes": 5}], "`notes` must be a list of texts"),
+    (None, ["--replay-json", {"workload": "api"}, "--workload", "edge"],
+     "a replay of workload 'api', not --workload 'edge': give the JSON of the run that wrote --timeline"),
+    (None, ["--replay-json", {"workload": "edge", "start": "2026-11-01T00:00:00Z"}],
+     "its replay starts at 2026-11-01T00:00:00+00:00, the timeline"),
+    (None, ["--transcoded-streams", "nan"], "--transcoded-streams must be a finite number >= 0, got nan"),
+    (None, ["--out", " "], "--out: empty"),
+])
+def test_timeline_and_replay_json_errors_name_the_file_and_line(timeline, tmp_path, capsys, edit, extra, message):
+    """From the report robustness sweep: each of these was a traceback, a silent wrong figure
+    (another run's JSON priced the pods as another workload), or a message naming no line."""
+    path = _tampered(timeline, edit) if edit is not None else timeline
+    argv = [str(_json(tmp_path, a)) if isinstance(a, dict) else a for a in extra]
+    out = [] if "--out" in argv else ["--out", str(tmp_path / "o")]
+    assert main(["report", "--policy", str(REFERENCE), *out, "--timeline", str(path), *argv]) == 2
     assert message in capsys.readouterr().err
 
 

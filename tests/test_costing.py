@@ -323,3 +323,16 @@ def test_csv_schema_types_and_totals(tmp_path):
 def test_errors_name_what_is_wrong(make, message):
     with pytest.raises(EbbtideError, match=message):
         make()
+
+
+def test_huge_inputs_cost_exactly_or_are_refused_never_negative():
+    """The report sweep: 2e12 viewers at 6 Mbit/s wrapped int64 into negative costs (exit 0).
+    Rates int64 cannot hold are now Python ints (exact); a cost past any bill is an error."""
+    ts = pd.date_range("2024-11-01T00:00Z", periods=12, freq="5min")
+    huge = egress_cost(EgressTimeline(ts, {"core": (np.full(12, 2e12), 6000.0)}), PRICES, "per_gb")
+    # 2e12 x 6000 kbit/s x 3600 s = 4.32e22 bit = 5.4e12 GB, at 0.02 a GB
+    assert huge.gb == Decimal("5400000000000") and huge.total == Decimal("108000000000.00")
+    peak = egress_cost(EgressTimeline(ts, {"core": (np.full(12, 2e12), 6000.0)}), PRICES, "daily_peak_bandwidth")
+    assert peak.total == Decimal("1800000000000.00")  # 1.2e13 Mbps x 0.15 a Mbps-day, the day billed in full
+    with pytest.raises(EbbtideError, match=r"a cost or quantity of 2e\+30 is beyond what Ebbtide adds up exactly"):
+        compute_cost(hourly("2024-11-01T00:00Z", [1e30, 1e30]), PRICES)

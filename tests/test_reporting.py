@@ -142,7 +142,8 @@ def test_headline_states_ebb_costs_and_savings(policy):
     static = report.windowed["static"].by_period()[ebb.name].total
     hpa = report.windowed["hpa"].by_period()[ebb.name].total
     assert h.ran == ran and h.saved["static"] == static - ran and h.saved["hpa"] == hpa - ran
-    assert h.text.startswith(f"The Singles Day ebb (Nov 12 to Nov 13, 2026) cost {format_money(ran, 'USD')}")
+    assert h.text.startswith(f"The Singles Day ebb (Nov 12 to Nov 13, 2026, the part in the report) "
+                             f"cost {format_money(ran, 'USD')}")
     assert f"keeping peak capacity would have cost {format_money(static, 'USD')}" in h.text
     assert f"plain autoscaling {format_money(hpa, 'USD')}" in h.text
     pct = float((static - ran) / static * 100)
@@ -322,3 +323,96 @@ def test_recording_planner_keeps_plans_and_the_forecast_held():
     assert held["yhat"].tolist()[:2] == [15.0, 35.0]  # mean of the two ticks in each hour
     assert held["yhat_upper"].tolist()[:2] == [18.0, 42.0]
     assert np.isnan(held["yhat"].iloc[2])  # the tick at 02:00 held no forecast
+
+
+# --------------------------------------------------------------------------- like with like (report sweep)
+def test_unknown_caps_are_costed_at_the_top_rung_so_they_save_nothing(policy):
+    """11 hours of unknown caps cost what ran nothing while the baselines were charged: the
+    savings counted hours nobody measured (25.8% instead of 12.7% in the sweep). Now they are
+    costed at the ladder's top, as the baselines are, and a note says so."""
+    base = make_input(policy)
+    caps = base.caps_kbps.copy()
+    caps.loc[10:20, "core"] = np.nan
+    gapped = build_report(ReportInput(**{**base.__dict__, "caps_kbps": caps}))
+    top = float(policy.bitrate.ladder[0].kbps)
+    filled = caps.copy()
+    filled.loc[10:20, "core"] = top
+    by_hand = build_report(ReportInput(**{**base.__dict__, "caps_kbps": filled}))
+    assert gapped.totals()["ebbtide"] == by_hand.totals()["ebbtide"]
+    assert gapped.totals()["ebbtide"].egress > build_report(base).totals()["ebbtide"].egress
+    assert any(n.startswith("bitrate caps unknown on 11 tier-interval(s): costed at the ladder's top rung")
+               for n in gapped.notes)
+
+
+def test_hours_without_the_replicas_of_what_ran_are_left_out_of_every_strategy(policy):
+    base = make_input(policy)
+    frame = base.timeline.copy()
+    frame.loc[0:5, "replicas_ebbtide"] = np.nan
+    r = build_report(ReportInput(**{**base.__dict__, "timeline": frame}))
+    res, cost = policy.workload("edge").resources, policy.cost
+    per_pod_hour = Decimal(str(res.cpu_cores)) * Decimal(str(cost.cpu_core_hour))
+    for s, n in PODS.items():  # 42 of 48 hours costed for every strategy
+        assert r.totals()[s].cpu == money(Decimal(str(n)) * 42 * per_pod_hour)
+    assert "6 h where the replicas of what ran are unknown: every strategy's compute is left out there" in \
+        " ".join(r.notes)
+
+
+def test_a_policy_without_bitrate_says_egress_and_transcoding_are_not_costed(policy):
+    base = make_input(policy)
+    r = build_report(ReportInput(**{**base.__dict__, "bitrate": None, "tier_viewers": None, "caps_kbps": None,
+                                    "transcoded_streams": 400.0}))
+    assert all(t.egress == 0 and t.transcoding == 0 for t in r.totals().values())
+    assert any(n.startswith("CDN egress and transcoding not costed: the policy has no `bitrate` section")
+               for n in r.notes)
+
+
+def test_caps_between_rungs_under_bandwidth_billing_are_said_to_be_averages(policy):
+    """A daily timeline holds each day's average cap; a bandwidth bill reads 5-minute samples,
+    whose peak inside the row is unknown: billed at the top rung there (the sweep's daily
+    timeline had claimed a 12% egress saving no sample could give), and said."""
+    p95 = policy.model_copy(update={"cost": policy.cost.model_copy(update={"egress_billing": "monthly_p95"})})
+    base = make_input(p95)
+    caps = base.caps_kbps.copy()
+    caps["core"] = (3000.0 * 17 + 1200.0 * 7) / 24  # between rungs: an average over the row
+    r = build_report(ReportInput(**{**base.__dict__, "caps_kbps": caps}))
+    assert any(n.startswith("48 of 48 intervals hold a cap between two rungs (a cap changed inside the 1h "
+                            "interval") and "monthly_p95 billing reads 5-minute samples" in n for n in r.notes)
+    top = caps.copy()
+    top["core"] = float(policy.bitrate.ladder[0].kbps)  # billed at the top there: no saving claimed
+    assert r.totals()["ebbtide"] == build_report(ReportInput(**{**base.__dict__, "caps_kbps": top})).totals()["ebbtide"]
+    on_rungs = build_report(base)
+    assert not any("between two rungs" in n for n in on_rungs.notes)
+    per_gb = build_report(ReportInput(**{**make_input(policy).__dict__, "caps_kbps": caps}))
+    assert not any("between two rungs" in n for n in per_gb.notes)  # a GB is a GB: the average is exact
+
+
+def test_rows_are_clipped_to_the_range_asked_for(policy):
+    """Samples off the hour (12:02:53, as NAB's traces) made a one-day range bill slivers of the
+    day before and after at a full daily peak. Rows are now clipped to [start, end)."""
+    peak = policy.model_copy(update={"cost": policy.cost.model_copy(update={"egress_billing":
+                                                                          "daily_peak_bandwidth"})})
+    base = make_input(peak)
+    off = base.timeline.copy()
+    off["ts"] = (pd.to_datetime(off["ts"], utc=True) - pd.Timedelta(seconds=127)).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    day = (T0 + timedelta(days=1) - timedelta(hours=12), T0 + timedelta(days=1))  # 12:00 .. 24:00 of day 1
+    r = build_report(ReportInput(**{**base.__dict__, "timeline": off, "start": day[0], "end": day[1]}))
+    assert list(r.daily["ebbtide"].by_period()) == ["2026-11-12"]
+    assert (pd.Timestamp(r.start), pd.Timestamp(r.end)) == (pd.Timestamp(day[0]), pd.Timestamp(day[1]))
+    res, cost = peak.workload("edge").resources, peak.cost
+    assert r.totals()["static"].cpu == money(5 * 12 * Decimal(str(res.cpu_cores)) * Decimal(str(cost.cpu_core_hour)))
+    unclipped = build_report(ReportInput(**{**base.__dict__, "timeline": off}))
+    assert list(unclipped.daily["ebbtide"].by_period()) == ["2026-11-11", "2026-11-12", "2026-11-13"]
+    wide = build_report(ReportInput(**{**base.__dict__, "start": T0 - timedelta(days=1),
+                                       "end": T0 + timedelta(days=5)}))
+    assert [n for n in wide.notes if "the report covers the data only" in n] == [
+        f"the data start at {pd.Timestamp(T0).isoformat()}, after the range's start "
+        f"{pd.Timestamp(T0 - timedelta(days=1)).isoformat()}: the report covers the data only",
+        f"the data end at {pd.Timestamp(T0 + timedelta(hours=HOURS)).isoformat()}, before the range's end "
+        f"{pd.Timestamp(T0 + timedelta(days=5)).isoformat()}: the report covers the data only"]
+
+
+def test_a_report_without_event_windows_removes_an_earlier_costs_by_event_csv(policy, tmp_path):
+    assert write_report(build_report(make_input(policy, events=[SALE])), tmp_path).events_csv.is_file()
+    files = write_report(build_report(make_input(policy)), tmp_path)  # no event: no windows
+    assert files.events_csv is None and not (tmp_path / "costs_by_event.csv").exists()
+    assert "costs_by_event.csv" not in files.html.read_text(encoding="utf-8")

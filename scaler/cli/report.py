@@ -112,6 +112,7 @@ def _progress(enabled: bool):
 
 def run(args) -> int:
     import json
+    import math
 
     import pandas as pd
 
@@ -127,8 +128,11 @@ def run(args) -> int:
                            "numbers (write it with `ebbtide replay --timeline-out FILE`)")
     if args.prometheus_url and not args.prometheus:
         raise EbbtideError("--prometheus-url needs --prometheus")
-    if args.transcoded_streams is not None and args.transcoded_streams < 0:
-        raise EbbtideError("--transcoded-streams must be >= 0")
+    if args.transcoded_streams is not None and not (math.isfinite(args.transcoded_streams)
+                                                    and args.transcoded_streams >= 0):
+        raise EbbtideError(f"--transcoded-streams must be a finite number >= 0, got {args.transcoded_streams:g}")
+    if not args.out.strip():
+        raise EbbtideError("--out: empty; give the folder to write report.html and costs.csv in (e.g. out/report)")
     policy = load_policy(args.policy)
     from scaler.cli.common import load_extra_events
 
@@ -146,6 +150,7 @@ def run(args) -> int:
     command = "ebbtide report " + _reconstruct(args)
     common = dict(zone=zone, billing_zone=billing_zone, compute_realised=args.compute_realised,
                   transcoded_streams=args.transcoded_streams, focus_event=args.event, command=command)
+    clip = dict(start=times.get("start"), end=times.get("end"))  # the range asked for; rows are clipped to it
     show = sys.stderr.isatty()
 
     if args.csv:
@@ -160,7 +165,7 @@ def run(args) -> int:
                             end=times.get("end"), planner=recorder, on_progress=cb)
         inp = from_replay(result, policy, extra_events=extra, recorder=recorder,
                           source=f"simulated replay of {args.csv} (demand trace) with Ebbtide's forecaster and "
-                                 f"planner", **common)
+                                 f"planner", **common, **clip)
     elif args.timeline:
         from types import SimpleNamespace
 
@@ -172,9 +177,7 @@ def run(args) -> int:
                     summary = json.load(f)
             except (OSError, ValueError) as exc:
                 raise EbbtideError(f"--replay-json {args.replay_json}: cannot read: {exc}") from None
-            if not isinstance(summary, dict):
-                raise EbbtideError(f"--replay-json {args.replay_json}: not the JSON object `ebbtide replay --json` "
-                                   f"prints")
+            _check_replay_json(summary, frame, args)
         name = args.workload or summary.get("workload") or policy.workloads[0].name
         if name not in {w.name for w in policy.workloads}:
             raise EbbtideError(f"--replay-json {args.replay_json}: workload {name!r} is not in the policy "
@@ -182,19 +185,26 @@ def run(args) -> int:
         if times:
             ts = pd.to_datetime(frame["ts"], utc=True)
             mask = pd.Series(True, index=frame.index)
-            if "start" in times:
-                mask &= ts >= pd.Timestamp(times["start"])
+            if "start" in times:  # rows overlapping the range; the report clips the first to its start
+                last = ts.iloc[-1] - ts.iloc[-2] if len(ts) > 1 else pd.Timedelta(0)
+                row_end = ts.shift(-1).fillna(ts.iloc[-1] + last)
+                mask &= row_end > pd.Timestamp(times["start"])
             if "end" in times:
                 mask &= ts < pd.Timestamp(times["end"])
             frame = frame[mask.to_numpy()]
         if len(frame) < 2:
-            span = f" between {args.start or 'its start'} and {args.end or 'its end'}" if times else ""
+            span = (f" between {times['start'].isoformat()} and {times['end'].isoformat()}"
+                    f"{f' (event {args.event})' if args.event else ''}" if times else "")
             raise EbbtideError(f"--timeline {args.timeline}: {len(frame)} row(s){span}; a report needs at least "
                                f"two intervals (the interval is the rows' spacing)")
-        result = SimpleNamespace(workload=name, timeline=frame, notes=tuple(summary.get("notes", ())))
+        notes = tuple(summary.get("notes", ()))
+        if not args.workload and not summary.get("workload") and len(policy.workloads) > 1:
+            notes += (f"no --workload given: the timeline is costed as the policy's first workload, {name!r} "
+                      f"(its pod requests and target)",)
+        result = SimpleNamespace(workload=name, timeline=frame, notes=notes)
         inp = from_replay(result, policy, extra_events=extra,
                           source=f"replay timeline {args.timeline} (simulated with Ebbtide's forecaster and planner)",
-                          **common)
+                          **common, **clip)
     else:
         from scaler.loop import prometheus_source, resolve_prometheus_url
 
@@ -242,6 +252,16 @@ def read_timeline(path: str):
     if ts.isna().any():
         i = int(np.flatnonzero(ts.isna().to_numpy())[0])
         raise EbbtideError(f"--timeline {path}:{i + 2}: ts {frame['ts'].iat[i]!r} is not an ISO 8601 time")
+    steps = np.diff(pd.DatetimeIndex(ts).as_unit("ns").asi8)
+    if (steps <= 0).any():
+        i = int(np.flatnonzero(steps <= 0)[0]) + 1
+        raise EbbtideError(f"--timeline {path}:{i + 2}: ts {frame['ts'].iat[i]!r} is not after the row before it "
+                           f"({frame['ts'].iat[i - 1]!r}); rows must be in time order, one per interval")
+    need = ["demand", *(f"replicas_{s}" for s in ("ebbtide", "hpa", "static"))]
+    absent = [c for c in need if c not in frame.columns]
+    if absent:
+        raise EbbtideError(f"--timeline {path}: no {', '.join(f'`{c}`' for c in absent)} column (columns: "
+                           f"{', '.join(map(str, frame.columns))}); write it with `ebbtide replay --timeline-out FILE`")
     out = {"ts": frame["ts"]}
     for col in frame.columns.drop("ts"):
         if not str(col).startswith(TIMELINE_NUMBERS):
@@ -250,13 +270,48 @@ def read_timeline(path: str):
         text = frame[col].str.strip()
         values = pd.to_numeric(text.replace("", None), errors="coerce").astype(float)
         counts = str(col).startswith(TIMELINE_COUNTS)
-        bad = (values.isna() & (text != "")) | (counts & ~(np.isfinite(values) & (values >= 0)))
+        # Pod counts on every row; demand and caps finite and >= 0 where given (empty: unknown).
+        sane = np.isfinite(values) & (values >= 0)
+        given_bad = values.notna() & ~sane & (col != "forecast_trusted")
+        bad = (values.isna() & (text != "")) | (~sane if counts else given_bad)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            want = "a pod count >= 0" if counts else "a number"
+            want = "a pod count >= 0" if counts else "a finite number >= 0 (empty: unknown)"
             raise EbbtideError(f"--timeline {path}:{i + 2}: {col} {frame[col].iat[i]!r} is not {want}")
         out[col] = values
     return pd.DataFrame(out)
+
+
+def _check_replay_json(summary, frame, args) -> None:
+    """--replay-json must be the `ebbtide replay --json` object of the same run as --timeline:
+    its workload (when --workload is given) and its start and end (the timeline's first row and
+    the end of its last interval) agree, and its notes are a list of texts."""
+    import pandas as pd
+
+    where = f"--replay-json {args.replay_json}"
+    if not isinstance(summary, dict):
+        raise EbbtideError(f"{where}: not the JSON object `ebbtide replay --json` prints")
+    notes = summary.get("notes", [])
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise EbbtideError(f"{where}: `notes` must be a list of texts, as `ebbtide replay --json` writes it")
+    if args.workload and summary.get("workload") not in (None, args.workload):
+        raise EbbtideError(f"{where}: a replay of workload {summary['workload']!r}, not --workload {args.workload!r}: "
+                           f"give the JSON of the run that wrote --timeline {args.timeline}")
+    ts = pd.to_datetime(frame["ts"], utc=True)
+    if len(ts) < 2:
+        return
+    span = (ts.iloc[0], ts.iloc[-1] + (ts.iloc[-1] - ts.iloc[-2]))
+    for key, at in zip(("start", "end"), span):
+        if summary.get(key) is None:
+            continue
+        try:
+            said = pd.Timestamp(summary[key])
+            said = said.tz_convert("UTC") if said.tzinfo else said.tz_localize("UTC")
+        except (ValueError, TypeError):
+            raise EbbtideError(f"{where}: `{key}` {summary[key]!r} is not an ISO 8601 time") from None
+        if abs(said - at) >= (ts.iloc[-1] - ts.iloc[-2]):
+            raise EbbtideError(f"{where}: its replay {key}s at {said.isoformat()}, the timeline {args.timeline} at "
+                               f"{at.isoformat()}: give the JSON of the run that wrote the timeline")
 
 
 def _reconstruct(args) -> str:

@@ -52,11 +52,11 @@ def fit_notes(demand: np.ndarray, *, per_replica: float, min_replicas: int, max_
         floored = float(np.mean(d <= floor * per_replica * target_utilisation))
         if floored >= FLOOR_SHARE:
             median = float(np.median(d))
-            pods = max(1, math.ceil(median / (per_replica * target_utilisation) - 1e-9))
+            pods = math.ceil(median / (per_replica * target_utilisation) - 1e-9)
             notes.append(
                 f"a floor of {floor} pods (min_replicas {min_replicas}) serves the demand at the HPA's target "
                 f"({target_utilisation:g} x per_replica {per_replica:g} a pod) on {_share(floored)} of the replay "
-                f"(the median demand, {median:g}, needs {pods} pods at that target): every strategy sits on that "
+                f"(the median demand, {median:g}, needs {pods} pod{'' if pods == 1 else 's'} at that target): every strategy sits on that "
                 f"floor, so the savings measured are bounded by it; lower `scaling.min_replicas`, or give "
                 f"`demand.per_replica` in the trace's unit")
     if events_in_replay == 0:

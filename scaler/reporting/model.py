@@ -31,6 +31,7 @@ from forecaster.backtest import Metrics
 from policies.errors import EbbtideError
 from policies.events import EBB_SPAN, Event
 from policies.schema import Bitrate, Cost, Workload
+from policies.units import format_duration
 from scaler.costing import (
     ComponentCosts,
     CostBreakdown,
@@ -130,6 +131,10 @@ class ReportInput:
     `forecast`: `yhat`, `yhat_lower`, `yhat_upper` row-aligned (the forecast the controller
     held at each interval), NaN where none. `events`: event occurrences (expanded) to cost.
     `zone`: the zone report days are counted in; `billing_zone`: the CDN contract's.
+    `start`, `end`: the range asked for. Rows are clipped to it (a row straddling `start`
+    counts from `start`; the last row ends at `end`), so a trace whose samples sit off the
+    hour (12:02:53) bills no sliver of the day before or after; a range the data do not cover
+    in full is said in a note. Default: the data's own span.
     `source` says where the numbers come from; `command` reproduces them.
     """
 
@@ -150,6 +155,7 @@ class ReportInput:
     focus_event: str | None = None
     ebb_after: timedelta = EBB_AFTER
     end: datetime | None = None
+    start: datetime | None = None
     source: str = ""
     command: str = ""
     notes: tuple[str, ...] = ()
@@ -307,7 +313,7 @@ def _quality(frame: pd.DataFrame, strategy: str, per_replica: float, dt_h: np.nd
 
 
 def _accuracy(idx: pd.DatetimeIndex, demand: np.ndarray, forecast: pd.DataFrame | None,
-              windows: Sequence[Window]) -> tuple[Accuracy, ...]:
+              windows: Sequence[Window], end: datetime) -> tuple[Accuracy, ...]:
     if forecast is None or not {"yhat", "yhat_upper"} <= set(forecast.columns):
         return ()
     yhat, upper = forecast["yhat"].to_numpy(float), forecast["yhat_upper"].to_numpy(float)
@@ -315,7 +321,7 @@ def _accuracy(idx: pd.DatetimeIndex, demand: np.ndarray, forecast: pd.DataFrame 
     if not has.any():
         return ()
     out = []
-    ranges = [("whole report (where a forecast was held)", idx[0], idx[-1] + (idx[-1] - idx[-2]))]
+    ranges = [("whole report (where a forecast was held)", idx[0], pd.Timestamp(end))]
     ranges += [(w.label, pd.Timestamp(w.start), pd.Timestamp(w.end)) for w in windows]
     for label, a, b in ranges:
         m = has & (idx >= a) & (idx < b)
@@ -339,7 +345,7 @@ def _headline(report_windows: Sequence[Window], windowed: Mapping[str, CostBreak
         local = lambda t: pd.Timestamp(t).tz_convert(zone)  # noqa: E731
         last_day = local(window.end) - pd.Timedelta(seconds=1)
         subject = (f"The {event_label(window.event)} ebb ({local(window.start):%b %-d} to "
-                   f"{last_day:%b %-d, %Y})")
+                   f"{last_day:%b %-d, %Y}{', the part in the report' if window.clipped else ''})")
     else:
         totals = {s: daily[s].total().total for s in strategies}
         local = lambda t: pd.Timestamp(t).tz_convert(zone)  # noqa: E731
@@ -369,6 +375,65 @@ def _headline(report_windows: Sequence[Window], windowed: Mapping[str, CostBreak
     return Headline(text, window, totals[ran], {b: totals[b] for b in baselines}, saved, pct)
 
 
+def _ran_caps(caps: pd.DataFrame, tiers: Sequence[str], top: float, ladder: Sequence[float], step: timedelta,
+              billing: str, notes: list[str]) -> dict[str, np.ndarray | float]:
+    """The tier caps of what ran (kbit/s), for its egress. A tier or interval whose cap is unknown
+    is costed at the ladder's top, as the baselines are, so it saves nothing: costing it at
+    nothing saved what was never measured. Caps between two rungs are a row's average (a cap
+    changed inside a row): bandwidth billing reads 5-minute samples, whose peak inside such a row
+    is unknown, so those rows are billed at the top too (a day's average cap had billed a daily
+    timeline's 95th percentile 12% below what any of its samples could give)."""
+    out: dict[str, np.ndarray | float] = {}
+    unknown = 0
+    between = np.zeros(len(caps), dtype=bool)  # rows where some tier's cap is between rungs
+    bandwidth = billing != "per_gb"
+    for t in tiers:
+        if t not in caps.columns:
+            out[t], unknown = top, unknown + len(caps)
+            continue
+        k = caps[t].to_numpy(float)
+        nan = ~np.isfinite(k)
+        unknown += int(nan.sum())
+        off_rung = ~nan & ~np.isclose(k[:, None], np.asarray(ladder)[None, :], rtol=1e-9, atol=1e-6).any(axis=1)
+        between |= off_rung
+        out[t] = np.where(nan | (bandwidth & off_rung), top, k)
+    if unknown:
+        notes.append(f"bitrate caps unknown on {unknown} tier-interval(s): costed at the ladder's top rung, as the "
+                     f"baselines are (no saving is counted where none was measured)")
+    if bandwidth and between.any():
+        notes.append(f"{int(between.sum())} of {len(caps)} intervals hold a cap between two rungs (a cap changed "
+                     f"inside the {format_duration(step)} interval, so the timeline holds its average); "
+                     f"{billing} billing reads 5-minute samples, whose peak there is unknown: what ran is billed "
+                     f"at the ladder's top rung in those intervals (no saving counted); replay at a finer "
+                     f"interval for the exact bill")
+    return out
+
+
+def _clip(idx: pd.DatetimeIndex, step: pd.Timedelta, start: datetime | None, end: datetime | None,
+          notes: list[str]) -> tuple[np.ndarray, pd.DatetimeIndex, pd.Timestamp]:
+    """Rows of `idx` (each held for `step`, the last one until `end` when given) overlapping
+    [start, end): (mask, their times with the first moved up to `start`, the end). A range the
+    rows do not fill is said in `notes`."""
+    data_end = idx[-1] + step
+    a = max(pd.Timestamp(start), idx[0]) if start is not None else idx[0]
+    b = pd.Timestamp(end) if end is not None else data_end
+    row_end = idx[1:].append(pd.DatetimeIndex([max(data_end, b)]))
+    keep = np.asarray((row_end > a) & (idx < b))
+    if keep.sum() < 1:
+        raise EbbtideError(f"report: no row of the timeline ({idx[0].isoformat()} .. {data_end.isoformat()}) is "
+                           f"inside the range asked ({a.isoformat()} .. {b.isoformat()})")
+    kept = idx[keep]
+    kept = kept[1:].insert(0, max(kept[0], a)) if len(kept) > 1 else pd.DatetimeIndex([max(kept[0], a)])
+    if start is not None and pd.Timestamp(start) < idx[0]:
+        notes.append(f"the data start at {idx[0].isoformat()}, after the range's start "
+                     f"{pd.Timestamp(start).isoformat()}: the report covers the data only")
+    if end is not None and pd.Timestamp(end) > data_end:
+        notes.append(f"the data end at {data_end.isoformat()}, before the range's end "
+                     f"{pd.Timestamp(end).isoformat()}: the report covers the data only")
+        b = data_end
+    return keep, kept, b
+
+
 def build_report(inp: ReportInput) -> Report:
     """Cost every strategy of `inp` by day and by event window, with savings and context."""
     if not inp.strategies:
@@ -384,10 +449,14 @@ def build_report(inp: ReportInput) -> Report:
     caps = _aligned(inp.caps_kbps, n, "bitrate caps")
     forecast = _aligned(inp.forecast, n, "forecast")
     step = (idx[-1] - idx[-2]).to_pytimedelta()
-    end = pd.Timestamp(inp.end) if inp.end is not None else idx[-1] + pd.Timedelta(step)
+    notes = list(inp.notes)
+    keep, idx, end = _clip(idx, pd.Timedelta(step), inp.start, inp.end, notes)
+    if not keep.all():
+        frame, viewers, caps, forecast = (None if f is None else f[keep].reset_index(drop=True)
+                                          for f in (frame, viewers, caps, forecast))
+        n = len(frame)
     edges = idx.append(pd.DatetimeIndex([end]))
     dt_h = np.diff(edges.as_unit("ns").asi8) / 3.6e12
-    notes = list(inp.notes)
 
     egress_for: dict[str, list[EgressTimeline]] = {s: [] for s in inp.strategies}
     transcoding_for: dict[str, list[TranscodingTimeline]] = {s: [] for s in inp.strategies}
@@ -399,11 +468,9 @@ def build_report(inp: ReportInput) -> Report:
             raise EbbtideError(f"report: no viewers for bitrate tier(s) {', '.join(absent)}")
         top = float(bitrate.ladder[0].kbps)
         ladder = [float(r.kbps) for r in bitrate.ladder]
+        ran_kbps = _ran_caps(caps, tiers, top, ladder, step, inp.cost.egress_billing, notes) if caps is not None else {}
         for s in inp.strategies:
-            if s == inp.strategies[0] and caps is not None:
-                kbps = {t: caps[t].to_numpy(float) if t in caps.columns else top for t in tiers}
-            else:
-                kbps = {t: top for t in tiers}
+            kbps = ran_kbps if s == inp.strategies[0] and caps is not None else {t: top for t in tiers}
             egress_for[s].append(EgressTimeline(idx, {t: (viewers[t].to_numpy(float), kbps[t]) for t in tiers},
                                                 end=end.to_pydatetime(), name="cdn"))
             if inp.transcoded_streams is not None:
@@ -416,8 +483,20 @@ def build_report(inp: ReportInput) -> Report:
     elif bitrate is not None:
         notes.append("CDN egress not costed: viewers per bitrate tier are unknown (give every tier a `share`, "
                      "or record the tiers' viewers_query in Prometheus)")
-    if inp.transcoded_streams is None:
-        notes.append("transcoding not costed: the number of transcoded streams is not set (cost.transcoded_streams)")
+    if bitrate is None:
+        notes.append("CDN egress and transcoding not costed: the policy has no `bitrate` section (no ladder to "
+                     "cost streams with); the figures are compute only")
+    elif inp.transcoded_streams is None:
+        notes.append("transcoding not costed: the number of transcoded streams is not set "
+                     "(`ebbtide report --transcoded-streams N`)")
+    ran_pods = frame[f"replicas_{inp.strategies[0]}"].to_numpy(float)
+    if not np.isfinite(ran_pods).all():  # cost every strategy over the same hours, or savings count the gap
+        gap = ~np.isfinite(ran_pods)
+        frame = frame.copy()
+        for s in inp.strategies[1:]:
+            frame.loc[gap, f"replicas_{s}"] = np.nan
+        notes.append(f"{float(np.sum(dt_h[gap])):g} h where the replicas of what ran are unknown: every strategy's "
+                     f"compute is left out there, so the savings compare the same hours")
 
     def breakdown(s: str, by) -> CostBreakdown:
         rep = ReplicaTimeline.for_workload(inp.workload, idx, frame[f"replicas_{s}"].to_numpy(float),
@@ -438,7 +517,7 @@ def build_report(inp: ReportInput) -> Report:
               for b in inp.strategies[1:]} if windowed else {})
     per_replica = float(inp.workload.demand.per_replica)
     quality = {s: _quality(frame, s, per_replica, dt_h) for s in inp.strategies}
-    accuracy = _accuracy(idx, frame["demand"].to_numpy(float), forecast, windows)
+    accuracy = _accuracy(idx, frame["demand"].to_numpy(float), forecast, windows, end)
     headline = _headline(windows, windowed, daily, inp.strategies, inp.cost.currency, inp.focus_event,
                          idx[0].to_pydatetime(), end.to_pydatetime(), inp.zone)
     for b in daily.values():

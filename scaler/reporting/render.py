@@ -152,6 +152,7 @@ def context(report: Report, charts: list) -> dict:
                      "per_replica": f"{inp.workload.demand.per_replica:g}", "query": inp.workload.demand.query},
         "prices": prices,
         "zone": zone,
+        "has_windows": bool(report.windows),
         "ebb_days": f"{inp.ebb_after.total_seconds() / 86400:g}",
         "step_min": f"{report.step.total_seconds() / 60:g}",
         "command": inp.command,
@@ -180,7 +181,8 @@ def render_html(report: Report, charts: list | None = None) -> str:
 
 def write_report(report: Report, out: str | Path) -> ReportFiles:
     """DIR/report.html, DIR/costs.csv (daily lines of every strategy) and, when the report has
-    event windows, DIR/costs_by_event.csv."""
+    event windows, DIR/costs_by_event.csv; without them, one an earlier report left in DIR is
+    removed (a reader would take it for this report's)."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -191,6 +193,8 @@ def write_report(report: Report, out: str | Path) -> ReportFiles:
         if report.windows:
             events_csv = out / "costs_by_event.csv"
             rows_to_csv(report.window_rows(), events_csv)
+        else:
+            (out / "costs_by_event.csv").unlink(missing_ok=True)
         html.write_text(render_html(report), encoding="utf-8")
     except OSError as exc:
         raise EbbtideError(f"--out {out}: cannot write the report: {exc}") from None

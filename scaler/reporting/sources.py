@@ -92,11 +92,13 @@ def _tier_shares(policy: Policy) -> dict[str, float] | None:
 def from_replay(result, policy: Policy, *, extra_events: Sequence[Event] = (), recorder: RecordingPlanner | None = None,
                 zone: str = "UTC", billing_zone: str = "UTC", compute_realised: bool = False,
                 transcoded_streams: float | None = None, focus_event: str | None = None,
-                source: str = "", command: str = "") -> ReportInput:
+                source: str = "", command: str = "", start: datetime | None = None,
+                end: datetime | None = None) -> ReportInput:
     """A ReportInput from a scaler.replay ReplayResult (or anything with `.workload`,
     `.timeline`, `.notes`): Ebbtide as what ran, plain autoscaling and peak capacity kept as
     baselines. Demand is read as concurrent viewers for egress, as the replay does (tier
-    viewers = demand x share), when every bitrate tier has a `share`."""
+    viewers = demand x share), when every bitrate tier has a `share`. `start`, `end`: the range
+    asked for (ReportInput: rows are clipped to it)."""
     workload = policy.workload(result.workload)
     frame = result.timeline.reset_index(drop=True)
     shares = _tier_shares(policy)
@@ -120,7 +122,7 @@ def from_replay(result, policy: Policy, *, extra_events: Sequence[Event] = (), r
         plan_stats=recorder.stats() if recorder is not None else None,
         zone=zone, billing_zone=billing_zone, compute_realised=compute_realised,
         transcoded_streams=transcoded_streams, focus_event=focus_event, source=source, command=command,
-        notes=tuple(getattr(result, "notes", ())),
+        notes=tuple(getattr(result, "notes", ())), start=start, end=end,
     )
 
 
@@ -218,7 +220,7 @@ def from_prometheus(source, policy: Policy, workload_name: str | None, start: da
         workload=workload, cost=policy.cost, timeline=frame, strategies=("actual", "hpa", "static"),
         events=tuple(events), bitrate=bitrate, tier_viewers=viewers, caps_kbps=caps, forecast=forecast,
         zone=zone, billing_zone=billing_zone, compute_realised=compute_realised,
-        transcoded_streams=transcoded_streams, focus_event=focus_event,
+        transcoded_streams=transcoded_streams, focus_event=focus_event, start=start, end=end,
         source=f"history in Prometheus at {getattr(source, 'display_url', 'a MetricsSource')}; baselines replayed "
                f"over the same demand", command=command,
         notes=tuple(notes) + tuple(result.notes),
