@@ -201,7 +201,7 @@ def test_report_timeline_range_with_fewer_than_two_rows(tmp_path, capsys, timeli
     ("replicas_hpa", "abc", "replicas_hpa 'abc' is not a pod count >= 0"),
     ("ready_static", "-3", "ready_static '-3' is not a pod count >= 0"),
     ("ready_static", "", "ready_static '' is not a pod count >= 0"),
-    ("demand", "lots", "demand 'lots' is not a number"),
+    ("demand", "lots", "demand 'lots' is not a finite number >= 0 (empty: unknown)"),
 ])
 def test_report_timeline_bad_cell_names_line_and_column(tmp_path, capsys, timeline, column, value, expected):
     path, policy = timeline

@@ -69,15 +69,17 @@ def _times(args) -> dict[str, datetime]:
     return out
 
 
-def event_range(events, name: str, now: datetime, after: timedelta) -> tuple[datetime, datetime]:
+def event_range(events, name: str, now: datetime, after: timedelta,
+                tz: str | None = None) -> tuple[datetime, datetime]:
     """The last occurrence of event `name` that started before `now` (within EVENT_LOOKBACK):
-    (its start, its end + `after`). Pure: `now` is passed in."""
+    (its start, its end + `after`), a yearly one on its local dates in the calendar zone `tz`.
+    Pure: `now` is passed in."""
     from policies.events import expand_events
 
     known = sorted({e.name for e in events})
     if name not in known:
         raise EbbtideError(f"--event {name!r}: no such event; the calendar has: {', '.join(known) or 'none'}")
-    occ = [e for e in expand_events([e for e in events if e.name == name], now - EVENT_LOOKBACK, now)
+    occ = [e for e in expand_events([e for e in events if e.name == name], now - EVENT_LOOKBACK, now, tz)
            if e.start <= now]
     if not occ:
         raise EbbtideError(f"--event {name!r}: no occurrence started in the {EVENT_LOOKBACK.days} days before now")
@@ -146,7 +148,8 @@ def run(args) -> int:
                                f"{', '.join(w.name for w in policy.workloads)}") from None
     if args.event:
         now = datetime.now(timezone.utc)  # read once; everything below is given `now`
-        times["start"], times["end"] = event_range(calendar, args.event, times.get("end", now), EBB_AFTER)
+        tz = policy.workload(args.workload or policy.workloads[0].name).forecast.calendar_tz
+        times["start"], times["end"] = event_range(calendar, args.event, times.get("end", now), EBB_AFTER, tz)
     command = "ebbtide report " + _reconstruct(args)
     common = dict(zone=zone, billing_zone=billing_zone, compute_realised=args.compute_realised,
                   transcoded_streams=args.transcoded_streams, focus_event=args.event, command=command)
@@ -193,8 +196,9 @@ def run(args) -> int:
                 mask &= ts < pd.Timestamp(times["end"])
             frame = frame[mask.to_numpy()]
         if len(frame) < 2:
-            span = (f" between {times['start'].isoformat()} and {times['end'].isoformat()}"
-                    f"{f' (event {args.event})' if args.event else ''}" if times else "")
+            a = args.start or (times["start"].isoformat() if "start" in times else "its start")
+            b = args.end or (times["end"].isoformat() if "end" in times else "its end")
+            span = f" between {a} and {b}{f' (event {args.event})' if args.event else ''}" if times else ""
             raise EbbtideError(f"--timeline {args.timeline}: {len(frame)} row(s){span}; a report needs at least "
                                f"two intervals (the interval is the rows' spacing)")
         notes = tuple(summary.get("notes", ()))

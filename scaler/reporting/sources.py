@@ -114,7 +114,7 @@ def from_replay(result, policy: Policy, *, extra_events: Sequence[Event] = (), r
                            f"(the interval is the rows' spacing): widen --start/--end")
     step = ts[-1] - ts[-2]
     events = _events(list(policy.events) + [e for e in extra_events if e.name not in {p.name for p in policy.events}],
-                     ts[0], ts[-1] + step)
+                     ts[0], ts[-1] + step, workload.forecast.calendar_tz)
     return ReportInput(
         workload=workload, cost=policy.cost, timeline=frame, strategies=("ebbtide", "hpa", "static"),
         events=tuple(events), bitrate=policy.bitrate, tier_viewers=viewers, caps_kbps=caps,
@@ -126,9 +126,11 @@ def from_replay(result, policy: Policy, *, extra_events: Sequence[Event] = (), r
     )
 
 
-def _events(events: Sequence[Event], start, end) -> list[Event]:
+def _events(events: Sequence[Event], start, end, tz: str | None) -> list[Event]:
+    """Occurrences to cost, yearly ones on their local dates in the workload's calendar zone `tz`
+    (as its forecaster and planner see them)."""
     return expand_events(list(events), pd.Timestamp(start).to_pydatetime() - EVENT_LOOKBACK,
-                         pd.Timestamp(end).to_pydatetime())
+                         pd.Timestamp(end).to_pydatetime(), tz)
 
 
 # --------------------------------------------------------------------------- Prometheus
@@ -215,7 +217,7 @@ def from_prometheus(source, policy: Policy, workload_name: str | None, start: da
         starts = int(np.sum((g[1:] > 0.5) & ~(g[:-1] > 0.5)) + (g[0] > 0.5 if len(g) else 0))
         notes.append(f"the quality guard was active for {minutes:g} minutes in {starts} stretch(es) "
                      f"(ebbtide_quality_guard_active)")
-    events = _events(list(policy.events) + list(extra_events), ts[0], pd.Timestamp(end))
+    events = _events(list(policy.events) + list(extra_events), ts[0], pd.Timestamp(end), workload.forecast.calendar_tz)
     return ReportInput(
         workload=workload, cost=policy.cost, timeline=frame, strategies=("actual", "hpa", "static"),
         events=tuple(events), bitrate=bitrate, tier_viewers=viewers, caps_kbps=caps, forecast=forecast,
