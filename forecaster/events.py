@@ -156,9 +156,11 @@ def settle(grid: pd.DatetimeIndex, event: Event, tau: timedelta | EbbKernel,
     return out
 
 
-def regressor_events(events: Iterable[Event], since: datetime, until: datetime) -> list[Event]:
-    """Occurrences of sale/joint_live events (yearly ones repeated) that touch [since, until]."""
-    occ = expand_events(tuple(e for e in events if e.kind in REGRESSOR_KINDS), since, until)
+def regressor_events(events: Iterable[Event], since: datetime, until: datetime,
+                     tz: str | None = None) -> list[Event]:
+    """Occurrences of sale/joint_live events (yearly ones repeated on their local dates in the
+    calendar zone `tz`, `Event.occurrences`) that touch [since, until]."""
+    occ = expand_events(tuple(e for e in events if e.kind in REGRESSOR_KINDS), since, until, tz)
     return [e for e in occ if e.start <= until]
 
 
@@ -313,11 +315,12 @@ def holidays_frame(
 
     `ds` are local calendar dates in `tz` (naive midnight), the zone the model's `ds` must be in
     for Prophet to match them. A holiday event covers the local dates from its start to its end:
-    `ds` is the start date and `upper_window` the number of further days (lower_window 0).
+    `ds` is the start date and `upper_window` the number of further days (lower_window 0). A
+    yearly one repeats on the same local dates (`Event.occurrences` in `tz`).
     """
     zone = ZoneInfo(tz)
     rows = []
-    for ev in expand_events(tuple(e for e in events if e.kind == "holiday"), since, until):
+    for ev in expand_events(tuple(e for e in events if e.kind == "holiday"), since, until, tz):
         d0 = ev.start.astimezone(zone).date()
         # The end is exclusive: an event ending exactly at local midnight does not cover that day.
         end_local = ev.end.astimezone(zone)

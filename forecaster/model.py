@@ -565,7 +565,8 @@ class EbbtideForecaster:
 
         hist_start = values.index[0].to_pydatetime()
         hist_end = history.end.to_pydatetime()
-        self._occ = evf.regressor_events(self.events, hist_start - s.ebb_span, hist_end + s.horizon_hint)
+        self._occ = evf.regressor_events(self.events, hist_start - s.ebb_span, hist_end + s.horizon_hint,
+                                         s.calendar_tz)
         self._occ = [e for e in self._occ if e.end + s.ebb_span > hist_start]
         if s.event_align_within > timedelta(0):
             self._occ, moved = evf.align_to_observed(self._occ, coarse, self._fit_step, s.event_align_within,

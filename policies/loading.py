@@ -28,6 +28,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from policies import promql
 from policies.errors import InputFileError
+from policies.events import recurring_run_warning
 from policies.schema import Loc, Policy, PolicyJsonSchema, is_promql
 from policies.units import format_duration, parse_time
 from policies.yamlio import PathKey, format_path, format_validation_errors, line_for, load_yaml_with_lines
@@ -108,6 +109,8 @@ def policy_warnings(policy: Policy) -> list[tuple[Loc, str]]:
     if not policy.events:
         out.append((("events",), "no events: the forecaster cannot anticipate a sale or its ebb "
                                  "(add the sales and joint live events you expect)"))
+    if (run := recurring_run_warning(policy.events)) is not None:
+        out.append((("events",), run))
     for i, e in enumerate(policy.events):
         if e.start == e.end:
             out.append((("events", i), f"{e.name}: start, peak and end are the same time (a zero-length event): "

@@ -36,7 +36,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from policies import promql
-from policies.events import Event, check_holiday_country
+from policies.events import Event, calendar_problems, check_holiday_country
 from policies.units import check_zone, format_duration, parse_duration
 
 #: JSON Schema of a duration as the loader accepts it: `90s`, `15m`, `1h30m`, `7d`, or seconds.
@@ -785,7 +785,7 @@ class Policy(PolicyModel):
     @field_validator("events", mode="wrap")
     @classmethod
     def _unique_events(cls, v: Any, handler: ValidatorFunctionWrapHandler) -> list[Event]:
-        problems = _raw_duplicates(v, lambda e: e.get("name"), "name", "event name", "events")
+        problems = [(loc, msg, v[loc[0]].get(loc[1])) for loc, msg in calendar_problems(v)]
         return _validate_with(handler, v, problems, "Policy")
 
     @field_validator("bitrate")

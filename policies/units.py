@@ -7,6 +7,7 @@ name (`check_zone`).
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
 from datetime import datetime, timedelta, timezone
@@ -18,16 +19,19 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
     """Parse `90s`, `15m`, `1h30m`, `7d`, `2w` or a number of seconds into a timedelta.
 
-    Raises ValueError with the offending text when it is not a positive-or-zero duration.
+    Raises ValueError with the offending text when it is not a positive-or-zero duration, or
+    one longer than a timedelta holds (`.inf`, `99999999999w`): never OverflowError.
     """
     if isinstance(text, timedelta):
         return text
     if isinstance(text, bool):
         raise ValueError(f"not a duration: {text!r}")
     if isinstance(text, (int, float)):
+        if isinstance(text, float) and math.isnan(text):
+            raise ValueError(f"not a duration: {text!r} (use a number and a unit: 90s, 15m, 1h30m, 168h, 7d)")
         if text < 0:
             raise ValueError(f"duration must not be negative: {text!r}")
-        return timedelta(seconds=float(text))
+        return _seconds(float(text), text)
     s = str(text).strip().lower()
     if not s:
         raise ValueError("empty duration")
@@ -42,7 +46,15 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
         raise ValueError(
             f"not a duration: {text!r} (use a number and a unit: 90s, 15m, 1h30m, 168h, 7d)"
         )
-    return timedelta(seconds=total_s)
+    return _seconds(total_s, text)
+
+
+def _seconds(total_s: float, text: object) -> timedelta:
+    """`total_s` seconds as a timedelta; ValueError naming `text` when no timedelta holds it."""
+    try:
+        return timedelta(seconds=total_s)
+    except OverflowError:
+        raise ValueError(f"duration too long: {text!r} (at most {timedelta.max.days:,} days)") from None
 
 
 def format_duration(td: timedelta) -> str:
@@ -58,10 +70,13 @@ def format_duration(td: timedelta) -> str:
     return "".join(out)
 
 
-def parse_time(text: str | datetime) -> datetime:
-    """Parse an ISO 8601 time that carries a zone; returns an aware datetime in UTC.
+def parse_time(text: str | datetime, keep_zone: bool = False) -> datetime:
+    """Parse an ISO 8601 time that carries a zone; returns an aware datetime in UTC (with
+    `keep_zone`, the same instant in the offset it was written with).
 
-    A time without a zone is refused: Ebbtide never guesses the zone of a sales event.
+    A time without a zone is refused (Ebbtide never guesses the zone of a sales event), and so is
+    one outside the years 1-9999 once in UTC (`9999-12-31T20:00:00-05:00`): ValueError naming the
+    text, never OverflowError.
     """
     if isinstance(text, datetime):
         dt = text
@@ -75,7 +90,11 @@ def parse_time(text: str | datetime) -> datetime:
             raise ValueError(f"not an ISO 8601 time: {text!r} (e.g. 2026-11-11T12:00:00Z)") from None
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"time has no zone: {text!r} (add Z or +08:00)")
-    return dt.astimezone(timezone.utc)
+    try:
+        utc = dt.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"time out of range: {text!r} is outside the years 1-9999 in UTC") from None
+    return dt if keep_zone else utc
 
 
 def check_zone(name: str) -> str:

@@ -131,6 +131,9 @@ def load_yaml_with_lines(path: str | Path, text: str | None = None) -> tuple[Any
         problem = str(exc.problem or exc)
         if "block" in problem or "mapping values are not allowed" in problem:
             problem += " (check the indentation of this line against the lines above it)"
+        elif isinstance(exc, yaml.composer.ComposerError) and "another document" in problem:
+            problem = ("a second YAML document starts here (`---`): a policy or events file holds one "
+                       "document; merge the two or split them into two files")
         raise InputFileError([f"{p}{line}: invalid YAML: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise InputFileError([f"{p}: invalid YAML: {exc}"]) from None

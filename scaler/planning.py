@@ -430,7 +430,8 @@ def plan(
         ))
 
     # ---- 3. events
-    events = expand_events(policy.events, now - EBB_WINDOW, now + workload.forecast.horizon)
+    events = expand_events(policy.events, now - EBB_WINDOW, now + workload.forecast.horizon,
+                           workload.forecast.calendar_tz)
     ev = _event_context(events, now, lead)
     sized_x = x
     x = _event_step(x, ev, usable, view, now, sc.headroom, per, freeze_floor, lead, steps, sc.event_lookahead, anchor)

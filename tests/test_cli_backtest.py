@@ -321,4 +321,4 @@ def test_an_event_outside_the_data_and_horizon_is_warned_about(tmp_path, capsys)
     assert code == 0, err
     assert err.count("warning:") == 1, err
     assert (f"warning: {ev}: event typo (2036-03-02T10:00:00+00:00 .. 2036-03-02T16:00:00+00:00) falls outside the "
-            f"data and the horizon") in err
+            f"history and the forecast") in err and err.rstrip().endswith("it has no effect (a wrong year?)")

@@ -30,6 +30,8 @@ METRICS_LEGEND = (
 )
 
 MIN_TRAIN = timedelta(days=1)
+OUTSIDE_SHOWN = 5
+"""Events outside the history and the forecast warned about one by one; the rest are counted."""
 """Least observed history before the cutoff: less cannot show even one daily cycle."""
 
 
@@ -125,11 +127,20 @@ def run(args) -> int:
 
     until = origin + pd.Timedelta(horizon)
     lo, hi = series.start.to_pydatetime(), until.to_pydatetime()
-    for e in events:
-        if not any(o.end >= lo and o.start <= hi for o in e.occurrences(lo, hi)):
-            print(f"warning: {args.events}: event {e.name} ({e.start.isoformat()} .. {e.end.isoformat()}) falls "
-                  f"outside the data and the horizon ({series.start.isoformat()} .. {until.isoformat()}): it has "
-                  f"no effect (a wrong year?)", file=sys.stderr)
+    outside = [e for e in events
+               if not any(o.end >= lo and o.start <= hi for o in e.occurrences(lo, hi, settings.calendar_tz))]
+    for e in outside[:OUTSIDE_SHOWN]:
+        later = e.start > hi and e.start - hi < timedelta(days=366)  # just not reached yet: no hint
+        print(f"warning: {args.events}: event {e.name} ({e.start.isoformat()} .. {e.end.isoformat()}) falls "
+              f"outside the history and the forecast ({series.start.isoformat()} .. {until.isoformat()}): it has "
+              f"no effect{'' if later else ' (a wrong year?)'}", file=sys.stderr)
+    if len(outside) > OUTSIDE_SHOWN:
+        print(f"warning: {args.events}: and {len(outside) - OUTSIDE_SHOWN} more events outside the history and "
+              f"the forecast (no effect)", file=sys.stderr)
+    from policies.events import recurring_run_warning
+
+    if (run := recurring_run_warning(events)) is not None:
+        print(f"warning: {args.events}: {run}", file=sys.stderr)
     comparison = compare_models(series, events, origin, horizon, settings)
     runs, failures = list(comparison.runs), comparison.failures
     if args.forecast_out:

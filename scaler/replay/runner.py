@@ -277,7 +277,7 @@ def replay(
     lag_s = metric_lag_s(hs, workload)
     clusters, hpas = _warm_start(g, workload, hs, STRATEGIES)
 
-    span_events = g.span_events(events)
+    span_events = g.span_events(events, workload.forecast.calendar_tz)
     wars = war_windows(span_events, trace, per_replica=per_replica, headroom=workload.scaling.headroom,
                        min_replicas=hpa_min, max_replicas=hi, pod_startup=workload.pod_startup,
                        hold_after=options.war_hold_after)
@@ -447,9 +447,10 @@ class _Grid:
         return [w for ev in events if _to_s(ev.end) >= self.t_start
                 for w in self._steps(ev, ev.end, ev.end + window_after)]
 
-    def span_events(self, events: Sequence[Event]) -> list[Event]:
-        """The occurrences of `events` (yearly ones expanded) from 30 days before the replay to its end."""
-        return expand_events(events, _dt(self.t_start) - timedelta(days=30), _dt(self.t_end))
+    def span_events(self, events: Sequence[Event], tz: str | None = None) -> list[Event]:
+        """The occurrences of `events` (yearly ones expanded in the calendar zone `tz`) from 30 days
+        before the replay to its end."""
+        return expand_events(events, _dt(self.t_start) - timedelta(days=30), _dt(self.t_end), tz)
 
     def at(self, k: int) -> datetime:
         """The start of step `k`."""
@@ -546,7 +547,8 @@ def replay_hpa(
 
     rec = _Recording(t_start, dt, g.demand_steps(), desired, ready, np.zeros((0, g.n)), [], None, 0.0,
                      workload.demand.per_replica, _price_per_replica_hour(policy, workload), names=("hpa",))
-    windows = g.summaries(rec, g.event_windows(g.span_events(events), options.window_after))
+    span_events = g.span_events(events, workload.forecast.calendar_tz)
+    windows = g.summaries(rec, g.event_windows(span_events, options.window_after))
     return HpaOnlyResult(workload=workload.name, settings=hs, start=_dt(t_start), end=g.at(g.n),
                          summary=rec.summarise(0, g.n)["hpa"], windows=windows,
                          wall_s=time.perf_counter() - wall0)
