@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError,
-                      ValidatorFunctionWrapHandler, field_validator, model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, FieldSerializationInfo, PrivateAttr, TypeAdapter,
+                      ValidationError, ValidatorFunctionWrapHandler, field_serializer, field_validator,
+                      model_validator)
 
 from policies.errors import InputFileError
 from policies.units import parse_duration, parse_time
@@ -147,6 +148,16 @@ class Event(BaseModel):
         if self.recurrence == "yearly" and self.end - self.start > timedelta(days=60):
             raise ValueError("a yearly event must last at most 60 days from start to end")
         return self
+
+    @field_serializer("start", "peak", "end")
+    def _as_written(self, v: datetime, info: FieldSerializationInfo) -> datetime:
+        """A yearly event's times are dumped in the offset they were written with, so a JSON round
+        trip keeps where it repeats and the policy digest changes when only that offset does. A
+        one-off event's offset means nothing: dumped in UTC (the digest ignores how it is written)."""
+        zones = self._written_zones
+        if zones is None or self.recurrence != "yearly":
+            return v
+        return v.astimezone(zones[_TIMES.index(info.field_name)])
 
     @model_validator(mode="wrap")
     @classmethod

@@ -388,3 +388,21 @@ def test_backtest_counts_events_outside_beyond_five_and_drops_the_wrong_year_hin
                  "--events", str(ev), "--json"]) == 0
     (warning,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert warning.endswith("it has no effect")
+
+
+def test_the_written_offsets_survive_a_json_round_trip_and_move_the_policy_digest():
+    """Where a yearly event repeats depends on the offset it was written with: a JSON round trip
+    keeps it, and a policy whose only change is that offset gets a new digest (hot reload)."""
+    from policies.loading import policy_digest
+
+    e = yearly("2016-03-01T00:00:00+08:00", "2016-03-01T12:00:00+08:00", "2016-03-02T00:00:00+08:00")
+    back = Event.model_validate_json(e.model_dump_json())
+    assert back == e and [o.start for o in back.occurrences(datetime(2017, 1, 1, tzinfo=UTC),
+                                                            datetime(2017, 12, 1, tzinfo=UTC))] == \
+        [o.start for o in e.occurrences(datetime(2017, 1, 1, tzinfo=UTC), datetime(2017, 12, 1, tzinfo=UTC))]
+    written = entry("y", start="2016-03-01T00:00:00+08:00", peak="2016-03-01T12:00:00+08:00",
+                    end="2016-03-02T00:00:00+08:00", extra=", recurrence: yearly")
+    in_utc = entry("y", start="2016-02-29T16:00:00Z", peak="2016-03-01T04:00:00Z", end="2016-03-01T16:00:00Z",
+                   extra=", recurrence: yearly")
+    a, b = (load_policy_text(POLICY_HEAD + x + POLICY_TAIL, "p.yaml") for x in (written, in_utc))
+    assert a.events[0].start == b.events[0].start and policy_digest(a) != policy_digest(b)
