@@ -54,6 +54,10 @@ def test_a_floor_that_serves_most_of_the_replay_is_named():
     # min_replicas 0: the HPA still keeps one pod, and the note says which floor it is
     [note] = fit_notes(np.full(10, 20.0), **{**KW, "min_replicas": 0})
     assert note.startswith("a floor of 1 pods (min_replicas 0)")
+    assert "the median demand, 20, needs 1 pod at that target" in note
+    # no demand needs no pod (the report sweep: "needs 1 pods" for a median of 0)
+    [note] = fit_notes(np.full(10, 0.0), **KW)
+    assert "the median demand, 0, needs 0 pods at that target" in note
 
 
 def test_missing_demand_is_left_out_and_no_event_is_named():

@@ -56,8 +56,9 @@ def fit_notes(demand: np.ndarray, *, per_replica: float, min_replicas: int, max_
             notes.append(
                 f"a floor of {floor} pods (min_replicas {min_replicas}) serves the demand at the HPA's target "
                 f"({target_utilisation:g} x per_replica {per_replica:g} a pod) on {_share(floored)} of the replay "
-                f"(the median demand, {median:g}, needs {pods} pod{'' if pods == 1 else 's'} at that target): every strategy sits on that "
-                f"floor, so the savings measured are bounded by it; lower `scaling.min_replicas`, or give "
+                f"(the median demand, {median:g}, needs {pods} pod{'' if pods == 1 else 's'} at that target): "
+                f"every strategy sits on that floor, so the savings measured are bounded by it; lower "
+                f"`scaling.min_replicas`, or give "
                 f"`demand.per_replica` in the trace's unit")
     if events_in_replay == 0:
         notes.append(
