@@ -269,6 +269,22 @@ def recurring_run_warning(events: list[Event] | tuple[Event, ...]) -> str | None
             f"them). Declare the one-off events only")
 
 
+def holiday_off_midnight(event: Event, tz: str) -> str | None:
+    """A warning when a holiday's start or end is not a midnight in `tz`, the calendar zone its
+    dates are read in: a day written `2026-10-01T00:00:00+08:00` .. `2026-10-08T00:00:00+08:00`
+    read in UTC covers 30 September .. 7 October. None for other kinds or midnight bounds."""
+    if event.kind != "holiday":
+        return None
+    zone = ZoneInfo(tz)
+    start, end = event.start.astimezone(zone), event.end.astimezone(zone)
+    if all((t.hour, t.minute, t.second, t.microsecond) == (0, 0, 0, 0) for t in (start, end)):
+        return None
+    last = end if (end.hour, end.minute, end.second, end.microsecond) != (0, 0, 0, 0) else end - timedelta(days=1)
+    return (f"holiday {event.name}: its start or end is not midnight in the calendar zone {tz}, where holiday "
+            f"dates are read: it covers {start:%Y-%m-%d} .. {last:%Y-%m-%d} there; write its bounds as local "
+            f"midnights, or set the calendar zone (forecast.calendar_tz, --calendar-tz) to the one you meant")
+
+
 def calendar_problems(items: object) -> list[tuple[tuple[int, str], str]]:
     """Problems between the entries of an `events:` list, found on the raw entries (mappings, as
     loaded from YAML) so that they are told together with any error inside an entry (every error

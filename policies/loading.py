@@ -28,7 +28,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from policies import promql
 from policies.errors import InputFileError
-from policies.events import recurring_run_warning
+from policies.events import holiday_off_midnight, recurring_run_warning
 from policies.schema import Loc, Policy, PolicyJsonSchema, is_promql
 from policies.units import format_duration, parse_time
 from policies.yamlio import PathKey, format_path, format_validation_errors, line_for, load_yaml_with_lines
@@ -111,7 +111,11 @@ def policy_warnings(policy: Policy) -> list[tuple[Loc, str]]:
                                  "(add the sales and joint live events you expect)"))
     if (run := recurring_run_warning(policy.events)) is not None:
         out.append((("events",), run))
+    zones = sorted({w.forecast.calendar_tz for w in policy.workloads})
     for i, e in enumerate(policy.events):
+        for tz in zones:
+            if (off := holiday_off_midnight(e, tz)) is not None:
+                out.append((("events", i), off))
         if e.start == e.end:
             out.append((("events", i), f"{e.name}: start, peak and end are the same time (a zero-length event): "
                                        "its effect is learnt or, never seen in the history, borrowed from its kind at "

@@ -406,3 +406,27 @@ def test_the_written_offsets_survive_a_json_round_trip_and_move_the_policy_diges
                    extra=", recurrence: yearly")
     a, b = (load_policy_text(POLICY_HEAD + x + POLICY_TAIL, "p.yaml") for x in (written, in_utc))
     assert a.events[0].start == b.events[0].start and policy_digest(a) != policy_digest(b)
+
+
+def test_a_holiday_off_midnight_in_the_calendar_zone_is_warned_about(tmp_path, capsys):
+    """F13: a golden week written 00:00 +08:00 .. 00:00 +08:00 with the default calendar zone
+    (UTC) covers 30 September .. 7 October (holiday dates are read in the calendar zone): said."""
+    from policies.events import holiday_off_midnight
+    from policies.loading import policy_warnings
+
+    week = Event(name="golden-week", kind="holiday", start="2026-10-01T00:00:00+08:00",
+                 peak="2026-10-01T00:00:00+08:00", end="2026-10-08T00:00:00+08:00")
+    assert holiday_off_midnight(week, "Asia/Shanghai") is None
+    assert holiday_off_midnight(week, "UTC").startswith(
+        "holiday golden-week: its start or end is not midnight in the calendar zone UTC, where holiday dates are "
+        "read: it covers 2026-09-30 .. 2026-10-07 there")
+    sale = Event(name="s", kind="sale", start="2026-10-01T10:00:00Z", peak="2026-10-01T11:00:00Z",
+                 end="2026-10-01T12:00:00Z")
+    assert holiday_off_midnight(sale, "UTC") is None  # a sale's hours are its own
+    entries = entry("golden-week", kind="holiday", start="2026-10-01T00:00:00+08:00",
+                    peak="2026-10-01T00:00:00+08:00", end="2026-10-08T00:00:00+08:00")
+    policy = load_policy_text(POLICY_HEAD + entries + POLICY_TAIL, "p.yaml")
+    assert [loc for loc, msg in policy_warnings(policy) if msg.startswith("holiday golden-week")] == [("events", 0)]
+    shanghai = POLICY_TAIL + "    forecast: {calendar_tz: Asia/Shanghai}\n"
+    policy = load_policy_text(POLICY_HEAD + entries + shanghai, "p.yaml")
+    assert not [msg for loc, msg in policy_warnings(policy) if msg.startswith("holiday golden-week")]

@@ -137,10 +137,13 @@ def run(args) -> int:
     if len(outside) > OUTSIDE_SHOWN:
         print(f"warning: {args.events}: and {len(outside) - OUTSIDE_SHOWN} more events outside the history and "
               f"the forecast (no effect)", file=sys.stderr)
-    from policies.events import recurring_run_warning
+    from policies.events import holiday_off_midnight, recurring_run_warning
 
     if (run := recurring_run_warning(events)) is not None:
         print(f"warning: {args.events}: {run}", file=sys.stderr)
+    for e in events:
+        if (off := holiday_off_midnight(e, settings.calendar_tz)) is not None:
+            print(f"warning: {args.events}: {off}", file=sys.stderr)
     comparison = compare_models(series, events, origin, horizon, settings)
     runs, failures = list(comparison.runs), comparison.failures
     if args.forecast_out:
