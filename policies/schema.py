@@ -758,7 +758,7 @@ class Policy(PolicyModel):
 
     api_version: Literal["ebbtide/v1"] = Field(alias="apiVersion", description="Schema version: ebbtide/v1.")
     dry_run: bool = Field(default=False, description="Plan and report, but write nothing to the cluster "
-                          "(the Helm chart sets true).")
+                          "(the Helm chart passes `--dry-run` instead, by default: its `dryRun` value).")
     schedule: Schedule = Field(default_factory=Schedule, description="Controller loop timing.")
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings, description="Where metrics "
                                            "are read.")

@@ -265,6 +265,33 @@ def test_rbac_least_privilege(helm: Helm, variant: str) -> None:
     assert bound == roles
 
 
+#: What scaler/kube.py calls (its adapter and the Lease elector), as RBAC verbs per (group, resource):
+#: read_* = get, list_* = list, patch_* = patch, create_* = create; nothing more may be granted.
+KUBE_CALLS = {("apps", "deployments"): {"get"}, ("apps", "statefulsets"): {"get"},
+              ("apps", "deployments/scale"): {"get", "patch"}, ("apps", "statefulsets/scale"): {"get", "patch"},
+              ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "patch"}, ("", "events"): {"create"},
+              ("coordination.k8s.io", "leases"): {"get", "patch", "create"},
+              ("", "configmaps"): {"get", "patch", "create"}}
+
+
+def test_rbac_grants_the_verbs_the_controller_calls_and_no_more(helm: Helm) -> None:
+    """The Helm sweep: list/watch on workloads, update everywhere and patch on events were granted
+    and never used. Every verb rendered is one scaler/kube.py calls, and each call is granted."""
+    import re
+
+    calls = {(m.group(1), m.group(2)) for m in re.finditer(
+        r"(read|list|patch|create|replace|delete)_namespaced_(\w+?)(_scale)?\b",
+        (REPO / "scaler" / "kube.py").read_text())}
+    verb = {"read": "get", "list": "list", "patch": "patch", "create": "create"}
+    assert {v for v, _ in calls} <= set(verb), f"a call the chart's RBAC does not know: {calls}"
+    granted: dict[tuple[str, str], set[str]] = {}
+    for _, rule in _rules(helm.objects("all-on")):
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                granted.setdefault((group, res), set()).update(rule["verbs"])
+    assert granted == KUBE_CALLS
+
+
 def _sa_name(objs: list[dict[str, Any]]) -> str:
     return _one(objs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
 
@@ -304,7 +331,7 @@ def test_persist_state_wiring(helm: Helm) -> None:
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["ebbtide-state"],
-         "verbs": ["get", "update", "patch"]},
+         "verbs": ["get", "patch"]},
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]
     named = [o for o in helm.objects("named-state") if o["kind"] == "Role" and o["metadata"]["name"].endswith("-state")]
     assert _env(helm.objects("named-state"))["EBBTIDE_STATE_CONFIGMAP"] == "planner-memory"
@@ -340,7 +367,7 @@ def test_dry_run_by_default_live_only_when_asked(helm: Helm) -> None:
     assert "--dry-run" in _container(helm.objects("default"))["args"]
     live = _container(helm.objects("all-on"))["args"]
     assert "--dry-run" not in live and live[:3] == ["run", "--policy", "/etc/ebbtide/policy/policy.yaml"]
-    assert live[-1] == "--once"  # extraArgs appended
+    assert live[-1] == "--audit-log=/tmp/audit.jsonl"  # extraArgs appended
 
 
 def test_leader_election_wiring(helm: Helm) -> None:
@@ -411,7 +438,8 @@ def test_controller_reads_the_settings_the_chart_sets(helm: Helm, variant: str) 
     elif variant == "all-on":
         assert s.leader_elect is True and (s.lease_name, s.lease_namespace) == ("ebbtide-leader", NAMESPACE)
         assert (s.lease_duration_s, s.lease_retry_period_s) == (20, 3.0)
-        assert (s.http_port, s.log_level, s.dry_run, s.once) == (9090, "DEBUG", False, True)
+        assert (s.http_port, s.log_level, s.dry_run, s.once) == (9090, "DEBUG", False, False)
+        assert s.audit_log == "/tmp/audit.jsonl"
         assert s.prometheus_url == "https://prometheus.example.com:9091"
         assert (s.executor, s.scheduler, s.fit_workers, s.query_concurrency) == \
             ("dask", "tcp://dask-scheduler.dask.svc:8786", 4, 16)
@@ -436,6 +464,11 @@ def test_fitting_settings_the_controller_refuses_are_refused_at_install(helm: He
 def test_lease_durations_the_controller_refuses_are_refused_at_install(helm: Helm) -> None:
     out = helm.run("template", RELEASE, str(CHART), "--set", "leaderElection.leaseDuration=15us")
     assert out.returncode != 0 and "leaseDuration" in out.stderr, out.stderr
+    for bad in ("leaseDuration=1.5s", "leaseDuration=500ms", "retryPeriod=15s", "retryPeriod=0s"):
+        out = helm.run("template", RELEASE, str(CHART), "--set", f"leaderElection.{bad}")
+        assert out.returncode != 0 and bad.split("=")[0] in out.stderr, (bad, out.stderr)
+    assert helm.run("template", RELEASE, str(CHART), "--set", "leaderElection.leaseDuration=1m,"
+                    "leaderElection.retryPeriod=20s").returncode == 0
     out = helm.run("template", RELEASE, str(CHART), "--set", "leaderElection.renewDeadline=10s")
     assert out.returncode != 0 and "renewDeadline" in out.stderr, out.stderr
 
@@ -495,6 +528,54 @@ def test_prometheus_rule_has_the_five_alerts(helm: Helm) -> None:
         assert f'{metric}{{job="ebbtide-prod",namespace="{NAMESPACE}"}}' in exprs[alert]
     doc = (REPO / "docs" / "operations.md").read_text().lower()
     assert all(f"#### {a.lower()}" in doc for a in expected_metric), "every alert needs a runbook section"
+
+
+# --------------------------------------------------------------------------- refused at install
+@pytest.mark.parametrize("args, message", [
+    (("--set", "leaderElection.enabled=false,dryRun=false"),
+     "replicaCount 2 without leaderElection.enabled: every replica would plan and write"),
+    (("--set", "serviceAccount.create=false"), "serviceAccount.create=false with rbac.create=true needs "
+                                               "serviceAccount.name"),
+    (("-f", str(ALL_ON), "--set", "rbac.namespaces={live}"),
+     'rbac.namespaces ["live"] does not hold shop (workload api): the controller could not read or scale it'),
+    (("--set", "extraArgs={--no-dry-run}"), "extraArgs: --no-dry-run is set by the chart from its values"),
+    (("--set", "extraArgs={--http-port=9999}"), "extraArgs: --http-port is set by the chart"),
+    (("--set", "extraEnv[0].name=EBBTIDE_LEADER_ELECT", "--set-string", "extraEnv[0].value=false"),
+     "extraEnv: EBBTIDE_LEADER_ELECT is set by the chart"),
+    (("--set", "serviceMonitor.enabled=true,serviceMonitor.interval=10s,serviceMonitor.scrapeTimeout=30s"),
+     "serviceMonitor.scrapeTimeout 30s is longer than serviceMonitor.interval 10s"),
+    (("--set", "podDisruptionBudget.enabled=true,replicaCount=1"), "podDisruptionBudget with replicaCount 1"),
+    (("--set", "podDisruptionBudget.enabled=true,podDisruptionBudget.maxUnavailable=0"),
+     "would block every node drain"),
+    (("--set", "persistState.configMapName=ebbtide-policy"), "persistState.configMapName ebbtide-policy is a "
+                                                             "ConfigMap the chart or the policy already uses"),
+    (("--set", "policy=null"), "policy: give the policy under `policy:`"),
+    (("--set", "fullnameOverride=Ebb_Tide"), "/fullnameOverride"),
+    (("--set", "leaderElection.leaseName=My_Lease"), "/leaderElection/leaseName"),
+], ids=["replicas-without-election", "rbac-on-default-sa", "rbac-namespace-missing", "extra-arg-dry-run",
+        "extra-arg-port", "extra-env-election", "scrape-timeout", "pdb-one-replica", "pdb-max-unavailable-0",
+        "state-configmap-collision", "no-policy", "bad-fullname", "bad-lease-name"])
+def test_values_that_render_a_broken_or_unsafe_controller_are_refused(helm: Helm, args: tuple[str, ...],
+                                                                      message: str) -> None:
+    """The Helm sweep: each of these rendered with exit 0, and the controller then wrote from two
+    pods, crash-looped, was refused by the API server, or ran live while values said dry-run."""
+    out = helm.run("template", RELEASE, str(CHART), *args)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+
+
+def test_alert_labels_and_runbook_urls_are_strings(helm: Helm, tmp_path: Path) -> None:
+    """`severity: "1"` rendered as an int and a runbook URL with `: ` broke the YAML (Helm sweep)."""
+    values = tmp_path / "v.yaml"
+    values.write_text(yaml.safe_dump({"prometheusRule": {
+        "enabled": True, "runbookBaseURL": "https://wiki.example.com/ebbtide runbooks: #",
+        "alerts": {"controllerDown": {"severity": "1"}, "noLeader": {"severity": "yes"}}}}))
+    objs = [d for d in yaml.safe_load_all(helm.template("-f", str(values))) if d]
+    rules = [r for g in _one(objs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+    assert {r["alert"]: r["labels"]["severity"] for r in rules if r["alert"] in {"EbbtideControllerDown",
+                                                                                 "EbbtideNoLeader"}} == \
+        {"EbbtideControllerDown": "1", "EbbtideNoLeader": "yes"}
+    assert all(isinstance(r["for"], str) and r["annotations"]["runbook_url"].startswith(
+        "https://wiki.example.com/ebbtide runbooks: #") for r in rules)
 
 
 # --------------------------------------------------------------------------- values schema

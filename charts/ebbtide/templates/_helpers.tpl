@@ -127,9 +127,11 @@ as a list of "namespace/name" strings.
 {{- range .Values.bitrate.configMaps -}}
 {{- $out = append $out (printf "%s/%s" .namespace .name) -}}
 {{- end -}}
-{{- if and (not .Values.existingPolicyConfigMap) .Values.policy.bitrate -}}
+{{- if and (not .Values.existingPolicyConfigMap) .Values.policy -}}
+{{- if .Values.policy.bitrate -}}
 {{- $target := default (dict) .Values.policy.bitrate.target -}}
 {{- $out = append $out (printf "%s/%s" (default "default" $target.namespace) (default "ebbtide-bitrate" $target.name)) -}}
+{{- end -}}
 {{- end -}}
 {{- $out | uniq | sortAlpha | toJson -}}
 {{- end -}}
