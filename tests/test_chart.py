@@ -563,6 +563,26 @@ def test_values_that_render_a_broken_or_unsafe_controller_are_refused(helm: Helm
     assert out.returncode != 0 and message in out.stderr, out.stderr
 
 
+def test_going_live_on_the_placeholder_policy_is_warned_about(helm: Helm, tmp_path: Path) -> None:
+    """NOTES.txt warns when dryRun=false keeps values.yaml's placeholder policy (a real
+    default/web would be scaled). NOTES are rendered only by `helm install`, which needs a
+    cluster: a copy of the chart renders the helper NOTES.txt asks into a ConfigMap instead."""
+    chart = tmp_path / "ebbtide"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "probe.yaml").write_text(
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\n'
+        'data: {warn: {{ include "ebbtide.livePlaceholder" . | quote }}}\n')
+
+    def warned(*args: str) -> bool:
+        out = helm.run("template", RELEASE, str(chart), "--show-only", "templates/probe.yaml", *args)
+        assert out.returncode == 0, out.stderr
+        return yaml.safe_load(out.stdout)["data"]["warn"] == "true"
+
+    assert warned("--set", "dryRun=false")
+    assert not warned() and not warned("-f", str(ALL_ON))
+    assert "ebbtide.livePlaceholder" in (CHART / "templates" / "NOTES.txt").read_text()
+
+
 def test_alert_labels_and_runbook_urls_are_strings(helm: Helm, tmp_path: Path) -> None:
     """`severity: "1"` rendered as an int and a runbook URL with `: ` broke the YAML (Helm sweep)."""
     values = tmp_path / "v.yaml"

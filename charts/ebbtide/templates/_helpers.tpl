@@ -139,3 +139,13 @@ as a list of "namespace/name" strings.
 {{- define "ebbtide.alertSelector" -}}
 {{- default (printf "job=%q,namespace=%q" (include "ebbtide.fullname" .) .Release.Namespace) .Values.prometheusRule.selector -}}
 {{- end -}}
+
+{{/* True (non-empty) when the controller runs live on the placeholder policy of values.yaml
+(workload `web`, Deployment default/web): NOTES.txt warns. */}}
+{{- define "ebbtide.livePlaceholder" -}}
+{{- if and (not .Values.dryRun) (not .Values.existingPolicyConfigMap) .Values.policy -}}
+{{- range .Values.policy.workloads -}}
+{{- if and (eq .name "web") (eq (toJson .target) (toJson (dict "kind" "Deployment" "namespace" "default" "name" "web"))) -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
