@@ -583,6 +583,15 @@ def test_going_live_on_the_placeholder_policy_is_warned_about(helm: Helm, tmp_pa
     assert "ebbtide.livePlaceholder" in (CHART / "templates" / "NOTES.txt").read_text()
 
 
+def test_a_bad_policy_is_told_without_the_null_branch_noise(helm: Helm) -> None:
+    """`policy` may be null (with existingPolicyConfigMap): as `anyOf [Policy, null]` every
+    policy error ended with "'anyOf' failed ... got object, want null" (Helm sweep)."""
+    out = helm.run("template", RELEASE, str(CHART), "--set", "policy.workloads[0].name=Web.App_v1")
+    assert out.returncode != 0 and "/policy/workloads/0/name" in out.stderr and "want null" not in out.stderr
+    out = helm.run("template", RELEASE, str(CHART), "--set-file", f"policy={REPO / 'policies/examples/minimal.yaml'}")
+    assert out.returncode != 0 and "at '/policy': got string, want object" in out.stderr, out.stderr
+
+
 def test_alert_labels_and_runbook_urls_are_strings(helm: Helm, tmp_path: Path) -> None:
     """`severity: "1"` rendered as an int and a runbook URL with `: ` broke the YAML (Helm sweep)."""
     values = tmp_path / "v.yaml"
