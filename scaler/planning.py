@@ -560,10 +560,13 @@ def _demand_step(
         base = fc_obs if fc_obs is not None else fc_now
         anchor = None if level_trusted else (demand.value, base)
         growth = anchored_growth(fc_demand, base, per)
-        sized = demand.value * growth
+        # The growth is a ratio of levels offset by one pod's worth (anchored_growth), so it applies
+        # to the observation offset the same way: a night near 0 still gets the rise the forecast expects.
+        sized = (demand.value + per) * growth - per
         steps.append(Step(
             "demand", fc_demand, sized,
-            f"sized for demand {fmt(sized)}: observed {fmt(demand.value)} x expected growth {growth:.3g} "
+            f"sized for demand {fmt(sized)}: (observed {fmt(demand.value)} + one pod's {fmt(per)}) x expected "
+            f"growth {growth:.3g} - {fmt(per)} "
             f"over the next {format_duration(lead)} (pod start-up {format_duration(workload.pod_startup)} + "
             f"one tick): forecast yhat_upper (q{sc.quantile:g}) peaks at {fmt(fc_demand)} there, "
             f"{fmt(base)} when demand was observed",

@@ -74,7 +74,7 @@ def test_trusted_forecast_gives_the_hand_computed_plan_and_one_live_apply():
     c, metrics, buf = controller(f.flat_source(3000), cluster)
     report = c.tick(f.make_policy(), dry_run=False, fit=True)
     # The forecast is flat (upper 3300 now and over the lead window), so the expected growth is 1:
-    # sized demand = observed 3000 x 1; ceil(3000 x 1.1 / 100) = 33.
+    # sized demand = (observed 3000 + 100) x 1 - 100; ceil(3000 x 1.1 / 100) = 33.
     assert cluster.applies == [("edge", 33, False)]
     assert cluster.replicas["edge"] == 33
     out = report.outcomes[0]
@@ -83,7 +83,7 @@ def test_trusted_forecast_gives_the_hand_computed_plan_and_one_live_apply():
     (line,) = audit_lines(buf)
     assert line["kind"] == "plan" and line["workload"] == "edge"
     assert (line["current_replicas"], line["target_replicas"], line["dry_run"]) == (10, 33, False)
-    assert line["reasons"][0].startswith("sized for demand 3000: observed 3000 x expected growth 1")
+    assert line["reasons"][0].startswith("sized for demand 3000: (observed 3000 + one pod's 100) x expected growth 1 ")
     # the planner got the history's complete points and the observation placed demand.lag (150 s)
     # before its sample: the burst allowance looks one point ahead, on (150 s + the 2 m lead window)
     # / 5 m = 90% of the time (40% were the sample taken as current), and the flat history's growth

@@ -58,11 +58,12 @@ def run(fc, observed, wl=None, current=8, memory=None, now=NOW, pol=None, **stat
 # --------------------------------------------------------------------------- sizing
 def test_scale_up_for_observed_demand_times_forecast_growth():
     p = run(trusted(forecast([800, 900, 1000] + [1000] * 60)), obs(800), current=8)
-    # growth over the lead window (1000 + 100) / (800 + 100); 800 x 1.222 = 977.8; x 1.1 / 100 = 10.76 -> 11
+    # growth over the lead window (1000 + 100) / (800 + 100) = 1.222, on the observation offset as the ratio is:
+    # (800 + 100) x 1.222 - 100 = 1000, the forecast's own level there; x 1.1 / 100 = 11
     assert p.target_replicas == 11
     assert p.apply_via == "scale"
     assert step(p, "demand").before == 1000
-    assert step(p, "demand").after == pytest.approx(800 * 1100 / 900)
+    assert step(p, "demand").after == pytest.approx((800 + 100) * 1100 / 900 - 100)
     assert step(p, "headroom").after == 11
     assert "1000" in step(p, "demand").reason and "2m" in step(p, "demand").reason
     assert p.memory.last_scale_up_at == NOW and p.memory.last_scale_down_at is None
@@ -74,8 +75,8 @@ def test_scale_up_for_observed_demand_times_forecast_growth():
 def test_jump_inside_lead_window_counts_but_not_after_it():
     inside = [500, 500, 1500] + [500] * 60  # 1500 at now + 2m: inside [now, now + 60s + 1m]
     after = [500, 500, 500, 1500] + [500] * 60  # 1500 at now + 3m: outside
-    # growth (1500 + 100) / (500 + 100) = 2.667: 400 x 2.667 x 1.1 / 100 = 11.7 -> 12
-    assert run(trusted(forecast(inside)), obs(400), current=8).target_replicas == 12
+    # growth (1500 + 100) / (500 + 100) = 2.667: ((400 + 100) x 2.667 - 100) x 1.1 / 100 = 13.6 -> 14
+    assert run(trusted(forecast(inside)), obs(400), current=8).target_replicas == 14
     # no growth: 400 x 1.1 / 100 -> 5, but one tick may remove at most max(1, floor(8 x 0.1)) = 1 pod
     p = run(trusted(forecast(after)), obs(400), current=8)
     assert step(p, "headroom").after == 5
@@ -152,14 +153,14 @@ def test_scale_up_cooldown_never_delays_demand_observed_now():
     mem = PlannerMemory(last_scale_up_at=NOW - 2 * MIN)
     # observed a minute ago at forecast 900; 2000 ahead: growth 2100 / 1000 = 2.1
     rising = trusted(forecast([900] + [2000] * 100, start=NOW - MIN))
-    # forecast wants ceil(900 x 2.1 x 1.1 / 100) = 21, demand now needs ceil(990/100) = 10: only 10
+    # forecast wants ceil(((900 + 100) x 2.1 - 100) x 1.1 / 100) = 22, demand now needs ceil(990/100) = 10: only 10
     p = run(rising, obs(900, at=NOW - MIN), wl=wl, current=8, memory=mem)
-    assert step(p, "cooldown").before == 21 and p.target_replicas == 10
+    assert step(p, "cooldown").before == 22 and p.target_replicas == 10
     # demand now fits 8 pods: the forecast-driven scale-up waits
     assert run(rising, obs(700, at=NOW - MIN), wl=wl, current=8, memory=mem).target_replicas == 8
-    # the scale-DOWN cooldown never touches a scale-up: ceil(700 x 2.1 x 1.1 / 100) = 17
+    # the scale-DOWN cooldown never touches a scale-up: ceil(((700 + 100) x 2.1 - 100) x 1.1 / 100) = 18
     down = PlannerMemory(last_scale_down_at=NOW - MIN)
-    assert run(rising, obs(700, at=NOW - MIN), current=8, memory=down).target_replicas == 17
+    assert run(rising, obs(700, at=NOW - MIN), current=8, memory=down).target_replicas == 18
 
 
 # --------------------------------------------------------------------------- quality guard
@@ -496,9 +497,9 @@ def test_worked_example_in_docs():
     mem = PlannerMemory(recommendations=((NOW - 6 * MIN, 45), (NOW - 4 * MIN, 25), (NOW - 2 * MIN, 30)),
                         last_scale_down_at=NOW - 12 * MIN)
     p = run(trusted(fc), obs(880, slis={"rebuffering": 0.011}), wl=wl, current=40, memory=mem)
-    # growth (1000 + 100) / (900 + 100) = 1.1 on the 880 observed: 968
-    assert step(p, "demand").before == 1000 and step(p, "demand").after == pytest.approx(968)
-    assert step(p, "headroom").after == 11  # ceil(968 x 1.1 / 100) = ceil(10.648)
+    # growth (1000 + 100) / (900 + 100) = 1.1 on the 880 observed, offset as the ratio: (880 + 100) x 1.1 - 100
+    assert step(p, "demand").before == 1000 and step(p, "demand").after == pytest.approx(978)
+    assert step(p, "headroom").after == 11  # ceil(978 x 1.1 / 100) = ceil(10.758)
     assert [(s.name, s.before, s.after) for s in p.steps][2:] == [
         ("event", 11, 11), ("clamp", 11, 11),
         ("step_limit", 11, 20), ("stabilization", 20, 30), ("cooldown", 30, 30),
@@ -538,8 +539,8 @@ def test_now_without_zone_is_refused():
 def test_forecast_index_unit_does_not_matter():
     fc = forecast([500, 500, 1500] + [500] * 60)
     micro = type(fc)(fc.frame.set_axis(fc.frame.index.as_unit("us")), model="test")
-    assert run(trusted(micro), obs(400), current=8).target_replicas == 12
-    assert run(trusted(fc), obs(400), current=8).target_replicas == 12
+    assert run(trusted(micro), obs(400), current=8).target_replicas == 14
+    assert run(trusted(fc), obs(400), current=8).target_replicas == 14
 
 
 # Hourly history of 11 complete points ending at NOW - 59m; the observation at NOW - 30s lies in
@@ -581,7 +582,7 @@ def test_burst_quantile_overrides_the_quantile():
 def test_forecast_growth_above_the_burst_allowance_wins():
     fc = forecast([1000] + [1900] * 60, start=NOW - MIN)  # (1900 + 100) / (1000 + 100) = 1.818 > 1.5
     p = run(trusted(fc), bursty(1000), wl=point())
-    assert step(p, "demand").after == pytest.approx(1000 * 2000 / 1100)
+    assert step(p, "demand").after == pytest.approx((1000 + 100) * 2000 / 1100 - 100)
     assert step(p, "burst").after == step(p, "demand").after
     assert "already covers" in step(p, "burst").reason
 
@@ -621,3 +622,15 @@ def test_burst_pods_go_at_once_when_the_burst_does_not_come():
     assert low.target_replicas == 10
     plain = run(untrusted(), obs(900), current=17)  # no burst pods: one step of 1
     assert plain.target_replicas == 16
+
+
+def test_a_rise_from_a_night_at_zero_is_bought_before_it_is_seen():
+    """The planner sweep: demand 0 at night, a rise the trusted forecast expects inside the lead
+    window. Sized as observed x growth it was 0 x 31 = 0: nothing bought until the rise was seen.
+    The growth is a ratio of levels offset by one pod's worth (anchored_growth); it now applies to
+    the observation offset the same way, so the forecast's own level comes out."""
+    p = run(trusted(forecast([0, 0, 3000] + [3000] * 60)), obs(0), current=2)
+    assert step(p, "demand").after == pytest.approx(3000)  # (0 + 100) x (3000 + 100) / (0 + 100) - 100
+    assert p.target_replicas == 33  # ceil(3000 x 1.1 / 100)
+    # no growth expected: the observation itself, offset or not
+    assert step(run(trusted(flat(0)), obs(0), current=2), "demand").after == 0
