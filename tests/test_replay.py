@@ -204,6 +204,29 @@ def test_recent_demand_for_the_burst_allowance_holds_complete_points_only():
     assert all(len(r.values) == 72 for now, r in given if now - T0 > timedelta(hours=7))
 
 
+def test_the_lookback_peak_is_filled_as_the_controller_fills_it():
+    """Bitrate rules with `traffic_below` compare the traffic with `Observation.lookback_peak`;
+    the replay left it empty (the planner sweep). It is the highest point of the forecast history
+    the controller reads: the lookback's complete points before the observation."""
+    tr = _sale_trace(days=3)
+    policy = load_policy_text(POLICY.replace("lookback: 3d", "lookback: 1d"))
+    seen: list = []
+
+    def spy_planner(forecast, quality, workload, pol, state, now):
+        seen.append((quality.demand_at, quality.lookback_peak))
+        return plan(forecast, quality, workload, pol, state, now)
+
+    replay(tr.series, policy, extra_events=list(tr.events), make_model=LastDayPeak, planner=spy_planner)
+    values, step = tr.series.values, pd.Timedelta(tr.series.step)
+    checked = 0
+    for at, peak in seen:
+        at = pd.Timestamp(at)
+        window = values[(values.index >= at - pd.Timedelta(days=1)) & (values.index + step <= at)]
+        assert peak == (pytest.approx(float(window.max())) if len(window) else None), at
+        checked += len(window) > 0
+    assert checked >= len(seen) - 1 and len({p for _, p in seen}) > 3  # the peak moves with the window
+
+
 def test_real_model_short_replay():
     tr = generate(T0, 9, timedelta(hours=1), seed=3, sale=SaleSpec(day=7, peak_multiplier=4.0))
     policy = load_policy_text(POLICY.replace("lookback: 3d", "lookback: 28d").replace(

@@ -113,34 +113,6 @@ def demo_policy(events) -> object:
                                      "cost": policy.cost.model_copy(update={"egress_billing": EGRESS_BILLING})})
 
 
-class LookbackPeak:
-    """Wraps a planner to fill `Observation.lookback_peak` as the live controller does (highest
-    demand over the forecast lookback, as seen at the tick), which the bitrate rules with
-    `traffic_below` need; scaler.replay does not fill it yet."""
-
-    def __init__(self, planner, trace, lookback: timedelta):
-        import numpy as np
-
-        self.planner = planner
-        self._ns = trace.index.as_unit("ns").asi8
-        self._values = trace.values.to_numpy(dtype=float)
-        self._lookback_ns = int(lookback.total_seconds() * 1e9)
-        self._np = np
-
-    def __call__(self, forecast, observation, workload, policy, state, now):
-        import dataclasses
-
-        import pandas as pd
-
-        if observation.lookback_peak is None and observation.demand_at is not None:
-            until = pd.Timestamp(observation.demand_at).value
-            lo, hi = self._np.searchsorted(self._ns, [until - self._lookback_ns, until], side="right")
-            window = self._values[lo:hi]
-            if self._np.isfinite(window).any():
-                observation = dataclasses.replace(observation, lookback_peak=float(self._np.nanmax(window)))
-        return self.planner(forecast, observation, workload, policy, state, now)
-
-
 def build_scenario(seed: int, step: timedelta) -> Scenario:
     from forecaster.synthetic import SaleSpec, generate
     from policies.units import parse_time
@@ -163,10 +135,8 @@ def run_replay(scenario: Scenario, on_progress=None) -> ReplayStage:
     from scaler.reporting import RecordingPlanner
 
     recorder = RecordingPlanner()
-    lookback = scenario.policy.workload(DEMO_WORKLOAD).forecast.lookback
     result = replay(scenario.trace.series, scenario.policy, DEMO_WORKLOAD, start=scenario.start,
-                    end=scenario.end, planner=LookbackPeak(recorder, scenario.trace.series, lookback),
-                    on_progress=on_progress)
+                    end=scenario.end, planner=recorder, on_progress=on_progress)
     return ReplayStage(result, recorder)
 
 

@@ -285,6 +285,7 @@ def replay(
     history = forecast_history(trace, workload.forecast.step)
     fc = ReplayForecaster(history, workload, make_model, options.trust_window)
     recent_at = _RecentDemandWindow(history, workload.scaling.burst_lookback)
+    peak_at = _LookbackPeak(history, workload.forecast.lookback)
     memory = PlannerMemory()
     via_hpa = workload.hpa is not None
     ebb_hpa_min = hpa_min
@@ -332,7 +333,7 @@ def replay(
             obs = Observation(demand_now=seen if math.isfinite(seen) else None,
                               demand_at=seen_at if math.isfinite(seen) else None,
                               slis=healthy_slis(workload.quality, seen_at), tier_viewers=tier_viewers,
-                              recent_demand=recent_at(seen_at))
+                              lookback_peak=peak_at(seen_at), recent_demand=recent_at(seen_at))
             p = planner(tf, obs, workload, policy, state, now)
             memory = p.memory
             if tf is not logged_tf:  # fc.at() returns the same object until its slice moves
@@ -578,6 +579,33 @@ class _RecentDemandWindow:
         if self._key != key:
             self._key = key
             self._last = recent_demand(self.history, data_until, self.lookback)
+        return self._last
+
+
+class _LookbackPeak:
+    """`Observation.lookback_peak` as the controller fills it: the highest demand of the forecast
+    history it reads (the lookback, complete points: ReplayForecaster.visible), which bitrate rules
+    with `traffic_below` compare the traffic with. Computed when a point completes, held between.
+    The replay left it empty, so such rules compared the traffic with itself or the forecast and,
+    with an untrusted forecast, never applied (the planner sweep: NASA's ebb rule refused on 1,569
+    ticks, 1,506 of them below half the peak the controller would have used)."""
+
+    def __init__(self, history: Series, lookback: timedelta):
+        self._ns = history.values.index.as_unit("ns").asi8
+        self._v = history.values.to_numpy(dtype=float)
+        self._step_ns = int(pd.Timedelta(history.step).value)
+        self._lookback_ns = int(pd.Timedelta(lookback).value)
+        self._key: tuple[int, int] | None = None
+        self._last: float | None = None
+
+    def __call__(self, data_until: datetime) -> float | None:
+        until = pd.Timestamp(data_until).value
+        hi = int(np.searchsorted(self._ns, until - self._step_ns, side="right"))
+        lo = int(np.searchsorted(self._ns, until - self._lookback_ns, side="left"))
+        if self._key != (lo, hi):
+            self._key = (lo, hi)
+            window = self._v[lo:hi]
+            self._last = float(np.nanmax(window)) if np.isfinite(window).any() else None
         return self._last
 
 
