@@ -180,6 +180,10 @@ def _workload_warnings(w) -> list[tuple[Loc, str]]:
     if s.headroom < 0.05:
         out.append((("scaling", "headroom"), f"{s.headroom:.0%} headroom: event-aware forecasts of the "
                                              "ebb have been measured to under-forecast by 7-9%"))
+    if s.max_scale_down_fraction == 0:
+        out.append((("scaling", "max_scale_down_fraction"), "0 still lets one pod go per tick (the step limit "
+                                                            "is at least one pod); to hold the count, set "
+                                                            "min_replicas, or a long scale_down_cooldown"))
     if s.max_scale_down_fraction > 0.5:
         out.append((("scaling", "max_scale_down_fraction"), f"up to {s.max_scale_down_fraction:.0%} of "
                                                             "replicas may go in one tick"))

@@ -561,3 +561,17 @@ def test_bad_indentation_is_told_as_such():
     (problem,) = _errors(text)
     assert problem.startswith("policy.yaml:") and "invalid YAML" in problem
     assert problem.endswith("(check the indentation of this line against the lines above it)")
+
+
+def test_a_scale_down_fraction_of_zero_is_warned_to_still_let_a_pod_go_each_tick():
+    """The planner sweep: `max_scale_down_fraction: 0` reads as "never scale down", but the step
+    limit lets at least one pod go per tick (docs/planner.md step 5): said at validation."""
+    from policies.loading import policy_warnings
+
+    zero = load_policy_text(MINIMAL_TEXT.replace("max_replicas: 500}",
+                                                 "max_replicas: 500, max_scale_down_fraction: 0}"))
+    assert ((("workloads", 0, "scaling", "max_scale_down_fraction"),
+             "0 still lets one pod go per tick (the step limit is at least one pod); to hold the count, set "
+             "min_replicas, or a long scale_down_cooldown") in policy_warnings(zero))
+    warned = [loc for loc, _ in policy_warnings(load_policy_text(MINIMAL_TEXT))]
+    assert not [loc for loc in warned if "max_scale_down_fraction" in loc]
