@@ -245,7 +245,7 @@ def recurring_run(events: list[Event] | tuple[Event, ...]) -> list[Event]:
     events, each gets an ebb and a new peace level that overlap the next ones' and cancel in the
     history, and the forecast drifts up once they stop being replenished: 28 daily 2-hour shows
     made NASA's next week 1.24 WAPE, against 0.27 with no calendar (bench/README.md, "The event
-    calendar, the finance report and the Helm chart, swept").
+    calendar, the finance report, the Helm chart and the planner, swept").
     Back-to-back sales (a pre-sale wave, Black Friday then Cyber Monday) are runs of 2-3."""
     shows = sorted((e for e in events if e.kind != "holiday"), key=lambda e: e.start)
     best: list[Event] = []
