@@ -116,11 +116,17 @@ class ReplayForecaster:
         return tf
 
     # ------------------------------------------------------------------ refit
-    def visible(self, data_until: datetime) -> Series:
-        """History the controller may see at `data_until`: lookback, complete intervals only."""
+    def visible_bounds(self, data_until: datetime) -> tuple[int, int]:
+        """Positions [lo, hi) in `history` of what the controller may see at `data_until`: the
+        lookback, complete intervals only."""
         until = pd.Timestamp(data_until)
         hi = int(np.searchsorted(self._idx_ns, (until - self._step).value, side="right"))
         lo = int(np.searchsorted(self._idx_ns, (until - pd.Timedelta(self.settings.lookback)).value, side="left"))
+        return lo, hi
+
+    def visible(self, data_until: datetime) -> Series:
+        """History the controller may see at `data_until` (`visible_bounds`)."""
+        lo, hi = self.visible_bounds(data_until)
         return Series(self.history.values.iloc[lo:hi], self.history.step, self.history.name)
 
     def _refit(self, now: datetime, data_until: datetime) -> None:

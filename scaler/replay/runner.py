@@ -285,7 +285,7 @@ def replay(
     history = forecast_history(trace, workload.forecast.step)
     fc = ReplayForecaster(history, workload, make_model, options.trust_window)
     recent_at = _RecentDemandWindow(history, workload.scaling.burst_lookback)
-    peak_at = _LookbackPeak(history, workload.forecast.lookback)
+    peak_at = _LookbackPeak(fc)
     memory = PlannerMemory()
     via_hpa = workload.hpa is not None
     ebb_hpa_min = hpa_min
@@ -590,18 +590,14 @@ class _LookbackPeak:
     with an untrusted forecast, never applied (the planner sweep: NASA's ebb rule refused on 1,569
     ticks, 1,506 of them below half the peak the controller would have used)."""
 
-    def __init__(self, history: Series, lookback: timedelta):
-        self._ns = history.values.index.as_unit("ns").asi8
-        self._v = history.values.to_numpy(dtype=float)
-        self._step_ns = int(pd.Timedelta(history.step).value)
-        self._lookback_ns = int(pd.Timedelta(lookback).value)
+    def __init__(self, fc: ReplayForecaster):
+        self._bounds = fc.visible_bounds  # the window the forecaster itself refits on
+        self._v = fc.history.values.to_numpy(dtype=float)
         self._key: tuple[int, int] | None = None
         self._last: float | None = None
 
     def __call__(self, data_until: datetime) -> float | None:
-        until = pd.Timestamp(data_until).value
-        hi = int(np.searchsorted(self._ns, until - self._step_ns, side="right"))
-        lo = int(np.searchsorted(self._ns, until - self._lookback_ns, side="left"))
+        lo, hi = self._bounds(data_until)
         if self._key != (lo, hi):
             self._key = (lo, hi)
             window = self._v[lo:hi]
