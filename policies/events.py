@@ -14,7 +14,7 @@ from __future__ import annotations
 import calendar
 import math
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -277,9 +277,9 @@ def holiday_off_midnight(event: Event, tz: str) -> str | None:
         return None
     zone = ZoneInfo(tz)
     start, end = event.start.astimezone(zone), event.end.astimezone(zone)
-    if all((t.hour, t.minute, t.second, t.microsecond) == (0, 0, 0, 0) for t in (start, end)):
+    if start.time() == end.time() == time.min:
         return None
-    last = end if (end.hour, end.minute, end.second, end.microsecond) != (0, 0, 0, 0) else end - timedelta(days=1)
+    last = end - timedelta(days=1) if end.time() == time.min else end  # the end is exclusive
     return (f"holiday {event.name}: its start or end is not midnight in the calendar zone {tz}, where holiday "
             f"dates are read: it covers {start:%Y-%m-%d} .. {last:%Y-%m-%d} there; write its bounds as local "
             f"midnights, or set the calendar zone (forecast.calendar_tz, --calendar-tz) to the one you meant")

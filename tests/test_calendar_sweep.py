@@ -36,6 +36,7 @@ from policies.loading import load_policy_text
 from policies.units import parse_duration, parse_time
 from scaler.cli import main
 from scaler.cli.common import load_extra_events
+from support.traces import hourly_csv
 
 UTC = timezone.utc
 P8 = timezone(timedelta(hours=8))
@@ -73,13 +74,9 @@ def yearly(start: str, peak: str, end: str, kind: str = "sale", name: str = "y")
     return Event(name=name, kind=kind, recurrence="yearly", start=start, peak=peak, end=end)
 
 
-def hourly_csv(path, hours: int = 72, start="1995-07-10T00:00:00Z"):
-    import pandas as pd
-
-    idx = pd.date_range(start, periods=hours, freq="1h")
-    path.write_text("\n".join(["ts,value"] + [f"{t:%Y-%m-%dT%H:%M:%SZ},{100 + i % 24}" for i, t in enumerate(idx)])
-                    + "\n")
-    return path
+def nasa_days_csv(path, hours: int = 72):
+    """The shared hourly test trace (support.traces.hourly_csv) on NASA's July 1995 dates."""
+    return hourly_csv(path, hours, start="1995-07-10T00:00:00Z")
 
 
 # --------------------------------------------------------------------------- F7
@@ -124,7 +121,7 @@ OVERFLOWS = [
 def test_backtest_events_file_out_of_range_exits_2_naming_line_and_field(tmp_path, capsys, times, field, fragment):
     ev = tmp_path / "ev.yaml"
     ev.write_text(f"events:\n  - {{name: a, kind: sale, {times}}}\n")
-    csv = hourly_csv(tmp_path / "t.csv")
+    csv = nasa_days_csv(tmp_path / "t.csv")
     code = main(["backtest", "--csv", str(csv), "--cutoff", "1995-07-12T00:00:00Z", "--horizon", "1d",
                  "--events", str(ev)])
     err = capsys.readouterr().err
@@ -148,7 +145,7 @@ def test_policy_validate_out_of_range_exits_2_naming_line_and_field(tmp_path, ca
 ])
 def test_backtest_flags_out_of_range_exit_2(tmp_path, capsys, flag, value, fragment):
     args = {"--cutoff": "1995-07-12T00:00:00Z", "--horizon": "1d", flag: value}
-    csv = hourly_csv(tmp_path / "t.csv")
+    csv = nasa_days_csv(tmp_path / "t.csv")
     code = main(["backtest", "--csv", str(csv), *[x for kv in args.items() for x in kv]])
     err = capsys.readouterr().err
     assert code == 2 and fragment in err and "Traceback" not in err
@@ -370,7 +367,7 @@ def test_a_run_of_recurring_shows_is_warned_about_and_back_to_back_sales_are_not
 def test_backtest_counts_events_outside_beyond_five_and_drops_the_wrong_year_hint_for_later_ones(tmp_path, capsys):
     """F10: 2000 events outside the data printed 1989 warnings; F11: an event just after the
     forecast was told "(a wrong year?)"."""
-    csv = hourly_csv(tmp_path / "t.csv", hours=72)
+    csv = nasa_days_csv(tmp_path / "t.csv", hours=72)
     ev = tmp_path / "ev.yaml"
     days = [f"1980-01-{3 * i + 1:02d}" for i in range(8)]  # 3 days apart: no run of recurring shows
     ev.write_text("events:\n" + "".join(entry(f"old{i}", start=f"{d}T10:00:00Z", peak=f"{d}T11:00:00Z",

@@ -31,13 +31,7 @@ import pytest
 from forecaster.csvio import write_series_csv
 from forecaster.synthetic import SaleSpec, generate
 from scaler.cli import main
-
-
-def hourly_csv(path, hours: int = 72, start="2026-03-01T00:00:00Z"):
-    idx = pd.date_range(start, periods=hours, freq="1h")
-    lines = ["ts,value"] + [f"{t:%Y-%m-%dT%H:%M:%SZ},{100 + i % 24}" for i, t in enumerate(idx)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from support.traces import hourly_csv
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

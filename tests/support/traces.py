@@ -11,6 +11,15 @@ import pandas as pd
 from forecaster.series import Series
 
 
+def hourly_csv(path, hours: int = 72, start: str = "2026-03-01T00:00:00Z"):
+    """A `ts,value` CSV at `path` of `hours` hourly points from `start`, 100 + the hour's index
+    within its day: a small regular trace for the command-line tests. Returns `path`."""
+    idx = pd.date_range(start, periods=hours, freq="1h")
+    lines = ["ts,value"] + [f"{t:%Y-%m-%dT%H:%M:%SZ},{100 + i % 24}" for i, t in enumerate(idx)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def spike_pageviews(start: datetime, peak: datetime, end: datetime, seed: int = 3) -> pd.Series:
     """Hourly page views: daily and weekly cycle (1000 a day-hour on average, weekends x 0.8),
     8 weeks before a 50x spike on a linear ramp from `start` to `peak`, held to `end`, then a
