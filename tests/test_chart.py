@@ -279,11 +279,19 @@ def test_rbac_grants_the_verbs_the_controller_calls_and_no_more(helm: Helm) -> N
     and never used. Every verb rendered is one scaler/kube.py calls, and each call is granted."""
     import re
 
-    calls = {(m.group(1), m.group(2)) for m in re.finditer(
-        r"(read|list|patch|create|replace|delete)_namespaced_(\w+?)(_scale)?\b",
-        (REPO / "scaler" / "kube.py").read_text())}
+    calls = {m.groups() for m in re.finditer(r"(read|list|patch|create|replace|delete)_namespaced_(\w+?)(_scale)?\b",
+                                             (REPO / "scaler" / "kube.py").read_text())}
     verb = {"read": "get", "list": "list", "patch": "patch", "create": "create"}
-    assert {v for v, _ in calls} <= set(verb), f"a call the chart's RBAC does not know: {calls}"
+    resource = {"deployment": ("apps", "deployments"), "stateful_set": ("apps", "statefulsets"),
+                "horizontal_pod_autoscaler": ("autoscaling", "horizontalpodautoscalers"), "event": ("", "events"),
+                "lease": ("coordination.k8s.io", "leases"), "config_map": ("", "configmaps")}
+    assert {v for v, _, _ in calls} <= set(verb), f"a call the chart's RBAC does not know: {calls}"
+    assert {o for _, o, _ in calls} <= set(resource), f"an object the chart's RBAC does not know: {calls}"
+    called: dict[tuple[str, str], set[str]] = {}
+    for v, obj, scale in calls:
+        group, res = resource[obj]
+        called.setdefault((group, res + (scale or "").replace("_", "/")), set()).add(verb[v])
+    assert called == KUBE_CALLS  # what kube.py calls, derived from its source
     granted: dict[tuple[str, str], set[str]] = {}
     for _, rule in _rules(helm.objects("all-on")):
         for group in rule["apiGroups"]:
