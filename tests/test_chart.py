@@ -555,6 +555,10 @@ def test_prometheus_rule_has_the_five_alerts(helm: Helm) -> None:
     (("--set", "podDisruptionBudget.enabled=true,replicaCount=1"), "podDisruptionBudget with replicaCount 1"),
     (("--set", "podDisruptionBudget.enabled=true,podDisruptionBudget.maxUnavailable=0"),
      "would block every node drain"),
+    (("--set", "podDisruptionBudget.enabled=true,podDisruptionBudget.minAvailable=2"),
+     "podDisruptionBudget.minAvailable 2 with replicaCount 2 would block every node drain"),
+    (("--set", "podDisruptionBudget.enabled=true,replicaCount=3", "--set-string", "podDisruptionBudget.minAvailable=70%"),
+     "podDisruptionBudget.minAvailable 70% with replicaCount 3 would block every node drain"),
     (("--set", "persistState.configMapName=ebbtide-policy"), "persistState.configMapName ebbtide-policy is a "
                                                              "ConfigMap the chart or the policy already uses"),
     (("--set", "policy=null"), "policy: give the policy under `policy:`"),
@@ -562,6 +566,7 @@ def test_prometheus_rule_has_the_five_alerts(helm: Helm) -> None:
     (("--set", "leaderElection.leaseName=My_Lease"), "/leaderElection/leaseName"),
 ], ids=["replicas-without-election", "rbac-on-default-sa", "rbac-namespace-missing", "extra-arg-dry-run",
         "extra-arg-port", "extra-env-election", "scrape-timeout", "pdb-one-replica", "pdb-max-unavailable-0",
+        "pdb-min-available-all", "pdb-min-available-percent-rounds-to-all",
         "state-configmap-collision", "no-policy", "bad-fullname", "bad-lease-name"])
 def test_values_that_render_a_broken_or_unsafe_controller_are_refused(helm: Helm, args: tuple[str, ...],
                                                                       message: str) -> None:

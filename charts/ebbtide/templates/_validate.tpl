@@ -67,6 +67,21 @@ render runs them (tests/test_chart.py, "refused at install").
 {{- if or (lt (int $v.replicaCount) 2) (has $maxU (list "0" "0%")) -}}
 {{- fail (printf "podDisruptionBudget with replicaCount %d and maxUnavailable %q would block every node drain: it needs replicaCount > 1 and room for one pod to go" (int $v.replicaCount) $maxU) -}}
 {{- end -}}
+{{- if eq $maxU "" -}}
+{{- /* minAvailable is used: a number >= replicaCount, or a percentage that rounds up (as the
+       disruption controller rounds it) to every replica, leaves no pod free to go */ -}}
+{{- $minA := toString $v.podDisruptionBudget.minAvailable -}}
+{{- $r := int $v.replicaCount -}}
+{{- $blocks := false -}}
+{{- if hasSuffix "%" $minA -}}
+{{- $blocks = gt (mul (atoi (trimSuffix "%" $minA)) $r) (mul 100 (sub $r 1)) -}}
+{{- else -}}
+{{- $blocks = ge (atoi $minA) $r -}}
+{{- end -}}
+{{- if $blocks -}}
+{{- fail (printf "podDisruptionBudget.minAvailable %s with replicaCount %d would block every node drain: it must leave at least one pod free to go (minAvailable below replicaCount)" $minA $r) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if $v.persistState.enabled -}}
 {{- $state := include "ebbtide.stateConfigMap" . -}}
