@@ -35,6 +35,12 @@ EBB_SPAN = timedelta(days=14)
 (`after_event`), the replay's post-event windows and the cost report's ebb windows."""
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet (Excel, LibreOffice, Google Sheets) read a CSV cell as
+a formula (OWASP, "CSV Injection"): an event name must not start with one; the report's CSV writer
+neutralises any text cell that still does."""
+
+
 class Event(BaseModel):
     """One event in the calendar. `start` <= `peak` <= `end`, all with a zone."""
 
@@ -42,7 +48,9 @@ class Event(BaseModel):
 
     name: str = Field(min_length=1, description="Unique name (ignoring case), used in reports (e.g. "
                       "`singles-day-2026`); without `@` (it marks a yearly event's other occurrences), `:` "
-                      "(the model's own names are `NAME:shape`, `CC:holiday`, `event:NAME`) or `_delim_`.")
+                      "(the model's own names are `NAME:shape`, `CC:holiday`, `event:NAME`) or `_delim_`, "
+                      "and not starting with `=`, `+`, `-`, a tab or a carriage return (a spreadsheet "
+                      "opening costs_by_event.csv would run it as a formula).")
     kind: EventKind = Field(
         description="`sale` (11.11, 618, Black Friday), `joint_live` (co-streaming or a joint event "
         "with a partner platform), or `holiday`. The kind changes the forecast cut between the peak and "
@@ -108,6 +116,10 @@ class Event(BaseModel):
                          ("_delim_", "the forecaster's model cannot take it in a name")):
             if bad in v:
                 raise ValueError(f"event name {v!r} must not contain {bad!r} ({why})")
+        if v.startswith(FORMULA_STARTS):
+            raise ValueError(f"event name {v!r} must not start with {v[0]!r}: a spreadsheet opening the report's "
+                             f"costs_by_event.csv reads a cell starting with =, +, -, @, a tab or a carriage "
+                             f"return as a formula")
         return v
 
     @field_validator("start", "peak", "end", mode="before")

@@ -13,7 +13,7 @@ Public API:
     ReplicaTimeline, EgressTimeline, TranscodingTimeline, rungs_produced
     compute_cost, egress_cost, transcoding_cost                 (one timeline, one range)
     cost_breakdown -> CostBreakdown (lines by day or event window; rows() for costs.csv)
-    savings(actual, baseline) -> Savings; rows_to_csv(rows, path); CSV_COLUMNS
+    savings(actual, baseline) -> Savings; csv_text(rows), rows_to_csv(rows, path); CSV_COLUMNS
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ __all__ = [
     "CENT", "CSV_COLUMNS", "BillingCharge", "ComponentCosts", "ComputeCost", "CostBreakdown", "CostLine",
     "EgressBill", "EgressTimeline", "Period", "ReplicaTimeline", "Savings", "TranscodingCost",
     "TranscodingTimeline", "compute_cost", "cost_breakdown", "decimal_of", "egress_cost", "round_money",
-    "rows_to_csv", "rungs_produced", "savings", "transcoding_cost",
+    "csv_text", "rows_to_csv", "rungs_produced", "savings", "spreadsheet_safe", "transcoding_cost",
 ]
 
 import csv
+import io
 import math
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from policies.errors import EbbtideError
+from policies.events import FORMULA_STARTS
 from policies.schema import Cost, Resources, Workload
 
 CENT = Decimal("0.01")
@@ -847,14 +849,31 @@ def savings(actual: CostBreakdown, baseline: CostBreakdown, *, compute_realised:
 
 
 # --------------------------------------------------------------------------- CSV
-def rows_to_csv(rows: Iterable[Mapping[str, object]], path: str | Path) -> int:
-    """Write rows (CostBreakdown.rows(), possibly of several strategies) as CSV with the header
-    CSV_COLUMNS; Decimals as plain decimals. Returns the number of rows written."""
+def spreadsheet_safe(text: str) -> str:
+    """`text` with a leading `'` when it starts with a formula character (policies.events.FORMULA_STARTS:
+    = + - @ tab CR), so a spreadsheet shows it as text instead of evaluating it (OWASP, "CSV
+    Injection"); other text unchanged. Numbers are not text: `-5.00` stays a number."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_text(rows: Iterable[Mapping[str, object]]) -> tuple[str, int]:
+    """Rows (CostBreakdown.rows(), possibly of several strategies) as CSV text with the header
+    CSV_COLUMNS (RFC 4180: CRLF records, quoted where needed); Decimals as plain decimals, text
+    cells made spreadsheet-safe (`spreadsheet_safe`). Returns (text, number of rows)."""
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="raise")
+    w.writeheader()
     n = 0
+    for row in rows:
+        w.writerow({k: (format(v, "f") if isinstance(v, Decimal) else spreadsheet_safe(v) if isinstance(v, str)
+                        else v) for k, v in row.items()})
+        n += 1
+    return buf.getvalue(), n
+
+
+def rows_to_csv(rows: Iterable[Mapping[str, object]], path: str | Path) -> int:
+    """Write rows as `csv_text` does (UTF-8, no BOM). Returns the number of rows written."""
+    text, n = csv_text(rows)
     with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="raise")
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: (format(v, "f") if isinstance(v, Decimal) else v) for k, v in row.items()})
-            n += 1
+        f.write(text)
     return n

@@ -19,12 +19,15 @@ Cases:
   when one is given (a holiday written across a DST change stays one local day in later
   years); 29 February repeats on 28 February; start <= peak <= end holds in every occurrence;
   years outside 1-9999 are left out; UTC-written repeats are unchanged.
+- finance sweep F1: a name starting with = + - TAB CR (a spreadsheet formula in
+  costs_by_event.csv) is refused, in an events file and in a policy, with file:line and field;
 - F8/F9/F12 messages: a second YAML document names its line and says a file holds one;
   `events:` left null is the same error in an events file as in a policy.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -427,3 +430,25 @@ def test_a_holiday_off_midnight_in_the_calendar_zone_is_warned_about(tmp_path, c
     shanghai = POLICY_TAIL + "    forecast: {calendar_tz: Asia/Shanghai}\n"
     policy = load_policy_text(POLICY_HEAD + entries + shanghai, "p.yaml")
     assert not [msg for loc, msg in policy_warnings(policy) if msg.startswith("holiday golden-week")]
+
+
+# --------------------------------------------------------------------------- finance sweep F1
+@pytest.mark.parametrize("name", ["=SUM(1+1)", "+cmd|' /C calc'!A0", "-2+3", "\tlaunch", "\rlaunch"])
+def test_name_a_spreadsheet_would_run_as_a_formula_is_refused(tmp_path, name):
+    """Event names go into costs_by_event.csv, where a cell starting with = + - @ TAB CR is a
+    formula to Excel, LibreOffice and Google Sheets (`@` is refused anywhere in a name)."""
+    text = "events:\n" + entry("sts70", "joint_live") + entry("x", "holiday", "1995-07-04T00:00:00Z",
+                                                             "1995-07-04T00:00:00Z", "1995-07-05T00:00:00Z")
+    f = tmp_path / "ev.yaml"
+    f.write_text(text.replace("name: 'x'", "name: " + json.dumps(name)))
+    with pytest.raises(InputFileError) as info:
+        load_events_file(f)
+    assert info.value.problems == [f"{f}:3 events[1].name: event name {name!r} must not start with {name[0]!r}: a "
+                                   f"spreadsheet opening the report's costs_by_event.csv reads a cell starting with "
+                                   f"=, +, -, @, a tab or a carriage return as a formula"]
+    problems = policy_errors(entry("ok-name") + "  - {name: " + json.dumps(name) + ", kind: sale, start: "
+                             "1995-07-20T10:00:00Z, peak: 1995-07-20T14:00:00Z, end: 1995-07-20T18:00:00Z}\n")
+    assert len(problems) == 1 and problems[0].startswith(f"p.yaml:4 events[1].name: event name {name!r} must not "
+                                                         f"start with")
+    assert Event(name="sale-2026 = big", kind="sale", start="1995-07-18T10:00:00Z", peak="1995-07-18T14:00:00Z",
+                 end="1995-07-18T18:00:00Z").name == "sale-2026 = big"  # inside a name is fine

@@ -34,7 +34,7 @@ def test_demo_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
-    assert "What each strategy cost" in stdout and "The Singles Day ebb (" in stdout
+    assert "What each strategy cost" in stdout and "The singles-day ebb (" in stdout
 
     sums: dict[str, Decimal] = defaultdict(Decimal)
     with open(out / "costs.csv", newline="", encoding="utf-8") as f:

@@ -10,6 +10,9 @@ Cases:
   without a range, a bad --zone, --prometheus-url without --prometheus, a negative
   --transcoded-streams, an unknown --workload (the policy's listed), a bad --step;
 - event_range: the last occurrence of a yearly event before `now`, to its end + 14 days;
+- finance sweep: a chart that cannot be drawn is `error: ...`, exit 2, with DIR's earlier report
+  untouched (F2); --replay-json's tick-by-tick figures fill the quality table (F4); one hour of
+  an hourly timeline is a report (F13);
 - (prometheus, real server) --prometheus over backfilled kube-state-metrics and demand: what ran
   is costed from kube_deployment_spec_replicas (hand-computed compute cost), the baselines are
   replayed from the same demand, the quality-guard minutes from Ebbtide's metric are noted.
@@ -81,7 +84,7 @@ def test_report_from_a_replay_timeline(timeline, tmp_path, capsys):
     assert sums["static"] > sums["hpa"] > sums["ebbtide"]
     # the reference policy's singles-day ends 2026-11-12 00:00+08:00: its ebb is in the range
     # days in Asia/Shanghai; the ebb runs 14 days, 3 of them in the timeline
-    assert printed.startswith("The Singles Day ebb (Nov 12 to Nov 15, 2026, the part in the report) cost ")
+    assert printed.startswith("The singles-day ebb (Nov 12 to Nov 15, 2026, the part in the report) cost ")
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "a replay note" in html
     assert f"--timeline {timeline}" in html and "--zone Asia/Shanghai" in html
@@ -220,3 +223,62 @@ def test_report_from_prometheus_history(prometheus_factory, tmp_path, capsys):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "quality guard was active for 15 minutes in 1 stretch" in html
     assert "history in Prometheus" in html
+
+
+# --------------------------------------------------------------------------- finance report sweep
+def test_a_chart_that_cannot_be_drawn_is_an_error_for_people_and_leaves_the_old_report(timeline, tmp_path, capsys,
+                                                                                        monkeypatch):
+    """F2: a matplotlib error ended in a traceback (exit 1) with the new CSVs next to the old
+    report.html. Now: `error: ...`, exit 2, and DIR still holds the earlier report as it was."""
+    import scaler.reporting.charts as charts
+
+    out = tmp_path / "out"
+    argv = ["report", "--timeline", str(timeline), "--policy", str(REFERENCE), "--out", str(out)]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(report):
+        raise ValueError("Unknown symbol: \\notacommand, found '\\'")
+
+    monkeypatch.setattr(charts, "caps_chart", broken)
+    capsys.readouterr()
+    assert main([*argv, "--start", "2026-11-13T00:00:00Z", "--end", "2026-11-14T00:00:00Z"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: report: cannot draw the report's charts: ValueError: Unknown symbol")
+    assert "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_replay_json_figures_fill_the_quality_table(timeline, tmp_path, capsys):
+    """F4: with --replay-json, the quality table shows the replay's own tick-by-tick figures
+    (here 152 minutes for plain autoscaling), not 0 from the hourly averages."""
+    replay = {"workload": "edge", "start": "2026-11-12T00:00:00Z", "end": "2026-11-15T00:00:00Z", "notes": [],
+              "strategies": {s: {"peak_replicas": p, "under_provisioned_share": share,
+                                 "under_provisioned_minutes": minutes}
+                             for s, p, share, minutes in (("ebbtide", 11, 0.000123, 31.5), ("hpa", 12, 0.000674, 152.0),
+                                                          ("static", 40, 0.0, 0.0))}}
+    (tmp_path / "replay.json").write_text(json.dumps(replay))
+    out = tmp_path / "out"
+    assert main(["report", "--timeline", str(timeline), "--replay-json", str(tmp_path / "replay.json"),
+                 "--policy", str(REFERENCE), "--out", str(out)]) == 0
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert '<td class="l">Plain autoscaling (HPA)</td><td>720</td><td>12</td><td>0.067%</td><td>152</td>' in html
+    assert "most servers at once" in html
+
+
+def test_one_interval_of_an_hourly_timeline_is_a_report(timeline, tmp_path, capsys):
+    """F13: one hour cut from an hourly timeline was refused ('a report needs at least two
+    intervals'), though the whole timeline gives the interval."""
+    out = tmp_path / "one"
+    assert main(["report", "--timeline", str(timeline), "--policy", str(REFERENCE), "--out", str(out),
+                 "--start", "2026-11-13T13:00:00Z", "--end", "2026-11-13T14:00:00Z"]) == 0
+    assert capsys.readouterr().out.startswith("The singles-day ebb (Nov 13, 2026, the part in the report) cost ")
+    with open(out / "costs.csv", newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["strategy"] == "static" and r["controller_kind"] != "CDN"]
+    assert [Decimal(r["cpu_core_hours"]) for r in rows] == [40 * Decimal(str(_first_workload_cores()))]  # 40 pods, 1 h
+
+
+def _first_workload_cores() -> float:
+    from policies.loading import load_policy
+
+    return load_policy(REFERENCE).workloads[0].resources.cpu_cores

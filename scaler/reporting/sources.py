@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -23,7 +24,7 @@ from policies.errors import EbbtideError
 from policies.events import Event, expand_events
 from policies.schema import Policy, Workload
 from scaler.plans import Plan
-from scaler.reporting.model import PlanStats, ReportInput
+from scaler.reporting.model import PlanStats, QualityFigures, ReportInput
 
 EVENT_LOOKBACK = timedelta(days=30)
 """Event occurrences are looked for from this long before the report's start (an ebb may begin
@@ -93,12 +94,13 @@ def from_replay(result, policy: Policy, *, extra_events: Sequence[Event] = (), r
                 zone: str = "UTC", billing_zone: str = "UTC", compute_realised: bool = False,
                 transcoded_streams: float | None = None, focus_event: str | None = None,
                 source: str = "", command: str = "", start: datetime | None = None,
-                end: datetime | None = None) -> ReportInput:
+                end: datetime | None = None, step: timedelta | None = None) -> ReportInput:
     """A ReportInput from a scaler.replay ReplayResult (or anything with `.workload`,
     `.timeline`, `.notes`): Ebbtide as what ran, plain autoscaling and peak capacity kept as
     baselines. Demand is read as concurrent viewers for egress, as the replay does (tier
     viewers = demand x share), when every bitrate tier has a `share`. `start`, `end`: the range
-    asked for (ReportInput: rows are clipped to it)."""
+    asked for (ReportInput: rows are clipped to it). `step`: the timeline's interval (default: its
+    rows' spacing; needed for a one-row timeline)."""
     workload = policy.workload(result.workload)
     frame = result.timeline.reset_index(drop=True)
     shares = _tier_shares(policy)
@@ -109,10 +111,10 @@ def from_replay(result, policy: Policy, *, extra_events: Sequence[Event] = (), r
         if all(c in frame.columns for c in cols.values()):
             caps = pd.DataFrame({t: frame[c].to_numpy(float) for t, c in cols.items()})
     ts = pd.DatetimeIndex(pd.to_datetime(frame["ts"], utc=True))
-    if len(ts) < 2:
+    if len(ts) < (1 if step is not None else 2):
         raise EbbtideError(f"report: the replay timeline has {len(ts)} interval(s); a report needs at least two "
                            f"(the interval is the rows' spacing): widen --start/--end")
-    step = ts[-1] - ts[-2]
+    step = pd.Timedelta(step) if step is not None else ts[-1] - ts[-2]
     events = _events(list(policy.events) + [e for e in extra_events if e.name not in {p.name for p in policy.events}],
                      ts[0], ts[-1] + step, workload.forecast.calendar_tz)
     return ReportInput(
@@ -123,7 +125,38 @@ def from_replay(result, policy: Policy, *, extra_events: Sequence[Event] = (), r
         zone=zone, billing_zone=billing_zone, compute_realised=compute_realised,
         transcoded_streams=transcoded_streams, focus_event=focus_event, source=source, command=command,
         notes=tuple(getattr(result, "notes", ())), start=start, end=end,
+        measured_quality=_measured_quality(getattr(result, "strategies", None)),
+        measured_span=_span(result), step=step.to_pytimedelta(),
     )
+
+
+def _measured_quality(strategies) -> dict[str, QualityFigures] | None:
+    """The replay's own figures per strategy (ReplayResult.strategies, or the `strategies` of
+    `ebbtide replay --json`): peak pods and demand left unserved, measured at every tick. None
+    when absent or incomplete (the report then computes them from the timeline)."""
+    if not isinstance(strategies, Mapping):
+        return None
+    out = {}
+    for name, s in strategies.items():
+        d = s.to_dict() if hasattr(s, "to_dict") else s
+        try:
+            out[name] = QualityFigures(math.nan, float(d["peak_replicas"]), float(d["under_provisioned_share"]),
+                                       float(d["under_provisioned_minutes"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+    return out
+
+
+def _span(result) -> tuple[datetime, datetime] | None:
+    """The replay's start and end (a ReplayResult, or the times of `ebbtide replay --json`)."""
+    try:
+        a, b = (pd.Timestamp(getattr(result, k)) for k in ("start", "end"))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if pd.isna(a) or pd.isna(b):
+        return None
+    a, b = (t.tz_localize("UTC") if t.tzinfo is None else t for t in (a, b))
+    return a.to_pydatetime(), b.to_pydatetime()
 
 
 def _events(events: Sequence[Event], start, end, tz: str | None) -> list[Event]:
