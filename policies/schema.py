@@ -210,7 +210,9 @@ class PolicyModel(Strict):
 class BasicAuth(PolicyModel):
     username: str = Field(min_length=1, description="Basic-auth user name.")
     password_file: str = Field(min_length=1, description="Path of a file holding the password (e.g. a mounted "
-                               "Secret); read at start-up and on policy reload.")
+                               "Secret), sent as UTF-8. Read at start-up and re-read whenever the file changes "
+                               "(a rotated Secret is used without a restart); a byte order mark and surrounding "
+                               "whitespace are dropped.")
 
 
 class PrometheusSettings(PolicyModel):
@@ -219,11 +221,15 @@ class PrometheusSettings(PolicyModel):
         description="Base URL of the Prometheus HTTP API (http:// or https://). Overridden by "
         "`--prometheus-url` or the environment variable EBBTIDE_PROMETHEUS_URL.",
     )
-    timeout: PositiveDuration = Field(default=timedelta(seconds=30), description="Per-request timeout.")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=30), description="Time limit of each request to "
+                                      "Prometheus: connecting, retries and their waits, and reading the whole "
+                                      "answer (docs/history.md). Also sent as the query's server-side timeout.")
     bearer_token_file: str | None = Field(
         default=None, min_length=1,
-        description="File holding a bearer token sent as `Authorization: Bearer`. Absent: no token. "
-        "Exclusive with `basic_auth`.",
+        description="File holding a bearer token sent as `Authorization: Bearer`: one line of ASCII (a byte "
+        "order mark and the trailing newline are dropped). Read at start-up and re-read whenever the file "
+        "changes, and once more after an HTTP 401, so a rotated service-account token is used without a "
+        "restart. Absent: no token. Exclusive with `basic_auth`.",
     )
     basic_auth: BasicAuth | None = Field(default=None, description="Basic auth. Absent: none. Exclusive "
                                          "with `bearer_token_file`.")

@@ -451,7 +451,8 @@ class _Queries:
 
 
 #: Words of forecaster.history's connection-level reasons (no HTTP answer, or a gateway error).
-_UNREACHABLE_WORDS = ("timed out", "connection refused", "cannot connect", "host name not found", "TLS error")
+_UNREACHABLE_WORDS = ("timed out", "connection refused", "cannot connect", "connection failed", "no answer",
+                      "host name not found", "TLS error")
 
 
 def _unreachable(exc: MetricsError) -> bool:
@@ -779,11 +780,16 @@ class Controller:
         elif not math.isfinite(demand.value):
             problems.append(f"demand query {w.demand.query!r} returned {demand.value} (not a finite number): "
                             f"taken as no sample")
+        if demand is not None and demand.warnings:  # reported, planned on as given (docs/history.md)
+            problems.append(f"demand query {w.demand.query!r}: Prometheus warned the answer may be partial: "
+                            f"{'; '.join(demand.warnings)}")
         slis = []
         for q in w.quality:
             v, problem = queries.instant(q.query, now)
             if problem:
                 problems.append(f"SLI {q.name} unavailable: {problem}")
+            elif v is not None and v.warnings:
+                problems.append(f"SLI {q.name}: Prometheus warned the answer may be partial: {'; '.join(v.warnings)}")
             slis.append(SliReading(q.name, _finite_or_none(v.value) if v else None, v.timestamp if v else None))
         tier_viewers: list[tuple[str, float]] = []
         loss = None

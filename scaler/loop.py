@@ -131,24 +131,22 @@ class PolicyStore:
 def prometheus_source(settings: PrometheusSettings, url: str | None = None):
     """A PrometheusSource from the policy's `prometheus` settings; `url` overrides settings.url.
 
-    Token and password files are read here (at start-up and on every policy reload). Raises
-    EbbtideError naming the file when one cannot be read.
+    Token and password files are read when the source is built (at start-up and on every policy
+    reload) and again by the source whenever they change on disk (a rotated service-account token).
+    Raises EbbtideError naming the field and the file when one cannot be read or used.
     """
-    from forecaster.history import PrometheusSource
+    from forecaster.history import PrometheusSource, SecretFile
     from policies.tls import ca_bundle_problem
-
-    def read(path: str, what: str) -> str:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise EbbtideError(f"prometheus.{what}: cannot read {path}: {exc.strerror or exc}") from None
 
     if settings.ca_file and (problem := ca_bundle_problem(settings.ca_file)) is not None:
         raise EbbtideError(f"prometheus.ca_file: {settings.ca_file}: {problem}")
-    token = read(settings.bearer_token_file, "bearer_token_file") if settings.bearer_token_file else None
+    token = None
+    if settings.bearer_token_file:
+        token = SecretFile(settings.bearer_token_file, "prometheus.bearer_token_file")
     basic = None
     if settings.basic_auth is not None:
-        basic = (settings.basic_auth.username, read(settings.basic_auth.password_file, "basic_auth.password_file"))
+        basic = (settings.basic_auth.username,
+                 SecretFile(settings.basic_auth.password_file, "prometheus.basic_auth.password_file"))
     return PrometheusSource(
         url or settings.url,
         timeout_s=settings.timeout.total_seconds(),

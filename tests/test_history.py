@@ -13,7 +13,8 @@ Cases:
 - errors: connection refused, timeout, HTTP 400 with body excerpt, non-Prometheus answer ->
   MetricsError naming query and server, no traceback chain; credentials redacted from the URL;
 - constructor: bearer + basic auth refused, bad URL, missing CA bundle, unknown reducer;
-- instant: value + sample time (timestamp() query), empty -> None, scalar, several -> error,
+- instant: value + sample time (timestamp() query), empty -> None, a scalar literal at the
+  evaluation time, a scalar of selectors as old as they are, several -> error,
   reducer -> combined value with the oldest sample time, a range vector -> error saying so;
 - StaticMetricsSource: same-grid exact, coarser/finer query steps, unknown query, instant lookback.
 """
@@ -415,10 +416,12 @@ def test_real_client_is_configured_from_the_options(tmp_path):
     ca, _ = self_signed_certificate(tmp_path, require_binary("openssl", "install openssl (apt-get install -y openssl)"))
     src = PrometheusSource(URL, bearer_token="tok", ca_bundle=ca, timeout_s=7)
     client = src._client
-    assert client.headers == {"Authorization": "Bearer tok"}
-    assert client._session.verify == str(ca) and client._timeout == 7.0
+    # credentials go through the session's auth hook (read on each request: rotated files)
+    assert client.headers is None and client.auth is None
+    assert client._session.auth.header() == "Bearer tok"
+    assert client._session.verify == str(ca) and client._timeout == 7.0 and client._session.timeout_s == 7.0
     basic = PrometheusSource(URL, basic_auth=("u", "p"), insecure_skip_verify=True)._client
-    assert basic.auth == ("u", "p") and basic._session.verify is False and basic.headers is None
+    assert basic._session.auth.header() == "Basic dTpw" and basic._session.verify is False  # base64("u:p")
 
 
 # ------------------------------------------------------------------------------ instant
@@ -458,10 +461,22 @@ def test_instant_without_result_is_none():
     assert len(fake.instant_calls) == 1  # no timestamp() query for an empty answer
 
 
-def test_instant_scalar_uses_the_evaluation_time():
-    fake = FakePrometheus(instant_answers={"scalar(sli)": [T0_S + 5, "+Inf"]})
-    v = source(fake).instant("scalar(sli)", at(0) + timedelta(seconds=5))
+def test_instant_scalar_is_as_old_as_its_selectors_and_a_literal_is_now():
+    # scalar() answers at the evaluation time like sum(): it once read as 0 s old (history sweep)
+    fake = FakePrometheus(instant_answers={
+        "scalar(sum(sli))": [T0_S + 600, "3"],
+        "max(timestamp(sli))": [{"metric": {}, "value": [T0_S + 600, str(T0_S + 360)]}],
+    })
+    assert source(fake).instant("scalar(sum(sli))", at(10)) == InstantValue(3.0, at(6))
+    # a literal has no selector: the evaluation time, nothing more asked
+    fake = FakePrometheus(instant_answers={"scalar(vector(1))": [T0_S + 5, "+Inf"]})
+    v = source(fake).instant("scalar(vector(1))", at(0) + timedelta(seconds=5))
     assert math.isnan(v.value) and v.timestamp == T0 + timedelta(seconds=5)
+    assert len(fake.instant_calls) == 1
+    # offset: its selectors' age is not its freshness, and timestamp() refuses a scalar: evaluation time
+    fake = FakePrometheus(instant_answers={"scalar(sli offset 1m)": [T0_S + 600, "3"]})
+    assert source(fake).instant("scalar(sli offset 1m)", at(10)) == InstantValue(3.0, at(10))
+    assert [c[0] for c in fake.instant_calls] == ["scalar(sli offset 1m)"]
 
 
 def test_instant_several_series_refused_or_reduced():

@@ -11,7 +11,8 @@ Real server (mark `prometheus`, one server for the module, one xdist worker):
   point-by-point sum;
 - a query matching nothing -> the full grid, all NaN (has_data False); instant -> None;
 - instant: newest value with its sample time; nothing after the 5-minute lookback; an
-  aggregate is stamped with the evaluation time;
+  aggregate, a ratio and a scalar(...) are stamped with their selectors' newest samples, a
+  literal with the evaluation time;
 - bad PromQL -> MetricsError with HTTP 400 and the server's message;
 - a stopped server -> MetricsError "connection refused" naming query and server.
 Stub HTTP API (no Prometheus needed):
@@ -199,6 +200,12 @@ class TestRealPrometheus:
         ratio = src.instant('sum(ebb_multi{pod="a"}) / sum(ebb_multi)', at)
         assert ratio is not None and ratio.timestamp == last
         assert src.instant("vector(1)", at).timestamp == at  # a literal has no sources
+        # a scalar answer too (it once read as 0 s old: history sweep); a scalar literal is "now"
+        scalar = src.instant("scalar(sum(ebb_multi))", at)
+        assert scalar is not None and scalar.value == Data.v_multi_a[-1] + Data.v_multi_b[-1]
+        assert scalar.timestamp == last
+        assert src.instant('scalar(ebb_multi{pod="a"})', at).timestamp == last
+        assert src.instant("scalar(vector(2))", at).timestamp == at
 
     def test_bad_promql_is_an_http_400_with_the_servers_message(self, prom):
         with pytest.raises(MetricsError) as err:
