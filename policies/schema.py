@@ -740,7 +740,8 @@ class Bitrate(PolicyModel):
 class Cost(PolicyModel):
     currency: Annotated[str, Matching(r"[A-Z]{3}", "must be a 3-letter ISO 4217 code in capitals, e.g. "
                                       "USD")] = Field(default="USD", description="ISO 4217 currency code of "
-                          "every price.")
+                          "every price. Costs are rounded to its minor unit: the cent for USD, EUR or CNY, the "
+                          "whole yen for JPY, a thousandth for KWD.")
     cpu_core_hour: float = Field(default=0.031611, ge=0, description="Price per CPU core-hour requested, "
                                  "currency/(core*h) (default: on-demand list price order of magnitude).")
     memory_gib_hour: float = Field(default=0.004237, ge=0, description="Price per GiB-hour of memory requested, "
@@ -756,6 +757,15 @@ class Cost(PolicyModel):
                                          "percentile bandwidth, currency/(Mbps*month) (monthly_p95 billing).")
     transcoding_per_rung_hour: float = Field(default=0.01, ge=0, description="Price per transcoded rung-hour "
                                              "per stream, currency/(rung*h).")
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, v: str) -> str:
+        from babel.numbers import list_currencies
+
+        if v not in list_currencies():
+            raise ValueError(f"{v!r} is not an ISO 4217 currency code (e.g. USD, EUR, CNY, JPY)")
+        return v
 
 
 # --------------------------------------------------------------------------- the policy

@@ -14,6 +14,7 @@ Public API:
     compute_cost, egress_cost, transcoding_cost                 (one timeline, one range)
     cost_breakdown -> CostBreakdown (lines by day or event window; rows() for costs.csv)
     savings(actual, baseline) -> Savings; csv_text(rows), rows_to_csv(rows, path); CSV_COLUMNS
+    currency_quantum(currency) -> the minor unit money is rounded to
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = [
     "CENT", "CSV_COLUMNS", "BillingCharge", "ComponentCosts", "ComputeCost", "CostBreakdown", "CostLine",
     "EgressBill", "EgressTimeline", "Period", "ReplicaTimeline", "Savings", "TranscodingCost",
     "TranscodingTimeline", "compute_cost", "cost_breakdown", "decimal_of", "egress_cost", "round_money",
-    "csv_text", "rows_to_csv", "rungs_produced", "savings", "spreadsheet_safe", "transcoding_cost",
+    "csv_text", "currency_quantum", "rows_to_csv", "rungs_produced", "savings", "spreadsheet_safe", "transcoding_cost",
 ]
 
 import csv
@@ -71,6 +72,14 @@ def decimal_of(value: float | Decimal | str, what: str = "price") -> Decimal:
 
 def _exact(value: float | Decimal | str, what: str = "price") -> Fraction:
     return Fraction(decimal_of(value, what))
+
+
+def currency_quantum(currency: str) -> Decimal:
+    """The minor unit of an ISO 4217 currency, what its money is rounded to (CLDR's digits):
+    0.01 for USD, EUR, CNY; 1 for JPY, KRW; 0.001 for KWD, BHD."""
+    from babel.numbers import get_currency_precision
+
+    return Decimal(1).scaleb(-get_currency_precision(currency))
 
 
 def round_money(amount: Fraction, quantum: Decimal = CENT) -> Decimal:

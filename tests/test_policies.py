@@ -575,3 +575,13 @@ def test_a_scale_down_fraction_of_zero_is_warned_to_still_let_a_pod_go_each_tick
              "min_replicas, or a long scale_down_cooldown") in policy_warnings(zero))
     warned = [loc for loc, _ in policy_warnings(load_policy_text(MINIMAL_TEXT))]
     assert not [loc for loc in warned if "max_scale_down_fraction" in loc]
+
+
+def test_a_currency_that_is_no_iso_4217_code_is_refused():
+    """Any three capitals passed (`ABC`): the report then rounded and named a currency nobody
+    bills in (finance sweep, F12). Known codes, with or without a minor unit, load."""
+    text = MINIMAL_TEXT + "cost: {currency: ABC}\n"
+    (problem,) = _errors(text)
+    assert problem.startswith("policy.yaml:") and "cost.currency: 'ABC' is not an ISO 4217 currency code" in problem
+    for code in ("USD", "CNY", "JPY", "KWD"):
+        assert load_policy_text(MINIMAL_TEXT + f"cost: {{currency: {code}}}\n").cost.currency == code

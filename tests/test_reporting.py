@@ -29,7 +29,9 @@ from __future__ import annotations
 import base64
 import csv
 import math
+import re
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
@@ -600,3 +602,27 @@ def test_cumulative_cost_chart_ends_at_the_totals_inside_a_day(policy):
     assert ends["Ebbtide"] == pytest.approx(float(r.totals()["ebbtide"].total))
     xs = {pd.Timestamp(line.get_xdata()[-1]) for line in drawn[0] if line.get_label() == "Ebbtide"}
     assert xs == {pd.Timestamp(r.end).tz_convert("UTC").tz_localize(None)}
+
+
+def test_money_is_rounded_to_the_currencys_minor_unit(policy, tmp_path):
+    """JPY has no minor unit: lines, totals and the page are whole yen (the report had said
+    "JPY 14,088.42", "rounded to the cent"); KWD has three digits (finance sweep, F12)."""
+    def report_in(currency: str):
+        cost = policy.cost.model_copy(update={"currency": currency, "cpu_core_hour": 4.7311})
+        return build_report(replace(make_input(policy), cost=cost))
+
+    yen = report_in("JPY")
+    for s in PODS:
+        for line in yen.daily[s].by_period().values():
+            for part in (line.cpu, line.ram, line.egress, line.total):
+                assert part == part.to_integral_value() and part.as_tuple().exponent == 0
+    files = write_report(yen, tmp_path / "jpy")
+    with open(files.csv, newline="", encoding="utf-8") as f:
+        assert all("." not in r["total_cost"] for r in csv.DictReader(f))
+    html = files.html.read_text(encoding="utf-8")
+    assert format_money(yen.totals()["ebbtide"].total, "JPY") in html and "(1 JPY)" in html
+    assert re.fullmatch(r"JPY \d{1,3}(,\d{3})*", format_money(yen.totals()["ebbtide"].total, "JPY"))
+    dinar = report_in("KWD")
+    assert all(line.total.as_tuple().exponent == -3 for line in dinar.daily["hpa"].by_period().values())
+    assert format_money(Decimal("1.25"), "KWD") == "KWD 1.250"
+    assert format_money(Decimal("1234.5"), "USD") == "$1,234.50"

@@ -40,6 +40,7 @@ from scaler.costing import (
     Savings,
     TranscodingTimeline,
     cost_breakdown,
+    currency_quantum,
     rungs_produced,
     savings,
 )
@@ -82,9 +83,11 @@ def event_label(name: str) -> str:
 
 
 def format_money(amount: Decimal, currency: str) -> str:
-    """`$12,345.67` for USD, `-$5.00`; other currencies as `EUR 12,345.67`."""
+    """`$12,345.67` for USD, `-$5.00`; other currencies as `EUR 12,345.67`, with the digits of
+    their minor unit (`JPY 14,088`, `KWD 1.250`)."""
     sign = "-" if amount < 0 else ""
-    text = f"{abs(amount):,.2f}"
+    digits = max(0, -currency_quantum(currency).as_tuple().exponent)
+    text = f"{abs(amount):,.{digits}f}"
     return f"{sign}${text}" if currency == "USD" else f"{sign}{currency} {text}"
 
 
@@ -559,7 +562,8 @@ def build_report(inp: ReportInput) -> Report:
         rep = ReplicaTimeline.for_workload(inp.workload, idx, frame[f"replicas_{s}"].to_numpy(float),
                                            end=end.to_pydatetime())
         return cost_breakdown(s, inp.cost, replicas=[rep], egress=egress_for[s], transcoding=transcoding_for[s],
-                              by=by, zone=inp.zone, billing_zone=inp.billing_zone)
+                              by=by, zone=inp.zone, billing_zone=inp.billing_zone,
+                              quantum=currency_quantum(inp.cost.currency))
 
     daily = {s: breakdown(s, "day") for s in inp.strategies}
     windows = event_windows(inp.events, idx[0].to_pydatetime(), end.to_pydatetime(), inp.ebb_after)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from policies.errors import EbbtideError
-from scaler.costing import ComponentCosts, csv_text
+from scaler.costing import ComponentCosts, csv_text, currency_quantum
 from scaler.reporting.model import (
     COMPONENT_NAMES,
     Report,
@@ -153,6 +153,7 @@ def context(report: Report, charts: list) -> dict:
         "ebb_rows": ebb_rows,
         "savings": saving_rows,
         "compute_realised": inp.compute_realised,
+        "minor_unit": f"{format(currency_quantum(cur), 'f')} {cur}",
         "not_costed": [f"{n} ({skipped[k]})" for k, n in COMPONENT_NAMES.items() if k in skipped],
         "billed_by_use": " and ".join(usage),
         "not_costed_names": " and ".join(n for k, n in COMPONENT_NAMES.items() if k in skipped),
