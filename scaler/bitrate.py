@@ -43,8 +43,9 @@ import pandas as pd
 from forecaster.series import Forecast
 from policies.events import EBB_SPAN
 from policies.schema import Bitrate, CapRule
+from policies.units import format_duration
 from scaler.plans import Observation, Step, TierCap
-from scaler.safety import fmt
+from scaler.safety import fmt, plural
 
 #: How long after an event's end `after_event` rules apply (the ebb, policies.events.EBB_SPAN).
 EBB_WINDOW = EBB_SPAN
@@ -62,12 +63,17 @@ class BitrateContext:
     `demand_now`: demand observed now if it passed the data checks, else None.
     `ebb_since`: end of the most recent event when `now` lies within EBB_WINDOW after it and no
     event is in progress or about to start; None otherwise.
+    `peak_source`: what `peak_demand` is, for the reasons (e.g. "the highest 1h point of the
+    demand history over the forecast lookback 28d"); `ebb_event`: the name of the event that
+    ended at `ebb_since`.
     """
 
     tick: timedelta
     peak_demand: float | None = None
     demand_now: float | None = None
     ebb_since: datetime | None = None
+    peak_source: str = ""
+    ebb_event: str | None = None
 
 
 def egress_gb_per_hour(viewers: float, kbps: float) -> float:
@@ -78,6 +84,13 @@ def egress_gb_per_hour(viewers: float, kbps: float) -> float:
 def traffic_level(forecast: Forecast | None, now: datetime, tick: timedelta, demand_now: float | None) -> float | None:
     """Expected demand over the next tick: max forecast yhat in [now, now + tick], or the demand
     observed now when higher. None when neither is known (or the forecast has no finite point)."""
+    return _traffic(forecast, now, tick, demand_now)[0]
+
+
+def _traffic(forecast: Forecast | None, now: datetime, tick: timedelta,
+             demand_now: float | None) -> tuple[float | None, str]:
+    """`traffic_level` and where it comes from, for the reasons: the demand observed now, or the
+    forecast's yhat over the next tick when that is higher."""
     level: float | None = None
     if forecast is not None and len(forecast.frame):
         index = forecast.index
@@ -88,9 +101,10 @@ def traffic_level(forecast: Forecast | None, now: datetime, tick: timedelta, dem
         vals = vals[np.isfinite(vals)]
         if vals.size:
             level = float(vals.max())
-    if demand_now is not None and math.isfinite(demand_now):
-        level = demand_now if level is None else max(level, demand_now)
-    return level
+    source = f"the forecast's yhat over the next {format_duration(tick)}"
+    if demand_now is not None and math.isfinite(demand_now) and (level is None or demand_now >= level):
+        level, source = demand_now, "the demand observed now"
+    return level, source if level is not None else ""
 
 
 def _ns(t: datetime) -> int:
@@ -124,28 +138,35 @@ def _in_hours(rule: CapRule, now: datetime) -> tuple[bool | None, str]:
 
 
 def rule_applies(
-    rule: CapRule, now: datetime, level: float | None, peak: float | None, ebb_since: datetime | None
+    rule: CapRule, now: datetime, level: float | None, peak: float | None, ebb_since: datetime | None, *,
+    level_source: str = "", peak_source: str = "", ebb_event: str | None = None,
 ) -> tuple[bool, str]:
-    """Whether a cap rule applies now, with a short explanation of the deciding condition."""
+    """Whether a cap rule applies now, with a short explanation: the deciding condition when it
+    does not, every condition (joined by "and") when it does. `level_source`, `peak_source`:
+    where the traffic level and the peak come from; `ebb_event`: the event whose ebb it is."""
     inside, why = _in_hours(rule, now)
     if inside is None:
         return False, why
     if not inside:
         return False, f"rule {rule.name}: outside {why}"
-    parts = [f"rule {rule.name}"]
+    parts = []
     if rule.hours is not None:
         parts.append(f"in {why}")
     if rule.traffic_below is not None:
         if level is None or peak is None or peak <= 0:
             return False, f"rule {rule.name}: traffic level or peak unknown, rule skipped"
+        traffic = (f"traffic {fmt(level)}" + (f" ({level_source})" if level_source else "")
+                   + " {} " + f"{rule.traffic_below:g} x peak {fmt(peak)}"
+                   + (f" ({peak_source})" if peak_source else ""))
         if not level < rule.traffic_below * peak:
-            return False, f"rule {rule.name}: traffic {fmt(level)} not below {rule.traffic_below:g} x peak {fmt(peak)}"
-        parts.append(f"traffic {fmt(level)} below {rule.traffic_below:g} x peak {fmt(peak)}")
+            return False, f"rule {rule.name}: {traffic.format('not below')}"
+        parts.append(traffic.format("below"))
     if rule.after_event:
         if ebb_since is None:
             return False, f"rule {rule.name}: not in an ebb (no event ended within {EBB_WINDOW.days} d)"
-        parts.append(f"ebb since {ebb_since.isoformat()}")
-    return True, " ".join(parts)
+        event = f"event {ebb_event}" if ebb_event else "an event"
+        parts.append(f"in the ebb, {format_duration(now - ebb_since)} after {event} ended at {ebb_since.isoformat()}")
+    return True, f"rule {rule.name} applies" + (f": {' and '.join(parts)}" if parts else "")
 
 
 def plan_bitrate(
@@ -172,19 +193,20 @@ def plan_bitrate(
     index = {name: i for i, name in enumerate(ladder)}
     current = dict(current_caps)
     viewers = dict(quality.tier_viewers)
-    level = traffic_level(forecast, now, context.tick, context.demand_now)
+    level, level_source = _traffic(forecast, now, context.tick, context.demand_now)
     peak = context.peak_demand
 
-    applicable: list[tuple[CapRule, str]] = []
+    applicable: list[CapRule] = []
     verdicts: list[str] = []
     steps: list[Step] = []
     if not guard_active and bitrate.rules:
         for rule in bitrate.rules:
-            ok, why = rule_applies(rule, now, level, peak, context.ebb_since)
-            verdicts.append(("applies: " if ok else "") + why)
+            ok, why = rule_applies(rule, now, level, peak, context.ebb_since, level_source=level_source,
+                                   peak_source=context.peak_source, ebb_event=context.ebb_event)
+            verdicts.append(why)
             if ok:
-                applicable.append((rule, why))
-        steps.append(Step("bitrate:rules", None, ", ".join(r.name for r, _ in applicable) or None,
+                applicable.append(rule)
+        steps.append(Step("bitrate:rules", None, ", ".join(r.name for r in applicable) or None,
                           "; ".join(verdicts)))
 
     wn = bitrate.weak_network
@@ -206,10 +228,11 @@ def plan_bitrate(
             target_i, why = 0, "quality guard: restored to the ladder top"
         else:
             target_i, why = 0, "no cap rule applies"
-            for rule, rwhy in applicable:
+            for rule in applicable:
                 rung = rule.caps.get(tier.name)
                 if rung is not None and index[rung] > target_i:
-                    target_i, why = index[rung], f"{rwhy} caps {tier.name} at {rung}"
+                    target_i = index[rung]
+                    why = f"rule {rule.name} applies (bitrate:rules) and caps {tier.name} at {rung}"
             if target_i > floor_i:
                 why += f", raised to the tier's floor {tier.hd_floor}"
                 target_i = floor_i
@@ -220,7 +243,7 @@ def plan_bitrate(
         if target_i > cur_i:
             new_i = min(target_i, cur_i + bitrate.step_rungs)
             move = (f"stepped down from {ladder[cur_i]} to {ladder[new_i]}"
-                    + (f" (at most {bitrate.step_rungs} rung(s) per tick)" if new_i < target_i else ""))
+                    + (f" (at most {plural(bitrate.step_rungs, 'rung')} per tick)" if new_i < target_i else ""))
         elif target_i < cur_i:
             new_i, move = target_i, f"restored from {ladder[cur_i]} to {ladder[target_i]}"
         else:

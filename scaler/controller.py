@@ -773,13 +773,16 @@ class Controller:
         """Demand now, SLIs, tier viewers and weak-network loss. Anything missing stays None: the
         planner's guard then holds (no scale-in, no bitrate cut)."""
         demand, problem = queries.instant(w.demand.query, now)
+        cause = None  # why there is no demand sample, for the plan's reasons (Observation.demand_problem)
         if problem:
+            cause = problem
             problems.append(f"demand now unavailable: {problem}")
         elif demand is None:
-            problems.append(f"demand query {w.demand.query!r} returned no current sample")
+            cause = f"query {w.demand.query!r} returned no current sample"
+            problems.append(f"demand {cause}")
         elif not math.isfinite(demand.value):
-            problems.append(f"demand query {w.demand.query!r} returned {demand.value} (not a finite number): "
-                            f"taken as no sample")
+            cause = f"query {w.demand.query!r} returned {demand.value} (not a finite number)"
+            problems.append(f"demand {cause}: taken as no sample")
         if demand is not None and demand.warnings:  # reported, planned on as given (docs/history.md)
             problems.append(f"demand query {w.demand.query!r}: Prometheus warned the answer may be partial: "
                             f"{'; '.join(demand.warnings)}")
@@ -817,6 +820,7 @@ class Controller:
             weak_network_loss=loss,
             lookback_peak=peak,
             recent_demand=recent_demand(history, min(now, seen_at), w.scaling.burst_lookback),
+            demand_problem=cause,
         )
 
     def _refit(self, w: Workload, events: Sequence[Event], history: Series, now: datetime) -> RefitOutcome:

@@ -13,8 +13,9 @@ scaler.memory_store):
 
 `_Document` reads it, `_Memory` its `memory` (PlannerMemory's fields): pydantic models in
 strict mode, unknown keys refused (policies.schema.Strict), every field present but
-`jump_since` (added later, and written only while an absurd demand jump is held: absent reads
-as null, so a document of an earlier release reads and re-encodes to the same bytes); no bool or
+`jump_since` and `guard_breach` (added later, and written only while an absurd demand jump is
+held, or a guard hold names the breach that set it: absent reads as null and "", so a document
+of an earlier release reads and re-encodes to the same bytes); no bool or
 float for an int, no string for a number. `version` is MEMORY_FORMAT_VERSION; times are ISO 8601
 strings with their zone (a time without one is refused); `last_demand` is in demand units, finite
 and >= 0 or null; `burst_pods` and the replicas of each `recommendations` [time, replicas] pair
@@ -87,6 +88,8 @@ def encode_memory(memory: PlannerMemory, saved_at: datetime) -> str:
     }
     if memory.jump_since is not None:  # written only while a jump is held: older documents stay byte-equal
         doc["memory"]["jump_since"] = _iso(memory.jump_since, "jump_since")
+    if memory.guard_breach:  # likewise, only while a guard hold names its breach
+        doc["memory"]["guard_breach"] = memory.guard_breach
     return json.dumps(doc, separators=(",", ":"), allow_nan=False)
 
 
@@ -148,6 +151,7 @@ class _Memory(Strict):
     last_step_down_at: _Time | None
     collapse_since: _Time | None
     jump_since: _Time | None = None  # added after version 1 was first written: absent reads as null
+    guard_breach: Annotated[str, Field(max_length=4000)] = ""  # added later too: absent reads as ""
 
 
 class _Document(Strict):
@@ -229,7 +233,7 @@ def restore_memory(saved: SavedMemory, workload: Workload, now: datetime,
             if latest > saved.saved_at:
                 memory = replace(memory, guard_until=latest)
             else:
-                memory = replace(memory, guard_until=None, guard_actions=())
+                memory = replace(memory, guard_until=None, guard_actions=(), guard_breach="")
     age = now - saved.saved_at
     if abs(age) > max_staleness:
         dropped = [name for name, empty in (("last_demand", None), ("collapse_since", None), ("jump_since", None),

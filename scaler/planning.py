@@ -110,9 +110,11 @@ from scaler.safety import (
     anchored_growth,
     cooldowns,
     fmt,
+    fmt_factors,
     guard_state,
     limit_scale_down,
     min_burst_pairs,
+    plural,
     points_ahead,
     prune_recommendations,
     replicas_for,
@@ -245,12 +247,19 @@ def _model_digest(model: Policy | Workload) -> str:
     return _weak_cached(_MODEL_DIGESTS, model, digest)
 
 
+#: Fields added to the planner's inputs after their digest was first defined: in a digest only
+#: when set, so inputs that leave them empty digest as before they existed.
+_LATE_FIELDS: dict[type, tuple[str, ...]] = {Observation: ("demand_problem",), PlannerMemory: ("guard_breach",)}
+
+
 @functools.cache
 def _field_names(cls: type) -> tuple[str, ...] | None:
-    """Field names of a dataclass type, None for any other type (dataclasses.is_dataclass)."""
+    """Field names of a dataclass type (those of _LATE_FIELDS left out), None for any other
+    type (dataclasses.is_dataclass)."""
     if not dataclasses.is_dataclass(cls):
         return None
-    return tuple(f.name for f in dataclasses.fields(cls))
+    late = _LATE_FIELDS.get(cls, ())
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in late)
 
 
 _SCALARS = frozenset({int, float, str, bool, type(None)})
@@ -275,7 +284,11 @@ def _plain(x: object) -> object:
     if t is not type:
         names = _field_names(t)
         if names is not None:
-            return [_plain(getattr(x, name)) for name in names]
+            out = [_plain(getattr(x, name)) for name in names]
+            for name in _LATE_FIELDS.get(t, ()):
+                if getattr(x, name):
+                    out.append([name, _plain(getattr(x, name))])
+            return out
     if t is tuple and len(x) > 32 and type(x[0]) is float:
         last = _last_floats
         if x is last[0]:
@@ -328,14 +341,18 @@ class _EventContext:
     ramps: tuple[Event, ...]  # start - lead <= now < peak
     near_start: tuple[Event, ...]  # |now - start| <= lead
     ebb_since: datetime | None  # latest end within EBB_WINDOW, when no event is active or imminent
+    ebb_event: str | None = None  # the event that ended then
 
 
 def _event_context(events: list[Event], now: datetime, lead: timedelta) -> _EventContext:
     ramps = tuple(e for e in events if e.start - lead <= now < e.peak)
     near = tuple(e for e in events if abs(now - e.start) <= lead)
     active = any(e.start - lead <= now < e.end for e in events)
-    ends = [e.end for e in events if e.end <= now < e.end + EBB_WINDOW]
-    return _EventContext(ramps, near, None if active or not ends else max(ends))
+    ended = [e for e in events if e.end <= now < e.end + EBB_WINDOW]
+    if active or not ended:
+        return _EventContext(ramps, near, None)
+    last = max(ended, key=lambda e: e.end)  # the first of those ending last, as listed
+    return _EventContext(ramps, near, last.end, last.name)
 
 
 # --------------------------------------------------------------------------- the planner
@@ -376,7 +393,7 @@ def plan(
     sampled_at = quality.demand_at + workload.demand.lag if quality.demand_at is not None else None
     demand = check_demand(
         quality.demand_now, sampled_at, now, policy.prometheus.max_staleness,
-        (fc_now, mem.last_demand, running * per, per),
+        (fc_now, mem.last_demand, running * per, per), quality.demand_problem,
     )
     # A jump over 100x everything known: a broken metric until jump_confirm says it is traffic.
     jump = confirm_jump(demand, now, mem.jump_since, sc.jump_confirm)
@@ -393,7 +410,7 @@ def plan(
         demand.value if demand.ok else None, lower_obs, mem.last_demand, per, now,
         mem.collapse_since, sc.collapse_confirm,
     )
-    guard = guard_state(slis, demand, now, mem.guard_until, mem.guard_actions, collapse)
+    guard = guard_state(slis, demand, now, mem.guard_until, mem.guard_actions, collapse, mem.guard_breach)
     if collapse.reason and not collapse.holding:
         notes.append(collapse.reason)  # confirmed: the low demand is accepted as real
 
@@ -411,6 +428,10 @@ def plan(
     # ---- 1. demand over the lead window (or reactive sizing)
     sized, anchor, usable = _demand_step(view if usable else None, demand, quality.demand_at, forecast.level_trusted,
                                          fc_now, now, lead, workload, current, distrust, steps)
+    # A jump believed or a collapse accepted this tick changes what is sized for: said where it is sized.
+    verdicts = [r for r in (jump.reason, collapse.reason if not collapse.holding else "") if r]
+    if verdicts:
+        steps[-1] = dataclasses.replace(steps[-1], reason=f"{steps[-1].reason}; {'; '.join(verdicts)}")
 
     # ---- 1b. burst allowance learnt from the recent history
     unburst = sized
@@ -426,7 +447,8 @@ def plan(
         x = replicas_for(sized, sc.headroom, per)
         steps.append(Step(
             "headroom", sized, x,
-            f"ceil({fmt(sized)} x (1 + {fmt(sc.headroom)}) / {fmt(per)} per replica) = {x} replicas",
+            f"ceil({fmt(sized)} x (1 + {fmt(sc.headroom)}) / {fmt(per)} per replica) = "
+            f"{_ceil_of(sized * (1.0 + sc.headroom) / per, x)}{plural(x, 'replica')}",
         ))
 
     # ---- 3. events
@@ -452,12 +474,15 @@ def plan(
     # ---- 5. scale-down step limit
     speculative = min(max(0, mem.burst_pods), current)
     ticks = scale_down_ticks(now, mem.last_step_down_at, sc.scale_down_interval, tick)
+    last_step = mem.last_step_down_at
     x, st = limit_scale_down(x, current, sc.max_scale_down_fraction, speculative, ticks,
-                             f"scale_down_interval {format_duration(sc.scale_down_interval)}")
+                             f"scale_down_interval {format_duration(sc.scale_down_interval)}",
+                             last_step_down_at=last_step, demand_seen=demand.ok,
+                             left=sc.scale_down_interval - (now - last_step) if last_step is not None else None)
     steps.append(st)
 
     # ---- 6. stabilisation and cooldowns
-    x, st = stabilise(x, current, window, sc.stabilization)
+    x, st = stabilise(x, current, window, sc.stabilization, recommendation - held)
     steps.append(st)
     needed_now = min(max(replicas_for(demand.value, sc.headroom, per), lo), hi) if demand.ok else None
     x, st = cooldowns(
@@ -482,8 +507,8 @@ def plan(
     # ---- bitrate
     caps: tuple[TierCap, ...] | None = None
     if policy.bitrate is not None:
-        caps = _bitrate_steps(policy, forecast, view if usable else None, quality, demand.value if demand.ok else None,
-                              now, ev.ebb_since, cluster.bitrate_caps, guard, steps)
+        caps = _bitrate_steps(policy, workload, forecast, view if usable else None, quality,
+                              demand.value if demand.ok else None, now, ev, cluster.bitrate_caps, guard, steps)
 
     if not forecast.trusted or not usable:
         notes.extend(distrust)
@@ -500,6 +525,7 @@ def plan(
         last_scale_down_at=now if x < current else mem.last_scale_down_at,
         guard_until=guard.until,
         guard_actions=guard.held_actions,
+        guard_breach=guard.breach,
         last_demand=demand.value if demand.ok and not collapse.holding else mem.last_demand,
         burst_pods=burst_pods,
         last_step_down_at=now if x < current - speculative else mem.last_step_down_at,
@@ -563,13 +589,20 @@ def _demand_step(
         # The growth is a ratio of levels offset by one pod's worth (anchored_growth), so it applies
         # to the observation offset the same way: a night near 0 still gets the rise the forecast expects.
         sized = (demand.value + per) * growth - per
+        o, p = float(fmt(demand.value)), float(fmt(per))
+        [g] = fmt_factors([growth], lambda f: (o + p) * f[0] - p, lambda d: replicas_for(d, sc.headroom, per))
+        if base is None:
+            ratio = "growth 1: no forecast point when demand was observed"
+        else:
+            ratio = f"({fmt(fc_demand)} + {fmt(per)}) / ({fmt(base)} + {fmt(per)})"
+            ratio = f"growth {ratio} = {g}" if growth > 1.0 else f"growth 1: {ratio} is not above 1"
         steps.append(Step(
             "demand", fc_demand, sized,
             f"sized for demand {fmt(sized)}: (observed {fmt(demand.value)} + one pod's {fmt(per)}) x expected "
-            f"growth {growth:.3g} - {fmt(per)} "
+            f"growth {g} - {fmt(per)} "
             f"over the next {format_duration(lead)} (pod start-up {format_duration(workload.pod_startup)} + "
             f"one tick): forecast yhat_upper (q{sc.quantile:g}) peaks at {fmt(fc_demand)} there, "
-            f"{fmt(base)} when demand was observed",
+            f"{fmt(base)} when demand was observed; {ratio}",
         ))
     elif usable:
         sized = fc_demand
@@ -593,14 +626,28 @@ def _demand_step(
     return sized, anchor, usable
 
 
+def _ceil_of(exact: float, pods: int) -> str:
+    """`ceil(10.758) = ` for a headroom reason: the quotient the pods are the ceiling of, with the
+    fewest digits (5 at least) that still round up to `pods`; "" when it is whole (to 9
+    decimals, as replicas_for rounds)."""
+    if float(round(exact, 9)).is_integer():
+        return ""
+    for digits in range(5, 13):
+        text = f"{exact:.{digits}g}"
+        if "e" not in text and not float(text).is_integer() and math.ceil(float(text)) == pods:
+            return f"ceil({text}) = "
+    return ""
+
+
 def _bitrate_steps(
     policy: Policy,
+    workload: Workload,
     forecast: TrustedForecast,
     view: _ForecastView | None,
     quality: Observation,
     demand_now: float | None,
     now: datetime,
-    ebb_since: datetime | None,
+    ev: _EventContext,
     caps_now,
     guard: GuardState,
     steps: list[Step],
@@ -609,16 +656,25 @@ def _bitrate_steps(
     `view`: the forecast when usable, else None. The peak the traffic level is compared with
     takes the forecast's level only when that is trusted: a level too high would make now look
     quiet and cut bitrate. (In the traffic level itself a forecast can only raise it above the
-    demand observed: fewer cuts.)"""
-    peak_candidates = [quality.lookback_peak, demand_now]
-    if view is not None and forecast.level_trusted:
-        peak_candidates.append(float(np.nanmax(view.yhat)) if np.isfinite(view.yhat).any() else None)
-    peaks = [p for p in peak_candidates if p is not None and math.isfinite(p)]
+    demand observed: fewer cuts.) The reasons say which of them the peak is."""
+    recent = quality.recent_demand
+    grid = f"{format_duration(recent.step)} " if recent is not None else ""
+    peak_candidates = [
+        (quality.lookback_peak, f"the highest {grid}point of the demand history over the forecast lookback "
+                                f"{format_duration(workload.forecast.lookback)}"),
+        (demand_now, "the demand observed now"),
+    ]
+    if view is not None and forecast.level_trusted and np.isfinite(view.yhat).any():
+        peak_candidates.append((float(np.nanmax(view.yhat)), "the forecast's highest yhat"))
+    peaks = [(p, why) for p, why in peak_candidates if p is not None and math.isfinite(p)]
+    peak = max(peaks, key=lambda c: c[0]) if peaks else None  # ties: the first listed
     ctx = BitrateContext(
         tick=policy.schedule.tick,
-        peak_demand=max(peaks) if peaks else None,
+        peak_demand=peak[0] if peak else None,
         demand_now=demand_now,
-        ebb_since=ebb_since,
+        ebb_since=ev.ebb_since,
+        peak_source=peak[1] if peak else "",
+        ebb_event=ev.ebb_event,
     )
     caps, bsteps = plan_bitrate(
         policy.bitrate, forecast.forecast if view is not None else None, quality, now, caps_now,
@@ -687,7 +743,7 @@ def _burst_step(
         return sized
     first = max(0, math.ceil(round((now - lookback - recent.start) / recent.step, 9)))
     learnt = _cached_burst(recent.values[first:], ahead, quantile, per, smoothing)
-    span = f"{ahead} {grid} point{'s' if ahead > 1 else ''}"
+    span = f"the next {grid} history point" if ahead == 1 else f"the next {ahead} {grid} history points"
     if learnt is None:
         steps.append(Step(
             "burst", sized, sized,
@@ -717,13 +773,15 @@ def _burst_step(
                        f"from single points)")
     inside = (1.0 + headroom) ** duty
     need = level * growth / inside
+    shown = float(fmt(level))
+    g, i = fmt_factors([growth, inside], lambda f: shown * f[0] / f[1], lambda d: replicas_for(d, headroom, per))
     basis = (f"q{quantile:g} of the growth realised over {span} in the last {format_duration(lookback)} "
-             f"is {growth:.3g} ({learnt.pairs} pairs); "
+             f"is {g} ({plural(learnt.pairs, 'pair')}); "
              f"the allowance is on {100 * duty:.0f}% of the time, so that share of the headroom is "
-             f"counted inside it (/ {inside:.3g})"
-             + (f"; {learnt.spikes} one-point spike(s) over {fmt(ABSURD_JUMP_FACTOR)}x everything before them, "
-                f"gone the next point, left out of that history (a broken metric, not traffic)"
-                if learnt.spikes else "")
+             f"counted inside it (/ {i})"
+             + (f"; {plural(learnt.spikes, 'one-point spike')} over {fmt(ABSURD_JUMP_FACTOR)}x everything before "
+                f"{'it' if learnt.spikes == 1 else 'them'}, gone the next point, left out of that history (a broken "
+                f"metric, not traffic)" if learnt.spikes else "")
              + (f"; bridged through its {format_duration(off)} off a {grid} point (burst_bridge "
                 f"{format_duration(bridge)}): its pods are kept, not deleted and created again" if bridged else ""))
     if need <= sized:
@@ -731,7 +789,7 @@ def _burst_step(
         return sized
     steps.append(Step(
         "burst", sized, need,
-        f"sized for demand {fmt(need)}: {source} x burst allowance {growth:.3g} / {inside:.3g}, "
+        f"sized for demand {fmt(need)}: {source} x burst allowance {g} / {i}, "
         f"as the lead window reaches demand not yet observed: {basis}",
     ))
     return need

@@ -75,6 +75,9 @@ class Observation:
     `demand_at` is the sample time of `demand_now`; data older than the policy's max_staleness
     counts as stale. `tier_viewers`: concurrent viewers per tier (bitrate planning), if known.
     `weak_network_loss`: packet-loss ratio of weak-network viewers, if known.
+    `demand_problem`: why `demand_now` is None, when the adapter knows (e.g. "query
+    'sum(edge_viewers)' failed: timed out after 1s"): the plan's reasons say it instead of
+    guessing ("" or None: not known).
     """
 
     demand_now: float | None
@@ -84,6 +87,7 @@ class Observation:
     weak_network_loss: float | None = None
     lookback_peak: float | None = None  # highest demand over the forecast lookback (bitrate `traffic_below`)
     recent_demand: RecentDemand | None = None  # history the burst allowance is learnt from (None: no allowance)
+    demand_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,9 @@ class PlannerMemory:
     `collapse_since`: start of a demand collapse not yet confirmed (scaler.safety.check_collapse;
     None: none under way). While it lasts `last_demand` keeps the level before the collapse;
     `jump_since`: start of an absurd demand jump not yet believed (scaler.safety.confirm_jump;
-    None: none under way). While it lasts `last_demand` keeps the level before the jump.
+    None: none under way). While it lasts `last_demand` keeps the level before the jump;
+    `guard_breach`: the breach that set the guard's hold (SLI, reading, threshold, time, hold),
+    for the held guard's reason ("" without a hold); saved with the rest (scaler.memories).
     """
 
     recommendations: tuple[tuple[datetime, int], ...] = ()
@@ -130,6 +136,7 @@ class PlannerMemory:
     last_step_down_at: datetime | None = None
     collapse_since: datetime | None = None
     jump_since: datetime | None = None
+    guard_breach: str = ""
 
 
 @dataclass(frozen=True)

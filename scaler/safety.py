@@ -18,7 +18,7 @@ Units: replica counts are pods; demand is in the workload's demand unit (the uni
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -53,15 +53,55 @@ _ACTION_ORDER = ("freeze_scale_in", "restore_bitrate", "scale_up")
 
 
 def fmt(x: float) -> str:
-    """A number as people read it in a reason: `950`, `1046` (1045.5: 4 significant digits),
-    `0.02`, and from 10,000 up the nearest whole number, `132583` (not `1.326e+05`)."""
+    """A number as people read it in a reason: `950`, `0.02`, `0.6667` (4 significant digits
+    below 1000), and from 1000 up the nearest whole number, `1046`, `132583` (not `1.326e+05`;
+    9999.7 is `10000`, not `1e+04`)."""
     if x is None:
         return "none"
     if math.isfinite(x) and float(x).is_integer():
         return str(int(x))
-    if math.isfinite(x) and abs(x) >= 1e4:
+    if math.isfinite(x) and abs(x) >= 1e3:
         return f"{x:.0f}"
     return f"{x:.4g}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """A count as people write it: `1 pod`, `2 pods`, `0 pods` (`many`: the plural when it is
+    not `word` + "s")."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def _significant(x: float, digits: int) -> str:
+    """`x` to `digits` significant digits, never in exponent notation for |x| >= 1."""
+    whole = len(str(int(abs(x)))) if math.isfinite(x) and abs(x) >= 1 else 0
+    return f"{x:.{max(digits, whole)}g}"
+
+
+def fmt_factors(factors: Sequence[float], arithmetic: Callable[[Sequence[float]], float],
+                pods: Callable[[float], int], digits: int = 3) -> list[str]:
+    """The factors of a reason's arithmetic (a growth, a divisor) as printed: the fewest
+    significant digits, `digits` at least and 12 at most, such that `arithmetic` redone with the
+    printed factors gives the same `pods(result)` and moves the result by at most half a unit
+    or 0.01%. So the arithmetic a reason shows gives the pod count the plan took (243901 x
+    `1.36 / 1.03` is 322044, 162 pods, where the plan sized 321582 for 161: printed
+    `1.3596 / 1.0312`, 321575)."""
+    exact = arithmetic(factors)
+    want = pods(exact)
+    texts = [_significant(f, digits) for f in factors]
+    for k in range(digits, 13):
+        texts = [_significant(f, k) for f in factors]
+        shown = arithmetic([float(t) for t in texts])
+        if abs(shown - exact) <= max(0.5, 1e-4 * abs(exact)) and pods(shown) == want:
+            break
+    return texts
+
+
+def sample_age(at: datetime, now: datetime) -> str:
+    """How old a sample is, for a reason: `sample 17m30s old (from T)`, or for a sample time after
+    `now` (a clock problem) `sample time T is 6m in the future`."""
+    if at <= now:
+        return f"sample {format_duration(now - at)} old (from {at.isoformat()})"
+    return f"sample time {at.isoformat()} is {format_duration(at - now)} in the future"
 
 
 def replicas_for(demand: float, headroom: float, per_replica: float) -> int:
@@ -305,6 +345,16 @@ class DemandCheck:
     jump: float | None = None
 
 
+def _not_a_count(v: float) -> str:
+    """Why a sample that should be a count, a ratio or a duration is absurd: `not a number`,
+    `infinite`, `negative: -3`."""
+    if math.isnan(v):
+        return "not a number"
+    if math.isinf(v):
+        return "infinite" if v > 0 else "negative: minus infinity"
+    return f"negative: {fmt(v)}"
+
+
 def stale(at: datetime, now: datetime, max_staleness: timedelta) -> bool:
     """A sample time more than `max_staleness` from `now`: older, or as far in the future (a
     clock problem). One rule for the demand and the quality SLIs."""
@@ -317,26 +367,36 @@ def check_demand(
     now: datetime,
     max_staleness: timedelta,
     references: Iterable[float | None],
+    cause: str | None = None,
 ) -> DemandCheck:
     """Is the demand sample usable for sizing?
 
-    Missing: no value or no sample time. Stale: sampled more than `max_staleness` before `now`
-    (a sample from the future beyond the same tolerance counts as stale too: a clock problem).
+    Missing: no value or no sample time (`cause`, when the adapter knows why: what the reason
+    says, e.g. "query 'sum(x)' failed: timed out after 1s"; Observation.demand_problem).
+    Stale: sampled more than `max_staleness` before `now` (a sample from the future beyond the
+    same tolerance counts as stale too: a clock problem).
     Absurd: NaN, infinite, negative, or above ABSURD_JUMP_FACTOR times the largest positive
     reference level (callers pass the forecast level now, the last good sample, the capacity of
     the running pods and one pod's worth, so "absurd" means far beyond everything known).
     """
     if value is None or at is None:
-        return DemandCheck(None, False, "demand data missing (the query returned no sample)")
+        if cause:
+            why = cause
+        elif value is None and at is not None:
+            why = f"the sample from {at.isoformat()} holds no finite number"
+        elif value is not None:
+            why = "the sample has no time"
+        else:
+            why = "no sample this tick: the query failed or returned nothing"
+        return DemandCheck(None, False, f"demand data missing ({why})")
     if stale(at, now, max_staleness):
         return DemandCheck(
             None, False,
-            f"demand data stale (sample from {at.isoformat()}, older than max_staleness "
-            f"{format_duration(max_staleness)})",
+            f"demand data stale ({sample_age(at, now)}; max_staleness {format_duration(max_staleness)})",
         )
     v = float(value)
     if math.isnan(v) or math.isinf(v) or v < 0:
-        return DemandCheck(None, False, f"demand data absurd ({v}: NaN, infinite or negative)")
+        return DemandCheck(None, False, f"demand data absurd ({_not_a_count(v)})")
     refs = [float(r) for r in references if r is not None and math.isfinite(r) and r > 0]
     if refs and v > ABSURD_JUMP_FACTOR * max(refs):
         return DemandCheck(
@@ -512,12 +572,11 @@ def check_slis(
             continue
         if stale(r.at, now, max_staleness):
             problems.append(
-                f"SLI {sli.name} stale (sample from {r.at.isoformat()}, older than "
-                f"{format_duration(max_staleness)})"
+                f"SLI {sli.name} stale ({sample_age(r.at, now)}; max_staleness {format_duration(max_staleness)})"
             )
             continue
         if math.isinf(r.value) or r.value < 0:
-            problems.append(f"SLI {sli.name} absurd ({r.value}: infinite or negative; quality SLIs are ratios, "
+            problems.append(f"SLI {sli.name} absurd ({_not_a_count(r.value)}; quality SLIs are ratios, "
                             f"seconds or counts, >= 0)")
             continue
         above = r.value > sli.threshold
@@ -542,8 +601,9 @@ class GuardState:
     """The quality guard this tick: whether it is active, what it does, until when it holds.
 
     `actions` ⊆ {freeze_scale_in, restore_bitrate, scale_up}; `live_breach` True when an SLI is in
-    breach right now (scale_up acts only then, not during the hold); `until`/`held_actions` go to
-    the planner's memory; `reasons` explain it.
+    breach right now (scale_up acts only then, not during the hold); `until`/`held_actions`/
+    `breach` go to the planner's memory (`breach`: the breach that set the hold, as the held
+    guard's reason names it; "" without a hold); `reasons` explain it.
     """
 
     active: bool
@@ -552,6 +612,15 @@ class GuardState:
     until: datetime | None
     held_actions: tuple[str, ...]
     reasons: tuple[str, ...] = field(default=())
+    breach: str = ""
+
+
+def _held_effects(actions: Iterable[str]) -> str:
+    """What a held guard does, for its reason (scale_up acts on a live breach only)."""
+    s = set(actions)
+    out = ["no scale-in (freeze_scale_in)"] if "freeze_scale_in" in s else []
+    out.append("bitrate caps at the ladder top (restore_bitrate)" if "restore_bitrate" in s else "no bitrate cut")
+    return " and ".join(out)
 
 
 def guard_state(
@@ -561,25 +630,32 @@ def guard_state(
     guard_until: datetime | None,
     held_actions: Sequence[str],
     collapse: CollapseCheck | None = None,
+    held_breach: str = "",
 ) -> GuardState:
     """Combine live breaches, data problems, a demand collapse and the held guard from memory.
 
     A breach starts (or extends) the hold: until = max(previous until, now + hold). A data
     problem, or an unconfirmed demand collapse (`collapse.holding`), guards this tick only
     (freeze + restore), with no hold: when data comes back the planner trusts it again. The hold
-    keeps the actions of the breaches that set it.
+    keeps the actions of the breaches that set it, and `held_breach` (memory.guard_breach) the
+    breach whose hold ends last, so every tick of the hold can name the SLI it holds for.
     """
     reasons: list[str] = [r for _, r in quality.breaches]
     actions: set[str] = set(quality.actions)
     holding = guard_until is not None and guard_until > now
     until = guard_until if holding else None
     kept = set(held_actions) if holding else set()
+    breach = held_breach if holding else ""
     if quality.breaches:
         new_until = now + quality.hold
+        if until is None or new_until >= until:
+            breach = (f"{'; '.join(r for _, r in quality.breaches)} at {now.isoformat()}, "
+                      f"hold {format_duration(quality.hold)}")
         until = max(until, new_until) if until is not None else new_until
         kept |= set(quality.actions)
     if holding and not quality.breaches:
-        reasons.append(f"guard held until {guard_until.isoformat()} after the last breach")
+        after = f"the last breach ({held_breach})" if held_breach else "the last breach"
+        reasons.append(f"guard held until {guard_until.isoformat()} after {after}: {_held_effects(kept)}")
     actions |= kept
     problems = list(quality.data_problems) + ([demand.problem] if not demand.ok else [])
     if collapse is not None and collapse.holding:
@@ -596,6 +672,7 @@ def guard_state(
         until=until,
         held_actions=_ordered(kept) if until is not None else (),
         reasons=tuple(reasons),
+        breach=breach if until is not None else "",
     )
 
 
@@ -630,36 +707,67 @@ def scale_down_ticks(
 
 
 def limit_scale_down(
-    x: int, current: int, fraction: float, speculative: int = 0, ticks: int = 1, interval: str = ""
+    x: int, current: int, fraction: float, speculative: int = 0, ticks: int = 1, interval: str = "", *,
+    last_step_down_at: datetime | None = None, left: timedelta | None = None, demand_seen: bool = True,
 ) -> tuple[int, Step]:
     """At most `scale_step(current, fraction, ticks)` = max(1, floor(current * fraction * ticks))
     pods fewer than `current`, beyond the `speculative` pods of `current` (bought by the burst
     allowance alone for demand that has not come: they may go at once). So a scale-down is at
     most speculative + that many pods. `ticks` comes from `scale_down_ticks` (1: the plain
     per-tick limit; 0: only the speculative pods may go now); `interval` describes it for the
-    reason (e.g. "scale_down_interval 5m")."""
+    reason (e.g. "scale_down_interval 5m"), and while it is pending (ticks 0)
+    `last_step_down_at` and the time `left` say when the next step may come. `demand_seen`
+    False: no usable demand sample this tick (the reason then does not say the burst did not
+    come)."""
     if x >= current:
         return x, Step("step_limit", x, x, "no scale-down to limit")
     spec = min(max(0, speculative), current)
     base = current - spec
     allowed = scale_step(current, fraction, ticks) if ticks > 0 else 0
-    freed = f"{spec} pods bought by the burst allowance for demand that did not come go at once; " if spec else ""
-    beyond = " beyond them" if spec else ""
+    released = min(spec, current - x)  # burst pods that leave: the sizing may still want some
+    freed = ""
+    they, them = ("it", "it") if spec == 1 else ("they", "them")
+    if spec and released == spec:
+        why = (f"the burst {they} {'was' if spec == 1 else 'were'} bought for did not come" if demand_seen
+               else f"no usable demand sample this tick shows the burst {they} {'was' if spec == 1 else 'were'} "
+                    f"bought for")
+        freed = f"the {plural(spec, 'pod')} the burst allowance bought {_go(spec)} at once ({why})"
+    elif spec:
+        freed = (f"{released} of the {plural(spec, 'pod')} the burst allowance bought {_go(released)} at once: "
+                 f"this tick's sizing wants {x} (the other {spec - released} stay)")
     if ticks == 1:
-        size = f"{allowed} pods per tick"
-    elif ticks > 1:
-        size = f"{allowed} pods: {fmt(fraction)} of {current} for each of the {ticks} ticks of {interval}"
+        size = f"{plural(allowed, 'pod')} per tick"
     else:
-        size = f"no pods{beyond} until {interval} has passed since the last scale-down"
-    if base - x <= allowed:
-        return x, Step("step_limit", x, x, f"{freed}scale-down of {current - x} is within the step limit of "
-                       f"{allowed}{beyond}" + (f" ({size})" if ticks > 1 else ""))
+        size = f"{plural(allowed, 'pod')}: {fmt(fraction)} of {current} for each of the {ticks} ticks of {interval}"
+    beyond = base - x
+    if ticks == 0 and beyond > 0:
+        if last_step_down_at is not None and left is not None:
+            wait = f"last scale-down at {last_step_down_at.isoformat()}, {interval} ({format_duration(left)} left)"
+        else:
+            wait = f"{interval} has not passed since the last scale-down"
+        if spec:
+            text = f"{freed}; the scale-down beyond {them}, to {x}, is deferred: {wait}; kept {base}"
+        else:
+            text = f"scale-down to {x} deferred: {wait}; kept {current}"
+        return base, Step("step_limit", x, base, text)
+    if beyond <= allowed:
+        if beyond <= 0:
+            return x, Step("step_limit", x, x, freed)
+        within = f"is within the step limit of {allowed}" + (f" ({size})" if ticks > 1 else "")
+        if spec:
+            return x, Step("step_limit", x, x, f"{freed}; the scale-down of {beyond} beyond {them} {within}")
+        return x, Step("step_limit", x, x, f"scale-down of {beyond} {within}")
     y = base - allowed
-    return y, Step(
-        "step_limit", x, y,
-        f"{freed}limited scale-down from {current} to {y} (at most {size}"
-        f"{beyond if ticks else ''}, max_scale_down_fraction {fmt(fraction)})",
-    )
+    if spec:
+        text = (f"limited scale-down from {current} to {y}: {freed}, then at most {allowed} more "
+                f"({size}, max_scale_down_fraction {fmt(fraction)})")
+    else:
+        text = f"limited scale-down from {current} to {y} (at most {size}, max_scale_down_fraction {fmt(fraction)})"
+    return y, Step("step_limit", x, y, text)
+
+
+def _go(n: int) -> str:
+    return "goes" if n == 1 else "go"
 
 
 def prune_recommendations(
@@ -679,26 +787,40 @@ def prune_recommendations(
 
 
 def stabilise(
-    x: int, current: int, window_recommendations: Sequence[tuple[datetime, int]], window: timedelta
+    x: int, current: int, window_recommendations: Sequence[tuple[datetime, int]], window: timedelta,
+    burst_excluded: int = 0,
 ) -> tuple[int, Step]:
     """Scale down only to the highest recommendation in the window (HPA's stabilisation).
 
-    `window_recommendations` includes this tick's recommendation. Only restricts scale-down:
-    the result is max(x, min(current, highest)).
+    `window_recommendations` includes this tick's recommendation, without the `burst_excluded`
+    pods only the burst allowance buys (said in the reason when they are why the window is
+    below `x`). Only restricts scale-down: the result is max(x, min(current, highest)).
     """
     if x >= current or not window_recommendations:
         return x, Step("stabilization", x, x, "no scale-down to stabilise")
-    highest = max(r for _, r in window_recommendations)
+    at, highest = max(window_recommendations, key=lambda rec: (rec[1], rec[0]))  # the latest of the highest
     y = max(x, min(current, highest))
+    span = format_duration(window)
     if y == x:
+        if window <= timedelta(0):
+            return x, Step("stabilization", x, x, "no stabilisation window (stabilization 0s)")
+        if highest == x:
+            return x, Step("stabilization", x, x, f"{x} is the highest recommendation of the last {span}")
+        without = (f", without the {plural(burst_excluded, 'pod')} only the burst allowance buys"
+                   if burst_excluded else "")
         return x, Step(
             "stabilization", x, x,
-            f"{x} is the highest recommendation of the last {format_duration(window)}",
+            f"{x} is above every recommendation of the last {span} (highest {highest}{without}): "
+            f"stabilisation holds nothing back",
+        )
+    if y == highest:
+        return y, Step(
+            "stabilization", x, y,
+            f"held scale-down at {y}: the highest recommendation of the last {span} ({highest} at {at.isoformat()})",
         )
     return y, Step(
         "stabilization", x, y,
-        f"held scale-down at {y}: highest recommendation of the last {format_duration(window)} "
-        f"(stabilisation)",
+        f"kept {y}: the highest recommendation of the last {span}, {highest} at {at.isoformat()}, is not below it",
     )
 
 
@@ -730,14 +852,17 @@ def cooldowns(
         keep = current - min(max(0, speculative), current)
         if last is not None and now - last < scale_down_cooldown:
             left = scale_down_cooldown - (now - last)
-            but = f" (the {current - keep} pods bought by the burst allowance alone may go)" if keep < current else ""
+            but = (f" (the {plural(current - keep, 'pod')} bought by the burst allowance alone may go)"
+                   if keep < current else "")
             y = max(x, keep)
             return y, Step(
                 "cooldown", x, y,
                 f"kept {y}: scale-down cooldown of {format_duration(scale_down_cooldown)} after the "
                 f"last scale-up at {last.isoformat()} ({format_duration(left)} left){but}",
             )
-        return x, Step("cooldown", x, x, "no cooldown in force")
+        since = (f"scale_down_cooldown {format_duration(scale_down_cooldown)}" if scale_down_cooldown <= timedelta(0)
+                 else f"no scale-up within the last {format_duration(scale_down_cooldown)}")
+        return x, Step("cooldown", x, x, f"no cooldown in force ({since})")
     if x > current and last_scale_up_at is not None and now - last_scale_up_at < scale_up_cooldown:
         allowed = max(current, min(x, needed_now if needed_now is not None else current))
         if allowed == x:

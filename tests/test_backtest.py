@@ -209,7 +209,7 @@ def result_with(wape_value: float, under_value: float, n_origins: int = 3) -> Ba
 def test_judge_trust_reasons():
     policy = TrustPolicy(max_wape=0.4, min_history=timedelta(days=7), max_under=0.05)
     v = judge_trust(result_with(0.62, 0.01), timedelta(days=10), policy)
-    assert not v.trusted and v.reasons == ("WAPE 0.62 above bound 0.40 over 3 origin(s)",)
+    assert not v.trusted and v.reasons == ("WAPE 0.62 above bound 0.40 over 3 origins",)
 
     v = judge_trust(result_with(0.2, 0.01), timedelta(days=2), policy)
     assert not v.trusted and v.reasons == ("only 2d of history, need 7d",)
@@ -222,10 +222,10 @@ def test_judge_trust_reasons():
 
     empty = BacktestResult("m", H, (), Metrics.of([], [], []), ("origin x: no actuals in the horizon",))
     v = judge_trust(empty, timedelta(days=8), policy)
-    assert not v.trusted and "0 backtest origin(s)" in v.reasons[0] and "no actuals" in v.reasons[0]
+    assert not v.trusted and "0 backtest origins" in v.reasons[0] and "no actuals" in v.reasons[0]
 
     v = judge_trust(result_with(0.2, 0.01), timedelta(days=8), policy)
-    assert v.trusted and v.reasons == ("WAPE 0.20 within bound 0.40 over 3 origin(s), "
+    assert v.trusted and v.reasons == ("WAPE 0.20 within bound 0.40 over 3 origins, "
                                        "under-forecast 0.01 within 0.05",)
 
 
@@ -309,7 +309,7 @@ def test_judge_trust_with_growth():
     v = judge_trust(result_with(0.62, 0.01), timedelta(days=8), policy, growth_with(0.05, 0.05))
     assert not v.trusted and v.level_trusted is False
     assert v.reasons[0].startswith("growth no better than reactive sizing")
-    assert v.reasons[1] == "WAPE 0.62 above bound 0.35 over 3 origin(s)"
+    assert v.reasons[1] == "WAPE 0.62 above bound 0.35 over 3 origins"
 
     v = judge_trust(result_with(0.62, 0.01), timedelta(days=2), policy, growth_with(0.04, 0.05))
     assert not v.trusted and v.reasons == ("only 2d of history, need 7d",)
@@ -344,7 +344,7 @@ def test_judge_issued_trusts_a_right_shape_at_a_wrong_level():
     assert not v.trusted and "growth no better" in v.reasons[0]
 
     v = judge_issued(hist, [fc(2000.0 * shape)], window, span, policy, LastValue, per_unit=None)
-    assert not v.trusted and v.growth is None and v.reasons == ("WAPE 1.00 above bound 0.35 over 1 origin(s)",)
+    assert not v.trusted and v.growth is None and v.reasons == ("WAPE 1.00 above bound 0.35 over 1 origin",)
 
 
 class WarmLastValue(LastValue):

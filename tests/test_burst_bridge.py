@@ -60,7 +60,7 @@ def test_a_bridge_at_least_the_off_time_keeps_the_same_allowance_standing():
     assert b.after == pytest.approx(1000 * (1500 / 900) / INSIDE)  # as when on: 1378.9
     assert p.target_replicas == 18
     assert "bridged through its 45s off a 5m point (burst_bridge 5m)" in b.reason
-    assert "q0.9 of the growth realised over 1 5m point" in b.reason
+    assert "q0.9 of the growth realised over the next 5m history point" in b.reason
 
 
 def test_a_bridge_shorter_than_the_off_time_or_hourly_history_is_not_bridged():

@@ -179,5 +179,5 @@ def test_a_broken_metrics_spike_does_not_size_the_allowance_for_hours():
     assert step(p, "burst").after == pytest.approx(step(_plan(workload(**WL), history=RecentDemand(
         HIST.start, STEP, tuple(gapped))), "burst").after)
     assert step(p, "burst").after < 2000
-    assert "1 one-point spike(s) over 100x everything before them, gone the next point, left out" \
+    assert "1 one-point spike over 100x everything before it, gone the next point, left out" \
         in step(p, "burst").reason

@@ -89,7 +89,7 @@ def test_trusted_forecast_gives_the_hand_computed_plan_and_one_live_apply():
     # / 5 m = 90% of the time (40% were the sample taken as current), and the flat history's growth
     # of 1 adds nothing
     assert out.plan.steps[1].name == "burst" and line["reasons"][1].startswith("3000 already covers")
-    assert "over 1 5m point" in line["reasons"][1] and "on 90% of the time" in line["reasons"][1]
+    assert "over the next 5m history point" in line["reasons"][1] and "on 90% of the time" in line["reasons"][1]
     assert line["reasons"][2] == "ceil(3000 x (1 + 0.1) / 100 per replica) = 33 replicas"
     assert line["applied"]["changed"] is True and line["wrote"] is True
     assert metrics.value("ebbtide_planned_replicas", {"workload": "edge"}) == 33
@@ -194,6 +194,9 @@ def test_run_once_with_prometheus_unreachable_exits_0_and_holds(tmp_path, monkey
     assert line["data_ok"] is False and line["guard_active"] is True
     assert "connection refused" in err and "held" in err
     assert [a for a in cluster.applies if a[1] < 20] == []
+    # the plan's own reason names the cause, not "the query returned no sample" (reasons audit)
+    said = [s["reason"] for s in line["steps"] if "demand data missing" in s["reason"]]
+    assert said and all("connection refused" in s for s in said)
 
 
 def test_forecast_failure_falls_back_to_reactive_and_retries_later():
@@ -282,7 +285,7 @@ def test_a_forecast_with_the_right_shape_at_a_wrong_level_is_trusted_on_its_grow
     assert "level not trusted: WAPE 1.00 above bound 0.35" in v.reasons[0]
     # Without the workload's per_replica the shared check judges the level alone.
     v = LiveForecasterCache.judge_issued(hist, DoubleShapeModel, (), window, span, wl.forecast)
-    assert not v.trusted and v.reasons == ("WAPE 1.00 above bound 0.35 over 1 origin(s)",)
+    assert not v.trusted and v.reasons == ("WAPE 1.00 above bound 0.35 over 1 origin",)
     # The forecast served to the planner carries both flags, in this process and through the
     # fit workers' path (scaler.fitting), so the planner keeps the level out of what sizes to it.
     from scaler.fitting import InlineExecutor, ParallelForecasterCache

@@ -112,7 +112,7 @@ def test_the_controller_observes_and_plans_as_the_replay_does():
     differ = [i for i, (a, b) in enumerate(zip(in_replay, in_controller)) if not _same(a, b)]
     assert differ == []
     # the allowance was exercised: on for most ticks, sizing above the observation on some
-    on = sum("over 1 5m point" in r[4] for r in in_controller)
+    on = sum("over the next 5m history point" in r[4] for r in in_controller)
     assert 0.75 * 180 <= on <= 0.95 * 180
     assert any(r[4].startswith("sized for demand") for r in in_controller)
     assert len({r[3] for r in in_controller}) > 5  # the targets moved
@@ -137,7 +137,7 @@ def test_at_the_reference_policys_15_second_tick():
     assert [i for i, (a, b) in enumerate(zip(in_replay, in_controller)) if not _same(a, b)] == []
     assert in_controller[1][0] - in_controller[0][0] == timedelta(seconds=15)
     # the lead window is 45 s + 15 s: the allowance is on 70% of each 5-minute point
-    on = sum("over 1 5m point" in r[4] for r in in_controller)
+    on = sum("over the next 5m history point" in r[4] for r in in_controller)
     assert 0.6 * 240 <= on <= 0.8 * 240
     assert len({r[3] for r in in_controller}) > 5
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -140,6 +141,8 @@ def saved_memories(draw) -> tuple[PlannerMemory, datetime]:
         last_step_down_at=maybe(before),
         collapse_since=maybe(before),
         jump_since=maybe(before),
+        guard_breach=draw(st.sampled_from(["", "SLI rebuffering 0.031 above 0.02 at 2026-11-20T11:00:00+00:00, "
+                                               "hold 10m", "caf\u00e9 \"quoted\" \u53cc\u5341\u4e00"])),
     )
     return memory, saved_at
 
@@ -298,6 +301,9 @@ def test_restore_cuts_a_hold_longer_than_the_policy_allows():
     no_sli = f.make_policy(sli=False).workloads[0]
     gone, _ = restore_memory(SavedMemory(long_hold, T0), no_sli, T0, timedelta(minutes=5))
     assert gone.guard_until is None and gone.guard_actions == ()
+    named = replace(long_hold, guard_breach="SLI rebuffering 0.05 above 0.02")
+    assert restore_memory(SavedMemory(named, T0), no_sli, T0, timedelta(minutes=5))[0].guard_breach == ""
+    assert restore_memory(SavedMemory(named, T0), w, T0, timedelta(minutes=5))[0].guard_breach == named.guard_breach
 
 
 # --------------------------------------------------------------------------- restarts on the kmock API
@@ -317,6 +323,8 @@ def test_a_guard_hold_survives_a_restart(kube_env):
     plan = restarted.tick(f.make_policy(), dry_run=False).outcomes[0].plan
     assert plan.guard_active and plan.target_replicas == 33
     assert any("guard held until 2026-11-20T12:15:00+00:00" in r for r in plan.reasons)
+    # the restored hold still names the breach that set it (memory.guard_breach is saved)
+    assert any("guard held until" in r and "SLI rebuffering" in r for r in plan.reasons), plan.reasons
     # Without the store the same restart forgets the hold and scales in: 33 - floor(33 x 0.1) = 30.
     forgetful = make_controller(kube_env, src, clock, store=False, identity="pod-c")
     plan = forgetful.tick(f.make_policy(), dry_run=True).outcomes[0].plan

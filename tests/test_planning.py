@@ -24,7 +24,7 @@ Cases:
   replicas the HPA runs.
 - memory carried between ticks; equal inputs -> equal plans and digest; JSON output; bitrate in
   the plan (guard restores it; after_event rules only in an ebb); `now` without a zone refused.
-- the worked example of docs/planner.md, step by step.
+- the worked example of docs/planner.md, step by step, every reason as the docs table shows it.
 - burst allowance: while the lead window reaches an unobserved history point, observed demand
   x the recent history's q-growth / (1 + headroom) ** duty (reactive and trusted alike; the
   forecast's growth wins when higher; burst_quantile, when set, instead of quantile); none when the lead window stays in
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -505,9 +506,24 @@ def test_worked_example_in_docs():
         ("step_limit", 11, 20), ("stabilization", 20, 30), ("cooldown", 30, 30),
         ("quality_guard", 30, 30), ("limits", 30, 30),
     ]
-    assert step(p, "step_limit").reason == (
-        "limited scale-down from 40 to 20 (at most 20 pods per tick, max_scale_down_fraction 0.5)"
-    )
+    assert [s.reason for s in p.steps] == [
+        "sized for demand 978: (observed 880 + one pod's 100) x expected growth 1.1 - 100 over the next 2m (pod "
+        "start-up 1m + one tick): forecast yhat_upper (q0.9) peaks at 1000 there, 900 when demand was observed; "
+        "growth (1000 + 100) / (900 + 100) = 1.1",
+        "ceil(978 x (1 + 0.1) / 100 per replica) = ceil(10.758) = 11 replicas",
+        "no event ramp within the lead time",
+        "11 is within limits (min_replicas 1, max_replicas 50)",
+        "limited scale-down from 40 to 20 (at most 20 pods per tick, max_scale_down_fraction 0.5)",
+        "held scale-down at 30: the highest recommendation of the last 5m (30 at 2026-11-20T11:58:00+00:00)",
+        "no cooldown in force (no scale-up within the last 10m)",
+        "quality SLIs within thresholds and data fresh",
+        "30 is within limits (min_replicas 1, max_replicas 50)",
+    ]
+    # the table in docs/planner.md shows these reasons, word for word
+    docs = (Path(__file__).parent.parent / "docs" / "planner.md").read_text()
+    table = docs.split("## Worked example", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in table.splitlines() if line.startswith("| ")]
+    assert [(r[0].strip(), r[-1].strip()) for r in rows[1:]] == [(s.name, s.reason) for s in p.steps]
     assert p.target_replicas == 30 and p.replicas_change == -10
     assert p.memory.recommendations == ((NOW - 4 * MIN, 25), (NOW - 2 * MIN, 30), (NOW, 11))
     assert p.memory.last_scale_down_at == NOW and p.memory.last_demand == 880
@@ -566,7 +582,8 @@ def test_burst_allowance_sizes_for_the_learnt_growth():
     # 1000 x 1.5, with the headroom counted inside for the allowance's duty: the observation at
     # 11:59:30 and the lead window to 12:02 span 2m30s of the 1h step, duty 150 / 3600
     assert step(p, "burst").after == pytest.approx(1500 / 1.1 ** (150 / 3600))  # 1494.05
-    assert "q0.9 of the growth realised over 1 1h point in the last 7d is 1.5 (10 pairs)" in step(p, "burst").reason
+    assert "q0.9 of the growth realised over the next 1h history point in the last 7d is 1.5 (10 pairs)" in \
+        step(p, "burst").reason
     assert "on 4% of the time" in step(p, "burst").reason
     assert step(p, "headroom").after == 17  # ceil(1494.05 x 1.1 / 100) = ceil(16.43)
     assert run(trusted(flat(1000)), bursty(1000), wl=point()).target_replicas == 17  # flat forecast: growth 1, burst wins
@@ -617,7 +634,9 @@ def test_burst_pods_go_at_once_when_the_burst_does_not_come():
     # they go at once, then at most max(1, floor(17 x 0.1)) = 1 more: 17 - 6 - 1 = 10
     p = run(untrusted(), obs(900), current=17, memory=mem)
     assert p.target_replicas == 10 and p.memory.burst_pods == 0
-    assert "6 pods bought by the burst allowance" in step(p, "step_limit").reason
+    assert step(p, "step_limit").reason == (
+        "the 6 pods the burst allowance bought go at once (the burst they were bought for did not come); "
+        "the scale-down of 1 beyond them is within the step limit of 1")
     low = run(untrusted(), obs(500), current=17, memory=mem)  # needs 6: 17 - 6 - 1 = 10 at most
     assert low.target_replicas == 10
     plain = run(untrusted(), obs(900), current=17)  # no burst pods: one step of 1

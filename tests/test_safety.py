@@ -180,7 +180,9 @@ def test_limit_scale_down():
 def test_limit_scale_down_lets_burst_pods_go_first():
     # 40 running, 10 of them bought for a burst that did not come: 40 - 10 - floor(40 x 0.1) = 26
     x, st = limit_scale_down(11, 40, 0.1, speculative=10)
-    assert x == 26 and "10 pods bought by the burst allowance" in st.reason
+    assert x == 26 and st.reason == (
+        "limited scale-down from 40 to 26: the 10 pods the burst allowance bought go at once (the burst they "
+        "were bought for did not come), then at most 4 more (4 pods per tick, max_scale_down_fraction 0.1)")
     assert limit_scale_down(33, 40, 0.1, speculative=10)[0] == 33  # within 10 + 4
     assert limit_scale_down(0, 5, 0.5, speculative=9)[0] == 0  # speculative capped at current
 
