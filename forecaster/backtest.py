@@ -319,11 +319,13 @@ def pinball_loss(actual, capacity, quantile: float) -> float:
 
 @dataclass(frozen=True)
 class GrowthMetrics:
-    """How sizing on the observation x the forecast's expected growth did, one forecast step ahead.
+    """How sizing on the observation grown by the forecast's expected growth did, one forecast step
+    ahead.
 
     For each pair of consecutive grid points (i-1, i) of one issued forecast with both actuals:
-    the observation is a[i-1], the sizing `a[i-1] x anchored_growth_factors(U[i], U[i-1],
-    per_unit)` (U = yhat_upper), and the realised demand a[i]. "Reactive" is the observation
+    the observation is a[i-1], the sizing `(a[i-1] + per_unit) x g - per_unit` with
+    g = anchored_growth_factors(U[i], U[i-1], per_unit) (U = yhat_upper), as the planner sizes
+    (docs/planner.md, step 1; never below a[i-1]), and the realised demand a[i]. "Reactive" is the observation
     alone (growth 1), what the planner does without a trusted forecast. Ratios are shares of the
     realised demand; `loss_*` are pinball losses at `quantile` (the forecast's upper quantile).
     """
@@ -368,7 +370,10 @@ def growth_metrics(segments: Sequence[tuple[np.ndarray, np.ndarray]], per_unit: 
         obs.append(o)
         real.append(a[1:][keep])
         g = anchored_growth_factors(u[1:][keep], u[:-1][keep], per_unit)
-        sized.append(np.multiply(o, g, out=np.zeros_like(o), where=o != 0.0))  # nothing observed: nothing to grow
+        # as the planner sizes (docs/planner.md, step 1): the growth applies to the observation
+        # offset by one pod's worth, so a night at 0 the forecast sees rising is sized for the rise;
+        # never below the observation (exactly it where there is no growth: no rounding residue)
+        sized.append(np.where(g > 1.0, np.maximum(o, (o + per_unit) * g - per_unit), o))
     cat = (lambda xs: np.concatenate(xs) if xs else np.empty(0))
     o, r, s = cat(obs), cat(real), cat(sized)
     total, n = float(r.sum()), int(r.size)
@@ -449,7 +454,7 @@ def judge_trust(result: BacktestResult, history_len: timedelta, policy: TrustPol
 
     Without `growth`: trusted when the history is long enough, an origin was scored and the
     level checks (WAPE, under-forecast) pass. With `growth` (what the planner sizes on: the
-    observation x the forecast's expected growth), the same history and origin checks, then:
+    observation grown by the forecast's expected growth), the same history and origin checks, then:
     trusted when the level checks pass and the growth scores no worse than reactive sizing, or
     when the level checks fail but the growth scores strictly better than reactive sizing (a
     forecast whose level is off earns trust only by its shape). `level_trusted` says whether the

@@ -261,7 +261,9 @@ def test_pinball_loss_hand_computed():
 
 
 def test_growth_metrics_hand_computed():
-    # Segment 1: obs 100, U 200 -> 250, per 50: growth 300/250 = 1.2, sized 120 = realised 120.
+    # Sized as the planner sizes: (obs + per) x growth - per.
+    # Segment 1: obs 100, U 200 -> 250, per 50: growth 300/250 = 1.2, sized 150 x 1.2 - 50 = 130,
+    #            realised 120 (10 unused).
     #            obs 120, U 250 -> 150: growth 1, sized 120, realised 90 (30 unused).
     # Reactive: 100 for 120 (20 unserved), 120 for 90 (30 unused). Realised total 210.
     # Segment 2 has no pair with both actuals; segment 3 a single point (no pair).
@@ -269,11 +271,21 @@ def test_growth_metrics_hand_computed():
                         (np.array([nan, 10.0]), np.array([1.0, 500.0])),
                         (np.array([5.0]), np.array([5.0]))], per_unit=50.0, quantile=0.9)
     assert g.n_points == 2
-    assert g.loss_forecast == pytest.approx(0.1 * 30 / 210)
+    assert g.loss_forecast == pytest.approx(0.1 * (10 + 30) / 210)
     assert g.loss_reactive == pytest.approx((0.9 * 20 + 0.1 * 30) / 210)
     assert g.under_forecast == 0.0 and g.under_reactive == pytest.approx(20 / 210)
-    assert g.extra == pytest.approx(20 / 210)
+    assert g.extra == pytest.approx(30 / 210)
     assert g.better and g.no_worse
+
+
+def test_growth_is_scored_as_the_planner_sizes_a_night_at_zero():
+    """A closed night (0 observed) that the forecast sees rising to 300: the planner sizes
+    (0 + 50) x 350/50 - 50 = 300 (f504b27), and the trust check scores that, not 0 x 7 = 0. Scored
+    as 0 it tied reactive sizing, so a forecast whose level the empty window could not judge
+    (WAPE of zero demand) was never trusted on its growth either (the trust-gate audit)."""
+    g = growth_metrics([(np.array([0.0, 300.0]), np.array([0.0, 300.0]))], per_unit=50.0, quantile=0.9)
+    assert g.under_forecast == 0.0 and g.under_reactive == 1.0
+    assert g.extra == 1.0 and g.better
 
 
 @given(st.lists(st.tuples(st.floats(0, 1e4), st.floats(0, 1e4)), min_size=2, max_size=30),

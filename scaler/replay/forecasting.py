@@ -8,10 +8,10 @@ tick).
 
 Trust (a cheap rolling check, re-judged at each refit): the forecasts issued by earlier refits
 are scored, as issued, against what happened over the last `trust_window`: the growth they
-expected as the planner uses it (observation x growth vs realised demand, pinball loss at the
-forecast's upper quantile, against sizing on the observation alone) and their level (WAPE
-against trust_bound); `forecaster.backtest.judge_issued` is the rule, shared with the
-controller. Before any issued forecast can be scored, one rolling-origin backtest (a single
+expected as the planner uses it ((observation + per_replica) x growth - per_replica vs realised
+demand, pinball loss at the forecast's upper quantile, against sizing on the observation alone)
+and their level (WAPE against trust_bound); `forecaster.backtest.judge_issued` is the rule,
+shared with the controller. Before any issued forecast can be scored, one rolling-origin backtest (a single
 origin `trust_window` ago) bootstraps the verdict.
 
 Each refit is warm-started from the previous one's params, as in the controller (the model
