@@ -202,8 +202,10 @@ def run(args) -> int:
             a = args.start or (times["start"].isoformat() if "start" in times else "its start")
             b = args.end or (times["end"].isoformat() if "end" in times else "its end")
             span = f" between {a} and {b}{f' (event {args.event})' if args.event else ''}" if times else ""
+            need = ("one interval" if step is not None else
+                    "two intervals (the interval is the rows' spacing; this timeline has one row)")
             raise EbbtideError(f"--timeline {args.timeline}: {len(frame)} row(s){span}; a report needs at least "
-                               f"two intervals (the interval is the rows' spacing)")
+                               f"{need}")
         notes = tuple(summary.get("notes", ()))
         if not args.workload and not summary.get("workload") and len(policy.workloads) > 1:
             notes += (f"no --workload given: the timeline is costed as the policy's first workload, {name!r} "
