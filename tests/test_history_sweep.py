@@ -34,7 +34,7 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable, Iterator
 
 import pytest
@@ -42,6 +42,7 @@ import pytest
 from forecaster.history import InstantValue, MetricsError, PrometheusSource, SecretFile
 from policies.schema import PrometheusSettings
 from scaler.loop import prometheus_source
+from support.prometheus import serve_in_thread
 
 T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
 T0_S = int(T0.timestamp())
@@ -85,20 +86,8 @@ def server(respond: Respond, ssl_context: ssl.SSLContext | None = None) -> Itera
         def log_message(self, *args) -> None:
             pass
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    scheme = "http"
-    if ssl_context is not None:
-        srv.socket = ssl_context.wrap_socket(srv.socket, server_side=True)
-        scheme = "https"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"{scheme}://127.0.0.1:{srv.server_address[1]}", seen
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
+    with serve_in_thread(Handler, ssl_context) as url:
+        yield url, seen
 
 
 def reply(status: int, body: bytes, **headers: str) -> Respond:

@@ -361,17 +361,26 @@ def stub_prometheus_api(
         def log_message(self, *args) -> None:  # keep test output clean
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with serve_in_thread(Handler, ssl_context) as url:
+        yield url, seen
+
+
+@contextmanager
+def serve_in_thread(handler: type[BaseHTTPRequestHandler],
+                    ssl_context: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Serve `handler` on a free 127.0.0.1 port in a thread (https with `ssl_context`); yields
+    the base URL and shuts the server down on exit (also on test failure)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     scheme = "http"
     if ssl_context is not None:
         server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
         scheme = "https"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              name="stub-prometheus", daemon=True)
+                              name="stub-http", daemon=True)
     thread.start()
     try:
-        yield f"{scheme}://127.0.0.1:{server.server_address[1]}", seen
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
