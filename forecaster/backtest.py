@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.series import Forecast, Forecaster, Series
-from policies.units import format_duration
+from policies.units import format_duration, plural
 
 
 def _pairs(actual, forecast, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -416,11 +416,6 @@ class TrustVerdict:
     growth: GrowthMetrics | None = None
 
 
-def _count(n: int, word: str) -> str:
-    """`1 origin`, `3 origins` (scaler.safety.plural's twin: forecaster may not import scaler)."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _pct(x: float) -> str:
     return f"{x:.2f}" if math.isfinite(x) else ("inf" if x > 0 else "n/a")
 
@@ -430,18 +425,18 @@ def _level_problems(result: BacktestResult, policy: TrustPolicy) -> list[str]:
     n = len(result.origins)
     w = result.pooled.wape
     if not (w <= policy.max_wape):  # NaN and inf fail too
-        problems.append(f"WAPE {_pct(w)} above bound {policy.max_wape:.2f} over {_count(n, 'origin')}")
+        problems.append(f"WAPE {_pct(w)} above bound {policy.max_wape:.2f} over {plural(n, 'origin')}")
     if policy.max_under is not None:
         u = result.pooled.under_forecast
         if not (u <= policy.max_under):
             problems.append(f"under-forecast {_pct(u)} of demand above bound "
-                            f"{policy.max_under:.2f} over {_count(n, 'origin')}")
+                            f"{policy.max_under:.2f} over {plural(n, 'origin')}")
     return problems
 
 
 def _level_ok_reason(result: BacktestResult, policy: TrustPolicy) -> str:
     msg = (f"WAPE {_pct(result.pooled.wape)} within bound {policy.max_wape:.2f} over "
-           f"{_count(len(result.origins), 'origin')}")
+           f"{plural(len(result.origins), 'origin')}")
     if policy.max_under is not None:
         msg += f", under-forecast {_pct(result.pooled.under_forecast)} within {policy.max_under:.2f}"
     return msg
@@ -467,7 +462,7 @@ def judge_trust(result: BacktestResult, history_len: timedelta, policy: TrustPol
                         f"{format_duration(policy.min_history)}")
     scored = not (n < policy.min_origins or result.pooled.n_points == 0)
     if not scored:
-        problems.append(f"{_count(n, 'backtest origin')} with actuals, need {policy.min_origins}"
+        problems.append(f"{plural(n, 'backtest origin')} with actuals, need {policy.min_origins}"
                         + (f" ({result.skipped[-1]})" if result.skipped else ""))
     level = _level_problems(result, policy) if scored else []
     level_ok = scored and not level
@@ -481,7 +476,7 @@ def judge_trust(result: BacktestResult, history_len: timedelta, policy: TrustPol
     figures = (f"pinball loss at {q} {_pct(g.loss_forecast)} with the forecast's growth vs "
                f"{_pct(g.loss_reactive)} on the observation alone (demand above sizing "
                f"{_pct(g.under_forecast)} vs {_pct(g.under_reactive)}, growth bought {_pct(g.extra)}) "
-               f"over {_count(g.n_points, 'step')}")
+               f"over {plural(g.n_points, 'step')}")
     if g.n_points == 0:
         problems.append("no consecutive forecast points with actuals to score the growth on")
     elif level_ok and not g.no_worse:

@@ -57,6 +57,13 @@ def _seconds(total_s: float, text: object) -> timedelta:
         raise ValueError(f"duration too long: {text!r} (at most {timedelta.max.days:,} days)") from None
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """A count as people write it in reasons and messages: `1 pod`, `2 pods`, `0 pods` (`many`:
+    the plural when it is not `word` + "s"). The one helper the planner (scaler.safety) and the
+    trust check (forecaster.backtest) both use."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def format_duration(td: timedelta) -> str:
     """Shortest exact text for a duration: 5400s -> `1h30m`, 7 days -> `7d`."""
     total = int(round(td.total_seconds()))

@@ -43,9 +43,9 @@ import pandas as pd
 from forecaster.series import Forecast
 from policies.events import EBB_SPAN
 from policies.schema import Bitrate, CapRule
-from policies.units import format_duration
+from policies.units import format_duration, plural
 from scaler.plans import Observation, Step, TierCap
-from scaler.safety import fmt, plural
+from scaler.safety import fmt
 
 #: How long after an event's end `after_event` rules apply (the ebb, policies.events.EBB_SPAN).
 EBB_WINDOW = EBB_SPAN

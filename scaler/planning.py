@@ -81,7 +81,7 @@ import pandas as pd
 from forecaster.series import Forecast
 from policies.events import Event, expand_events
 from policies.schema import Policy, Workload
-from policies.units import format_duration
+from policies.units import format_duration, plural
 from scaler.bitrate import EBB_WINDOW, BitrateContext, plan_bitrate
 from scaler.plans import (
     Observation,
@@ -114,7 +114,6 @@ from scaler.safety import (
     guard_state,
     limit_scale_down,
     min_burst_pairs,
-    plural,
     points_ahead,
     prune_recommendations,
     replicas_for,

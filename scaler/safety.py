@@ -26,7 +26,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from policies.schema import QualitySli
-from policies.units import format_duration
+from policies.units import format_duration, plural
 from scaler.plans import SliReading, Step
 
 #: A demand sample more than this many times above every reference level (the forecast now, the
@@ -63,12 +63,6 @@ def fmt(x: float) -> str:
     if math.isfinite(x) and abs(x) >= 1e3:
         return f"{x:.0f}"
     return f"{x:.4g}"
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """A count as people write it: `1 pod`, `2 pods`, `0 pods` (`many`: the plural when it is
-    not `word` + "s")."""
-    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def _significant(x: float, digits: int) -> str:

@@ -192,8 +192,7 @@ def run(args) -> int:
         if times:
             mask = pd.Series(True, index=frame.index)
             if "start" in times:  # rows overlapping the range; the report clips the first to its start
-                last = ts.iloc[-1] - ts.iloc[-2] if len(ts) > 1 else pd.Timedelta(0)
-                row_end = ts.shift(-1).fillna(ts.iloc[-1] + last)
+                row_end = ts.shift(-1).fillna(ts.iloc[-1] + (step or pd.Timedelta(0)))
                 mask &= row_end > pd.Timestamp(times["start"])
             if "end" in times:
                 mask &= ts < pd.Timestamp(times["end"])

@@ -125,12 +125,12 @@ def from_replay(result, policy: Policy, *, extra_events: Sequence[Event] = (), r
         zone=zone, billing_zone=billing_zone, compute_realised=compute_realised,
         transcoded_streams=transcoded_streams, focus_event=focus_event, source=source, command=command,
         notes=tuple(getattr(result, "notes", ())), start=start, end=end,
-        measured_quality=_measured_quality(getattr(result, "strategies", None)),
-        measured_span=_span(result), step=step.to_pytimedelta(),
+        measured_quality=_replay_quality(getattr(result, "strategies", None)),
+        measured_span=_replay_span(result), step=step.to_pytimedelta(),
     )
 
 
-def _measured_quality(strategies) -> dict[str, QualityFigures] | None:
+def _replay_quality(strategies) -> dict[str, QualityFigures] | None:
     """The replay's own figures per strategy (ReplayResult.strategies, or the `strategies` of
     `ebbtide replay --json`): peak pods and demand left unserved, measured at every tick. None
     when absent or incomplete (the report then computes them from the timeline)."""
@@ -147,7 +147,7 @@ def _measured_quality(strategies) -> dict[str, QualityFigures] | None:
     return out
 
 
-def _span(result) -> tuple[datetime, datetime] | None:
+def _replay_span(result) -> tuple[datetime, datetime] | None:
     """The replay's start and end (a ReplayResult, or the times of `ebbtide replay --json`)."""
     try:
         a, b = (pd.Timestamp(getattr(result, k)) for k in ("start", "end"))
