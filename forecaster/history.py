@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -523,6 +524,7 @@ class _AnswerNotes:
     result_type: str | None = None
     warnings: list[str] = field(default_factory=list)
     retry_after_s: float | None = None  # Retry-After of the last answer, when it had one
+    deadline: float | None = None  # time.monotonic() by which the whole call ends (all its requests)
 
 
 _ANSWER: contextvars.ContextVar[_AnswerNotes | None] = contextvars.ContextVar("prometheus_answer", default=None)
@@ -610,6 +612,78 @@ def _connect_failed(exc: Exception) -> bool:
     return any(isinstance(e, NewConnectionError) for e in _exception_chain(exc))
 
 
+class _Watch:
+    """The connections one HTTP request is using, cut (shut down) when its deadline passes before
+    its status line and headers are in: a server sending them a byte at a time would otherwise
+    hold the request (each socket read waits the time left, and restarts with every byte)."""
+
+    def __init__(self) -> None:
+        self.connections: list[Any] = []
+        self.fired = False
+        self._done = False
+        self._lock = threading.Lock()
+
+    def cut(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            for conn in self.connections:
+                sock = getattr(conn, "sock", None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+    def done(self) -> bool:
+        """Stop watching; True when the watch fired first (the answer is cut: a timeout)."""
+        with self._lock:
+            self._done = True
+            return self.fired
+
+
+_WATCH: contextvars.ContextVar[_Watch | None] = contextvars.ContextVar("prometheus_watch", default=None)
+
+
+@functools.cache
+def _watched_adapter_class():
+    """requests' HTTPAdapter whose connections tell the running request's `_Watch` they are in use
+    (urllib3 calls `request()` on a connection for each request, a reused keep-alive one too)."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    def watched(base):
+        class Watched(base):
+            def request(self, *args, **kwargs):  # type: ignore[override]
+                watch = _WATCH.get()
+                if watch is not None:
+                    watch.connections.append(self)
+                return super().request(*args, **kwargs)
+        return Watched
+
+    class WatchedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = watched(HTTPConnection)
+
+    class WatchedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = watched(HTTPSConnection)
+
+    pools = {"http": WatchedHTTPPool, "https": WatchedHTTPSPool}
+
+    class WatchedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+        def proxy_manager_for(self, proxy, **kwargs):
+            manager = super().proxy_manager_for(proxy, **kwargs)
+            manager.pool_classes_by_scheme = pools
+            return manager
+
+    return WatchedAdapter
+
+
 @functools.cache
 def _deadline_session_class():
     """requests.Session whose every request, retries and the reading of the answer included,
@@ -622,9 +696,22 @@ def _deadline_session_class():
             self.timeout_s = timeout_s
             self.retries = retries
             self.on_unauthorized = on_unauthorized
+            for prefix in ("https://", "http://"):
+                self.mount(prefix, _watched_adapter_class()())
+
+        def mount(self, prefix, adapter):  # type: ignore[override]
+            """Every adapter mounted is a watched one (prometheus-api-client mounts a plain
+            HTTPAdapter on its URL); its retry setting is kept."""
+            watched = _watched_adapter_class()
+            if not isinstance(adapter, watched):
+                adapter = watched(max_retries=adapter.max_retries)
+            super().mount(prefix, adapter)
 
         def request(self, method, url, **kwargs):  # type: ignore[override]
             deadline = time.monotonic() + self.timeout_s
+            call = _ANSWER.get()
+            if call is not None and call.deadline is not None:  # a PrometheusSource call's later request
+                deadline = min(deadline, call.deadline)
             kwargs["stream"] = True  # the body is read below, under the deadline
             attempt = 0
             reauthorized = False
@@ -633,13 +720,13 @@ def _deadline_session_class():
                 if left <= 0:
                     raise requests.exceptions.Timeout(f"no time left of {self.timeout_s:g}s")
                 kwargs["timeout"] = (left, left)
-                try:
-                    response = super().request(method, url, **kwargs)
-                except requests.exceptions.ConnectionError as exc:
-                    if attempt < self.retries and _connect_failed(exc) and self._pause(attempt, None, deadline):
+                response = self._watched(method, url, left, kwargs)
+                if isinstance(response, Exception):
+                    if attempt < self.retries and _connect_failed(response) \
+                            and self._pause(attempt, None, deadline):
                         attempt += 1
                         continue
-                    raise
+                    raise response
                 status = response.status_code
                 if status == 401 and not reauthorized and self.on_unauthorized is not None \
                         and self.on_unauthorized():  # the credential file changed: one more try
@@ -654,6 +741,32 @@ def _deadline_session_class():
                 _read_body(response, deadline, self.timeout_s)
                 _keep_notes(response)
                 return response
+
+        def _watched(self, method, url, left: float, kwargs):
+            """One request whose status line and headers must be in within `left` seconds (a
+            `_Watch` cuts its connection then): the response, or the ConnectionError to handle;
+            a cut one raises ReadTimeout."""
+            watch = _Watch()
+            token = _WATCH.set(watch)
+            timer = threading.Timer(left, watch.cut)
+            timer.daemon = True
+            timer.start()
+            try:
+                response = super().request(method, url, **kwargs)
+            except requests.exceptions.RequestException as exc:
+                if watch.done():
+                    raise requests.exceptions.ReadTimeout(
+                        f"no answer within {self.timeout_s:g}s (the headers were not complete)") from None
+                if isinstance(exc, requests.exceptions.ConnectionError):
+                    return exc
+                raise
+            finally:
+                timer.cancel()
+                _WATCH.reset(token)
+            if watch.done():
+                response.close()
+                raise requests.exceptions.ReadTimeout(f"no answer within {self.timeout_s:g}s")
+            return response
 
         @staticmethod
         def _pause(attempt: int, retry_after_s: float | None, deadline: float, before=None) -> bool:
@@ -747,11 +860,11 @@ class PrometheusSource:
     """MetricsSource on a Prometheus server through prometheus-api-client 0.7.2.
 
     Options (keyword-only):
-    - `timeout_s` (30): the time limit of each HTTP request, client side: connecting, retries and
-      their waits, and reading the whole answer (a body sent a byte at a time is cut at the
-      deadline). Also sent as the query's server-side `timeout` so Prometheus stops working on a
-      query nobody waits for. A `range` read in several chunks and an `instant` with its
-      sample-time queries make several requests, each with this limit.
+    - `timeout_s` (30): the time limit of each `range` or `instant` call, client side: every
+      HTTP request it makes (a long range's chunks, an instant's sample-time queries), connecting,
+      retries and their waits, and reading the whole answer (a body sent a byte at a time is cut
+      at the deadline). Also sent as each query's server-side `timeout` so Prometheus stops
+      working on a query nobody waits for.
     - `bearer_token`: sent as `Authorization: Bearer <token>`; a string, or a `SecretFile` that is
       re-read when it changes (rotated tokens). `basic_auth`: (user, password), the password a
       string or a SecretFile; sent as UTF-8. At most one of the two. A credential that cannot be
@@ -919,7 +1032,7 @@ class PrometheusSource:
         n = len(idx)
         rows: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
         labels_of: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
-        notes = _AnswerNotes()
+        notes = _AnswerNotes(deadline=time.monotonic() + self.timeout_s)
         for first, last in plan_chunks(start, end, step, self.max_points_per_query):
             result = self._call(
                 query, notes, self._client.custom_query_range, query,
@@ -967,7 +1080,7 @@ class PrometheusSource:
         at_ts = _utc(at, "at")
         at_s = at_ts.value / 1e9
         params = {"time": f"{at_s:.3f}", "timeout": f"{self.timeout_s:g}"}
-        notes = _AnswerNotes()
+        notes = _AnswerNotes(deadline=time.monotonic() + self.timeout_s)
         result = self._call(query, notes, self._client.custom_query, query, params=params)
         # A scalar or string answer is [ts, "value"]; a vector is a list of {metric, value}.
         if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):

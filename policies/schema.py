@@ -221,9 +221,10 @@ class PrometheusSettings(PolicyModel):
         description="Base URL of the Prometheus HTTP API (http:// or https://). Overridden by "
         "`--prometheus-url` or the environment variable EBBTIDE_PROMETHEUS_URL.",
     )
-    timeout: PositiveDuration = Field(default=timedelta(seconds=30), description="Time limit of each request to "
-                                      "Prometheus: connecting, retries and their waits, and reading the whole "
-                                      "answer (docs/history.md). Also sent as the query's server-side timeout.")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=30), description="Time limit of each query to "
+                                      "Prometheus: all its requests (a long range's chunks), connecting, retries and "
+                                      "their waits, and reading the whole answer (docs/history.md). Also sent as the "
+                                      "query's server-side timeout.")
     bearer_token_file: str | None = Field(
         default=None, min_length=1,
         description="File holding a bearer token sent as `Authorization: Bearer`: one line of ASCII (a byte "

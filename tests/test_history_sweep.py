@@ -4,7 +4,9 @@ Small local servers (threads on 127.0.0.1), no Prometheus needed. Cases:
 - time limits: a 429 or 503 with `Retry-After: 20` is answered at once, one request (urllib3 slept
   it out, 3 times, and retried the 503); a Retry-After is honoured while it ends within the
   timeout; 429/502/504 are retried with backoff while the wait ends within it; a body sent a byte
-  every half second is cut at `timeout_s`; a connect timeout is not retried (a refused connect still is);
+  every half second is cut at `timeout_s`, and so are headers sent a byte at a time; the limit
+  holds for a whole call (a long range's chunks, an instant's sample-time queries), not each
+  request; a connect timeout is not retried (a refused connect still is);
 - rotated credentials: a bearer token file replaced on disk is sent from the next request; one
   rewritten with the same size and time is picked up after the 401 it causes (one retry), a 401
   with the file unchanged is not retried; a rotated password file likewise; a file gone bad
@@ -165,6 +167,66 @@ def test_a_body_sent_a_byte_at_a_time_is_cut_at_the_timeout():
     # before: no error after 32 s (half a second per byte of the 63-byte answer)
     assert str(err.value) == f"prometheus {url}: query 'up' failed: timed out after 1s"
     assert took < 15 and len(seen) == 1
+
+
+def trickled_headers(h: BaseHTTPRequestHandler) -> None:
+    """The status line and headers a byte every 0.3 s (a read timeout restarts with each byte)."""
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(EMPTY_MATRIX))
+    for i in range(len(head)):
+        h.wfile.write(head[i:i + 1])
+        h.wfile.flush()
+        time.sleep(0.3)
+    h.wfile.write(EMPTY_MATRIX)
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_at_the_timeout():
+    with server(trickled_headers) as (url, seen):
+        started = time.monotonic()
+        with pytest.raises(MetricsError) as err:
+            read_range(PrometheusSource(url, timeout_s=1))
+        took = time.monotonic() - started
+    # before: no error after 26 s (0.3 s for each of the 86 bytes before the body)
+    assert str(err.value) == f"prometheus {url}: query 'up' failed: timed out after 1s"
+    assert took < 10 and len(seen) == 1
+
+
+def slow_matrix(delay_s: float) -> Respond:
+    """An empty range answer after `delay_s`, each time."""
+    def respond(h: BaseHTTPRequestHandler) -> None:
+        time.sleep(delay_s)
+        reply(200, EMPTY_MATRIX)(h)
+    return respond
+
+
+def test_the_timeout_bounds_a_whole_range_call_not_each_of_its_chunks():
+    with server(slow_matrix(0.4)) as (url, seen):
+        # 10 minutes at 1 minute, 2 points per request: 5 chunks, 0.4 s each
+        ok = PrometheusSource(url, timeout_s=30, max_points_per_query=2).range("up", T0, T0 + 9 * MIN, MIN)
+        assert len(ok.values) == 10 and len(seen) == 5
+        started = time.monotonic()
+        with pytest.raises(MetricsError) as err:
+            PrometheusSource(url, timeout_s=1, max_points_per_query=2).range("up", T0, T0 + 9 * MIN, MIN)
+        took = time.monotonic() - started
+    # before: each chunk had its own second and the call took 2 s without an error
+    assert str(err.value) == f"prometheus {url}: query 'up' failed: timed out after 1s"
+    assert took < 5 and len(seen) - 5 <= 3  # the third chunk was cut at the latest; the rest not sent
+
+
+def test_the_timeout_bounds_an_instant_call_with_its_sample_time_queries():
+    vector = b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[%d,"5"]}]}}' % T0_S
+
+    def respond(h: BaseHTTPRequestHandler) -> None:
+        time.sleep(0.5)
+        reply(200, vector)(h)
+
+    with server(respond) as (url, seen):
+        # sum(a) / sum(b): the value, then one sample-time query per selector (3 requests, 1.5 s)
+        assert PrometheusSource(url, timeout_s=30).instant("sum(a) / sum(b)", T0).value == 5.0
+        assert len(seen) == 3
+        with pytest.raises(MetricsError, match=r"failed: timed out after 1.2s$"):
+            PrometheusSource(url, timeout_s=1.2).instant("sum(a) / sum(b)", T0)
+        assert len(seen) - 3 <= 3  # before: 1.5 s, three requests of 0.5 s under 1.2 s each, no error
 
 
 @pytest.fixture
