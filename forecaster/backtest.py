@@ -19,7 +19,7 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import numpy as np
@@ -505,14 +505,21 @@ def judge_issued(
 
     The forecasts issued earlier (`issued`, oldest first) are each scored, as issued, from their
     first point until the next one's first point, against `history` over its last `window`
-    (ending at history.end + step). When none overlaps the window, one rolling-origin backtest
+    (ending at history.end + step, or where the last demand did when that window saw none:
+    `judged_until`, whose reason the verdict then carries). When none overlaps the window, one
+    rolling-origin backtest
     with an origin at the window's start bootstraps the verdict (one fit of `make_model()`,
     training span at least max(min_history - window, step)). `history_len`: the history's
     observed span. With `per_unit` (the demand one pod serves) the growth is judged as well
     (`judge_trust` with `growth_metrics` at the forecasts' upper quantile); None: level only.
     """
-    step = pd.Timedelta(history.step)
-    end = history.end + step
+    end, quiet = judged_until(history, window, policy.min_history)
+    if end is None:
+        problems = [quiet]
+        if history_len < policy.min_history:
+            problems.insert(0, f"only {format_duration(history_len)} of history, need "
+                               f"{format_duration(policy.min_history)}")
+        return TrustVerdict(False, tuple(problems), False)
     start = end - pd.Timedelta(window)
     origins: list[OriginResult] = []
     a_all, f_all, u_all = [], [], []
@@ -545,7 +552,32 @@ def judge_issued(
         segs = [(actuals_for(history, o.forecast.index), o.forecast.yhat_upper.to_numpy(dtype=float))
                 for o in result.origins]
         growth = growth_metrics(segs, per_unit, result.origins[-1].forecast.upper_quantile)
-    return judge_trust(result, history_len, policy, growth)
+    verdict = judge_trust(result, history_len, policy, growth)
+    return replace(verdict, reasons=verdict.reasons + (quiet,)) if quiet else verdict
+
+
+def judged_until(history: Series, window: timedelta, limit: timedelta) -> tuple[pd.Timestamp | None, str]:
+    """Where the trust check's window of `window` ends, and why it is not the history's end.
+
+    Normally the history's end (`history.end + step`; reason ""). A window in which no point is
+    above zero (a shop's closed night, weekend or holiday: zeros, or no data) holds no evidence
+    of the forecast's level or growth (WAPE and the growth's shares divide by the demand, and a
+    forecast of zero is all the zeros could confirm), so the window ends instead where the last
+    demand did (its point's end), with the reason in words. No demand in the last `limit`
+    (the policy's min_history): None, with the reason (nothing to judge on: not trusted)."""
+    step = pd.Timedelta(history.step)
+    end = history.end + step
+    values = history.values.to_numpy(dtype=float)
+    seen = np.flatnonzero(values > 0)  # NaN compares False: no data is no demand
+    if seen.size and history.index[seen[-1]] + step > end - pd.Timedelta(window):
+        return end, ""
+    in_limit = seen.size and history.index[seen[-1]] + step > end - pd.Timedelta(limit)
+    if not in_limit:
+        return None, (f"no demand in the last {format_duration(limit)}: nothing to judge the forecast on "
+                      "(it is trusted again once demand returns)")
+    last = history.index[seen[-1]] + step
+    return last, (f"no demand in the last {format_duration(window)}: judged on the "
+                  f"{format_duration(window)} up to the last demand, {last.isoformat()}")
 
 
 def model_params(model: object) -> dict | None:

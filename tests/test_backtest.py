@@ -52,6 +52,7 @@ from forecaster.backtest import (
     judge_and_fit,
     model_params,
     judge_issued,
+    judged_until,
     pinball_loss,
     forecast_at_cutoff,
     coverage,
@@ -357,6 +358,64 @@ def test_judge_issued_trusts_a_right_shape_at_a_wrong_level():
 
     v = judge_issued(hist, [fc(2000.0 * shape)], window, span, policy, LastValue, per_unit=None)
     assert not v.trusted and v.growth is None and v.reasons == ("WAPE 1.00 above bound 0.35 over 1 origin",)
+
+
+def _closed_shop(days: int, closed_from_hour: int | None) -> np.ndarray:
+    """Hourly demand open 08:00-20:00 at 1000 with a daily shape, zero at night; from
+    `closed_from_hour` on (None: never), zero for good."""
+    y = _daily(days * 24, 1000.0)
+    hours = np.arange(days * 24) % 24
+    y[(hours < 8) | (hours >= 20)] = 0.0
+    if closed_from_hour is not None:
+        y[closed_from_hour:] = 0.0
+    return y
+
+
+def test_judged_until_ends_at_the_last_demand_when_the_window_saw_none():
+    day, week = timedelta(days=1), timedelta(days=7)
+    hist = series(_closed_shop(10, None))  # open until 20:00 each day; ends at 23:00 (3 closed hours)
+    assert judged_until(hist, day, week) == (hist.end + H, "")  # demand in the last day: the history's end
+
+    hist = series(_closed_shop(10, 8 * 24 + 20))  # closed from day 8 20:00 to the end (day 9 23:00)
+    end, why = judged_until(hist, day, week)
+    last = T0 + pd.Timedelta(days=8, hours=20)  # the 19:00 point's end
+    assert end == last and why == (f"no demand in the last 1d: judged on the 1d up to the last demand, "
+                                   f"{last.isoformat()}")
+    assert judged_until(hist, timedelta(hours=29), week) == (hist.end + H, "")  # 29 h reach back to 19:00
+
+    values = _closed_shop(10, 8 * 24 + 20)
+    values[-5:] = nan  # no data is no demand either
+    assert judged_until(series(values), day, week)[0] == last
+
+    hist = series(_closed_shop(20, 10 * 24))  # nothing since day 10 00:00 (day 9 19:00 the last)
+    end, why = judged_until(hist, day, week)
+    assert end is None and why.startswith("no demand in the last 7d: nothing to judge the forecast on")
+
+
+def test_judge_issued_over_a_closed_day_scores_the_last_open_one():
+    """Scored on the closed day itself, a forecast of the usual day is infinitely wrong (WAPE and
+    the growth's shares divide by zero demand): a right forecast lost trust on no evidence."""
+    days = 10
+    hist = series(_closed_shop(days, 8 * 24 + 20))  # open every day but the last
+    window, span = timedelta(days=1), timedelta(days=days)
+    policy = TrustPolicy(max_wape=0.35, min_history=timedelta(days=7))
+    usual = _closed_shop(days + 2, None)  # what the shop does on a usual day: the right forecast until day 8
+
+    def issued(first: pd.Timestamp, n: int) -> Forecast:
+        i = int((first - T0) / H)
+        y = usual[i:i + n]
+        return Forecast(pd.DataFrame({"yhat": y, "yhat_lower": 0.9 * y, "yhat_upper": 1.1 * y},
+                                     index=pd.date_range(first, periods=n, freq="h")), "m")
+
+    fc = issued(T0 + pd.Timedelta(days=7, hours=12), 60)  # issued day 7 noon, through the closed day
+    v = judge_issued(hist, [fc], window, span, policy, LastValue, per_unit=100.0)
+    assert v.trusted and v.level_trusted, v.reasons
+    assert v.reasons[-1].startswith("no demand in the last 1d: judged on the 1d up to the last demand")
+    assert v.growth is not None and v.growth.n_points == 23  # day 7 20:00 .. day 8 20:00, as issued
+
+    shut = series(_closed_shop(20, 10 * 24))  # a week and more with no demand: nothing to judge on
+    v = judge_issued(shut, [fc], window, timedelta(days=20), policy, LastValue, per_unit=100.0)
+    assert not v.trusted and v.level_trusted is False and v.reasons[0].startswith("no demand in the last 7d")
 
 
 class WarmLastValue(LastValue):
