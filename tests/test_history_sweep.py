@@ -180,11 +180,21 @@ def trickled_headers(h: BaseHTTPRequestHandler) -> None:
     h.wfile.write(EMPTY_MATRIX)
 
 
-def test_headers_sent_a_byte_at_a_time_are_cut_at_the_timeout():
-    with server(trickled_headers) as (url, seen):
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_headers_sent_a_byte_at_a_time_are_cut_at_the_timeout(tls, tmp_path):
+    ctx, ca = None, None
+    if tls:
+        from conftest import require_binary
+        from support.prometheus import self_signed_certificate
+
+        openssl = require_binary("openssl", "install openssl (apt-get install -y openssl)")
+        ca, key = self_signed_certificate(tmp_path, openssl)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(ca, key)
+    with server(trickled_headers, ssl_context=ctx) as (url, seen):
         started = time.monotonic()
         with pytest.raises(MetricsError) as err:
-            read_range(PrometheusSource(url, timeout_s=1))
+            read_range(PrometheusSource(url, timeout_s=1, ca_bundle=ca))
         took = time.monotonic() - started
     # before: no error after 26 s (0.3 s for each of the 86 bytes before the body)
     assert str(err.value) == f"prometheus {url}: query 'up' failed: timed out after 1s"
