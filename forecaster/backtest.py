@@ -507,11 +507,11 @@ def judge_issued(
     first point until the next one's first point, against `history` over its last `window`
     (ending at history.end + step, or where the last demand did when that window saw none:
     `judged_until`, whose reason the verdict then carries). When none overlaps the window, one
-    rolling-origin backtest
-    with an origin at the window's start bootstraps the verdict (one fit of `make_model()`,
-    training span at least max(min_history - window, step)). `history_len`: the history's
-    observed span. With `per_unit` (the demand one pod serves) the growth is judged as well
-    (`judge_trust` with `growth_metrics` at the forecasts' upper quantile); None: level only.
+    rolling-origin backtest with an origin at the window's start bootstraps the verdict (one fit
+    of `make_model()`, training span at least max(min_history - window, step)). `history_len`:
+    the history's observed span. With `per_unit` (the demand one pod serves) the growth is judged
+    as well (`judge_trust` with `growth_metrics` at the forecasts' upper quantile); None: level
+    only.
     """
     end, quiet = judged_until(history, window, policy.min_history)
     if end is None:

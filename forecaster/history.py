@@ -687,7 +687,9 @@ def _watched_adapter_class():
 @functools.cache
 def _deadline_session_class():
     """requests.Session whose every request, retries and the reading of the answer included,
-    ends within `timeout_s` (the class is made on first use: requests is imported lazily)."""
+    ends within `timeout_s`, and within the deadline of the PrometheusSource call it is part of
+    (`_AnswerNotes.deadline`); a request whose status line and headers are not in by then is cut
+    (`_Watch`). The class is made on first use: requests is imported lazily."""
     import requests
 
     class DeadlineSession(requests.Session):
