@@ -297,6 +297,50 @@ def test_a_forecast_with_the_right_shape_at_a_wrong_level_is_trusted_on_its_grow
         assert served.forecast is not None and served.trusted and served.level_trusted is False
 
 
+def _shop(index):
+    """A shop open 00:00-05:00 UTC at a daily curve, closed (zero demand) the rest of the day."""
+    open_hours = index.hour.to_numpy() < 5
+    return np.where(open_hours, _curve(index), 0.0)
+
+
+class ShopModel:
+    """Forecasts `_shop` exactly: the right forecast, closed hours included."""
+
+    name = "shop"
+
+    def fit(self, history, init=None):
+        return self
+
+    def predict(self, index):
+        import pandas as pd
+
+        from forecaster.series import Forecast
+
+        y = _shop(index)
+        return Forecast(pd.DataFrame({"yhat": y, "yhat_lower": 0.9 * y, "yhat_upper": 1.1 * y}, index=index),
+                        self.name, upper_quantile=0.9)
+
+
+def test_a_closed_shops_quiet_hours_do_not_cost_the_forecast_its_trust():
+    """At 12:00 the trust window (the last 6 h) saw no demand: the check moves back to the 6 h up
+    to 05:00, the last demand, where the forecast was right (it scored the zeros: WAPE infinite)."""
+    n = int(timedelta(days=8) / f.STEP) + 1
+    hist = f.series(np.zeros(n))
+    hist = f.series(_shop(hist.index), name=f.DEMAND_Q)
+    policy = f.make_policy()
+    wl = policy.workloads[0]
+    from scaler.fitting import InlineExecutor, ParallelForecasterCache
+
+    for cache in (LiveForecasterCache(f.factory_of(ShopModel)),
+                  ParallelForecasterCache(InlineExecutor(), f.factory_of(ShopModel))):
+        outcome = cache.refit(wl, policy.events, hist, f.NOW)
+        assert outcome.ok and outcome.trusted, outcome.message
+        assert outcome.message.endswith("no demand in the last 6h: judged on the 6h up to the last demand, "
+                                        "2026-11-20T05:00:00+00:00")
+        served = cache.forecast(wl, f.NOW)
+        assert served.trusted and served.level_trusted
+
+
 def test_refits_on_the_workloads_interval_with_warm_start():
     made = []
     clock = f.Clock()
