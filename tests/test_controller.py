@@ -304,7 +304,7 @@ def _shop(index):
 
 
 class ShopModel:
-    """Forecasts `_shop` exactly: the right forecast, closed hours included."""
+    """Forecasts `_shop` right, with 30 (1% of the level) in closed hours, as a fitted model does."""
 
     name = "shop"
 
@@ -316,7 +316,7 @@ class ShopModel:
 
         from forecaster.series import Forecast
 
-        y = _shop(index)
+        y = np.maximum(_shop(index), 30.0)
         return Forecast(pd.DataFrame({"yhat": y, "yhat_lower": 0.9 * y, "yhat_upper": 1.1 * y}, index=index),
                         self.name, upper_quantile=0.9)
 
