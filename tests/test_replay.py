@@ -24,6 +24,8 @@ Cases:
 - the recent demand handed to the planner (burst allowance) holds the complete history points
   before the observation, the last burst_lookback of them, equal to the trace;
 - without `hpa:`, Ebbtide's pods are exactly the plan's target from tick to tick (no HPA on top);
+- the replay's own planner skips the inputs digest (its plans carry none) and decides exactly as a
+  replay whose planner digests every tick (timeline and figures equal);
 - CLI: a bad CSV, an unknown workload and a bad policy exit 2 with a clear `error:` line;
   --timeline-out writes the documented columns (bitrate caps included when the policy plans
   bitrate) and --json prints the summary; without --json, one table per section (whole replay,
@@ -51,6 +53,8 @@ from scaler.cli.replay import _plain_progress
 from scaler.planning import plan
 from scaler.replay import replay
 from scaler.replay.explain import format_explain
+from scaler.replay.runner import _default_planner
+from scaler.reporting.sources import RecordingPlanner
 
 T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
 
@@ -177,6 +181,28 @@ def test_no_leakage_spy_model():
             # planner compares the observation with the forecast for its time
             seen = pd.Timestamp(now) - lag
             assert first <= seen < first + step
+
+
+def test_the_replay_plans_without_the_inputs_digest_and_decides_the_same():
+    """The replay's own planner skips hashing the inputs (no audit line is written from it): its
+    plans carry no digest, and the timeline and figures equal a replay planning with the digest."""
+    tr = _sale_trace(days=3)
+    policy = load_policy_text(POLICY)
+    digests: list[str] = []
+
+    def digesting(forecast, quality, workload, pol, state, now):
+        p = plan(forecast, quality, workload, pol, state, now)
+        digests.append(p.inputs_digest)
+        return p
+
+    plain = replay(tr.series, policy, extra_events=list(tr.events), make_model=LastDayPeak, planner=digesting)
+    quick = replay(tr.series, policy, extra_events=list(tr.events), make_model=LastDayPeak)
+    pd.testing.assert_frame_equal(plain.timeline, quick.timeline)
+    assert plain.strategies == quick.strategies
+    assert digests and all(len(d) == 16 for d in digests)
+    rec = RecordingPlanner(_default_planner())
+    replay(tr.series, policy, extra_events=list(tr.events), make_model=LastDayPeak, planner=rec)
+    assert rec.plans and {p.inputs_digest for p in rec.plans} == {""}
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ the start, all ready. The controllers see demand `metric_lag` late (both the HPA
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -217,9 +218,11 @@ def hpa_steady_replicas(demand: float, per_replica: float, settings: HpaSettings
 
 
 def _default_planner() -> Planner:
+    """scaler.planning.plan without the inputs digest (no audit line is written from a replay;
+    a RecordingPlanner, as the demo's, digests the plans it keeps)."""
     from scaler.planning import plan  # imported late: written alongside, and heavy
 
-    return plan
+    return functools.partial(plan, digest_inputs=False)
 
 
 def default_model_factory(workload: Workload, events: Sequence[Event]) -> Callable[[], Forecaster]:
