@@ -370,8 +370,8 @@ def plan(
     `now` must carry a zone. Returns a Plan whose `memory` is to be passed back in the next
     tick's `state.memory`. `digest_inputs` False leaves `Plan.inputs_digest` empty: the replay,
     which writes no audit line, skips hashing the inputs (a third of a tick's planning time on
-    a daily trace; the decision is the same). Invariants: min <= target <= max (and <= the HPA's maxReplicas);
-    target >= current while the guard freezes scale-in; a scale-down is at most
+    a daily trace; the decision is the same). Invariants: min <= target <= max (and <= the
+    HPA's maxReplicas); target >= current while the guard freezes scale-in; a scale-down is at most
     max(1, floor(current x max_scale_down_fraction)) pods beyond `memory.burst_pods` (pods the
     burst allowance alone bought for demand that has not come).
     """
