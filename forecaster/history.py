@@ -865,8 +865,8 @@ class PrometheusSource:
     - `timeout_s` (30): the time limit of each `range` or `instant` call, client side: every
       HTTP request it makes (a long range's chunks, an instant's sample-time queries), connecting,
       retries and their waits, and reading the whole answer (a body sent a byte at a time is cut
-      at the deadline). Also sent as each query's server-side `timeout` so Prometheus stops
-      working on a query nobody waits for.
+      at the deadline). The time the call has left (up to the whole second) is sent as each
+      request's server-side `timeout` so Prometheus stops working on a query nobody waits for.
     - `bearer_token`: sent as `Authorization: Bearer <token>`; a string, or a `SecretFile` that is
       re-read when it changes (rotated tokens). `basic_auth`: (user, password), the password a
       string or a SecretFile; sent as UTF-8. At most one of the two. A credential that cannot be
@@ -980,6 +980,12 @@ class PrometheusSource:
         from prometheus_api_client import PrometheusApiClientException
 
         answer.result_type = answer.retry_after_s = None
+        params = kwargs.get("params")
+        if answer.deadline is not None and isinstance(params, dict) and "timeout" in params:
+            # Prometheus stops at the time the call has left, up to the whole second, not a fresh
+            # timeout_s (the client cuts at the exact deadline).
+            left = math.ceil(min(answer.deadline - time.monotonic(), self.timeout_s) - 1e-6)
+            kwargs["params"] = {**params, "timeout": f"{max(left, 1)}"}
         token = _ANSWER.set(answer)
         try:
             result = fn(*args, **kwargs)

@@ -6,7 +6,7 @@ Small local servers (threads on 127.0.0.1), no Prometheus needed. Cases:
   timeout; 429/502/504 are retried with backoff while the wait ends within it; a body sent a byte
   every half second is cut at `timeout_s`, and so are headers sent a byte at a time; the limit
   holds for a whole call (a long range's chunks, an instant's sample-time queries), not each
-  request; a connect timeout is not retried (a refused connect still is);
+  request, and each request sends Prometheus the time the call has left; a connect timeout is not retried (a refused connect still is);
 - rotated credentials: a bearer token file replaced on disk is sent from the next request; one
   rewritten with the same size and time is picked up after the 401 it causes (one retry), a 401
   with the file unchanged is not retried; a rotated password file likewise; a file gone bad
@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler
 from typing import Callable, Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -214,6 +215,9 @@ def test_the_timeout_bounds_a_whole_range_call_not_each_of_its_chunks():
         # 10 minutes at 1 minute, 2 points per request: 5 chunks, 0.4 s each
         ok = PrometheusSource(url, timeout_s=30, max_points_per_query=2).range("up", T0, T0 + 9 * MIN, MIN)
         assert len(ok.values) == 10 and len(seen) == 5
+        # each chunk asks Prometheus to stop at the time the call has left (it sent 30 each time)
+        sent = [float(parse_qs(urlsplit(path).query)["timeout"][0]) for path, _ in seen.requests]
+        assert sent == sorted(sent, reverse=True) and sent[0] == 30 and sent[-1] <= 29  # 28.4 s left, up
         started = time.monotonic()
         with pytest.raises(MetricsError) as err:
             PrometheusSource(url, timeout_s=1, max_points_per_query=2).range("up", T0, T0 + 9 * MIN, MIN)
