@@ -442,6 +442,13 @@ def _level_ok_reason(result: BacktestResult, policy: TrustPolicy) -> str:
     return msg
 
 
+def _short_history(history_len: timedelta, policy: TrustPolicy) -> list[str]:
+    """The problem of a history shorter than `policy.min_history`, or none."""
+    if history_len < policy.min_history:
+        return [f"only {format_duration(history_len)} of history, need {format_duration(policy.min_history)}"]
+    return []
+
+
 def judge_trust(result: BacktestResult, history_len: timedelta, policy: TrustPolicy,
                 growth: GrowthMetrics | None = None) -> TrustVerdict:
     """Apply the trust policy to a backtest. Every failed check adds a reason; a trusted verdict
@@ -455,11 +462,8 @@ def judge_trust(result: BacktestResult, history_len: timedelta, policy: TrustPol
     forecast whose level is off earns trust only by its shape). `level_trusted` says whether the
     level checks passed.
     """
-    problems: list[str] = []
+    problems: list[str] = _short_history(history_len, policy)
     n = len(result.origins)
-    if history_len < policy.min_history:
-        problems.append(f"only {format_duration(history_len)} of history, need "
-                        f"{format_duration(policy.min_history)}")
     scored = not (n < policy.min_origins or result.pooled.n_points == 0)
     if not scored:
         problems.append(f"{plural(n, 'backtest origin')} with actuals, need {policy.min_origins}"
@@ -515,11 +519,7 @@ def judge_issued(
     """
     end, quiet = judged_until(history, window, policy.min_history)
     if end is None:
-        problems = [quiet]
-        if history_len < policy.min_history:
-            problems.insert(0, f"only {format_duration(history_len)} of history, need "
-                               f"{format_duration(policy.min_history)}")
-        return TrustVerdict(False, tuple(problems), False)
+        return TrustVerdict(False, (*_short_history(history_len, policy), quiet), False)
     start = end - pd.Timedelta(window)
     origins: list[OriginResult] = []
     a_all, f_all, u_all = [], [], []
@@ -569,13 +569,12 @@ def judged_until(history: Series, window: timedelta, limit: timedelta) -> tuple[
     end = history.end + step
     values = history.values.to_numpy(dtype=float)
     seen = np.flatnonzero(values > 0)  # NaN compares False: no data is no demand
-    if seen.size and history.index[seen[-1]] + step > end - pd.Timedelta(window):
+    last = history.index[seen[-1]] + step if seen.size else None  # the end of the last demand's point
+    if last is not None and last > end - pd.Timedelta(window):
         return end, ""
-    in_limit = seen.size and history.index[seen[-1]] + step > end - pd.Timedelta(limit)
-    if not in_limit:
+    if last is None or last <= end - pd.Timedelta(limit):
         return None, (f"no demand in the last {format_duration(limit)}: nothing to judge the forecast on "
                       "(it is trusted again once demand returns)")
-    last = history.index[seen[-1]] + step
     return last, (f"no demand in the last {format_duration(window)}: judged on the "
                   f"{format_duration(window)} up to the last demand, {last.isoformat()}")
 

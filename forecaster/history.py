@@ -698,12 +698,11 @@ def _deadline_session_class():
             self.timeout_s = timeout_s
             self.retries = retries
             self.on_unauthorized = on_unauthorized
-            for prefix in ("https://", "http://"):
-                self.mount(prefix, _watched_adapter_class()())
 
         def mount(self, prefix, adapter):  # type: ignore[override]
-            """Every adapter mounted is a watched one (prometheus-api-client mounts a plain
-            HTTPAdapter on its URL); its retry setting is kept."""
+            """Every adapter mounted is a watched one (requests.Session.__init__ mounts plain
+            HTTPAdapters for http:// and https://, prometheus-api-client one on its URL); its retry
+            setting is kept."""
             watched = _watched_adapter_class()
             if not isinstance(adapter, watched):
                 adapter = watched(max_retries=adapter.max_retries)
