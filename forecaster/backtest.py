@@ -549,11 +549,30 @@ def judge_issued(
         result = rolling_origin(history, make_model, [start], window, min_train)
     growth = None
     if per_unit is not None and result.origins:
-        segs = [(actuals_for(history, o.forecast.index), o.forecast.yhat_upper.to_numpy(dtype=float))
-                for o in result.origins]
+        segs = (_growth_segments(history, issued, start, end) if origins else
+                [(actuals_for(history, o.forecast.index), o.forecast.yhat_upper.to_numpy(dtype=float))
+                 for o in result.origins])
         growth = growth_metrics(segs, per_unit, result.origins[-1].forecast.upper_quantile)
     verdict = judge_trust(result, history_len, policy, growth)
     return replace(verdict, reasons=verdict.reasons + (quiet,)) if quiet else verdict
+
+
+def _growth_segments(history: Series, issued: Sequence[Forecast], start: pd.Timestamp,
+                     end: pd.Timestamp) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(actual, yhat_upper) segments of the issued forecasts (oldest first) for `growth_metrics`:
+    every pair of consecutive points (t - step, t) whose realised point t lies in [start, end),
+    scored on the last forecast issued before t that holds both points, the one the planner
+    sized t on (a forecast sizes the growth into the next one's first point until that one is
+    issued). So a forecast of one point per refit (a daily history) is still scored on its
+    growth, and the pair into the window's first point counts."""
+    step = pd.Timedelta(history.step)
+    segs = []
+    for i, fc in enumerate(issued):
+        upto = issued[i + 1].index[0] if i + 1 < len(issued) else end
+        grown = fc.frame[(fc.index >= max(fc.index[0], start - step)) & (fc.index <= upto) & (fc.index < end)]
+        if len(grown) >= 2:
+            segs.append((actuals_for(history, grown.index), grown["yhat_upper"].to_numpy(dtype=float)))
+    return segs
 
 
 def judged_until(history: Series, window: timedelta, limit: timedelta) -> tuple[pd.Timestamp | None, str]:

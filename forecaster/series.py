@@ -6,6 +6,7 @@ covers [ts, ts + step)). Missing values are NaN; nothing here fills them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -75,13 +76,16 @@ class Series:
         m = (self.index >= pd.Timestamp(start)) & (self.index < pd.Timestamp(end))
         return Series(self.values[m], self.step, self.name)
 
-    def future_index(self, horizon: timedelta, start: datetime | pd.Timestamp | None = None) -> pd.DatetimeIndex:
+    def future_index(self, horizon: timedelta, start: datetime | pd.Timestamp | None = None,
+                     partial: bool = False) -> pd.DatetimeIndex:
         """The grid of this series' step covering [start, start + horizon); start defaults to
-        one step after the last point."""
+        one step after the last point. `partial`: also the last point whose interval starts inside
+        and ends after it (what a forecast for the controller's ticks needs: a 30-hour frame on a
+        daily grid holds 2 points, so a lead window reaching into the second day sees its growth)."""
         first = pd.Timestamp(start) if start is not None else self.end + self.step
         if first.tz is None:
             raise ValueError("future_index: start must carry a zone")
-        n = int(horizon / self.step)
+        n = math.ceil(horizon / self.step) if partial else int(horizon / self.step)
         return pd.date_range(first.tz_convert("UTC"), periods=n, freq=pd.Timedelta(self.step))
 
 

@@ -249,7 +249,7 @@ class LiveForecasterCache:
         try:
             verdict, model, _ = self.judge_and_fit(history, make_model, prev.issued if prev else (), window, span,
                                                    fs, workload.demand.per_replica, prev.params if prev else None)
-            index = history.future_index(fs.horizon + fs.refit_interval, start=history.end + step)
+            index = history.future_index(fs.horizon + fs.refit_interval, start=history.end + step, partial=True)
             fc = model.predict(index)
         except (EbbtideError, ValueError, RuntimeError, ArithmeticError, KeyError) as exc:
             why = f"forecast failed: {exc}; sizing reactively"

@@ -243,7 +243,7 @@ def run_fit_job(job: FitJob) -> FitResult:
         verdict, model, warm = LiveForecasterCache.judge_and_fit(
             history, make_model, [c.to_forecast() for c in prev_issued], window, span, fs, w.demand.per_replica,
             job.init)
-        index = history.future_index(fs.horizon + fs.refit_interval, start=history.end + step)
+        index = history.future_index(fs.horizon + fs.refit_interval, start=history.end + step, partial=True)
         fc = CompactForecast.of(model.predict(index))
     except (EbbtideError, ValueError, RuntimeError, ArithmeticError, KeyError) as exc:
         why = f"forecast failed: {exc}; sizing reactively"

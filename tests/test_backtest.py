@@ -411,7 +411,7 @@ def test_judge_issued_over_a_closed_day_scores_the_last_open_one():
     v = judge_issued(hist, [fc], window, span, policy, LastValue, per_unit=100.0)
     assert v.trusted and v.level_trusted, v.reasons
     assert v.reasons[-1].startswith("no demand in the last 1d: judged on the 1d up to the last demand")
-    assert v.growth is not None and v.growth.n_points == 23  # day 7 20:00 .. day 8 20:00, as issued
+    assert v.growth is not None and v.growth.n_points == 24  # into day 7 20:00 .. day 8 20:00, as issued
 
     shut = series(_closed_shop(20, 10 * 24))  # a week and more with no demand: nothing to judge on
     v = judge_issued(shut, [fc], window, timedelta(days=20), policy, LastValue, per_unit=100.0)

@@ -161,7 +161,7 @@ class ReplayForecaster:
         self.stats.fit_s.append(time.perf_counter() - t0)
         self.stats.refits += 1
         index = hist.future_index(self.settings.horizon + self.settings.refit_interval,
-                                  start=hist.end + self._step)
+                                  start=hist.end + self._step, partial=True)
         t0 = time.perf_counter()
         fc = model.predict(index)
         self.stats.predict_s.append(time.perf_counter() - t0)
