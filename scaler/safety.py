@@ -233,6 +233,25 @@ def absurd_spikes(values: Sequence[float], factor: float = ABSURD_JUMP_FACTOR) -
         v[new] = np.nan
 
 
+def lookback_peak(values: Sequence[float], factor: float = ABSURD_JUMP_FACTOR) -> float | None:
+    """The highest demand of a lookback, the peak bitrate's `traffic_below` compares the traffic
+    with, or None with no finite point. One-point spikes no traffic makes are left out
+    (`absurd_spikes`), and so is a first or last point over `factor` x every other one (nothing
+    yet confirms it as traffic): a broken metric's one sample of 3e9 in a week at 3000 would
+    otherwise make the whole lookback look quiet and cut bitrate until it left the window.
+    Leaving a point out can only lower the peak, so it can only withhold cuts."""
+    v = np.asarray(values, dtype=float).copy()
+    v[~np.isfinite(v) | absurd_spikes(v, factor)] = np.nan
+    for edge in (0, -1):  # the first finite point, then the last, each against the points left
+        seen = np.flatnonzero(np.isfinite(v))
+        if seen.size < 2:
+            break
+        others = float(np.nanmax(np.delete(v, seen[edge])))
+        if others > 0 and v[seen[edge]] > factor * others:
+            v[seen[edge]] = np.nan
+    return float(np.nanmax(v)) if np.isfinite(v).any() else None
+
+
 def burst_growth(values: Sequence[float], ahead: int, quantile: float, per_replica: float,
                  alphas: Sequence[float] = BURST_SMOOTHING) -> BurstGrowth | None:
     """The `quantile` of the growth realised over `ahead` points of a demand history, >= 1, from

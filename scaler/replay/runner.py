@@ -41,6 +41,7 @@ from scaler.plans import (
     recent_demand,
     recent_window,
 )
+from scaler.safety import lookback_peak
 from scaler.replay.checks import fit_notes
 from scaler.replay.cluster import SimulatedCluster
 from scaler.replay.explain import TickLog, explain
@@ -603,8 +604,7 @@ class _LookbackPeak:
         lo, hi = self._bounds(data_until)
         if self._key != (lo, hi):
             self._key = (lo, hi)
-            window = self._v[lo:hi]
-            self._last = float(np.nanmax(window)) if np.isfinite(window).any() else None
+            self._last = lookback_peak(self._v[lo:hi])
         return self._last
 
 
