@@ -16,3 +16,9 @@ class InputFileError(EbbtideError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class UnreadableDocumentError(EbbtideError):
+    """The bitrate document in the cluster is not one Ebbtide can read (not JSON/YAML, not a
+    mapping of tiers to caps). Ebbtide never overwrites it; the controller still plans and applies
+    the workload's replicas, without bitrate, and says why."""

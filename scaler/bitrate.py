@@ -16,12 +16,13 @@ Changes are stepped: a cut moves at most `step_rungs` rungs per tick; a restore 
 to its target (safest wins, and every cut is reversible). A tier with no cap written yet starts
 from the ladder top; one whose written cap is no rung of the ladder (another policy's ladder, a
 hand edit) gets the ladder top first, and cuts from the next tick. While the quality guard
-restores bitrate, every tier is at the ladder top; while any guard is active no cap is cut.
+restores bitrate, every tier is at the ladder top; while any guard is active no tier cap is cut.
 
 Weak-network profile: when the weak-network viewers' packet-loss ratio is known and above
 `loss_above`, every tier gets the profile's `fec_profile` (anti-loss FEC/retransmission) and its
 weak-network viewers the profile's `cap` (never above the tier cap, never below the floor; not
-stepped: it follows the network, and it is lifted while the guard restores bitrate).
+stepped: it follows the network, also under a guard that only freezes scale-in, and it is lifted
+while the guard restores bitrate). A loss reading outside 0..1 is no ratio: no profile.
 
 Egress estimate (when the tier's concurrent viewers are known), GB per hour:
     viewers x max_kbps [kbit/s] x 3600 [s/h] / 8 [bit/byte] / 1e6 [kB/GB]
@@ -211,7 +212,7 @@ def plan_bitrate(
 
     wn = bitrate.weak_network
     loss = quality.weak_network_loss
-    weak = wn is not None and loss is not None and math.isfinite(loss) and loss > wn.loss_above
+    weak = wn is not None and loss is not None and 0.0 <= loss <= 1.0 and loss > wn.loss_above
 
     caps: list[TierCap] = []
     for tier in bitrate.tiers:

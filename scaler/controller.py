@@ -59,17 +59,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-import numpy as np
 import pandas as pd
 
 from forecaster.backtest import TrustPolicy, judge_and_fit, judge_issued, model_params, observed_span
 from forecaster.history import InstantValue, MetricsError, MetricsSource
 from forecaster.series import Forecast, Forecaster, Series
-from policies.errors import EbbtideError
+from policies.errors import EbbtideError, UnreadableDocumentError
 from policies.events import Event
 from policies.schema import BitrateTarget, Policy, Workload
 from policies.units import format_duration
-from scaler.memories import MemoryFormatError, decode_memory, encode_memory, restore_memory
+from scaler.memories import MemoryFormatError, after_failed_apply, decode_memory, encode_memory, restore_memory
 from scaler.memory_store import MemoryStore
 from scaler.metrics import ControllerMetrics
 from scaler.plans import (
@@ -83,6 +82,7 @@ from scaler.plans import (
     forecast_window,
     recent_demand,
 )
+from scaler.safety import lookback_peak
 
 log = logging.getLogger("ebbtide.controller")
 
@@ -726,13 +726,21 @@ class Controller:
                 problems.append(refit.message)
         forecast = self.forecasters.forecast(w, now, observation.demand_at)
         bitrate_target = policy.bitrate.target if policy.bitrate is not None else None
+        planned_with = policy
         try:
-            state = self.cluster.read(w, bitrate_target)
+            try:
+                state = self.cluster.read(w, bitrate_target)
+            except UnreadableDocumentError as exc:
+                # Never overwritten, and no reason to leave the replicas unplanned: plan them alone.
+                problems.append(f"bitrate not planned: {exc} (Ebbtide does not overwrite a document it cannot "
+                                "read); replicas planned without it")
+                bitrate_target, planned_with = None, policy.model_copy(update={"bitrate": None})
+                state = self.cluster.read(w, None)
         except EbbtideError as exc:
             return self._failed(w, now, "cluster_read", f"cannot read the cluster: {exc}", problems), refit
         memory = self.memory.get(w.name, PlannerMemory())
         try:
-            plan = self.planner(forecast, observation, w, policy, PlanningState(state, memory), now)
+            plan = self.planner(forecast, observation, w, planned_with, PlanningState(state, memory), now)
         except (EbbtideError, ValueError, ArithmeticError) as exc:
             return self._failed(w, now, "plan", f"planning failed: {exc}", problems), refit
         error = None
@@ -743,10 +751,11 @@ class Controller:
         except EbbtideError as exc:
             failure = str(exc)
         if failure is None:
-            # Remember the plan only when it took effect (or would have, in dry-run), so a failed
-            # write does not start cooldowns for an action that never happened.
             self.memory[w.name] = plan.memory
         else:
+            # A failed write starts no cooldown for an action that never happened; what the tick
+            # observed (a breach's hold above all) is kept.
+            self.memory[w.name] = after_failed_apply(memory, plan.memory)
             error = f"apply failed: {failure}"
             problems.append(error)
             if self.metrics is not None:
@@ -795,7 +804,7 @@ class Controller:
                 problems.append(f"SLI {q.name}: Prometheus warned the answer may be partial: {'; '.join(v.warnings)}")
             slis.append(SliReading(q.name, _finite_or_none(v.value) if v else None, v.timestamp if v else None))
         tier_viewers: list[tuple[str, float]] = []
-        loss = None
+        loss = loss_at = None
         if policy.bitrate is not None:
             for tier in policy.bitrate.tiers:
                 if tier.viewers_query:
@@ -806,9 +815,8 @@ class Controller:
             if wn is not None and wn.loss_query:
                 v, _ = queries.instant(wn.loss_query, now)
                 loss = _finite_or_none(v.value) if v else None
-        peak = None
-        if history is not None:
-            peak = _finite_or_none(float(np.nanmax(history.values.to_numpy(dtype=float))))
+                loss_at = v.timestamp if v else None
+        peak = lookback_peak(history.values.to_numpy(dtype=float)) if history is not None else None
         # The demand returned is `demand.lag` old (scrape interval + rate window): the observation
         # is placed then, as the replay places it, and the burst allowance's history ends there.
         seen_at = (demand.timestamp if demand else now) - w.demand.lag
@@ -821,6 +829,7 @@ class Controller:
             lookback_peak=peak,
             recent_demand=recent_demand(history, min(now, seen_at), w.scaling.burst_lookback),
             demand_problem=cause,
+            weak_network_loss_at=loss_at,
         )
 
     def _refit(self, w: Workload, events: Sequence[Event], history: Series, now: datetime) -> RefitOutcome:

@@ -43,7 +43,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.utils import retry_after_seconds
 
-from policies.errors import EbbtideError
+from policies.errors import EbbtideError, UnreadableDocumentError
 from policies.schema import BitrateTarget, Workload
 from policies.tls import ca_bundle_problem, client_cert_problem
 from scaler.plans import Plan, TierCap, WorkloadState
@@ -65,6 +65,10 @@ T = TypeVar("T")
 
 class KubeError(EbbtideError):
     """A Kubernetes call failed for good (after retries), or the cluster is not as the policy says."""
+
+
+class UnreadableDocument(KubeError, UnreadableDocumentError):
+    """The bitrate document does not parse as one (parse_document)."""
 
 
 def _check_tls_files(cfg: k8s.Configuration, where: str) -> None:
@@ -200,26 +204,26 @@ def dump_document(doc: Mapping[str, Any], fmt: Literal["json", "yaml"]) -> str:
 def parse_document(text: str, fmt: Literal["json", "yaml"], where: str) -> dict[str, dict[str, Any]]:
     """tier -> its entry (`max_rung`, ...) from a document's text. Empty text -> {}.
 
-    Raises KubeError naming `where` when the text is not a document of this shape.
+    Raises UnreadableDocument (a KubeError) naming `where` when the text is not a document of this shape.
     """
     if not text.strip():
         return {}
     try:
         doc = json.loads(text) if fmt == "json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise KubeError(f"{where}: not valid {fmt.upper()}: {exc}".splitlines()[0]) from None
+        raise UnreadableDocument(f"{where}: not valid {fmt.upper()}: {exc}".splitlines()[0]) from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise KubeError(f"{where}: not a bitrate document (a {type(doc).__name__}, not a mapping with `tiers`)")
+        raise UnreadableDocument(f"{where}: not a bitrate document (a {type(doc).__name__}, not a mapping with `tiers`)")
     if "tiers" in doc and doc["tiers"] is None:
-        raise KubeError(f"{where}: `tiers` is null; a bitrate document maps each tier to its cap")
+        raise UnreadableDocument(f"{where}: `tiers` is null; a bitrate document maps each tier to its cap")
     tiers = doc.get("tiers")
     if tiers is None:
         return {}
     if not isinstance(tiers, dict) or not all(isinstance(v, dict) and isinstance(v.get("max_rung"), str)
                                               for v in tiers.values()):
-        raise KubeError(f"{where}: `tiers` must map each tier to an object with a string `max_rung`")
+        raise UnreadableDocument(f"{where}: `tiers` must map each tier to an object with a string `max_rung`")
     return {str(k): dict(v) for k, v in tiers.items()}
 
 

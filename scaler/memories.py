@@ -244,3 +244,14 @@ def restore_memory(saved: SavedMemory, workload: Workload, now: datetime,
                          f"{format_duration(max_staleness)} from now: {', '.join(dropped)} dropped")
         memory = replace(memory, last_demand=None, collapse_since=None, jump_since=None, burst_pods=0)
     return memory, tuple(notes)
+
+
+def after_failed_apply(before: PlannerMemory, planned: PlannerMemory) -> PlannerMemory:
+    """The memory to keep when a plan's writes failed: what the tick observed, from the plan
+    (the quality guard's hold, actions and breach; the data checks' last good demand, collapse
+    and jump; the stabilisation window's recommendations, which only hold capacity), and what
+    records an action, from before it (the scale-up and scale-down times, the step limit's
+    pacing, the burst allowance's pods): a write that failed starts no cooldown, and a breach
+    seen on that tick still holds the guard for its `hold`."""
+    return replace(planned, last_scale_up_at=before.last_scale_up_at, last_scale_down_at=before.last_scale_down_at,
+                   last_step_down_at=before.last_step_down_at, burst_pods=before.burst_pods)

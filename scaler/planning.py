@@ -117,9 +117,11 @@ from scaler.safety import (
     points_ahead,
     prune_recommendations,
     replicas_for,
+    sample_age,
     scale_down_ticks,
     scale_step,
     stabilise,
+    stale,
     ticks_in,
 )
 
@@ -248,7 +250,8 @@ def _model_digest(model: Policy | Workload) -> str:
 
 #: Fields added to the planner's inputs after their digest was first defined: in a digest only
 #: when set, so inputs that leave them empty digest as before they existed.
-_LATE_FIELDS: dict[type, tuple[str, ...]] = {Observation: ("demand_problem",), PlannerMemory: ("guard_breach",)}
+_LATE_FIELDS: dict[type, tuple[str, ...]] = {
+    Observation: ("demand_problem", "weak_network_loss_at"), PlannerMemory: ("guard_breach",)}
 
 
 @functools.cache
@@ -660,6 +663,7 @@ def _bitrate_steps(
     takes the forecast's level only when that is trusted: a level too high would make now look
     quiet and cut bitrate. (In the traffic level itself a forecast can only raise it above the
     demand observed: fewer cuts.) The reasons say which of them the peak is."""
+    quality = _usable_loss(quality, policy, now, steps)
     recent = quality.recent_demand
     grid = f"{format_duration(recent.step)} " if recent is not None else ""
     peak_candidates = [
@@ -685,6 +689,28 @@ def _bitrate_steps(
     )
     steps.extend(bsteps)
     return caps
+
+
+def _usable_loss(quality: Observation, policy: Policy, now: datetime, steps: list[Step]) -> Observation:
+    """The observation with its weak-network loss left out (and a step saying why) when the
+    reading cannot be used: no sample time, older than `max_staleness` (or as far in the future),
+    or no ratio (outside 0..1). A weak-network cap is a bitrate cut: never on such data."""
+    loss, at = quality.weak_network_loss, quality.weak_network_loss_at
+    wn = policy.bitrate.weak_network if policy.bitrate is not None else None
+    if wn is None or loss is None:
+        return quality
+    limit = policy.prometheus.max_staleness
+    if at is None:
+        why = "has no sample time"
+    elif stale(at, now, limit):
+        why = f"is stale ({sample_age(at, now)}; max_staleness {format_duration(limit)})"
+    elif not 0.0 <= loss <= 1.0:
+        why = "is no ratio (outside 0..1)"
+    else:
+        return quality
+    steps.append(Step("bitrate:weak_network", fmt(loss), None,
+                      f"packet-loss reading {fmt(loss)} {why}: no weak-network profile"))
+    return dataclasses.replace(quality, weak_network_loss=None)
 
 
 def _burst_step(

@@ -74,7 +74,8 @@ class Observation:
 
     `demand_at` is the sample time of `demand_now`; data older than the policy's max_staleness
     counts as stale. `tier_viewers`: concurrent viewers per tier (bitrate planning), if known.
-    `weak_network_loss`: packet-loss ratio of weak-network viewers, if known.
+    `weak_network_loss`: packet-loss ratio of weak-network viewers, if known, sampled at
+    `weak_network_loss_at` (None: time unknown, taken as stale: no weak-network profile).
     `demand_problem`: why `demand_now` is None, when the adapter knows (e.g. "query
     'sum(edge_viewers)' failed: timed out after 1s"): the plan's reasons say it instead of
     guessing ("" or None: not known).
@@ -88,6 +89,7 @@ class Observation:
     lookback_peak: float | None = None  # highest demand over the forecast lookback (bitrate `traffic_below`)
     recent_demand: RecentDemand | None = None  # history the burst allowance is learnt from (None: no allowance)
     demand_problem: str | None = None
+    weak_network_loss_at: datetime | None = None
 
 
 @dataclass(frozen=True)

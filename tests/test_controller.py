@@ -376,7 +376,9 @@ def test_apply_failure_is_reported_and_does_not_advance_memory():
     out = report.outcomes[0]
     assert not report.ok and out.error == "apply failed: HTTP 500 after 4 attempts"
     assert not out.wrote
-    assert "edge" not in c.memory
+    kept = c.memory["edge"]  # what the tick observed, and no action: no cooldown started
+    assert (kept.last_scale_up_at, kept.last_scale_down_at, kept.last_step_down_at, kept.burst_pods) == (
+        None, None, None, 0)
     assert metrics.value("ebbtide_errors_total", {"kind": "apply"}) == 1
     assert audit_lines(buf)[0]["error"] == "apply failed: HTTP 500 after 4 attempts"
 
@@ -403,6 +405,24 @@ def _seed_edge(env) -> None:
 def _edge_cap(env) -> str:
     doc = json.loads(env.server.get("ConfigMap", "live", "ebbtide-bitrate")["data"]["policy.json"])
     return doc["tiers"]["edge"]["max_rung"]
+
+
+@pytest.mark.parametrize("doc", ['{"tiers": {"edge": "480p"}}', "[]", "{not json"])
+def test_an_unreadable_bitrate_document_leaves_the_replicas_planned_and_itself_untouched(kube_env, doc):
+    """Ebbtide never overwrites a bitrate document it cannot read; that held the replicas too
+    (no plan at all: "cannot read the cluster"), so a workload under load was not scaled up."""
+    from support.kube import configmap, deployment
+
+    kube_env.server.seed(deployment("live", "edge", replicas=10, ready=10),
+                         configmap("live", "ebbtide-bitrate", {"policy.json": doc}))
+    c, _, buf = controller(f.flat_source(3000), kube_env.cluster())
+    out = c.tick(load_policy_text(f.policy_yaml() + BITRATE), dry_run=False, fit=True).outcomes[0]
+    assert out.plan is not None and out.plan.bitrate is None and out.error is None
+    assert kube_env.server.get("Deployment", "live", "edge")["spec"]["replicas"] == out.plan.target_replicas > 10
+    assert kube_env.server.get("ConfigMap", "live", "ebbtide-bitrate")["data"]["policy.json"] == doc
+    [problem] = [p for p in out.problems if p.startswith("bitrate not planned")]
+    assert "ConfigMap live/ebbtide-bitrate key policy.json" in problem and "replicas planned without it" in problem
+    assert audit_lines(buf)[0]["problems"] == list(out.problems)
 
 
 @pytest.mark.slow
@@ -445,7 +465,8 @@ def test_api_faults_through_the_tick_are_retried_and_never_partial(kube_env, cap
     assert not report2.ok and "gave up after 3 attempts" in out2.error and not out2.wrote
     assert scale_bodies == [out2.plan.target_replicas, 10] and rolled_back_to == 10  # out, then back
     assert _edge_cap(kube_env) == "1080p"
-    assert "edge" not in c2.memory  # the failed action starts no cooldown
+    kept = c2.memory["edge"]  # the failed action starts no cooldown
+    assert (kept.last_scale_up_at, kept.last_scale_down_at, kept.burst_pods) == (None, None, 0)
     assert metrics2.value("ebbtide_errors_total", {"kind": "apply"}) == 1
     assert audit_lines(buf2)[0]["error"] == out2.error
     with capsys.disabled():

@@ -219,7 +219,7 @@ def build(s: Scenario):
     o = Observation(
         s.demand, NOW - timedelta(seconds=s.demand_age_s) - wl.demand.lag if s.demand is not None else None, readings,
         tier_viewers=(("core", 100.0),), weak_network_loss=s.loss, lookback_peak=s.lookback_peak,
-        recent_demand=recent,
+        recent_demand=recent, weak_network_loss_at=NOW,
     )
     mem = PlannerMemory(
         recommendations=tuple(sorted(((NOW - m * MIN, r) for m, r in s.recommendations), key=lambda x: x[0])),
