@@ -215,7 +215,8 @@ def parse_document(text: str, fmt: Literal["json", "yaml"], where: str) -> dict[
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise UnreadableDocument(f"{where}: not a bitrate document (a {type(doc).__name__}, not a mapping with `tiers`)")
+        raise UnreadableDocument(f"{where}: not a bitrate document (a {type(doc).__name__}, "
+                                 "not a mapping with `tiers`)")
     if "tiers" in doc and doc["tiers"] is None:
         raise UnreadableDocument(f"{where}: `tiers` is null; a bitrate document maps each tier to its cap")
     tiers = doc.get("tiers")
