@@ -496,6 +496,13 @@ def label_demand_history(series: Series, w: Workload) -> Series:
     return Series(series.values.set_axis(series.index - pd.Timedelta(w.demand.lag)), series.step, series.name)
 
 
+def _replicas_stayed(applied: Any) -> bool:
+    """A failed apply whose replicas write landed and stayed (a scale-up kept when the bitrate
+    write failed, or a rollback that failed): the action happened, and its memory counts."""
+    return (applied is not None and not getattr(applied, "rolled_back", False)
+            and any(getattr(w, "purpose", None) in ("replicas", "hpa_min_replicas") for w in applied.writes))
+
+
 def _finite_or_none(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
@@ -750,17 +757,19 @@ class Controller:
             failure = apply_failure(applied)
         except EbbtideError as exc:
             failure = str(exc)
-        if failure is None:
+        if failure is None or _replicas_stayed(applied):
             self.memory[w.name] = plan.memory
         else:
             # A failed write starts no cooldown for an action that never happened; what the tick
             # observed (a breach's hold above all) is kept.
             self.memory[w.name] = after_failed_apply(memory, plan.memory)
+        if failure is not None:
             error = f"apply failed: {failure}"
             problems.append(error)
             if self.metrics is not None:
                 self.metrics.error("apply")
-        wrote = (not dry_run) and error is None and applied is not None and applied.changed
+        wrote = ((not dry_run) and applied is not None and applied.changed
+                 and (error is None or _replicas_stayed(applied)))
         outcome = WorkloadOutcome(w.name, plan, held=not plan.data_ok, problems=tuple(problems),
                                   applied=applied, wrote=wrote, error=error)
         self._record(policy, w, plan, forecast, outcome, dry_run, leader, observation.demand_now)

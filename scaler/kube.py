@@ -156,7 +156,7 @@ class ApplyResult:
     `ok`: every change the plan asked for is in the cluster (Events aside: an Event that could
     not be recorded is a note, not a failure). `changed`: the plan differed from the state.
     `writes`: writes sent (dry run: the writes that would have been sent), in order.
-    `rolled_back`: the replicas write was undone because the bitrate write failed.
+    `rolled_back`: the replicas write (a scale-in) was undone because the bitrate write failed.
     `api_calls`: HTTP requests made, retries included (0 when the plan equals the state).
     """
 
@@ -471,7 +471,9 @@ class KubeCluster:
         (None: read it now). With a state and a plan equal to it, no API call at all.
 
         Order: replicas (scale subresource or HPA minReplicas), then the bitrate document, then
-        one Event per change. API failures are returned (`ok False`, `error`), not raised.
+        one Event per change. API failures are returned (`ok False`, `error`), not raised. A
+        bitrate write that fails for good rolls a scale-in back, never a scale-up
+        (docs/kubernetes.md, "No partial applies").
         """
         if plan.workload != workload.name:
             raise ValueError(f"plan for {plan.workload!r} applied to workload {workload.name!r}")
@@ -513,7 +515,13 @@ class KubeCluster:
                     self._write_document(writer, plan, bitrate_target, seen)
                 except KubeError as exc:
                     error = str(exc)
-                    if replicas is not None and previous is not None:
+                    if replicas is not None and previous is not None and replicas > previous:
+                        # Capacity is never taken back for a document that cannot be written: more
+                        # pods with the caps as they were is a state the planner itself may choose.
+                        what = "replicas" if plan.apply_via == "scale" else "HPA minReplicas"
+                        notes.append(f"{what} kept at {replicas} (was {previous}): a scale-up is not rolled "
+                                     "back because the bitrate write failed; the caps stay as they were")
+                    elif replicas is not None and previous is not None:
                         rolled_back = self._roll_back(writer, plan, workload, seen, previous, replicas, notes)
                     raise
         except KubeError as exc:

@@ -480,34 +480,60 @@ def test_hpa_conflict_rereads_its_lowered_max(kube_env):
 
 
 # --------------------------------------------------------------------------- rollback
-def test_bitrate_failure_rolls_replicas_back(kube_env):
-    kube_env.server.seed(deployment(NS, "web", 3, 3), configmap(NS, CM, {"policy.json": doc_text({})}))
+def test_bitrate_failure_rolls_a_scale_in_back(kube_env):
+    kube_env.server.seed(deployment(NS, "web", 6, 6), configmap(NS, CM, {"policy.json": doc_text({})}))
     cluster = kube_env.cluster(retry=RetryPolicy(attempts=3))
     wl = make_workload()
     state = cluster.read(wl, TARGET_JSON)
     kube_env.transport.fail("PATCH", r"/configmaps/", 500, times=3)
-    result = cluster.apply(make_plan(3, 6, caps=CAPS_720), wl, TARGET_JSON, state=state)
+    result = cluster.apply(make_plan(6, 3, caps=CAPS_720), wl, TARGET_JSON, state=state)
 
     assert not result.ok and result.rolled_back
     assert "ConfigMap live/ebbtide-bitrate" in result.error and "gave up after 3 attempts" in result.error
-    assert kube_env.server.get("Deployment", NS, "web")["spec"]["replicas"] == 3
+    assert kube_env.server.get("Deployment", NS, "web")["spec"]["replicas"] == 6
     assert [(w.purpose, w.body) for w in result.writes] == [
-        ("replicas", {"spec": {"replicas": 6}}), ("replicas", {"spec": {"replicas": 3}})]
-    assert result.notes == ("rolled back replicas 6 -> 3 because the bitrate write failed",)
+        ("replicas", {"spec": {"replicas": 3}}), ("replicas", {"spec": {"replicas": 6}})]
+    assert result.notes == ("rolled back replicas 3 -> 6 because the bitrate write failed",)
     assert kube_env.server.list("Event", NS) == []
 
 
-def test_failed_rollback_is_reported(kube_env):
+@pytest.mark.parametrize("via", ["scale", "hpa_min_replicas"])
+def test_bitrate_failure_keeps_a_scale_up(kube_env, via):
+    """Capacity is never taken back for a document that cannot be written: a ConfigMap refusing
+    every write (RBAC, a webhook) rolled back every scale-up of the bitrate workload, tick after
+    tick (10 -> 33 -> 10)."""
     kube_env.server.seed(deployment(NS, "web", 3, 3), configmap(NS, CM, {"policy.json": doc_text({})}))
+    if via == "hpa_min_replicas":
+        kube_env.server.seed(hpa(NS, "web-hpa", "Deployment", "web", 3, 10))
+    cluster = kube_env.cluster(retry=RetryPolicy(attempts=2))
+    wl = make_workload()
+    state = cluster.read(wl, TARGET_JSON)
+    kube_env.transport.fail("PATCH", r"/configmaps/", 403, times=2)
+    result = cluster.apply(make_plan(3, 6, via=via, caps=CAPS_720), wl, TARGET_JSON, state=state)
+
+    assert not result.ok and not result.rolled_back and "ConfigMap live/ebbtide-bitrate" in result.error
+    what = "replicas" if via == "scale" else "HPA minReplicas"
+    assert result.notes == (f"{what} kept at 6 (was 3): a scale-up is not rolled back because the bitrate "
+                            "write failed; the caps stay as they were",)
+    if via == "scale":
+        assert kube_env.server.get("Deployment", NS, "web")["spec"]["replicas"] == 6
+    else:
+        assert kube_env.server.get("HorizontalPodAutoscaler", NS, "web-hpa")["spec"]["minReplicas"] == 6
+    assert [w.purpose for w in result.writes] == ["replicas" if via == "scale" else via]  # no write back
+    assert json.loads(kube_env.server.get("ConfigMap", NS, CM)["data"]["policy.json"]) == {"tiers": {}}
+
+
+def test_failed_rollback_is_reported(kube_env):
+    kube_env.server.seed(deployment(NS, "web", 6, 6), configmap(NS, CM, {"policy.json": doc_text({})}))
     cluster = kube_env.cluster(retry=RetryPolicy(attempts=2))
     wl = make_workload()
     state = cluster.read(wl, TARGET_JSON)
     kube_env.transport.fail("PATCH", r"/configmaps/", 500, times=2)
-    kube_env.transport.fail("PATCH", r"/scale$", 500, times=2, skip=1)  # the scale-out lands, the rollback not
-    result = cluster.apply(make_plan(3, 6, caps=CAPS_720), wl, TARGET_JSON, state=state)
+    kube_env.transport.fail("PATCH", r"/scale$", 500, times=2, skip=1)  # the scale-in lands, the rollback not
+    result = cluster.apply(make_plan(6, 3, caps=CAPS_720), wl, TARGET_JSON, state=state)
     assert not result.ok and not result.rolled_back
-    assert result.notes[0].startswith("ROLLBACK FAILED: replicas left at 6 (was 3): PATCH Deployment live/web/scale")
-    assert kube_env.server.get("Deployment", NS, "web")["spec"]["replicas"] == 6
+    assert result.notes[0].startswith("ROLLBACK FAILED: replicas left at 3 (was 6): PATCH Deployment live/web/scale")
+    assert kube_env.server.get("Deployment", NS, "web")["spec"]["replicas"] == 3
 
 
 # --------------------------------------------------------------------------- schemas
