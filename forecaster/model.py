@@ -543,11 +543,6 @@ class EbbtideForecaster:
                              f"{interval_text(s.lookback)}")
         self._step = history.step
         self._last = history.end
-        span = history.end - values.index[0] + history.step
-        self._fit_step = s.fit_step or choose_fit_step(history.step, span, s.max_fit_points)
-        if self._fit_step % history.step != timedelta(0):
-            raise ValueError(f"ebbtide: fit_step {interval_text(self._fit_step)} is not a multiple of the series "
-                             f"step {interval_text(history.step)}")
         notes: list[str] = []
         outage = zero_outages(values, history.step, s.outlier_max_run, s.zero_outage_typical)
         self._outage_s = np.asarray(_epoch_s(values.index[outage]), dtype=np.int64)
@@ -556,6 +551,15 @@ class EbbtideForecaster:
             notes.append(f"collection outage: {int(outage.sum())} points in runs of zeros longer than "
                          f"{interval_text(s.outlier_max_run)}, where the same times a day and a week away are not "
                          f"zero, treated as missing (`zero_outage_typical`)")
+        # The fit starts at the first observed point: a lookback that opens on a long hole (a new
+        # service, a metric that read 0 before launch) would otherwise count as history, switch on
+        # cycles the data cannot show, and extrapolate them (2 days after a 17-day hole: 4e32).
+        values = values[values.index >= values.index[np.isfinite(values.to_numpy())][0]]
+        span = history.end - values.index[0] + history.step
+        self._fit_step = s.fit_step or choose_fit_step(history.step, span, s.max_fit_points)
+        if self._fit_step % history.step != timedelta(0):
+            raise ValueError(f"ebbtide: fit_step {interval_text(self._fit_step)} is not a multiple of the series "
+                             f"step {interval_text(history.step)}")
         self._tf = Log1pScaled.fit(values.to_numpy(), s.scale_fraction)
         coarse = aggregate_to_grid(values, self._fit_step)
         self._profile = self._within_bucket_profile(values, coarse)

@@ -338,6 +338,23 @@ def test_outlier_burst_is_treated_as_missing():
                                                                         raw.yhat.to_numpy()) + 1e-9
 
 
+@pytest.mark.parametrize("missing", ["empty", "zeros"])
+def test_a_lookback_that_opens_on_a_long_hole_fits_from_the_first_observed_point(missing):
+    """A new service: 17 days of nothing (no data, or a metric reading 0, which the outage rule
+    makes missing), then 2 days of traffic. The hole counted as history: weekly terms were
+    switched on for 2 days of data and extrapolated (here yhat_upper 10,561 against a history
+    peaking at 158, WAPE 8.2; yhat 4e32 on NASA). Now it is fitted on the 2 days: 219, WAPE 0.13."""
+    all_s, _ = hourly_series(19, seed=3, with_sale=False)
+    hist = all_s.before(START + pd.Timedelta(days=19))
+    v = hist.values.copy()
+    v[v.index < START + pd.Timedelta(days=17)] = np.nan if missing == "empty" else 0.0
+    idx = hist.future_index(timedelta(days=7))
+    got = EbbtideForecaster().fit(Series(v, H, "holed")).predict(idx)
+    assert got.yhat_upper.max() <= 2.0 * float(np.nanmax(v))
+    assert wape(truth(idx, with_sale=False), got.yhat.to_numpy()) < 0.3
+    assert any(n.endswith("(48 points over 48h)") for n in got.notes), got.notes
+
+
 @pytest.mark.slow
 def test_seasonal_residual_profile_draws_a_sharp_weekly_shape():
     idx = pd.date_range(START, periods=28 * 24 + 7 * 24, freq="1h")
