@@ -52,6 +52,10 @@ def read_series_csv(path: str | Path) -> Series:
     cols = [c.lower() for c in header]
     raw.columns = cols
     missing = [c for c in ("ts", "value") if c not in cols]
+    twice = sorted({c for c in ("ts", "value") if cols.count(c) > 1})
+    if twice:
+        raise InputFileError([f"{p}:1: column(s) {', '.join(twice)} appear more than once in header "
+                              f"{','.join(header)!s} (names are read without case); keep one of each"])
     if missing:
         sep = next((c for c in ";\t|" if any(c in h for h in header)), None)
         if any(_ISO_START.match(c) for c in header):
@@ -126,9 +130,14 @@ def read_series_csv(path: str | Path) -> Series:
     off = np.flatnonzero(diffs % step_s != 0)
     if off.size:
         i = int(off[0]) + 1
+        hint, r = "", int(diffs[i - 1]) % step_s
+        if step_s >= 86400 and min(r, step_s - r) <= 7200 and ts_text.iloc[i - 1][-6:] != ts_text.iloc[i][-6:]:
+            # an hour or two off whole days, and the offset written changes: local midnight across DST
+            hint = (" (rows at local midnight across a daylight-saving change: a day is then 23 or 25 hours; "
+                    "write each day at UTC midnight, or all rows in one fixed offset)")
         raise InputFileError(
             [f"{p}:{line(i)}: irregular interval: {ts_text.iloc[i - 1]} -> {ts_text.iloc[i]} is "
-             f"{diffs[i - 1]}s, not a multiple of the file's interval {step_s}s"]
+             f"{diffs[i - 1]}s, not a multiple of the file's interval {step_s}s{hint}"]
         )
     s = pd.Series(values.to_numpy(dtype=float), index=pd.DatetimeIndex(ts), name="value")
     full = pd.date_range(s.index[0], s.index[-1], freq=pd.Timedelta(seconds=step_s))

@@ -83,6 +83,14 @@ def test_mixed_offsets_are_converted(tmp_path):
         ("ts,value\n2026-01-01T01:00:00Z,1\n2026-01-01T00:00:00Z,1\n", ":3: ts 2026-01-01T00:00:00Z is not after"),
         ("ts,value\n2026-01-01T00:00:00Z,1\n2026-01-01T01:00:00Z,1\n2026-01-01T02:00:00Z,1\n"
          "2026-01-01T02:30:00Z,1\n", ":5: irregular interval: 2026-01-01T02:00:00Z -> 2026-01-01T02:30:00Z"),
+        ("ts,value,Value\n2026-01-01T00:00:00Z,1,2\n2026-01-01T01:00:00Z,1,2\n",
+         ":1: column(s) value appear more than once in header ts,value,Value (names are read without case)"),
+        ("TS,ts,value\n2026-01-01T00:00:00Z,2026-01-01T00:00:00Z,1\n2026-01-01T01:00:00Z,2026-01-01T01:00:00Z,1\n",
+         ":1: column(s) ts appear more than once"),
+        ("ts,value\n2014-10-31T00:00:00-04:00,1\n2014-11-01T00:00:00-04:00,1\n2014-11-02T00:00:00-04:00,1\n"
+         "2014-11-03T00:00:00-05:00,1\n2014-11-04T00:00:00-05:00,1\n",
+         ":5: irregular interval: 2014-11-02T00:00:00-04:00 -> 2014-11-03T00:00:00-05:00 is 90000s, not a multiple "
+         "of the file's interval 86400s (rows at local midnight across a daylight-saving change"),
     ],
 )
 def test_errors_name_file_and_line(tmp_path, text, fragment):
