@@ -127,8 +127,10 @@ def run(args) -> int:
 
     until = origin + pd.Timedelta(horizon)
     lo, hi = series.start.to_pydatetime(), until.to_pydatetime()
+    # An event that ended before the history is still modelled while its ebb reaches into it.
+    reach = lo - settings.ebb_span
     outside = [e for e in events
-               if not any(o.end >= lo and o.start <= hi for o in e.occurrences(lo, hi, settings.calendar_tz))]
+               if not any(o.end > reach and o.start <= hi for o in e.occurrences(reach, hi, settings.calendar_tz))]
     for e in outside[:OUTSIDE_SHOWN]:
         later = e.start > hi and e.start - hi < timedelta(days=366)  # just not reached yet: no hint
         print(f"warning: {args.events}: event {e.name} ({e.start.isoformat()} .. {e.end.isoformat()}) falls "
