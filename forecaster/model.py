@@ -108,6 +108,7 @@ from forecaster.series import Forecast, Series
 from forecaster.settings import ModelSettings
 from forecaster.transforms import Log1pScaled
 from policies.events import Event
+from policies.units import plural
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -144,10 +145,30 @@ def _stan_init(init: dict[str, Any] | None) -> dict[str, Any] | None:
     return out or None
 
 
+class _NewtonFallbacks(logging.Filter):
+    """Takes Prophet's "Optimization terminated abnormally. Falling back to Newton." off stderr
+    (the fit goes on and stands) and counts it, for the fit's notes."""
+
+    count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "Falling back to Newton" in record.getMessage():
+            _NewtonFallbacks.count += 1
+            return False
+        return True
+
+
+_NEWTON = _NewtonFallbacks()
+
+
 def _prophet_class():
-    """Import Prophet quietly: no 'Importing plotly failed', no cmdstanpy chatter."""
+    """Import Prophet quietly: no 'Importing plotly failed', no cmdstanpy chatter; its Newton
+    fallbacks counted into the notes (`_NewtonFallbacks`), not printed."""
     logging.getLogger("prophet.plot").disabled = True
     logging.getLogger("prophet").setLevel(logging.WARNING)
+    for name in ("prophet", "prophet.models"):  # prophet.models logs it; a filter sees its own logger's records
+        if _NEWTON not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_NEWTON)
     import cmdstanpy
 
     cmdstanpy.disable_logging()
@@ -544,6 +565,7 @@ class EbbtideForecaster:
         self._step = history.step
         self._last = history.end
         notes: list[str] = []
+        newton_before = _NewtonFallbacks.count
         outage = zero_outages(values, history.step, s.outlier_max_run, s.zero_outage_typical)
         self._outage_s = np.asarray(_epoch_s(values.index[outage]), dtype=np.int64)
         if outage.any():
@@ -649,6 +671,9 @@ class EbbtideForecaster:
         self._lift_used = frozenset(n for n, _, _ in self._best.lifted)
         self._ceiling = self._ebb_ceiling(values, hist_end)
         self._ramp_caps = self._ramp_ceiling(values, hist_end)
+        if (newton := _NewtonFallbacks.count - newton_before) > 0:
+            notes.append(f"Prophet's LBFGS optimiser ended abnormally in {plural(newton, 'run')} of this fit, "
+                         "which fell back to Newton (the fit stands)")
         self._notes = notes
         self._fitted_ok = True
         return self

@@ -355,6 +355,31 @@ def test_a_lookback_that_opens_on_a_long_hole_fits_from_the_first_observed_point
     assert any(n.endswith("(48 points over 48h)") for n in got.notes), got.notes
 
 
+def test_prophets_newton_fallback_is_a_note_not_a_line_on_stderr(monkeypatch, caplog):
+    """Prophet logs "Optimization terminated abnormally. Falling back to Newton." as a warning
+    (it leaked to the command line's stderr); the fit goes on and stands, so it is counted into
+    the fit's notes instead. Other Prophet warnings still pass."""
+    import logging
+
+    from forecaster import model as fm
+
+    real = fm._fit_stan
+
+    def abnormal(m, df, **kw):
+        logging.getLogger("prophet.models").warning("Optimization terminated abnormally. Falling back to Newton.")
+        real(m, df, **kw)
+
+    monkeypatch.setattr(fm, "_fit_stan", abnormal)
+    all_s, _ = hourly_series(8, seed=2, with_sale=False)
+    hist = all_s.before(START + pd.Timedelta(days=8))
+    with caplog.at_level(logging.WARNING):
+        f = EbbtideForecaster().fit(hist).predict(hist.future_index(timedelta(hours=6)))
+        logging.getLogger("prophet").warning("something else")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("prophet")] == ["something else"]
+    [note] = [n for n in f.notes if n.startswith("Prophet's LBFGS optimiser ended abnormally in ")]
+    assert note.endswith("runs of this fit, which fell back to Newton (the fit stands)")
+
+
 @pytest.mark.slow
 def test_seasonal_residual_profile_draws_a_sharp_weekly_shape():
     idx = pd.date_range(START, periods=28 * 24 + 7 * 24, freq="1h")
