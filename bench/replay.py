@@ -17,7 +17,9 @@ long-lived streams; `--workload ingest|transcode|api` replays another; `api` has
 Ebbtide moves its minReplicas and the HPA scales on top; `--policy FILE` replays a workload of
 another policy instead, e.g. the issue's minimal one, every scaling field at its default) is
 replayed from 7 days before the declared event to 14 days after its end (`--after`; clipped to
-the trace), and the three strategies are compared over the weeks after the event: replica-hours
+the trace; a yearly event: its last occurrence that ends inside the trace, measured as
+NAME@YEAR; an event that does not end inside the trace with data after it is an error), and
+the three strategies are compared over the weeks after the event: replica-hours
 and their ratio to war state and to the HPA, demand above ready capacity (%) and its ratio to
 the HPA, scaling actions, and wall time.
 The 5-minute files are replayed as their own traces (`nasa-5min`, `aapl-5min`, the hourly
@@ -101,7 +103,9 @@ def custom_trace(csv: Path, events_file: Path, event_name: str | None = None, co
     traces that are not in ../shared/data with exactly the bench's rules."""
     from policies.errors import EbbtideError
     from policies.events import load_events_file
+    from scaler.cli.common import check_calendar
 
+    country = check_calendar(country, calendar_tz)
     events = load_events_file(events_file)
     if not events:
         raise EbbtideError(f"{events_file}: no events; the bench measures the weeks after one")
@@ -254,6 +258,24 @@ def synthetic_traces(seeds, folder: Path) -> list[Trace]:
     return out
 
 
+def measured_occurrence(event, series, calendar_tz: str, where: str):
+    """The occurrence of `event` the bench measures: the event itself, or for a yearly one the
+    last occurrence (`Event.occurrences`, named NAME@YEAR) that ends inside the trace. Its end
+    must lie inside the trace with data after it (the weeks after it are what is measured):
+    otherwise an EbbtideError naming the trace's range and the event's."""
+    from policies.errors import EbbtideError
+
+    start, end = series.start.to_pydatetime(), series.end.to_pydatetime()
+    inside = [o for o in event.occurrences(start, end, calendar_tz) if start <= o.end < end]
+    if not inside:
+        which = "no occurrence of the yearly event" if event.recurrence == "yearly" else "the event"
+        raise EbbtideError(
+            f"{where}: {which} {event.name} ({event.start.isoformat()} .. {event.end.isoformat()}) does not end "
+            f"inside the trace ({start.isoformat()} .. {end.isoformat()}) with data after it: the bench "
+            f"measures the days after an event's end")
+    return inside[-1]
+
+
 def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER,
               frontier_u: tuple[float, ...] = FRONTIER_U, lift_factor: float | None = None,
               event_lookahead: timedelta | None = None, jump_confirm: timedelta | None = None,
@@ -261,18 +283,21 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     import time
 
     from forecaster.csvio import read_series_csv
+    from policies.errors import EbbtideError
     from policies.events import Event
     from policies.loading import load_policy
     from scaler.replay import ReplayOptions, hpa_frontier, replay
 
     series = read_series_csv(data / trace.file)
-    event = Event.model_validate(trace.event)
+    declared = Event.model_validate(trace.event)
+    event = measured_occurrence(declared, series, trace.calendar_tz, trace.file)
     lift = None
     if lift_factor is not None and event.kind != "holiday":  # an operator's estimate, off by lift_factor
         measured = _bench_module("lift").measured_lift(series, event)
         lift = lift_factor * measured if measured is not None and lift_factor * measured > 1.0 else None
+        declared = Event.model_validate({**declared.model_dump(), "lift": lift})
         event = Event.model_validate({**event.model_dump(), "lift": lift})
-    calendar = [event, *(Event.model_validate(e) for e in trace.calendar)]
+    calendar = [declared, *(Event.model_validate(e) for e in trace.calendar)]
     policy = scaled_policy(load_policy(policy_file), series, trace.country, workload, trace.calendar_tz)
     # --event-lookahead, --jump-confirm: the replayed workload's scaling fields of those names
     changes = {k: v for k, v in (("event_lookahead", event_lookahead), ("jump_confirm", jump_confirm)) if v is not None}
@@ -283,7 +308,9 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     r = replay(series, policy, extra_events=calendar, start=event.start - BEFORE, end=event.end + after,
                options=ReplayOptions(window_after=after))
     d = r.to_dict()
-    w = next(x for x in d["windows"] if x["event"] == event.name)
+    w = next((x for x in d["windows"] if x["event"] == event.name), None)
+    if w is None:  # measured_occurrence makes sure it is there; said plainly if not
+        raise EbbtideError(f"{trace.file}: the replay holds no window after {event.name} to measure")
     during = next((x for x in d["during"] if x["event"] == event.name), None)
     s = w["strategies"]
     eb, hpa, war = s["ebbtide"], s["hpa"], s["static"]
@@ -540,9 +567,13 @@ def _replay(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
             print(f"skipped {t.name}: {args.data / t.file} not found", file=sys.stderr)
             continue
         todo.append(t)
-    after = timedelta(days=args.after)
     from policies.errors import EbbtideError
     from policies.units import parse_duration
+
+    if not args.after > 0:
+        print(f"error: --after {args.after:g}: the days measured after the event must be more than 0", file=sys.stderr)
+        return 2
+    after = timedelta(days=args.after)
 
     durations = {}
     for flag, text in (("--event-lookahead", args.event_lookahead), ("--jump-confirm", args.jump_confirm)):

@@ -18,6 +18,10 @@ Cases:
   defaults); an unknown workload or a policy that does not load exits 2 naming the file; end to
   end on six days of a trace of your own (reactive: no fit), the JSON names the policy and its
   workload, per_replica follows the rule, the window ends with the trace;
+- the measured occurrence: a yearly event written in another year is measured at the last
+  occurrence ending inside the trace (NAME@YEAR); an event that does not end inside the trace
+  with data after it is an error naming both ranges; --after 0, an unknown --country or
+  --calendar-tz exit 2 before any replay;
 - --synthetic: a seeded synthetic trace is written as a CSV that reads back equal to the
   generated series, with its calendar; the measured event is its last sale/joint live event
   (the second of a two-event seed), the other stays in the calendar; an unknown seed exits 2.
@@ -144,6 +148,45 @@ def test_custom_trace_with_a_bad_csv_exits_2_naming_file_and_line(bench, tmp_pat
     assert bench.main(["--csv", str(csv), "--events", str(events)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.csv:3" in err
+
+
+def test_the_measured_occurrence_of_a_yearly_event_is_the_last_that_ends_inside_the_trace(bench):
+    """A yearly event written once, in another year, was measured at the year it was written in:
+    the replay range fell outside the trace and the error asked for --start/--end, which the
+    bench does not have. Now the occurrence measured is the last one that ends inside the trace
+    with data after it; an event that does not is an error naming both ranges."""
+    from policies.events import Event
+
+    series = hourly([10.0] * (24 * 20))  # 2026-01-01 .. 2026-01-20T23:00Z
+    yearly = Event.model_validate({"name": "launch", "kind": "joint_live", "start": "2024-01-05T00:00:00Z",
+                                   "peak": "2024-01-05T12:00:00Z", "end": "2024-01-06T00:00:00Z",
+                                   "recurrence": "yearly"})
+    got = bench.measured_occurrence(yearly, series, "UTC", "t.csv")
+    assert (got.name, got.start.isoformat()) == ("launch@2026", "2026-01-05T00:00:00+00:00")
+    once = Event.model_validate({**yearly.model_dump(), "recurrence": None})
+    with pytest.raises(EbbtideError, match=r"t.csv: the event launch \(2024-01-05T00:00:00\+00:00 .. "
+                                           r"2024-01-06T00:00:00\+00:00\) does not end inside the trace"):
+        bench.measured_occurrence(once, series, "UTC", "t.csv")
+    at_the_end = Event.model_validate({**once.model_dump(), "start": "2026-01-20T00:00:00Z",
+                                       "peak": "2026-01-20T12:00:00Z", "end": "2026-01-20T23:00:00Z"})
+    with pytest.raises(EbbtideError, match="with data after it"):  # ends at the last row: nothing after it
+        bench.measured_occurrence(at_the_end, series, "UTC", "t.csv")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--after", "0"], "error: --after 0: the days measured after the event must be more than 0"),
+    (["--country", "XX"], "error: --country 'XX': no public-holiday calendar for this code"),
+    (["--calendar-tz", "Mars/Base"], "error: --calendar-tz 'Mars/Base': unknown IANA time zone"),
+])
+def test_bad_calendar_and_after_flags_exit_2_before_any_replay(bench, tmp_path, capsys, flags, message):
+    """An unknown --country made every fit fail and the run report as usual (reactive throughout,
+    exit 0); an unknown --calendar-tz and --after 0 ended in tracebacks."""
+    events = tmp_path / "events.yaml"
+    events.write_text(EVENTS)
+    csv = tmp_path / "t.csv"
+    csv.write_text("ts,value\n2026-01-01T00:00:00Z,5\n2026-01-01T01:00:00Z,5\n")
+    assert bench.main(["--csv", str(csv), "--events", str(events), *flags]) == 2
+    assert capsys.readouterr().err.startswith(message)
 
 
 @pytest.mark.parametrize("given", ["--csv", "--events"])

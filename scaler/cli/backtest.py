@@ -75,21 +75,9 @@ def _model_settings(args, horizon: timedelta):
     """Ebbtide's ModelSettings from --country / --calendar-tz (checked here, before any fitting:
     an unknown code or zone would otherwise fail inside the first fit)."""
     from forecaster.model import ModelSettings
-    from policies.events import check_holiday_country
-    from policies.units import check_zone
+    from scaler.cli.common import check_calendar
 
-    country = args.country.strip().upper() if args.country is not None else None
-    if country is not None:
-        try:
-            check_holiday_country(country)
-        except ValueError:
-            raise EbbtideError(f"--country {args.country!r}: no public-holiday calendar for this code (use an "
-                               f"ISO 3166 country code such as US, GB, DE, CN, JP)") from None
-    try:
-        check_zone(args.calendar_tz)
-    except ValueError:
-        raise EbbtideError(f"--calendar-tz {args.calendar_tz!r}: unknown IANA time zone (e.g. UTC, "
-                           f"Asia/Shanghai, America/Los_Angeles)") from None
+    country = check_calendar(args.country, args.calendar_tz)
     return ModelSettings(horizon_hint=max(horizon, ModelSettings().horizon_hint),
                          calendar_tz=args.calendar_tz, country_holidays=country)
 

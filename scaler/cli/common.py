@@ -34,3 +34,25 @@ def load_extra_events(path: str | None, policy, policy_path: str) -> list:
     from policies.events import load_events_file
 
     return load_events_file(path, taken={e.name: f"the policy {policy_path}" for e in policy.events})
+
+
+def check_calendar(country: str | None, calendar_tz: str) -> str | None:
+    """`--country` (normalised to upper case; None: none) and `--calendar-tz`, checked before
+    any fitting: an unknown code or zone would otherwise fail inside the first fit (or, where
+    fits may fail, leave a run reactive throughout while it reports as usual)."""
+    from policies.events import check_holiday_country
+    from policies.units import check_zone
+
+    code = country.strip().upper() if country is not None else None
+    if code is not None:
+        try:
+            check_holiday_country(code)
+        except ValueError:
+            raise EbbtideError(f"--country {country!r}: no public-holiday calendar for this code (use an "
+                               f"ISO 3166 country code such as US, GB, DE, CN, JP)") from None
+    try:
+        check_zone(calendar_tz)
+    except ValueError:
+        raise EbbtideError(f"--calendar-tz {calendar_tz!r}: unknown IANA time zone (e.g. UTC, "
+                           f"Asia/Shanghai, America/Los_Angeles)") from None
+    return code
