@@ -300,36 +300,38 @@ def test_the_report_counts_missing_training_points(tmp_path, capsys):
     assert json.loads(out)["train_missing"] == 2
 
 
-def test_an_event_whose_ebb_reaches_into_the_data_is_not_warned_about(tmp_path, capsys):
-    """The model keeps an event that ended before the first row while its ebb (`ebb_span`, 7 days)
-    reaches into the history; the command said it "has no effect (a wrong year?)"."""
-    f = hourly_csv(tmp_path / "t.csv")  # from 2026-03-01T00:00Z
+def _stderr_with_events(tmp_path, capsys, entries: str) -> tuple[object, str]:
+    """(events file, stderr) of a 6-hour backtest of `hourly_csv` (from 2026-03-01T00:00Z, cut
+    2026-03-03) with the events `entries` (YAML list items); exit code 0 asserted."""
+    f = hourly_csv(tmp_path / "t.csv")
     ev = tmp_path / "ev.yaml"
-    ev.write_text("events:\n"
-                  "  - {name: before, kind: joint_live, start: 2026-02-28T16:00:00Z, peak: 2026-02-28T17:00:00Z, "
-                  "end: 2026-02-28T20:00:00Z}\n"
-                  "  - {name: long-before, kind: sale, start: 2026-02-20T10:00:00Z, peak: 2026-02-20T12:00:00Z, "
-                  "end: 2026-02-20T16:00:00Z}\n")
+    ev.write_text("events:\n" + entries)
     code, _, err = run_cli(capsys, "--csv", str(f), "--cutoff", "2026-03-03T00:00:00Z", "--horizon", "6h",
                            "--events", str(ev), "--json")
     assert code == 0, err
+    return ev, err
+
+
+def test_an_event_whose_ebb_reaches_into_the_data_is_not_warned_about(tmp_path, capsys):
+    """The model keeps an event that ended before the first row while its ebb (`ebb_span`, 7 days)
+    reaches into the history; the command said it "has no effect (a wrong year?)"."""
+    _, err = _stderr_with_events(tmp_path, capsys,
+                                 "  - {name: before, kind: joint_live, start: 2026-02-28T16:00:00Z, "
+                                 "peak: 2026-02-28T17:00:00Z, end: 2026-02-28T20:00:00Z}\n"
+                                 "  - {name: long-before, kind: sale, start: 2026-02-20T10:00:00Z, "
+                                 "peak: 2026-02-20T12:00:00Z, end: 2026-02-20T16:00:00Z}\n")
     assert "event before " not in err and err.count("warning:") == 1, err
     assert "event long-before (2026-02-20T10:00:00+00:00 .. 2026-02-20T16:00:00+00:00) falls outside" in err
 
 
 def test_an_event_outside_the_data_and_horizon_is_warned_about(tmp_path, capsys):
-    f = hourly_csv(tmp_path / "t.csv")
-    ev = tmp_path / "ev.yaml"
-    ev.write_text("events:\n"
-                  "  - {name: typo, kind: sale, start: 2036-03-02T10:00:00Z, peak: 2036-03-02T12:00:00Z, "
-                  "end: 2036-03-02T16:00:00Z}\n"
-                  "  - {name: in, kind: sale, start: 2026-03-02T10:00:00Z, peak: 2026-03-02T12:00:00Z, "
-                  "end: 2026-03-02T16:00:00Z}\n"
-                  "  - {name: yearly, kind: holiday, start: 2020-03-03T00:00:00Z, peak: 2020-03-03T12:00:00Z, "
-                  "end: 2020-03-04T00:00:00Z, recurrence: yearly}\n")
-    code, out, err = run_cli(capsys, "--csv", str(f), "--cutoff", "2026-03-03T00:00:00Z", "--horizon", "6h",
-                             "--events", str(ev), "--json")
-    assert code == 0, err
+    ev, err = _stderr_with_events(tmp_path, capsys,
+                                  "  - {name: typo, kind: sale, start: 2036-03-02T10:00:00Z, "
+                                  "peak: 2036-03-02T12:00:00Z, end: 2036-03-02T16:00:00Z}\n"
+                                  "  - {name: in, kind: sale, start: 2026-03-02T10:00:00Z, "
+                                  "peak: 2026-03-02T12:00:00Z, end: 2026-03-02T16:00:00Z}\n"
+                                  "  - {name: yearly, kind: holiday, start: 2020-03-03T00:00:00Z, "
+                                  "peak: 2020-03-03T12:00:00Z, end: 2020-03-04T00:00:00Z, recurrence: yearly}\n")
     assert err.count("warning:") == 1, err
     assert (f"warning: {ev}: event typo (2036-03-02T10:00:00+00:00 .. 2036-03-02T16:00:00+00:00) falls outside the "
             f"history and the forecast") in err and err.rstrip().endswith("it has no effect (a wrong year?)")
