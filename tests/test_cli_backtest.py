@@ -300,6 +300,23 @@ def test_the_report_counts_missing_training_points(tmp_path, capsys):
     assert json.loads(out)["train_missing"] == 2
 
 
+def test_forecast_out_keeps_large_counts_whole(tmp_path, capsys):
+    """OUT.csv was written with 6 significant digits: a forecast of 12,345,678 requests an hour
+    read 1.23457e+07. It keeps 10 now, without an exponent below 1e10."""
+    idx = pd.date_range("2026-03-01T00:00:00Z", periods=72, freq="h")
+    f = tmp_path / "big.csv"
+    f.write_text("ts,value\n" + "".join(f"{t:%Y-%m-%dT%H:%M:%SZ},{(100 + i % 24) * 123457}\n"
+                                         for i, t in enumerate(idx)))
+    out = tmp_path / "fc.csv"
+    code, _, err = run_cli(capsys, "--csv", str(f), "--cutoff", "2026-03-03T00:00:00Z", "--horizon", "6h",
+                           "--forecast-out", str(out))
+    assert code == 0, err
+    text = out.read_text()
+    assert "e+" not in text and len(pd.read_csv(out)) == 6
+    rows = [row.split(",") for row in text.splitlines()[1:]]
+    assert all(len(r[i].split(".")[0]) >= 7 for r in rows for i in (1, 3))  # yhat, yhat_upper: whole
+
+
 def _stderr_with_events(tmp_path, capsys, entries: str) -> tuple[object, str]:
     """(events file, stderr) of a 6-hour backtest of `hourly_csv` (from 2026-03-01T00:00Z, cut
     2026-03-03) with the events `entries` (YAML list items); exit code 0 asserted."""

@@ -139,7 +139,7 @@ def run(args) -> int:
     if args.forecast_out:
         out = Path(args.forecast_out)
         try:
-            runs[0].forecast.to_csv_frame().to_csv(out, index=False, float_format="%.6g")
+            runs[0].forecast.to_csv_frame().to_csv(out, index=False, float_format="%.10g")
         except OSError as exc:
             raise EbbtideError(f"--forecast-out {out}: cannot write: {exc}") from None
     report = build_report(where, series, events, origin, horizon, runs, failures)

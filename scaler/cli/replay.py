@@ -71,7 +71,7 @@ def run(args) -> int:
 
     if args.timeline_out:
         try:
-            result.timeline.to_csv(args.timeline_out, index=False, float_format="%.6g")
+            result.timeline.to_csv(args.timeline_out, index=False, float_format="%.10g")
         except OSError as exc:
             raise EbbtideError(f"--timeline-out {args.timeline_out}: cannot write: {exc}") from None
     report = {"file": str(args.csv), "policy": str(args.policy), **result.to_dict()}
