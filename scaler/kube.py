@@ -500,10 +500,9 @@ class KubeCluster:
                                api_calls=self.api_calls - calls_before)
 
         writer = _Writer(self, dry_run, writes)
-        t = workload.target
         previous: int | None = None
         error: str | None = None
-        rolled_back = False
+        rolled_back = kept = False
         try:
             if replicas is not None:
                 before = state.replicas if plan.apply_via == "scale" else state.hpa_min
@@ -521,22 +520,20 @@ class KubeCluster:
                         what = "replicas" if plan.apply_via == "scale" else "HPA minReplicas"
                         notes.append(f"{what} kept at {replicas} (was {previous}): a scale-up is not rolled "
                                      "back because the bitrate write failed; the caps stay as they were")
+                        kept = True
                     elif replicas is not None and previous is not None:
                         rolled_back = self._roll_back(writer, plan, workload, seen, previous, replicas, notes)
                     raise
         except KubeError as exc:
             error = error or str(exc)
+            if kept:  # the scale-up stands: its Event (and the guard's), as for any change
+                self._record_events(writer, plan, workload, seen, notes,
+                                    self._event_messages(plan, workload, None, state, replicas, None))
             return ApplyResult(plan.workload, False, dry_run, True, tuple(writes), rolled_back, error,
                                tuple(notes), self.api_calls - calls_before)
 
-        for reason, kind, message in self._event_messages(plan, workload, bitrate_target, state, replicas, bitrate):
-            body = self._event(plan, workload, seen, reason, kind, message)
-            where = f"Event {t.namespace}/{body['metadata']['name']}"
-            try:
-                writer.create(where, "event", body, lambda b, w=where: self.call(
-                    f"POST {w}", self._core.create_namespaced_event, t.namespace, b), already_ok=True)
-            except KubeError as exc:
-                notes.append(f"event {reason} not recorded: {exc}")
+        self._record_events(writer, plan, workload, seen, notes,
+                            self._event_messages(plan, workload, bitrate_target, state, replicas, bitrate))
         if not dry_run and bitrate is not None and bitrate_target is not None:
             seen.bitrate_tiers = {c.tier: _cap_fields(c) for c in plan.bitrate or ()}
             seen.configmap_exists = True
@@ -721,6 +718,19 @@ class KubeCluster:
             raise
 
     # ---- events
+    def _record_events(self, writer: "_Writer", plan: Plan, workload: Workload, seen: _Seen, notes: list[str],
+                       messages: list[tuple[str, str, str]]) -> None:
+        """One Event per (reason, type, message); one that cannot be recorded is a note."""
+        t = workload.target
+        for reason, kind, message in messages:
+            body = self._event(plan, workload, seen, reason, kind, message)
+            where = f"Event {t.namespace}/{body['metadata']['name']}"
+            try:
+                writer.create(where, "event", body, lambda b, w=where: self.call(
+                    f"POST {w}", self._core.create_namespaced_event, t.namespace, b), already_ok=True)
+            except KubeError as exc:
+                notes.append(f"event {reason} not recorded: {exc}")
+
     def _event_messages(self, plan: Plan, workload: Workload, bt: BitrateTarget | None, state: WorkloadState,
                         replicas: int | None, bitrate: tuple[TierCap, ...] | None) -> list[tuple[str, str, str]]:
         """(reason, type, message) for each change, and for the guard when it is active."""

@@ -519,8 +519,11 @@ def test_bitrate_failure_keeps_a_scale_up(kube_env, via):
         assert kube_env.server.get("Deployment", NS, "web")["spec"]["replicas"] == 6
     else:
         assert kube_env.server.get("HorizontalPodAutoscaler", NS, "web-hpa")["spec"]["minReplicas"] == 6
-    assert [w.purpose for w in result.writes] == ["replicas" if via == "scale" else via]  # no write back
+    assert [w.purpose for w in result.writes] == ["replicas" if via == "scale" else via, "event"]  # no write back
     assert json.loads(kube_env.server.get("ConfigMap", NS, CM)["data"]["policy.json"]) == {"tiers": {}}
+    [event] = kube_env.server.list("Event", NS)  # the change that stands gets its Event, as any change does
+    what = "scale subresource" if via == "scale" else "HPA minReplicas"
+    assert event["reason"] == "EbbtideScaled" and event["message"].startswith(f"Deployment web: {what} 3 -> 6")
 
 
 def test_failed_rollback_is_reported(kube_env):
