@@ -757,7 +757,8 @@ class Controller:
             failure = apply_failure(applied)
         except EbbtideError as exc:
             failure = str(exc)
-        if failure is None or _replicas_stayed(applied):
+        took = failure is None or _replicas_stayed(applied)  # the plan's action happened
+        if took:
             self.memory[w.name] = plan.memory
         else:
             # A failed write starts no cooldown for an action that never happened; what the tick
@@ -768,8 +769,7 @@ class Controller:
             problems.append(error)
             if self.metrics is not None:
                 self.metrics.error("apply")
-        wrote = ((not dry_run) and applied is not None and applied.changed
-                 and (error is None or _replicas_stayed(applied)))
+        wrote = (not dry_run) and took and applied is not None and applied.changed
         outcome = WorkloadOutcome(w.name, plan, held=not plan.data_ok, problems=tuple(problems),
                                   applied=applied, wrote=wrote, error=error)
         self._record(policy, w, plan, forecast, outcome, dry_run, leader, observation.demand_now)

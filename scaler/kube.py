@@ -201,6 +201,11 @@ def dump_document(doc: Mapping[str, Any], fmt: Literal["json", "yaml"]) -> str:
     return yaml.safe_dump(dict(doc), sort_keys=True)
 
 
+def _replicas_what(plan: Plan) -> str:
+    """What a plan's replicas write moves, for notes: `replicas` or `HPA minReplicas`."""
+    return "replicas" if plan.apply_via == "scale" else "HPA minReplicas"
+
+
 def parse_document(text: str, fmt: Literal["json", "yaml"], where: str) -> dict[str, dict[str, Any]]:
     """tier -> its entry (`max_rung`, ...) from a document's text. Empty text -> {}.
 
@@ -514,15 +519,16 @@ class KubeCluster:
                     self._write_document(writer, plan, bitrate_target, seen)
                 except KubeError as exc:
                     error = str(exc)
-                    if replicas is not None and previous is not None and replicas > previous:
+                    if replicas is not None and previous is not None:
                         # Capacity is never taken back for a document that cannot be written: more
                         # pods with the caps as they were is a state the planner itself may choose.
-                        what = "replicas" if plan.apply_via == "scale" else "HPA minReplicas"
-                        notes.append(f"{what} kept at {replicas} (was {previous}): a scale-up is not rolled "
-                                     "back because the bitrate write failed; the caps stay as they were")
-                        kept = True
-                    elif replicas is not None and previous is not None:
-                        rolled_back = self._roll_back(writer, plan, workload, seen, previous, replicas, notes)
+                        kept = replicas > previous
+                        if kept:
+                            notes.append(f"{_replicas_what(plan)} kept at {replicas} (was {previous}): a scale-up "
+                                         "is not rolled back because the bitrate write failed; the caps stay as "
+                                         "they were")
+                        else:
+                            rolled_back = self._roll_back(writer, plan, workload, seen, previous, replicas, notes)
                     raise
         except KubeError as exc:
             error = error or str(exc)
@@ -616,7 +622,7 @@ class KubeCluster:
 
     def _roll_back(self, writer: "_Writer", plan: Plan, workload: Workload, seen: _Seen, previous: int,
                    written: int, notes: list[str]) -> bool:
-        what = "replicas" if plan.apply_via == "scale" else "HPA minReplicas"
+        what = _replicas_what(plan)
         try:
             self._write_replicas(writer, plan, workload, seen, previous, written)
         except KubeError as exc:

@@ -41,13 +41,13 @@ from scaler.plans import (
     recent_demand,
     recent_window,
 )
-from scaler.safety import lookback_peak
 from scaler.replay.checks import fit_notes
 from scaler.replay.cluster import SimulatedCluster
 from scaler.replay.explain import TickLog, explain
 from scaler.replay.forecasting import ForecastStats, ReplayForecaster, forecast_history
 from scaler.replay.hpa import HpaReplay, HpaSettings
 from scaler.replay.warstate import HOLD_AFTER, WarWindow, war_floors, war_windows
+from scaler.safety import lookback_peak
 
 STRATEGIES = ("ebbtide", "hpa", "static")
 Planner = Callable[..., Plan]
