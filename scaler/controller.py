@@ -68,7 +68,14 @@ from policies.errors import EbbtideError, UnreadableDocumentError
 from policies.events import Event
 from policies.schema import BitrateTarget, Policy, Workload
 from policies.units import format_duration
-from scaler.memories import MemoryFormatError, after_failed_apply, decode_memory, encode_memory, restore_memory
+from scaler.memories import (
+    MemoryFormatError,
+    after_failed_apply,
+    decode_memory,
+    drop_future_times,
+    encode_memory,
+    restore_memory,
+)
 from scaler.memory_store import MemoryStore
 from scaler.metrics import ControllerMetrics
 from scaler.plans import (
@@ -556,6 +563,12 @@ class Controller:
         self._stored: dict[str, PlannerMemory | None] = {}
         self._memory_loaded = False
         self._was_leader = False
+        # Set by the loop on SIGTERM: the running tick ends after the workload it is on, the
+        # running refit after the fit it is on (the loop keeps the Lease meanwhile).
+        self.stopping = threading.Event()
+        # Asked before each workload of a leader's tick (the loop's view of its Lease, renewed on
+        # its own thread): a renewal that fails mid-tick makes the rest of the tick dry-run.
+        self.still_leader: Callable[[], bool] | None = None
         # Failed saves in a row: (first failure, when last warned, failures); None when the last
         # save went through. A store refused for good (RBAC) warns once per SAVE_WARN_EVERY.
         self._save_failing: tuple[datetime, datetime, int] | None = None
@@ -580,16 +593,33 @@ class Controller:
         refits = []
         batch = getattr(self.forecasters, "refit_due_batch", None)
         if fit and callable(batch):  # a parallel engine (scaler.fitting) fits every due model at once first
-            refits.extend(batch(policy, now, lambda w: self._read_history(w, now, queries), self.metrics))
+            refits.extend(batch(policy, now, lambda w: self._read_history(w, now, queries), self.metrics,
+                                should_stop=self.stopping.is_set))
             fit = False
+        lost_lead = False
         for i, workload in enumerate(policy.workloads):
-            outcome, refit = self._tick_workload(bitrate_scope(policy, i), workload, now, effective_dry_run,
-                                                 leader, fit, queries)
+            if self.stopping.is_set():
+                log.warning("stopping: %d of %d workloads not planned this tick (from %s on)",
+                            len(policy.workloads) - i, len(policy.workloads), workload.name)
+                break
+            if not effective_dry_run and not lost_lead and self.still_leader is not None and not self.still_leader():
+                lost_lead = True
+                log.warning("leadership lost mid-tick: %s and the %d workloads after it are planned without writes",
+                            workload.name, len(policy.workloads) - i - 1)
+            try:
+                outcome, refit = self._tick_workload(bitrate_scope(policy, i), workload, now,
+                                                     effective_dry_run or lost_lead, leader and not lost_lead, fit,
+                                                     queries)
+            except Exception as exc:  # noqa: BLE001 (a bug or an unforeseen answer stops this workload only)
+                log.exception("%s: tick failed", workload.name)
+                outcome, refit = self._failed(workload, now, "workload", f"tick failed: {type(exc).__name__}: "
+                                              f"{exc} (an unexpected error: the traceback is in the log; the "
+                                              "other workloads go on)", []), None
             outcomes.append(outcome)
             if refit is not None:
                 refits.append(refit)
         self._forget_removed(policy)
-        if self.memory_store is not None and not effective_dry_run:
+        if self.memory_store is not None and not effective_dry_run and not lost_lead:
             self.save_memory(policy, now)  # only the leader, only live: dry-run writes nothing
         duration_s = time.perf_counter() - t0
         if self.metrics is not None:
@@ -605,9 +635,12 @@ class Controller:
         queries = _Queries(self.source, self.metrics)
         batch = getattr(self.forecasters, "refit_due_batch", None)
         if callable(batch):  # a parallel engine (scaler.fitting): bounded concurrent reads and fits
-            return batch(policy, now, lambda w: self._read_history(w, now, queries), self.metrics)
+            return batch(policy, now, lambda w: self._read_history(w, now, queries), self.metrics,
+                         should_stop=self.stopping.is_set)
         out = []
         for workload in policy.workloads:
+            if self.stopping.is_set():
+                break
             if not self.forecasters.due(workload, policy.events, now):
                 continue
             history, problem = self._read_history(workload, now, queries)
@@ -656,7 +689,12 @@ class Controller:
             if w is None:
                 log.info("%s key %r: no such workload in the policy; dropped", store.where, name)
                 continue
-            memory, notes = restore_memory(saved, w, now, policy.prometheus.max_staleness)
+            try:
+                memory, notes = restore_memory(saved, w, now, policy.prometheus.max_staleness)
+            except (ArithmeticError, ValueError) as exc:  # times at the edge of the calendar: one key only
+                self._state_problem("state_load", f"{store.where} key {name!r}: cannot be restored ({exc}); "
+                                                  f"workload {name} starts with the memory this process has")
+                continue
             for note in notes:
                 log.info("%s key %r: %s", store.where, name, note)
             self.memory[name] = memory
@@ -745,7 +783,9 @@ class Controller:
                 state = self.cluster.read(w, None)
         except EbbtideError as exc:
             return self._failed(w, now, "cluster_read", f"cannot read the cluster: {exc}", problems), refit
-        memory = self.memory.get(w.name, PlannerMemory())
+        memory, notes = drop_future_times(self.memory.get(w.name, PlannerMemory()), now)
+        for note in notes:
+            log.warning("%s: planner memory: %s", w.name, note)
         try:
             plan = self.planner(forecast, observation, w, planned_with, PlanningState(state, memory), now)
         except (EbbtideError, ValueError, ArithmeticError) as exc:
@@ -852,9 +892,12 @@ class Controller:
         return outcome
 
     def _failed(self, w: Workload, now: datetime, kind: str, message: str, problems: list[str]) -> WorkloadOutcome:
+        """A workload left unplanned this tick: logged, counted, its plan gauges withdrawn (the
+        last plan's guard and forecast state are no longer current; `ebbtide_data_ok` reads 0)."""
         log.error("%s: %s", w.name, message)
         if self.metrics is not None:
             self.metrics.error(kind)
+            self.metrics.record_unplanned(w.name)
         outcome = WorkloadOutcome(w.name, None, held=True, problems=tuple(problems) + (message,), error=message)
         if self.audit is not None:
             self.audit.write({"kind": "error", "workload": w.name, "now": now.isoformat(),

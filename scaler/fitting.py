@@ -580,11 +580,13 @@ class ParallelForecasterCache:
             (self._job(w, evs, h, now) for w, evs, h in items), self.max_in_flight)]
 
     def refit_due_batch(self, policy: Policy, now: datetime, read_history: HistoryReader,
-                        metrics: Any = None) -> list:
+                        metrics: Any = None, *, should_stop: Callable[[], bool] | None = None) -> list:
         """The loop's refit job at scale: every due workload's history is read (at most
         `query_concurrency` reads in flight) and fitted on the executor (at most
         `max_in_flight` fits pending); a workload whose history cannot be read is skipped and
-        logged (the next refit job tries again). Returns RefitOutcomes in completion order."""
+        logged (the next refit job tries again). Returns RefitOutcomes in completion order.
+        `should_stop` true (the controller is stopping): no further fit is submitted; those
+        pending end."""
         due = [w for w in policy.workloads if self.due(w, policy.events, now)]
         if not due:
             return []
@@ -592,6 +594,9 @@ class ParallelForecasterCache:
 
         def jobs() -> Iterator[FitJob]:
             for w, (history, problem) in bounded_map(read_history, due, self.query_concurrency):
+                if should_stop is not None and should_stop():
+                    log.info("stopping: refits not submitted from %s on", w.name)
+                    return
                 if history is None:
                     log.warning("refit of %s skipped: %s", w.name, problem)
                     continue

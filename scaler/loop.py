@@ -8,29 +8,38 @@ once when it can):
 - `refit`  every `schedule.tick` too, but it only fits the workloads whose model is due
            (each workload's own `forecast.refit_interval`), so ticks keep their pace while a
            Prophet fit runs. Until a workload's first fit ends its plans are reactive (said so).
-- `reload` every `reload_interval` (5 s): re-reads the policy file when its mtime or size
-           changed; a file that does not validate keeps the last good policy, logs every problem
+- `reload` every `reload_interval` (5 s): re-reads the policy file when its mtime, size,
+           inode or ctime changed; a file that does not validate keeps the last good policy, logs every problem
            and counts ebbtide_policy_reload_errors_total. A new tick length reschedules `tick`.
 - `leader` every `renew_interval` (5 s) with leader election on: acquire or renew the Lease,
            on its own thread, so a long refit and a long tick cannot hold it past the Lease's
            duration. The tick asks once more right before it runs; a follower plans and serves
            metrics but its apply runs with dry_run=True.
 
-SIGTERM/SIGINT set a stop event: the scheduler stops taking jobs, waits for the running ones,
-the Lease is released when the elector offers `release()`, and `run()` returns 0.
+SIGTERM/SIGINT set a stop event. `stop()` then takes `tick`, `refit` and `reload` off the
+schedule and tells the controller to stop: the running tick ends after the workload it is on
+(its apply completes; the later workloads wait for the next leader's tick) and the running refit
+after the fit it is on. The `leader` job goes on renewing the Lease meanwhile, so no other
+replica leads while this one may still write; after that the scheduler shuts down, the Lease is
+released when the elector offers `release()`, and `run()` returns 0. Each workload of a tick
+asks the loop's view of the Lease first: a renewal that fails mid-tick makes the rest of that
+tick dry-run ("the leader stops writing at its first failed renewal").
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
+
+from apscheduler.jobstores.base import JobLookupError
 
 from policies.errors import EbbtideError, InputFileError
 from policies.loading import LoadedPolicy, read_policy
@@ -44,6 +53,13 @@ log = logging.getLogger("ebbtide.loop")
 RELOAD_INTERVAL_S = 5.0
 #: How often the Lease is acquired or renewed, seconds (well under a usual 15 s lease).
 RENEW_INTERVAL_S = 5.0
+#: How long stop() waits for the running tick and refit to reach a stopping point, seconds,
+#: before it shuts the scheduler down anyway (within Kubernetes' 30 s default grace period).
+STOP_WAIT_S = 20.0
+#: A wall clock that falls behind the monotonic clock by more than this (seconds) between two
+#: looks has been stepped back: every job is set to run now (APScheduler 3.x sleeps until wall
+#: times, so it would otherwise wait out the step: no tick, no Lease renewal).
+CLOCK_STEP_S = 2.0
 
 
 class LeaderElector(Protocol):
@@ -88,12 +104,15 @@ class PolicyStore:
     def current(self) -> Policy:
         return self._loaded.policy
 
-    def _stat_key(self) -> tuple[int, int] | None:
+    def _stat_key(self) -> tuple[int, ...] | None:
+        # The inode and ctime too: a file replaced by one of the same size with its mtime kept
+        # (cp -p, rsync -t, tar) has a new inode (rename) or ctime (written in place); a
+        # ConfigMap volume swaps a symlink, which stat() follows to the new file.
         try:
             st = self.path.stat()
         except OSError:
             return None
-        return st.st_mtime_ns, st.st_size
+        return st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns
 
     def poll(self) -> bool:
         """Reload if the file changed; True when a different valid policy is now in force."""
@@ -208,6 +227,12 @@ class ControllerLoop:
         self._leader_lock = threading.Lock()
         self._lease_error: str | None = None  # the last Lease error logged (said once, not every beat)
         self._stopping = False
+        self._busy = 0  # tick and refit jobs running now (stop() waits for them, the Lease renewed)
+        self._idle = threading.Condition()
+        controller.still_leader = lambda: self.is_leader
+        self._wall: Callable[[], float] = time.time  # the clocks check_clock compares (tests step them)
+        self._mono: Callable[[], float] = time.monotonic
+        self._wall_offset: float | None = None
         self._tick_s = store.current().schedule.tick.total_seconds()
         health.policy_loaded = True
         health.wedged_after_s = self._wedged_after(self._tick_s)
@@ -239,8 +264,23 @@ class ControllerLoop:
             self.metrics.leader.set(1 if leader else 0)
             return leader
 
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[None]:
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
     def tick_job(self) -> TickReport | None:
         """One tick; never raises (a failing tick is logged and counted, the next one runs)."""
+        with self._running():
+            return self._tick()
+
+    def _tick(self) -> TickReport | None:
         self.health.progress()
         try:
             leader = self.leader_job()
@@ -261,6 +301,10 @@ class ControllerLoop:
         return report
 
     def refit_job(self) -> None:
+        with self._running():
+            self._refit()
+
+    def _refit(self) -> None:
         try:
             self.controller.refit_due(self.store.current())
         except EbbtideError as exc:  # e.g. an unreachable Dask scheduler: a message, not a traceback
@@ -328,12 +372,40 @@ class ControllerLoop:
         self.metrics.up.set(1)
         sched.start()
 
-    def stop(self) -> None:
-        """Stop the scheduler (waiting for running jobs) and release the Lease if held."""
+    def check_clock(self) -> bool:
+        """Called every second by run(): when the wall clock was stepped back (NTP correcting a
+        clock that ran fast, a VM restored from a snapshot, a hand-set date), set every job to
+        run now, so ticks and Lease renewals go on at their pace from the new wall time. True
+        when it did. A step forward needs nothing: the jobs are late and run at once."""
+        offset = self._wall() - self._mono()
+        last, self._wall_offset = self._wall_offset, offset
+        if last is None or offset >= last - CLOCK_STEP_S:
+            return False
+        log.warning("the wall clock was stepped back %.0fs: every job rescheduled to run now", last - offset)
+        with self._sched_lock:
+            if self._scheduler is None or self._stopping:
+                return False
+            now = datetime.now(timezone.utc)
+            for job in self._scheduler.get_jobs():
+                job.modify(next_run_time=now)
+        return True
+
+    def stop(self, wait_s: float = STOP_WAIT_S) -> None:
+        """Stop: no new tick, refit or reload; the running ones end at their next workload or
+        fit while the Lease is still renewed (up to `wait_s`); then the scheduler shuts down
+        (waiting for what still runs) and the Lease is released if held."""
         with self._sched_lock:  # after this, no job touches the scheduler any more
             self._stopping = True
             sched, self._scheduler = self._scheduler, None
+        self.controller.stopping.set()
         if sched is not None:
+            for job_id in ("tick", "refit", "reload"):
+                with contextlib.suppress(JobLookupError):
+                    sched.remove_job(job_id)
+            with self._idle:
+                if not self._idle.wait_for(lambda: self._busy == 0, timeout=wait_s):
+                    log.warning("stopping: the running tick or refit has not ended after %.0fs; the Lease is no "
+                                "longer renewed", wait_s)
             sched.shutdown(wait=True)
         release = getattr(self.elector, "release", None)
         if self.is_leader and callable(release):
@@ -356,6 +428,7 @@ class ControllerLoop:
                 if left is not None and left <= 0:
                     break
                 self.stop_event.wait(1.0 if left is None else min(1.0, left))
+                self.check_clock()
         finally:
             self.stop()
         log.info("stopped")

@@ -12,7 +12,10 @@ scaler.memory_store):
                 "last_step_down_at": null, "collapse_since": null}}
 
 `_Document` reads it, `_Memory` its `memory` (PlannerMemory's fields): pydantic models in
-strict mode, unknown keys refused (policies.schema.Strict), every field present but
+strict mode; a key this release does not know is ignored (a later release of the same format
+version added it: a rollback reads what it knows, where refusing the document would start the
+workload empty and could drop a guard hold; a change an older reader must not misread takes a
+new `version`); every field present but
 `jump_since` and `guard_breach` (added later, and written only while an absurd demand jump is
 held, or a guard hold names the breach that set it: absent reads as null and "", so a document
 of an earlier release reads and re-encodes to the same bytes); no bool or
@@ -25,7 +28,7 @@ are whole numbers >= 0 (pods); `guard_actions` are policies.schema.BreachAction;
 `decode_memory(encode_memory(m, t))` gives back exactly `m` and `t` (equal instants and equal
 UTC offsets; floats by their shortest repr). Anything else is refused with a MemoryFormatError
 starting with the path of the first wrong field (`memory.recommendations[3][0]: ...`,
-`memory.xyz: unknown field`), or `not JSON: ...`, `not a JSON object ...`. `encode_memory` uses
+`memory.guard_until: missing`), or `not JSON: ...`, `not a JSON object ...`. `encode_memory` uses
 json.dumps, not the model: pydantic would write UTC as `Z` and floats its own way.
 
 `restore_memory` decides what of a decoded memory is trusted at `now` (docs/controller.md,
@@ -139,7 +142,7 @@ _Count = Annotated[int, Field(ge=0)]
 class _Memory(Strict):
     """PlannerMemory as saved: the same fields, names and order (decode builds one from the other)."""
 
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="ignore")  # a later release's field: see the module doc
 
     recommendations: tuple[tuple[_Time, _Count], ...]
     last_scale_up_at: _Time | None
@@ -157,7 +160,7 @@ class _Memory(Strict):
 class _Document(Strict):
     """The saved document; no event time of `memory` is later than `saved_at`."""
 
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, extra="ignore")
 
     version: Annotated[int, PlainValidator(_known_version)]
     saved_at: _Time
@@ -221,16 +224,19 @@ def restore_memory(saved: SavedMemory, workload: Workload, now: datetime,
       the step limit may let go at once: 0 paces every pod).
       Each of these is what an empty memory holds, so the planner is never less careful than
       on a fresh start.
+    - Times later than `now` (saved by a leader whose clock ran ahead, or a hand-edited key) are
+      dropped (`drop_future_times`), and the guard hold is cut from `now` when the save is later:
+      a scale-up "a minute from now" would otherwise hold back every breach scale-up until then.
     """
-    memory = saved.memory
-    notes: list[str] = []
+    memory, notes = drop_future_times(saved.memory, now)
+    notes = list(notes)
     if memory.guard_until is not None:
         holds = [q.hold for q in workload.quality]
-        latest = saved.saved_at + (max(holds) if holds else timedelta(0))
+        latest = min(saved.saved_at, now) + (max(holds) if holds else timedelta(0))
         if memory.guard_until > latest:
             notes.append(f"guard hold until {memory.guard_until.isoformat()} cut to {latest.isoformat()} "
                          "(the longest SLI hold of the policy after the save)")
-            if latest > saved.saved_at:
+            if latest > min(saved.saved_at, now):
                 memory = replace(memory, guard_until=latest)
             else:
                 memory = replace(memory, guard_until=None, guard_actions=(), guard_breach="")
@@ -244,6 +250,24 @@ def restore_memory(saved: SavedMemory, workload: Workload, now: datetime,
                          f"{format_duration(max_staleness)} from now: {', '.join(dropped)} dropped")
         memory = replace(memory, last_demand=None, collapse_since=None, jump_since=None, burst_pods=0)
     return memory, tuple(notes)
+
+
+def drop_future_times(memory: PlannerMemory, now: datetime) -> tuple[PlannerMemory, tuple[str, ...]]:
+    """`memory` without what it says happened after `now`, and a note if anything went: the last
+    scale-up, scale-down and step-down times, the collapse and jump starts, and the stabilisation
+    window's recommendations. Each is dropped as a fresh start holds it (None, or not in the
+    window), so the planner is never less careful than on a fresh start: a scale-up dated ahead
+    of `now` would make every breach scale-up wait for pods that were never asked for. A clock
+    stepped back (NTP, a restored VM) or a leader whose clock ran ahead leaves such times."""
+    late = {name: None for name in _EVENT_TIMES if (t := getattr(memory, name)) is not None and t > now}
+    window = tuple((t, r) for t, r in memory.recommendations if t <= now)
+    if not late and len(window) == len(memory.recommendations):
+        return memory, ()
+    what = list(late) + ([f"{len(memory.recommendations) - len(window)} recommendations"]
+                         if len(window) != len(memory.recommendations) else [])
+    return (replace(memory, recommendations=window, **late),
+            (f"{', '.join(what)} dated after now {now.isoformat()} dropped (a clock stepped back, or set ahead "
+             "where it was saved)",))
 
 
 def after_failed_apply(before: PlannerMemory, planned: PlannerMemory) -> PlannerMemory:

@@ -30,7 +30,8 @@ Metrics (units in names; labels in braces):
                                                  (max replicas - planned) x tick length, replica-hours,
                                                  summed over ticks: capacity not held against the peak setting
     ebbtide_errors_total{kind}                   errors by kind: prometheus, forecast, cluster_read,
-                                                 apply, plan, policy_reload, tick, leader, state_load
+                                                 apply, plan, workload (an unforeseen error in one
+                                                 workload's tick), policy_reload, tick, leader, state_load
                                                  (saved planner memory missing, unreadable or invalid),
                                                  state_save (planner memory not saved)
     ebbtide_prometheus_errors_total              failed Prometheus queries
@@ -38,6 +39,10 @@ Metrics (units in names; labels in braces):
     ebbtide_tick_duration_seconds                histogram of tick wall time, seconds
     ebbtide_last_tick_timestamp_seconds          Unix time the last tick ended
     ebbtide_writes_total{workload}               plans that changed the cluster (not dry-run)
+    ebbtide_last_plan_timestamp_seconds{workload}  Unix time of the workload's last plan
+
+A workload a tick could not plan has `ebbtide_data_ok` 0 and no current_replicas, observed or
+forecast demand, trust or guard series until it is planned again (`record_unplanned`).
 
 Series of a workload or tier the policy no longer has are removed (`forget_except`, each tick).
 """
@@ -58,8 +63,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from scaler.plans import Plan
 
 #: Error kinds counted in ebbtide_errors_total (label values are fixed: bounded cardinality).
-ERROR_KINDS = ("prometheus", "forecast", "cluster_read", "apply", "plan", "policy_reload", "tick", "leader",
-               "state_load", "state_save")
+ERROR_KINDS = ("prometheus", "forecast", "cluster_read", "apply", "plan", "workload", "policy_reload", "tick",
+               "leader", "state_load", "state_save")
 
 #: Tick duration buckets, seconds (a tick is a few Prometheus queries and API calls; a tick
 #: that includes a Prophet fit takes seconds to a minute).
@@ -107,6 +112,8 @@ class ControllerMetrics:
                                registry=r)
         self.writes = Counter("ebbtide_writes", "Plans that changed the cluster (not dry-run).",
                               ["workload"], registry=r)
+        self.last_plan = Gauge("ebbtide_last_plan_timestamp_seconds", "Unix time of the workload's last plan "
+                               "(a tick that left it unplanned does not move it).", ["workload"], registry=r)
         for kind in ERROR_KINDS:  # export zeros, so rate() and alerts work from the start
             self.errors.labels(kind=kind)
 
@@ -151,16 +158,30 @@ class ControllerMetrics:
         self.savings.labels(workload=w).inc(saved)
         if wrote:
             self.writes.labels(workload=w).inc()
+        self.last_plan.labels(workload=w).set(time.time())
+
+    def record_unplanned(self, workload: str) -> None:
+        """A tick that could not plan `workload` (cluster unreadable, planning failed, a bug):
+        `ebbtide_data_ok` reads 0, and the gauges that describe the last plan's state as current
+        (guard, trust, demand, forecast, replicas read) are removed rather than left at the values
+        of a plan that no longer holds. `ebbtide_planned_replicas` keeps the last plan's target and
+        `ebbtide_last_plan_timestamp_seconds` says when that was."""
+        self.data_ok.labels(workload=workload).set(0)
+        for family in (self.current_replicas, self.observed_demand, self.forecast_trusted, self.guard_active):
+            family.remove(workload)
+        for quantile in ("yhat", "upper"):
+            self.forecast_demand.remove(workload, quantile)
 
     def forget_except(self, workloads: set[str], tiers: set[str]) -> None:
         """Remove the series of workloads and bitrate tiers no longer in the policy (a reload
         dropped or renamed them): a gauge left behind would keep its last value for ever, e.g.
         `ebbtide_quality_guard_active` 1 and its alert firing for a workload nobody runs."""
-        # Every plan sets ebbtide_planned_replicas, so its series name every workload recorded.
-        for w in _label_values(self.planned_replicas, "workload") - workloads:
-            for family in (self.planned_replicas, self.current_replicas, self.observed_demand, self.forecast_trusted,
-                           self.guard_active, self.data_ok, self.savings, self.writes):
-                family.remove(w)
+        families = (self.planned_replicas, self.current_replicas, self.observed_demand, self.forecast_trusted,
+                    self.guard_active, self.data_ok, self.savings, self.writes, self.last_plan)
+        recorded = set().union(*(_label_values(f, "workload") for f in families))
+        for w in recorded - workloads:
+            for family in families:
+                family.remove(w)  # a no-op where absent
             for quantile in ("yhat", "upper"):
                 self.forecast_demand.remove(w, quantile)
         for tier in _label_values(self.bitrate_cap_kbps, "tier") - tiers:

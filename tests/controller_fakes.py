@@ -43,6 +43,15 @@ def policy_yaml(*, tick: str = "1m", dry_run: bool = False, per_replica: float =
     """) + quality + extra_workload
 
 
+def more_workloads(*names: str) -> str:
+    """`extra_workload` text: one workload per name, each like `edge` (same demand query, per
+    replica 100, no quality SLI), for ticks over several workloads."""
+    return "".join(
+        f"  - name: {n}\n    target: {{kind: Deployment, namespace: live, name: {n}}}\n"
+        f"    demand: {{query: '{DEMAND_Q}', per_replica: 100}}\n    pod_startup: 60s\n"
+        f"    scaling: {{min_replicas: 1, max_replicas: 50, headroom: 0.1}}\n" for n in names)
+
+
 def make_policy(**kw) -> Policy:
     return load_policy_text(policy_yaml(**kw))
 

@@ -36,7 +36,7 @@ Cases:
   credential file paths point at files the Secret volume really mounts.
 - Existing policy ConfigMap / Secret: the chart creates neither and references them.
 - Bitrate ConfigMaps are created without `data` and are exactly the ones RBAC names.
-- The PrometheusRule carries the five alerts on the controller's metric names.
+- The PrometheusRule carries the seven alerts on the controller's metric names.
 - values.schema.json refuses unknown keys (helm template fails at top level, nested, inside the
   policy and inside a Kubernetes pass-through value) and every object level of it is closed.
 - README values table and values.schema.json `$defs` are up to date (charts/ebbtide/docgen.py),
@@ -219,7 +219,7 @@ def test_prometheus_rules_pass_promtool(helm: Helm, tmp_path: Path) -> None:
     rules_file.write_text(yaml.safe_dump(rule["spec"]))
     out = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "5 rules found" in out.stdout
+    assert "7 rules found" in out.stdout
 
 
 # --------------------------------------------------------------------------- RBAC
@@ -525,12 +525,14 @@ def test_existing_configmap_and_secret_are_referenced_not_created(helm: Helm) ->
     assert url == {"name": "prom-creds", "key": "url", "optional": True}
 
 
-def test_prometheus_rule_has_the_five_alerts(helm: Helm) -> None:
+def test_prometheus_rule_has_the_seven_alerts(helm: Helm) -> None:
     rule = _one(helm.objects("all-on"), "PrometheusRule")
     exprs = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
     expected_metric = {"EbbtideControllerDown": "ebbtide_up", "EbbtidePrometheusUnreachable":
                        "ebbtide_prometheus_errors_total", "EbbtideQualityGuardActive": "ebbtide_quality_guard_active",
-                       "EbbtideForecastUntrusted": "ebbtide_forecast_trusted", "EbbtideNoLeader": "ebbtide_leader"}
+                       "EbbtideForecastUntrusted": "ebbtide_forecast_trusted", "EbbtideNoLeader": "ebbtide_leader",
+                       "EbbtideTicksStalled": "ebbtide_last_tick_timestamp_seconds",
+                       "EbbtideWorkloadNotPlanned": "ebbtide_last_plan_timestamp_seconds"}
     assert set(exprs) == set(expected_metric)
     for alert, metric in expected_metric.items():
         assert f'{metric}{{job="ebbtide-prod",namespace="{NAMESPACE}"}}' in exprs[alert]
