@@ -74,6 +74,7 @@ from scaler.memories import (
     decode_memory,
     drop_future_times,
     encode_memory,
+    for_saving,
     restore_memory,
 )
 from scaler.memory_store import MemoryStore
@@ -711,7 +712,7 @@ class Controller:
         assert store is not None
         names = {w.name for w in policy.workloads}
         changes: dict[str, str | None] = {
-            name: encode_memory(m, now) for name, m in self.memory.items()
+            name: encode_memory(for_saving(m), now) for name, m in self.memory.items()
             if name not in self._stored or self._stored[name] != m}
         changes.update({name: None for name in self._stored if name not in names})
         if not changes:
@@ -719,7 +720,10 @@ class Controller:
         try:
             store.save(changes)
         except EbbtideError as exc:
-            self._save_failed(now, f"planner memory not saved ({', '.join(sorted(changes))}): {exc}; "
+            names_said = sorted(changes)
+            if len(names_said) > 5:
+                names_said = names_said[:5] + [f"and {len(changes) - 5} more"]
+            self._save_failed(now, f"planner memory not saved ({', '.join(names_said)}): {exc}; "
                                    "planning and applying go on, the next tick saves again")
             return False
         if self._save_failing is not None:

@@ -71,6 +71,11 @@ class InMemoryMemoryStore:
                 self.texts[name] = text
 
 
+#: Bytes of data (keys and values) a ConfigMap may hold: Kubernetes refuses one over 1 MiB in all;
+#: the rest is left to its metadata.
+CONFIGMAP_DATA_LIMIT = 1_000_000
+
+
 class ConfigMapMemoryStore:
     """A MemoryStore in ConfigMap `namespace/name`: one data key per workload (workload names are
     DNS names, so valid keys). A missing ConfigMap reads as empty and is created by the first
@@ -82,6 +87,7 @@ class ConfigMapMemoryStore:
         self.namespace = namespace
         self.name = name
         self._exists: bool | None = None  # as last seen: a missing ConfigMap is created at once
+        self._sizes: dict[str, int] = {}  # bytes of each key and its text, as last loaded or saved
 
     @property
     def where(self) -> str:
@@ -90,9 +96,30 @@ class ConfigMapMemoryStore:
     def load(self) -> dict[str, str] | None:
         data = self.cluster.read_config_map_data(self.namespace, self.name)
         self._exists = data is not None
+        self._sizes = {k: _size(k, v) for k, v in (data or {}).items()}
         return data
 
     def save(self, changes: Mapping[str, str | None]) -> None:
-        if changes:
-            self._exists = self.cluster.write_config_map_data(self.namespace, self.name, changes,
-                                                              exists=self._exists)
+        """One merge patch of `changes`; refused before it is sent (EbbtideError) when the
+        ConfigMap would hold more than CONFIGMAP_DATA_LIMIT bytes of data, which the API server
+        would refuse with a less telling answer."""
+        if not changes:
+            return
+        sizes = dict(self._sizes)
+        for k, v in changes.items():
+            if v is None:
+                sizes.pop(k, None)
+            else:
+                sizes[k] = _size(k, v)
+        total = sum(sizes.values())
+        if total > CONFIGMAP_DATA_LIMIT:
+            raise EbbtideError(
+                f"{self.where} would hold {total:,} bytes of planner memory for {len(sizes)} workloads, over the "
+                f"{CONFIGMAP_DATA_LIMIT:,} a ConfigMap can take (about {total // max(1, len(sizes)):,} bytes a "
+                "workload): run fewer workloads per controller, or a shorter scaling.stabilization window")
+        self._exists = self.cluster.write_config_map_data(self.namespace, self.name, changes, exists=self._exists)
+        self._sizes = sizes
+
+
+def _size(key: str, text: str) -> int:
+    return len(key.encode()) + len(text.encode())

@@ -18,7 +18,11 @@ Cases:
   `saved_at` in year 9999): restored without the future times (a breach scale-up goes ahead as
   on a fresh start, where it waited an hour "for the last scale-up's pods") and without a
   traceback (the year-9999 save raised OverflowError and stopped every tick);
-- a saved memory with a field this release does not know (written by a later one) is read.
+- a saved memory with a field this release does not know (written by a later one) is read;
+- the memory saved keeps only the recommendations stabilisation can still pick: any later
+  decision is the same on them as on the whole window (hypothesis), and a steady workload at a
+  15 s tick with a 10-minute window saves 1 of its 40; a save that would take the ConfigMap over
+  1,000,000 bytes of data is refused before it is sent, with the sizes in the message.
 """
 
 from __future__ import annotations
@@ -30,16 +34,21 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import apscheduler.schedulers.base as ap_base
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import controller_fakes as f
+from policies.errors import EbbtideError
 from policies.loading import load_policy_text
 from scaler import loop as loop_module
 from scaler.controller import Controller, LiveForecasterCache
 from scaler.loop import ControllerLoop, PolicyStore
-from scaler.memories import decode_memory, encode_memory, restore_memory
-from scaler.memory_store import InMemoryMemoryStore
+from scaler.memories import decode_memory, encode_memory, for_saving, restore_memory
+from scaler.memory_store import ConfigMapMemoryStore, InMemoryMemoryStore
 from scaler.metrics import ControllerMetrics, Health
 from scaler.plans import PlannerMemory
+from scaler.safety import prune_recommendations, stabilise
 
 THREE = ("edge", "a", "b")
 
@@ -273,3 +282,57 @@ def test_a_field_written_by_a_later_release_is_ignored_not_refused():
     doc["written_by"] = "ebbtide 9"
     saved = decode_memory(json.dumps(doc))
     assert saved.memory.guard_until == f.NOW and saved.memory.guard_actions == ("freeze_scale_in",)
+
+
+# --------------------------------------------------------------------------- the size of the saved memory
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 600), st.integers(0, 60)), max_size=45), st.integers(0, 700),
+       st.integers(0, 60), st.integers(0, 80))
+def test_saving_only_the_recommendations_stabilisation_can_pick_changes_no_decision(recs, later_s, x, current):
+    """for_saving keeps the window's staircase; at any later time, with any new recommendation,
+    stabilise() decides the same (target and reason) on it as on the whole window."""
+    window = timedelta(minutes=10)
+    memory = PlannerMemory(recommendations=tuple((f.NOW + timedelta(seconds=s), r) for s, r in sorted(recs)))
+    saved = for_saving(memory)
+    assert set(saved.recommendations) <= set(memory.recommendations)
+    now = f.NOW + timedelta(seconds=max((s for s, _ in recs), default=0) + later_s)  # after the save
+    full = stabilise(x, current, prune_recommendations(memory.recommendations + ((now, x),), now, window), window)
+    kept = stabilise(x, current, prune_recommendations(saved.recommendations + ((now, x),), now, window), window)
+    assert kept == full
+
+
+def test_a_steady_workload_saves_one_recommendation_not_one_per_tick():
+    policy = load_policy_text(f.policy_yaml(tick="15s").replace("stabilization: 0s", "stabilization: 10m"))
+    store = InMemoryMemoryStore()
+    c, _ = make_controller(f.FakeCluster({"edge": 40}), store=store, clock=f.Clock())
+    for _ in range(41):  # ten minutes of 15 s ticks at a steady demand
+        c.tick(policy, dry_run=False)
+        c.clock.advance(timedelta(seconds=15))
+    assert len(c.memory["edge"].recommendations) == 40
+    saved = decode_memory(store.texts["edge"]).memory
+    assert len(saved.recommendations) == 1 and saved.recommendations[0] == c.memory["edge"].recommendations[-1]
+    assert len(store.texts["edge"]) < 500
+
+
+def test_a_memory_over_the_configmap_limit_is_refused_before_it_is_sent():
+    class Cluster:
+        writes = 0
+
+        def read_config_map_data(self, namespace, name):
+            return {"old": "x" * 100}
+
+        def write_config_map_data(self, namespace, name, changes, *, exists=None):
+            self.writes += 1
+            return True
+
+    cluster = Cluster()
+    store = ConfigMapMemoryStore(cluster, "ebbtide", "ebbtide-state")
+    store.load()
+    store.save({f"w{i:04d}": "y" * 900 for i in range(1000)})  # 905,100 bytes with the old key: fits
+    assert cluster.writes == 1
+    with pytest.raises(EbbtideError, match=r"would hold 1,005,\d+ bytes of planner memory for 1101 workloads, "
+                                           r"over the 1,000,000 a ConfigMap can take"):
+        store.save({f"v{i:03d}": "z" * 996 for i in range(100)})
+    assert cluster.writes == 1  # nothing sent
+    store.save({"old": None, "w0000": None})  # removing keys shrinks it
+    assert cluster.writes == 2
