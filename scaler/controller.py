@@ -918,7 +918,7 @@ class Controller:
             if fc is not None and len(fc.index):
                 fc_now = (float(fc.yhat.iloc[0]), float(fc.yhat_upper.iloc[0]))
             self.metrics.record_plan(plan, w.scaling.max_replicas, policy.schedule.tick, fc_now, outcome.wrote,
-                                     observed_demand=observed_demand)
+                                     observed_demand=observed_demand, at=plan.now)
         if self.audit is not None:
             record = {"kind": "plan", **plan.to_json(), "dry_run": dry_run, "leader": leader,
                       "applied": describe_apply(outcome.applied), "wrote": outcome.wrote,

@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.jobstores.base import JobLookupError
 
 from policies.errors import EbbtideError, InputFileError
@@ -367,10 +368,16 @@ class ControllerLoop:
         sched.add_job(self.reload_job, "interval", seconds=self.reload_interval_s, id="reload")
         if not isinstance(self.elector, AlwaysLeader):
             sched.add_job(self.leader_job, "interval", seconds=self.renew_interval_s, id="leader", executor="lease")
+        sched.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         with self._sched_lock:
             self._scheduler, self._stopping = sched, False
         self.metrics.up.set(1)
         sched.start()
+
+    def _skipped(self, event: Any) -> None:
+        """APScheduler did not start a due job because the last run still ran (max_instances=1)."""
+        if event.job_id == "tick":
+            self.metrics.ticks_skipped.inc()
 
     def check_clock(self) -> bool:
         """Called every second by run(): when the wall clock was stepped back (NTP correcting a

@@ -27,8 +27,9 @@ Metrics (units in names; labels in braces):
     ebbtide_data_ok{workload}                    1 when demand and every SLI were fresh this tick
     ebbtide_bitrate_cap_kbps{tier}               kbps cap of the tier in the last plan
     ebbtide_estimated_savings_replica_hours_total{workload}
-                                                 (max replicas - planned) x tick length, replica-hours,
-                                                 summed over ticks: capacity not held against the peak setting
+                                                 (max replicas - planned) x time since the workload's last
+                                                 plan (at most 4 ticks), replica-hours, summed over ticks:
+                                                 capacity not held against the peak setting
     ebbtide_errors_total{kind}                   errors by kind: prometheus, forecast, cluster_read,
                                                  apply, plan, workload (an unforeseen error in one
                                                  workload's tick), policy_reload, tick, leader, state_load
@@ -38,6 +39,7 @@ Metrics (units in names; labels in braces):
     ebbtide_policy_reload_errors_total           policy reloads refused (the last good policy stays)
     ebbtide_tick_duration_seconds                histogram of tick wall time, seconds
     ebbtide_last_tick_timestamp_seconds          Unix time the last tick ended
+    ebbtide_ticks_skipped_total                  scheduled ticks not run: the previous one still ran
     ebbtide_writes_total{workload}               plans that changed the cluster (not dry-run)
     ebbtide_last_plan_timestamp_seconds{workload}  Unix time of the workload's last plan
 
@@ -53,7 +55,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -65,6 +67,10 @@ from scaler.plans import Plan
 #: Error kinds counted in ebbtide_errors_total (label values are fixed: bounded cardinality).
 ERROR_KINDS = ("prometheus", "forecast", "cluster_read", "apply", "plan", "workload", "policy_reload", "tick",
                "leader", "state_load", "state_save")
+
+#: The savings estimate counts at most this many ticks since a workload's previous plan: a gap
+#: longer than that (a follower's pause, a wedged loop) is not claimed as capacity not held.
+SAVINGS_SPAN_TICKS = 4
 
 #: Tick duration buckets, seconds (a tick is a few Prometheus queries and API calls; a tick
 #: that includes a Prophet fit takes seconds to a minute).
@@ -110,12 +116,15 @@ class ControllerMetrics:
                                        buckets=TICK_BUCKETS_S, registry=r)
         self.last_tick = Gauge("ebbtide_last_tick_timestamp_seconds", "Unix time the last tick ended.",
                                registry=r)
+        self.ticks_skipped = Counter("ebbtide_ticks_skipped", "Scheduled ticks not run because the previous "
+                                     "tick was still running (a tick longer than schedule.tick).", registry=r)
         self.writes = Counter("ebbtide_writes", "Plans that changed the cluster (not dry-run).",
                               ["workload"], registry=r)
         self.last_plan = Gauge("ebbtide_last_plan_timestamp_seconds", "Unix time of the workload's last plan "
                                "(a tick that left it unplanned does not move it).", ["workload"], registry=r)
         for kind in ERROR_KINDS:  # export zeros, so rate() and alerts work from the start
             self.errors.labels(kind=kind)
+        self._last_plan_at: dict[str, datetime] = {}  # tick time of each workload's last plan (savings span)
 
     # ------------------------------------------------------------------ recording
     def error(self, kind: str) -> None:
@@ -132,11 +141,14 @@ class ControllerMetrics:
 
     def record_plan(self, plan: Plan, max_replicas: int, tick: timedelta,
                     forecast_now: tuple[float, float] | None, wrote: bool,
-                    observed_demand: float | None = None) -> None:
+                    observed_demand: float | None = None, at: datetime | None = None) -> None:
         """Gauges of one workload's plan. `forecast_now`: (yhat, yhat_upper) at the tick, if any;
         `max_replicas`: the policy's ceiling, the reference of the savings estimate;
         `observed_demand`: the demand sample the tick used (demand units), None when it had none
-        (the series is then removed, so a graph shows a gap rather than a stale value)."""
+        (the series is then removed, so a graph shows a gap rather than a stale value).
+        `at`: the tick's time; the savings estimate counts the time since the workload's previous
+        plan (ticks skipped while a tick overran its interval included), at most SAVINGS_SPAN_TICKS
+        ticks, and one tick for a first plan or without `at`."""
         w = plan.workload
         if observed_demand is not None and math.isfinite(observed_demand):
             self.observed_demand.labels(workload=w).set(observed_demand)
@@ -154,7 +166,13 @@ class ControllerMetrics:
                 self.forecast_demand.remove(w, quantile)
         for cap in plan.bitrate or ():
             self.bitrate_cap_kbps.labels(tier=cap.tier).set(cap.max_kbps)
-        saved = max(0, max_replicas - plan.target_replicas) * tick.total_seconds() / 3600.0
+        span = tick
+        last = self._last_plan_at.get(w)
+        if at is not None:
+            if last is not None and at > last:
+                span = min(at - last, SAVINGS_SPAN_TICKS * tick)
+            self._last_plan_at[w] = at
+        saved = max(0, max_replicas - plan.target_replicas) * span.total_seconds() / 3600.0
         self.savings.labels(workload=w).inc(saved)
         if wrote:
             self.writes.labels(workload=w).inc()
@@ -180,6 +198,7 @@ class ControllerMetrics:
                     self.guard_active, self.data_ok, self.savings, self.writes, self.last_plan)
         recorded = set().union(*(_label_values(f, "workload") for f in families))
         for w in recorded - workloads:
+            self._last_plan_at.pop(w, None)
             for family in families:
                 family.remove(w)  # a no-op where absent
             for quantile in ("yhat", "upper"):

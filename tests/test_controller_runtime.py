@@ -22,7 +22,10 @@ Cases:
 - the memory saved keeps only the recommendations stabilisation can still pick: any later
   decision is the same on them as on the whole window (hypothesis), and a steady workload at a
   15 s tick with a 10-minute window saves 1 of its 40; a save that would take the ConfigMap over
-  1,000,000 bytes of data is refused before it is sent, with the sizes in the message.
+  1,000,000 bytes of data is refused before it is sent, with the sizes in the message;
+- ticks longer than their interval: the savings estimate counts the time since the workload's
+  last plan (2 ticks after a skipped one, at most 4 after a long gap), and
+  `ebbtide_ticks_skipped_total` counts the scheduled ticks APScheduler did not start.
 """
 
 from __future__ import annotations
@@ -336,3 +339,42 @@ def test_a_memory_over_the_configmap_limit_is_refused_before_it_is_sent():
     assert cluster.writes == 1  # nothing sent
     store.save({"old": None, "w0000": None})  # removing keys shrinks it
     assert cluster.writes == 2
+
+
+# --------------------------------------------------------------------------- ticks longer than their interval
+def test_the_savings_estimate_counts_the_time_since_the_last_plan():
+    """Ticks that overran skip runs: each plan then stands for more than one tick. At 17 pods
+    below max_replicas (50 - 33), a plan 2 ticks after the last adds 2 ticks of 17 pods; a plan
+    an hour later adds at most 4 ticks."""
+    c, metrics = make_controller(f.FakeCluster({"edge": 10}))
+    policy = f.make_policy(sli=False)  # tick 1m, max_replicas 50; 3000 / 100 x 1.1 = 33
+    labels = {"workload": "edge"}
+    c.tick(policy, dry_run=False)
+    first = metrics.value("ebbtide_estimated_savings_replica_hours_total", labels)
+    assert first == pytest.approx(17 / 60)  # one tick for a first plan
+    c.clock.advance(timedelta(minutes=2))
+    c.tick(policy, dry_run=False)
+    second = metrics.value("ebbtide_estimated_savings_replica_hours_total", labels)
+    assert second - first == pytest.approx(2 * 17 / 60)
+    c.clock.advance(timedelta(hours=1))
+    c.tick(policy, dry_run=False)
+    assert metrics.value("ebbtide_estimated_savings_replica_hours_total", labels) - second == pytest.approx(4 * 17 / 60)
+
+
+def test_ticks_skipped_because_a_tick_overran_are_counted(tmp_path):
+    class Slow(f.FakeCluster):
+        def apply(self, *a, **kw):
+            time.sleep(2.5)  # a tick of 2.5 s at a 1 s interval
+            return super().apply(*a, **kw)
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(f.policy_yaml(tick="1s", sli=False))
+    metrics = ControllerMetrics()
+    c, _ = make_controller(Slow({"edge": 10}))
+    loop = ControllerLoop(PolicyStore(path, metrics), c, metrics=metrics, health=Health())
+    assert metrics.value("ebbtide_ticks_skipped_total") == 0
+    loop.start()
+    try:
+        assert wait_for(lambda: metrics.value("ebbtide_ticks_skipped_total") >= 1, timeout_s=20)
+    finally:
+        loop.stop()
