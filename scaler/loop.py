@@ -183,6 +183,27 @@ def resolve_prometheus_url(policy: Policy, flag: str | None, env: dict[str, str]
     return flag or env.get("EBBTIDE_PROMETHEUS_URL") or policy.prometheus.url
 
 
+@contextlib.contextmanager
+def stopping_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT set `stop` (a controller's `stopping`: the tick under way
+    ends after the workload it is on) instead of killing the process mid-apply; the previous
+    handlers come back on exit. In the main thread only; elsewhere it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        log.warning("received %s: stopping after the workload under way", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 # --------------------------------------------------------------------------- the loop
 class ControllerLoop:
     """Wires the store, the controller, the elector, metrics and health into scheduled jobs.

@@ -8,7 +8,8 @@ Cases:
   guard or trust series) while `ebbtide_last_plan_timestamp_seconds` stays at its last plan;
 - a Lease renewal that fails mid-tick: the workloads after it are planned in dry-run and the
   memory is not saved (the leader stops writing at its first failed renewal);
-- stopping mid-tick: the tick ends after the workload it is on; in the scheduled loop, SIGTERM's
+- stopping mid-tick: the tick ends after the workload it is on (also SIGTERM during `run --once`,
+  which killed the process mid-apply); in the scheduled loop, SIGTERM's
   stop() keeps renewing the Lease until that workload's apply has ended, and the workloads
   after it are not applied;
 - a wall clock stepped back an hour: check_clock() sets every job to run now (APScheduler 3.x
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -46,7 +48,7 @@ from policies.errors import EbbtideError
 from policies.loading import load_policy_text
 from scaler import loop as loop_module
 from scaler.controller import Controller, LiveForecasterCache
-from scaler.loop import ControllerLoop, PolicyStore
+from scaler.loop import ControllerLoop, PolicyStore, stopping_on_signals
 from scaler.memories import decode_memory, encode_memory, for_saving, restore_memory
 from scaler.memory_store import ConfigMapMemoryStore, InMemoryMemoryStore
 from scaler.metrics import ControllerMetrics, Health
@@ -378,3 +380,21 @@ def test_ticks_skipped_because_a_tick_overran_are_counted(tmp_path):
         assert wait_for(lambda: metrics.value("ebbtide_ticks_skipped_total") >= 1, timeout_s=20)
     finally:
         loop.stop()
+
+
+def test_sigterm_during_a_single_tick_ends_it_after_the_workload_under_way():
+    """`ebbtide run --once` has no loop: SIGTERM killed the process wherever it was, possibly
+    between a workload's replicas and its bitrate write."""
+    class TermOnFirstApply(f.FakeCluster):
+        def apply(self, *a, **kw):
+            if not self.applies:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().apply(*a, **kw)
+
+    cluster = TermOnFirstApply({n: 10 for n in THREE})
+    c, _ = make_controller(cluster)
+    before = signal.getsignal(signal.SIGTERM)
+    with stopping_on_signals(c.stopping):
+        report = c.tick(three_workloads(), dry_run=False)
+    assert [o.workload for o in report.outcomes] == ["edge"] and cluster.replicas["edge"] == 33
+    assert signal.getsignal(signal.SIGTERM) is before

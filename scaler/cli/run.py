@@ -360,7 +360,7 @@ def _cluster(settings: RunSettings):
 def run(args) -> int:
     from scaler.controller import AuditLog, Controller, ShiftedClock, SystemClock
     from scaler.fitting import forecaster_cache
-    from scaler.loop import ControllerLoop, PolicyStore, prometheus_source, resolve_prometheus_url
+    from scaler.loop import ControllerLoop, PolicyStore, prometheus_source, resolve_prometheus_url, stopping_on_signals
     from scaler.metrics import ControllerMetrics, Health, MetricsServer
 
     s = settings_from_args(args, os.environ)
@@ -419,12 +419,16 @@ def run(args) -> int:
             if elector is not None:
                 leader = elector.try_acquire_or_renew(clock.now())
                 metrics.leader.set(1 if leader else 0)
-            report = controller.tick(policy, dry_run=dry_run, leader=leader, fit=True)
+            with stopping_on_signals(controller.stopping):  # SIGTERM: end after the workload under way
+                report = controller.tick(policy, dry_run=dry_run, leader=leader, fit=True)
             print(report.summary(), file=sys.stderr)
             for o in report.outcomes:
                 for p in o.problems:
                     print(f"{o.workload}: {p}", file=sys.stderr)
-            return 0 if report.ok else 1
+            left = len(policy.workloads) - len(report.outcomes)
+            if left:
+                print(f"stopped by a signal: {left} of {len(policy.workloads)} workloads not planned", file=sys.stderr)
+            return 0 if report.ok and not left else 1
 
         health = Health()
 
