@@ -279,7 +279,7 @@ def measured_occurrence(event, series, calendar_tz: str, where: str):
 def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER,
               frontier_u: tuple[float, ...] = FRONTIER_U, lift_factor: float | None = None,
               event_lookahead: timedelta | None = None, jump_confirm: timedelta | None = None,
-              policy_file: Path = POLICY) -> dict:
+              policy_file: Path = POLICY, demand_shape: str = "step", demand_lag: timedelta | None = None) -> dict:
     import time
 
     from forecaster.csvio import read_series_csv
@@ -305,8 +305,13 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         w = policy.workloads[0]
         policy = policy.model_copy(update={"workloads": [w.model_copy(update={"scaling": w.scaling.model_copy(
             update=changes)})]})
+    if demand_lag is not None:  # --demand-lag: how old the demand both controllers observe is
+        w = policy.workloads[0]
+        policy = policy.model_copy(update={"workloads": [w.model_copy(update={"demand": w.demand.model_copy(
+            update={"lag": demand_lag})})]})
+    options = ReplayOptions(window_after=after, demand_shape=demand_shape)
     r = replay(series, policy, extra_events=calendar, start=event.start - BEFORE, end=event.end + after,
-               options=ReplayOptions(window_after=after))
+               options=options)
     d = r.to_dict()
     w = next((x for x in d["windows"] if x["event"] == event.name), None)
     if w is None:  # measured_occurrence makes sure it is there; said plainly if not
@@ -319,11 +324,12 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     floor_min_h = demand_floor(series, per, w["start"], w["end"], max(1, policy.workloads[0].scaling.min_replicas))
     wall0 = time.perf_counter()
     points = hpa_frontier(series, policy, event.name, utilisations=frontier_u, extra_events=calendar,
-                          start=event.start - BEFORE, end=event.end + after, options=ReplayOptions(window_after=after))
+                          start=event.start - BEFORE, end=event.end + after, options=options)
     frontier_wall_s = time.perf_counter() - wall0
     return {
         "trace": trace.name, "file": trace.file, "event": event.name, "workload": workload,
-        "lift_factor": lift_factor, "lift": lift,
+        "lift_factor": lift_factor, "lift": lift, "demand_shape": demand_shape,
+        "demand_lag_s": policy.workloads[0].demand.lag.total_seconds(),
         "event_lookahead_s": None if event_lookahead is None else event_lookahead.total_seconds(),
         "jump_confirm_s": policy.workloads[0].scaling.jump_confirm.total_seconds(),
         "after_days": after / timedelta(days=1),
@@ -519,6 +525,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jump-confirm", metavar="DURATION",
                     help="set the replayed workload's scaling.jump_confirm (e.g. 0s; 1000d: a jump over 100x "
                          "everything known is never believed, the rule before it); default: the policy's")
+    ap.add_argument("--demand-shape", choices=("step", "linear"), default="step",
+                    help="how demand runs between trace points (ebbtide replay --demand-shape): step (the default) "
+                         "or linear, for every strategy alike")
+    ap.add_argument("--demand-lag", metavar="DURATION",
+                    help="set the replayed workload's demand.lag, the age of the demand Ebbtide and the HPA "
+                         "observe (the reference edge is a gauge of viewers at the 150s default, the lag of a "
+                         "rate() query; a gauge lags about the scrape interval, e.g. 30s)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--from-json", type=Path, metavar="FILE", help="print the table of an earlier --json run")
     args = ap.parse_args(argv)
@@ -576,7 +589,8 @@ def _replay(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
     after = timedelta(days=args.after)
 
     durations = {}
-    for flag, text in (("--event-lookahead", args.event_lookahead), ("--jump-confirm", args.jump_confirm)):
+    for flag, text in (("--event-lookahead", args.event_lookahead), ("--jump-confirm", args.jump_confirm),
+                       ("--demand-lag", args.demand_lag)):
         try:
             durations[flag] = parse_duration(text) if text else None
         except ValueError as exc:
@@ -591,7 +605,8 @@ def _replay(args: argparse.Namespace, scratch: contextlib.ExitStack) -> int:
 
     one = functools.partial(run_trace, data=args.data, workload=args.workload, after=after,
                             frontier_u=args.frontier_u, lift_factor=args.lift_factor, event_lookahead=lookahead,
-                            jump_confirm=jump, policy_file=args.policy)
+                            jump_confirm=jump, policy_file=args.policy, demand_shape=args.demand_shape,
+                            demand_lag=durations["--demand-lag"])
     try:
         if args.jobs > 1:
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:

@@ -12,7 +12,11 @@ Cases:
 - metric lag and start-up delay through the runner: a demand step is seen 150 s late, the new
   pods serve 60 s later; hand-computed means, shortfall minutes and share.
 - war state: held replicas = ceil(peak / per_replica x (1 + headroom)), from start - pod_startup
-  to end + 7 d; in the replay the static strategy holds it inside the window only.
+  to end + 7 d, the peak taken over [start, end) (not the interval after the end); in the replay
+  the static strategy holds it inside the window only.
+- demand shape: `linear` runs on lines between interval midpoints (edges and points next to a
+  missing one held, NaN outside); on an hourly ramp it spares the HPA most of the shortfall the
+  step-held jumps make.
 """
 
 from __future__ import annotations
@@ -190,6 +194,47 @@ def test_war_windows_hold_peak_with_headroom():
     far = _event(100, 101, 102)
     assert war_windows([far], trace, per_replica=100, headroom=0.15, min_replicas=1, max_replicas=200,
                        pod_startup=timedelta(seconds=60)) == []
+
+
+def test_war_state_peak_is_taken_inside_the_event_not_the_hour_after_it():
+    # The event ends at hour 12; the hour starting then (1000) is after it, as the event's own
+    # figures ([start, end)) count it: the held replicas come from the 400 inside.
+    values = [100.0] * 24
+    values[10], values[12] = 400.0, 1000.0
+    [w] = war_windows([_event(8, 10, 12)], _trace(values, step=timedelta(hours=1)), per_replica=100,
+                      headroom=0.15, min_replicas=1, max_replicas=200, pod_startup=timedelta(seconds=60))
+    assert w.peak_demand == 400 and w.replicas == 5  # ceil(4.6); it was 12 from the hour after
+
+
+def test_linear_demand_runs_between_interval_midpoints():
+    from scaler.replay.runner import _grid
+
+    trace = _trace([100.0, 300.0, math.nan, 500.0, 700.0], step=timedelta(hours=1))
+    policy = load_policy_text(POLICY)
+    step = _grid(trace, policy, S, None, None)
+    line = _grid(trace, policy, S, None, None, "linear")
+    t0 = int(T0.timestamp())
+    at = lambda g, h: g.demand_at(t0 + h * 3600)  # noqa: E731
+    assert [at(line, h) for h in (0.0, 0.5, 1.0, 1.25, 1.5)] == [100.0, 100.0, 200.0, 250.0, 300.0]
+    assert math.isnan(at(line, 2.5)) and at(line, 1.9) == 300.0 and at(line, 3.2) == 500.0  # a missing neighbour
+    assert at(line, 4.0) == 600.0 and at(line, 4.99) == 700.0 and math.isnan(at(line, 5.0))  # edges held
+    assert [at(step, h) for h in (0.0, 0.99, 1.0, 1.25)] == [100.0, 100.0, 300.0, 300.0]
+    times = line.step_times()
+    assert np.array_equal(line.demand_steps(), np.array([line.demand_at(t) for t in times]), equal_nan=True)
+
+
+def test_linear_demand_spares_the_hpa_the_jumps_step_demand_makes():
+    """A ramp written hourly: step-held, each hour boundary is a jump the HPA answers a lag and a
+    start-up late (demand above ready capacity every hour); on lines between midpoints the rise
+    is gradual and the HPA's +10% tolerance band and headroom cover most of it."""
+    from scaler.replay import ReplayOptions, replay_hpa
+
+    trace = _trace([400.0 * 1.5 ** i for i in range(8)], step=timedelta(hours=1))  # 6,834 at the top: 86 pods
+    policy = load_policy_text(POLICY)
+    step = replay_hpa(trace, policy).summary
+    line = replay_hpa(trace, policy, options=ReplayOptions(demand_shape="linear")).summary
+    assert step.under_provisioned_share > 0
+    assert line.under_provisioned_share < step.under_provisioned_share / 2
 
 
 def test_static_strategy_holds_floor_inside_window_only():

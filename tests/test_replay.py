@@ -514,3 +514,21 @@ def test_cli_tables_show_the_json_figures(tmp_path, capsys):
             assert row[1] == f"{s['replica_hours']:.1f}"
             assert row[2] == f"{s['replica_hours'] / war:.2f}x" and row[3] == f"{s['replica_hours'] / hpa:.2f}x"
             assert row[5] == f"{100 * s['under_provisioned_share']:.3f}%" and row[8] == str(s["scaling_actions"])
+
+
+def test_cli_demand_shape_linear_runs_demand_on_lines(tmp_path, capsys):
+    pol = _write(tmp_path, "p.yaml", POLICY)
+    step_out, line_out = tmp_path / "step.csv", tmp_path / "line.csv"
+    assert main(["replay", "--csv", _small_csv(tmp_path), "--policy", pol, "--timeline-out", str(step_out),
+                 "--json"]) == 0
+    capsys.readouterr()
+    assert main(["replay", "--csv", _small_csv(tmp_path), "--policy", pol, "--timeline-out", str(line_out),
+                 "--json", "--demand-shape", "linear"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["strategies"]) == {"ebbtide", "hpa", "static"}
+    step, line = pd.read_csv(step_out)["demand"], pd.read_csv(line_out)["demand"]
+    assert step.tolist() == [3000, 5000, 9000, 4000, 3000, 2500]
+    # The demand at each row's start: on the lines, halfway between the two intervals' values
+    # (the first half-interval held).
+    assert line.tolist() == [3000, 4000, 7000, 6500, 3500, 2750]
+    with pytest.raises(SystemExit):
+        main(["replay", "--csv", _small_csv(tmp_path), "--policy", pol, "--demand-shape", "smooth"])

@@ -39,6 +39,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--end", metavar="ISO", help="end of the simulated range (default: the trace's end)")
     p.add_argument("--timeline-out", metavar="OUT.csv", help="write the timeline CSV")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    p.add_argument("--demand-shape", choices=("step", "linear"), default="step",
+                   help="how demand runs between trace points, for every strategy: step (each value held over "
+                        "its interval, the default) or linear (lines between interval midpoints: no jump at each "
+                        "interval boundary)")
     return p
 
 
@@ -46,7 +50,7 @@ def run(args) -> int:
     from forecaster.csvio import read_series_csv
     from policies.loading import load_policy
     from scaler.cli.common import load_extra_events, parse_time_range
-    from scaler.replay import replay
+    from scaler.replay import ReplayOptions, replay
 
     times = parse_time_range(args)
     policy = load_policy(args.policy)
@@ -56,7 +60,8 @@ def run(args) -> int:
         raise EbbtideError(f"--timeline-out {args.timeline_out}: folder does not exist")
 
     run_replay = functools.partial(replay, series, policy, args.workload, extra_events=events,
-                                   start=times.get("start"), end=times.get("end"))
+                                   start=times.get("start"), end=times.get("end"),
+                                   options=ReplayOptions(demand_shape=args.demand_shape))
     if sys.stderr.isatty():  # a live bar on the terminal (stdout, where --json goes, stays clean)
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -65,6 +66,13 @@ class ReplayOptions:
     """Per-event figures cover [event end, event end + this) (clipped to the replay). Default 14 d."""
     trust_window: timedelta = timedelta(days=1)
     """Issued forecasts are scored over this much recent history to judge trust. Default 1 d."""
+    demand_shape: Literal["step", "linear"] = "step"
+    """How the true demand runs between trace points, for every strategy alike (what each one
+    observes, after its metric lag, and the demand its ready capacity is measured against).
+    `step`: each value held over its interval (the trace as written: a jump at every interval
+    boundary, which a reactive HPA answers a lag and a start-up later). `linear`: straight lines
+    between interval midpoints (continuous demand with the trace's interval means; a point next to
+    a missing one is held). The forecaster's history is the trace's values either way."""
 
 
 @dataclass(frozen=True)
@@ -270,7 +278,7 @@ def replay(
     make_model = make_model or default_model_factory(workload, events)
     hs = options.hpa
 
-    g = _grid(trace, policy, hs, start, end)
+    g = _grid(trace, policy, hs, start, end, options.demand_shape)
     step_s, tick_s, sync_s, dt = g.step_s, g.tick_s, g.sync_s, g.dt
     trace_t0, t_start, n = g.trace_t0, g.t_start, g.n
     demand_at = g.demand_at
@@ -432,9 +440,13 @@ class _Grid:
     t_end: int
     n: int
     values: np.ndarray
+    shape: str = "step"  # ReplayOptions.demand_shape
 
     def demand_at(self, t_s: float) -> float:
-        """The trace value whose interval holds `t_s` (NaN outside the trace)."""
+        """The true demand at `t_s` (NaN outside the trace): the trace value whose interval
+        holds it, or with shape `linear` the line between the neighbouring interval midpoints."""
+        if self.shape == "linear":
+            return float(_linear(self.values, (np.asarray([t_s], dtype=float) - self.trace_t0) / self.step_s)[0])
         i = int((t_s - self.trace_t0) // self.step_s)
         return float(self.values[i]) if 0 <= i < len(self.values) else math.nan
 
@@ -443,6 +455,8 @@ class _Grid:
 
     def demand_steps(self) -> np.ndarray:
         """demand_at(t) for every step."""
+        if self.shape == "linear":
+            return _linear(self.values, (self.step_times() - self.trace_t0) / self.step_s)
         return _step_held(self.values, (self.step_times() - self.trace_t0) // self.step_s)
 
     def event_windows(self, events: Sequence[Event], window_after: timedelta) -> list[tuple[Event, int, int]]:
@@ -477,7 +491,8 @@ class _Grid:
         return [(ev, int((w0 - self.t_start) // self.dt), int((w1 - self.t_start) // self.dt))]
 
 
-def _grid(trace: Series, policy: Policy, hs: HpaSettings, start: datetime | None, end: datetime | None) -> _Grid:
+def _grid(trace: Series, policy: Policy, hs: HpaSettings, start: datetime | None, end: datetime | None,
+          shape: str = "step") -> _Grid:
     """The replay's time axis for `trace` over [start, end) (default: the whole trace)."""
     step_s = int(trace.step_s)
     tick_s = _whole_s(policy.schedule.tick, "schedule.tick")
@@ -500,7 +515,7 @@ def _grid(trace: Series, policy: Policy, hs: HpaSettings, start: datetime | None
         raise EbbtideError(f"replay range {asked} overlaps {span} by less than one interval: choose "
                            f"--start/--end inside it")
     n = (t_end - t_start) // dt
-    return _Grid(step_s, tick_s, sync_s, dt, trace_t0, t_start, t_end, n, trace.values.to_numpy(dtype=float))
+    return _Grid(step_s, tick_s, sync_s, dt, trace_t0, t_start, t_end, n, trace.values.to_numpy(dtype=float), shape)
 
 
 def _warm_start(g: _Grid, workload: Workload, hs: HpaSettings, names: Sequence[str],
@@ -537,7 +552,7 @@ def replay_hpa(
     workload = _pick_workload(policy, workload_name)
     events = merged_events(policy, extra_events)
     hs = options.hpa
-    g = _grid(trace, policy, hs, start, end)
+    g = _grid(trace, policy, hs, start, end, options.demand_shape)
     clusters, hpas = _warm_start(g, workload, hs, ("hpa",))
     c, hpa = clusters["hpa"], hpas["hpa"]
     floor = max(1, workload.scaling.min_replicas)
@@ -557,6 +572,19 @@ def replay_hpa(
     return HpaOnlyResult(workload=workload.name, settings=hs, start=_dt(t_start), end=g.at(g.n),
                          summary=rec.summarise(0, g.n)["hpa"], windows=windows,
                          wall_s=time.perf_counter() - wall0)
+
+
+def _linear(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Demand at positions `pos` (in intervals from the trace's first point; interval i covers
+    [i, i + 1)) on straight lines between interval midpoints: NaN outside the trace; the edge
+    halves of the first and last intervals, and a point whose neighbour is missing, held."""
+    held = _step_held(values, np.floor(pos).astype(np.int64))
+    x = pos - 0.5
+    i0 = np.floor(x).astype(np.int64)
+    lo, hi = np.clip(i0, 0, len(values) - 1), np.clip(i0 + 1, 0, len(values) - 1)
+    v0, v1 = values[lo], values[hi]
+    line = v0 + (v1 - v0) * (x - i0)
+    return np.where(np.isfinite(line) & np.isfinite(held), line, held)
 
 
 def _step_held(values: np.ndarray, i: np.ndarray) -> np.ndarray:

@@ -45,9 +45,10 @@ def peak_replicas(peak_demand: float, per_replica: float, headroom: float, min_r
 def war_windows(events: list[Event], demand: Series, *, per_replica: float, headroom: float,
                 min_replicas: int, max_replicas: int, pod_startup: timedelta,
                 hold_after: timedelta = HOLD_AFTER) -> list[WarWindow]:
-    """One window per event occurrence whose [start, end] overlaps the trace (others skipped).
+    """One window per event occurrence whose [start, end) overlaps the trace (others skipped).
 
-    The peak is the highest trace value among intervals overlapping [start, end]; the floor is
+    The peak is the highest trace value among intervals overlapping [start, end) (the interval
+    that starts at `end` is after the event, as its own figures count it); the floor is
     raised `pod_startup` before `start` so the pods are ready when the ramp begins.
     """
     idx = demand.index
@@ -55,7 +56,7 @@ def war_windows(events: list[Event], demand: Series, *, per_replica: float, head
     vals = demand.values.to_numpy(dtype=float)
     out: list[WarWindow] = []
     for ev in events:
-        m = (idx + step > pd.Timestamp(ev.start)) & (idx <= pd.Timestamp(ev.end))
+        m = (idx + step > pd.Timestamp(ev.start)) & (idx < pd.Timestamp(ev.end))
         seg = vals[np.asarray(m)]
         if seg.size == 0 or np.isnan(seg).all():
             continue
