@@ -5,6 +5,7 @@ forecaster (no Prophet) and a shared in-memory Lease. Policies are built from YA
 from __future__ import annotations
 
 import textwrap
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -41,6 +42,17 @@ def policy_yaml(*, tick: str = "1m", dry_run: bool = False, per_replica: float =
         forecast: {{lookback: 8d, step: 5m, horizon: 6h, refit_interval: 6h, min_history: 7d,
                     trust_bound: 0.35}}
     """) + quality + extra_workload
+
+
+def wait_for(cond, timeout_s: float = 20.0) -> bool:
+    """True once `cond()` is (polled every 50 ms), False after `timeout_s` seconds: for the
+    scheduler's threads in the loop tests."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def more_workloads(*names: str) -> str:

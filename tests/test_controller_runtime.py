@@ -69,13 +69,6 @@ def make_controller(cluster, *, source=None, store=None, clock=None):
     return c, metrics
 
 
-def wait_for(cond, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 # --------------------------------------------------------------------------- one workload fails
@@ -216,13 +209,13 @@ def test_a_wall_clock_stepped_back_reschedules_every_job_to_now(tmp_path, monkey
     loop._wall = lambda: time.time() - step[0].total_seconds()
     loop.start()
     try:
-        assert wait_for(lambda: loop.health.ticks_done >= 1)
+        assert f.wait_for(lambda: loop.health.ticks_done >= 1)
         assert loop.check_clock() is False  # the first look only takes the offset
         step[0] = timedelta(hours=1)
         job = loop._scheduler.get_job("tick")
         assert job.next_run_time - Stepped.now(timezone.utc) > timedelta(minutes=60)  # an hour of no ticks
         assert loop.check_clock() is True
-        assert wait_for(lambda: loop.health.ticks_done >= 2)  # the tick ran at once, on the new wall time
+        assert f.wait_for(lambda: loop.health.ticks_done >= 2)  # the tick ran at once, on the new wall time
         job = loop._scheduler.get_job("tick")
         assert job.next_run_time - Stepped.now(timezone.utc) <= timedelta(minutes=1)
         assert loop.check_clock() is False  # said once per step
@@ -377,7 +370,7 @@ def test_ticks_skipped_because_a_tick_overran_are_counted(tmp_path):
     assert metrics.value("ebbtide_ticks_skipped_total") == 0
     loop.start()
     try:
-        assert wait_for(lambda: metrics.value("ebbtide_ticks_skipped_total") >= 1, timeout_s=20)
+        assert f.wait_for(lambda: metrics.value("ebbtide_ticks_skipped_total") >= 1, timeout_s=20)
     finally:
         loop.stop()
 

@@ -296,13 +296,6 @@ def test_input_problems_and_failing_refits_are_counted_and_the_loop_goes_on(tmp_
     assert loop.tick_job() is not None and loop.health.ticks_done == 1
 
 
-def wait_for(cond, timeout_s=20.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_scheduler_ticks_and_reschedules_on_a_new_tick_length(tmp_path):
@@ -310,12 +303,12 @@ def test_scheduler_ticks_and_reschedules_on_a_new_tick_length(tmp_path):
     loop.reload_interval_s = 0.2
     loop.start()
     try:
-        assert wait_for(lambda: loop.health.ticks_done >= 2)
+        assert f.wait_for(lambda: loop.health.ticks_done >= 2)
         assert metrics.value("ebbtide_up") == 1
         write(path, f.policy_yaml(tick="2s"))
-        assert wait_for(lambda: store.reloads == 1)
+        assert f.wait_for(lambda: store.reloads == 1)
         # The reload job reschedules right after the reload counts: wait for it, not a race.
-        assert wait_for(lambda: loop._scheduler.get_job("tick").trigger.interval == timedelta(seconds=2))
+        assert f.wait_for(lambda: loop._scheduler.get_job("tick").trigger.interval == timedelta(seconds=2))
         job = loop._scheduler.get_job("tick")
         assert job.max_instances == 1 and job.coalesce is True
     finally:
@@ -349,10 +342,10 @@ def test_the_lease_is_renewed_while_a_long_refit_and_a_long_tick_run(tmp_path):
     loop.controller.refit_due = blocking("refit")
     loop.start()
     try:
-        assert wait_for(lambda: busy["tick"].is_set() and busy["refit"].is_set())
+        assert f.wait_for(lambda: busy["tick"].is_set() and busy["refit"].is_set())
         seen = len(renewals)
         # Both jobs are stuck: the renewals go on (the elector is called from its own thread).
-        assert wait_for(lambda: len(renewals) >= seen + 5, timeout_s=10.0), len(renewals) - seen
+        assert f.wait_for(lambda: len(renewals) >= seen + 5, timeout_s=10.0), len(renewals) - seen
     finally:
         release.set()
         loop.stop()
@@ -393,7 +386,7 @@ def test_sigterm_stops_run_cleanly_and_releases_the_lease(tmp_path):
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 
     def terminate_after_first_tick():
-        wait_for(lambda: loop.health.ticks_done >= 1)
+        f.wait_for(lambda: loop.health.ticks_done >= 1)
         os.kill(os.getpid(), signal.SIGTERM)
 
     t = threading.Thread(target=terminate_after_first_tick, daemon=True)
