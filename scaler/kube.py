@@ -58,6 +58,9 @@ REASON_BITRATE = "EbbtideBitrate"
 REASON_GUARD = "EbbtideGuard"
 #: Event messages longer than this are cut (client-go's recorder cuts at 1024 too).
 EVENT_MESSAGE_MAX_CHARS = 1024
+#: After a refused (403) create of an absent bitrate document, the document reads as unreadable
+#: for this long (seconds): replicas are planned without bitrate; then creating it is tried again.
+CREATE_FORBIDDEN_RETRY_S = 600.0
 MANAGED_BY = {"app.kubernetes.io/managed-by": "ebbtide"}
 
 T = TypeVar("T")
@@ -316,6 +319,7 @@ class KubeCluster:
         self.coordination = k8s.CoordinationV1Api(api_client)
         self._seen: dict[tuple[str, str, str], _Seen] = {}
         self.api_calls = 0  # HTTP requests made since construction (retries included)
+        self._create_refused: dict[tuple[str, str], float] = {}  # bitrate ConfigMap -> monotonic time of a 403
 
     # ---- construction
     @classmethod
@@ -348,12 +352,18 @@ class KubeCluster:
 
     # ---- HTTP with retries
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """One API call -> its JSON body (a dict). Counts it; no retry (see `_retrying`)."""
+        """One API call -> its JSON body (a dict). Counts it; no retry (see `_retrying`). An
+        answer that is not JSON (a proxy's HTML page with status 200) is a KubeError naming it."""
         self.api_calls += 1
         timeout = self.retry.request_timeout_s
         resp = fn(*args, _preload_content=False, _request_timeout=(timeout, timeout), **kwargs)
         data = resp.data
-        return json.loads(data) if data else {}
+        try:
+            return json.loads(data) if data else {}
+        except ValueError:
+            head = data[:80].decode("utf-8", "replace") if isinstance(data, bytes) else str(data)[:80]
+            raise KubeError(f"{what}: the API server answered {getattr(resp, 'status', '?')} with something that "
+                            f"is not JSON ({head!r}...): a proxy or a wrong server URL?") from None
 
     def _retrying(self, what: str, attempt: Callable[[bool], T]) -> T:
         """Run `attempt(reread)` until it succeeds, retrying per `self.retry`.
@@ -462,9 +472,30 @@ class KubeCluster:
         return owners[0] if owners else None
 
     def _read_document(self, bt: BitrateTarget) -> tuple[dict[str, dict[str, Any]], bool]:
+        """The bitrate document's tiers and whether its ConfigMap exists. UnreadableDocument (the
+        controller then plans the replicas without bitrate) when it does not parse, when the
+        controller may not read it (403), or when it is absent and the last try to create it was
+        refused (403) less than CREATE_FORBIDDEN_RETRY_S ago: a write that cannot happen would
+        otherwise roll back every scale-in of the workload, tick after tick."""
         where = f"ConfigMap {bt.namespace}/{bt.name}"
-        cm = self._get(f"GET {where}", self._core.read_namespaced_config_map, bt.name, bt.namespace)
+
+        def attempt(_: bool) -> dict[str, Any] | None:
+            try:
+                return self.call(f"GET {where}", self._core.read_namespaced_config_map, bt.name, bt.namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                if exc.status == 403:
+                    raise UnreadableDocument(f"{where}: the controller may not read it ({_status_text(exc)}); "
+                                             "grant get and patch on it (the chart: bitrate.configMaps)") from None
+                raise
+        cm = self._retrying(f"GET {where}", attempt)
         if cm is None:
+            refused = self._create_refused.get((bt.namespace, bt.name))
+            if refused is not None and time.monotonic() - refused < CREATE_FORBIDDEN_RETRY_S:
+                raise UnreadableDocument(f"{where}: absent, and creating it was refused (403 Forbidden): create "
+                                         "it (an empty ConfigMap will do), or grant create on configmaps in "
+                                         f"{bt.namespace} (the chart: bitrate.createConfigMaps)")
             return {}, False
         text = (cm.get("data") or {}).get(bt.key, "")
         return parse_document(text, bt.format, f"{where} key {bt.key}"), True
@@ -654,9 +685,14 @@ class KubeCluster:
                         raise
                     state["exists"] = False  # deleted since it was read: create it
             if not state["exists"]:
-                writer.send("create", where, "bitrate", full, lambda b: self.call(
-                    f"POST {where}", self._core.create_namespaced_config_map, bt.namespace, b,
-                    field_manager=FIELD_MANAGER))
+                try:
+                    writer.send("create", where, "bitrate", full, lambda b: self.call(
+                        f"POST {where}", self._core.create_namespaced_config_map, bt.namespace, b,
+                        field_manager=FIELD_MANAGER))
+                except ApiException as exc:
+                    if exc.status == 403:  # read as unreadable for a while (_read_document)
+                        self._create_refused[(bt.namespace, bt.name)] = time.monotonic()
+                    raise
 
         if writer.dry_run:
             # Without a read we cannot know: a patch is recorded (the real write creates if missing).

@@ -60,6 +60,7 @@ from scaler.kube import (
     LeaderElector,
     LeaseRecord,
     RetryPolicy,
+    UnreadableDocument,
     decide_lease,
     dump_document,
     parse_document,
@@ -731,3 +732,49 @@ def test_real_planner_plan_applies_then_next_tick_is_silent(kube_env):
     result = cluster.apply(second, wl, None, state=state)
     assert (second.target_replicas, result.changed, result.api_calls) == (10, False, 0)
     assert kube_env.transport.requests == []
+
+
+# --------------------------------------------------------------------------- RBAC on the bitrate document
+def test_a_bitrate_document_the_controller_may_not_read_is_unreadable_not_a_failed_read(kube_env):
+    """A Role without get on the bitrate ConfigMap (a policy's bitrate.target the chart's
+    bitrate.configMaps does not name): the read was a KubeError, so the workload was never
+    planned at all, not even a scale-up under load. As an unreadable document, the controller
+    plans its replicas without bitrate (tests/test_no_cut_on_bad_data.py)."""
+    kube_env.server.seed(deployment(NS, "web", 3, 3), configmap(NS, CM, {"policy.json": doc_text({})}))
+    kube_env.transport.fail("GET", r"/configmaps/", 403)
+    with pytest.raises(UnreadableDocument, match="ConfigMap live/ebbtide-bitrate: the controller may not read "
+                                                 "it .*403.*grant get and patch"):
+        kube_env.cluster().read(make_workload(), TARGET_JSON)
+
+
+def test_an_absent_bitrate_document_that_may_not_be_created_stops_rolling_back_scale_ins(kube_env, monkeypatch):
+    """No ConfigMap yet, and no create on configmaps (the chart's bitrate.createConfigMaps false):
+    the first scale-in is rolled back as the write fails; from then on the document reads as
+    unreadable, so the replicas are planned and applied without bitrate, tick after tick, until
+    CREATE_FORBIDDEN_RETRY_S has passed and creating it is tried again."""
+    import scaler.kube as kube_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(kube_module.time, "monotonic", lambda: clock[0])
+    kube_env.server.seed(deployment(NS, "web", 6, 6))
+    cluster = kube_env.cluster(retry=RetryPolicy(attempts=2))
+    wl = make_workload()
+    state = cluster.read(wl, TARGET_JSON)
+    assert state.bitrate_caps == ()
+    kube_env.transport.fail("POST", r"/configmaps$", 403, times=5)
+    result = cluster.apply(make_plan(6, 3, caps=CAPS_720), wl, TARGET_JSON, state=state)
+    assert result.rolled_back and "403" in result.error
+    with pytest.raises(UnreadableDocument, match="absent, and creating it was refused"):
+        cluster.read(wl, TARGET_JSON)
+    clock[0] += kube_module.CREATE_FORBIDDEN_RETRY_S + 1
+    assert cluster.read(wl, TARGET_JSON).bitrate_caps == ()  # tried again
+
+
+def test_an_answer_that_is_not_json_is_a_kube_error_naming_it(kube_env):
+    class Html:
+        status = 200
+        data = b"<html><body>Sign in to the corporate proxy</body></html>"
+
+    with pytest.raises(KubeError, match=r"GET Deployment live/web/scale: the API server answered 200 with "
+                                        r"something that is not JSON \('<html><body>Sign in"):
+        kube_env.cluster().call("GET Deployment live/web/scale", lambda *a, **k: Html())
