@@ -170,7 +170,9 @@ esac
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ebbtide-e2e.XXXXXX")"
 
 KUBECTL=(kubectl)
-[[ -n "${KUBE_CONTEXT:-}" ]] && KUBECTL+=(--context "$KUBE_CONTEXT")
+HELM_BIN=()      # chart mode only (found below)
+HELM_CTX=()      # the context kubectl uses, for helm too
+if [[ -n "${KUBE_CONTEXT:-}" ]]; then KUBECTL+=(--context "$KUBE_CONTEXT"); HELM_CTX+=(--kube-context "$KUBE_CONTEXT"); fi
 k() { "${KUBECTL[@]}" -n "$NS" "$@"; }
 
 cleanup() {
@@ -179,7 +181,9 @@ cleanup() {
   if [[ "${KEEP:-0}" == 1 ]]; then
     printf 'KEEP=1: namespace %s left in place; work files in %s\n' "$NS" "$WORK" >&2
   else
-    [[ "$MODE" == chart ]] && "${HELM_BIN[@]}" uninstall "$RELEASE" -n "$NS" --wait >/dev/null 2>&1 || true
+    if [[ "$MODE" == chart && ${#HELM_BIN[@]} -gt 0 ]]; then
+      "${HELM_BIN[@]}" uninstall "$RELEASE" -n "$NS" --wait ${HELM_CTX[@]+"${HELM_CTX[@]}"} >/dev/null 2>&1 || true
+    fi
     "${KUBECTL[@]}" delete namespace "$NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true
     [[ -n "${KIND_CLUSTER:-}" ]] && kind delete cluster --name "$KIND_CLUSTER" >/dev/null 2>&1 || true
     rm -rf "$WORK"
@@ -196,7 +200,7 @@ find_tool() {  # find_tool NAME VAR: $VAR, else NAME on PATH, else .venv/bin/NAM
   if [[ -x "$REPO/.venv/bin/$name" ]]; then echo "$REPO/.venv/bin/$name"; return; fi
   die "$name not found (set ${name^^})"
 }
-HELM_BIN=("$(find_tool helm "${HELM:-}")")
+if [[ "$MODE" == chart ]]; then HELM_BIN=("$(find_tool helm "${HELM:-}")"); fi  # workstation mode needs none
 command -v kubectl >/dev/null || die "kubectl not found"
 
 # ----------------------------------------------------------------------------- cluster and demo objects
@@ -204,6 +208,7 @@ if [[ -n "${KIND_CLUSTER:-}" ]]; then
   log "creating kind cluster $KIND_CLUSTER"
   kind create cluster --name "$KIND_CLUSTER" --wait 120s
   KUBECTL+=(--context "kind-$KIND_CLUSTER")
+  HELM_CTX=(--kube-context "kind-$KIND_CLUSTER")
   if [[ "$MODE" == chart ]]; then kind load docker-image "${IMAGE:?IMAGE is required in chart mode}" --name "$KIND_CLUSTER"; fi
 fi
 log "namespace $NS and demo objects"
@@ -279,12 +284,13 @@ fi
   policy "http://e2e-prometheus.${NS}.svc:9090" false | sed 's/^/  /'
 } > "$WORK/values.yaml"
 chart_args=(upgrade --install "$RELEASE" "$REPO/charts/ebbtide" -n "$NS" -f "$WORK/values.yaml"
+  ${HELM_CTX[@]+"${HELM_CTX[@]}"}
   --set "fullnameOverride=$FULLNAME,replicaCount=2,rbac.namespaces={$NS},bitrate.createConfigMaps=false"
-  --set "image.repository=${IMAGE%:*},image.tag=${IMAGE##*:},image.pullPolicy=IfNotPresent")
-leader_audit() {  # leader_audit FILE: the audit lines of the pod holding the Lease, after the rollout
+  --set "image.repository=${IMAGE%:*},image.pullPolicy=IfNotPresent" --set-string "image.tag=${IMAGE##*:}")
+leader_audit() {  # leader_audit FILE: the audit lines of the pod holding the Lease; fails while none holds it
   local holder
-  holder=$(k get lease "$FULLNAME" -o jsonpath='{.spec.holderIdentity}')
-  [[ -n "$holder" ]] || die "no pod holds the Lease $FULLNAME"
+  holder=$(k get lease "$FULLNAME" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null) || true
+  [[ -n "$holder" ]] || return 1  # between leaders (a rollout releases it): the caller tries again
   k logs "$holder" | grep '^{"kind": "plan"' > "$1" || true
   echo "$holder"
 }
@@ -293,7 +299,13 @@ log "chart, dryRun=true: both pods Ready (the follower too), one Lease holder, n
 "${HELM_BIN[@]}" "${chart_args[@]}" --set dryRun=true --wait --timeout 5m
 k rollout status "deploy/$FULLNAME" --timeout=300s
 [[ "$(k get deploy "$FULLNAME" -o jsonpath='{.status.readyReplicas}')" == 2 ]] || die "not both pods Ready"
-for _ in $(seq 60); do holder=$(leader_audit "$WORK/dry.jsonl"); [[ -s "$WORK/dry.jsonl" ]] && break; sleep 5; done
+holder=""
+for _ in $(seq 60); do
+  holder=$(leader_audit "$WORK/dry.jsonl") || holder=""
+  [[ -n "$holder" && -s "$WORK/dry.jsonl" ]] && break
+  sleep 5
+done
+[[ -n "$holder" ]] || die "no pod holds the Lease $FULLNAME"
 [[ -s "$WORK/dry.jsonl" ]] || die "no plan line from the leader $holder"
 [[ "$(plan_field "$WORK/dry.jsonl" web 'p["dry_run"]')" == True ]] || die "dryRun=true but the plan was live"
 [[ "$(state)" == "$BEFORE" ]] || die "dry-run changed the cluster: $(state)"
@@ -303,11 +315,12 @@ log "chart, dryRun=false: the leader writes what its plan says"
 "${HELM_BIN[@]}" "${chart_args[@]}" --set dryRun=false --wait --timeout 5m
 k rollout status "deploy/$FULLNAME" --timeout=300s
 for _ in $(seq 60); do
-  holder=$(leader_audit "$WORK/live.jsonl")
-  if [[ -s "$WORK/live.jsonl" ]] && [[ "$(plan_field "$WORK/live.jsonl" web 'p["dry_run"]')" == False ]] &&
+  holder=$(leader_audit "$WORK/live.jsonl") || holder=""
+  if [[ -n "$holder" && -s "$WORK/live.jsonl" ]] && [[ "$(plan_field "$WORK/live.jsonl" web 'p["dry_run"]')" == False ]] &&
      [[ "$(plan_field "$WORK/live.jsonl" web 'p["error"]')" == None ]]; then break; fi
   sleep 5
 done
+[[ -n "$holder" ]] || die "no pod holds the Lease $FULLNAME"
 check_live "$WORK/live.jsonl"
 # persistState (default on): the leader keeps each workload's planner memory in <fullname>-state.
 for w in web api; do
