@@ -305,8 +305,16 @@ def _sa_name(objs: list[dict[str, Any]]) -> str:
 
 
 def test_rbac_scope_follows_namespaces(helm: Helm) -> None:
+    # An inline policy: a Role in its workloads' namespace only (the placeholder's `default`),
+    # no cluster-wide grant; a policy the chart cannot read, or clusterWide: a ClusterRole.
     default = helm.objects("default")
-    assert [o["kind"] for o in default if o["kind"] == "ClusterRole"] == ["ClusterRole"]
+    assert not [o for o in default if o["kind"].startswith("Cluster")]
+    assert [(o["kind"], o["metadata"]["namespace"]) for o in default
+            if o["metadata"]["name"].endswith("-workloads")] == [("Role", "default"), ("RoleBinding", "default")]
+    for objs in (helm.objects("existing-objects"), [d for d in yaml.safe_load_all(
+            helm.template("--set", "rbac.clusterWide=true")) if d]):
+        assert [o["kind"] for o in objs if o["metadata"]["name"].endswith("-workloads")] == \
+            ["ClusterRole", "ClusterRoleBinding"]
     all_on = helm.objects("all-on")
     assert not [o for o in all_on if o["kind"].startswith("Cluster")]
     workload_roles = {o["metadata"]["namespace"] for o in all_on

@@ -136,6 +136,23 @@ as a list of "namespace/name" strings.
 {{- $out | uniq | sortAlpha | toJson -}}
 {{- end -}}
 
+{{/*
+Namespaces the workload Roles are made in, as a JSON list: `rbac.namespaces` when set; else,
+with the policy given inline (and not `rbac.clusterWide`), the namespaces of its workloads'
+targets; else none (a ClusterRole: the chart cannot read an existingPolicyConfigMap's policy).
+*/}}
+{{- define "ebbtide.rbacNamespaces" -}}
+{{- $out := list -}}
+{{- if .Values.rbac.namespaces -}}
+{{- $out = .Values.rbac.namespaces -}}
+{{- else if and (not .Values.rbac.clusterWide) (not .Values.existingPolicyConfigMap) .Values.policy -}}
+{{- range .Values.policy.workloads -}}
+{{- $out = append $out (default "default" (default (dict) .target).namespace) -}}
+{{- end -}}
+{{- end -}}
+{{- $out | uniq | sortAlpha | toJson -}}
+{{- end -}}
+
 {{- define "ebbtide.alertSelector" -}}
 {{- default (printf "job=%q,namespace=%q" (include "ebbtide.fullname" .) .Release.Namespace) .Values.prometheusRule.selector -}}
 {{- end -}}

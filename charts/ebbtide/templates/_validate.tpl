@@ -34,7 +34,7 @@ render runs them (tests/test_chart.py, "refused at install").
 {{- end -}}
 {{- end -}}
 {{- if $missing -}}
-{{- fail (printf "rbac.namespaces %s does not hold %s: the controller could not read or scale it; add the namespace to rbac.namespaces, or leave rbac.namespaces empty for a ClusterRole" (toJson $v.rbac.namespaces) (join ", " $missing)) -}}
+{{- fail (printf "rbac.namespaces %s does not hold %s: the controller could not read or scale it; add the namespace to rbac.namespaces, or leave rbac.namespaces empty (the policy's namespaces)" (toJson $v.rbac.namespaces) (join ", " $missing)) -}}
 {{- end -}}
 {{- end -}}
 {{- $managedArgs := list "--policy" "--dry-run" "--no-dry-run" "--http-port" "--leader-elect" "--no-leader-elect" "--lease-name" "--lease-namespace" "--lease-duration" "--lease-retry-period" "--state-configmap" "--state-namespace" "--executor" "--scheduler" "--fit-workers" "--query-concurrency" "--identity" "--prometheus-url" "--log-level" "--once" "--at" -}}
