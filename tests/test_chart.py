@@ -300,6 +300,18 @@ def test_rbac_grants_the_verbs_the_controller_calls_and_no_more(helm: Helm) -> N
     assert granted == KUBE_CALLS
 
 
+def test_dry_run_grants_reads_only_and_the_lease(helm: Helm) -> None:
+    """A dry run writes nothing, Events included (docs/operations.md): its Roles grant no write
+    but the Lease's (leader election runs in dry-run too); going live is a helm upgrade."""
+    writes = {"create", "patch", "update", "delete"}
+    for variant in ("default", "existing-objects", "named-state"):
+        for role, rule in _rules(helm.objects(variant)):
+            if set(rule["verbs"]) & writes:
+                assert rule["apiGroups"] == ["coordination.k8s.io"], (variant, role["metadata"]["name"], rule)
+    live = [d for d in yaml.safe_load_all(helm.template("--set", "dryRun=false")) if d]
+    assert any("patch" in r["verbs"] and "deployments/scale" in r["resources"] for _, r in _rules(live))
+
+
 def _sa_name(objs: list[dict[str, Any]]) -> str:
     return _one(objs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
 
@@ -345,7 +357,11 @@ def test_persist_state_wiring(helm: Helm) -> None:
     assert env["EBBTIDE_STATE_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     role = _one(objs, "Role", "ebbtide-state")
     assert role["metadata"]["namespace"] == NAMESPACE
+    # dryRun (the default) reads the memory and writes none of it; live it is written, created if absent
     assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["ebbtide-state"], "verbs": ["get"]}]
+    live = _one([d for d in yaml.safe_load_all(helm.template("--set", "dryRun=false")) if d], "Role", "ebbtide-state")
+    assert live["rules"] == [
         {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["ebbtide-state"],
          "verbs": ["get", "patch"]},
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]
