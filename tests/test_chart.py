@@ -274,7 +274,7 @@ KUBE_CALLS = {("apps", "deployments"): {"get"}, ("apps", "statefulsets"): {"get"
               ("", "configmaps"): {"get", "patch", "create"}}
 
 
-def test_rbac_grants_the_verbs_the_controller_calls_and_no_more(helm: Helm) -> None:
+def test_rbac_grants_the_verbs_the_controller_calls_and_no_more(helm: Helm, tmp_path: Path) -> None:
     """The Helm sweep: list/watch on workloads, update everywhere and patch on events were granted
     and never used. Every verb rendered is one scaler/kube.py calls, and each call is granted."""
     import re
@@ -292,12 +292,25 @@ def test_rbac_grants_the_verbs_the_controller_calls_and_no_more(helm: Helm) -> N
         group, res = resource[obj]
         called.setdefault((group, res + (scale or "").replace("_", "/")), set()).add(verb[v])
     assert called == KUBE_CALLS  # what kube.py calls, derived from its source
+    # all-on scales Deployments only; a policy the chart cannot read (existing-objects) may scale
+    # either kind: together, every call is granted, and nothing else.
     granted: dict[tuple[str, str], set[str]] = {}
-    for _, rule in _rules(helm.objects("all-on")):
+    live_existing = [d for d in yaml.safe_load_all(helm.template(*VARIANTS["existing-objects"], "--set",
+                                                                 "dryRun=false")) if d]
+    for _, rule in _rules(helm.objects("all-on")) + _rules(live_existing):
         for group in rule["apiGroups"]:
             for res in rule["resources"]:
                 granted.setdefault((group, res), set()).update(rule["verbs"])
     assert granted == KUBE_CALLS
+    all_on = {res for _, rule in _rules(helm.objects("all-on")) for res in rule["resources"]}
+    assert "statefulsets" not in all_on and "statefulsets/scale" not in all_on  # a kind the policy never scales
+    values = yaml.safe_load(ALL_ON.read_text())
+    values["policy"]["workloads"][0]["target"]["kind"] = "StatefulSet"
+    one_of_each = tmp_path / "sts.yaml"
+    one_of_each.write_text(yaml.safe_dump(values))
+    both = {res for _, rule in _rules([d for d in yaml.safe_load_all(helm.template("-f", str(one_of_each))) if d])
+            for res in rule["resources"]}
+    assert {"deployments", "deployments/scale", "statefulsets", "statefulsets/scale"} <= both
 
 
 def test_dry_run_grants_reads_only_and_the_lease(helm: Helm) -> None:

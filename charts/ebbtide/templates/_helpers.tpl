@@ -153,6 +153,23 @@ targets; else none (a ClusterRole: the chart cannot read an existingPolicyConfig
 {{- $out | uniq | sortAlpha | toJson -}}
 {{- end -}}
 
+{{/*
+Workload kinds the Roles name, as a JSON list of resources ("deployments", "statefulsets"): the
+inline policy's target kinds; both with an existingPolicyConfigMap (a policy the chart cannot read).
+*/}}
+{{- define "ebbtide.workloadResources" -}}
+{{- $out := list -}}
+{{- if and (not .Values.existingPolicyConfigMap) .Values.policy -}}
+{{- range .Values.policy.workloads -}}
+{{- $kind := (default (dict) .target).kind -}}
+{{- if eq $kind "StatefulSet" -}}{{- $out = append $out "statefulsets" -}}{{- else -}}{{- $out = append $out "deployments" -}}{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- $out = list "deployments" "statefulsets" -}}
+{{- end -}}
+{{- $out | uniq | sortAlpha | toJson -}}
+{{- end -}}
+
 {{- define "ebbtide.alertSelector" -}}
 {{- default (printf "job=%q,namespace=%q" (include "ebbtide.fullname" .) .Release.Namespace) .Values.prometheusRule.selector -}}
 {{- end -}}
