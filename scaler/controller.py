@@ -570,6 +570,9 @@ class Controller:
         # Asked before each workload of a leader's tick (the loop's view of its Lease, renewed on
         # its own thread): a renewal that fails mid-tick makes the rest of the tick dry-run.
         self.still_leader: Callable[[], bool] | None = None
+        # Called after each workload of a tick (the loop's Health.progress): a long tick over many
+        # workloads is progress, not a wedged loop for the liveness probe to kill mid-apply.
+        self.on_progress: Callable[[], None] | None = None
         # Failed saves in a row: (first failure, when last warned, failures); None when the last
         # save went through. A store refused for good (RBAC) warns once per SAVE_WARN_EVERY.
         self._save_failing: tuple[datetime, datetime, int] | None = None
@@ -619,6 +622,8 @@ class Controller:
             outcomes.append(outcome)
             if refit is not None:
                 refits.append(refit)
+            if self.on_progress is not None:
+                self.on_progress()
         self._forget_removed(policy)
         if self.memory_store is not None and not effective_dry_run and not lost_lead:
             self.save_memory(policy, now)  # only the leader, only live: dry-run writes nothing

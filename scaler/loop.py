@@ -252,6 +252,7 @@ class ControllerLoop:
         self._busy = 0  # tick and refit jobs running now (stop() waits for them, the Lease renewed)
         self._idle = threading.Condition()
         controller.still_leader = lambda: self.is_leader
+        controller.on_progress = health.progress  # each workload done moves /healthz's clock
         self._wall: Callable[[], float] = time.time  # the clocks check_clock compares (tests step them)
         self._mono: Callable[[], float] = time.monotonic
         self._wall_offset: float | None = None

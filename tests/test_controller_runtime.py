@@ -26,7 +26,8 @@ Cases:
   1,000,000 bytes of data is refused before it is sent, with the sizes in the message;
 - ticks longer than their interval: the savings estimate counts the time since the workload's
   last plan (2 ticks after a skipped one, at most 4 after a long gap), and
-  `ebbtide_ticks_skipped_total` counts the scheduled ticks APScheduler did not start.
+  `ebbtide_ticks_skipped_total` counts the scheduled ticks APScheduler did not start; each
+  workload done moves /healthz's clock (a long tick was killed by the liveness probe mid-apply).
 """
 
 from __future__ import annotations
@@ -391,3 +392,19 @@ def test_sigterm_during_a_single_tick_ends_it_after_the_workload_under_way():
         report = c.tick(three_workloads(), dry_run=False)
     assert [o.workload for o in report.outcomes] == ["edge"] and cluster.replicas["edge"] == 33
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_long_tick_moves_the_liveness_clock_at_each_workload(tmp_path):
+    """/healthz failed when no tick started or ended for 3 ticks + 120 s: a tick over many
+    workloads (or a slow API server) longer than that was killed by the kubelet mid-apply."""
+    beats = []
+    path = tmp_path / "policy.yaml"
+    path.write_text(f.policy_yaml(sli=False, extra_workload=f.more_workloads("a", "b")))
+    metrics = ControllerMetrics()
+    c, _ = make_controller(f.FakeCluster({n: 10 for n in THREE}))
+    health = Health(clock=lambda: beats.append(1) or float(len(beats)))
+    loop = ControllerLoop(PolicyStore(path, metrics), c, metrics=metrics, health=health)
+    before = len(beats)
+    loop.tick_job()
+    # tick started, three workloads done, tick ended
+    assert len(beats) - before == 5
