@@ -494,6 +494,8 @@ class _Grid:
 def _grid(trace: Series, policy: Policy, hs: HpaSettings, start: datetime | None, end: datetime | None,
           shape: str = "step") -> _Grid:
     """The replay's time axis for `trace` over [start, end) (default: the whole trace)."""
+    if shape not in ("step", "linear"):
+        raise EbbtideError(f"demand shape {shape!r}: step or linear")
     step_s = int(trace.step_s)
     tick_s = _whole_s(policy.schedule.tick, "schedule.tick")
     sync_s = _whole_s(timedelta(seconds=hs.sync_s), "HPA sync period")
