@@ -563,11 +563,10 @@ def _bandwidth_charges(steps: _Steps, cost: Cost, billing: EgressBilling, zone_n
                                       Decimal(0).quantize(quantum)), _Charge(a, b, cov, Decimal(0))))
             continue
         n = len(seen)
-        if billing == "daily_peak_bandwidth":
-            rank, proration = n, Fraction(1)
-        else:
-            rank = -(-n * P95_PERMILLE // 1000)  # ceil(0.95 n), integer arithmetic
-            proration = Fraction(cov, b - a)
+        # A period the data covers in part is prorated by its covered seconds: the hours outside
+        # the range compared (a replay's or a report's edges) are not measured for any strategy.
+        proration = Fraction(cov, b - a)
+        rank = n if billing == "daily_peak_bandwidth" else -(-n * P95_PERMILLE // 1000)  # ceil(0.95 n)
         mbps = seen[rank - 1] / 10**6
         charge = round_money(mbps * p * proration, quantum)
         out.append((BillingCharge(label, _utc(a), _utc(b), _quantity(mbps), "Mbps", n, rank, cov,

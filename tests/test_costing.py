@@ -6,7 +6,8 @@ Cases:
   prices taken as the decimal written (0.015 -> 0.02, not the binary float's 0.01); half up.
 - egress per GB: 1000 viewers x 2000 kbps x 1 h = 900 GB -> $18.00; two tiers -> 990 GB.
 - daily peak: 288 samples at 100 Mbps with one at 250 -> $37.50; a 1-minute spike is averaged
-  into its 5-minute sample (200 Mbps); a partial day on an hourly grid is billed in full.
+  into its 5-minute sample (200 Mbps); a partial day on an hourly grid is prorated by its
+  covered seconds (6 h at a 300 Mbps peak: $11.25, it was billed $45.00 in full).
 - monthly p95: 20 samples 1..20 -> 19 Mbps (rank 19), prorated 6000 s / 30 d; 100 samples ->
   95 Mbps; a full 30-day month with 432 vs 433 spikes (the 5% boundary) -> $200 vs $1000;
   a timeline across a month end gives two charges.
@@ -131,11 +132,15 @@ def test_daily_peak_averages_a_one_minute_spike_into_its_slot():
     assert (day.samples, day.quantity, day.charge) == (288, Decimal("200"), Decimal("30.00"))
 
 
-def test_daily_peak_of_a_partial_day_is_billed_in_full():
+def test_daily_peak_of_a_partial_day_is_prorated_by_its_covered_seconds():
+    """Billed in full, the 18 hours outside the data were charged at a peak nobody measured for
+    them: a replay starting mid-day overstated the saving against the HPA (the demo's by 3.9%)."""
     bill = egress_cost(mbps_timeline("2024-11-01T12:00Z", [100, 100, 100, 300, 100, 100], freq="h"), PRICES,
                        "daily_peak_bandwidth")
     (day,) = bill.charges
-    assert (day.samples, day.covered_s, day.quantity, day.charge) == (72, 6 * 3600, Decimal("300"), Decimal("45.00"))
+    # 300 Mbps x $0.15 a Mbps-day x 6 h / 24 h
+    assert (day.samples, day.covered_s, day.quantity, day.proration, day.charge) == (
+        72, 6 * 3600, Decimal("300"), Decimal("0.25"), Decimal("11.25"))
 
 
 def test_monthly_p95_of_twenty_samples_drops_the_top_one_and_prorates():
@@ -333,6 +338,6 @@ def test_huge_inputs_cost_exactly_or_are_refused_never_negative():
     # 2e12 x 6000 kbit/s x 3600 s = 4.32e22 bit = 5.4e12 GB, at 0.02 a GB
     assert huge.gb == Decimal("5400000000000") and huge.total == Decimal("108000000000.00")
     peak = egress_cost(EgressTimeline(ts, {"core": (np.full(12, 2e12), 6000.0)}), PRICES, "daily_peak_bandwidth")
-    assert peak.total == Decimal("1800000000000.00")  # 1.2e13 Mbps x 0.15 a Mbps-day, the day billed in full
+    assert peak.total == Decimal("75000000000.00")  # 1.2e13 Mbps x 0.15 a Mbps-day x 1 h / 24 h (12 x 5 min)
     with pytest.raises(EbbtideError, match=r"a cost or quantity of 2e\+30 is beyond what Ebbtide adds up exactly"):
         compute_cost(hourly("2024-11-01T00:00Z", [1e30, 1e30]), PRICES)

@@ -396,6 +396,25 @@ def test_caps_between_rungs_under_bandwidth_billing_are_said_to_be_averages(poli
     assert not any("between two rungs" in n for n in per_gb.notes)  # a GB is a GB: the average is exact
 
 
+def test_caps_between_rungs_transcode_every_rung_under_any_billing(policy):
+    """Per GB the average cap bills the egress exactly, but the rungs produced in a row whose cap
+    changed inside it are unknown: its average (4,500 kbps from 1080p half the hour, 720p the
+    other half) counted 3 rungs where 4 ran, a transcoding saving that never happened."""
+    base = make_input(policy)
+    base = ReportInput(**{**base.__dict__, "transcoded_streams": 100.0})
+    top_kbps = float(policy.bitrate.ladder[0].kbps)
+    caps = base.caps_kbps.copy()
+    caps["core"] = (top_kbps + float(policy.bitrate.ladder[1].kbps)) / 2
+    r = build_report(ReportInput(**{**base.__dict__, "caps_kbps": caps}))
+    at_top = caps.copy()
+    at_top["core"] = top_kbps
+    top = build_report(ReportInput(**{**base.__dict__, "caps_kbps": at_top}))
+    assert r.totals()["ebbtide"].transcoding == top.totals()["ebbtide"].transcoding  # every rung counted
+    assert r.totals()["ebbtide"].egress < top.totals()["ebbtide"].egress  # the GB of the average stay exact
+    assert any("which rungs were transcoded there is unknown: transcoding is costed at every rung" in n
+               for n in r.notes)
+
+
 def test_rows_are_clipped_to_the_range_asked_for(policy):
     """Samples off the hour (12:02:53, as NAB's traces) made a one-day range bill slivers of the
     day before and after at a full daily peak. Rows are now clipped to [start, end)."""
@@ -487,12 +506,13 @@ def test_components_not_costed_read_not_costed_not_zero(policy):
     sentence = savings_sentence(r.savings_daily["static"], not_costed=r.not_costed)
     assert "on CDN egress" not in sentence and "CDN egress and transcoding not costed." in sentence
     assert sentence in parsed.text("savings-words")
-    assert "CDN egress and transcoding savings are real money" not in html
+    assert "CDN egress and transcoding savings move the bill directly" not in html
     assert r.headline.text.endswith("CDN egress and transcoding not costed.")
+    assert "Simulated: recorded demand replayed through Ebbtide and each baseline" in r.headline.text
     streams = build_report(make_input(policy))  # a ladder but no transcoded streams: transcoding only
     assert list(streams.not_costed) == ["transcoding"]
     assert "it saved" in savings_sentence(streams.savings_daily["static"], not_costed=streams.not_costed)
-    assert "on CDN egress (real money" in savings_sentence(streams.savings_daily["static"],
+    assert "on CDN egress (billed by use" in savings_sentence(streams.savings_daily["static"],
                                                            not_costed=streams.not_costed)
 
 

@@ -267,6 +267,14 @@ def read_timeline(path: str):
         i = int(np.flatnonzero(steps <= 0)[0]) + 1
         raise EbbtideError(f"--timeline {path}:{i + 2}: ts {frame['ts'].iat[i]!r} is not after the row before it "
                            f"({frame['ts'].iat[i - 1]!r}); rows must be in time order, one per interval")
+    if len(steps) and (steps != steps[0]).any():
+        # Each row's values hold over its interval: a missing row would be costed as the row before
+        # it (a saving nobody measured), and the interval length is read from the spacing.
+        i = int(np.flatnonzero(steps != steps[0])[0]) + 1
+        gap, every = pd.Timedelta(int(steps[i - 1]), "ns"), pd.Timedelta(int(steps[0]), "ns")
+        raise EbbtideError(f"--timeline {path}:{i + 2}: ts {frame['ts'].iat[i]!r} is {gap} after the row before it, "
+                           f"where the rows before are {every} apart: a row is missing or extra (a replay timeline "
+                           f"has one row per interval); write it again with `ebbtide replay --timeline-out FILE`")
     need = ["demand", *(f"replicas_{s}" for s in ("ebbtide", "hpa", "static"))]
     absent = [c for c in need if c not in frame.columns]
     if absent:

@@ -410,6 +410,9 @@ def _headline(report_windows: Sequence[Window], windowed: Mapping[str, CostBreak
     text += "."
     if potential:
         text += " Compute savings are potential: they become money once the freed machines are released."
+    if ran == "ebbtide":  # a replay: every strategy, Ebbtide's included, is simulated on recorded demand
+        text += (" Simulated: recorded demand replayed through Ebbtide and each baseline, so these are what each "
+                 "would have cost.")
     if not_costed:
         text += f" {_upper_first(' and '.join(COMPONENT_NAMES[k] for k in COMPONENT_NAMES if k in not_costed))} " \
                 f"not costed."
@@ -428,20 +431,25 @@ def _span(a: pd.Timestamp, b: pd.Timestamp) -> str:
 
 
 def _ran_caps(caps: pd.DataFrame, tiers: Sequence[str], top: float, ladder: Sequence[float], step: timedelta,
-              billing: str, notes: list[str]) -> dict[str, np.ndarray | float]:
-    """The tier caps of what ran (kbit/s), for its egress. A tier or interval whose cap is unknown
+              billing: str, transcoding: bool, notes: list[str]
+              ) -> tuple[dict[str, np.ndarray | float], dict[str, np.ndarray | float]]:
+    """The tier caps of what ran (kbit/s): for its egress, and for the rungs it transcoded. A
+    row whose cap is between two rungs held two rungs in turn, so which rungs were produced is
+    unknown: transcoding counts every rung there under any billing (its average cap under-counted
+    them: 4 rungs produced, 3 counted). A tier or interval whose cap is unknown
     is costed at the ladder's top, as the baselines are, so it saves nothing: costing it at
     nothing saved what was never measured. Caps between two rungs are a row's average (a cap
     changed inside a row): bandwidth billing reads 5-minute samples, whose peak inside such a row
     is unknown, so those rows are billed at the top too (a day's average cap had billed a daily
     timeline's 95th percentile 12% below what any of its samples could give)."""
     out: dict[str, np.ndarray | float] = {}
+    rungs_of: dict[str, np.ndarray | float] = {}
     unknown = 0
     between = np.zeros(len(caps), dtype=bool)  # rows where some tier's cap is between rungs
     bandwidth = billing != "per_gb"
     for t in tiers:
         if t not in caps.columns:
-            out[t], unknown = top, unknown + len(caps)
+            out[t], rungs_of[t], unknown = top, top, unknown + len(caps)
             continue
         k = caps[t].to_numpy(float)
         nan = ~np.isfinite(k)
@@ -449,6 +457,7 @@ def _ran_caps(caps: pd.DataFrame, tiers: Sequence[str], top: float, ladder: Sequ
         off_rung = ~nan & ~np.isclose(k[:, None], np.asarray(ladder)[None, :], rtol=1e-9, atol=1e-6).any(axis=1)
         between |= off_rung
         out[t] = np.where(nan | (bandwidth & off_rung), top, k)
+        rungs_of[t] = np.where(nan | off_rung, top, k)
     if unknown:
         notes.append(f"bitrate caps unknown on {unknown} tier-interval(s): costed at the ladder's top rung, as the "
                      f"baselines are (no saving is counted where none was measured)")
@@ -458,7 +467,12 @@ def _ran_caps(caps: pd.DataFrame, tiers: Sequence[str], top: float, ladder: Sequ
                      f"{billing} billing reads 5-minute samples, whose peak there is unknown: what ran is billed "
                      f"at the ladder's top rung in those intervals (no saving counted); replay at a finer "
                      f"interval for the exact bill")
-    return out
+    elif transcoding and between.any():
+        notes.append(f"{int(between.sum())} of {len(caps)} intervals hold a cap between two rungs (a cap changed "
+                     f"inside the {format_duration(step)} interval, so the timeline holds its average); which rungs "
+                     f"were transcoded there is unknown: transcoding is costed at every rung in those intervals "
+                     f"(no saving counted); replay at a finer interval for the exact bill")
+    return out, rungs_of
 
 
 def _clip(idx: pd.DatetimeIndex, step: pd.Timedelta, start: datetime | None, end: datetime | None,
@@ -520,13 +534,15 @@ def build_report(inp: ReportInput) -> Report:
             raise EbbtideError(f"report: no viewers for bitrate tier(s) {', '.join(absent)}")
         top = float(bitrate.ladder[0].kbps)
         ladder = [float(r.kbps) for r in bitrate.ladder]
-        ran_kbps = _ran_caps(caps, tiers, top, ladder, step, inp.cost.egress_billing, notes) if caps is not None else {}
+        ran_kbps, ran_rungs = (_ran_caps(caps, tiers, top, ladder, step, inp.cost.egress_billing,
+                                         inp.transcoded_streams is not None, notes) if caps is not None else ({}, {}))
         for s in inp.strategies:
-            kbps = ran_kbps if s == inp.strategies[0] and caps is not None else {t: top for t in tiers}
+            ran = s == inp.strategies[0] and caps is not None
+            kbps = ran_kbps if ran else {t: top for t in tiers}
             egress_for[s].append(EgressTimeline(idx, {t: (viewers[t].to_numpy(float), kbps[t]) for t in tiers},
                                                 end=end.to_pydatetime(), name="cdn"))
             if inp.transcoded_streams is not None:
-                rungs = rungs_produced(ladder, kbps)
+                rungs = rungs_produced(ladder, ran_rungs if ran else kbps)
                 transcoding_for[s].append(TranscodingTimeline(idx, inp.transcoded_streams,
                                                               rungs if rungs.size == n else float(rungs[0]),
                                                               end=end.to_pydatetime()))
@@ -625,7 +641,8 @@ def savings_sentence(sv: Savings, over: str = "the whole report period",
     compute = f"{part(t.compute, 'compute')} ({sv.compute_status})"
     if billed:
         what = " and ".join(COMPONENT_NAMES[k] for k in billed)
-        text = (f"Over {over}, against {base}, {ran} {outcome}: it {part(usage, what)} (real money: billed by use) "
+        text = (f"Over {over}, against {base}, {ran} {outcome}: it {part(usage, what)} (billed by use: the bill moves "
+                f"with them) "
                 f"and {compute}.")
     else:
         text = f"Over {over}, against {base}, {ran} {outcome}, all of it on compute ({sv.compute_status})."

@@ -90,6 +90,17 @@ def _tier_shares(policy: Policy) -> dict[str, float] | None:
     return {t.name: float(t.share) for t in b.tiers}
 
 
+def _shares_note(shares: dict[str, float] | None) -> tuple[str, ...]:
+    """A note when the tiers' shares, which split demand into viewers for egress, leave some
+    viewers in no tier: their egress is costed for no strategy (a smaller bill and a smaller
+    saving than the demand carries, not a wrong one)."""
+    if shares is None or sum(shares.values()) >= 1 - 1e-9:
+        return ()
+    total = sum(shares.values())
+    return (f"the bitrate tiers' shares add up to {total:.2f}: {100 * (1 - total):.0f}% of the viewers are in no "
+            "tier, and their CDN egress is costed for no strategy",)
+
+
 def from_replay(result, policy: Policy, *, extra_events: Sequence[Event] = (), recorder: RecordingPlanner | None = None,
                 zone: str = "UTC", billing_zone: str = "UTC", compute_realised: bool = False,
                 transcoded_streams: float | None = None, focus_event: str | None = None,
@@ -124,7 +135,7 @@ def from_replay(result, policy: Policy, *, extra_events: Sequence[Event] = (), r
         plan_stats=recorder.stats() if recorder is not None else None,
         zone=zone, billing_zone=billing_zone, compute_realised=compute_realised,
         transcoded_streams=transcoded_streams, focus_event=focus_event, source=source, command=command,
-        notes=tuple(getattr(result, "notes", ())), start=start, end=end,
+        notes=tuple(getattr(result, "notes", ())) + _shares_note(shares), start=start, end=end,
         measured_quality=_replay_quality(getattr(result, "strategies", None)),
         measured_span=_replay_span(result), step=step.to_pytimedelta(),
     )
