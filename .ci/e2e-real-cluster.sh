@@ -283,10 +283,13 @@ fi
   echo "policy:"
   policy "http://e2e-prometheus.${NS}.svc:9090" false | sed 's/^/  /'
 } > "$WORK/values.yaml"
+[[ "$IMAGE" != *@* ]] || die "IMAGE $IMAGE: give a tag, not a digest"
+image_name="${IMAGE##*/}"  # the tag is after the last ':' of the last path part (a registry may have a port)
+if [[ "$image_name" == *:* ]]; then image_repo="${IMAGE%:*}"; image_tag="${IMAGE##*:}"; else image_repo="$IMAGE"; image_tag=latest; fi
 chart_args=(upgrade --install "$RELEASE" "$REPO/charts/ebbtide" -n "$NS" -f "$WORK/values.yaml"
   ${HELM_CTX[@]+"${HELM_CTX[@]}"}
   --set "fullnameOverride=$FULLNAME,replicaCount=2,rbac.namespaces={$NS},bitrate.createConfigMaps=false"
-  --set "image.repository=${IMAGE%:*},image.pullPolicy=IfNotPresent" --set-string "image.tag=${IMAGE##*:}")
+  --set "image.repository=$image_repo,image.pullPolicy=IfNotPresent" --set-string "image.tag=$image_tag")
 leader_audit() {  # leader_audit FILE: the audit lines of the pod holding the Lease; fails while none holds it
   local holder
   holder=$(k get lease "$FULLNAME" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null) || true
