@@ -237,6 +237,21 @@ def test_linear_demand_spares_the_hpa_the_jumps_step_demand_makes():
     assert line.under_provisioned_share < step.under_provisioned_share / 2
 
 
+def test_an_event_ended_before_the_trace_is_said_not_held():
+    """Its 7-day hold reaches into the replay, but its peak is not in the trace: war state is not
+    held, so `static` is the plain HPA there, and a note says so (it passed for a war state)."""
+    trace = _trace([400.0] * 72, step=timedelta(hours=1))
+    ev = _event(-30, -28, -26)  # ended 26 h before the trace's first row
+    r = replay(trace, load_policy_text(POLICY), planner=hold_planner, extra_events=[ev])
+    assert r.war_windows == () and r.strategies["static"] == r.strategies["hpa"]
+    [note] = [n for n in r.notes if n.startswith("war state not held for sale")]
+    assert "ended (2026-01-03T22:00:00Z) before the trace's first row" in note
+    assert "until 2026-01-10T22:00:00Z the `static` strategy is the plain HPA" in note
+    far = _event(-30 * 24, -30 * 24 + 1, -30 * 24 + 2)  # its hold ended long before: nothing to say
+    r = replay(trace, load_policy_text(POLICY), planner=hold_planner, extra_events=[far])
+    assert not [n for n in r.notes if n.startswith("war state not held")]
+
+
 def test_static_strategy_holds_floor_inside_window_only():
     # 10 days hourly at 400 (HPA: 5 pods), a one-hour spike to 4000 on day 1.
     values = [400.0] * 240

@@ -412,6 +412,7 @@ def replay(
                       events_in_replay=len(windows) + len(during) + sum(
                           _to_s(w.hold_from) < g.t_end and _to_s(w.hold_until) > t_start for w in wars))
     notes += fc.stats.failures[:5]
+    notes += _unheld_war_notes(span_events, wars, trace, options.war_hold_after, t_start, g.t_end)
     if not egress_known and bitrate:
         notes.append("egress not estimated: give every bitrate tier a `share` (viewers per tier)")
     return ReplayResult(
@@ -574,6 +575,23 @@ def replay_hpa(
     return HpaOnlyResult(workload=workload.name, settings=hs, start=_dt(t_start), end=g.at(g.n),
                          summary=rec.summarise(0, g.n)["hpa"], windows=windows,
                          wall_s=time.perf_counter() - wall0)
+
+
+def _unheld_war_notes(events: Sequence[Event], wars: Sequence[WarWindow], trace: Series, hold_after: timedelta,
+                      t0_s: int, t1_s: int) -> list[str]:
+    """A note per event whose war-state hold would reach into the replay but whose peak the trace
+    does not hold (it ended before the trace's first row): war state is not held for it, and the
+    `static` strategy is the plain HPA there, which the figures should not pass for a war state."""
+    held = {w.event for w in wars}
+    out = []
+    for ev in events:
+        if ev.name in held or ev.end > trace.start:
+            continue
+        until = ev.end + hold_after
+        if _to_s(until) > t0_s and _to_s(ev.start) < t1_s:
+            out.append(f"war state not held for {ev.name}: it ended ({_iso(ev.end)}) before the trace's first row, "
+                       f"so its peak is unknown; until {_iso(until)} the `static` strategy is the plain HPA")
+    return out
 
 
 def _linear(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
