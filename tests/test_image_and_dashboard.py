@@ -596,7 +596,7 @@ def test_dashboard_shows_what_operators_need() -> None:
               "ebbtide_bitrate_cap_kbps", "ebbtide_estimated_savings_replica_hours_total",
               "ebbtide_quality_guard_active", "ebbtide_forecast_trusted", "ebbtide_tick_duration_seconds_bucket",
               "ebbtide_errors_total", "ebbtide_leader", "ebbtide_up", "ebbtide_prometheus_errors_total",
-              "ebbtide_policy_reload_errors_total"}
+              "ebbtide_policy_reload_errors_total", "ebbtide_last_plan_timestamp_seconds", "ebbtide_ticks_skipped_total"}
     assert needed <= used, f"no panel shows {sorted(needed - used)}"
     quantiles = {m for _, e in _exprs() for m in re.findall(r'quantile="(\w+)"', e)}
     assert quantiles == {"yhat", "upper"}
