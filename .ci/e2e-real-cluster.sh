@@ -290,6 +290,31 @@ chart_args=(upgrade --install "$RELEASE" "$REPO/charts/ebbtide" -n "$NS" -f "$WO
   ${HELM_CTX[@]+"${HELM_CTX[@]}"}
   --set "fullnameOverride=$FULLNAME,replicaCount=2,rbac.namespaces={$NS},bitrate.createConfigMaps=false"
   --set "image.repository=$image_repo,image.pullPolicy=IfNotPresent" --set-string "image.tag=$image_tag")
+can() {  # can yes|no VERB RESOURCE [ARGS...]: what the API server says the controller's ServiceAccount may do
+  local want="$1" got
+  shift
+  got=$("${KUBECTL[@]}" auth can-i "$@" -n "$NS" --as="system:serviceaccount:$NS:$FULLNAME" 2>/dev/null) || true
+  [[ "${got%% *}" == "$want" ]] || die "RBAC: auth can-i $* -n $NS as $FULLNAME: '${got:-no answer}', want $want"
+}
+rbac_check() {  # rbac_check dry|live: every call scaler/kube.py makes is granted, writes only when live
+  local w=no
+  [[ "$1" == live ]] && w=yes
+  can yes get deployments.apps/web --subresource=scale
+  can yes get deployments.apps/web
+  can yes list horizontalpodautoscalers.autoscaling
+  can yes get configmaps/ebbtide-bitrate
+  can yes get "configmaps/$FULLNAME-state"
+  can yes patch "leases.coordination.k8s.io/$FULLNAME"
+  can "$w" patch deployments.apps/web --subresource=scale
+  can "$w" patch horizontalpodautoscalers.autoscaling/api
+  can "$w" create events
+  can "$w" patch configmaps/ebbtide-bitrate
+  can "$w" patch "configmaps/$FULLNAME-state"
+  can no patch statefulsets.apps/web --subresource=scale   # the policy scales Deployments only
+  can no patch configmaps/some-other-configmap
+  log "RBAC as the API server sees it ($1): every call granted, nothing beyond"
+}
+
 leader_audit() {  # leader_audit FILE: the audit lines of the pod holding the Lease; fails while none holds it
   local holder
   holder=$(k get lease "$FULLNAME" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null) || true
@@ -302,6 +327,7 @@ log "chart, dryRun=true: both pods Ready (the follower too), one Lease holder, n
 "${HELM_BIN[@]}" "${chart_args[@]}" --set dryRun=true --wait --timeout 5m
 k rollout status "deploy/$FULLNAME" --timeout=300s
 [[ "$(k get deploy "$FULLNAME" -o jsonpath='{.status.readyReplicas}')" == 2 ]] || die "not both pods Ready"
+rbac_check dry
 holder=""
 for _ in $(seq 60); do
   holder=$(leader_audit "$WORK/dry.jsonl") || holder=""
@@ -317,6 +343,7 @@ if k get configmap "$FULLNAME-state" >/dev/null 2>&1; then die "dry-run wrote th
 log "chart, dryRun=false: the leader writes what its plan says"
 "${HELM_BIN[@]}" "${chart_args[@]}" --set dryRun=false --wait --timeout 5m
 k rollout status "deploy/$FULLNAME" --timeout=300s
+rbac_check live
 for _ in $(seq 60); do
   holder=$(leader_audit "$WORK/live.jsonl") || holder=""
   if [[ -n "$holder" && -s "$WORK/live.jsonl" ]] && [[ "$(plan_field "$WORK/live.jsonl" web 'p["dry_run"]')" == False ]] &&
