@@ -395,14 +395,18 @@ class KubeCluster:
             waited_s += delay
             reread = reread or status == 409
 
-    def _get(self, what: str, fn: Callable[..., Any], *args: Any) -> dict[str, Any] | None:
-        """GET with retries; None on 404."""
+    def _get(self, what: str, fn: Callable[..., Any], *args: Any,
+             forbidden: Callable[[str], Exception] | None = None) -> dict[str, Any] | None:
+        """GET with retries; None on 404. `forbidden(status text)`: the error a 403 raises at once
+        (default: a KubeError like any status that is not retried)."""
         def attempt(_: bool) -> dict[str, Any] | None:
             try:
                 return self.call(what, fn, *args)
             except ApiException as exc:
                 if exc.status == 404:
                     return None
+                if exc.status == 403 and forbidden is not None:
+                    raise forbidden(_status_text(exc)) from None
                 raise
         return self._retrying(what, attempt)
 
@@ -478,18 +482,10 @@ class KubeCluster:
         refused (403) less than CREATE_FORBIDDEN_RETRY_S ago: a write that cannot happen would
         otherwise roll back every scale-in of the workload, tick after tick."""
         where = f"ConfigMap {bt.namespace}/{bt.name}"
-
-        def attempt(_: bool) -> dict[str, Any] | None:
-            try:
-                return self.call(f"GET {where}", self._core.read_namespaced_config_map, bt.name, bt.namespace)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                if exc.status == 403:
-                    raise UnreadableDocument(f"{where}: the controller may not read it ({_status_text(exc)}); "
-                                             "grant get and patch on it (the chart: bitrate.configMaps)") from None
-                raise
-        cm = self._retrying(f"GET {where}", attempt)
+        cm = self._get(f"GET {where}", self._core.read_namespaced_config_map, bt.name, bt.namespace,
+                       forbidden=lambda status: UnreadableDocument(
+                           f"{where}: the controller may not read it ({status}); grant get and patch on it "
+                           "(the chart: bitrate.configMaps)"))
         if cm is None:
             refused = self._create_refused.get((bt.namespace, bt.name))
             if refused is not None and time.monotonic() - refused < CREATE_FORBIDDEN_RETRY_S:
