@@ -183,24 +183,30 @@ def resolve_prometheus_url(policy: Policy, flag: str | None, env: dict[str, str]
     return flag or env.get("EBBTIDE_PROMETHEUS_URL") or policy.prometheus.url
 
 
+def stop_on_signals(stop: threading.Event, after: str, level: int) -> dict[int, Any] | None:
+    """Make SIGTERM and SIGINT set `stop` (logged at `level`: "stopping after `after`") instead
+    of killing the process; the handlers they had before, or None outside the main thread (where
+    Python cannot install handlers: nothing is done)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):  # noqa: ARG001
+        log.log(level, "received %s: stopping after %s", signal.Signals(signum).name, after)
+        stop.set()
+
+    return {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+
+
 @contextlib.contextmanager
 def stopping_on_signals(stop: threading.Event) -> Iterator[None]:
     """While inside, SIGTERM and SIGINT set `stop` (a controller's `stopping`: the tick under way
     ends after the workload it is on) instead of killing the process mid-apply; the previous
     handlers come back on exit. In the main thread only; elsewhere it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):  # noqa: ARG001
-        log.warning("received %s: stopping after the workload under way", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = stop_on_signals(stop, "the workload under way", logging.WARNING)
     try:
         yield
     finally:
-        for s, h in previous.items():
+        for s, h in (previous or {}).items():
             signal.signal(s, h)
 
 
@@ -361,15 +367,7 @@ class ControllerLoop:
     # ------------------------------------------------------------------ running
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop the loop cleanly (main thread only; elsewhere a no-op)."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def handler(signum, frame):  # noqa: ARG001
-            log.info("received %s: stopping after the running jobs", signal.Signals(signum).name)
-            self.stop_event.set()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        stop_on_signals(self.stop_event, "the running jobs", logging.INFO)
 
     def start(self) -> None:
         """Start the scheduler (background threads); the first tick and refit run at once."""
