@@ -276,6 +276,17 @@ def measured_occurrence(event, series, calendar_tz: str, where: str):
     return inside[-1]
 
 
+def _with_fields(policy, section: str, **fields):
+    """`policy` with the given fields (those not None) of its replayed workload's `section`
+    (`scaling`, `demand`) replaced: the bench's flags that set a policy field."""
+    changes = {k: v for k, v in fields.items() if v is not None}
+    if not changes:
+        return policy
+    w = policy.workloads[0]
+    part = getattr(w, section).model_copy(update=changes)
+    return policy.model_copy(update={"workloads": [w.model_copy(update={section: part})]})
+
+
 def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedelta = AFTER,
               frontier_u: tuple[float, ...] = FRONTIER_U, lift_factor: float | None = None,
               event_lookahead: timedelta | None = None, jump_confirm: timedelta | None = None,
@@ -299,16 +310,10 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
         event = Event.model_validate({**event.model_dump(), "lift": lift})
     calendar = [declared, *(Event.model_validate(e) for e in trace.calendar)]
     policy = scaled_policy(load_policy(policy_file), series, trace.country, workload, trace.calendar_tz)
-    # --event-lookahead, --jump-confirm: the replayed workload's scaling fields of those names
-    changes = {k: v for k, v in (("event_lookahead", event_lookahead), ("jump_confirm", jump_confirm)) if v is not None}
-    if changes:
-        w = policy.workloads[0]
-        policy = policy.model_copy(update={"workloads": [w.model_copy(update={"scaling": w.scaling.model_copy(
-            update=changes)})]})
-    if demand_lag is not None:  # --demand-lag: how old the demand both controllers observe is
-        w = policy.workloads[0]
-        policy = policy.model_copy(update={"workloads": [w.model_copy(update={"demand": w.demand.model_copy(
-            update={"lag": demand_lag})})]})
+    # --event-lookahead, --jump-confirm: the replayed workload's scaling fields of those names;
+    # --demand-lag: how old the demand both controllers observe is
+    policy = _with_fields(policy, "scaling", event_lookahead=event_lookahead, jump_confirm=jump_confirm)
+    policy = _with_fields(policy, "demand", lag=demand_lag)
     options = ReplayOptions(window_after=after, demand_shape=demand_shape)
     r = replay(series, policy, extra_events=calendar, start=event.start - BEFORE, end=event.end + after,
                options=options)
