@@ -6,7 +6,8 @@
 #   .ci/e2e-real-cluster.sh print-policy            # the policy it uses (tests validate it)
 #   .ci/e2e-real-cluster.sh print-manifests         # the demo objects it applies (tests validate them)
 #
-# workstation: `ebbtide run --once --kubeconfig` from this machine, Prometheus port-forwarded.
+# workstation: `ebbtide run --once` from this machine ($KUBECONFIG as kubectl reads it), Prometheus
+#              port-forwarded.
 # chart:       the Helm chart in the cluster (needs IMAGE, built per charts/image/README.md).
 #
 # Both: create a namespace; apply a demo Deployment `web`, a Deployment `api` with an HPA, a bitrate
@@ -26,6 +27,13 @@
 #   HELM                        helm binary (default: helm on PATH, else .venv/bin/helm)
 #   KEEP=1                      keep the namespace (and the kind cluster) for inspection
 set -euo pipefail
+# bash 4.4 or later: ${name^^}, and "${array[@]}" of an empty array under `set -u`, fail on the
+# bash 3.2 macOS ships.
+if (( BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4) )); then
+  echo "e2e-real-cluster.sh: needs bash >= 4.4, this is $BASH_VERSION (macOS: \`brew install bash\`," \
+       "then run the script with that bash)" >&2
+  exit 2
+fi
 
 MODE="${1:-workstation}"
 NS="${NS:-ebbtide-e2e}"
@@ -261,8 +269,7 @@ if [[ "$MODE" == workstation ]]; then
   for _ in $(seq 30); do curl -fsS http://127.0.0.1:19090/-/ready >/dev/null 2>&1 && break; sleep 1; done
   policy http://127.0.0.1:19090 false > "$WORK/policy.yaml"
   "$EBBTIDE_BIN" policy validate "$WORK/policy.yaml"
-  kube_args=()
-  [[ -n "${KUBECONFIG:-}" ]] && kube_args+=(--kubeconfig "${KUBECONFIG%%:*}")
+  kube_args=()  # no --kubeconfig: ebbtide reads $KUBECONFIG as kubectl does, every file of a list merged
   [[ -n "${KUBE_CONTEXT:-}" ]] && kube_args+=(--context "$KUBE_CONTEXT")
   [[ -n "${KIND_CLUSTER:-}" ]] && kube_args+=(--context "kind-$KIND_CLUSTER")
 
