@@ -690,6 +690,29 @@ def test_from_kubeconfig(kube_env, tmp_path):
     assert retries is False or retries.total is False
 
 
+def test_kubeconfig_env_list_is_merged_as_kubectl_merges_it(kube_env, tmp_path, monkeypatch):
+    """No path: $KUBECONFIG, every file of a `:` list (the e2e script passes only --context; it
+    passed the first file, where a context of the second was not found)."""
+    import kubernetes.config.kube_config as kube_config
+
+    kube_env.server.seed(deployment(NS, "web", 3, 3))
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "other",
+        "clusters": [{"name": "nowhere", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "other", "context": {"cluster": "nowhere", "user": "u"}}]}))
+    second.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "emu", "cluster": {"server": kube_env.server.url}}],
+        "users": [{"name": "v", "user": {"token": "t"}}],
+        "contexts": [{"name": "emu", "context": {"cluster": "emu", "user": "v"}}]}))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", f"{first}:{second}")
+    assert KubeCluster.from_kubeconfig(None, "emu").read(make_workload(), None).replicas == 3
+    with pytest.raises(KubeError, match="emu"):
+        KubeCluster.from_kubeconfig(str(first), "emu")
+
+
 def test_a_kubeconfig_cluster_without_a_server_is_a_clear_error(tmp_path):
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump({
