@@ -187,7 +187,7 @@ def print_summary(console, scenario: Scenario, stage: ReplayStage, report, paths
     from rich.table import Table
 
     from scaler.reporting import format_money, strategy_label
-    from scaler.reporting.model import savings_sentence
+    from scaler.reporting.model import savings_sentence, video_quality_sentence
 
     tr, res = scenario.trace, stage.result
     sim = res.to_dict()["simulation"]
@@ -211,6 +211,9 @@ def print_summary(console, scenario: Scenario, stage: ReplayStage, report, paths
                       "-" if q.unserved_share is None else f"{100 * q.unserved_share:.3f}%")
     console.print(table)
     console.print(f"[bold]{escape(report.headline.text)}[/]")
+    video = video_quality_sentence(report)
+    if video:
+        console.print(escape(video))
     for b in report.baselines:
         console.print(savings_sentence(report.savings_daily[b], over="the whole replay"), style="dim")
     for name, p in paths.items():

@@ -121,6 +121,7 @@ def run(args) -> int:
     from policies.loading import load_policy
     from policies.units import parse_duration
     from scaler.reporting import EBB_AFTER, RecordingPlanner, build_report, from_prometheus, from_replay, write_report
+    from scaler.reporting.model import video_quality_sentence
 
     times = _times(args)
     zone = _zone(args.zone, "--zone")
@@ -232,6 +233,9 @@ def run(args) -> int:
     report = build_report(inp)
     files = write_report(report, args.out)
     print(report.headline.text)
+    video = video_quality_sentence(report)
+    if video:
+        print(video)
     for p in (files.html, files.csv, files.events_csv):
         if p is not None:
             print(f"wrote {p}")

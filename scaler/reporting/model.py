@@ -30,7 +30,7 @@ import pandas as pd
 from forecaster.backtest import Metrics
 from policies.errors import EbbtideError
 from policies.events import EBB_SPAN, Event
-from policies.schema import Bitrate, Cost, Workload
+from policies.schema import Bitrate, Cost, Rung, Workload
 from policies.units import format_duration
 from scaler.costing import (
     ComponentCosts,
@@ -212,6 +212,47 @@ class QualityFigures:
 
 
 @dataclass(frozen=True)
+class TierQuality:
+    """The video quality one viewer tier received under what ran: its viewer-hours by the cap
+    they were served under (shares of `viewer_hours`, one per ladder rung, highest first). The
+    baselines stream the ladder's top rung to every viewer, so the CDN and transcoding savings are
+    this difference. `between`: viewer-hours of intervals whose cap changed inside them (the
+    timeline holds an average between two rungs); `unknown`: intervals with no cap recorded."""
+
+    tier: str
+    viewer_hours: float
+    by_rung: tuple[tuple[str, float], ...]
+    between: float
+    unknown: float
+
+    def text(self) -> str:
+        """`core 720p 100%`, or `edge 1080p 20%, 360p 80%` (shares of at least 0.5%)."""
+        parts = [f"{name} {100 * share:.0f}%" for name, share in self.by_rung if share >= 0.005]
+        parts += [f"{what} {100 * share:.0f}%" for what, share in (("between rungs", self.between),
+                                                                   ("unknown", self.unknown)) if share >= 0.005]
+        return f"{self.tier} {', '.join(parts) or '-'}"
+
+
+def _video_quality(viewers: pd.DataFrame, caps: pd.DataFrame | None, tiers: Sequence[str],
+                   ladder: Sequence[Rung], dt_h: np.ndarray) -> tuple[TierQuality, ...]:
+    """Each tier's viewer-hours by the cap it ran under (TierQuality); viewers unknown count as none."""
+    out = []
+    kbps = np.asarray([float(r.kbps) for r in ladder])
+    for t in tiers:
+        w = np.nan_to_num(viewers[t].to_numpy(float), nan=0.0).clip(min=0) * dt_h
+        total = float(w.sum())
+        if total <= 0:
+            continue
+        k = caps[t].to_numpy(float) if caps is not None and t in caps.columns else np.full(len(w), np.nan)
+        known = np.isfinite(k)
+        on = np.isclose(np.where(known, k, -1.0)[:, None], kbps[None, :], rtol=1e-9, atol=1e-6)
+        by_rung = tuple((r.name, float(w[on[:, i]].sum()) / total) for i, r in enumerate(ladder))
+        out.append(TierQuality(t, total, by_rung, float(w[known & ~on.any(axis=1)].sum()) / total,
+                               float(w[~known].sum()) / total))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Accuracy:
     """Forecast accuracy over one range: the forecasts as held by the controller against what came."""
 
@@ -255,6 +296,9 @@ class Report:
     quality_measured: bool = False
     """`quality` holds the replay's own, tick-by-tick figures (ReportInput.measured_quality), not
     the timeline's interval averages."""
+    video_quality: tuple[TierQuality, ...] = ()
+    """What ran: each bitrate tier's viewer-hours by the cap they were served under (empty when
+    the policy has no bitrate section or the tiers' viewers are unknown)."""
 
     @property
     def ran(self) -> str:
@@ -524,6 +568,7 @@ def build_report(inp: ReportInput) -> Report:
     edges = idx.append(pd.DatetimeIndex([end]))
     dt_h = np.diff(edges.as_unit("ns").asi8) / 3.6e12
 
+    video_quality: tuple[TierQuality, ...] = ()
     egress_for: dict[str, list[EgressTimeline]] = {s: [] for s in inp.strategies}
     transcoding_for: dict[str, list[TranscodingTimeline]] = {s: [] for s in inp.strategies}
     bitrate = inp.bitrate
@@ -548,6 +593,7 @@ def build_report(inp: ReportInput) -> Report:
                                                               end=end.to_pydatetime()))
         if caps is None:
             notes.append("bitrate caps unknown: egress of what ran is costed at the ladder's top rung")
+        video_quality = _video_quality(viewers, caps, tiers, bitrate.ladder, dt_h)
     elif bitrate is not None:
         notes.append("CDN egress not costed: viewers per bitrate tier are unknown (give every tier a `share`, "
                      "or record the tiers' viewers_query in Prometheus)")
@@ -602,7 +648,7 @@ def build_report(inp: ReportInput) -> Report:
         notes.extend(n for n in b.notes if n not in notes)
     return Report(inp, idx[0].to_pydatetime(), end.to_pydatetime(), step, tuple(windows), daily, windowed,
                   sav_d, sav_w, measured or quality, accuracy, headline, tuple(notes), not_costed,
-                  measured is not None)
+                  measured is not None, video_quality)
 
 
 def _measured_quality(inp: ReportInput, timeline: Mapping[str, QualityFigures], start: pd.Timestamp,
@@ -618,6 +664,17 @@ def _measured_quality(inp: ReportInput, timeline: Mapping[str, QualityFigures], 
         return None
     return {s: QualityFigures(timeline[s].pod_hours, m[s].peak_pods, m[s].unserved_share, m[s].unserved_minutes)
             for s in inp.strategies}
+
+
+def video_quality_sentence(report: Report) -> str | None:
+    """What viewers received under what ran, in words (None without bitrate figures)."""
+    if not report.video_quality or report.input.bitrate is None:
+        return None
+    top = report.input.bitrate.ladder[0].name
+    return (f"Video quality under {strategy_label(report.ran)}, share of each tier's viewer-hours by its bitrate cap: "
+            + "; ".join(q.text() for q in report.video_quality)
+            + f". The baselines stream {top} to every viewer: the CDN egress and transcoding savings are this "
+              f"difference, chosen by the policy's cap rules.")
 
 
 def savings_sentence(sv: Savings, over: str = "the whole report period",

@@ -112,6 +112,12 @@ def context(report: Report, charts: list) -> dict:
                      "peak": f"{q.peak_pods:,.0f}", "unserved": _share(q.unserved_share),
                      "minutes": "-" if q.unserved_minutes is None else f"{q.unserved_minutes:,.0f}"}
                     for s, q in report.quality.items()]
+    bitrate = inp.bitrate
+    floors = {t.name: t.hd_floor for t in bitrate.tiers} if bitrate is not None else {}
+    vq = report.video_quality
+    video_rows = [{"tier": q.tier, "floor": floors.get(q.tier, "-"), "viewer_hours": f"{q.viewer_hours:,.0f}",
+                   "rungs": [f"{100 * share:.1f}%" for _, share in q.by_rung],
+                   "between": f"{100 * q.between:.1f}%", "unknown": f"{100 * q.unknown:.1f}%"} for q in vq]
     pct1 = lambda v: _pct(100 * v if v is not None and v == v else None)  # noqa: E731
     accuracy_rows = [{"label": a.label, "wape": pct1(a.metrics.wape), "coverage": pct1(a.metrics.coverage),
                       "under": pct1(a.metrics.under_forecast), "points": f"{a.metrics.n_points:,}"}
@@ -163,6 +169,10 @@ def context(report: Report, charts: list) -> dict:
         "objects": object_rows,
         "quality": quality_rows,
         "accuracy": accuracy_rows,
+        "video_quality": video_rows,
+        "video_ladder": [r.name for r in bitrate.ladder] if bitrate is not None else [],
+        "video_between": any(q.between > 0 for q in vq),
+        "video_unknown": any(q.unknown > 0 for q in vq),
         "plans": None if ps is None else {
             "ticks": f"{ps.ticks:,}", "changes": f"{ps.changes:,}", "guard_ticks": f"{ps.guard_ticks:,}",
             "guard_interventions": f"{ps.guard_interventions:,}",
