@@ -458,8 +458,10 @@ def plan(
         ))
 
     # ---- 3. events
-    events = expand_events(policy.events, now - EBB_WINDOW, now + workload.forecast.horizon,
-                           workload.forecast.calendar_tz)
+    # A holiday is a calendar-day effect the forecast carries: no ramp to pre-scale for, no ebb
+    # (its "peak" is a calendar midpoint; pre-scaling bought the day's highest upper from midnight).
+    events = [e for e in expand_events(policy.events, now - EBB_WINDOW, now + workload.forecast.horizon,
+                                       workload.forecast.calendar_tz) if e.kind != "holiday"]
     ev = _event_context(events, now, lead)
     sized_x = x
     x = _event_step(x, ev, usable, view, now, sc.headroom, per, freeze_floor, lead, steps, sc.event_lookahead, anchor)

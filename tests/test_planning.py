@@ -350,6 +350,22 @@ def test_no_pre_scaling_long_before_the_ramp_and_kept_during_it():
     assert p.target_replicas == 33
 
 
+def test_a_holiday_is_no_ramp_to_pre_scale_for():
+    """A holiday is a calendar-day effect the forecast carries (docs/policy.md: no ramp, no ebb).
+    The planner took it for a ramp up to its "peak", a calendar midpoint: on a real bike-share
+    trace it held 33-71 replicas from midnight on July 4 where demand needed 1-6 (the HPA 10)."""
+    wl = workload()
+    day = NOW.replace(hour=0)
+    holiday = {"name": "national-day", "kind": "holiday", "start": day.isoformat(),
+               "peak": (day + timedelta(hours=18)).isoformat(), "end": (day + timedelta(days=1)).isoformat()}
+    as_sale = {**holiday, "name": "day-sale", "kind": "sale"}
+    sale = run(trusted(_ramp_forecast()), obs(450), wl=wl, current=6, pol=policy(wl, events=[as_sale]))
+    assert step(sale, "event").after == 33 and "day-sale" in step(sale, "event").reason  # as a sale: its ramp
+    p = run(trusted(_ramp_forecast()), obs(450), wl=wl, current=6, pol=policy(wl, events=[holiday]))
+    assert "national-day" not in step(p, "event").reason and step(p, "event").after == step(p, "event").before
+    assert p.target_replicas == run(trusted(_ramp_forecast()), obs(450), wl=wl, current=6).target_replicas == 5
+
+
 def test_untrusted_forecast_holds_near_event_start():
     wl = workload()
     pol = policy(wl, events=[EVENT])
