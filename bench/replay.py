@@ -203,7 +203,9 @@ def frontier_reading(ebbtide_replica_hours: float, ebbtide_under_share: float, p
     return {
         "hpa_under_share_at_ebbtide_replica_hours": round(at.value, 6),
         "at_ebbtide_replica_hours_outside": at.outside,
-        "ebbtide_under_vs_frontier": _ratio(ebbtide_under_share, at.value),
+        # None when both leave nothing unserved: no ratio, and neither side of the curve
+        "ebbtide_under_vs_frontier": None if not ebbtide_under_share and not at.value
+        else _ratio(ebbtide_under_share, at.value),
         "hpa_replica_hours_for_ebbtide_under_share": round(need.value, 3),
         "for_ebbtide_under_share_outside": need.outside,
         "frontier_replica_hours_vs_ebbtide": _ratio(need.value, ebbtide_replica_hours),
@@ -363,8 +365,8 @@ def run_trace(trace: Trace, data: Path, workload: str = WORKLOAD, after: timedel
     }
 
 
-def _fmt_ratio(x: float) -> str:
-    return "inf" if x == math.inf else f"{x:.2f}x"
+def _fmt_ratio(x: float | None) -> str:
+    return "-" if x is None else "inf" if x == math.inf else f"{x:.2f}x"
 
 
 def print_table(rows: list[dict]) -> None:
@@ -463,7 +465,9 @@ def print_frontier(rows: list[dict]) -> None:
         side = f["at_ebbtide_replica_hours_outside"]
         where = {None: "", "below": " (Ebbtide spends less than the cheapest tuning: a bound)",
                  "above": " (Ebbtide spends more than the dearest tuning: a bound)"}[side]
-        verdict = ("BELOW the HPA frontier" if f["ebbtide_under_vs_frontier"] < 1 and side != "above"
+        level = f["ebbtide_under_vs_frontier"] is None
+        verdict = ("level with the HPA frontier (neither leaves demand unserved at this spend)" if level
+                   else "BELOW the HPA frontier" if f["ebbtide_under_vs_frontier"] < 1 and side != "above"
                    else "ABOVE the HPA frontier" if f["ebbtide_under_vs_frontier"] > 1 and side != "below"
                    else "on the HPA frontier" if side is None else "not comparable at equal spend")
         console.print(f"{row['trace']}: {verdict}: at Ebbtide's {row['strategies']['ebbtide']['replica_hours']:.0f} "

@@ -210,6 +210,19 @@ def test_bench_prints_the_frontier_and_reads_older_json(bench, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_bench_frontier_when_neither_leaves_demand_unserved(bench, capsys):
+    """0 unserved against an HPA curve at 0: no ratio (it read 0.00x, "BELOW the HPA frontier")."""
+    flat = [FrontierPoint(p.target_utilisation, p.replica_hours, 0.0, 0.0) for p in CURVE]
+    reading = bench.frontier_reading(150.0, 0.0, flat)
+    assert reading["ebbtide_under_vs_frontier"] is None
+    row = _row(bench, 0.0)
+    row["hpa_frontier"], row["frontier"] = [p.to_dict() for p in flat], reading
+    bench.print_frontier([row])
+    out = capsys.readouterr().out
+    assert "t: level with the HPA frontier (neither leaves demand unserved at this spend)" in out
+    assert "BELOW" not in out and "0.00x of it" not in out
+
+
 def test_bench_frontier_u_option_rejects_non_positive_values(bench):
     assert bench.FRONTIER_U == DEFAULT_UTILISATIONS
     assert bench._utilisations("0.5, 0.7") == (0.5, 0.7)
