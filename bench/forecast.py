@@ -193,9 +193,25 @@ def custom_case(csv: Path, events_file: Path | None, cuts: list[str], tz: str = 
     else:
         if not ebbs:
             raise EbbtideError("--csv: give --cut, or --events with a sale or joint_live event to cut after")
-        chosen = tuple((f"{e.name} {k}", t, True) for e in ebbs for k, t in (
-            ("at end", pd.Timestamp(e.end).ceil("h") + pd.Timedelta(hours=1)),
-            ("+1d after end", pd.Timestamp(e.end) + D), ("+2d after end", pd.Timestamp(e.end) + 2 * D)))
+        # Cuts on the data's own grid: a row stands for [ts, ts + step), so a cut inside a row
+        # trains on the whole of it (on daily data, "+1d" at 03:00 saw 21 hours after the cut, and
+        # "at end" was that same cut twice). Hourly or finer data: the cuts as before.
+        series = read_series_csv(csv)
+        step = pd.Timedelta(seconds=max(series.step_s, 3600))
+        origin = series.values.index[0] if series.step_s > 3600 else pd.Timestamp("2000-01-01", tz="UTC")
+
+        def grid(t) -> pd.Timestamp:  # the first row boundary at or after t
+            return origin + math.ceil((pd.Timestamp(t) - origin) / step) * step
+
+        seen: set[tuple[pd.Timestamp, str]] = set()
+        out = []
+        for e in ebbs:
+            for k, t in (("at end", grid(e.end) + step), ("+1d after end", grid(pd.Timestamp(e.end) + D)),
+                         ("+2d after end", grid(pd.Timestamp(e.end) + 2 * D))):
+                if (t, e.name) not in seen:
+                    seen.add((t, e.name))
+                    out.append((f"{e.name} {k}", t, True))
+        chosen = tuple(out)
     return Case(str(Path(csv).resolve()), events, chosen, calendar_tz=tz, country=country)
 
 

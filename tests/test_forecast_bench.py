@@ -43,18 +43,35 @@ def events(tmp_path):
     return path
 
 
+def _csv(path, step: str, periods: int):
+    ts = pd.date_range("2025-12-01", periods=periods, freq=step, tz="UTC")
+    pd.DataFrame({"ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": 100}).to_csv(path, index=False)
+    return path
+
+
 def test_default_cuts_follow_each_ebb_event(bench, events, tmp_path):
-    case = bench.custom_case(tmp_path / "mine.csv", events, [], tz="Europe/London", country="GB")
+    case = bench.custom_case(_csv(tmp_path / "mine.csv", "h", 24 * 60), events, [], tz="Europe/London",
+                             country="GB")
     assert case.file == str((tmp_path / "mine.csv").resolve())
     assert (case.calendar_tz, case.country, len(case.events)) == ("Europe/London", "GB", 2)
     assert [(label, ts.isoformat(), clear) for label, ts, clear in case.cuts] == [
         ("launch at end", "2026-01-05T20:00:00+00:00", True),  # 18:30 -> 19:00, + 1 h
-        ("launch +1d after end", "2026-01-06T18:30:00+00:00", True),
-        ("launch +2d after end", "2026-01-07T18:30:00+00:00", True),
+        ("launch +1d after end", "2026-01-06T19:00:00+00:00", True),  # on the hour: no row seen in part
+        ("launch +2d after end", "2026-01-07T19:00:00+00:00", True),
     ]
     groups = [bench.group_of(bench.Row("mine.csv", label, ts.isoformat(), clear, 168.0))
               for label, ts, clear in case.cuts]
     assert groups == ["ebb", "ebb", "ebb"]
+
+
+def test_default_cuts_on_daily_data_fall_on_its_days(bench, events, tmp_path):
+    """A row of daily data stands for its whole day: "+1d" at 18:30 trained on the 5 h after it,
+    and "at end" was the same cut twice (a sweep on daily Wikipedia views)."""
+    case = bench.custom_case(_csv(tmp_path / "daily.csv", "D", 90), events, [])
+    assert [(label, ts.isoformat()) for label, ts, _ in case.cuts] == [
+        ("launch at end", "2026-01-07T00:00:00+00:00"),  # the day after the end's day seen whole
+        ("launch +2d after end", "2026-01-08T00:00:00+00:00"),  # "+1d" was the same day: once
+    ]
 
 
 def test_explicit_cuts_are_ebb_cuts_only_just_after_an_event(bench, events, tmp_path):
@@ -121,7 +138,7 @@ def test_no_calendar_keeps_the_cuts_and_drops_the_events(bench, events, tmp_path
     seen = []
     monkeypatch.setattr(bench, "run_case", lambda case, *a, **k: seen.append(case) or [])
     monkeypatch.setattr(bench, "CASES", ())
-    csv = tmp_path / "mine.csv"
+    csv = _csv(tmp_path / "mine.csv", "h", 24 * 60)
     for flags in ([], ["--no-calendar"], ["--undeclare", "launch"]):
         assert bench.main(["--csv", str(csv), "--events", str(events), "--json", *flags]) == 0
     with_cal, without, no_launch = seen
