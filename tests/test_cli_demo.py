@@ -18,6 +18,7 @@ import json
 import re
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -35,6 +36,9 @@ def test_demo_writes_the_report(tmp_path, capsys):
     assert main(["demo", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     assert "What each strategy cost" in stdout and "The singles-day ebb (" in stdout
+    assert "Typical error (WAPE) of the forecasts held: whole report" in stdout
+    assert "singles-day: the event itself" in stdout
+    assert "Video quality under Ebbtide, share of each tier's viewer-hours by its bitrate cap: core 1080p" in stdout
 
     sums: dict[str, Decimal] = defaultdict(Decimal)
     with open(out / "costs.csv", newline="", encoding="utf-8") as f:
@@ -47,6 +51,7 @@ def test_demo_writes_the_report(tmp_path, capsys):
     totals = dict(re.findall(r'data-strategy="(\w+)" data-component="total" data-value="([-\d.]+)"', html))
     assert {k: Decimal(v) for k, v in totals.items()} == dict(sums)
     assert len(re.findall(r'<img src="data:image/png;base64,', html)) == 4
+    assert '<table id="video-quality">' in html and "<th>capped at 360p</th>" in html
     assert "ebbtide demo --out" in html
     assert (out / "costs_by_event.csv").is_file()
 
@@ -64,8 +69,17 @@ def test_demo_writes_the_report(tmp_path, capsys):
 
 
 def test_demo_bad_step(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--step", "7m"]) == 2
-    assert "--step: '7m' must divide a day" in capsys.readouterr().err
+    for step in ("7m", "1d", "2h"):  # the demo forecasts hourly: 1d ran, on a forecast never trusted
+        assert main(["demo", "--out", str(tmp_path), "--step", step]) == 2
+        assert f"--step: '{step}' must divide an hour" in capsys.readouterr().err
+
+
+def test_demo_out_empty_or_unwritable_is_refused_before_any_work(tmp_path, capsys):
+    assert main(["demo", "--out", ""]) == 2
+    assert "--out: empty; give the folder" in capsys.readouterr().err
+    if Path("/proc/self").is_dir():  # root may write anywhere else; nobody creates folders in /proc
+        assert main(["demo", "--out", "/proc/ebbtide-demo/x"]) == 2
+        assert "--out /proc/ebbtide-demo/x: cannot write there" in capsys.readouterr().err
 
 
 def test_demo_out_under_a_file_is_refused_before_any_work(tmp_path, capsys):

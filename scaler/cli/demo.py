@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -199,6 +200,10 @@ def print_summary(console, scenario: Scenario, stage: ReplayStage, report, paths
                   f"{pd.Timestamp(res.end).tz_convert(tr.zone):%m-%d %H:%M}: {sim['ticks']} ticks, "
                   f"{sim['refits']} forecaster refits, forecast trusted on "
                   f"{100 * (sim['trusted_tick_share'] or 0):.0f}% of ticks, {sim['wall_s']:.0f} s")
+    if report.accuracy:  # trusted is the gate's verdict, not a promise: what the forecasts missed by
+        console.print("Typical error (WAPE) of the forecasts held: " + "; ".join(
+            f"{escape(a.label)} {100 * a.metrics.wape:.0f}%" for a in report.accuracy
+            if a.metrics.wape == a.metrics.wape) + " (report.html: accuracy)")
     cur = report.currency
     table = Table(title="What each strategy cost (whole replay)", header_style="bold")
     for col in ("strategy", "server-hours", "compute", "CDN egress", "transcoding", "total", "demand unserved"):
@@ -231,12 +236,21 @@ def run(args) -> int:
         step = parse_duration(args.step)
     except ValueError as exc:
         raise EbbtideError(f"--step: {exc}") from None
-    if step <= timedelta(0) or timedelta(days=1) % step != timedelta(0):
-        raise EbbtideError(f"--step: {args.step!r} must divide a day (1m, 5m, 15m, 1h)")
+    if step <= timedelta(0) or timedelta(hours=1) % step != timedelta(0):
+        # the demo forecasts hourly: a coarser trace (1d ran, and "saved 60%" on a forecast never trusted)
+        raise EbbtideError(f"--step: {args.step!r} must divide an hour (1m, 5m, 15m, 1h)")
+    if not str(args.out).strip():
+        raise EbbtideError("--out: empty; give the folder to write the demo's files to (default: out/demo)")
     out = Path(args.out)
     blocker = next((q for q in (out, *out.parents) if q.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise EbbtideError(f"--out {out}: {blocker} is a file, not a folder (the demo writes a folder of files)")
+    try:  # before the replay, not 30 s later
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise EbbtideError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
     command = f"ebbtide demo --out {args.out} --seed {args.seed} --step {args.step}"
     console = Console(width=None if sys.stdout.isatty() else 120)
     progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
