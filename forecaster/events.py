@@ -207,22 +207,11 @@ def event_features(
 
 def in_or_after(grid: pd.DatetimeIndex, events: Sequence[Event], after: timedelta,
                 step: timedelta = timedelta(0)) -> np.ndarray:
-    """Mask of grid points within [start, end + after) of any of `events` (event-affected time).
-    With a `step`, a point stands for the interval [t, t + step) and is affected when any part of
-    it is: an event shorter than the step (a 3-hour game on a daily grid) falls between two
-    interval midpoints and was no interval's, so its day was learnt as ordinary traffic (a weekly
-    profile that made every Sunday a game day)."""
-    if step <= timedelta(0):
-        t = _midpoints_s(grid, step)
-        m = np.zeros(t.shape, dtype=bool)
-        for ev in events:
-            m |= (t >= _epoch_s(ev.start)) & (t < _epoch_s(ev.end) + after.total_seconds())
-        return m
-    t0 = _midpoints_s(grid, timedelta(0))
-    t1 = t0 + step.total_seconds()
-    m = np.zeros(t0.shape, dtype=bool)
+    """Mask of grid points within [start, end + after) of any of `events` (event-affected time)."""
+    t = _midpoints_s(grid, step)
+    m = np.zeros(t.shape, dtype=bool)
     for ev in events:
-        m |= (t0 < _epoch_s(ev.end) + after.total_seconds()) & (t1 > _epoch_s(ev.start))
+        m |= (t >= _epoch_s(ev.start)) & (t < _epoch_s(ev.end) + after.total_seconds())
     return m
 
 

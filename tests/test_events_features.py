@@ -181,27 +181,3 @@ def test_masks():
     assert np.flatnonzero(m).tolist() == [6, 7, 8]
     m2 = evf.in_or_after(g, [sale()], timedelta(hours=1))
     assert np.flatnonzero(m2).tolist() == list(range(7))
-
-
-def test_event_time_mask_covers_every_interval_an_event_touches():
-    """A point of a grid with a step stands for [t, t + step): it is event time when any part of
-    it is. A 3.5-hour game from 23:30 on a daily grid fell between two day midpoints and was no
-    day's (a sweep on daily Wikipedia views: the game days were learnt as ordinary Sundays)."""
-    days = pd.date_range("2014-01-30", periods=8, freq="D", tz="UTC")
-    game = Event(name="final", kind="joint_live", start=datetime(2014, 2, 2, 23, 30, tzinfo=timezone.utc),
-                 peak=datetime(2014, 2, 3, 1, 30, tzinfo=timezone.utc),
-                 end=datetime(2014, 2, 3, 3, 0, tzinfo=timezone.utc))
-    day = timedelta(days=1)
-    assert [str(d.date()) for d in days[evf.in_or_after(days, [game], timedelta(0), day)]] == [
-        "2014-02-02", "2014-02-03"]
-    assert [str(d.date()) for d in days[evf.in_or_after(days, [game], 2 * day, day)]] == [
-        "2014-02-02", "2014-02-03", "2014-02-04", "2014-02-05"]  # until 02-05T03:00: that day in part
-    # without a step, points are instants in [start, end + after): only 02-03T00:00
-    assert [str(d.date()) for d in days[evf.in_or_after(days, [game], timedelta(0))]] == ["2014-02-03"]
-    # on an hourly grid an event on the hour covers the same hours as before (midpoints)
-    hours = pd.date_range("2014-02-02T20:00Z", periods=10, freq="h")
-    on_the_hour = Event(name="show", kind="joint_live", start=datetime(2014, 2, 2, 22, tzinfo=timezone.utc),
-                        peak=datetime(2014, 2, 2, 23, tzinfo=timezone.utc),
-                        end=datetime(2014, 2, 3, 1, tzinfo=timezone.utc))
-    hour = timedelta(hours=1)
-    assert np.flatnonzero(evf.in_or_after(hours, [on_the_hour], hour, hour)).tolist() == [2, 3, 4, 5]
