@@ -169,7 +169,8 @@ class ForecasterCache(Protocol):
 
     def refit(self, workload: Workload, events: Sequence[Event], history: Series, now: datetime) -> "RefitOutcome": ...
 
-    def forecast(self, workload: Workload, now: datetime, data_until: datetime | None = None) -> TrustedForecast: ...
+    def forecast(self, workload: Workload, now: datetime, data_until: datetime | None = None,
+                 events: Sequence[Event] | None = None) -> TrustedForecast: ...
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,18 @@ class _Fitted:
 def _settings_key(workload: Workload, events: Sequence[Event]) -> str:
     doc = {"w": workload.model_dump(mode="json"), "e": [e.model_dump(mode="json") for e in events]}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fitted_for_other_settings(key: str, workload: Workload, events: Sequence[Event] | None) -> TrustedForecast | None:
+    """An untrusted verdict when the forecast held under `key` was fitted for other settings or
+    events than `workload`'s and `events` (a policy reload: a new event, another per_replica)
+    and its refit has not run yet; None when it is still theirs (or `events` is not given).
+    Served as trusted, the old forecast scaled a workload in a minute before a newly declared
+    event's ramp (untrusted, the planner holds near an event's start and sizes reactively)."""
+    if events is None or key == _settings_key(workload, events):
+        return None
+    return TrustedForecast(None, False, ("forecast fitted before the policy's settings or events for this workload "
+                                         "changed (reload): sized reactively until its refit",))
 
 
 class LiveForecasterCache:
@@ -271,12 +284,16 @@ class LiveForecasterCache:
         self._store(workload.name, _Fitted(key, now, True, TrustedForecast.judged(fc, verdict), params, issued[-8:]))
         return RefitOutcome(workload.name, True, "; ".join(verdict.reasons), fit_s, verdict.trusted)
 
-    def forecast(self, workload: Workload, now: datetime, data_until: datetime | None = None) -> TrustedForecast:
+    def forecast(self, workload: Workload, now: datetime, data_until: datetime | None = None,
+                 events: Sequence[Event] | None = None) -> TrustedForecast:
         """The trusted forecast at `now`, cut to `scaler.plans.forecast_window` (from the bucket
-        holding `data_until`, the demand observation's time, up to the horizon)."""
+        holding `data_until`, the demand observation's time, up to the horizon); untrusted when it
+        was fitted for other settings or `events` (fitted_for_other_settings)."""
         e = self._entries.get(workload.name)
         if e is None:
             return TrustedForecast.not_fitted()
+        if (changed := fitted_for_other_settings(e.key, workload, events)) is not None:
+            return changed
         fc = e.verdict.forecast
         if fc is None:
             return e.verdict
@@ -778,7 +795,7 @@ class Controller:
             refit = self._refit(w, policy.events, history, now)
             if not refit.ok:
                 problems.append(refit.message)
-        forecast = self.forecasters.forecast(w, now, observation.demand_at)
+        forecast = self.forecasters.forecast(w, now, observation.demand_at, policy.events)
         bitrate_target = policy.bitrate.target if policy.bitrate is not None else None
         planned_with = policy
         try:

@@ -559,10 +559,15 @@ class ParallelForecasterCache:
         """Refit one workload (on the executor) and store the result."""
         return self.refit_many([(workload, events, history)], now)[0]
 
-    def forecast(self, workload: Workload, now: datetime, data_until: datetime | None = None) -> TrustedForecast:
+    def forecast(self, workload: Workload, now: datetime, data_until: datetime | None = None,
+                 events: Sequence[Event] | None = None) -> TrustedForecast:
+        from scaler.controller import fitted_for_other_settings
+
         e = self._entries.get(workload.name)
         if e is None:
             return TrustedForecast.not_fitted()
+        if (changed := fitted_for_other_settings(e.key, workload, events)) is not None:
+            return changed
         if e.forecast is None:
             return e.verdict
         return e.verdict.sliced(e.forecast.slice_at(now, workload.forecast.horizon, data_until), e.attempted_at)

@@ -51,6 +51,7 @@ from controller_fakes import (
 )
 
 from forecaster.series import Forecast
+from policies.events import Event
 from scaler.controller import FIT_RETRY, Controller, LiveForecasterCache
 from scaler.fitting import (
     CompactForecast,
@@ -239,6 +240,29 @@ def test_cache_forecasts_equal_the_live_cache_on_the_same_history():
         pd.testing.assert_frame_equal(fa.forecast.frame, fb.forecast.frame, check_freq=False)
 
 
+def test_a_forecast_fitted_before_a_reload_changed_the_workload_or_events_is_not_trusted():
+    """After a reload adds an event (or changes per_replica), the cached forecast was served as
+    trusted until the workload's refit (minutes at 1,000 workloads): a scale-in a minute before
+    the new event's ramp (a sweep of the fitting engine). Both caches now answer untrusted, so the
+    planner holds near the event's start and sizes reactively until the refit."""
+    policy = load_policy_text(policy_yaml())
+    w = policy.workloads[0]
+    sale = Event(name="flash", kind="sale", start=NOW + timedelta(minutes=1), peak=NOW + timedelta(hours=1),
+                 end=NOW + timedelta(hours=2))
+    other = w.model_copy(update={"demand": w.demand.model_copy(update={"per_replica": w.demand.per_replica * 2})})
+    for cache in (LiveForecasterCache(constant_factory), ParallelForecasterCache(InlineExecutor(), constant_factory)):
+        assert cache.refit(w, policy.events, history_of(432.5), NOW).trusted
+        assert cache.forecast(w, NOW, events=policy.events).trusted
+        assert cache.forecast(w, NOW).trusted  # no events given: as before
+        for changed_w, changed_events in ((w, [*policy.events, sale]), (other, policy.events)):
+            stale = cache.forecast(changed_w, NOW, events=changed_events)
+            assert not stale.trusted and stale.forecast is None
+            assert "changed (reload): sized reactively until its refit" in stale.reasons[0]
+            assert cache.due(changed_w, changed_events, NOW)
+        cache.refit(w, [*policy.events, sale], history_of(432.5), NOW)
+        assert cache.forecast(w, NOW, events=[*policy.events, sale]).trusted
+
+
 # --------------------------------------------------------------------------- bounded concurrency
 class BlockingSource:
     """A MetricsSource over `inner` that records calls in flight; the first `bound` calls wait
@@ -340,6 +364,24 @@ def test_a_dead_prometheus_costs_at_most_the_bound_in_a_prefetched_tick():
 
 
 # --------------------------------------------------------------------------- controller integration
+def test_a_reload_declaring_an_event_a_minute_away_scales_nothing_in_before_the_refit():
+    """The sweep's reproducer: fitted at 12:00 without the event; at 18:00 a reload declares a
+    sale whose ramp starts at 18:01. The tick before the refit planned 10 -> 9 on the old forecast
+    (served as trusted); now it holds 10, as with no forecast at all."""
+    event = ("events:\n  - {name: flash-sale, kind: sale, start: '2026-11-20T18:01:00Z', "
+             "peak: '2026-11-20T19:00:00Z', end: '2026-11-20T21:00:00Z'}\n")
+    before, after = load_policy_text(policy_yaml(sli=True)), load_policy_text(event + policy_yaml(sli=True))
+    clock = Clock(NOW)
+    controller = Controller(clock, flat_source(500.0, days=9, end=NOW + timedelta(hours=7)),
+                            FakeCluster({"edge": 10}), ParallelForecasterCache(InlineExecutor(), constant_factory))
+    controller.refit_due(before)
+    clock.t = NOW + timedelta(hours=6)
+    plan = controller.tick(after, dry_run=False).outcomes[0].plan
+    assert not plan.forecast_trusted and plan.target_replicas == 10
+    assert "no scale-in within 2m of the start of event flash-sale" in next(
+        s.reason for s in plan.steps if s.name == "event")
+
+
 def test_controller_refits_through_the_batch_and_ticks_without_fitting():
     policy = load_policy_text(policy_yaml())
     src = flat_source(900)
