@@ -396,7 +396,12 @@ class DaskExecutor:
     def _get_client(self):
         with self._lock:
             if self._client is not None:
-                return self._client
+                if getattr(self._client, "status", "running") not in ("closed", "closing"):
+                    return self._client
+                # a scheduler restart closes the client for good: every later refit failed on it
+                log.warning("Dask client %s (scheduler %s): connecting again", self._client.status,
+                            self.address or "local")
+                self._client = None
             try:
                 from distributed import Client, LocalCluster
             except ImportError:
@@ -407,8 +412,9 @@ class DaskExecutor:
                 except (OSError, TimeoutError) as exc:
                     raise EbbtideError(f"Dask scheduler {self.address}: cannot connect ({exc})") from None
             else:
-                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=self.processes,
-                                             dashboard_address=None)
+                if self._cluster is None:
+                    self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                                 processes=self.processes, dashboard_address=None)
                 self._client = Client(self._cluster, set_as_default=False)
             n = len(self._client.scheduler_info().get("workers", {}))
             if n:
@@ -416,9 +422,9 @@ class DaskExecutor:
             return self._client
 
     def run(self, jobs: Iterable[FitJob], max_in_flight: int | None = None) -> Iterator[FitResult]:
+        client = self._get_client()  # first: without dask.distributed, its message, not an ImportError
         from distributed import as_completed
 
-        client = self._get_client()
         limit = max(1, max_in_flight or 2 * self.workers)
         pending: dict[str, FitJob] = {}
         done = as_completed(loop=client.loop, raise_errors=False)

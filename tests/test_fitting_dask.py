@@ -6,11 +6,13 @@ Cases:
 - the real EbbtideForecaster on 3 seeded synthetic series: local processes and a Dask
   LocalCluster of 2 worker processes store bit-identical forecasts and params, and a tick plans
   the same replicas with each (slow; inline = local is tested in test_fitting.py);
-- an unreachable scheduler address is an error for people naming the address.
+- an unreachable scheduler address is an error for people naming the address; a closed client
+  (a scheduler restart) connects again; without dask.distributed, a message saying what to install.
 """
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -128,3 +130,26 @@ def test_unreachable_scheduler_is_an_error_naming_it():
     with pytest.raises(EbbtideError, match="tcp://127.0.0.1:1"):
         list(ex.run([]))
     ex.close()
+
+
+def test_a_closed_client_connects_again_and_a_missing_dask_says_how_to_install_it(monkeypatch):
+    """A scheduler restart closes the client for good: every later refit failed on it ("Client
+    is closed", a traceback each tick) until the controller restarted. Without dask.distributed
+    the run raised ModuleNotFoundError before the message saying what to install."""
+    policy, source, now = _setup(1)
+    w = policy.workloads[0]
+    start, end = demand_history_range(w, now)
+    history = label_demand_history(source.range(w.demand.query, start, end, STEP), w)
+    ex = DaskExecutor(workers=1, processes=False)
+    cache = ParallelForecasterCache(ex, constant_factory)
+    try:
+        job = cache._job(w, policy.events, history, now)
+        (first,) = list(ex.run([job]))
+        ex._client.close()  # what a scheduler restart leaves behind
+        (again,) = list(ex.run([job]))
+        assert first.ok and again.ok and ex._client.status == "running"
+    finally:
+        cache.close()
+    monkeypatch.setitem(sys.modules, "distributed", None)  # not installed
+    with pytest.raises(EbbtideError, match=r"pip install 'dask\[distributed\]'"):
+        list(DaskExecutor(workers=1, processes=False).run([]))
