@@ -59,6 +59,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from forecaster.backtest import TrustPolicy, judge_and_fit, judge_issued, model_params, observed_span
@@ -209,6 +210,18 @@ def _settings_key(workload: Workload, events: Sequence[Event]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def finite_forecast(fc: Forecast) -> Forecast:
+    """`fc` when every yhat, yhat_lower and yhat_upper is finite; a ValueError (a failed fit:
+    sized reactively, retried) otherwise. A warm refit judged only on earlier forecasts stored a
+    forecast of NaN as ok and trusted, and, kept among the forecasts issued, failed every later
+    refit's trust check for 18 h."""
+    values = fc.frame[["yhat", "yhat_lower", "yhat_upper"]].to_numpy(dtype=float)
+    bad = int((~np.isfinite(values)).any(axis=1).sum())
+    if bad:
+        raise ValueError(f"the forecast holds {bad} of {len(values)} points that are not finite (NaN or infinite)")
+    return fc
+
+
 def fitted_for_other_settings(key: str, workload: Workload, events: Sequence[Event] | None) -> TrustedForecast | None:
     """An untrusted verdict when the forecast held under `key` was fitted for other settings or
     events than `workload`'s and `events` (a policy reload: a new event, another per_replica)
@@ -271,7 +284,7 @@ class LiveForecasterCache:
             verdict, model, _ = self.judge_and_fit(history, make_model, prev.issued if prev else (), window, span,
                                                    fs, workload.demand.per_replica, prev.params if prev else None)
             index = history.future_index(fs.horizon + fs.refit_interval, start=history.end + step, partial=True)
-            fc = model.predict(index)
+            fc = finite_forecast(model.predict(index))
         except (EbbtideError, ValueError, RuntimeError, ArithmeticError, KeyError) as exc:
             why = f"forecast failed: {exc}; sizing reactively"
             self._store(workload.name, _Fitted(key, now, False, TrustedForecast(None, False, (why,)),

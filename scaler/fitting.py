@@ -222,7 +222,7 @@ def run_fit_job(job: FitJob) -> FitResult:
     """One refit, anywhere (this process, a pool worker, a Dask worker). Never raises for a model
     failure (EbbtideError, ValueError, RuntimeError, ArithmeticError, KeyError): that becomes
     `ok` False. Mirrors LiveForecasterCache.refit."""
-    from scaler.controller import TRUST_WINDOW, LiveForecasterCache
+    from scaler.controller import TRUST_WINDOW, LiveForecasterCache, finite_forecast
 
     quiet_worker()
     w, fs, now = job.workload, job.workload.forecast, job.now
@@ -244,7 +244,7 @@ def run_fit_job(job: FitJob) -> FitResult:
             history, make_model, [c.to_forecast() for c in prev_issued], window, span, fs, w.demand.per_replica,
             job.init)
         index = history.future_index(fs.horizon + fs.refit_interval, start=history.end + step, partial=True)
-        fc = CompactForecast.of(model.predict(index))
+        fc = CompactForecast.of(finite_forecast(model.predict(index)))
     except (EbbtideError, ValueError, RuntimeError, ArithmeticError, KeyError) as exc:
         why = f"forecast failed: {exc}; sizing reactively"
         return FitResult(w.name, job.key, now, False, why, False, (why,), None, job.init, prev_issued,

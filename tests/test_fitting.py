@@ -173,6 +173,41 @@ def test_an_exhausted_forecast_is_not_trusted_and_says_the_refit_is_overdue():
     assert over.reasons == (f"forecast from {NOW.isoformat()} has no point at or after now (refit overdue)",)
 
 
+class _NaNModel(ConstantModel):
+    """Predicts NaN (a numerical failure inside a fit that raised nothing)."""
+
+    def predict(self, index):
+        fc = super().predict(index)
+        fc.frame.loc[:, :] = np.nan
+        return fc
+
+
+def nan_factory(workload, events):
+    return _NaNModel
+
+
+def test_a_refit_predicting_nan_fails_and_leaves_nothing_behind():
+    """A warm refit is judged on the forecasts issued before it, not on its own: one predicting
+    NaN was stored ok and trusted (ebbtide_forecast_demand NaN) and, kept among the forecasts
+    issued, failed every later refit's trust check for 18 h (the fitting-engine sweep)."""
+    policy = load_policy_text(policy_yaml(sli=True))
+    clock = Clock(NOW)
+    cache = ParallelForecasterCache(InlineExecutor(), constant_factory)
+    controller = Controller(clock, flat_source(500.0, days=9, end=NOW + timedelta(hours=14)),
+                            FakeCluster({"edge": 10}), cache)
+    assert [o.ok for o in controller.refit_due(policy)] == [True]
+    clock.t = NOW + timedelta(hours=6, minutes=1)
+    cache.factory = nan_factory
+    (bad,) = controller.refit_due(policy)
+    assert not bad.ok and "points that are not finite (NaN or infinite)" in bad.message
+    assert not cache.forecast(policy.workloads[0], clock.t).trusted
+    assert all(np.isfinite(c.to_forecast().frame.to_numpy()).all() for c in cache.entry("edge").issued)
+    clock.t = NOW + timedelta(hours=12, minutes=1)
+    cache.factory = constant_factory
+    (good,) = controller.refit_due(policy)  # the next refit is not failed by what the bad one left
+    assert good.ok and good.trusted
+
+
 # --------------------------------------------------------------------------- warm start
 def test_the_second_refit_is_warm_started_from_the_first_params():
     made: list[ConstantModel] = []
