@@ -195,7 +195,8 @@ def custom_case(csv: Path, events_file: Path | None, cuts: list[str], tz: str = 
             raise EbbtideError("--csv: give --cut, or --events with a sale or joint_live event to cut after")
         # Cuts on the data's own grid: a row stands for [ts, ts + step), so a cut inside a row
         # trains on the whole of it (on daily data, "+1d" at 03:00 saw 21 hours after the cut, and
-        # "at end" was that same cut twice). Hourly or finer data: the cuts as before.
+        # "at end" was that same cut twice). Hourly or finer data: on the hour (as before for an end
+        # on the hour).
         series = read_series_csv(csv)
         step = pd.Timedelta(seconds=max(series.step_s, 3600))
         origin = series.values.index[0] if series.step_s > 3600 else pd.Timestamp("2000-01-01", tz="UTC")
