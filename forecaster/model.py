@@ -141,7 +141,10 @@ def _stan_init(init: dict[str, Any] | None) -> dict[str, Any] | None:
     """The Stan part of a warm start (Prophet's init takes only its own parameters)."""
     if not init:
         return None
-    out = {k: init[k] for k in _STAN_KEYS if k in init}
+    # Prophet compares the shapes of delta and beta with its own (`.shape`): as the lists params()
+    # stores them, it raised, the fit went cold, and no warm start ever took effect.
+    out = {k: (np.asarray(init[k], dtype=float) if isinstance(init[k], (list, tuple)) else init[k])
+           for k in _STAN_KEYS if k in init}
     return out or None
 
 

@@ -93,6 +93,28 @@ def test_quiet_series_warm_refit_is_one_fit_and_keeps_calibration(fit_counter):
     assert wape(b.yhat_upper.to_numpy(), a.yhat_upper.to_numpy()) < 0.05
 
 
+def test_a_warm_refit_starts_stan_from_the_previous_params(monkeypatch):
+    """params() stores delta and beta as lists; Prophet 1.5.0 read `.shape` on them and raised,
+    so every warm refit was a failed warm-started Stan call plus a cold one (a sweep of the
+    fitting engine). Now one Stan call, started from the previous optimum."""
+    all_s, _ = hourly_series(21, seed=3, with_sale=False)
+    cold = EbbtideForecaster().fit(all_s.before(START + pd.Timedelta(days=21)))
+    calls: list[tuple[bool, str | None]] = []
+    orig = fm._fit_stan
+
+    def recording(m, df, **kwargs):
+        try:
+            orig(m, df, **kwargs)
+        except Exception as exc:
+            calls.append(("init" in kwargs, type(exc).__name__))
+            raise
+        calls.append(("init" in kwargs, None))
+
+    monkeypatch.setattr(fm, "_fit_stan", recording)
+    EbbtideForecaster().fit(all_s.before(START + pd.Timedelta(days=21, hours=1)), init=cold.params)
+    assert calls == [(True, None)]
+
+
 def test_calibration_reuse_expires_and_can_be_disabled(fit_counter):
     all_s, _ = hourly_series(21, seed=3, with_sale=False)
     cold = EbbtideForecaster().fit(all_s.before(START + pd.Timedelta(days=20)))
