@@ -18,10 +18,12 @@ PYTEST_WORKERS ?= auto
 ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
 PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 ifeq ($(PY_VERSION),)
-$(error no Python found (PYTHON='$(PYTHON)'): install Python 3.11 (Debian/Ubuntu: apt-get install python3.11 python3.11-venv) or run `make PYTHON=/path/to/python3.11 ...`)
+$(error no Python found (PYTHON='$(PYTHON)'): install Python 3.11 (Debian/Ubuntu: apt-get install \
+  python3.11 python3.11-venv) or run `make PYTHON=/path/to/python3.11 ...`)
 endif
 ifneq ($(shell $(PYTHON) -c 'import sys; print(sys.version_info >= (3, 11))'),True)
-$(error Ebbtide needs Python 3.11 or later; $(PYTHON) is $(PY_VERSION): install python3.11 (and python3.11-venv) or run `make PYTHON=/path/to/python3.11 ...`)
+$(error Ebbtide needs Python 3.11 or later; $(PYTHON) is $(PY_VERSION): install python3.11 (and \
+  python3.11-venv) or run `make PYTHON=/path/to/python3.11 ...`)
 endif
 VENV_ID := $(shell $(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))') $(PY_VERSION) $(CURDIR)
 ifneq ($(shell cat $(VENV)/.built-by 2>/dev/null),$(VENV_ID))
