@@ -318,10 +318,15 @@ def _bounded(jobs: Iterable[FitJob], submit: Callable[[FitJob], Any], wait_some:
             yield outcome(fut, job)
 
 
+POOL_RESTARTS = 3
+"""New process pools one ProcessExecutor.run may start after workers died."""
+
+
 class ProcessExecutor:
     """Fits on `workers` local processes (spawn start: no forked locks, workers import Prophet
     once and silence it in `quiet_worker`). The pool starts on first use and is kept; a pool
-    broken by a dead worker is replaced on the next run."""
+    broken by a dead worker is replaced at once: the jobs in flight with it fail, the rest run
+    on the new one (at most POOL_RESTARTS new pools a run)."""
 
     name = "local"
 
@@ -344,26 +349,35 @@ class ProcessExecutor:
     def run(self, jobs: Iterable[FitJob], max_in_flight: int | None = None) -> Iterator[FitResult]:
         from concurrent.futures.process import BrokenProcessPool
 
-        pool = self._get_pool()
+        restarts = 0
 
         def outcome(fut: Future, job: FitJob) -> FitResult:
             try:
                 return fut.result()
-            except BrokenProcessPool as exc:
-                with self._lock:
-                    if self._pool is pool:
-                        self._pool = None  # replaced on the next run
-                return _failed_result(job, exc)
             except Exception as exc:  # noqa: BLE001 (one job's surprise must not stop the batch)
-                return _failed_result(job, exc)
+                return _failed_result(job, exc)  # a dead worker: the jobs it took down with it
 
         def submit(job: FitJob) -> Any:
-            try:
-                return pool.submit(run_fit_job, job)
-            except BrokenProcessPool as exc:
-                failed: Future = Future()
-                failed.set_exception(exc)
-                return failed
+            # A worker that died (killed for memory) breaks the whole pool: the jobs in flight
+            # fail with it, the rest go to a new pool (every pending one failed with it before,
+            # 40 of 40), at most POOL_RESTARTS times a run (a job that kills every pool).
+            nonlocal restarts
+            while True:
+                pool = self._get_pool()
+                try:
+                    return pool.submit(run_fit_job, job)
+                except BrokenProcessPool as exc:
+                    with self._lock:
+                        if self._pool is pool:
+                            self._pool = None
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    if restarts >= POOL_RESTARTS:
+                        failed: Future = Future()
+                        failed.set_exception(exc)
+                        return failed
+                    restarts += 1
+                    log.warning("fit worker pool broken (a worker died): starting a new one (%d of %d this refit)",
+                                restarts, POOL_RESTARTS)
 
         yield from _bounded(jobs, submit, lambda s: wait(s, return_when=FIRST_COMPLETED), outcome,
                             max_in_flight or 2 * self.workers)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -84,6 +85,16 @@ class _DyingModel(ConstantModel):
 
 def dying_factory(workload, events):
     return _DyingModel
+
+
+class _SlowModel(ConstantModel):
+    def fit(self, history, init=None):
+        time.sleep(0.3)  # still in flight, or not yet sent, when another worker dies
+        return super().fit(history, init)
+
+
+def first_dies_factory(workload, events):
+    return _DyingModel if workload.name == "w000" else _SlowModel
 
 
 def many_workloads_policy(n: int, *, refit: str = "6h") -> object:
@@ -472,6 +483,24 @@ def test_process_executor_gives_the_inline_results_and_survives_a_dying_worker()
         assert again.ok
     finally:
         procs.close()
+
+
+def test_a_dying_worker_fails_the_jobs_in_flight_not_the_whole_batch():
+    """A worker killed mid-fit (out of memory) broke the pool, and every pending workload of the
+    batch failed with it (40 of 40 in the sweep), each sized reactively until its retry. Now the
+    jobs in flight fail and the rest run on a new pool."""
+    policy = many_workloads_policy(11)
+    names = sorted(w.name for w in policy.workloads)
+    dies = "w000"
+    procs = ParallelForecasterCache(ProcessExecutor(2), first_dies_factory)
+    try:
+        outs = {o.workload: o for o in procs.refit_due_batch(policy, NOW, lambda w: (history_of(100.0), None))}
+    finally:
+        procs.close()
+    assert sorted(outs) == names and not outs[dies].ok
+    failed = [n for n, o in outs.items() if not o.ok]
+    assert len(failed) <= 4, failed  # the dying job and those in flight with it (2 workers x 2)
+    assert sum(o.ok for o in outs.values()) >= len(names) - 4
 
 
 def test_fit_result_of_too_little_history_is_reactive():
