@@ -233,11 +233,18 @@ class TierQuality:
         return f"{self.tier} {', '.join(parts) or '-'}"
 
 
+def _on_rungs(caps_kbps: np.ndarray, ladder_kbps: Sequence[float]) -> np.ndarray:
+    """(rows x rungs) True where a row's cap is that ladder rung (within float noise); a cap
+    that is NaN is no rung."""
+    return np.isclose(np.asarray(caps_kbps, float)[:, None], np.asarray(ladder_kbps, float)[None, :],
+                      rtol=1e-9, atol=1e-6)
+
+
 def _video_quality(viewers: pd.DataFrame, caps: pd.DataFrame | None, tiers: Sequence[str],
                    ladder: Sequence[Rung], dt_h: np.ndarray) -> tuple[TierQuality, ...]:
     """Each tier's viewer-hours by the cap it ran under (TierQuality); viewers unknown count as none."""
     out = []
-    kbps = np.asarray([float(r.kbps) for r in ladder])
+    kbps = [float(r.kbps) for r in ladder]
     for t in tiers:
         w = np.nan_to_num(viewers[t].to_numpy(float), nan=0.0).clip(min=0) * dt_h
         total = float(w.sum())
@@ -245,7 +252,7 @@ def _video_quality(viewers: pd.DataFrame, caps: pd.DataFrame | None, tiers: Sequ
             continue
         k = caps[t].to_numpy(float) if caps is not None and t in caps.columns else np.full(len(w), np.nan)
         known = np.isfinite(k)
-        on = np.isclose(np.where(known, k, -1.0)[:, None], kbps[None, :], rtol=1e-9, atol=1e-6)
+        on = _on_rungs(k, kbps)
         by_rung = tuple((r.name, float(w[on[:, i]].sum()) / total) for i, r in enumerate(ladder))
         out.append(TierQuality(t, total, by_rung, float(w[known & ~on.any(axis=1)].sum()) / total,
                                float(w[~known].sum()) / total))
@@ -498,7 +505,7 @@ def _ran_caps(caps: pd.DataFrame, tiers: Sequence[str], top: float, ladder: Sequ
         k = caps[t].to_numpy(float)
         nan = ~np.isfinite(k)
         unknown += int(nan.sum())
-        off_rung = ~nan & ~np.isclose(k[:, None], np.asarray(ladder)[None, :], rtol=1e-9, atol=1e-6).any(axis=1)
+        off_rung = ~nan & ~_on_rungs(k, ladder).any(axis=1)
         between |= off_rung
         out[t] = np.where(nan | (bandwidth & off_rung), top, k)
         rungs_of[t] = np.where(nan | off_rung, top, k)
