@@ -367,14 +367,14 @@ class ProcessExecutor:
                 try:
                     return pool.submit(run_fit_job, job)
                 except BrokenProcessPool as exc:
+                    if restarts >= POOL_RESTARTS:  # the broken pool stays: the next run replaces it
+                        failed: Future = Future()
+                        failed.set_exception(exc)
+                        return failed
                     with self._lock:
                         if self._pool is pool:
                             self._pool = None
                     pool.shutdown(wait=False, cancel_futures=True)
-                    if restarts >= POOL_RESTARTS:
-                        failed: Future = Future()
-                        failed.set_exception(exc)
-                        return failed
                     restarts += 1
                     log.warning("fit worker pool broken (a worker died): starting a new one (%d of %d this refit)",
                                 restarts, POOL_RESTARTS)

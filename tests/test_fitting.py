@@ -503,6 +503,31 @@ def test_a_dying_worker_fails_the_jobs_in_flight_not_the_whole_batch():
     assert sum(o.ok for o in outs.values()) >= len(names) - 4
 
 
+def test_a_job_that_kills_every_pool_starts_at_most_pool_restarts_new_ones(monkeypatch):
+    """Every fit kills its worker: one run starts its first pool and at most POOL_RESTARTS more,
+    then fails the rest at once (a new pool for every later job would start pools without end)."""
+    import concurrent.futures
+
+    from scaler.fitting import POOL_RESTARTS
+
+    made = []
+
+    class Counting(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, *a, **k):
+            made.append(1)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Counting)
+    policy = many_workloads_policy(9)
+    procs = ParallelForecasterCache(ProcessExecutor(1), dying_factory)
+    try:
+        outs = procs.refit_due_batch(policy, NOW, lambda w: (history_of(100.0), None))
+    finally:
+        procs.close()
+    assert len(outs) == 10 and not any(o.ok for o in outs)
+    assert len(made) == 1 + POOL_RESTARTS
+
+
 def test_fit_result_of_too_little_history_is_reactive():
     policy = load_policy_text(policy_yaml())
     w = policy.workloads[0]
